@@ -1,0 +1,125 @@
+//! `AppState` (everything a handler may use) and `App`: build from config, serve until shutdown.
+
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{Auth, Secrets};
+use crate::blob::BlobStore;
+use crate::config::Config;
+use crate::limits::Limits;
+use crate::store::Store;
+
+pub struct Inner {
+    pub config: Config,
+    pub store: Store,
+    pub blobs: BlobStore,
+    pub auth: Auth,
+    pub secrets: Secrets,
+    pub limits: Limits,
+    pub metrics: PrometheusHandle,
+    pub started: Instant,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// Shared state of one running app; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// The process-wide Prometheus recorder (metrics macros write to one global recorder).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Suffix("duration_seconds".into()),
+                    &[
+                        0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                    ],
+                )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        metrics_exporter_prometheus::Matcher::Suffix("bytes".into()),
+                        &[1e3, 1e4, 1e5, 1e6, 1e7, 2.5e7, 1e8, 1e9],
+                    )
+                });
+            let recorder = match builder {
+                Ok(b) => b.build_recorder(),
+                Err(_) => PrometheusBuilder::new().build_recorder(),
+            };
+            let handle = recorder.handle();
+            // Another recorder may already be installed (tests); the handle still renders ours.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+impl AppState {
+    /// Opens the database (migrating it), the blob store and the secrets.
+    pub async fn build(config: Config) -> anyhow::Result<AppState> {
+        config.validate()?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            anyhow::anyhow!("cannot create data_dir {}: {e}", config.data_dir.display())
+        })?;
+        let secrets = Secrets::load(&config)?;
+        let store = Store::connect(
+            &config.effective_database_url(),
+            config.database_max_connections,
+        )
+        .await?;
+        store.migrate().await?;
+        let blobs = BlobStore::from_config(&config, secrets.hmac.clone())?;
+        let auth = Auth::new(&secrets, config.token_ttl_secs)?;
+        let limits = Limits::new(&config);
+        let trusted_proxies = config.trusted_proxy_nets();
+        Ok(AppState(Arc::new(Inner {
+            config,
+            store,
+            blobs,
+            auth,
+            secrets,
+            limits,
+            metrics: metrics_handle(),
+            started: Instant::now(),
+            trusted_proxies,
+        })))
+    }
+}
+
+/// Serves `state` on `listener` until `shutdown` is cancelled, then drains in-flight requests
+/// and stops the background jobs.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let jobs = crate::jobs::spawn_all(state.clone(), shutdown.clone());
+    let app = crate::http::service(state.clone());
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, public_url = %state.config.public_url, "vitrine is listening");
+    let stop = shutdown.clone();
+    axum::serve(listener, axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(app))
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await?;
+    shutdown.cancel();
+    for j in jobs {
+        let _ = j.await;
+    }
+    state.store.close().await;
+    tracing::info!("vitrine stopped");
+    Ok(())
+}

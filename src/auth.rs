@@ -1,0 +1,219 @@
+//! Credentials: Argon2id password hashes (off the async threads, bounded), access tokens (JWT,
+//! HS256 only, `exp` required), generated secrets kept in the data dir, CSRF tokens.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
+
+use crate::config::Config;
+use crate::error::AppError;
+
+/// Signing keys, from the config or generated on first start.
+#[derive(Clone)]
+pub struct Secrets {
+    pub jwt: Vec<u8>,
+    pub hmac: Vec<u8>,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secrets(***)")
+    }
+}
+
+impl Secrets {
+    /// Configured secrets win; otherwise `data_dir/secrets/<name>.key` is read or created (0600).
+    pub fn load(config: &Config) -> anyhow::Result<Secrets> {
+        let dir = config.data_dir.join("secrets");
+        let jwt = match &config.jwt_secret {
+            Some(s) => s.as_bytes().to_vec(),
+            None => load_or_create(&dir, "jwt")?,
+        };
+        let hmac = match &config.hmac_secret {
+            Some(s) => s.as_bytes().to_vec(),
+            None => load_or_create(&dir, "hmac")?,
+        };
+        if jwt.len() < 32 || hmac.len() < 32 {
+            anyhow::bail!("`jwt_secret` and `hmac_secret` must be at least 32 characters long");
+        }
+        Ok(Secrets { jwt, hmac })
+    }
+}
+
+fn load_or_create(dir: &Path, name: &str) -> anyhow::Result<Vec<u8>> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let path = dir.join(format!("{name}.key"));
+    if let Ok(s) = std::fs::read_to_string(&path) {
+        let s = s.trim().to_string();
+        if s.len() >= 32 {
+            return Ok(s.into_bytes());
+        }
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    let mut raw = [0u8; 32];
+    rand::rng().fill_bytes(&mut raw);
+    let value = hex::encode(raw);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot write the secret {}", path.display()))?;
+    f.write_all(value.as_bytes())?;
+    f.sync_all()?;
+    Ok(value.into_bytes())
+}
+
+/// Claims of an access token.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub exp: u64,
+    pub iat: u64,
+    /// Token kind: "access" for accounts (others later: share links, chat sessions).
+    pub typ: String,
+}
+
+/// Password hashing and token signing.
+pub struct Auth {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    ttl_secs: u64,
+    hash_permits: Arc<Semaphore>,
+    dummy_hash: String,
+}
+
+impl Auth {
+    pub fn new(secrets: &Secrets, ttl_secs: u64) -> anyhow::Result<Auth> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.algorithms = vec![Algorithm::HS256];
+        validation.set_required_spec_claims(&["exp", "sub", "iat"]);
+        validation.leeway = 5;
+        validation.validate_exp = true;
+        let dummy_hash = hash_now("not a real password, used to equalise timing")?;
+        Ok(Auth {
+            encoding: EncodingKey::from_secret(&secrets.jwt),
+            decoding: DecodingKey::from_secret(&secrets.jwt),
+            validation,
+            ttl_secs,
+            // Argon2id takes ~19 MiB and tens of ms per hash: at most two at a time per core.
+            hash_permits: Arc::new(Semaphore::new(
+                std::thread::available_parallelism()
+                    .map(|n| n.get() * 2)
+                    .unwrap_or(4),
+            )),
+            dummy_hash,
+        })
+    }
+
+    pub fn ttl_secs(&self) -> u64 {
+        self.ttl_secs
+    }
+
+    pub async fn hash_password(&self, password: &str) -> Result<String, AppError> {
+        let _permit = self
+            .hash_permits
+            .acquire()
+            .await
+            .map_err(AppError::internal)?;
+        let pw = password.to_string();
+        tokio::task::spawn_blocking(move || hash_now(&pw))
+            .await
+            .map_err(AppError::internal)?
+            .map_err(AppError::internal)
+    }
+
+    /// Checks `password` against `hash`; with no hash (unknown account) it still spends the time.
+    pub async fn verify_password(
+        &self,
+        password: &str,
+        hash: Option<&str>,
+    ) -> Result<bool, AppError> {
+        let _permit = self
+            .hash_permits
+            .acquire()
+            .await
+            .map_err(AppError::internal)?;
+        let pw = password.to_string();
+        let known = hash.is_some();
+        let h = hash.unwrap_or(&self.dummy_hash).to_string();
+        let ok = tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&h)
+                .map(|parsed| {
+                    Argon2::default()
+                        .verify_password(pw.as_bytes(), &parsed)
+                        .is_ok()
+                })
+                .unwrap_or(false)
+        })
+        .await
+        .map_err(AppError::internal)?;
+        Ok(ok && known)
+    }
+
+    pub fn issue(&self, subject: &str, typ: &str, ttl_secs: u64) -> Result<String, AppError> {
+        let now = crate::blob::unix_now() as u64;
+        let claims = Claims {
+            sub: subject.to_string(),
+            exp: now + ttl_secs,
+            iat: now,
+            typ: typ.to_string(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(AppError::internal)
+    }
+
+    pub fn issue_access(&self, user_id: i64) -> Result<String, AppError> {
+        self.issue(&user_id.to_string(), "access", self.ttl_secs)
+    }
+
+    /// Decodes a token of kind `typ`; any failure is a 401.
+    pub fn verify(&self, token: &str, typ: &str) -> Result<Claims, AppError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind;
+                match e.kind() {
+                    ErrorKind::ExpiredSignature => {
+                        AppError::Unauthenticated("the token has expired; log in again".into())
+                    }
+                    _ => AppError::Unauthenticated("the token is not valid".into()),
+                }
+            })?;
+        if data.claims.typ != typ {
+            return Err(AppError::Unauthenticated(
+                "the token is not valid here".into(),
+            ));
+        }
+        Ok(data.claims)
+    }
+}
+
+fn hash_now(password: &str) -> anyhow::Result<String> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| anyhow::anyhow!("password hashing failed: {e}"))
+}
+
+/// A fresh random token (hex) for CSRF cookies.
+pub fn random_token() -> String {
+    let mut raw = [0u8; 32];
+    rand::rng().fill_bytes(&mut raw);
+    hex::encode(raw)
+}
+
+/// Constant-time string equality.
+pub fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}

@@ -1,0 +1,151 @@
+//! The command line: serve, migrate, user create, retention later, config check|example.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::app::AppState;
+use crate::config::Config;
+use crate::domain::users::NewUser;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vitrine",
+    version,
+    about = "Share files through links you control."
+)]
+pub struct Cli {
+    /// Configuration file (default: ./vitrine.toml when present).
+    #[arg(long, global = true, env = "VITRINE_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long, env = "VITRINE_NEW_USER_PASSWORD")]
+        password: String,
+        #[arg(long)]
+        name: String,
+        /// user, dashboard or admin.
+        #[arg(long, default_value = "user")]
+        role: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration (secrets masked) after validating it.
+    Check,
+    /// Print a commented example vitrine.toml with every setting and its default.
+    Example,
+}
+
+/// Runs a command; `Ok(code)` is the process exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Config {
+        command: ConfigCommand::Example,
+    } = command
+    {
+        print!("{}", crate::config::EXAMPLE_TOML);
+        return Ok(0);
+    }
+    let config = Config::load(cli.config.as_deref())?;
+    match command {
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => {
+            print!("{}", config.to_masked_toml()?);
+            eprintln!("configuration is valid");
+            Ok(0)
+        }
+        Command::Config {
+            command: ConfigCommand::Example,
+        } => Ok(0),
+        Command::Migrate => {
+            let store = crate::store::Store::connect_for(&config).await?;
+            store.migrate().await?;
+            eprintln!("database is up to date");
+            Ok(0)
+        }
+        Command::User {
+            command:
+                UserCommand::Create {
+                    email,
+                    password,
+                    name,
+                    role,
+                },
+        } => {
+            let state = AppState::build(config).await?;
+            let new = NewUser::parse(Some(&email), Some(&password), Some(&name), Some(&role))
+                .map_err(|e| anyhow::anyhow!("{}", e.public_message()))?;
+            let user = crate::http::api::auth::create_account(&state, new)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.public_message()))?;
+            println!(
+                "created {} account {} (id {})",
+                user.role.as_str(),
+                user.email,
+                user.id
+            );
+            Ok(0)
+        }
+        Command::Serve => {
+            let addr = config.listen_addr()?;
+            let state = AppState::build(config).await?;
+            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                anyhow::anyhow!("cannot listen on {addr}: {e}; change `listen` (VITRINE_LISTEN)")
+            })?;
+            let shutdown = CancellationToken::new();
+            tokio::spawn(stop_on_signal(shutdown.clone()));
+            crate::app::run(listener, state, shutdown).await?;
+            Ok(0)
+        }
+    }
+}
+
+/// SIGTERM or Ctrl-C starts a graceful shutdown.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM");
+            let _ = ctrl_c.await;
+            shutdown.cancel();
+            return;
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term.recv() => {},
+    }
+    tracing::info!("shutdown requested; finishing open requests");
+    shutdown.cancel();
+}

@@ -1,0 +1,446 @@
+//! Typed configuration: defaults < `vitrine.toml` < `VITRINE_*` environment; validated before a port
+//! is bound, with errors that say what to change; secrets print as `***`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Where blobs live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    Local,
+    S3,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Registration {
+    Open,
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The whole configuration. Field names are the keys of `vitrine.toml` and, upper-cased with a
+/// `VITRINE_` prefix, of the environment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub public_url: String,
+    /// `sqlite://...` or `postgres://...`; empty means SQLite in `data_dir/vitrine.db`.
+    #[serde(deserialize_with = "lossy_opt_string")]
+    pub database_url: Option<String>,
+    pub database_max_connections: u32,
+    pub storage: StorageKind,
+    #[serde(deserialize_with = "lossy_opt_string")]
+    pub s3_endpoint: Option<String>,
+    #[serde(deserialize_with = "lossy_opt_string")]
+    pub s3_bucket: Option<String>,
+    #[serde(deserialize_with = "lossy_string")]
+    pub s3_region: String,
+    #[serde(deserialize_with = "lossy_opt_string")]
+    pub s3_access_key: Option<String>,
+    #[serde(deserialize_with = "lossy_opt_string")]
+    pub s3_secret_key: Option<String>,
+    /// Path-style requests (`endpoint/bucket/key`), which most self-hosted S3 servers need.
+    pub s3_path_style: bool,
+    #[serde(deserialize_with = "lossy_opt_string")]
+    pub bus_url: Option<String>,
+    #[serde(deserialize_with = "lossy_opt_string")]
+    pub smtp_url: Option<String>,
+    #[serde(deserialize_with = "lossy_opt_string")]
+    pub clamd_address: Option<String>,
+    #[serde(deserialize_with = "lossy_opt_string")]
+    pub geoip_db: Option<String>,
+    pub registration: Registration,
+    /// Proxies whose `X-Forwarded-For` is believed: IP addresses or CIDR ranges.
+    #[serde(deserialize_with = "string_list")]
+    pub trusted_proxies: Vec<String>,
+    pub log_format: LogFormat,
+    #[serde(deserialize_with = "lossy_string")]
+    pub log_level: String,
+    /// Signing key of access tokens; generated into `data_dir/secrets` when empty.
+    #[serde(deserialize_with = "lossy_opt_string")]
+    pub jwt_secret: Option<String>,
+    /// Key of signed download URLs and CSRF tokens; generated into `data_dir/secrets` when empty.
+    #[serde(deserialize_with = "lossy_opt_string")]
+    pub hmac_secret: Option<String>,
+    /// Lifetime of access tokens and login sessions.
+    pub token_ttl_secs: u64,
+    /// Largest accepted asset upload.
+    pub asset_max_bytes: u64,
+    /// Allowed MIME types of uploaded assets (sniffed from the bytes).
+    #[serde(deserialize_with = "string_list")]
+    pub asset_allowed_types: Vec<String>,
+    /// Largest image (width x height) that is decoded for a thumbnail; larger ones are refused.
+    pub image_max_pixels: u64,
+    /// Lifetime of signed download URLs.
+    pub download_url_ttl_secs: u64,
+    pub login_rate_per_ip_per_minute: u32,
+    pub login_rate_per_account_per_minute: u32,
+    /// How often the leftover-blob sweeper runs.
+    pub blob_gc_interval_secs: u64,
+    /// Unreferenced blobs younger than this are left alone (an upload may be committing).
+    pub blob_gc_grace_secs: u64,
+}
+
+pub const DEFAULT_ALLOWED_TYPES: &[&str] = &[
+    "image/jpeg",
+    "image/png",
+    "image/gif",
+    "image/webp",
+    "video/mp4",
+    "video/webm",
+    "video/quicktime",
+    "audio/mpeg",
+    "audio/wav",
+    "audio/ogg",
+    "video/ogg",
+    "application/ogg",
+    "audio/mp4",
+    "audio/flac",
+    "application/pdf",
+    "application/msword",
+    "application/vnd.ms-excel",
+    "application/vnd.ms-powerpoint",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "application/vnd.oasis.opendocument.text",
+    "application/vnd.oasis.opendocument.spreadsheet",
+    "application/vnd.oasis.opendocument.presentation",
+    "application/rtf",
+    "text/plain",
+    "text/csv",
+];
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./data"),
+            public_url: "http://127.0.0.1:8080".into(),
+            database_url: None,
+            database_max_connections: 16,
+            storage: StorageKind::Local,
+            s3_endpoint: None,
+            s3_bucket: None,
+            s3_region: "us-east-1".into(),
+            s3_access_key: None,
+            s3_secret_key: None,
+            s3_path_style: true,
+            bus_url: None,
+            smtp_url: None,
+            clamd_address: None,
+            geoip_db: None,
+            registration: Registration::Open,
+            trusted_proxies: vec![],
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+            jwt_secret: None,
+            hmac_secret: None,
+            token_ttl_secs: 24 * 3600,
+            asset_max_bytes: 2 * 1024 * 1024 * 1024,
+            asset_allowed_types: DEFAULT_ALLOWED_TYPES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            image_max_pixels: 100_000_000,
+            download_url_ttl_secs: 3600,
+            login_rate_per_ip_per_minute: 10,
+            login_rate_per_account_per_minute: 5,
+            blob_gc_interval_secs: 600,
+            blob_gc_grace_secs: 3600,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    S(String),
+    I(i64),
+    U(u64),
+    F(f64),
+    B(bool),
+}
+
+impl Scalar {
+    fn into_string(self) -> String {
+        match self {
+            Scalar::S(s) => s,
+            Scalar::I(i) => i.to_string(),
+            Scalar::U(u) => u.to_string(),
+            Scalar::F(f) => f.to_string(),
+            Scalar::B(b) => b.to_string(),
+        }
+    }
+}
+
+/// Accepts strings, numbers and booleans as a string (environment values like `123` parse as numbers).
+fn lossy_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Scalar::deserialize(d)?.into_string())
+}
+
+fn lossy_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let s = Option::<Scalar>::deserialize(d)?.map(Scalar::into_string);
+    Ok(s.filter(|s| !s.trim().is_empty()))
+}
+
+/// A list given either as a TOML array or as one comma-separated string (handy in the environment).
+fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum List {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match List::deserialize(d)? {
+        List::One(s) => s
+            .split(',')
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect(),
+        List::Many(v) => v,
+    })
+}
+
+impl Config {
+    /// Loads defaults, then the file (explicit path, or `vitrine.toml` in the working directory if
+    /// present), then `VITRINE_*` variables.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        match path {
+            Some(p) => {
+                if !p.exists() {
+                    bail!(
+                        "the configuration file {} does not exist; fix --config",
+                        p.display()
+                    );
+                }
+                fig = fig.merge(Toml::file(p));
+            }
+            None => {
+                if Path::new("vitrine.toml").exists() {
+                    fig = fig.merge(Toml::file("vitrine.toml"));
+                }
+            }
+        }
+        fig = fig.merge(Env::prefixed("VITRINE_"));
+        let config: Config = fig.extract().map_err(|e| {
+            let mut msgs = vec![];
+            for err in e {
+                let key = err.path.join(".");
+                msgs.push(format!(
+                    "setting `{key}` (VITRINE_{}): {}",
+                    key.to_uppercase(),
+                    err.kind
+                ));
+            }
+            anyhow::anyhow!("invalid configuration:\n  {}", msgs.join("\n  "))
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot; every message names the setting to change.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let mut problems = vec![];
+        if self.listen.parse::<SocketAddr>().is_err() {
+            problems.push(format!(
+                "`listen` = {:?} is not an address:port such as 127.0.0.1:8080",
+                self.listen
+            ));
+        }
+        match url::Url::parse(&self.public_url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            _ => problems.push(format!(
+                "`public_url` = {:?} must be an absolute http(s) URL such as https://files.example.com",
+                self.public_url
+            )),
+        }
+        if let Some(db) = &self.database_url
+            && !(db.starts_with("sqlite:")
+                || db.starts_with("postgres://")
+                || db.starts_with("postgresql://"))
+        {
+            problems.push(
+                "`database_url` must start with sqlite:, postgres:// or postgresql://".into(),
+            );
+        }
+        if self.database_max_connections == 0 {
+            problems.push("`database_max_connections` must be at least 1".into());
+        }
+        if self.storage == StorageKind::S3 {
+            if self.s3_bucket.is_none() {
+                problems.push("`storage = \"s3\"` needs `s3_bucket`".into());
+            }
+            if self.s3_access_key.is_some() != self.s3_secret_key.is_some() {
+                problems.push("set both `s3_access_key` and `s3_secret_key`, or neither".into());
+            }
+            if let Some(ep) = &self.s3_endpoint
+                && url::Url::parse(ep).is_err()
+            {
+                problems.push(format!(
+                    "`s3_endpoint` = {ep:?} is not a URL such as http://127.0.0.1:9000"
+                ));
+            }
+        }
+        for p in &self.trusted_proxies {
+            if p.parse::<IpNet>().is_err() && p.parse::<IpAddr>().is_err() {
+                problems.push(format!(
+                    "`trusted_proxies` entry {p:?} is not an IP address or CIDR range"
+                ));
+            }
+        }
+        if self.token_ttl_secs < 60 {
+            problems.push("`token_ttl_secs` must be at least 60".into());
+        }
+        if self.asset_max_bytes == 0 {
+            problems.push("`asset_max_bytes` must be greater than 0".into());
+        }
+        if self.asset_allowed_types.is_empty() {
+            problems.push("`asset_allowed_types` must list at least one MIME type".into());
+        }
+        if self.image_max_pixels == 0 {
+            problems.push("`image_max_pixels` must be greater than 0".into());
+        }
+        if self.download_url_ttl_secs == 0 {
+            problems.push("`download_url_ttl_secs` must be greater than 0".into());
+        }
+        if self.login_rate_per_ip_per_minute == 0 || self.login_rate_per_account_per_minute == 0 {
+            problems.push("login rate limits must be at least 1 per minute".into());
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
+            problems.push(format!(
+                "`log_level` = {:?} is not a level such as info or debug",
+                self.log_level
+            ));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            bail!("invalid configuration:\n  {}", problems.join("\n  "))
+        }
+    }
+
+    pub fn listen_addr(&self) -> anyhow::Result<SocketAddr> {
+        self.listen
+            .parse()
+            .with_context(|| format!("`listen` = {:?}", self.listen))
+    }
+
+    /// The database URL in force: the configured one, or SQLite inside `data_dir`.
+    pub fn effective_database_url(&self) -> String {
+        match &self.database_url {
+            Some(u) => u.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("vitrine.db").display()
+            ),
+        }
+    }
+
+    /// `public_url` without a trailing slash, the base of every absolute URL we print.
+    pub fn base_url(&self) -> &str {
+        self.public_url.trim_end_matches('/')
+    }
+
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+
+    pub fn trusted_proxy_nets(&self) -> Vec<IpNet> {
+        self.trusted_proxies
+            .iter()
+            .filter_map(|p| {
+                p.parse::<IpNet>()
+                    .ok()
+                    .or_else(|| p.parse::<IpAddr>().ok().map(IpNet::from))
+            })
+            .collect()
+    }
+
+    /// The effective configuration as TOML with every secret replaced by `***`.
+    pub fn to_masked_toml(&self) -> anyhow::Result<String> {
+        let mut c = self.clone();
+        c.database_url = Some(mask_url_password(&self.effective_database_url()));
+        for secret in [&mut c.s3_secret_key, &mut c.jwt_secret, &mut c.hmac_secret] {
+            if secret.is_some() {
+                *secret = Some("***".into());
+            }
+        }
+        c.s3_access_key = c.s3_access_key.as_ref().map(|_| "***".into());
+        c.smtp_url = c.smtp_url.as_deref().map(mask_url_password);
+        c.bus_url = c.bus_url.as_deref().map(mask_url_password);
+        Ok(toml::to_string_pretty(&c)?)
+    }
+}
+
+/// `scheme://user:secret@host` -> `scheme://user:***@host`.
+pub fn mask_url_password(u: &str) -> String {
+    match url::Url::parse(u) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => u.to_string(),
+    }
+}
+
+/// The commented example file printed by `vitrine config example`.
+pub const EXAMPLE_TOML: &str = include_str!("../vitrine.example.toml");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().expect("defaults validate");
+    }
+
+    #[test]
+    fn example_file_parses_to_the_defaults() {
+        let c: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(EXAMPLE_TOML))
+            .extract()
+            .expect("example parses");
+        c.validate().expect("example validates");
+        assert_eq!(c.listen, "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn a_bad_listen_address_names_the_setting() {
+        let c = Config {
+            listen: "nonsense".into(),
+            ..Config::default()
+        };
+        let e = c.validate().expect_err("must fail").to_string();
+        assert!(e.contains("`listen`"), "{e}");
+    }
+
+    #[test]
+    fn secrets_are_masked() {
+        let c = Config {
+            jwt_secret: Some("topsecret".into()),
+            database_url: Some("postgres://u:pw@h/db".into()),
+            ..Config::default()
+        };
+        let out = c.to_masked_toml().expect("toml");
+        assert!(!out.contains("topsecret") && !out.contains(":pw@"), "{out}");
+    }
+}

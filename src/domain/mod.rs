@@ -1,0 +1,8 @@
+//! Types that are valid by construction: request bodies are parsed into these at the edge,
+//! and the store accepts only these. No I/O here.
+
+pub mod assets;
+pub mod filetype;
+pub mod pagination;
+pub mod time;
+pub mod users;

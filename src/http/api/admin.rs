@@ -1,0 +1,133 @@
+//! User management for admins (SPEC §1).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::auth::{UserOut, create_account};
+use crate::app::AppState;
+use crate::domain::pagination::{Page, PageQuery, PageRequest};
+use crate::domain::users::{NewUser, Role};
+use crate::error::{AppError, AppResult, ErrorResponse, FieldErrors};
+use crate::http::extract::{AdminUser, ApiJson, ApiPath, ApiQuery};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(update))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateUserRequest {
+    pub email: Option<String>,
+    pub password: Option<String>,
+    pub name: Option<String>,
+    /// `user` (default), `dashboard` or `admin`.
+    pub role: Option<String>,
+}
+
+/// Creates an account with any role (works with registration closed).
+#[utoipa::path(post, path = "/api/admin/users", tag = "admin", security(("bearer" = [])), request_body = CreateUserRequest,
+    responses((status = 201, body = UserOut), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
+        (status = 403, body = ErrorResponse), (status = 409, body = ErrorResponse)))]
+pub async fn create(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    ApiJson(body): ApiJson<CreateUserRequest>,
+) -> AppResult<impl IntoResponse> {
+    let role = body.role.as_deref().unwrap_or("user");
+    let new = NewUser::parse(
+        body.email.as_deref(),
+        body.password.as_deref(),
+        body.name.as_deref(),
+        Some(role),
+    )?;
+    let user = create_account(&state, new).await?;
+    Ok((StatusCode::CREATED, axum::Json(UserOut::from(&user))))
+}
+
+/// Lists every account.
+#[utoipa::path(get, path = "/api/admin/users", tag = "admin", security(("bearer" = [])), params(PageQuery),
+    responses((status = 200, body = Page<UserOut>), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse)))]
+pub async fn list(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> AppResult<axum::Json<Page<UserOut>>> {
+    let page = PageRequest::try_from(&q)?;
+    let (users, count) = state.store.list_users(page).await?;
+    let base = format!("{}/api/admin/users/", state.config.base_url());
+    Ok(axum::Json(Page::new(
+        users.iter().map(UserOut::from).collect(),
+        count,
+        page,
+        &base,
+        &[],
+    )))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UpdateUserRequest {
+    pub role: Option<String>,
+    pub is_active: Option<bool>,
+}
+
+/// Changes an account's role or disables it (`is_active: false`), effective at once.
+#[utoipa::path(patch, path = "/api/admin/users/{id}", tag = "admin", security(("bearer" = [])), request_body = UpdateUserRequest,
+    params(("id" = i64, Path, description = "account id")),
+    responses((status = 200, body = UserOut), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
+        (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)))]
+pub async fn update(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<UpdateUserRequest>,
+) -> AppResult<axum::Json<UserOut>> {
+    let mut fields = FieldErrors::new();
+    let role = match body.role.as_deref() {
+        None => None,
+        Some(r) => Role::parse(r).or_else(|| {
+            fields.insert(
+                "role".into(),
+                "must be one of user, dashboard, admin".into(),
+            );
+            None
+        }),
+    };
+    if body.role.is_none() && body.is_active.is_none() {
+        fields.insert("role".into(), "give role and/or is_active".into());
+    }
+    if !fields.is_empty() {
+        return Err(AppError::from_fields(fields));
+    }
+    let target = state
+        .store
+        .user_by_id(id)
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
+    let loses_admin = target.is_admin()
+        && target.is_active
+        && (role.is_some_and(|r| r != Role::Admin) || body.is_active == Some(false));
+    if loses_admin && state.store.count_admins().await? <= 1 {
+        return Err(AppError::Conflict {
+            code: "last_admin",
+            message: "this is the last active admin; make another admin first".into(),
+        });
+    }
+    let user = state
+        .store
+        .update_user(id, role, body.is_active)
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
+    tracing::info!(
+        user_id = id,
+        role = user.role.as_str(),
+        is_active = user.is_active,
+        "account updated"
+    );
+    Ok(axum::Json(UserOut::from(&user)))
+}

@@ -1,0 +1,206 @@
+//! Accounts: register, log in, who am I (SPEC §1).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+use crate::config::Registration;
+use crate::domain::time::rfc3339;
+use crate::domain::users::{NewUser, Role, User};
+use crate::error::{AppError, AppResult, ErrorResponse};
+use crate::http::extract::{ApiJson, ClientIp, CurrentUser};
+use crate::store::users::Created;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(me))
+}
+
+/// An account as the API shows it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UserOut {
+    pub id: i64,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub is_active: bool,
+    pub created_at: String,
+}
+
+impl From<&User> for UserOut {
+    fn from(u: &User) -> Self {
+        UserOut {
+            id: u.id,
+            email: u.email.clone(),
+            name: u.name.clone(),
+            role: u.role,
+            is_active: u.is_active,
+            created_at: rfc3339(u.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RegisterRequest {
+    pub email: Option<String>,
+    pub password: Option<String>,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegisterResponse {
+    pub user: UserOut,
+    pub access_token: String,
+}
+
+/// Creates an account; the very first one becomes admin.
+#[utoipa::path(post, path = "/api/auth/register", tag = "auth", request_body = RegisterRequest,
+    responses((status = 201, body = RegisterResponse), (status = 400, body = ErrorResponse),
+        (status = 403, description = "registration is closed", body = ErrorResponse),
+        (status = 409, description = "e-mail already registered", body = ErrorResponse)))]
+pub async fn register(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RegisterRequest>,
+) -> AppResult<impl IntoResponse> {
+    let new = NewUser::parse(
+        body.email.as_deref(),
+        body.password.as_deref(),
+        body.name.as_deref(),
+        None,
+    )?;
+    if state.config.registration == Registration::Closed {
+        return Err(AppError::Forbidden {
+            code: "registration_closed",
+            message: "registration is closed; ask an administrator for an account".into(),
+        });
+    }
+    let user = create_account(&state, new).await?;
+    let access_token = state.auth.issue_access(user.id)?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(RegisterResponse {
+            user: UserOut::from(&user),
+            access_token,
+        }),
+    ))
+}
+
+/// Hashes the password and stores the account; the one path for API, admin and CLI.
+pub async fn create_account(state: &AppState, new: NewUser) -> AppResult<User> {
+    let hash = state.auth.hash_password(new.password.expose()).await?;
+    match state
+        .store
+        .create_user(&new.email, &new.name, &hash, new.role)
+        .await?
+    {
+        Created::Ok(u) => {
+            tracing::info!(user_id = u.id, role = u.role.as_str(), "account created");
+            Ok(u)
+        }
+        Created::EmailTaken => Err(AppError::Conflict {
+            code: "email_taken",
+            message: "an account with this e-mail address already exists".into(),
+        }),
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    pub email: Option<String>,
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+}
+
+/// Exchanges e-mail and password for an access token.
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, body = LoginResponse), (status = 400, body = ErrorResponse),
+        (status = 401, description = "wrong e-mail or password", body = ErrorResponse),
+        (status = 403, description = "account disabled", body = ErrorResponse),
+        (status = 429, description = "too many attempts", body = ErrorResponse)))]
+pub async fn login(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> AppResult<axum::Json<LoginResponse>> {
+    let (email, password) = require_credentials(body.email, body.password)?;
+    let user = check_credentials(&state, ip, &email, &password).await?;
+    Ok(axum::Json(LoginResponse {
+        access_token: state.auth.issue_access(user.id)?,
+        token_type: "Bearer",
+        expires_in: state.auth.ttl_secs(),
+    }))
+}
+
+pub fn require_credentials(
+    email: Option<String>,
+    password: Option<String>,
+) -> AppResult<(String, String)> {
+    let mut fields = crate::error::FieldErrors::new();
+    let email = email
+        .map(|e| e.trim().to_lowercase())
+        .filter(|e| !e.is_empty());
+    let password = password.filter(|p| !p.is_empty());
+    if email.is_none() {
+        fields.insert("email".into(), "is required".into());
+    }
+    if password.is_none() {
+        fields.insert("password".into(), "is required".into());
+    }
+    match (email, password) {
+        (Some(e), Some(p)) => Ok((e, p)),
+        _ => Err(AppError::from_fields(fields)),
+    }
+}
+
+/// Rate limits (per IP, per account), then the password; the one check for API and login page.
+pub async fn check_credentials(
+    state: &AppState,
+    ip: ClientIp,
+    email: &str,
+    password: &str,
+) -> AppResult<User> {
+    state.limits.login_per_ip.check(&ip.0)?;
+    state.limits.login_per_account.check(&email.to_string())?;
+    let user = state.store.user_by_email(email).await?;
+    let ok = state
+        .auth
+        .verify_password(password, user.as_ref().map(|u| u.password_hash.as_str()))
+        .await?;
+    match user {
+        Some(u) if ok => {
+            if !u.is_active {
+                return Err(AppError::Forbidden {
+                    code: "account_disabled",
+                    message: "this account is disabled".into(),
+                });
+            }
+            Ok(u)
+        }
+        _ => {
+            metrics::counter!("vitrine_login_failures_total").increment(1);
+            Err(AppError::Unauthenticated(
+                "wrong e-mail address or password".into(),
+            ))
+        }
+    }
+}
+
+/// The current account.
+#[utoipa::path(get, path = "/api/auth/me", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = UserOut), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse)))]
+pub async fn me(CurrentUser(user): CurrentUser) -> axum::Json<UserOut> {
+    axum::Json(UserOut::from(&user))
+}

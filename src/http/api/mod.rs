@@ -1,0 +1,6 @@
+//! JSON API handlers, one file per feature, each with its `router()` at the top.
+
+pub mod admin;
+pub mod assets;
+pub mod auth;
+pub mod ops;

@@ -1,0 +1,229 @@
+//! Extractors: who is calling (`CurrentUser`, `AdminUser`, `MaybeUser`, `PageUser`), from where
+//! (`ClientIp`), and JSON/query wrappers whose rejections are `AppError`s.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, OptionalFromRequestParts};
+use axum::http::header;
+use axum::http::request::Parts;
+
+use crate::app::AppState;
+use crate::domain::users::User;
+use crate::error::AppError;
+
+/// JSON body whose rejections are our 400/413/415.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(AppError))]
+pub struct ApiJson<T>(pub T);
+
+/// Query string whose rejections are our 400.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(AppError))]
+pub struct ApiQuery<T>(pub T);
+
+/// Form body whose rejections are our 400.
+#[derive(FromRequest)]
+#[from_request(via(axum::Form), rejection(AppError))]
+pub struct ApiForm<T>(pub T);
+
+/// Path parameters; a malformed one is a 404 (nothing can live there).
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(AppError))]
+pub struct ApiPath<T>(pub T);
+
+/// The client's address: the peer, or — only when the peer is a trusted proxy — the right-most
+/// untrusted address of `X-Forwarded-For`.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        Ok(ClientIp(client_ip(
+            peer,
+            parts
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok()),
+            &state.trusted_proxies,
+        )))
+    }
+}
+
+pub fn client_ip(peer: IpAddr, xff: Option<&str>, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let Some(xff) = xff else { return peer };
+    for hop in xff.rsplit(',') {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) if is_trusted(&ip) => continue,
+            Ok(ip) => return ip,
+            Err(_) => return peer,
+        }
+    }
+    peer
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    let v = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Loads the account of a verified access token; disabled or deleted accounts are refused.
+pub async fn user_from_token(state: &AppState, token: &str) -> Result<User, AppError> {
+    let claims = state.auth.verify(token, "access")?;
+    let id: i64 = claims
+        .sub
+        .parse()
+        .map_err(|_| AppError::Unauthenticated("the token is not valid".into()))?;
+    let user = state
+        .store
+        .user_by_id(id)
+        .await?
+        .ok_or_else(|| AppError::Unauthenticated("the account no longer exists".into()))?;
+    if !user.is_active {
+        return Err(AppError::Forbidden {
+            code: "account_disabled",
+            message: "this account is disabled".into(),
+        });
+    }
+    Ok(user)
+}
+
+/// An authenticated API caller (`Authorization: Bearer <JWT>`).
+pub struct CurrentUser(pub User);
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let token = bearer(parts).ok_or_else(|| {
+            AppError::Unauthenticated(
+                "authentication required: send Authorization: Bearer <token>".into(),
+            )
+        })?;
+        Ok(CurrentUser(user_from_token(state, token).await?))
+    }
+}
+
+impl OptionalFromRequestParts<AppState> for CurrentUser {
+    type Rejection = AppError;
+
+    /// No credentials: `None`; bad credentials: still an error (never silently anonymous).
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Option<Self>, AppError> {
+        match bearer(parts) {
+            None => Ok(None),
+            Some(token) => Ok(Some(CurrentUser(user_from_token(state, token).await?))),
+        }
+    }
+}
+
+/// An authenticated admin.
+pub struct AdminUser(pub User);
+
+impl FromRequestParts<AppState> for AdminUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let CurrentUser(user) =
+            <CurrentUser as FromRequestParts<AppState>>::from_request_parts(parts, state).await?;
+        if !user.is_admin() {
+            return Err(AppError::forbidden("this needs the admin role"));
+        }
+        Ok(AdminUser(user))
+    }
+}
+
+pub const SESSION_COOKIE: &str = "vitrine_session";
+pub const CSRF_COOKIE: &str = "vitrine_csrf";
+
+/// Value of one cookie of the request.
+pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<String> {
+    for v in parts.headers.get_all(header::COOKIE) {
+        let Ok(s) = v.to_str() else { continue };
+        for c in cookie::Cookie::split_parse(s).flatten() {
+            if c.name() == name {
+                return Some(c.value().to_string());
+            }
+        }
+    }
+    None
+}
+
+/// The signed-in user of an HTML page (session cookie), if any.
+pub struct PageUser(pub Option<User>);
+
+impl FromRequestParts<AppState> for PageUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let Some(token) = cookie(parts, SESSION_COOKIE) else {
+            return Ok(PageUser(None));
+        };
+        // An expired or revoked session simply means "not signed in" on a page.
+        Ok(PageUser(user_from_token(state, &token).await.ok()))
+    }
+}
+
+/// The CSRF cookie of the request (double-submit token of cookie-authenticated forms).
+pub struct CsrfCookie(pub Option<String>);
+
+impl FromRequestParts<AppState> for CsrfCookie {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        // Cross-site form posts carry a foreign Origin: refuse them before looking at tokens.
+        if let Some(origin) = parts
+            .headers
+            .get(header::ORIGIN)
+            .and_then(|o| o.to_str().ok())
+            && origin != "null"
+            && !same_origin(origin, state.config.base_url())
+            && parts.method != axum::http::Method::GET
+        {
+            return Err(AppError::Forbidden {
+                code: "csrf_failed",
+                message: "cross-site request refused".into(),
+            });
+        }
+        Ok(CsrfCookie(cookie(parts, CSRF_COOKIE)))
+    }
+}
+
+fn same_origin(origin: &str, base: &str) -> bool {
+    match (url::Url::parse(origin), url::Url::parse(base)) {
+        (Ok(a), Ok(b)) => a.origin() == b.origin(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap_or_else(|_| panic!())];
+        let peer: IpAddr = "10.1.2.3".parse().unwrap_or_else(|_| panic!());
+        let outsider: IpAddr = "203.0.113.9".parse().unwrap_or_else(|_| panic!());
+        assert_eq!(client_ip(outsider, Some("1.1.1.1"), &trusted), outsider);
+        assert_eq!(
+            client_ip(peer, Some("1.1.1.1, 198.51.100.7, 10.0.0.5"), &trusted).to_string(),
+            "198.51.100.7"
+        );
+        assert_eq!(client_ip(peer, None, &trusted), peer);
+        assert_eq!(client_ip(peer, Some("garbage"), &trusted), peer);
+    }
+}

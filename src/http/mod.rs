@@ -1,0 +1,181 @@
+//! The URL space: `router()` merges every feature router; shared layers live here.
+
+pub mod api;
+pub mod extract;
+pub mod files;
+pub mod pages;
+pub mod upload;
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tower::Layer;
+use tower::util::MapRequestLayer;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::app::AppState;
+use crate::error::AppError;
+
+/// Largest JSON or form body accepted (uploads are streamed and limited separately).
+pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Vitrine API", description = "Share files through links you control, review them together, see who looked, curate a gallery, exchange files in support chat."),
+    modifiers(&SecurityAddon),
+    tags(
+        (name = "auth", description = "Accounts and sessions"),
+        (name = "admin", description = "User management"),
+        (name = "assets", description = "Uploaded files"),
+        (name = "files", description = "Signed downloads"),
+        (name = "ops", description = "Health, readiness, metrics"),
+        (name = "pages", description = "HTML pages")
+    )
+)]
+pub struct ApiDoc;
+
+struct SecurityAddon;
+
+impl utoipa::Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Every route of the app, and the OpenAPI document built from the same declarations.
+pub fn router(state: AppState) -> Router {
+    let (routes, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(api::auth::router())
+        .merge(api::admin::router())
+        .merge(api::assets::router())
+        .merge(api::ops::router())
+        .merge(files::router())
+        .merge(pages::auth::router())
+        .merge(pages::home::router())
+        .split_for_parts();
+    let docs = utoipa_swagger_ui::SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi);
+    routes
+        .merge(pages::static_files::router())
+        .merge(docs)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(middleware::from_fn(security_headers))
+        .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                AppError::internal(anyhow::anyhow!("a handler panicked")).into_response()
+            },
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// The router behind the path normaliser: every path answers with and without its trailing slash.
+pub fn service(state: AppState) -> tower::util::MapRequest<Router, fn(Request) -> Request> {
+    MapRequestLayer::new(normalize_path as fn(Request) -> Request).layer(router(state))
+}
+
+/// Drops one trailing slash so that routes are declared once (SPEC §0). The interactive docs keep
+/// theirs: they redirect `/api/docs` to `/api/docs/`.
+fn normalize_path(mut req: Request) -> Request {
+    let path = req.uri().path();
+    if path.len() > 1 && path.ends_with('/') && !path.starts_with("/api/docs") {
+        let trimmed = path.trim_end_matches('/');
+        let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
+        let new = match req.uri().query() {
+            Some(q) => format!("{trimmed}?{q}"),
+            None => trimmed.to_string(),
+        };
+        if let Ok(uri) = new.parse::<Uri>() {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
+}
+
+fn wants_html(req_path: &str, accept: Option<&HeaderValue>) -> bool {
+    !req_path.starts_with("/api/")
+        && accept
+            .and_then(|a| a.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"))
+}
+
+async fn not_found(req: Request) -> Response {
+    if wants_html(req.uri().path(), req.headers().get(header::ACCEPT)) {
+        return pages::error_page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is nothing at this address.",
+        );
+    }
+    AppError::NotFound("page").into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    AppError::MethodNotAllowed.into_response()
+}
+
+/// Counts and times every request by route, method and status.
+async fn observe(State(_state): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let resp = next.run(req).await;
+    let labels = [
+        ("method", method_label(&method)),
+        ("route", route),
+        ("status", resp.status().as_u16().to_string()),
+    ];
+    metrics::counter!("vitrine_http_requests_total", &labels).increment(1);
+    metrics::histogram!("vitrine_http_request_duration_seconds", &labels)
+        .record(start.elapsed().as_secs_f64());
+    resp
+}
+
+fn method_label(m: &Method) -> String {
+    m.as_str().to_string()
+}
+
+/// Headers every response carries; pages may never be framed (the embed page will opt out).
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.entry(header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(HeaderValue::from_static("nosniff"));
+    h.entry(header::REFERRER_POLICY)
+        .or_insert(HeaderValue::from_static("strict-origin-when-cross-origin"));
+    h.entry(HeaderName::from_static("x-frame-options"))
+        .or_insert(HeaderValue::from_static("DENY"));
+    h.entry(header::CONTENT_SECURITY_POLICY).or_insert(HeaderValue::from_static(
+        "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    ));
+    resp
+}
+
+/// Helper for handlers that answer with an empty body and a status.
+pub fn empty(status: StatusCode) -> Response {
+    (status, Body::empty()).into_response()
+}

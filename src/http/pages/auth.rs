@@ -1,0 +1,222 @@
+//! Login and logout pages: cookie session (HttpOnly, SameSite=Lax, Secure on https) and
+//! double-submit CSRF tokens on every cookie-authenticated form.
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use cookie::{Cookie, SameSite};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+use crate::auth::{random_token, same};
+use crate::error::AppError;
+use crate::http::api::auth::check_credentials;
+use crate::http::extract::{
+    ApiForm, ApiQuery, CSRF_COOKIE, ClientIp, CsrfCookie, PageUser, SESSION_COOKIE,
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(login_form, login))
+        .routes(routes!(logout))
+}
+
+#[derive(Template)]
+#[template(path = "auth/login.html")]
+struct LoginPage {
+    csrf: String,
+    next: String,
+    email: String,
+    error: Option<String>,
+}
+
+/// The CSRF token of this browser, creating the cookie when missing.
+pub fn csrf_token(cookie: &CsrfCookie, secure: bool) -> (String, Option<HeaderValue>) {
+    match &cookie.0 {
+        Some(t) if t.len() == 64 => (t.clone(), None),
+        _ => {
+            let t = random_token();
+            let c = Cookie::build((CSRF_COOKIE, t.clone()))
+                .path("/")
+                .http_only(true)
+                .secure(secure)
+                .same_site(SameSite::Strict)
+                .build();
+            (t, HeaderValue::from_str(&c.to_string()).ok())
+        }
+    }
+}
+
+/// Checks the form's token against the cookie (constant time).
+pub fn check_csrf(cookie: &CsrfCookie, form_token: Option<&str>) -> Result<(), AppError> {
+    match (&cookie.0, form_token) {
+        (Some(c), Some(f)) if same(c, f) => Ok(()),
+        _ => Err(AppError::Forbidden {
+            code: "csrf_failed",
+            message: "the form has expired; reload the page and try again".into(),
+        }),
+    }
+}
+
+/// Only same-site paths are followed after login.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => {
+            n.to_string()
+        }
+        _ => "/".to_string(),
+    }
+}
+
+fn with_cookie(mut resp: Response, cookie: Option<HeaderValue>) -> Response {
+    if let Some(c) = cookie {
+        resp.headers_mut().append(header::SET_COOKIE, c);
+    }
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct NextQuery {
+    /// Where to go after signing in (a path on this site).
+    pub next: Option<String>,
+}
+
+/// The sign-in form.
+#[utoipa::path(get, path = "/login", tag = "pages", params(NextQuery), responses((status = 200, description = "HTML form", content_type = "text/html")))]
+pub async fn login_form(
+    State(state): State<AppState>,
+    csrf: CsrfCookie,
+    PageUser(user): PageUser,
+    ApiQuery(q): ApiQuery<NextQuery>,
+) -> Response {
+    let next = safe_next(q.next.as_deref());
+    if user.is_some() {
+        return Redirect::to(&next).into_response();
+    }
+    let (token, set) = csrf_token(&csrf, state.config.secure_cookies());
+    with_cookie(
+        super::render(&LoginPage {
+            csrf: token,
+            next,
+            email: String::new(),
+            error: None,
+        }),
+        set,
+    )
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginForm {
+    pub email: Option<String>,
+    pub password: Option<String>,
+    pub csrf_token: Option<String>,
+    pub next: Option<String>,
+}
+
+/// Signs in and sets the session cookie; a failure shows the form again with the reason.
+#[utoipa::path(post, path = "/login", tag = "pages", request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "signed in"), (status = 401, description = "form with an error", content_type = "text/html"),
+        (status = 403, description = "CSRF check failed"), (status = 429, description = "too many attempts")))]
+pub async fn login(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    csrf: CsrfCookie,
+    ApiForm(form): ApiForm<LoginForm>,
+) -> Response {
+    let next = safe_next(form.next.as_deref());
+    let secure = state.config.secure_cookies();
+    let (token, set) = csrf_token(&csrf, secure);
+    let email = form.email.clone().unwrap_or_default();
+    let fail = |status: StatusCode, msg: String| {
+        let page = LoginPage {
+            csrf: token.clone(),
+            next: next.clone(),
+            email: email.clone(),
+            error: Some(msg),
+        };
+        let mut r = super::render(&page);
+        *r.status_mut() = status;
+        with_cookie(r, set.clone())
+    };
+    if let Err(e) = check_csrf(&csrf, form.csrf_token.as_deref()) {
+        return fail(e.status(), e.public_message());
+    }
+    let creds =
+        crate::http::api::auth::require_credentials(form.email.clone(), form.password.clone());
+    let (email_v, password) = match creds {
+        Ok(c) => c,
+        Err(_) => {
+            return fail(
+                StatusCode::BAD_REQUEST,
+                "Enter your e-mail address and password.".into(),
+            );
+        }
+    };
+    match check_credentials(&state, ip, &email_v, &password).await {
+        Ok(user) => {
+            let jwt = match state.auth.issue_access(user.id) {
+                Ok(t) => t,
+                Err(e) => return e.into_response(),
+            };
+            let session = Cookie::build((SESSION_COOKIE, jwt))
+                .path("/")
+                .http_only(true)
+                .secure(secure)
+                .same_site(SameSite::Lax)
+                .max_age(cookie::time::Duration::seconds(state.auth.ttl_secs() as i64))
+                .build();
+            let mut r = Redirect::to(&next).into_response();
+            *r.status_mut() = StatusCode::SEE_OTHER;
+            let r = with_cookie(r, HeaderValue::from_str(&session.to_string()).ok());
+            with_cookie(r, set)
+        }
+        Err(e @ AppError::RateLimited { .. }) => {
+            let retry = match &e {
+                AppError::RateLimited { retry_after_secs } => *retry_after_secs,
+                _ => 60,
+            };
+            let mut r = fail(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("Too many attempts. Try again in {retry} seconds."),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry));
+            r
+        }
+        Err(e) => fail(e.status(), e.public_message()),
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LogoutForm {
+    pub csrf_token: Option<String>,
+}
+
+/// Signs out (clears the session cookie).
+#[utoipa::path(post, path = "/logout", tag = "pages", request_body(content = LogoutForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "signed out"), (status = 403, description = "CSRF check failed")))]
+pub async fn logout(
+    State(state): State<AppState>,
+    csrf: CsrfCookie,
+    ApiForm(form): ApiForm<LogoutForm>,
+) -> Response {
+    if let Err(e) = check_csrf(&csrf, form.csrf_token.as_deref()) {
+        return super::error_page(e.status(), "Sign-out refused", &e.public_message());
+    }
+    let gone = Cookie::build((SESSION_COOKIE, ""))
+        .path("/")
+        .http_only(true)
+        .secure(state.config.secure_cookies())
+        .same_site(SameSite::Lax)
+        .max_age(cookie::time::Duration::ZERO)
+        .build();
+    let mut r = Redirect::to("/login").into_response();
+    *r.status_mut() = StatusCode::SEE_OTHER;
+    with_cookie(r, HeaderValue::from_str(&gone.to_string()).ok())
+}

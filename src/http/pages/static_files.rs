@@ -1,0 +1,35 @@
+//! CSS and JavaScript embedded in the binary, served under `/static/`.
+
+use axum::Router;
+use axum::extract::Path;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::app::AppState;
+use crate::error::AppError;
+
+/// (path under /static/, MIME type, contents)
+const FILES: &[(&str, &str, &str)] = &[(
+    "css/vitrine.css",
+    "text/css; charset=utf-8",
+    include_str!("../../../static/css/vitrine.css"),
+)];
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/static/{*path}", get(serve))
+}
+
+async fn serve(Path(path): Path<String>) -> Response {
+    match FILES.iter().find(|(p, _, _)| *p == path) {
+        Some((_, mime, body)) => (
+            [
+                (header::CONTENT_TYPE, *mime),
+                (header::CACHE_CONTROL, "public, max-age=3600"),
+            ],
+            *body,
+        )
+            .into_response(),
+        None => AppError::NotFound("file").into_response(),
+    }
+}

@@ -1,0 +1,26 @@
+//! Vitrine: a self-hosted server for sharing files through links you control.
+
+/// `AppState` and the serve loop.
+pub mod app;
+/// Password hashing, access tokens, generated secrets, CSRF tokens.
+pub mod auth;
+/// Blob storage over object_store (local or S3) and signed download URLs.
+pub mod blob;
+/// Command line: serve, migrate, user create, config check|example.
+pub mod cli;
+/// Typed, layered, validated configuration.
+pub mod config;
+/// Domain types, valid by construction; no I/O.
+pub mod domain;
+/// `AppError`: the one place statuses and error codes are chosen.
+pub mod error;
+/// Routers, extractors, handlers and pages.
+pub mod http;
+/// Background jobs (leftover sweeper, limiter cleanup).
+pub mod jobs;
+/// Rate limits.
+pub mod limits;
+/// Image dimensions and thumbnails, media durations.
+pub mod media;
+/// Every SQL query, written once for SQLite and PostgreSQL.
+pub mod store;

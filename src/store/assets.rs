@@ -1,0 +1,194 @@
+//! Queries on assets. Owners see their own rows; the caller decides who may pass another owner.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Store, next_id};
+use crate::domain::assets::{Asset, AssetMeta, AssetPatch, MediaType};
+use crate::domain::pagination::PageRequest;
+use crate::domain::time::now_ms;
+
+const ASSET_COLUMNS: &str =
+    "a.id, a.owner_id, u.name AS owner_name, a.title, a.description, a.tags, a.name,
+    a.mime_type, a.media_type, a.size, a.sha256, a.blob_key, a.thumb_key, a.width, a.height,
+    a.duration_seconds, a.content_type, a.created_at, a.updated_at";
+
+fn asset_from_row(r: &AnyRow) -> Result<Asset, sqlx::Error> {
+    let tags: String = r.try_get("tags")?;
+    let media: String = r.try_get("media_type")?;
+    Ok(Asset {
+        id: r.try_get("id")?,
+        owner_id: r.try_get("owner_id")?,
+        owner_name: r.try_get("owner_name")?,
+        title: r.try_get("title")?,
+        description: r.try_get("description")?,
+        tags: tags
+            .split(',')
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect(),
+        name: r.try_get("name")?,
+        mime_type: r.try_get("mime_type")?,
+        media_type: MediaType::parse(&media),
+        size: r.try_get("size")?,
+        sha256: r.try_get("sha256")?,
+        blob_key: r.try_get("blob_key")?,
+        thumb_key: r.try_get("thumb_key")?,
+        width: r.try_get("width")?,
+        height: r.try_get("height")?,
+        duration_seconds: r.try_get("duration_seconds")?,
+        content_type: r.try_get("content_type")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+/// What the upload pipeline learned about the stored bytes.
+#[derive(Debug, Clone)]
+pub struct StoredFile {
+    pub name: String,
+    pub mime_type: String,
+    pub media_type: MediaType,
+    pub size: i64,
+    pub sha256: String,
+    pub blob_key: String,
+    pub thumb_key: Option<String>,
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+    pub duration_seconds: Option<f64>,
+}
+
+/// Which assets a list shows.
+#[derive(Debug, Clone, Copy)]
+pub enum AssetFilter {
+    Owner(i64),
+    All,
+}
+
+impl Store {
+    /// Commits the row of an uploaded file whose blob is already in its final place.
+    pub async fn insert_asset(
+        &self,
+        owner_id: i64,
+        meta: &AssetMeta,
+        file: &StoredFile,
+    ) -> anyhow::Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        let id = next_id(&mut tx, "assets").await?;
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO assets (id, owner_id, title, description, tags, name, mime_type, media_type, size,
+                sha256, blob_key, thumb_key, width, height, duration_seconds, content_type, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17)",
+        )
+        .bind(id)
+        .bind(owner_id)
+        .bind(&meta.title)
+        .bind(&meta.description)
+        .bind(meta.tags.join(","))
+        .bind(&file.name)
+        .bind(&file.mime_type)
+        .bind(file.media_type.as_str())
+        .bind(file.size)
+        .bind(&file.sha256)
+        .bind(&file.blob_key)
+        .bind(file.thumb_key.clone())
+        .bind(file.width)
+        .bind(file.height)
+        .bind(file.duration_seconds)
+        .bind(&meta.content_type)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub async fn asset(&self, id: i64) -> anyhow::Result<Option<Asset>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ASSET_COLUMNS} FROM assets a JOIN users u ON u.id = a.owner_id WHERE a.id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(asset_from_row).transpose()?)
+    }
+
+    /// Newest first.
+    pub async fn list_assets(
+        &self,
+        filter: AssetFilter,
+        page: PageRequest,
+    ) -> anyhow::Result<(Vec<Asset>, i64)> {
+        let (owner_clause, owner) = match filter {
+            AssetFilter::Owner(id) => ("a.owner_id = $1", id),
+            AssetFilter::All => ("$1 = $1", 0),
+        };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ASSET_COLUMNS} FROM assets a JOIN users u ON u.id = a.owner_id
+             WHERE {owner_clause} ORDER BY a.created_at DESC, a.id DESC LIMIT $2 OFFSET $3"
+        )))
+        .bind(owner)
+        .bind(page.limit())
+        .bind(page.offset())
+        .fetch_all(&self.pool)
+        .await?;
+        let (count,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM assets a WHERE {owner_clause}"
+        )))
+        .bind(owner)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((
+            rows.iter()
+                .map(asset_from_row)
+                .collect::<Result<Vec<_>, _>>()?,
+            count,
+        ))
+    }
+
+    pub async fn update_asset(&self, id: i64, patch: &AssetPatch) -> anyhow::Result<Option<Asset>> {
+        sqlx::query(
+            "UPDATE assets SET title = COALESCE($1, title), description = COALESCE($2, description),
+                tags = COALESCE($3, tags), content_type = COALESCE($4, content_type), name = COALESCE($5, name),
+                updated_at = $6
+             WHERE id = $7",
+        )
+        .bind(patch.title.clone())
+        .bind(patch.description.clone())
+        .bind(patch.tags.as_ref().map(|t| t.join(",")))
+        .bind(patch.content_type.clone())
+        .bind(patch.name.clone())
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        self.asset(id).await
+    }
+
+    /// Deletes the row; the caller removes blobs that no other row references.
+    pub async fn delete_asset(&self, id: i64) -> anyhow::Result<bool> {
+        let res = sqlx::query("DELETE FROM assets WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(res.rows_affected() > 0)
+    }
+
+    /// Whether any asset still points at this blob (as file or as thumbnail).
+    pub async fn blob_referenced(&self, key: &str) -> anyhow::Result<bool> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT id FROM assets WHERE blob_key = $1 OR thumb_key = $1 LIMIT 1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.is_some())
+    }
+
+    pub async fn stored_bytes(&self) -> anyhow::Result<i64> {
+        let (n,): (Option<i64>,) = sqlx::query_as("SELECT CAST(SUM(size) AS BIGINT) FROM assets")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n.unwrap_or(0))
+    }
+}

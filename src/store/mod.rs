@@ -1,0 +1,121 @@
+//! `Store`: every query the app runs, written once in portable SQL over `sqlx::AnyPool`
+//! (SQLite by default, PostgreSQL by `database_url`).
+
+pub mod assets;
+pub mod users;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, Executor};
+
+pub use assets::AssetFilter;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Which SQL engine is behind the pool; only the few dialect-specific queries look at it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+impl Store {
+    /// Connects (creating the SQLite file if needed); SQLite runs in WAL mode with a busy timeout.
+    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Store> {
+        sqlx::any::install_default_drivers();
+        let dialect = if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else {
+            Dialect::Postgres
+        };
+        let mut opts = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10));
+        if dialect == Dialect::Sqlite {
+            opts = opts.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = opts.connect(url).await.with_context(|| {
+            format!(
+                "cannot open the database at {}",
+                crate::config::mask_url_password(url)
+            )
+        })?;
+        Ok(Store { pool, dialect })
+    }
+
+    /// Applies the embedded migrations that have not run yet.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .context("database migration failed")?;
+        Ok(())
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Readiness: one round trip.
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Takes the next id of a named sequence inside `tx`; portable (upsert + RETURNING) on both engines.
+/// It is the first statement of every insert transaction, so SQLite takes its write lock at once.
+pub(crate) async fn next_id(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    name: &str,
+) -> Result<i64, sqlx::Error> {
+    let (id,): (i64,) = sqlx::query_as(
+        "INSERT INTO id_counters (name, value) VALUES ($1, 1)
+         ON CONFLICT (name) DO UPDATE SET value = id_counters.value + 1
+         RETURNING value",
+    )
+    .bind(name)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(id)
+}
+
+pub(crate) fn flag(b: bool) -> i64 {
+    i64::from(b)
+}
+
+impl Store {
+    /// Connects to the database the configuration names.
+    pub async fn connect_for(config: &crate::config::Config) -> anyhow::Result<Store> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        Store::connect(
+            &config.effective_database_url(),
+            config.database_max_connections,
+        )
+        .await
+    }
+}

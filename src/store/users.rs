@@ -1,0 +1,157 @@
+//! Queries on accounts.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Store, flag, next_id};
+use crate::domain::pagination::PageRequest;
+use crate::domain::time::now_ms;
+use crate::domain::users::{Email, PersonName, Role, User};
+
+const USER_COLUMNS: &str = "id, email, name, password_hash, role, is_active, created_at";
+
+fn user_from_row(r: &AnyRow) -> Result<User, sqlx::Error> {
+    let role: String = r.try_get("role")?;
+    Ok(User {
+        id: r.try_get("id")?,
+        email: r.try_get("email")?,
+        name: r.try_get("name")?,
+        password_hash: r.try_get("password_hash")?,
+        role: Role::parse(&role).unwrap_or(Role::User),
+        is_active: r.try_get::<i64, _>("is_active")? != 0,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+/// Result of an insert that may collide with an existing e-mail address.
+pub enum Created<T> {
+    Ok(T),
+    EmailTaken,
+}
+
+impl Store {
+    /// Creates an account. With `role = None` the very first account becomes `admin`, every
+    /// other one `user`; the decision is made inside the insert transaction.
+    pub async fn create_user(
+        &self,
+        email: &Email,
+        name: &PersonName,
+        password_hash: &str,
+        role: Option<Role>,
+    ) -> anyhow::Result<Created<User>> {
+        let mut tx = self.pool.begin().await?;
+        let id = next_id(&mut tx, "users").await?;
+        let (existing,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users")
+            .fetch_one(&mut *tx)
+            .await?;
+        let role = role.unwrap_or(if existing == 0 {
+            Role::Admin
+        } else {
+            Role::User
+        });
+        let taken: Option<(i64,)> = sqlx::query_as("SELECT id FROM users WHERE email = $1")
+            .bind(email.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if taken.is_some() {
+            return Ok(Created::EmailTaken);
+        }
+        let now = now_ms();
+        let res = sqlx::query(
+            "INSERT INTO users (id, email, name, password_hash, role, is_active, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, 1, $6, $6)",
+        )
+        .bind(id)
+        .bind(email.as_str())
+        .bind(name.as_str())
+        .bind(password_hash)
+        .bind(role.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
+        match res {
+            Ok(_) => {}
+            // A concurrent registration with the same address won the unique index.
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                return Ok(Created::EmailTaken);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        tx.commit().await?;
+        Ok(Created::Ok(User {
+            id,
+            email: email.as_str().to_string(),
+            name: name.as_str().to_string(),
+            password_hash: password_hash.to_string(),
+            role,
+            is_active: true,
+            created_at: now,
+        }))
+    }
+
+    pub async fn user_by_id(&self, id: i64) -> anyhow::Result<Option<User>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(user_from_row).transpose()?)
+    }
+
+    pub async fn user_by_email(&self, email: &str) -> anyhow::Result<Option<User>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE email = $1"
+        )))
+        .bind(email.trim().to_lowercase())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(user_from_row).transpose()?)
+    }
+
+    /// Changes role and/or active flag; returns the updated account.
+    pub async fn update_user(
+        &self,
+        id: i64,
+        role: Option<Role>,
+        is_active: Option<bool>,
+    ) -> anyhow::Result<Option<User>> {
+        sqlx::query(
+            "UPDATE users SET role = COALESCE($1, role), is_active = COALESCE($2, is_active), updated_at = $3
+             WHERE id = $4",
+        )
+        .bind(role.map(|r| r.as_str().to_string()))
+        .bind(is_active.map(flag))
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        self.user_by_id(id).await
+    }
+
+    pub async fn list_users(&self, page: PageRequest) -> anyhow::Result<(Vec<User>, i64)> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users ORDER BY id LIMIT $1 OFFSET $2"
+        )))
+        .bind(page.limit())
+        .bind(page.offset())
+        .fetch_all(&self.pool)
+        .await?;
+        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await?;
+        let users = rows
+            .iter()
+            .map(user_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((users, count))
+    }
+
+    pub async fn count_admins(&self) -> anyhow::Result<i64> {
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM users WHERE role = 'admin' AND is_active = 1")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(n)
+    }
+}
