@@ -46,9 +46,7 @@ pub fn metrics_handle() -> PrometheusHandle {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(
                     metrics_exporter_prometheus::Matcher::Suffix("duration_seconds".into()),
-                    &[
-                        0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-                    ],
+                    &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
                 )
                 .and_then(|b| {
                     b.set_buckets_for_metric(
@@ -72,15 +70,10 @@ impl AppState {
     /// Opens the database (migrating it), the blob store and the secrets.
     pub async fn build(config: Config) -> anyhow::Result<AppState> {
         config.validate()?;
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            anyhow::anyhow!("cannot create data_dir {}: {e}", config.data_dir.display())
-        })?;
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| anyhow::anyhow!("cannot create data_dir {}: {e}", config.data_dir.display()))?;
         let secrets = Secrets::load(&config)?;
-        let store = Store::connect(
-            &config.effective_database_url(),
-            config.database_max_connections,
-        )
-        .await?;
+        let store = Store::connect(&config.effective_database_url(), config.database_max_connections).await?;
         store.migrate().await?;
         let blobs = BlobStore::from_config(&config, secrets.hmac.clone())?;
         let auth = Auth::new(&secrets, config.token_ttl_secs)?;
@@ -102,19 +95,18 @@ impl AppState {
 
 /// Serves `state` on `listener` until `shutdown` is cancelled, then drains in-flight requests
 /// and stops the background jobs.
-pub async fn run(
-    listener: TcpListener,
-    state: AppState,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+pub async fn run(listener: TcpListener, state: AppState, shutdown: CancellationToken) -> anyhow::Result<()> {
     let jobs = crate::jobs::spawn_all(state.clone(), shutdown.clone());
     let app = crate::http::service(state.clone());
     let addr = listener.local_addr()?;
     tracing::info!(%addr, public_url = %state.config.public_url, "vitrine is listening");
     let stop = shutdown.clone();
-    axum::serve(listener, axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(app))
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await?;
+    axum::serve(
+        listener,
+        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(app),
+    )
+    .with_graceful_shutdown(async move { stop.cancelled().await })
+    .await?;
     shutdown.cancel();
     for j in jobs {
         let _ = j.await;

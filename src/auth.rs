@@ -109,9 +109,7 @@ impl Auth {
             ttl_secs,
             // Argon2id takes ~19 MiB and tens of ms per hash: at most two at a time per core.
             hash_permits: Arc::new(Semaphore::new(
-                std::thread::available_parallelism()
-                    .map(|n| n.get() * 2)
-                    .unwrap_or(4),
+                std::thread::available_parallelism().map(|n| n.get() * 2).unwrap_or(4),
             )),
             dummy_hash,
         })
@@ -122,11 +120,7 @@ impl Auth {
     }
 
     pub async fn hash_password(&self, password: &str) -> Result<String, AppError> {
-        let _permit = self
-            .hash_permits
-            .acquire()
-            .await
-            .map_err(AppError::internal)?;
+        let _permit = self.hash_permits.acquire().await.map_err(AppError::internal)?;
         let pw = password.to_string();
         tokio::task::spawn_blocking(move || hash_now(&pw))
             .await
@@ -135,26 +129,14 @@ impl Auth {
     }
 
     /// Checks `password` against `hash`; with no hash (unknown account) it still spends the time.
-    pub async fn verify_password(
-        &self,
-        password: &str,
-        hash: Option<&str>,
-    ) -> Result<bool, AppError> {
-        let _permit = self
-            .hash_permits
-            .acquire()
-            .await
-            .map_err(AppError::internal)?;
+    pub async fn verify_password(&self, password: &str, hash: Option<&str>) -> Result<bool, AppError> {
+        let _permit = self.hash_permits.acquire().await.map_err(AppError::internal)?;
         let pw = password.to_string();
         let known = hash.is_some();
         let h = hash.unwrap_or(&self.dummy_hash).to_string();
         let ok = tokio::task::spawn_blocking(move || {
             PasswordHash::new(&h)
-                .map(|parsed| {
-                    Argon2::default()
-                        .verify_password(pw.as_bytes(), &parsed)
-                        .is_ok()
-                })
+                .map(|parsed| Argon2::default().verify_password(pw.as_bytes(), &parsed).is_ok())
                 .unwrap_or(false)
         })
         .await
@@ -164,14 +146,8 @@ impl Auth {
 
     pub fn issue(&self, subject: &str, typ: &str, ttl_secs: u64) -> Result<String, AppError> {
         let now = crate::blob::unix_now() as u64;
-        let claims = Claims {
-            sub: subject.to_string(),
-            exp: now + ttl_secs,
-            iat: now,
-            typ: typ.to_string(),
-        };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(AppError::internal)
+        let claims = Claims { sub: subject.to_string(), exp: now + ttl_secs, iat: now, typ: typ.to_string() };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(AppError::internal)
     }
 
     pub fn issue_access(&self, user_id: i64) -> Result<String, AppError> {
@@ -180,20 +156,15 @@ impl Auth {
 
     /// Decodes a token of kind `typ`; any failure is a 401.
     pub fn verify(&self, token: &str, typ: &str) -> Result<Claims, AppError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|e| {
-                use jsonwebtoken::errors::ErrorKind;
-                match e.kind() {
-                    ErrorKind::ExpiredSignature => {
-                        AppError::Unauthenticated("the token has expired; log in again".into())
-                    }
-                    _ => AppError::Unauthenticated("the token is not valid".into()),
-                }
-            })?;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            match e.kind() {
+                ErrorKind::ExpiredSignature => AppError::Unauthenticated("the token has expired; log in again".into()),
+                _ => AppError::Unauthenticated("the token is not valid".into()),
+            }
+        })?;
         if data.claims.typ != typ {
-            return Err(AppError::Unauthenticated(
-                "the token is not valid here".into(),
-            ));
+            return Err(AppError::Unauthenticated("the token is not valid here".into()));
         }
         Ok(data.claims)
     }

@@ -10,11 +10,7 @@ use crate::config::Config;
 use crate::domain::users::NewUser;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "vitrine",
-    version,
-    about = "Share files through links you control."
-)]
+#[command(name = "vitrine", version, about = "Share files through links you control.")]
 pub struct Cli {
     /// Configuration file (default: ./vitrine.toml when present).
     #[arg(long, global = true, env = "VITRINE_CONFIG")]
@@ -68,60 +64,40 @@ pub enum ConfigCommand {
 /// Runs a command; `Ok(code)` is the process exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     let command = cli.command.unwrap_or(Command::Serve);
-    if let Command::Config {
-        command: ConfigCommand::Example,
-    } = command
-    {
+    if let Command::Config { command: ConfigCommand::Example } = command {
         print!("{}", crate::config::EXAMPLE_TOML);
         return Ok(0);
     }
     let config = Config::load(cli.config.as_deref())?;
     match command {
-        Command::Config {
-            command: ConfigCommand::Check,
-        } => {
+        Command::Config { command: ConfigCommand::Check } => {
             print!("{}", config.to_masked_toml()?);
             eprintln!("configuration is valid");
             Ok(0)
         }
-        Command::Config {
-            command: ConfigCommand::Example,
-        } => Ok(0),
+        Command::Config { command: ConfigCommand::Example } => Ok(0),
         Command::Migrate => {
             let store = crate::store::Store::connect_for(&config).await?;
             store.migrate().await?;
             eprintln!("database is up to date");
             Ok(0)
         }
-        Command::User {
-            command:
-                UserCommand::Create {
-                    email,
-                    password,
-                    name,
-                    role,
-                },
-        } => {
+        Command::User { command: UserCommand::Create { email, password, name, role } } => {
             let state = AppState::build(config).await?;
             let new = NewUser::parse(Some(&email), Some(&password), Some(&name), Some(&role))
                 .map_err(|e| anyhow::anyhow!("{}", e.public_message()))?;
             let user = crate::http::api::auth::create_account(&state, new)
                 .await
                 .map_err(|e| anyhow::anyhow!("{}", e.public_message()))?;
-            println!(
-                "created {} account {} (id {})",
-                user.role.as_str(),
-                user.email,
-                user.id
-            );
+            println!("created {} account {} (id {})", user.role.as_str(), user.email, user.id);
             Ok(0)
         }
         Command::Serve => {
             let addr = config.listen_addr()?;
             let state = AppState::build(config).await?;
-            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-                anyhow::anyhow!("cannot listen on {addr}: {e}; change `listen` (VITRINE_LISTEN)")
-            })?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}; change `listen` (VITRINE_LISTEN)"))?;
             let shutdown = CancellationToken::new();
             tokio::spawn(stop_on_signal(shutdown.clone()));
             crate::app::run(listener, state, shutdown).await?;

@@ -154,10 +154,7 @@ impl Default for Config {
             hmac_secret: None,
             token_ttl_secs: 24 * 3600,
             asset_max_bytes: 2 * 1024 * 1024 * 1024,
-            asset_allowed_types: DEFAULT_ALLOWED_TYPES
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            asset_allowed_types: DEFAULT_ALLOWED_TYPES.iter().map(|s| s.to_string()).collect(),
             image_max_pixels: 100_000_000,
             download_url_ttl_secs: 3600,
             login_rate_per_ip_per_minute: 10,
@@ -209,11 +206,7 @@ fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error>
         Many(Vec<String>),
     }
     Ok(match List::deserialize(d)? {
-        List::One(s) => s
-            .split(',')
-            .map(|p| p.trim().to_string())
-            .filter(|p| !p.is_empty())
-            .collect(),
+        List::One(s) => s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect(),
         List::Many(v) => v,
     })
 }
@@ -226,10 +219,7 @@ impl Config {
         match path {
             Some(p) => {
                 if !p.exists() {
-                    bail!(
-                        "the configuration file {} does not exist; fix --config",
-                        p.display()
-                    );
+                    bail!("the configuration file {} does not exist; fix --config", p.display());
                 }
                 fig = fig.merge(Toml::file(p));
             }
@@ -244,11 +234,7 @@ impl Config {
             let mut msgs = vec![];
             for err in e {
                 let key = err.path.join(".");
-                msgs.push(format!(
-                    "setting `{key}` (VITRINE_{}): {}",
-                    key.to_uppercase(),
-                    err.kind
-                ));
+                msgs.push(format!("setting `{key}` (VITRINE_{}): {}", key.to_uppercase(), err.kind));
             }
             anyhow::anyhow!("invalid configuration:\n  {}", msgs.join("\n  "))
         })?;
@@ -260,10 +246,7 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         let mut problems = vec![];
         if self.listen.parse::<SocketAddr>().is_err() {
-            problems.push(format!(
-                "`listen` = {:?} is not an address:port such as 127.0.0.1:8080",
-                self.listen
-            ));
+            problems.push(format!("`listen` = {:?} is not an address:port such as 127.0.0.1:8080", self.listen));
         }
         match url::Url::parse(&self.public_url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
@@ -273,13 +256,9 @@ impl Config {
             )),
         }
         if let Some(db) = &self.database_url
-            && !(db.starts_with("sqlite:")
-                || db.starts_with("postgres://")
-                || db.starts_with("postgresql://"))
+            && !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://"))
         {
-            problems.push(
-                "`database_url` must start with sqlite:, postgres:// or postgresql://".into(),
-            );
+            problems.push("`database_url` must start with sqlite:, postgres:// or postgresql://".into());
         }
         if self.database_max_connections == 0 {
             problems.push("`database_max_connections` must be at least 1".into());
@@ -294,16 +273,12 @@ impl Config {
             if let Some(ep) = &self.s3_endpoint
                 && url::Url::parse(ep).is_err()
             {
-                problems.push(format!(
-                    "`s3_endpoint` = {ep:?} is not a URL such as http://127.0.0.1:9000"
-                ));
+                problems.push(format!("`s3_endpoint` = {ep:?} is not a URL such as http://127.0.0.1:9000"));
             }
         }
         for p in &self.trusted_proxies {
             if p.parse::<IpNet>().is_err() && p.parse::<IpAddr>().is_err() {
-                problems.push(format!(
-                    "`trusted_proxies` entry {p:?} is not an IP address or CIDR range"
-                ));
+                problems.push(format!("`trusted_proxies` entry {p:?} is not an IP address or CIDR range"));
             }
         }
         if self.token_ttl_secs < 60 {
@@ -325,32 +300,20 @@ impl Config {
             problems.push("login rate limits must be at least 1 per minute".into());
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
-            problems.push(format!(
-                "`log_level` = {:?} is not a level such as info or debug",
-                self.log_level
-            ));
+            problems.push(format!("`log_level` = {:?} is not a level such as info or debug", self.log_level));
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            bail!("invalid configuration:\n  {}", problems.join("\n  "))
-        }
+        if problems.is_empty() { Ok(()) } else { bail!("invalid configuration:\n  {}", problems.join("\n  ")) }
     }
 
     pub fn listen_addr(&self) -> anyhow::Result<SocketAddr> {
-        self.listen
-            .parse()
-            .with_context(|| format!("`listen` = {:?}", self.listen))
+        self.listen.parse().with_context(|| format!("`listen` = {:?}", self.listen))
     }
 
     /// The database URL in force: the configured one, or SQLite inside `data_dir`.
     pub fn effective_database_url(&self) -> String {
         match &self.database_url {
             Some(u) => u.clone(),
-            None => format!(
-                "sqlite://{}?mode=rwc",
-                self.data_dir.join("vitrine.db").display()
-            ),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("vitrine.db").display()),
         }
     }
 
@@ -366,11 +329,7 @@ impl Config {
     pub fn trusted_proxy_nets(&self) -> Vec<IpNet> {
         self.trusted_proxies
             .iter()
-            .filter_map(|p| {
-                p.parse::<IpNet>()
-                    .ok()
-                    .or_else(|| p.parse::<IpAddr>().ok().map(IpNet::from))
-            })
+            .filter_map(|p| p.parse::<IpNet>().ok().or_else(|| p.parse::<IpAddr>().ok().map(IpNet::from)))
             .collect()
     }
 
@@ -425,10 +384,7 @@ mod tests {
 
     #[test]
     fn a_bad_listen_address_names_the_setting() {
-        let c = Config {
-            listen: "nonsense".into(),
-            ..Config::default()
-        };
+        let c = Config { listen: "nonsense".into(), ..Config::default() };
         let e = c.validate().expect_err("must fail").to_string();
         assert!(e.contains("`listen`"), "{e}");
     }

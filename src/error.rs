@@ -16,10 +16,7 @@ pub type FieldErrors = BTreeMap<String, String>;
 pub enum AppError {
     /// 400 with per-field reasons.
     #[error("{message}")]
-    Validation {
-        message: String,
-        fields: FieldErrors,
-    },
+    Validation { message: String, fields: FieldErrors },
     /// 400 with a specific code (malformed body, bad query...).
     #[error("{message}")]
     BadRequest { code: &'static str, message: String },
@@ -77,40 +74,24 @@ impl AppError {
         let why = why.into();
         let mut fields = FieldErrors::new();
         fields.insert(field.to_string(), why.clone());
-        AppError::Validation {
-            message: format!("{field}: {why}"),
-            fields,
-        }
+        AppError::Validation { message: format!("{field}: {why}"), fields }
     }
 
     pub fn from_fields(fields: FieldErrors) -> Self {
-        let message = fields
-            .iter()
-            .map(|(k, v)| format!("{k}: {v}"))
-            .collect::<Vec<_>>()
-            .join("; ");
+        let message = fields.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join("; ");
         AppError::Validation { message, fields }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        AppError::BadRequest {
-            code,
-            message: message.into(),
-        }
+        AppError::BadRequest { code, message: message.into() }
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
-        AppError::Forbidden {
-            code: "forbidden",
-            message: message.into(),
-        }
+        AppError::Forbidden { code: "forbidden", message: message.into() }
     }
 
     pub fn rejected(code: &'static str, message: impl Into<String>) -> Self {
-        AppError::Rejected {
-            code,
-            message: message.into(),
-        }
+        AppError::Rejected { code, message: message.into() }
     }
 
     pub fn internal(e: impl Into<anyhow::Error>) -> Self {
@@ -175,16 +156,11 @@ impl IntoResponse for AppError {
             AppError::Validation { fields, .. } => Some(fields),
             _ => None,
         };
-        let body = ErrorBody {
-            error: self.public_message(),
-            code: self.code(),
-            fields,
-        };
+        let body = ErrorBody { error: self.public_message(), code: self.code(), fields };
         let mut resp = (status, Json(body)).into_response();
         match &self {
             AppError::RateLimited { retry_after_secs } => {
-                resp.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             AppError::RangeNotSatisfiable { size } => {
                 if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
@@ -192,8 +168,7 @@ impl IntoResponse for AppError {
                 }
             }
             AppError::Unauthenticated(_) => {
-                resp.headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             _ => {}
         }
@@ -204,20 +179,15 @@ impl IntoResponse for AppError {
 impl From<JsonRejection> for AppError {
     fn from(r: JsonRejection) -> Self {
         match r {
-            JsonRejection::MissingJsonContentType(_) => AppError::UnsupportedType(
-                "send the body as JSON with Content-Type: application/json".into(),
-            ),
-            JsonRejection::JsonDataError(e) => AppError::bad_request(
-                "invalid_body",
-                format!("invalid JSON body: {}", e.body_text()),
-            ),
-            JsonRejection::JsonSyntaxError(_) => {
-                AppError::bad_request("malformed_json", "the body is not valid JSON")
+            JsonRejection::MissingJsonContentType(_) => {
+                AppError::UnsupportedType("send the body as JSON with Content-Type: application/json".into())
             }
+            JsonRejection::JsonDataError(e) => {
+                AppError::bad_request("invalid_body", format!("invalid JSON body: {}", e.body_text()))
+            }
+            JsonRejection::JsonSyntaxError(_) => AppError::bad_request("malformed_json", "the body is not valid JSON"),
             JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                AppError::TooLarge {
-                    limit: crate::http::JSON_BODY_LIMIT as u64,
-                }
+                AppError::TooLarge { limit: crate::http::JSON_BODY_LIMIT as u64 }
             }
             other => AppError::bad_request("invalid_body", other.body_text()),
         }

@@ -18,25 +18,19 @@ pub struct KeyedLimit<K: Hash + Eq + Clone> {
 impl<K: Hash + Eq + Clone> KeyedLimit<K> {
     pub fn per_minute(n: u32) -> Self {
         let n = NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN);
-        KeyedLimit {
-            limiter: RateLimiter::keyed(Quota::per_minute(n)),
-        }
+        KeyedLimit { limiter: RateLimiter::keyed(Quota::per_minute(n)) }
     }
 
     pub fn per_hour(n: u32) -> Self {
         let n = NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN);
-        KeyedLimit {
-            limiter: RateLimiter::keyed(Quota::per_hour(n)),
-        }
+        KeyedLimit { limiter: RateLimiter::keyed(Quota::per_hour(n)) }
     }
 
     /// Spends one unit for `key`, or says how long to wait.
     pub fn check(&self, key: &K) -> Result<(), AppError> {
         self.limiter.check_key(key).map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
-            AppError::RateLimited {
-                retry_after_secs: wait.as_secs().max(1),
-            }
+            AppError::RateLimited { retry_after_secs: wait.as_secs().max(1) }
         })
     }
 

@@ -34,9 +34,7 @@ where
     let header = ImageReader::new(BufReader::new(open()))
         .with_guessed_format()
         .map_err(|e| ImageError::Corrupt(e.to_string()))?;
-    let (width, height) = header
-        .into_dimensions()
-        .map_err(|e| ImageError::Corrupt(e.to_string()))?;
+    let (width, height) = header.into_dimensions().map_err(|e| ImageError::Corrupt(e.to_string()))?;
     if width as u64 * height as u64 > max_pixels || width == 0 || height == 0 {
         return Err(ImageError::TooLarge { width, height });
     }
@@ -47,22 +45,14 @@ where
     limits.max_image_width = Some(width.max(1));
     limits.max_image_height = Some(height.max(1));
     // RGBA at 8 bits per channel, plus slack for decoders' own buffers.
-    limits.max_alloc = Some(
-        max_pixels
-            .saturating_mul(4)
-            .saturating_add(64 * 1024 * 1024),
-    );
+    limits.max_alloc = Some(max_pixels.saturating_mul(4).saturating_add(64 * 1024 * 1024));
     reader.limits(limits);
     let img = match reader.decode() {
         Ok(img) => img,
         Err(image::ImageError::Limits(_)) => return Err(ImageError::TooLarge { width, height }),
         Err(e) => return Err(ImageError::Corrupt(e.to_string())),
     };
-    Ok(ImageInfo {
-        width,
-        height,
-        thumbnail: thumbnail(&img),
-    })
+    Ok(ImageInfo { width, height, thumbnail: thumbnail(&img) })
 }
 
 /// JPEG for opaque images, PNG when there is transparency.
@@ -73,9 +63,7 @@ fn thumbnail(img: &DynamicImage) -> Option<(Vec<u8>, &'static str)> {
         small.write_to(&mut out, ImageFormat::Png).ok()?;
         Some((out.into_inner(), "image/png"))
     } else {
-        DynamicImage::ImageRgb8(small.to_rgb8())
-            .write_to(&mut out, ImageFormat::Jpeg)
-            .ok()?;
+        DynamicImage::ImageRgb8(small.to_rgb8()).write_to(&mut out, ImageFormat::Jpeg).ok()?;
         Some((out.into_inner(), "image/jpeg"))
     }
 }
@@ -143,8 +131,7 @@ fn mp4_duration<R: Read + Seek>(r: &mut R) -> Option<f64> {
         read_u32(r)?;
         (read_u32(r)?, read_u32(r)? as u64)
     };
-    (timescale > 0 && duration != u64::MAX && duration != u32::MAX as u64)
-        .then(|| duration as f64 / timescale as f64)
+    (timescale > 0 && duration != u64::MAX && duration != u32::MAX as u64).then(|| duration as f64 / timescale as f64)
 }
 
 fn wav_duration<R: Read + Seek>(r: &mut R) -> Option<f64> {
@@ -164,16 +151,14 @@ fn wav_duration<R: Read + Seek>(r: &mut R) -> Option<f64> {
                 let mut f = [0u8; 16];
                 r.read_exact(&mut f).ok()?;
                 byte_rate = Some(u32::from_le_bytes([f[8], f[9], f[10], f[11]]));
-                r.seek(SeekFrom::Current(size as i64 - 16 + (size as i64 & 1)))
-                    .ok()?;
+                r.seek(SeekFrom::Current(size as i64 - 16 + (size as i64 & 1))).ok()?;
             }
             b"data" => {
                 let rate = byte_rate.filter(|b| *b > 0)?;
                 return Some(size as f64 / rate as f64);
             }
             _ => {
-                r.seek(SeekFrom::Current(size as i64 + (size as i64 & 1)))
-                    .ok()?;
+                r.seek(SeekFrom::Current(size as i64 + (size as i64 & 1))).ok()?;
             }
         }
     }
@@ -187,9 +172,7 @@ mod tests {
     fn png(w: u32, h: u32) -> Vec<u8> {
         let img = image::RgbImage::from_pixel(w, h, image::Rgb([200, 10, 10]));
         let mut out = Cursor::new(Vec::new());
-        DynamicImage::ImageRgb8(img)
-            .write_to(&mut out, ImageFormat::Png)
-            .unwrap_or_default();
+        DynamicImage::ImageRgb8(img).write_to(&mut out, ImageFormat::Png).unwrap_or_default();
         out.into_inner()
     }
 
@@ -209,18 +192,13 @@ mod tests {
         let bytes = png(2000, 2000);
         assert_eq!(
             probe_image(|| Cursor::new(bytes.clone()), 1_000_000).err(),
-            Some(ImageError::TooLarge {
-                width: 2000,
-                height: 2000
-            })
+            Some(ImageError::TooLarge { width: 2000, height: 2000 })
         );
     }
 
     #[test]
     fn wav_duration_is_read_from_the_header() {
-        let mut w =
-            b"RIFF\0\0\0\0WAVEfmt \x10\0\0\0\x01\0\x01\0\x40\x1f\0\0\x80\x3e\0\0\x02\0\x10\0data"
-                .to_vec();
+        let mut w = b"RIFF\0\0\0\0WAVEfmt \x10\0\0\0\x01\0\x01\0\x40\x1f\0\0\x80\x3e\0\0\x02\0\x10\0data".to_vec();
         w.extend_from_slice(&32000u32.to_le_bytes());
         w.extend(std::iter::repeat_n(0u8, 32000));
         assert_eq!(probe_duration(Cursor::new(w), "audio/wav"), Some(2.0));

@@ -18,8 +18,8 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::signer::{SignedUrlOptions, Signer};
 use object_store::{
-    Attribute, Attributes, GetOptions, GetRange, GetResultPayload, ObjectMeta, ObjectStore,
-    ObjectStoreExt, PutMultipartOptions, PutPayload, WriteMultipart,
+    Attribute, Attributes, GetOptions, GetRange, GetResultPayload, ObjectMeta, ObjectStore, ObjectStoreExt,
+    PutMultipartOptions, PutPayload, WriteMultipart,
 };
 
 pub use reader::BlobReader;
@@ -65,44 +65,26 @@ impl BlobStore {
         match config.storage {
             StorageKind::Local => {
                 let root = config.data_dir.join("blobs");
-                std::fs::create_dir_all(&root).with_context(|| {
-                    format!("cannot create the blob directory {}", root.display())
-                })?;
+                std::fs::create_dir_all(&root)
+                    .with_context(|| format!("cannot create the blob directory {}", root.display()))?;
                 let root = root.canonicalize()?;
                 let fs = LocalFileSystem::new_with_prefix(&root)?.with_automatic_cleanup(true);
-                Ok(BlobStore {
-                    store: Arc::new(fs),
-                    backend: Backend::Local { root },
-                    hmac_key,
-                    ttl,
-                    base_url,
-                })
+                Ok(BlobStore { store: Arc::new(fs), backend: Backend::Local { root }, hmac_key, ttl, base_url })
             }
             StorageKind::S3 => {
-                let bucket = config
-                    .s3_bucket
-                    .clone()
-                    .context("`s3_bucket` is required when storage = \"s3\"")?;
+                let bucket = config.s3_bucket.clone().context("`s3_bucket` is required when storage = \"s3\"")?;
                 let mut b = AmazonS3Builder::from_env()
                     .with_bucket_name(bucket)
                     .with_region(&config.s3_region)
                     .with_virtual_hosted_style_request(!config.s3_path_style);
                 if let Some(ep) = &config.s3_endpoint {
-                    b = b
-                        .with_endpoint(ep)
-                        .with_allow_http(ep.starts_with("http://"));
+                    b = b.with_endpoint(ep).with_allow_http(ep.starts_with("http://"));
                 }
                 if let (Some(k), Some(s)) = (&config.s3_access_key, &config.s3_secret_key) {
                     b = b.with_access_key_id(k).with_secret_access_key(s);
                 }
                 let s3 = Arc::new(b.build().context("invalid S3 settings")?);
-                Ok(BlobStore {
-                    store: s3.clone(),
-                    backend: Backend::S3 { s3 },
-                    hmac_key,
-                    ttl,
-                    base_url,
-                })
+                Ok(BlobStore { store: s3.clone(), backend: Backend::S3 { s3 }, hmac_key, ttl, base_url })
             }
         }
     }
@@ -128,23 +110,13 @@ impl BlobStore {
     pub async fn begin_upload(&self, content_type: Option<&str>) -> anyhow::Result<Upload> {
         let tmp = Path::from(format!("{TMP_PREFIX}/{}", uuid::Uuid::new_v4()));
         let mut attrs = Attributes::new();
-        if let Some(ct) = content_type {
+        if let Some(ct) = content_type.filter(|_| !self.is_local()) {
             attrs.insert(Attribute::ContentType, ct.to_string().into());
         }
-        let opts = PutMultipartOptions {
-            attributes: attrs,
-            ..Default::default()
-        };
+        let opts = PutMultipartOptions { attributes: attrs, ..Default::default() };
         let upload = self.store.put_multipart_opts(&tmp, opts).await?;
-        let chunk = if self.is_local() {
-            512 * 1024
-        } else {
-            5 * 1024 * 1024
-        };
-        Ok(Upload {
-            writer: Some(WriteMultipart::new_with_chunk_size(upload, chunk)),
-            key: tmp,
-        })
+        let chunk = if self.is_local() { 512 * 1024 } else { 5 * 1024 * 1024 };
+        Ok(Upload { writer: Some(WriteMultipart::new_with_chunk_size(upload, chunk)), key: tmp })
     }
 
     /// Moves a validated temporary blob to its final key (overwriting identical content).
@@ -153,21 +125,14 @@ impl BlobStore {
         Ok(())
     }
 
-    pub async fn put_bytes(
-        &self,
-        key: &str,
-        bytes: Bytes,
-        content_type: &str,
-    ) -> anyhow::Result<()> {
+    pub async fn put_bytes(&self, key: &str, bytes: Bytes, content_type: &str) -> anyhow::Result<()> {
         let mut attrs = Attributes::new();
-        attrs.insert(Attribute::ContentType, content_type.to_string().into());
-        let opts = object_store::PutOptions {
-            attributes: attrs,
-            ..Default::default()
-        };
-        self.store
-            .put_opts(&Path::from(key), PutPayload::from_bytes(bytes), opts)
-            .await?;
+        // The local filesystem keeps no attributes; S3 serves presigned downloads with them.
+        if !self.is_local() {
+            attrs.insert(Attribute::ContentType, content_type.to_string().into());
+        }
+        let opts = object_store::PutOptions { attributes: attrs, ..Default::default() };
+        self.store.put_opts(&Path::from(key), PutPayload::from_bytes(bytes), opts).await?;
         Ok(())
     }
 
@@ -193,24 +158,12 @@ impl BlobStore {
 
     /// A blocking reader of a blob, for format detection and image decoding.
     pub fn reader(&self, key: &Path, size: u64) -> BlobReader {
-        BlobReader::new(
-            self.store.clone(),
-            key.clone(),
-            size,
-            tokio::runtime::Handle::current(),
-        )
+        BlobReader::new(self.store.clone(), key.clone(), size, tokio::runtime::Handle::current())
     }
 
     /// Streams `range` (or all) of a blob. Local files are read in large blocks directly.
-    pub async fn open(
-        &self,
-        key: &str,
-        range: Option<Range<u64>>,
-    ) -> Result<BlobBody, object_store::Error> {
-        let opts = GetOptions {
-            range: range.clone().map(GetRange::Bounded),
-            ..Default::default()
-        };
+    pub async fn open(&self, key: &str, range: Option<Range<u64>>) -> Result<BlobBody, object_store::Error> {
+        let opts = GetOptions { range: range.clone().map(GetRange::Bounded), ..Default::default() };
         let res = self.store.get_opts(&Path::from(key), opts).await?;
         let total = res.meta.size;
         let got = res.range.clone();
@@ -218,21 +171,13 @@ impl BlobStore {
             GetResultPayload::File(file, _path) => file_stream(file, got.clone()),
             GetResultPayload::Stream(s) => s.map(|r| r.map_err(std::io::Error::other)).boxed(),
         };
-        Ok(BlobBody {
-            stream,
-            range: got,
-            total,
-        })
+        Ok(BlobBody { stream, range: got, total })
     }
 
     /// `{public_url}/files/{token}`: valid for the configured TTL.
     pub fn signed_url(&self, mut grant: Grant) -> String {
         grant.expires = unix_now() + self.ttl.as_secs() as i64;
-        format!(
-            "{}/files/{}",
-            self.base_url,
-            token::sign(&self.hmac_key, &grant)
-        )
+        format!("{}/files/{}", self.base_url, token::sign(&self.hmac_key, &grant))
     }
 
     pub fn ttl(&self) -> Duration {
@@ -247,10 +192,7 @@ impl BlobStore {
             Backend::S3 { s3 } => {
                 let remaining = (grant.expires - unix_now()).max(1) as u64;
                 let opts = SignedUrlOptions::new().with_query([
-                    (
-                        "response-content-disposition".to_string(),
-                        content_disposition(grant.disposition, &grant.name),
-                    ),
+                    ("response-content-disposition".to_string(), content_disposition(grant.disposition, &grant.name)),
                     ("response-content-type".to_string(), grant.mime.clone()),
                 ]);
                 let url = s3
@@ -269,9 +211,7 @@ impl BlobStore {
 
     /// Readiness: the store answers a listing.
     pub async fn ping(&self) -> anyhow::Result<()> {
-        self.store
-            .list_with_delimiter(Some(&Path::from(TMP_PREFIX)))
-            .await?;
+        self.store.list_with_delimiter(Some(&Path::from(TMP_PREFIX))).await?;
         Ok(())
     }
 }
@@ -308,10 +248,7 @@ impl Upload {
 }
 
 /// Reads a local file in 256 KiB blocks on the blocking pool.
-fn file_stream(
-    file: std::fs::File,
-    range: Range<u64>,
-) -> BoxStream<'static, std::io::Result<Bytes>> {
+fn file_stream(file: std::fs::File, range: Range<u64>) -> BoxStream<'static, std::io::Result<Bytes>> {
     use std::io::{Read, Seek, SeekFrom};
     const BLOCK: u64 = 256 * 1024;
     let state = (Some(file), range.start, range.end, false);
@@ -333,10 +270,7 @@ fn file_stream(
         .map_err(std::io::Error::other)
         .and_then(|r| r);
         match res {
-            Ok((file, buf)) => Some((
-                Ok(Bytes::from(buf)),
-                (Some(file), pos + len as u64, end, true),
-            )),
+            Ok((file, buf)) => Some((Ok(Bytes::from(buf)), (Some(file), pos + len as u64, end, true))),
             // After an error the stream ends.
             Err(e) => Some((Err(e), (None, end, end, true))),
         }
@@ -354,16 +288,8 @@ pub fn content_disposition(d: Disposition, name: &str) -> String {
         Disposition::Inline => "inline",
         Disposition::Attachment => "attachment",
     };
-    let ascii: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let ascii: String =
+        name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' }).collect();
     // RFC 5987 attr-chars stay as they are; everything else is percent-encoded.
     const ATTR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
         .remove(b'!')

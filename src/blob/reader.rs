@@ -24,15 +24,7 @@ pub struct BlobReader {
 
 impl BlobReader {
     pub fn new(store: Arc<dyn ObjectStore>, path: Path, size: u64, handle: Handle) -> Self {
-        BlobReader {
-            store,
-            path,
-            size,
-            pos: 0,
-            window_start: 0,
-            window: Bytes::new(),
-            handle,
-        }
+        BlobReader { store, path, size, pos: 0, window_start: 0, window: Bytes::new(), handle }
     }
 }
 
@@ -41,8 +33,7 @@ impl Read for BlobReader {
         if self.pos >= self.size || buf.is_empty() {
             return Ok(0);
         }
-        let in_window = self.pos >= self.window_start
-            && self.pos < self.window_start + self.window.len() as u64;
+        let in_window = self.pos >= self.window_start && self.pos < self.window_start + self.window.len() as u64;
         if !in_window {
             let end = (self.pos + WINDOW).min(self.size);
             let store = self.store.clone();
@@ -77,10 +68,7 @@ impl Seek for BlobReader {
                 self.pos = p;
                 Ok(p)
             }
-            None => Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "seek before the start of the blob",
-            )),
+            None => Err(io::Error::new(io::ErrorKind::InvalidInput, "seek before the start of the blob")),
         }
     }
 }

@@ -70,9 +70,7 @@ pub fn verify(key: &[u8], token: &str, now: i64) -> Result<Grant, TokenError> {
     let (p, s) = token.split_once('.').ok_or(TokenError::Malformed)?;
     let payload = B64.decode(p).map_err(|_| TokenError::Malformed)?;
     let sig = B64.decode(s).map_err(|_| TokenError::Malformed)?;
-    mac(key, &payload)
-        .verify_slice(&sig)
-        .map_err(|_| TokenError::BadSignature)?;
+    mac(key, &payload).verify_slice(&sig).map_err(|_| TokenError::BadSignature)?;
     let grant: Grant = serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
     if grant.expires <= now {
         return Err(TokenError::Expired);

@@ -89,24 +89,19 @@ pub fn sanitize_file_name(raw: &str) -> String {
     let base = nfc.rsplit(['/', '\\']).next().unwrap_or("");
     let mut cleaned: String = base
         .chars()
-        .filter(|c| !c.is_control() && !matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))
+        .filter(|c| {
+            !c.is_control() && !matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        })
         .map(|c| if matches!(c, ':' | '*' | '?' | '"' | '<' | '>' | '|') { '_' } else { c })
         .collect();
     while cleaned.contains("..") {
         cleaned = cleaned.replace("..", ".");
     }
     let cleaned = cleaned.trim().trim_start_matches('.').trim().to_string();
-    let mut out = if cleaned.is_empty() {
-        "file".to_string()
-    } else {
-        cleaned
-    };
+    let mut out = if cleaned.is_empty() { "file".to_string() } else { cleaned };
     if out.len() > 255 {
         // Keep the extension when it is short, cut the stem on a character boundary.
-        let ext = out
-            .rsplit_once('.')
-            .map(|(_, e)| e.to_string())
-            .filter(|e| e.len() <= 16);
+        let ext = out.rsplit_once('.').map(|(_, e)| e.to_string()).filter(|e| e.len() <= 16);
         let budget = 255 - ext.as_ref().map(|e| e.len() + 1).unwrap_or(0);
         let mut stem = String::new();
         for c in out.chars() {
@@ -140,10 +135,7 @@ pub fn parse_description(raw: &str) -> Result<String, String> {
     let s = raw.trim();
     if s.chars().count() > 5000 {
         Err("must be at most 5000 characters".into())
-    } else if s
-        .chars()
-        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-    {
+    } else if s.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
         Err("must not contain control characters".into())
     } else {
         Ok(s.to_string())
@@ -159,9 +151,7 @@ pub fn parse_tags(raw: &str) -> Result<Vec<String>, String> {
             continue;
         }
         if t.chars().count() > 50 || t.chars().any(char::is_control) {
-            return Err(
-                "each tag must be at most 50 characters, without control characters".into(),
-            );
+            return Err("each tag must be at most 50 characters, without control characters".into());
         }
         if !tags.iter().any(|x| x.eq_ignore_ascii_case(t)) {
             tags.push(t.to_string());
@@ -243,10 +233,7 @@ mod tests {
 
     #[test]
     fn tags_are_trimmed_and_deduplicated() {
-        assert_eq!(
-            parse_tags(" a, b ,A,, c").ok(),
-            Some(vec!["a".to_string(), "b".into(), "c".into()])
-        );
+        assert_eq!(parse_tags(" a, b ,A,, c").ok(), Some(vec!["a".to_string(), "b".into(), "c".into()]));
     }
 
     #[test]

@@ -18,11 +18,10 @@ pub enum Verdict {
 
 /// Extensions of programs and scripts: refused even when the bytes look harmless.
 const EXECUTABLE_EXTENSIONS: &[&str] = &[
-    "exe", "dll", "com", "scr", "msi", "msp", "mst", "apk", "aab", "xapk", "jar", "class", "dex",
-    "wasm", "sh", "bash", "zsh", "ksh", "csh", "fish", "bat", "cmd", "ps1", "psm1", "psd1", "vbs",
-    "vbe", "js", "jse", "mjs", "wsf", "wsh", "hta", "lnk", "elf", "app", "dmg", "pkg", "deb",
-    "rpm", "run", "so", "dylib", "reg", "cpl", "msc", "pif", "gadget", "ko", "appimage", "py",
-    "pyc", "pl", "rb", "php", "lua", "ipa", "xap", "appx", "msix", "command",
+    "exe", "dll", "com", "scr", "msi", "msp", "mst", "apk", "aab", "xapk", "jar", "class", "dex", "wasm", "sh", "bash",
+    "zsh", "ksh", "csh", "fish", "bat", "cmd", "ps1", "psm1", "psd1", "vbs", "vbe", "js", "jse", "mjs", "wsf", "wsh",
+    "hta", "lnk", "elf", "app", "dmg", "pkg", "deb", "rpm", "run", "so", "dylib", "reg", "cpl", "msc", "pif", "gadget",
+    "ko", "appimage", "py", "pyc", "pl", "rb", "php", "lua", "ipa", "xap", "appx", "msix", "command",
 ];
 
 /// Formats that are programs, whatever they are called.
@@ -77,11 +76,7 @@ fn executable_magic(prefix: &[u8]) -> Option<&'static str> {
 /// Batch, PowerShell and VBScript files have no magic number: recognise their usual openings.
 fn script_text(prefix: &[u8]) -> Option<&'static str> {
     let text = String::from_utf8_lossy(&prefix[..prefix.len().min(4096)]).to_lowercase();
-    let first = text
-        .trim_start_matches('\u{feff}')
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())?;
+    let first = text.trim_start_matches('\u{feff}').lines().map(str::trim).find(|l| !l.is_empty())?;
     const OPENINGS: &[&str] = &[
         "@echo",
         "echo off",
@@ -100,10 +95,7 @@ fn script_text(prefix: &[u8]) -> Option<&'static str> {
         "<job",
         "<package",
     ];
-    OPENINGS
-        .iter()
-        .any(|o| first.starts_with(o))
-        .then_some("script")
+    OPENINGS.iter().any(|o| first.starts_with(o)).then_some("script")
 }
 
 fn extension(name: &str) -> Option<String> {
@@ -131,15 +123,9 @@ fn mime_of(f: FileFormat, name: &str) -> String {
         MicrosoftWordDocument => "application/msword",
         MicrosoftExcelSpreadsheet => "application/vnd.ms-excel",
         MicrosoftPowerpointPresentation => "application/vnd.ms-powerpoint",
-        OfficeOpenXmlDocument => {
-            "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-        }
-        OfficeOpenXmlSpreadsheet => {
-            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-        }
-        OfficeOpenXmlPresentation => {
-            "application/vnd.openxmlformats-officedocument.presentationml.presentation"
-        }
+        OfficeOpenXmlDocument => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        OfficeOpenXmlSpreadsheet => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        OfficeOpenXmlPresentation => "application/vnd.openxmlformats-officedocument.presentationml.presentation",
         OpendocumentText => "application/vnd.oasis.opendocument.text",
         OpendocumentSpreadsheet => "application/vnd.oasis.opendocument.spreadsheet",
         OpendocumentPresentation => "application/vnd.oasis.opendocument.presentation",
@@ -160,10 +146,7 @@ fn looks_like_text(prefix: &[u8]) -> bool {
         Ok(_) => true,
         Err(e) => e.error_len().is_none() && e.valid_up_to() + 4 > prefix.len(),
     };
-    let controls = prefix
-        .iter()
-        .filter(|b| **b < 0x20 && !matches!(**b, b'\n' | b'\r' | b'\t' | 0x0c))
-        .count();
+    let controls = prefix.iter().filter(|b| **b < 0x20 && !matches!(**b, b'\n' | b'\r' | b'\t' | 0x0c)).count();
     valid && controls * 100 <= prefix.len()
 }
 
@@ -190,12 +173,7 @@ fn markup(prefix: &[u8]) -> Option<&'static str> {
 
 /// Decides what an upload is. `reader` reads the whole stored file (deep inspection of ZIP and
 /// OLE containers needs it); `prefix` holds its first bytes; `name` is the sanitised file name.
-pub fn classify<R: Read + Seek>(
-    reader: R,
-    prefix: &[u8],
-    name: &str,
-    allowed: &[String],
-) -> Verdict {
+pub fn classify<R: Read + Seek>(reader: R, prefix: &[u8], name: &str, allowed: &[String]) -> Verdict {
     if let Some(kind) = executable_magic(prefix) {
         return Verdict::Executable(kind);
     }
@@ -240,76 +218,32 @@ mod tests {
     use std::io::Cursor;
 
     fn check(bytes: &[u8], name: &str) -> Verdict {
-        let allowed: Vec<String> = crate::config::DEFAULT_ALLOWED_TYPES
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        classify(
-            Cursor::new(bytes),
-            &bytes[..bytes.len().min(65536)],
-            name,
-            &allowed,
-        )
+        let allowed: Vec<String> = crate::config::DEFAULT_ALLOWED_TYPES.iter().map(|s| s.to_string()).collect();
+        classify(Cursor::new(bytes), &bytes[..bytes.len().min(65536)], name, &allowed)
     }
 
     #[test]
     fn images_and_documents_are_recognised() {
-        assert_eq!(
-            check(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", "x.bin"),
-            Verdict::Allowed("image/png".into())
-        );
-        assert_eq!(
-            check(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "doc"),
-            Verdict::Allowed("application/pdf".into())
-        );
-        assert_eq!(
-            check(b"hello world\nsecond line\n", "notes.txt"),
-            Verdict::Allowed("text/plain".into())
-        );
-        assert_eq!(
-            check(b"a,b\n1,2\n", "t.csv"),
-            Verdict::Allowed("text/csv".into())
-        );
+        assert_eq!(check(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", "x.bin"), Verdict::Allowed("image/png".into()));
+        assert_eq!(check(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "doc"), Verdict::Allowed("application/pdf".into()));
+        assert_eq!(check(b"hello world\nsecond line\n", "notes.txt"), Verdict::Allowed("text/plain".into()));
+        assert_eq!(check(b"a,b\n1,2\n", "t.csv"), Verdict::Allowed("text/csv".into()));
     }
 
     #[test]
     fn executables_are_refused_whatever_their_name() {
-        assert!(matches!(
-            check(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0", "cat.jpg"),
-            Verdict::Executable(_)
-        ));
-        assert!(matches!(
-            check(b"MZ\x90\0\x03\0\0\0\x04\0\0\0\xff\xff", "report.pdf"),
-            Verdict::Executable(_)
-        ));
-        assert!(matches!(
-            check(b"\xcf\xfa\xed\xfe\x07\0\0\x01", "song.mp3"),
-            Verdict::Executable(_)
-        ));
-        assert!(matches!(
-            check(b"#!/bin/sh\nrm -rf /\n", "readme.txt"),
-            Verdict::Executable(_)
-        ));
-        assert!(matches!(
-            check(b"@echo off\r\ndel C:\\*\r\n", "notes.txt"),
-            Verdict::Executable(_)
-        ));
-        assert!(matches!(
-            check(b"\0asm\x01\0\0\0", "data.txt"),
-            Verdict::Executable(_)
-        ));
-        assert!(matches!(
-            check(b"just text", "run.bat"),
-            Verdict::Executable(_)
-        ));
+        assert!(matches!(check(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0", "cat.jpg"), Verdict::Executable(_)));
+        assert!(matches!(check(b"MZ\x90\0\x03\0\0\0\x04\0\0\0\xff\xff", "report.pdf"), Verdict::Executable(_)));
+        assert!(matches!(check(b"\xcf\xfa\xed\xfe\x07\0\0\x01", "song.mp3"), Verdict::Executable(_)));
+        assert!(matches!(check(b"#!/bin/sh\nrm -rf /\n", "readme.txt"), Verdict::Executable(_)));
+        assert!(matches!(check(b"@echo off\r\ndel C:\\*\r\n", "notes.txt"), Verdict::Executable(_)));
+        assert!(matches!(check(b"\0asm\x01\0\0\0", "data.txt"), Verdict::Executable(_)));
+        assert!(matches!(check(b"just text", "run.bat"), Verdict::Executable(_)));
     }
 
     #[test]
     fn unknown_binary_and_markup_are_unsupported() {
-        assert!(matches!(
-            check(&[0x13, 0x37, 0x00, 0xff, 0x00, 0x01, 0x02], "x.dat"),
-            Verdict::Unsupported(_)
-        ));
+        assert!(matches!(check(&[0x13, 0x37, 0x00, 0xff, 0x00, 0x01, 0x02], "x.dat"), Verdict::Unsupported(_)));
         assert_eq!(
             check(b"<!DOCTYPE html><script>alert(1)</script>", "a.txt"),
             Verdict::Unsupported("text/html".into())

@@ -52,19 +52,12 @@ impl TryFrom<&PageQuery> for PageRequest {
             Some(s) => match s.parse::<u32>() {
                 Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
                 _ => {
-                    fields.insert(
-                        "page_size".into(),
-                        format!("must be a whole number from 1 to {MAX_PAGE_SIZE}"),
-                    );
+                    fields.insert("page_size".into(), format!("must be a whole number from 1 to {MAX_PAGE_SIZE}"));
                     DEFAULT_PAGE_SIZE
                 }
             },
         };
-        if fields.is_empty() {
-            Ok(PageRequest { page, page_size })
-        } else {
-            Err(AppError::from_fields(fields))
-        }
+        if fields.is_empty() { Ok(PageRequest { page, page_size }) } else { Err(AppError::from_fields(fields)) }
     }
 }
 
@@ -79,13 +72,7 @@ pub struct Page<T> {
 
 impl<T> Page<T> {
     /// `base` is the absolute URL of the list without query; `extra` are other query pairs to keep.
-    pub fn new(
-        results: Vec<T>,
-        count: i64,
-        req: PageRequest,
-        base: &str,
-        extra: &[(&str, String)],
-    ) -> Self {
+    pub fn new(results: Vec<T>, count: i64, req: PageRequest, base: &str, extra: &[(&str, String)]) -> Self {
         let link = |page: u32| {
             let mut u = url::Url::parse(base).ok();
             if let Some(u) = u.as_mut() {
@@ -99,22 +86,9 @@ impl<T> Page<T> {
             u.map(|u| u.to_string())
         };
         let shown = req.offset() + results.len() as i64;
-        let next = if shown < count {
-            link(req.page + 1)
-        } else {
-            None
-        };
-        let previous = if req.page > 1 {
-            link(req.page - 1)
-        } else {
-            None
-        };
-        Page {
-            count,
-            next,
-            previous,
-            results,
-        }
+        let next = if shown < count { link(req.page + 1) } else { None };
+        let previous = if req.page > 1 { link(req.page - 1) } else { None };
+        Page { count, next, previous, results }
     }
 }
 
@@ -123,21 +97,12 @@ mod tests {
     use super::*;
 
     fn q(page: Option<&str>, size: Option<&str>) -> PageQuery {
-        PageQuery {
-            page: page.map(Into::into),
-            page_size: size.map(Into::into),
-        }
+        PageQuery { page: page.map(Into::into), page_size: size.map(Into::into) }
     }
 
     #[test]
     fn defaults_and_bounds() {
-        assert_eq!(
-            PageRequest::try_from(&q(None, None)).ok(),
-            Some(PageRequest {
-                page: 1,
-                page_size: 20
-            })
-        );
+        assert_eq!(PageRequest::try_from(&q(None, None)).ok(), Some(PageRequest { page: 1, page_size: 20 }));
         assert!(PageRequest::try_from(&q(Some("0"), None)).is_err());
         assert!(PageRequest::try_from(&q(None, Some("101"))).is_err());
         assert!(PageRequest::try_from(&q(Some("x"), None)).is_err());
@@ -145,29 +110,11 @@ mod tests {
 
     #[test]
     fn links_are_absolute_and_only_when_needed() {
-        let req = PageRequest {
-            page: 2,
-            page_size: 1,
-        };
+        let req = PageRequest { page: 2, page_size: 1 };
         let p = Page::new(vec![1], 3, req, "http://h/api/x/", &[]);
-        assert_eq!(
-            p.next.as_deref(),
-            Some("http://h/api/x/?page=3&page_size=1")
-        );
-        assert_eq!(
-            p.previous.as_deref(),
-            Some("http://h/api/x/?page=1&page_size=1")
-        );
-        let last = Page::new(
-            vec![1],
-            3,
-            PageRequest {
-                page: 3,
-                page_size: 1,
-            },
-            "http://h/a",
-            &[],
-        );
+        assert_eq!(p.next.as_deref(), Some("http://h/api/x/?page=3&page_size=1"));
+        assert_eq!(p.previous.as_deref(), Some("http://h/api/x/?page=1&page_size=1"));
+        let last = Page::new(vec![1], 3, PageRequest { page: 3, page_size: 1 }, "http://h/a", &[]);
         assert!(last.next.is_none());
     }
 }

@@ -46,15 +46,12 @@ impl Email {
         let Some((local, domain)) = s.rsplit_once('@') else {
             return Err("must be an e-mail address such as ada@example.com".into());
         };
-        let ok_local = !local.is_empty()
-            && local.len() <= 64
-            && !local.chars().any(|c| c.is_whitespace() || c.is_control());
+        let ok_local =
+            !local.is_empty() && local.len() <= 64 && !local.chars().any(|c| c.is_whitespace() || c.is_control());
         let ok_domain = domain.contains('.')
             && !domain.starts_with('.')
             && !domain.ends_with('.')
-            && domain
-                .split('.')
-                .all(|l| !l.is_empty() && l.chars().all(|c| c.is_alphanumeric() || c == '-'));
+            && domain.split('.').all(|l| !l.is_empty() && l.chars().all(|c| c.is_alphanumeric() || c == '-'));
         if ok_local && ok_domain && !local.contains('@') {
             Ok(Email(s))
         } else {
@@ -140,27 +137,21 @@ impl NewUser {
     ) -> Result<NewUser, AppError> {
         let mut fields = FieldErrors::new();
         let email = match email {
-            Some(e) => Email::parse(e)
-                .map_err(|w| fields.insert("email".into(), w))
-                .ok(),
+            Some(e) => Email::parse(e).map_err(|w| fields.insert("email".into(), w)).ok(),
             None => {
                 fields.insert("email".into(), "is required".into());
                 None
             }
         };
         let password = match password {
-            Some(p) => Password::parse(p)
-                .map_err(|w| fields.insert("password".into(), w))
-                .ok(),
+            Some(p) => Password::parse(p).map_err(|w| fields.insert("password".into(), w)).ok(),
             None => {
                 fields.insert("password".into(), "is required".into());
                 None
             }
         };
         let name = match name {
-            Some(n) => PersonName::parse(n)
-                .map_err(|w| fields.insert("name".into(), w))
-                .ok(),
+            Some(n) => PersonName::parse(n).map_err(|w| fields.insert("name".into(), w)).ok(),
             None => {
                 fields.insert("name".into(), "is required".into());
                 None
@@ -171,21 +162,15 @@ impl NewUser {
             Some(r) => match Role::parse(r) {
                 Some(r) => Some(r),
                 None => {
-                    fields.insert(
-                        "role".into(),
-                        "must be one of user, dashboard, admin".into(),
-                    );
+                    fields.insert("role".into(), "must be one of user, dashboard, admin".into());
                     None
                 }
             },
         };
         match (email, password, name) {
-            (Some(email), Some(password), Some(name)) if fields.is_empty() => Ok(NewUser {
-                email,
-                name,
-                password,
-                role,
-            }),
+            (Some(email), Some(password), Some(name)) if fields.is_empty() => {
+                Ok(NewUser { email, name, password, role })
+            }
             _ => Err(AppError::from_fields(fields)),
         }
     }
@@ -215,20 +200,8 @@ mod tests {
 
     #[test]
     fn emails_are_lowercased_and_checked() {
-        assert_eq!(
-            Email::parse(" Ada@Example.COM ").map(|e| e.0),
-            Ok("ada@example.com".to_string())
-        );
-        for bad in [
-            "",
-            "ada",
-            "ada@",
-            "@x.com",
-            "a b@x.com",
-            "ada@x",
-            "ada@.com",
-            "a@b@c.com",
-        ] {
+        assert_eq!(Email::parse(" Ada@Example.COM ").map(|e| e.0), Ok("ada@example.com".to_string()));
+        for bad in ["", "ada", "ada@", "@x.com", "a b@x.com", "ada@x", "ada@.com", "a@b@c.com"] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
     }
@@ -237,17 +210,12 @@ mod tests {
     fn passwords_have_a_minimum_length() {
         assert!(Password::parse("short").is_err());
         assert!(Password::parse("long enough").is_ok());
-        assert_eq!(
-            format!("{:?}", Password::parse("long enough").ok()),
-            "Some(Password(***))"
-        );
+        assert_eq!(format!("{:?}", Password::parse("long enough").ok()), "Some(Password(***))");
     }
 
     #[test]
     fn new_user_collects_every_problem() {
-        let Err(AppError::Validation { fields, .. }) =
-            NewUser::parse(Some("x"), None, Some(" "), Some("root"))
-        else {
+        let Err(AppError::Validation { fields, .. }) = NewUser::parse(Some("x"), None, Some(" "), Some("root")) else {
             panic!("expected validation error")
         };
         assert_eq!(fields.len(), 4);

@@ -40,17 +40,11 @@ impl FromRequestParts<AppState> for ClientIp {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip())
-            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let peer =
+            parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
         Ok(ClientIp(client_ip(
             peer,
-            parts
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok()),
+            parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
             &state.trusted_proxies,
         )))
     }
@@ -81,20 +75,14 @@ fn bearer(parts: &Parts) -> Option<&str> {
 /// Loads the account of a verified access token; disabled or deleted accounts are refused.
 pub async fn user_from_token(state: &AppState, token: &str) -> Result<User, AppError> {
     let claims = state.auth.verify(token, "access")?;
-    let id: i64 = claims
-        .sub
-        .parse()
-        .map_err(|_| AppError::Unauthenticated("the token is not valid".into()))?;
+    let id: i64 = claims.sub.parse().map_err(|_| AppError::Unauthenticated("the token is not valid".into()))?;
     let user = state
         .store
         .user_by_id(id)
         .await?
         .ok_or_else(|| AppError::Unauthenticated("the account no longer exists".into()))?;
     if !user.is_active {
-        return Err(AppError::Forbidden {
-            code: "account_disabled",
-            message: "this account is disabled".into(),
-        });
+        return Err(AppError::Forbidden { code: "account_disabled", message: "this account is disabled".into() });
     }
     Ok(user)
 }
@@ -107,9 +95,7 @@ impl FromRequestParts<AppState> for CurrentUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         let token = bearer(parts).ok_or_else(|| {
-            AppError::Unauthenticated(
-                "authentication required: send Authorization: Bearer <token>".into(),
-            )
+            AppError::Unauthenticated("authentication required: send Authorization: Bearer <token>".into())
         })?;
         Ok(CurrentUser(user_from_token(state, token).await?))
     }
@@ -119,10 +105,7 @@ impl OptionalFromRequestParts<AppState> for CurrentUser {
     type Rejection = AppError;
 
     /// No credentials: `None`; bad credentials: still an error (never silently anonymous).
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Option<Self>, AppError> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Option<Self>, AppError> {
         match bearer(parts) {
             None => Ok(None),
             Some(token) => Ok(Some(CurrentUser(user_from_token(state, token).await?))),
@@ -137,8 +120,7 @@ impl FromRequestParts<AppState> for AdminUser {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let CurrentUser(user) =
-            <CurrentUser as FromRequestParts<AppState>>::from_request_parts(parts, state).await?;
+        let CurrentUser(user) = <CurrentUser as FromRequestParts<AppState>>::from_request_parts(parts, state).await?;
         if !user.is_admin() {
             return Err(AppError::forbidden("this needs the admin role"));
         }
@@ -185,18 +167,12 @@ impl FromRequestParts<AppState> for CsrfCookie {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         // Cross-site form posts carry a foreign Origin: refuse them before looking at tokens.
-        if let Some(origin) = parts
-            .headers
-            .get(header::ORIGIN)
-            .and_then(|o| o.to_str().ok())
+        if let Some(origin) = parts.headers.get(header::ORIGIN).and_then(|o| o.to_str().ok())
             && origin != "null"
             && !same_origin(origin, state.config.base_url())
             && parts.method != axum::http::Method::GET
         {
-            return Err(AppError::Forbidden {
-                code: "csrf_failed",
-                message: "cross-site request refused".into(),
-            });
+            return Err(AppError::Forbidden { code: "csrf_failed", message: "cross-site request refused".into() });
         }
         Ok(CsrfCookie(cookie(parts, CSRF_COOKIE)))
     }
@@ -219,10 +195,7 @@ mod tests {
         let peer: IpAddr = "10.1.2.3".parse().unwrap_or_else(|_| panic!());
         let outsider: IpAddr = "203.0.113.9".parse().unwrap_or_else(|_| panic!());
         assert_eq!(client_ip(outsider, Some("1.1.1.1"), &trusted), outsider);
-        assert_eq!(
-            client_ip(peer, Some("1.1.1.1, 198.51.100.7, 10.0.0.5"), &trusted).to_string(),
-            "198.51.100.7"
-        );
+        assert_eq!(client_ip(peer, Some("1.1.1.1, 198.51.100.7, 10.0.0.5"), &trusted).to_string(), "198.51.100.7");
         assert_eq!(client_ip(peer, None, &trusted), peer);
         assert_eq!(client_ip(peer, Some("garbage"), &trusted), peer);
     }

@@ -46,10 +46,8 @@ impl From<Grant> for FileInfo {
 
 /// Types a browser may render on our origin; everything else is always an attachment.
 pub fn safe_inline(mime: &str) -> bool {
-    matches!(
-        mime,
-        "image/jpeg" | "image/png" | "image/gif" | "image/webp" | "application/pdf"
-    ) || mime.starts_with("video/")
+    matches!(mime, "image/jpeg" | "image/png" | "image/gif" | "image/webp" | "application/pdf")
+        || mime.starts_with("video/")
         || mime.starts_with("audio/")
 }
 
@@ -61,18 +59,12 @@ pub enum RangeAsk {
     Unsatisfiable,
 }
 
-pub fn range_ask(
-    headers: &HeaderMap,
-    size: u64,
-    etag: &str,
-    last_modified: Option<&str>,
-) -> RangeAsk {
+pub fn range_ask(headers: &HeaderMap, size: u64, etag: &str, last_modified: Option<&str>) -> RangeAsk {
     let Some(range) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
         return RangeAsk::Full;
     };
     if let Some(if_range) = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
-        let matches =
-            if_range == format!("\"{etag}\"") || last_modified.is_some_and(|lm| lm == if_range);
+        let matches = if_range == format!("\"{etag}\"") || last_modified.is_some_and(|lm| lm == if_range);
         if !matches {
             return RangeAsk::Full;
         }
@@ -94,12 +86,7 @@ fn http_date(ms: i64) -> Option<String> {
 }
 
 /// Sends a stored file (or its requested range) with every header a file response needs.
-pub async fn serve(
-    state: &AppState,
-    info: &FileInfo,
-    method: &Method,
-    headers: &HeaderMap,
-) -> AppResult<Response> {
+pub async fn serve(state: &AppState, info: &FileInfo, method: &Method, headers: &HeaderMap) -> AppResult<Response> {
     let meta = state.blobs.head(&info.key).await?;
     let size = meta.size;
     let last_modified = http_date(info.last_modified_ms);
@@ -109,20 +96,13 @@ pub async fn serve(
         RangeAsk::Part(s, e) => (StatusCode::PARTIAL_CONTENT, Some(s..e + 1)),
         RangeAsk::Unsatisfiable => return Err(AppError::RangeNotSatisfiable { size }),
     };
-    let disposition = if safe_inline(&info.mime) {
-        info.disposition
-    } else {
-        Disposition::Attachment
-    };
+    let disposition = if safe_inline(&info.mime) { info.disposition } else { Disposition::Attachment };
     let mut b = Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, &info.mime)
         .header(header::ACCEPT_RANGES, "bytes")
         .header(header::ETAG, format!("\"{}\"", info.etag))
-        .header(
-            header::CONTENT_DISPOSITION,
-            content_disposition(disposition, &info.name),
-        )
+        .header(header::CONTENT_DISPOSITION, content_disposition(disposition, &info.name))
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
         .header(header::CONTENT_SECURITY_POLICY, "sandbox")
         .header(header::CACHE_CONTROL, "private, max-age=0, must-revalidate");
@@ -131,10 +111,7 @@ pub async fn serve(
     }
     let len = match &range {
         Some(r) => {
-            b = b.header(
-                header::CONTENT_RANGE,
-                format!("bytes {}-{}/{}", r.start, r.end - 1, size),
-            );
+            b = b.header(header::CONTENT_RANGE, format!("bytes {}-{}/{}", r.start, r.end - 1, size));
             r.end - r.start
         }
         None => size,
@@ -144,8 +121,7 @@ pub async fn serve(
         return b.body(Body::empty()).map_err(AppError::internal);
     }
     let body = state.blobs.open(&info.key, range).await?;
-    b.body(Body::from_stream(body.stream))
-        .map_err(AppError::internal)
+    b.body(Body::from_stream(body.stream)).map_err(AppError::internal)
 }
 
 /// Streams the file a signed URL names (local storage) or redirects to a presigned URL (S3).
@@ -162,23 +138,16 @@ pub async fn download(
     headers: HeaderMap,
 ) -> AppResult<Response> {
     match state.blobs.resolve(&token).await {
-        Ok(Download::Stream(grant)) => {
-            serve(&state, &FileInfo::from(grant), &method, &headers).await
-        }
+        Ok(Download::Stream(grant)) => serve(&state, &FileInfo::from(grant), &method, &headers).await,
         Ok(Download::Redirect(url)) => {
             let mut r = Redirect::temporary(&url).into_response();
-            r.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             Ok(r)
         }
-        Err(TokenError::Expired) => Err(AppError::Forbidden {
-            code: "link_expired",
-            message: "this download link has expired".into(),
-        }),
-        Err(_) => Err(AppError::Forbidden {
-            code: "invalid_link",
-            message: "this download link is not valid".into(),
-        }),
+        Err(TokenError::Expired) => {
+            Err(AppError::Forbidden { code: "link_expired", message: "this download link has expired".into() })
+        }
+        Err(_) => Err(AppError::Forbidden { code: "invalid_link", message: "this download link is not valid".into() }),
     }
 }
 
@@ -189,10 +158,7 @@ mod tests {
     fn h(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut m = HeaderMap::new();
         for (k, v) in pairs {
-            m.insert(
-                *k,
-                HeaderValue::from_str(v).unwrap_or(HeaderValue::from_static("")),
-            );
+            m.insert(*k, HeaderValue::from_str(v).unwrap_or(HeaderValue::from_static("")));
         }
         m
     }
@@ -200,43 +166,15 @@ mod tests {
     #[test]
     fn ranges_follow_rfc_9110() {
         assert_eq!(range_ask(&h(&[]), 100, "e", None), RangeAsk::Full);
+        assert_eq!(range_ask(&h(&[("range", "bytes=0-9")]), 100, "e", None), RangeAsk::Part(0, 9));
+        assert_eq!(range_ask(&h(&[("range", "bytes=90-")]), 100, "e", None), RangeAsk::Part(90, 99));
+        assert_eq!(range_ask(&h(&[("range", "bytes=-10")]), 100, "e", None), RangeAsk::Part(90, 99));
+        assert_eq!(range_ask(&h(&[("range", "bytes=200-300")]), 100, "e", None), RangeAsk::Unsatisfiable);
+        assert_eq!(range_ask(&h(&[("range", "pages=1-2")]), 100, "e", None), RangeAsk::Full);
         assert_eq!(
-            range_ask(&h(&[("range", "bytes=0-9")]), 100, "e", None),
-            RangeAsk::Part(0, 9)
-        );
-        assert_eq!(
-            range_ask(&h(&[("range", "bytes=90-")]), 100, "e", None),
-            RangeAsk::Part(90, 99)
-        );
-        assert_eq!(
-            range_ask(&h(&[("range", "bytes=-10")]), 100, "e", None),
-            RangeAsk::Part(90, 99)
-        );
-        assert_eq!(
-            range_ask(&h(&[("range", "bytes=200-300")]), 100, "e", None),
-            RangeAsk::Unsatisfiable
-        );
-        assert_eq!(
-            range_ask(&h(&[("range", "pages=1-2")]), 100, "e", None),
-            RangeAsk::Full
-        );
-        assert_eq!(
-            range_ask(
-                &h(&[("range", "bytes=0-1"), ("if-range", "\"e\"")]),
-                100,
-                "e",
-                None
-            ),
+            range_ask(&h(&[("range", "bytes=0-1"), ("if-range", "\"e\"")]), 100, "e", None),
             RangeAsk::Part(0, 1)
         );
-        assert_eq!(
-            range_ask(
-                &h(&[("range", "bytes=0-1"), ("if-range", "\"old\"")]),
-                100,
-                "e",
-                None
-            ),
-            RangeAsk::Full
-        );
+        assert_eq!(range_ask(&h(&[("range", "bytes=0-1"), ("if-range", "\"old\"")]), 100, "e", None), RangeAsk::Full);
     }
 }

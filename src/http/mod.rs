@@ -50,12 +50,7 @@ impl utoipa::Modify for SecurityAddon {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
         );
     }
 }
@@ -80,11 +75,9 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(middleware::from_fn(security_headers))
         .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT))
-        .layer(CatchPanicLayer::custom(
-            |_: Box<dyn std::any::Any + Send>| {
-                AppError::internal(anyhow::anyhow!("a handler panicked")).into_response()
-            },
-        ))
+        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
+            AppError::internal(anyhow::anyhow!("a handler panicked")).into_response()
+        }))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -113,19 +106,12 @@ fn normalize_path(mut req: Request) -> Request {
 }
 
 fn wants_html(req_path: &str, accept: Option<&HeaderValue>) -> bool {
-    !req_path.starts_with("/api/")
-        && accept
-            .and_then(|a| a.to_str().ok())
-            .is_some_and(|a| a.contains("text/html"))
+    !req_path.starts_with("/api/") && accept.and_then(|a| a.to_str().ok()).is_some_and(|a| a.contains("text/html"))
 }
 
 async fn not_found(req: Request) -> Response {
     if wants_html(req.uri().path(), req.headers().get(header::ACCEPT)) {
-        return pages::error_page(
-            StatusCode::NOT_FOUND,
-            "Not found",
-            "There is nothing at this address.",
-        );
+        return pages::error_page(StatusCode::NOT_FOUND, "Not found", "There is nothing at this address.");
     }
     AppError::NotFound("page").into_response()
 }
@@ -138,20 +124,12 @@ async fn method_not_allowed() -> Response {
 async fn observe(State(_state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
+    let route =
+        req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
     let resp = next.run(req).await;
-    let labels = [
-        ("method", method_label(&method)),
-        ("route", route),
-        ("status", resp.status().as_u16().to_string()),
-    ];
+    let labels = [("method", method_label(&method)), ("route", route), ("status", resp.status().as_u16().to_string())];
     metrics::counter!("vitrine_http_requests_total", &labels).increment(1);
-    metrics::histogram!("vitrine_http_request_duration_seconds", &labels)
-        .record(start.elapsed().as_secs_f64());
+    metrics::histogram!("vitrine_http_request_duration_seconds", &labels).record(start.elapsed().as_secs_f64());
     resp
 }
 
@@ -163,12 +141,9 @@ fn method_label(m: &Method) -> String {
 async fn security_headers(req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
-    h.entry(header::X_CONTENT_TYPE_OPTIONS)
-        .or_insert(HeaderValue::from_static("nosniff"));
-    h.entry(header::REFERRER_POLICY)
-        .or_insert(HeaderValue::from_static("strict-origin-when-cross-origin"));
-    h.entry(HeaderName::from_static("x-frame-options"))
-        .or_insert(HeaderValue::from_static("DENY"));
+    h.entry(header::X_CONTENT_TYPE_OPTIONS).or_insert(HeaderValue::from_static("nosniff"));
+    h.entry(header::REFERRER_POLICY).or_insert(HeaderValue::from_static("strict-origin-when-cross-origin"));
+    h.entry(HeaderName::from_static("x-frame-options")).or_insert(HeaderValue::from_static("DENY"));
     h.entry(header::CONTENT_SECURITY_POLICY).or_insert(HeaderValue::from_static(
         "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
     ));

@@ -55,27 +55,19 @@ pub async fn receive(
     file_field: &str,
     max_bytes: u64,
 ) -> AppResult<Form> {
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let boundary = multer::parse_boundary(ct)
         .map_err(|_| AppError::UnsupportedType("send the upload as multipart/form-data".into()))?;
     // A declared length over the limit is refused before a byte is stored.
-    if let Some(len) = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
+    if let Some(len) =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
         && len > max_bytes + 1024 * 1024
     {
         count("too_large");
         return Err(AppError::TooLarge { limit: max_bytes });
     }
     let mut multipart = multer::Multipart::new(body.into_data_stream(), boundary);
-    let mut form = Form {
-        fields: HashMap::new(),
-        file: None,
-    };
+    let mut form = Form { fields: HashMap::new(), file: None };
     let result = read_parts(state, &mut multipart, &mut form, file_field, max_bytes).await;
     if let Err(e) = result {
         if let Some(f) = form.file.take() {
@@ -95,19 +87,13 @@ async fn read_parts(
 ) -> AppResult<()> {
     let malformed = |e: multer::Error| {
         count("malformed");
-        AppError::bad_request(
-            "malformed_multipart",
-            format!("the multipart body could not be read: {e}"),
-        )
+        AppError::bad_request("malformed_multipart", format!("the multipart body could not be read: {e}"))
     };
     let mut parts = 0;
     while let Some(mut field) = multipart.next_field().await.map_err(malformed)? {
         parts += 1;
         if parts > MAX_FIELDS {
-            return Err(AppError::bad_request(
-                "malformed_multipart",
-                "too many form fields",
-            ));
+            return Err(AppError::bad_request("malformed_multipart", "too many form fields"));
         }
         let name = field.name().unwrap_or("").to_string();
         if name == file_field {
@@ -140,15 +126,11 @@ async fn read_parts(
             let mut text = Vec::new();
             while let Some(chunk) = field.chunk().await.map_err(malformed)? {
                 if text.len() + chunk.len() > MAX_TEXT_FIELD {
-                    return Err(AppError::validation(
-                        &name,
-                        format!("must be at most {MAX_TEXT_FIELD} bytes"),
-                    ));
+                    return Err(AppError::validation(&name, format!("must be at most {MAX_TEXT_FIELD} bytes")));
                 }
                 text.extend_from_slice(&chunk);
             }
-            let text = String::from_utf8(text)
-                .map_err(|_| AppError::validation(&name, "must be UTF-8 text"))?;
+            let text = String::from_utf8(text).map_err(|_| AppError::validation(&name, "must be UTF-8 text"))?;
             form.fields.insert(name, text);
         }
     }
@@ -170,10 +152,7 @@ async fn stream_file(
             Ok(c) => c,
             Err(e) => {
                 count("interrupted");
-                return Err(AppError::bad_request(
-                    "malformed_multipart",
-                    format!("the upload was interrupted: {e}"),
-                ));
+                return Err(AppError::bad_request("malformed_multipart", format!("the upload was interrupted: {e}")));
             }
         };
         let Some(chunk) = chunk else { break };
@@ -217,16 +196,11 @@ pub async fn inspect(state: &AppState, rec: &Received, allowed: &[String]) -> Ap
         Verdict::Allowed(mime) => Ok(mime),
         Verdict::Unsupported(mime) => {
             count("unsupported_type");
-            Err(AppError::UnsupportedType(format!(
-                "files of type {mime} are not accepted"
-            )))
+            Err(AppError::UnsupportedType(format!("files of type {mime} are not accepted")))
         }
         Verdict::Executable(kind) => {
             count("executable");
-            Err(AppError::rejected(
-                "executable_refused",
-                format!("executable content is refused ({kind})"),
-            ))
+            Err(AppError::rejected("executable_refused", format!("executable content is refused ({kind})")))
         }
     }
 }

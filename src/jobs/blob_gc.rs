@@ -31,9 +31,7 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<GcReport> {
     for prefix in ["assets", "thumbs"] {
         for m in state.blobs.list(prefix).await? {
             let key = m.location.as_ref();
-            if older_than_grace(state, m.last_modified.timestamp_millis())
-                && !state.store.blob_referenced(key).await?
-            {
+            if older_than_grace(state, m.last_modified.timestamp_millis()) && !state.store.blob_referenced(key).await? {
                 state.blobs.delete(key).await?;
                 report.orphans_removed += 1;
             }
@@ -81,9 +79,7 @@ pub async fn release(state: &AppState, key: &str) {
             return Ok::<_, anyhow::Error>(());
         }
         match state.blobs.head(key).await {
-            Ok(m) if older_than_grace(state, m.last_modified.timestamp_millis()) => {
-                state.blobs.delete(key).await
-            }
+            Ok(m) if older_than_grace(state, m.last_modified.timestamp_millis()) => state.blobs.delete(key).await,
             _ => Ok(()),
         }
     }

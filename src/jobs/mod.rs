@@ -15,23 +15,13 @@ use crate::app::AppState;
 pub fn spawn_all(state: AppState, shutdown: CancellationToken) -> Vec<JoinHandle<()>> {
     let gc_every = Duration::from_secs(state.config.blob_gc_interval_secs.max(1));
     vec![
-        every(
-            "blob_gc",
-            gc_every,
-            state.clone(),
-            shutdown.clone(),
-            |s| async move { blob_gc::run_once(&s).await.map(|_| ()) },
-        ),
-        every(
-            "rate_limit_cleanup",
-            Duration::from_secs(60),
-            state,
-            shutdown,
-            |s| async move {
-                s.limits.retain_recent();
-                Ok(())
-            },
-        ),
+        every("blob_gc", gc_every, state.clone(), shutdown.clone(), |s| async move {
+            blob_gc::run_once(&s).await.map(|_| ())
+        }),
+        every("rate_limit_cleanup", Duration::from_secs(60), state, shutdown, |s| async move {
+            s.limits.retain_recent();
+            Ok(())
+        }),
     ]
 }
 

@@ -8,8 +8,7 @@ use crate::domain::assets::{Asset, AssetMeta, AssetPatch, MediaType};
 use crate::domain::pagination::PageRequest;
 use crate::domain::time::now_ms;
 
-const ASSET_COLUMNS: &str =
-    "a.id, a.owner_id, u.name AS owner_name, a.title, a.description, a.tags, a.name,
+const ASSET_COLUMNS: &str = "a.id, a.owner_id, u.name AS owner_name, a.title, a.description, a.tags, a.name,
     a.mime_type, a.media_type, a.size, a.sha256, a.blob_key, a.thumb_key, a.width, a.height,
     a.duration_seconds, a.content_type, a.created_at, a.updated_at";
 
@@ -22,11 +21,7 @@ fn asset_from_row(r: &AnyRow) -> Result<Asset, sqlx::Error> {
         owner_name: r.try_get("owner_name")?,
         title: r.try_get("title")?,
         description: r.try_get("description")?,
-        tags: tags
-            .split(',')
-            .filter(|t| !t.is_empty())
-            .map(str::to_string)
-            .collect(),
+        tags: tags.split(',').filter(|t| !t.is_empty()).map(str::to_string).collect(),
         name: r.try_get("name")?,
         mime_type: r.try_get("mime_type")?,
         media_type: MediaType::parse(&media),
@@ -67,12 +62,7 @@ pub enum AssetFilter {
 
 impl Store {
     /// Commits the row of an uploaded file whose blob is already in its final place.
-    pub async fn insert_asset(
-        &self,
-        owner_id: i64,
-        meta: &AssetMeta,
-        file: &StoredFile,
-    ) -> anyhow::Result<i64> {
+    pub async fn insert_asset(&self, owner_id: i64, meta: &AssetMeta, file: &StoredFile) -> anyhow::Result<i64> {
         let mut tx = self.pool.begin().await?;
         let id = next_id(&mut tx, "assets").await?;
         let now = now_ms();
@@ -115,11 +105,7 @@ impl Store {
     }
 
     /// Newest first.
-    pub async fn list_assets(
-        &self,
-        filter: AssetFilter,
-        page: PageRequest,
-    ) -> anyhow::Result<(Vec<Asset>, i64)> {
+    pub async fn list_assets(&self, filter: AssetFilter, page: PageRequest) -> anyhow::Result<(Vec<Asset>, i64)> {
         let (owner_clause, owner) = match filter {
             AssetFilter::Owner(id) => ("a.owner_id = $1", id),
             AssetFilter::All => ("$1 = $1", 0),
@@ -133,18 +119,12 @@ impl Store {
         .bind(page.offset())
         .fetch_all(&self.pool)
         .await?;
-        let (count,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT COUNT(*) FROM assets a WHERE {owner_clause}"
-        )))
-        .bind(owner)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok((
-            rows.iter()
-                .map(asset_from_row)
-                .collect::<Result<Vec<_>, _>>()?,
-            count,
-        ))
+        let (count,): (i64,) =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM assets a WHERE {owner_clause}")))
+                .bind(owner)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok((rows.iter().map(asset_from_row).collect::<Result<Vec<_>, _>>()?, count))
     }
 
     pub async fn update_asset(&self, id: i64, patch: &AssetPatch) -> anyhow::Result<Option<Asset>> {
@@ -168,27 +148,22 @@ impl Store {
 
     /// Deletes the row; the caller removes blobs that no other row references.
     pub async fn delete_asset(&self, id: i64) -> anyhow::Result<bool> {
-        let res = sqlx::query("DELETE FROM assets WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        let res = sqlx::query("DELETE FROM assets WHERE id = $1").bind(id).execute(&self.pool).await?;
         Ok(res.rows_affected() > 0)
     }
 
     /// Whether any asset still points at this blob (as file or as thumbnail).
     pub async fn blob_referenced(&self, key: &str) -> anyhow::Result<bool> {
-        let row: Option<(i64,)> =
-            sqlx::query_as("SELECT id FROM assets WHERE blob_key = $1 OR thumb_key = $1 LIMIT 1")
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM assets WHERE blob_key = $1 OR thumb_key = $1 LIMIT 1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.is_some())
     }
 
     pub async fn stored_bytes(&self) -> anyhow::Result<i64> {
-        let (n,): (Option<i64>,) = sqlx::query_as("SELECT CAST(SUM(size) AS BIGINT) FROM assets")
-            .fetch_one(&self.pool)
-            .await?;
+        let (n,): (Option<i64>,) =
+            sqlx::query_as("SELECT CAST(SUM(size) AS BIGINT) FROM assets").fetch_one(&self.pool).await?;
         Ok(n.unwrap_or(0))
     }
 }

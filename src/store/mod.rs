@@ -31,14 +31,8 @@ impl Store {
     /// Connects (creating the SQLite file if needed); SQLite runs in WAL mode with a busy timeout.
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Store> {
         sqlx::any::install_default_drivers();
-        let dialect = if url.starts_with("sqlite:") {
-            Dialect::Sqlite
-        } else {
-            Dialect::Postgres
-        };
-        let mut opts = AnyPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10));
+        let dialect = if url.starts_with("sqlite:") { Dialect::Sqlite } else { Dialect::Postgres };
+        let mut opts = AnyPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(10));
         if dialect == Dialect::Sqlite {
             opts = opts.after_connect(|conn, _meta| {
                 Box::pin(async move {
@@ -50,21 +44,16 @@ impl Store {
                 })
             });
         }
-        let pool = opts.connect(url).await.with_context(|| {
-            format!(
-                "cannot open the database at {}",
-                crate::config::mask_url_password(url)
-            )
-        })?;
+        let pool = opts
+            .connect(url)
+            .await
+            .with_context(|| format!("cannot open the database at {}", crate::config::mask_url_password(url)))?;
         Ok(Store { pool, dialect })
     }
 
     /// Applies the embedded migrations that have not run yet.
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        MIGRATOR
-            .run(&self.pool)
-            .await
-            .context("database migration failed")?;
+        MIGRATOR.run(&self.pool).await.context("database migration failed")?;
         Ok(())
     }
 
@@ -89,10 +78,7 @@ impl Store {
 
 /// Takes the next id of a named sequence inside `tx`; portable (upsert + RETURNING) on both engines.
 /// It is the first statement of every insert transaction, so SQLite takes its write lock at once.
-pub(crate) async fn next_id(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    name: &str,
-) -> Result<i64, sqlx::Error> {
+pub(crate) async fn next_id(tx: &mut sqlx::Transaction<'_, sqlx::Any>, name: &str) -> Result<i64, sqlx::Error> {
     let (id,): (i64,) = sqlx::query_as(
         "INSERT INTO id_counters (name, value) VALUES ($1, 1)
          ON CONFLICT (name) DO UPDATE SET value = id_counters.value + 1
@@ -112,10 +98,6 @@ impl Store {
     /// Connects to the database the configuration names.
     pub async fn connect_for(config: &crate::config::Config) -> anyhow::Result<Store> {
         std::fs::create_dir_all(&config.data_dir)?;
-        Store::connect(
-            &config.effective_database_url(),
-            config.database_max_connections,
-        )
-        .await
+        Store::connect(&config.effective_database_url(), config.database_max_connections).await
     }
 }

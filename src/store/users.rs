@@ -41,14 +41,8 @@ impl Store {
     ) -> anyhow::Result<Created<User>> {
         let mut tx = self.pool.begin().await?;
         let id = next_id(&mut tx, "users").await?;
-        let (existing,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users")
-            .fetch_one(&mut *tx)
-            .await?;
-        let role = role.unwrap_or(if existing == 0 {
-            Role::Admin
-        } else {
-            Role::User
-        });
+        let (existing,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users").fetch_one(&mut *tx).await?;
+        let role = role.unwrap_or(if existing == 0 { Role::Admin } else { Role::User });
         let taken: Option<(i64,)> = sqlx::query_as("SELECT id FROM users WHERE email = $1")
             .bind(email.as_str())
             .fetch_optional(&mut *tx)
@@ -90,22 +84,18 @@ impl Store {
     }
 
     pub async fn user_by_id(&self, id: i64) -> anyhow::Result<Option<User>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE id = $1"
-        )))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.as_ref().map(user_from_row).transpose()?)
     }
 
     pub async fn user_by_email(&self, email: &str) -> anyhow::Result<Option<User>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE email = $1"
-        )))
-        .bind(email.trim().to_lowercase())
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1")))
+            .bind(email.trim().to_lowercase())
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.as_ref().map(user_from_row).transpose()?)
     }
 
@@ -137,21 +127,15 @@ impl Store {
         .bind(page.offset())
         .fetch_all(&self.pool)
         .await?;
-        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users")
-            .fetch_one(&self.pool)
-            .await?;
-        let users = rows
-            .iter()
-            .map(user_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
+        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users").fetch_one(&self.pool).await?;
+        let users = rows.iter().map(user_from_row).collect::<Result<Vec<_>, _>>()?;
         Ok((users, count))
     }
 
     pub async fn count_admins(&self) -> anyhow::Result<i64> {
-        let (n,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM users WHERE role = 'admin' AND is_active = 1")
-                .fetch_one(&self.pool)
-                .await?;
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users WHERE role = 'admin' AND is_active = 1")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(n)
     }
 }

@@ -1,1 +1,14 @@
+//! One integration-test binary: every test drives the real app through HTTP (DESIGN rule 7).
 
+mod helpers;
+
+mod accounts;
+mod admin;
+mod assets;
+mod browser;
+mod files;
+mod jobs;
+mod ops;
+mod pages;
+mod s3;
+mod store;

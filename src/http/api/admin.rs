@@ -16,9 +16,7 @@ use crate::error::{AppError, AppResult, ErrorResponse, FieldErrors};
 use crate::http::extract::{AdminUser, ApiJson, ApiPath, ApiQuery};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list, create))
-        .routes(routes!(update))
+    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(update))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -40,12 +38,7 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateUserRequest>,
 ) -> AppResult<impl IntoResponse> {
     let role = body.role.as_deref().unwrap_or("user");
-    let new = NewUser::parse(
-        body.email.as_deref(),
-        body.password.as_deref(),
-        body.name.as_deref(),
-        Some(role),
-    )?;
+    let new = NewUser::parse(body.email.as_deref(), body.password.as_deref(), body.name.as_deref(), Some(role))?;
     let user = create_account(&state, new).await?;
     Ok((StatusCode::CREATED, axum::Json(UserOut::from(&user))))
 }
@@ -61,13 +54,7 @@ pub async fn list(
     let page = PageRequest::try_from(&q)?;
     let (users, count) = state.store.list_users(page).await?;
     let base = format!("{}/api/admin/users/", state.config.base_url());
-    Ok(axum::Json(Page::new(
-        users.iter().map(UserOut::from).collect(),
-        count,
-        page,
-        &base,
-        &[],
-    )))
+    Ok(axum::Json(Page::new(users.iter().map(UserOut::from).collect(), count, page, &base, &[])))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -91,10 +78,7 @@ pub async fn update(
     let role = match body.role.as_deref() {
         None => None,
         Some(r) => Role::parse(r).or_else(|| {
-            fields.insert(
-                "role".into(),
-                "must be one of user, dashboard, admin".into(),
-            );
+            fields.insert("role".into(), "must be one of user, dashboard, admin".into());
             None
         }),
     };
@@ -104,11 +88,7 @@ pub async fn update(
     if !fields.is_empty() {
         return Err(AppError::from_fields(fields));
     }
-    let target = state
-        .store
-        .user_by_id(id)
-        .await?
-        .ok_or(AppError::NotFound("user"))?;
+    let target = state.store.user_by_id(id).await?.ok_or(AppError::NotFound("user"))?;
     let loses_admin = target.is_admin()
         && target.is_active
         && (role.is_some_and(|r| r != Role::Admin) || body.is_active == Some(false));
@@ -118,16 +98,7 @@ pub async fn update(
             message: "this is the last active admin; make another admin first".into(),
         });
     }
-    let user = state
-        .store
-        .update_user(id, role, body.is_active)
-        .await?
-        .ok_or(AppError::NotFound("user"))?;
-    tracing::info!(
-        user_id = id,
-        role = user.role.as_str(),
-        is_active = user.is_active,
-        "account updated"
-    );
+    let user = state.store.update_user(id, role, body.is_active).await?.ok_or(AppError::NotFound("user"))?;
+    tracing::info!(user_id = id, role = user.role.as_str(), is_active = user.is_active, "account updated");
     Ok(axum::Json(UserOut::from(&user)))
 }

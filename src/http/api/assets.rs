@@ -14,8 +14,8 @@ use utoipa_axum::routes;
 use crate::app::AppState;
 use crate::blob::{Disposition, Grant};
 use crate::domain::assets::{
-    Asset, AssetMeta, AssetPatch, DEFAULT_CONTENT_TYPE, MediaType, parse_content_type,
-    parse_description, parse_tags, parse_title, sanitize_file_name,
+    Asset, AssetMeta, AssetPatch, DEFAULT_CONTENT_TYPE, MediaType, parse_content_type, parse_description, parse_tags,
+    parse_title, sanitize_file_name,
 };
 use crate::domain::pagination::{Page, PageQuery, PageRequest};
 use crate::domain::time::rfc3339;
@@ -29,10 +29,7 @@ use crate::store::AssetFilter;
 use crate::store::assets::StoredFile;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(upload, list))
-        .routes(routes!(get, patch, delete))
-        .routes(routes!(content))
+    OpenApiRouter::new().routes(routes!(upload, list)).routes(routes!(get, patch, delete)).routes(routes!(content))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -77,11 +74,7 @@ impl AssetOut {
             etag: a.sha256.clone(),
         };
         let thumbnail_url = a.thumb_key.as_deref().map(|k| {
-            let mime = if k.ends_with(".png") {
-                "image/png"
-            } else {
-                "image/jpeg"
-            };
+            let mime = if k.ends_with(".png") { "image/png" } else { "image/jpeg" };
             state.blobs.signed_url(Grant {
                 etag: format!("{}-thumb", a.sha256),
                 ..grant(k, mime, "thumbnail", Disposition::Inline)
@@ -101,17 +94,9 @@ impl AssetOut {
             height: a.height,
             duration_seconds: a.duration_seconds,
             thumbnail_url,
-            download_url: state.blobs.signed_url(grant(
-                &a.blob_key,
-                &a.mime_type,
-                &a.name,
-                Disposition::Attachment,
-            )),
+            download_url: state.blobs.signed_url(grant(&a.blob_key, &a.mime_type, &a.name, Disposition::Attachment)),
             content_type: a.content_type.clone(),
-            owner: OwnerOut {
-                id: a.owner_id,
-                name: a.owner_name.clone(),
-            },
+            owner: OwnerOut { id: a.owner_id, name: a.owner_name.clone() },
             created_at: rfc3339(a.created_at),
             updated_at: rfc3339(a.updated_at),
         }
@@ -128,10 +113,7 @@ pub async fn visible_asset(state: &AppState, user: &User, id: i64) -> AppResult<
 
 /// The multipart fields of an upload, for the documentation.
 #[derive(ToSchema)]
-#[allow(
-    dead_code,
-    reason = "documents the multipart form read by upload::receive"
-)]
+#[allow(dead_code, reason = "documents the multipart form read by upload::receive")]
 pub struct UploadForm {
     #[schema(value_type = String, format = Binary)]
     file: Vec<u8>,
@@ -154,18 +136,14 @@ pub async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> AppResult<impl IntoResponse> {
-    let mut form =
-        upload::receive(&state, &headers, body, "file", state.config.asset_max_bytes).await?;
+    let mut form = upload::receive(&state, &headers, body, "file", state.config.asset_max_bytes).await?;
     let Some(rec) = form.file.take() else {
         return Err(AppError::validation("file", "is required"));
     };
     match store_asset(&state, &user, &form, &rec).await {
         Ok(asset) => {
             upload::accepted(rec.size);
-            Ok((
-                StatusCode::CREATED,
-                axum::Json(AssetOut::new(&state, &asset)),
-            ))
+            Ok((StatusCode::CREATED, axum::Json(AssetOut::new(&state, &asset))))
         }
         Err(e) => {
             upload::discard(&state, &rec).await;
@@ -176,10 +154,7 @@ pub async fn upload(
 
 fn parse_meta(form: &upload::Form) -> AppResult<AssetMeta> {
     let mut fields = FieldErrors::new();
-    let mut meta = AssetMeta {
-        content_type: DEFAULT_CONTENT_TYPE.to_string(),
-        ..Default::default()
-    };
+    let mut meta = AssetMeta { content_type: DEFAULT_CONTENT_TYPE.to_string(), ..Default::default() };
     if let Some(t) = form.text("title") {
         match parse_title(t) {
             Ok(t) => meta.title = t,
@@ -204,21 +179,12 @@ fn parse_meta(form: &upload::Form) -> AppResult<AssetMeta> {
             Err(w) => drop(fields.insert("content_type".into(), w)),
         }
     }
-    if fields.is_empty() {
-        Ok(meta)
-    } else {
-        Err(AppError::from_fields(fields))
-    }
+    if fields.is_empty() { Ok(meta) } else { Err(AppError::from_fields(fields)) }
 }
 
 /// Validates the received bytes, makes the thumbnail, moves the blob to its content-hash key and
 /// commits the row: the asset exists only once both are durable.
-async fn store_asset(
-    state: &AppState,
-    user: &User,
-    form: &upload::Form,
-    rec: &Received,
-) -> AppResult<Asset> {
+async fn store_asset(state: &AppState, user: &User, form: &upload::Form, rec: &Received) -> AppResult<Asset> {
     let mut meta = parse_meta(form)?;
     let mime = upload::inspect(state, rec, &state.config.asset_allowed_types).await?;
     if meta.title.is_empty() {
@@ -257,8 +223,7 @@ async fn store_asset(
                     thumb = info.thumbnail.map(|(b, m)| (Bytes::from(b), m));
                 }
                 Err(media::ImageError::TooLarge { width, height }) => {
-                    metrics::counter!("vitrine_uploads_total", "result" => "image_too_large")
-                        .increment(1);
+                    metrics::counter!("vitrine_uploads_total", "result" => "image_too_large").increment(1);
                     return Err(AppError::rejected(
                         "image_too_large",
                         format!(
@@ -268,12 +233,8 @@ async fn store_asset(
                     ));
                 }
                 Err(media::ImageError::Corrupt(why)) => {
-                    metrics::counter!("vitrine_uploads_total", "result" => "corrupt_image")
-                        .increment(1);
-                    return Err(AppError::rejected(
-                        "corrupt_image",
-                        format!("the image cannot be decoded: {why}"),
-                    ));
+                    metrics::counter!("vitrine_uploads_total", "result" => "corrupt_image").increment(1);
+                    return Err(AppError::rejected("corrupt_image", format!("the image cannot be decoded: {why}")));
                 }
             }
         }
@@ -281,9 +242,7 @@ async fn store_asset(
             let reader = state.blobs.reader(&rec.key, rec.size);
             let m = mime.clone();
             file.duration_seconds =
-                tokio::task::spawn_blocking(move || media::probe_duration(reader, &m))
-                    .await
-                    .unwrap_or(None);
+                tokio::task::spawn_blocking(move || media::probe_duration(reader, &m)).await.unwrap_or(None);
         }
         _ => {}
     }
@@ -296,11 +255,7 @@ async fn store_asset(
     state.blobs.commit(&rec.key, &file.blob_key).await?;
     let id = state.store.insert_asset(user.id, &meta, &file).await?;
     tracing::info!(asset_id = id, owner_id = user.id, size = rec.size, mime = %mime, "asset stored");
-    state
-        .store
-        .asset(id)
-        .await?
-        .ok_or(AppError::NotFound("asset"))
+    state.store.asset(id).await?.ok_or(AppError::NotFound("asset"))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -322,10 +277,7 @@ pub async fn list(
     CurrentUser(user): CurrentUser,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> AppResult<axum::Json<Page<AssetOut>>> {
-    let page = PageRequest::try_from(&PageQuery {
-        page: q.page.clone(),
-        page_size: q.page_size.clone(),
-    })?;
+    let page = PageRequest::try_from(&PageQuery { page: q.page.clone(), page_size: q.page_size.clone() })?;
     let mut extra = vec![];
     let filter = match (q.all, q.owner_id) {
         (Some(true), _) if user.is_admin() => {
@@ -337,21 +289,13 @@ pub async fn list(
             AssetFilter::Owner(owner)
         }
         (Some(true), _) | (_, Some(_)) if owner_is_other(&q, &user) => {
-            return Err(AppError::forbidden(
-                "only admins may list other people's assets",
-            ));
+            return Err(AppError::forbidden("only admins may list other people's assets"));
         }
         _ => AssetFilter::Owner(user.id),
     };
     let (assets, count) = state.store.list_assets(filter, page).await?;
     let base = format!("{}/api/v3/assets/", state.config.base_url());
-    Ok(axum::Json(Page::new(
-        assets.iter().map(|a| AssetOut::new(&state, a)).collect(),
-        count,
-        page,
-        &base,
-        &extra,
-    )))
+    Ok(axum::Json(Page::new(assets.iter().map(|a| AssetOut::new(&state, a)).collect(), count, page, &base, &extra)))
 }
 
 fn owner_is_other(q: &ListQuery, user: &User) -> bool {
@@ -411,18 +355,9 @@ pub async fn patch(
             None
         }
     };
-    patch.title = body
-        .title
-        .as_deref()
-        .and_then(|t| take("title", parse_title(t)));
-    patch.description = body
-        .description
-        .as_deref()
-        .and_then(|d| take("description", parse_description(d)));
-    patch.content_type = body
-        .content_type
-        .as_deref()
-        .and_then(|c| take("content_type", parse_content_type(c)));
+    patch.title = body.title.as_deref().and_then(|t| take("title", parse_title(t)));
+    patch.description = body.description.as_deref().and_then(|d| take("description", parse_description(d)));
+    patch.content_type = body.content_type.as_deref().and_then(|c| take("content_type", parse_content_type(c)));
     patch.name = body.name.as_deref().map(sanitize_file_name);
     if let Some(tags) = body.tags {
         let joined = match tags {
@@ -437,11 +372,7 @@ pub async fn patch(
     if !fields.is_empty() {
         return Err(AppError::from_fields(fields));
     }
-    let a = state
-        .store
-        .update_asset(id, &patch)
-        .await?
-        .ok_or(AppError::NotFound("asset"))?;
+    let a = state.store.update_asset(id, &patch).await?.ok_or(AppError::NotFound("asset"))?;
     Ok(axum::Json(AssetOut::new(&state, &a)))
 }
 

@@ -17,10 +17,7 @@ use crate::http::extract::{ApiJson, ClientIp, CurrentUser};
 use crate::store::users::Created;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(register))
-        .routes(routes!(login))
-        .routes(routes!(me))
+    OpenApiRouter::new().routes(routes!(register)).routes(routes!(login)).routes(routes!(me))
 }
 
 /// An account as the API shows it.
@@ -69,12 +66,7 @@ pub async fn register(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> AppResult<impl IntoResponse> {
-    let new = NewUser::parse(
-        body.email.as_deref(),
-        body.password.as_deref(),
-        body.name.as_deref(),
-        None,
-    )?;
+    let new = NewUser::parse(body.email.as_deref(), body.password.as_deref(), body.name.as_deref(), None)?;
     if state.config.registration == Registration::Closed {
         return Err(AppError::Forbidden {
             code: "registration_closed",
@@ -83,23 +75,13 @@ pub async fn register(
     }
     let user = create_account(&state, new).await?;
     let access_token = state.auth.issue_access(user.id)?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(RegisterResponse {
-            user: UserOut::from(&user),
-            access_token,
-        }),
-    ))
+    Ok((StatusCode::CREATED, axum::Json(RegisterResponse { user: UserOut::from(&user), access_token })))
 }
 
 /// Hashes the password and stores the account; the one path for API, admin and CLI.
 pub async fn create_account(state: &AppState, new: NewUser) -> AppResult<User> {
     let hash = state.auth.hash_password(new.password.expose()).await?;
-    match state
-        .store
-        .create_user(&new.email, &new.name, &hash, new.role)
-        .await?
-    {
+    match state.store.create_user(&new.email, &new.name, &hash, new.role).await? {
         Created::Ok(u) => {
             tracing::info!(user_id = u.id, role = u.role.as_str(), "account created");
             Ok(u)
@@ -144,14 +126,9 @@ pub async fn login(
     }))
 }
 
-pub fn require_credentials(
-    email: Option<String>,
-    password: Option<String>,
-) -> AppResult<(String, String)> {
+pub fn require_credentials(email: Option<String>, password: Option<String>) -> AppResult<(String, String)> {
     let mut fields = crate::error::FieldErrors::new();
-    let email = email
-        .map(|e| e.trim().to_lowercase())
-        .filter(|e| !e.is_empty());
+    let email = email.map(|e| e.trim().to_lowercase()).filter(|e| !e.is_empty());
     let password = password.filter(|p| !p.is_empty());
     if email.is_none() {
         fields.insert("email".into(), "is required".into());
@@ -166,19 +143,11 @@ pub fn require_credentials(
 }
 
 /// Rate limits (per IP, per account), then the password; the one check for API and login page.
-pub async fn check_credentials(
-    state: &AppState,
-    ip: ClientIp,
-    email: &str,
-    password: &str,
-) -> AppResult<User> {
+pub async fn check_credentials(state: &AppState, ip: ClientIp, email: &str, password: &str) -> AppResult<User> {
     state.limits.login_per_ip.check(&ip.0)?;
     state.limits.login_per_account.check(&email.to_string())?;
     let user = state.store.user_by_email(email).await?;
-    let ok = state
-        .auth
-        .verify_password(password, user.as_ref().map(|u| u.password_hash.as_str()))
-        .await?;
+    let ok = state.auth.verify_password(password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
     match user {
         Some(u) if ok => {
             if !u.is_active {
@@ -191,9 +160,7 @@ pub async fn check_credentials(
         }
         _ => {
             metrics::counter!("vitrine_login_failures_total").increment(1);
-            Err(AppError::Unauthenticated(
-                "wrong e-mail address or password".into(),
-            ))
+            Err(AppError::Unauthenticated("wrong e-mail address or password".into()))
         }
     }
 }

@@ -11,10 +11,7 @@ use utoipa_axum::routes;
 use crate::app::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(healthz))
-        .routes(routes!(readyz))
-        .routes(routes!(metrics))
+    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz)).routes(routes!(metrics))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -49,17 +46,8 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         tracing::warn!(error = %e, "readiness: storage unavailable");
     }
     let ready = db.is_ok() && storage.is_ok();
-    let body = Readiness {
-        status: word(ready),
-        database: word(db.is_ok()),
-        storage: word(storage.is_ok()),
-        bus: "ok",
-    };
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let body = Readiness { status: word(ready), database: word(db.is_ok()), storage: word(storage.is_ok()), bus: "ok" };
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, axum::Json(body)).into_response()
 }
 
@@ -67,9 +55,5 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus metrics", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     metrics::gauge!("vitrine_uptime_seconds").set(state.started.elapsed().as_secs_f64());
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
 }

@@ -15,14 +15,10 @@ use crate::app::AppState;
 use crate::auth::{random_token, same};
 use crate::error::AppError;
 use crate::http::api::auth::check_credentials;
-use crate::http::extract::{
-    ApiForm, ApiQuery, CSRF_COOKIE, ClientIp, CsrfCookie, PageUser, SESSION_COOKIE,
-};
+use crate::http::extract::{ApiForm, ApiQuery, CSRF_COOKIE, ClientIp, CsrfCookie, PageUser, SESSION_COOKIE};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(login_form, login))
-        .routes(routes!(logout))
+    OpenApiRouter::new().routes(routes!(login_form, login)).routes(routes!(logout))
 }
 
 #[derive(Template)]
@@ -65,9 +61,7 @@ pub fn check_csrf(cookie: &CsrfCookie, form_token: Option<&str>) -> Result<(), A
 /// Only same-site paths are followed after login.
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => {
-            n.to_string()
-        }
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => n.to_string(),
         _ => "/".to_string(),
     }
 }
@@ -76,8 +70,7 @@ fn with_cookie(mut resp: Response, cookie: Option<HeaderValue>) -> Response {
     if let Some(c) = cookie {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
 
@@ -100,15 +93,7 @@ pub async fn login_form(
         return Redirect::to(&next).into_response();
     }
     let (token, set) = csrf_token(&csrf, state.config.secure_cookies());
-    with_cookie(
-        super::render(&LoginPage {
-            csrf: token,
-            next,
-            email: String::new(),
-            error: None,
-        }),
-        set,
-    )
+    with_cookie(super::render(&LoginPage { csrf: token, next, email: String::new(), error: None }), set)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -134,12 +119,7 @@ pub async fn login(
     let (token, set) = csrf_token(&csrf, secure);
     let email = form.email.clone().unwrap_or_default();
     let fail = |status: StatusCode, msg: String| {
-        let page = LoginPage {
-            csrf: token.clone(),
-            next: next.clone(),
-            email: email.clone(),
-            error: Some(msg),
-        };
+        let page = LoginPage { csrf: token.clone(), next: next.clone(), email: email.clone(), error: Some(msg) };
         let mut r = super::render(&page);
         *r.status_mut() = status;
         with_cookie(r, set.clone())
@@ -147,15 +127,11 @@ pub async fn login(
     if let Err(e) = check_csrf(&csrf, form.csrf_token.as_deref()) {
         return fail(e.status(), e.public_message());
     }
-    let creds =
-        crate::http::api::auth::require_credentials(form.email.clone(), form.password.clone());
+    let creds = crate::http::api::auth::require_credentials(form.email.clone(), form.password.clone());
     let (email_v, password) = match creds {
         Ok(c) => c,
         Err(_) => {
-            return fail(
-                StatusCode::BAD_REQUEST,
-                "Enter your e-mail address and password.".into(),
-            );
+            return fail(StatusCode::BAD_REQUEST, "Enter your e-mail address and password.".into());
         }
     };
     match check_credentials(&state, ip, &email_v, &password).await {
@@ -181,12 +157,9 @@ pub async fn login(
                 AppError::RateLimited { retry_after_secs } => *retry_after_secs,
                 _ => 60,
             };
-            let mut r = fail(
-                StatusCode::TOO_MANY_REQUESTS,
-                format!("Too many attempts. Try again in {retry} seconds."),
-            );
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry));
+            let mut r =
+                fail(StatusCode::TOO_MANY_REQUESTS, format!("Too many attempts. Try again in {retry} seconds."));
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry));
             r
         }
         Err(e) => fail(e.status(), e.public_message()),
@@ -201,11 +174,7 @@ pub struct LogoutForm {
 /// Signs out (clears the session cookie).
 #[utoipa::path(post, path = "/logout", tag = "pages", request_body(content = LogoutForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 303, description = "signed out"), (status = 403, description = "CSRF check failed")))]
-pub async fn logout(
-    State(state): State<AppState>,
-    csrf: CsrfCookie,
-    ApiForm(form): ApiForm<LogoutForm>,
-) -> Response {
+pub async fn logout(State(state): State<AppState>, csrf: CsrfCookie, ApiForm(form): ApiForm<LogoutForm>) -> Response {
     if let Err(e) = check_csrf(&csrf, form.csrf_token.as_deref()) {
         return super::error_page(e.status(), "Sign-out refused", &e.public_message());
     }

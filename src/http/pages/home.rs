@@ -52,23 +52,12 @@ fn human_size(n: i64) -> String {
 /// Your files (sign in first).
 #[utoipa::path(get, path = "/", tag = "pages", responses((status = 200, description = "HTML page", content_type = "text/html"),
     (status = 303, description = "not signed in: to /login")))]
-pub async fn index(
-    State(state): State<AppState>,
-    PageUser(user): PageUser,
-    csrf: CsrfCookie,
-) -> Response {
+pub async fn index(State(state): State<AppState>, PageUser(user): PageUser, csrf: CsrfCookie) -> Response {
     let Some(user) = user else {
         return Redirect::to("/login").into_response();
     };
-    let page = PageRequest {
-        page: 1,
-        page_size: 100,
-    };
-    let (assets, total) = match state
-        .store
-        .list_assets(AssetFilter::Owner(user.id), page)
-        .await
-    {
+    let page = PageRequest { page: 1, page_size: 100 };
+    let (assets, total) = match state.store.list_assets(AssetFilter::Owner(user.id), page).await {
         Ok(x) => x,
         Err(e) => return crate::error::AppError::Internal(e).into_response(),
     };

@@ -18,11 +18,7 @@ struct ErrorPage<'a> {
 
 /// A complete error page with `status`.
 pub fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
-    let page = ErrorPage {
-        title,
-        message,
-        status: status.as_u16(),
-    };
+    let page = ErrorPage { title, message, status: status.as_u16() };
     match page.render() {
         Ok(html) => (status, Html(html)).into_response(),
         Err(_) => (status, title.to_string()).into_response(),
@@ -35,11 +31,7 @@ pub fn render<T: Template>(t: &T) -> Response {
         Ok(html) => Html(html).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "template failed");
-            error_page(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong",
-                "The page could not be shown.",
-            )
+            error_page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "The page could not be shown.")
         }
     }
 }

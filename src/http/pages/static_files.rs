@@ -10,11 +10,8 @@ use crate::app::AppState;
 use crate::error::AppError;
 
 /// (path under /static/, MIME type, contents)
-const FILES: &[(&str, &str, &str)] = &[(
-    "css/vitrine.css",
-    "text/css; charset=utf-8",
-    include_str!("../../../static/css/vitrine.css"),
-)];
+const FILES: &[(&str, &str, &str)] =
+    &[("css/vitrine.css", "text/css; charset=utf-8", include_str!("../../../static/css/vitrine.css"))];
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/static/{*path}", get(serve))
@@ -22,14 +19,9 @@ pub fn router() -> Router<AppState> {
 
 async fn serve(Path(path): Path<String>) -> Response {
     match FILES.iter().find(|(p, _, _)| *p == path) {
-        Some((_, mime, body)) => (
-            [
-                (header::CONTENT_TYPE, *mime),
-                (header::CACHE_CONTROL, "public, max-age=3600"),
-            ],
-            *body,
-        )
-            .into_response(),
+        Some((_, mime, body)) => {
+            ([(header::CONTENT_TYPE, *mime), (header::CACHE_CONTROL, "public, max-age=3600")], *body).into_response()
+        }
         None => AppError::NotFound("file").into_response(),
     }
 }

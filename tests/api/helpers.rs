@@ -1,0 +1,338 @@
+//! `TestApp::spawn()`: the real app on port 0 with a fresh database and blob directory, plus typed
+//! helpers. PostgreSQL runs when `TEST_DATABASE_URL` is set (and fails loudly if it is set but
+//! unreachable); S3 is a real s3s-fs server started in-process.
+#![allow(dead_code, reason = "helpers are shared by many test files; not every file uses each")]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use vitrine::app::AppState;
+use vitrine::config::{Config, StorageKind};
+
+/// Which database a test runs on.
+#[derive(Debug, Clone)]
+pub enum Db {
+    Sqlite,
+    /// Base URL of a PostgreSQL server; each app gets a fresh database on it.
+    Postgres(String),
+}
+
+impl Db {
+    /// PostgreSQL from `TEST_DATABASE_URL`, or `None` (after saying why) when it is not set.
+    pub fn postgres() -> Option<Db> {
+        match std::env::var("TEST_DATABASE_URL") {
+            Ok(url) if !url.trim().is_empty() => Some(Db::Postgres(url)),
+            _ => {
+                eprintln!("skipped: TEST_DATABASE_URL is not set, so the PostgreSQL variant of this test did not run");
+                None
+            }
+        }
+    }
+
+    /// A fresh database URL for one app.
+    async fn fresh_url(&self, dir: &std::path::Path) -> String {
+        match self {
+            Db::Sqlite => format!("sqlite://{}?mode=rwc", dir.join("vitrine.db").display()),
+            Db::Postgres(base) => {
+                sqlx::any::install_default_drivers();
+                let name = format!("vitrine_t_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(base)
+                    .await
+                    .unwrap_or_else(|e| panic!("TEST_DATABASE_URL is set but PostgreSQL is unreachable: {e}"));
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test database");
+                let mut url = url::Url::parse(base).expect("TEST_DATABASE_URL is a URL");
+                url.set_path(&format!("/{name}"));
+                url.to_string()
+            }
+        }
+    }
+}
+
+/// A real S3 server (s3s-fs) on a loopback port, with one bucket.
+pub struct S3Server {
+    pub endpoint: String,
+    pub bucket: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub root: tempfile::TempDir,
+    stop: CancellationToken,
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl S3Server {
+    pub async fn start() -> S3Server {
+        use hyper_util::rt::{TokioExecutor, TokioIo};
+        use hyper_util::server::conn::auto::Builder as ConnBuilder;
+        use s3s::auth::SimpleAuth;
+        use s3s::service::S3ServiceBuilder;
+
+        let root = tempfile::tempdir().expect("tempdir");
+        let bucket = "vitrine-test".to_string();
+        std::fs::create_dir_all(root.path().join(&bucket)).expect("bucket dir");
+        let fs = s3s_fs::FileSystem::new(root.path()).expect("s3s-fs");
+        let (ak, sk) = ("test-access-key".to_string(), "test-secret-key-0123456789".to_string());
+        let mut b = S3ServiceBuilder::new(fs);
+        b.set_auth(SimpleAuth::from_single(ak.clone(), sk.clone()));
+        let service = b.build();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind s3");
+        let addr = listener.local_addr().expect("addr");
+        let stop = CancellationToken::new();
+        let stop2 = stop.clone();
+        tokio::spawn(async move {
+            let http = ConnBuilder::new(TokioExecutor::new());
+            loop {
+                let socket = tokio::select! {
+                    r = listener.accept() => match r { Ok((s, _)) => s, Err(_) => continue },
+                    _ = stop2.cancelled() => break,
+                };
+                let conn = http.serve_connection(TokioIo::new(socket), service.clone()).into_owned();
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+        });
+        S3Server { endpoint: format!("http://{addr}"), bucket, access_key: ak, secret_key: sk, root, stop }
+    }
+}
+
+/// How to build one test app.
+pub struct Spawn {
+    pub db: Db,
+    pub s3: Option<Arc<S3Server>>,
+    pub tweak: Box<dyn FnOnce(&mut Config) + Send>,
+}
+
+impl Default for Spawn {
+    fn default() -> Self {
+        Spawn { db: Db::Sqlite, s3: None, tweak: Box::new(|_| {}) }
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub dir: tempfile::TempDir,
+    pub s3: Option<Arc<S3Server>>,
+    shutdown: CancellationToken,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub fn init() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+impl TestApp {
+    /// SQLite, local storage, defaults.
+    pub async fn spawn() -> TestApp {
+        TestApp::spawn_with(Spawn::default()).await
+    }
+
+    pub async fn on(db: Db) -> TestApp {
+        TestApp::spawn_with(Spawn { db, ..Default::default() }).await
+    }
+
+    pub async fn spawn_with(opts: Spawn) -> TestApp {
+        init();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let base = format!("http://{addr}");
+        let mut config = Config {
+            data_dir: dir.path().to_path_buf(),
+            listen: addr.to_string(),
+            public_url: base.clone(),
+            database_url: Some(opts.db.fresh_url(dir.path()).await),
+            database_max_connections: 8,
+            log_level: "warn".into(),
+            ..Config::default()
+        };
+        if let Some(s3) = &opts.s3 {
+            config.storage = StorageKind::S3;
+            config.s3_endpoint = Some(s3.endpoint.clone());
+            config.s3_bucket = Some(s3.bucket.clone());
+            config.s3_access_key = Some(s3.access_key.clone());
+            config.s3_secret_key = Some(s3.secret_key.clone());
+            config.s3_path_style = true;
+        }
+        (opts.tweak)(&mut config);
+        let state = AppState::build(config).await.expect("app builds");
+        let shutdown = CancellationToken::new();
+        tokio::spawn(vitrine::app::run(listener, state.clone(), shutdown.clone()));
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        TestApp { base, addr, client, state, dir, s3: opts.s3, shutdown }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A request with an optional bearer token.
+    pub fn req(&self, method: Method, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
+        let mut r = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        self.req(Method::GET, path, token).send().await.expect("request")
+    }
+
+    pub async fn post_json(&self, path: &str, token: Option<&str>, body: &Value) -> reqwest::Response {
+        self.req(Method::POST, path, token).json(body).send().await.expect("request")
+    }
+
+    pub async fn patch_json(&self, path: &str, token: Option<&str>, body: &Value) -> reqwest::Response {
+        self.req(Method::PATCH, path, token).json(body).send().await.expect("request")
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        self.req(Method::DELETE, path, token).send().await.expect("request")
+    }
+
+    /// Registers an account and returns (token, user id).
+    pub async fn register(&self, email: &str, name: &str) -> (String, i64) {
+        let r = self
+            .post_json(
+                "/api/auth/register/",
+                None,
+                &serde_json::json!({"email": email, "password": "correct horse", "name": name}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED, "register {email}");
+        let v: Value = r.json().await.expect("json");
+        (v["access_token"].as_str().expect("token").to_string(), v["user"]["id"].as_i64().expect("id"))
+    }
+
+    /// The first account (an admin) and a second ordinary user: (admin token, user token).
+    pub async fn admin_and_user(&self) -> (String, String) {
+        let (admin, _) = self.register("admin@example.com", "Ada Admin").await;
+        let (user, _) = self.register("user@example.com", "Uma User").await;
+        (admin, user)
+    }
+
+    /// Multipart upload of one file with extra text fields.
+    pub async fn upload_with(
+        &self,
+        token: Option<&str>,
+        name: &str,
+        bytes: Vec<u8>,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut form = reqwest::multipart::Form::new();
+        for (k, v) in fields {
+            form = form.text(k.to_string(), v.to_string());
+        }
+        let part = reqwest::multipart::Part::bytes(bytes)
+            .file_name(name.to_string())
+            .mime_str("application/octet-stream")
+            .expect("mime");
+        form = form.part("file", part);
+        self.req(Method::POST, "/api/v3/assets/", token).multipart(form).send().await.expect("upload")
+    }
+
+    pub async fn upload(&self, token: &str, name: &str, bytes: Vec<u8>) -> Value {
+        let r = self.upload_with(Some(token), name, bytes, &[]).await;
+        let status = r.status();
+        let body = r.text().await.expect("body");
+        assert_eq!(status, StatusCode::CREATED, "upload {name}: {body}");
+        serde_json::from_str(&body).expect("json")
+    }
+}
+
+/// Asserts the SPEC §0 error shape and returns the body.
+pub async fn assert_error(r: reqwest::Response, status: StatusCode, code: &str) -> Value {
+    let got = r.status();
+    let text = r.text().await.expect("body");
+    assert_eq!(got, status, "status; body: {text}");
+    let v: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("error body is JSON: {text}"));
+    assert_eq!(v["code"], code, "code; body: {text}");
+    assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "error sentence; body: {text}");
+    v
+}
+
+/// Test files.
+pub mod fixtures {
+    /// A small but valid-looking PDF of about `n` bytes.
+    pub fn pdf(n: usize) -> Vec<u8> {
+        let mut v = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n".to_vec();
+        while v.len() + 7 < n {
+            v.extend_from_slice(b"% fill\n");
+        }
+        v.extend_from_slice(b"%%EOF\n");
+        v
+    }
+
+    pub fn png(w: u32, h: u32) -> Vec<u8> {
+        let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 90]));
+        let mut out = std::io::Cursor::new(Vec::new());
+        image::DynamicImage::ImageRgb8(img).write_to(&mut out, image::ImageFormat::Png).expect("png");
+        out.into_inner()
+    }
+
+    /// A PNG header that claims `w`x`h` pixels (a decompression bomb's calling card).
+    pub fn png_claiming(w: u32, h: u32) -> Vec<u8> {
+        let mut v = png(1, 1);
+        v[16..20].copy_from_slice(&w.to_be_bytes());
+        v[20..24].copy_from_slice(&h.to_be_bytes());
+        // IHDR's CRC covers its type and data (bytes 12..29); a real bomb has a valid one.
+        let crc = crc32fast::hash(&v[12..29]);
+        v[29..33].copy_from_slice(&crc.to_be_bytes());
+        v
+    }
+
+    pub fn elf() -> Vec<u8> {
+        let mut v = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0\x3e\0".to_vec();
+        v.resize(512, 0);
+        v
+    }
+
+    pub fn pe() -> Vec<u8> {
+        let mut v = b"MZ\x90\0\x03\0\0\0\x04\0\0\0\xff\xff\0\0".to_vec();
+        v.resize(512, 0);
+        v
+    }
+}
+
+/// Declares each listed `async fn name(db: Db)` as a test on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Db::Sqlite).await
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = $crate::helpers::Db::postgres() else { return };
+                    super::$name(db).await
+                }
+            )*
+        }
+    };
+}

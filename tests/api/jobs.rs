@@ -1,0 +1,47 @@
+//! The leftover sweeper, run with `run_once` (never with sleeps).
+
+use bytes::Bytes;
+use reqwest::StatusCode;
+
+use crate::helpers::{Spawn, TestApp, fixtures};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweeper_removes_interrupted_uploads_and_orphans_but_keeps_referenced_blobs() {
+    let app = TestApp::spawn_with(Spawn { tweak: Box::new(|c| c.blob_gc_grace_secs = 0), ..Default::default() }).await;
+    let (token, _) = app.register("ada@example.com", "Ada").await;
+    let kept = app.upload(&token, "keep.pdf", fixtures::pdf(1000)).await;
+    // What a crash leaves: a temporary blob, a committed blob whose row never was, a staging file.
+    app.state
+        .blobs
+        .put_bytes("tmp/crashed-upload", Bytes::from_static(b"partial"), "application/octet-stream")
+        .await
+        .expect("put");
+    app.state
+        .blobs
+        .put_bytes("assets/1/deadbeef", Bytes::from_static(b"orphan"), "application/pdf")
+        .await
+        .expect("put");
+    let staging = app.dir.path().join("blobs/tmp/upload#1");
+    std::fs::write(&staging, b"half").expect("staging");
+    let report = vitrine::jobs::blob_gc::run_once(&app.state).await.expect("sweep");
+    assert_eq!(report.temporary_removed, 2);
+    assert_eq!(report.orphans_removed, 1);
+    assert!(!staging.exists());
+    let r = app.client.get(kept["download_url"].as_str().expect("url")).send().await.expect("get");
+    assert_eq!(r.status(), StatusCode::OK, "referenced blobs stay");
+    let again = vitrine::jobs::blob_gc::run_once(&app.state).await.expect("sweep");
+    assert_eq!(again, vitrine::jobs::blob_gc::GcReport::default());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweeper_leaves_young_blobs_alone() {
+    let app = TestApp::spawn().await;
+    app.state
+        .blobs
+        .put_bytes("tmp/in-flight", Bytes::from_static(b"partial"), "application/octet-stream")
+        .await
+        .expect("put");
+    app.state.blobs.put_bytes("assets/1/committing", Bytes::from_static(b"x"), "application/pdf").await.expect("put");
+    let report = vitrine::jobs::blob_gc::run_once(&app.state).await.expect("sweep");
+    assert_eq!(report, vitrine::jobs::blob_gc::GcReport::default());
+}

@@ -1,0 +1,206 @@
+//! Health, readiness, metrics, OpenAPI and docs, URL conventions, the command line.
+
+use std::process::Command;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{TestApp, assert_error};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_readiness_answer() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.get("/healthz", None).await.status(), StatusCode::OK);
+    let r: Value = app.get("/readyz/", None).await.json().await.expect("json");
+    assert_eq!(
+        (r["status"].as_str(), r["database"].as_str(), r["storage"].as_str()),
+        (Some("ok"), Some("ok"), Some("ok"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_reports_a_closed_database_as_503() {
+    let app = TestApp::spawn().await;
+    app.state.store.close().await;
+    let r = app.get("/readyz", None).await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["database"], "unavailable");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_prometheus_text() {
+    let app = TestApp::spawn().await;
+    let (token, _) = app.register("ada@example.com", "Ada").await;
+    app.upload(&token, "a.txt", b"hello\n".to_vec()).await;
+    let body = app.get("/metrics", None).await.text().await.expect("text");
+    assert!(body.contains("vitrine_http_requests_total"), "{body}");
+    assert!(body.contains("vitrine_uploads_total"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_documents_every_endpoint_and_docs_are_served_offline() {
+    let app = TestApp::spawn().await;
+    let doc: Value = app.get("/api/openapi.json", None).await.json().await.expect("json");
+    let paths = doc["paths"].as_object().expect("paths");
+    for (path, method) in [
+        ("/api/auth/register", "post"),
+        ("/api/auth/login", "post"),
+        ("/api/auth/me", "get"),
+        ("/api/admin/users", "post"),
+        ("/api/admin/users", "get"),
+        ("/api/admin/users/{id}", "patch"),
+        ("/api/v3/assets", "post"),
+        ("/api/v3/assets", "get"),
+        ("/api/v3/assets/{id}", "get"),
+        ("/api/v3/assets/{id}", "patch"),
+        ("/api/v3/assets/{id}", "delete"),
+        ("/api/v3/assets/{id}/content", "get"),
+        ("/files/{token}", "get"),
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+        ("/metrics", "get"),
+        ("/login", "get"),
+        ("/login", "post"),
+        ("/logout", "post"),
+        ("/", "get"),
+    ] {
+        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} documented");
+    }
+    let r = app.get("/api/docs/", None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.expect("html").contains("swagger"));
+    let r = app.get("/api/docs/swagger-ui.css", None).await;
+    assert_eq!(r.status(), StatusCode::OK, "assets are embedded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_path_answers_with_and_without_its_trailing_slash_and_unknowns_are_json_404() {
+    let app = TestApp::spawn().await;
+    let (token, _) = app.register("ada@example.com", "Ada").await;
+    assert_eq!(app.get("/api/auth/me", Some(&token)).await.status(), StatusCode::OK);
+    assert_eq!(app.get("/api/auth/me/", Some(&token)).await.status(), StatusCode::OK);
+    assert_error(app.get("/api/nothing/here/", None).await, StatusCode::NOT_FOUND, "not_found").await;
+    assert_error(app.delete("/api/auth/me/", Some(&token)).await, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+        .await;
+    let r = app.client.get(app.url("/nowhere")).header("accept", "text/html").send().await.expect("get");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(r.text().await.expect("html").contains("<html"));
+}
+
+fn vitrine() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_vitrine"))
+}
+
+#[test]
+fn config_check_prints_the_effective_config_with_secrets_masked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = vitrine()
+        .args(["config", "check"])
+        .current_dir(dir.path())
+        .env("VITRINE_JWT_SECRET", "a-very-secret-value-that-is-long-enough")
+        .env("VITRINE_DATABASE_URL", "postgres://vitrine:hunter2@db/vitrine")
+        .env("VITRINE_LISTEN", "0.0.0.0:9000")
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("listen = \"0.0.0.0:9000\""), "{text}");
+    assert!(!text.contains("a-very-secret") && !text.contains("hunter2"), "{text}");
+    assert!(text.contains("***"));
+}
+
+#[test]
+fn a_bad_setting_is_reported_with_what_to_change() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = vitrine()
+        .args(["config", "check"])
+        .current_dir(dir.path())
+        .env("VITRINE_LISTEN", "here")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`listen`"), "{err}");
+    let out = vitrine().args(["serve"]).current_dir(dir.path()).env("VITRINE_STORAGE", "floppy").output().expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("storage"));
+}
+
+#[test]
+fn config_example_is_valid_toml_with_every_setting() {
+    let out = vitrine().args(["config", "example"]).output().expect("run");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for key in [
+        "listen",
+        "data_dir",
+        "public_url",
+        "storage",
+        "s3_bucket",
+        "bus_url",
+        "smtp_url",
+        "clamd_address",
+        "geoip_db",
+        "registration",
+        "trusted_proxies",
+    ] {
+        assert!(text.contains(key), "example mentions {key}");
+    }
+}
+
+#[test]
+fn user_create_and_migrate_work_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let run = |args: &[&str]| {
+        vitrine().args(args).current_dir(dir.path()).env("VITRINE_DATA_DIR", &data).output().expect("run")
+    };
+    assert!(run(&["migrate"]).status.success());
+    let out = run(&[
+        "user",
+        "create",
+        "--email",
+        "ops@example.com",
+        "--password",
+        "correct horse",
+        "--name",
+        "Ops",
+        "--role",
+        "admin",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("admin"));
+    let out = run(&["user", "create", "--email", "ops@example.com", "--password", "correct horse", "--name", "Ops"]);
+    assert!(!out.status.success());
+    let out = run(&["user", "create", "--email", "x@example.com", "--password", "short", "--name", "X"]);
+    assert!(!out.status.success());
+    // Secrets were generated with mode 0600.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(data.join("secrets/jwt.key")).expect("jwt key").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn serve_stops_gracefully_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let mut child = vitrine()
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("VITRINE_LISTEN", format!("127.0.0.1:{port}"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "server did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(dir.path().join("data/vitrine.db").exists(), "embedded defaults: SQLite in ./data");
+    assert!(dir.path().join("data/blobs").is_dir(), "embedded defaults: blobs in ./data/blobs");
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    let code = child.wait().expect("wait");
+    assert!(code.success(), "exit status {code:?}");
+}

@@ -1,0 +1,194 @@
+//! Login/logout pages over plain HTTP: cookies, CSRF, errors re-render the form.
+
+use reqwest::StatusCode;
+
+use crate::helpers::{Spawn, TestApp};
+
+/// Fetches the login form; returns (csrf cookie header value, csrf token from the form).
+async fn login_form(app: &TestApp) -> (String, String) {
+    let r = app.get("/login", None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("vitrine_csrf="))
+        .expect("csrf cookie")
+        .to_string();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let html = r.text().await.expect("html");
+    let token =
+        html.split("name=\"csrf_token\" value=\"").nth(1).and_then(|s| s.split('"').next()).expect("token").to_string();
+    (cookie.split(';').next().unwrap_or("").to_string(), token)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_in_sets_an_http_only_lax_session_cookie_and_signing_out_clears_it() {
+    let app = TestApp::spawn().await;
+    app.register("ada@example.com", "Ada").await;
+    let (csrf_cookie, token) = login_form(&app).await;
+    let r = app
+        .client
+        .post(app.url("/login"))
+        .header("cookie", &csrf_cookie)
+        .form(&[("email", "ada@example.com"), ("password", "correct horse"), ("csrf_token", &token), ("next", "/")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let session = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("vitrine_session="))
+        .expect("session cookie")
+        .to_string();
+    assert!(
+        session.contains("HttpOnly") && session.contains("SameSite=Lax") && !session.contains("Secure"),
+        "{session}"
+    );
+    let session_pair = session.split(';').next().unwrap_or("").to_string();
+    let home = app
+        .client
+        .get(app.url("/"))
+        .header("cookie", format!("{session_pair}; {csrf_cookie}"))
+        .send()
+        .await
+        .expect("home");
+    assert_eq!(home.status(), StatusCode::OK);
+    assert!(home.text().await.expect("html").contains("Signed in as <strong>Ada</strong>"));
+    // Sign out needs the CSRF token too.
+    let r = app
+        .client
+        .post(app.url("/logout"))
+        .header("cookie", format!("{session_pair}; {csrf_cookie}"))
+        .form(&[("csrf_token", "wrong")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = app
+        .client
+        .post(app.url("/logout"))
+        .header("cookie", format!("{session_pair}; {csrf_cookie}"))
+        .form(&[("csrf_token", &token)])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let cleared = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|c| c.starts_with("vitrine_session=;") && c.contains("Max-Age=0"));
+    assert!(cleared);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_cookie_is_secure_when_public_url_is_https() {
+    let app = TestApp::spawn_with(Spawn {
+        tweak: Box::new(|c| c.public_url = "https://files.example.com".into()),
+        ..Default::default()
+    })
+    .await;
+    app.register("ada@example.com", "Ada").await;
+    let (csrf_cookie, token) = login_form(&app).await;
+    let r = app
+        .client
+        .post(app.url("/login"))
+        .header("cookie", &csrf_cookie)
+        .form(&[("email", "ada@example.com"), ("password", "correct horse"), ("csrf_token", &token)])
+        .send()
+        .await
+        .expect("post");
+    let session = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("vitrine_session="))
+        .expect("cookie")
+        .to_string();
+    assert!(session.contains("Secure"), "{session}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_forms_without_a_valid_csrf_token_or_from_another_site_are_refused() {
+    let app = TestApp::spawn().await;
+    app.register("ada@example.com", "Ada").await;
+    let (csrf_cookie, token) = login_form(&app).await;
+    let creds = [("email", "ada@example.com"), ("password", "correct horse")];
+    let r = app
+        .client
+        .post(app.url("/login"))
+        .form(&[creds[0], creds[1], ("csrf_token", token.as_str())])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "no cookie");
+    let r = app
+        .client
+        .post(app.url("/login"))
+        .header("cookie", &csrf_cookie)
+        .form(&[creds[0], creds[1], ("csrf_token", "x")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "wrong token");
+    let r = app
+        .client
+        .post(app.url("/login"))
+        .header("cookie", &csrf_cookie)
+        .header("origin", "https://evil.example")
+        .form(&[creds[0], creds[1], ("csrf_token", token.as_str())])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "foreign origin");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_shows_the_form_again_with_an_error_and_next_stays_on_site() {
+    let app = TestApp::spawn().await;
+    app.register("ada@example.com", "Ada").await;
+    let (csrf_cookie, token) = login_form(&app).await;
+    let r = app
+        .client
+        .post(app.url("/login"))
+        .header("cookie", &csrf_cookie)
+        .form(&[("email", "ada@example.com"), ("password", "nope nope"), ("csrf_token", &token)])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let html = r.text().await.expect("html");
+    assert!(html.contains("id=\"login-error\"") && html.contains("value=\"ada@example.com\""));
+    let r = app
+        .client
+        .post(app.url("/login"))
+        .header("cookie", &csrf_cookie)
+        .form(&[
+            ("email", "ada@example.com"),
+            ("password", "correct horse"),
+            ("csrf_token", &token),
+            ("next", "//evil.example/x"),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.headers()["location"], "/");
+    // Not signed in: the home page sends you to the form.
+    assert_eq!(app.get("/", None).await.headers()["location"], "/login");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_may_not_be_framed_and_escape_what_users_typed() {
+    let app = TestApp::spawn().await;
+    let r = app.get("/login?next=%22%3E%3Cscript%3E", None).await;
+    assert!(r.headers()["content-security-policy"].to_str().unwrap_or("").contains("frame-ancestors 'none'"));
+    let html = r.text().await.expect("html");
+    assert!(!html.contains("<script>"));
+}

@@ -1,0 +1,109 @@
+//! One story through the whole Store, on SQLite always and PostgreSQL when configured.
+
+use vitrine::domain::assets::{AssetMeta, AssetPatch, MediaType};
+use vitrine::domain::pagination::PageRequest;
+use vitrine::domain::users::{Email, PersonName, Role};
+use vitrine::store::AssetFilter;
+use vitrine::store::assets::StoredFile;
+use vitrine::store::users::Created;
+
+use crate::helpers::{Db, TestApp};
+
+crate::on_both_databases!(
+    the_store_keeps_accounts_and_assets_consistent,
+    concurrent_registrations_get_distinct_ids_and_one_admin
+);
+
+fn file(sha: &str) -> StoredFile {
+    StoredFile {
+        name: "a.pdf".into(),
+        mime_type: "application/pdf".into(),
+        media_type: MediaType::Document,
+        size: 10,
+        sha256: sha.into(),
+        blob_key: format!("assets/1/{sha}"),
+        thumb_key: None,
+        width: None,
+        height: Some(7),
+        duration_seconds: Some(1.5),
+    }
+}
+
+async fn the_store_keeps_accounts_and_assets_consistent(db: Db) {
+    let app = TestApp::on(db).await;
+    let store = &app.state.store;
+    let email = Email::parse("ada@example.com").expect("email");
+    let name = PersonName::parse("Ada").expect("name");
+    let Created::Ok(ada) = store.create_user(&email, &name, "hash", None).await.expect("create") else {
+        panic!("created")
+    };
+    assert_eq!(ada.role, Role::Admin);
+    assert!(matches!(store.create_user(&email, &name, "hash", None).await.expect("create"), Created::EmailTaken));
+    let bob_email = Email::parse("bob@example.com").expect("email");
+    let Created::Ok(bob) = store.create_user(&bob_email, &name, "hash", None).await.expect("create") else {
+        panic!("created")
+    };
+    assert_eq!(bob.role, Role::User);
+    assert_eq!(store.user_by_email("BOB@example.com").await.expect("q").map(|u| u.id), Some(bob.id));
+    let bob = store.update_user(bob.id, Some(Role::Dashboard), Some(false)).await.expect("update").expect("exists");
+    assert_eq!((bob.role, bob.is_active), (Role::Dashboard, false));
+    assert_eq!(store.count_admins().await.expect("count"), 1);
+
+    let meta = AssetMeta {
+        title: "T".into(),
+        description: "D".into(),
+        tags: vec!["a".into(), "b".into()],
+        content_type: "prop".into(),
+    };
+    let id1 = store.insert_asset(ada.id, &meta, &file("aaa")).await.expect("insert");
+    let id2 = store.insert_asset(ada.id, &meta, &file("bbb")).await.expect("insert");
+    assert!(id2 > id1);
+    let a = store.asset(id1).await.expect("q").expect("exists");
+    assert_eq!((a.owner_name.as_str(), a.tags.len(), a.height, a.duration_seconds), ("Ada", 2, Some(7), Some(1.5)));
+    let (page, count) =
+        store.list_assets(AssetFilter::Owner(ada.id), PageRequest { page: 1, page_size: 1 }).await.expect("list");
+    assert_eq!((count, page[0].id), (2, id2));
+    let (_, none) =
+        store.list_assets(AssetFilter::Owner(bob.id), PageRequest { page: 1, page_size: 10 }).await.expect("list");
+    assert_eq!(none, 0);
+    let (_, all) = store.list_assets(AssetFilter::All, PageRequest { page: 1, page_size: 10 }).await.expect("list");
+    assert_eq!(all, 2);
+    let patched = store
+        .update_asset(id1, &AssetPatch { title: Some("New".into()), tags: Some(vec![]), ..Default::default() })
+        .await
+        .expect("patch")
+        .expect("exists");
+    assert_eq!((patched.title.as_str(), patched.description.as_str(), patched.tags.len()), ("New", "D", 0));
+    assert!(store.blob_referenced("assets/1/aaa").await.expect("q"));
+    assert_eq!(store.stored_bytes().await.expect("sum"), 20);
+    assert!(store.delete_asset(id1).await.expect("delete"));
+    assert!(!store.delete_asset(id1).await.expect("delete"));
+    assert!(!store.blob_referenced("assets/1/aaa").await.expect("q"));
+}
+
+async fn concurrent_registrations_get_distinct_ids_and_one_admin(db: Db) {
+    let app = TestApp::on(db).await;
+    let mut tasks = vec![];
+    for i in 0..12 {
+        let store = app.state.store.clone();
+        tasks.push(tokio::spawn(async move {
+            let email = Email::parse(&format!("u{i}@example.com")).expect("email");
+            let name = PersonName::parse("U").expect("name");
+            match store.create_user(&email, &name, "hash", None).await.expect("create") {
+                Created::Ok(u) => u,
+                Created::EmailTaken => panic!("distinct emails"),
+            }
+        }));
+    }
+    let mut ids = vec![];
+    let mut admins = 0;
+    for t in tasks {
+        let u = t.await.expect("join");
+        ids.push(u.id);
+        admins += usize::from(u.role == Role::Admin);
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 12);
+    assert_eq!(admins, 1, "exactly one first account");
+}
