@@ -132,7 +132,7 @@ pub const SESSION_COOKIE: &str = "vitrine_session";
 pub const CSRF_COOKIE: &str = "vitrine_csrf";
 
 /// Value of one cookie of the request.
-pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<String> {
+pub fn cookie(parts: &Parts, name: &str) -> Option<String> {
     for v in parts.headers.get_all(header::COOKIE) {
         let Ok(s) = v.to_str() else { continue };
         for c in cookie::Cookie::split_parse(s).flatten() {
