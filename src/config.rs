@@ -95,6 +95,18 @@ pub struct Config {
     pub blob_gc_interval_secs: u64,
     /// Unreferenced blobs younger than this are left alone (an upload may be committing).
     pub blob_gc_grace_secs: u64,
+    /// Requests per minute per IP on a link's password and download endpoints.
+    pub share_access_rate_per_ip_per_minute: u32,
+    /// Links a user may create per hour.
+    pub share_create_rate_per_user_per_hour: u32,
+    /// Wrong passwords per IP and link before a lockout.
+    pub share_password_max_failures: u32,
+    /// Length of that lockout.
+    pub share_lockout_secs: u64,
+    /// How long a counted download may be resumed (Range) without counting again.
+    pub share_resume_window_secs: u64,
+    /// Social-network message templates (`{title}`, `{url}`, `{description}`) and hashtags.
+    pub social: crate::domain::shares::SocialConfig,
 }
 
 pub const DEFAULT_ALLOWED_TYPES: &[&str] = &[
@@ -161,6 +173,12 @@ impl Default for Config {
             login_rate_per_account_per_minute: 5,
             blob_gc_interval_secs: 600,
             blob_gc_grace_secs: 3600,
+            share_access_rate_per_ip_per_minute: 10,
+            share_create_rate_per_user_per_hour: 50,
+            share_password_max_failures: 5,
+            share_lockout_secs: 900,
+            share_resume_window_secs: 3600,
+            social: crate::domain::shares::SocialConfig::default(),
         }
     }
 }
@@ -229,7 +247,8 @@ impl Config {
                 }
             }
         }
-        fig = fig.merge(Env::prefixed("VITRINE_"));
+        // `VITRINE_SOCIAL__TWITTER=...` sets `social.twitter`.
+        fig = fig.merge(Env::prefixed("VITRINE_").split("__"));
         let config: Config = fig.extract().map_err(|e| {
             let mut msgs = vec![];
             for err in e {
@@ -298,6 +317,12 @@ impl Config {
         }
         if self.login_rate_per_ip_per_minute == 0 || self.login_rate_per_account_per_minute == 0 {
             problems.push("login rate limits must be at least 1 per minute".into());
+        }
+        if self.share_access_rate_per_ip_per_minute == 0 || self.share_create_rate_per_user_per_hour == 0 {
+            problems.push("share rate limits must be at least 1".into());
+        }
+        if self.share_password_max_failures == 0 {
+            problems.push("`share_password_max_failures` must be at least 1".into());
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
             problems.push(format!("`log_level` = {:?} is not a level such as info or debug", self.log_level));

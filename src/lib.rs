@@ -22,5 +22,7 @@ pub mod jobs;
 pub mod limits;
 /// Image dimensions and thumbnails, media durations.
 pub mod media;
+/// QR codes (PNG, SVG).
+pub mod qr;
 /// Every SQL query, written once for SQLite and PostgreSQL.
 pub mod store;

@@ -4,5 +4,7 @@
 pub mod assets;
 pub mod filetype;
 pub mod pagination;
+pub mod shares;
 pub mod time;
 pub mod users;
+pub mod visitors;

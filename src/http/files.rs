@@ -104,7 +104,8 @@ pub async fn serve(state: &AppState, info: &FileInfo, method: &Method, headers: 
         .header(header::ETAG, format!("\"{}\"", info.etag))
         .header(header::CONTENT_DISPOSITION, content_disposition(disposition, &info.name))
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
-        .header(header::CONTENT_SECURITY_POLICY, "sandbox")
+        .header(header::CONTENT_SECURITY_POLICY, "sandbox; frame-ancestors 'self'")
+        .header("x-frame-options", "SAMEORIGIN")
         .header(header::CACHE_CONTROL, "private, max-age=0, must-revalidate");
     if let Some(lm) = &last_modified {
         b = b.header(header::LAST_MODIFIED, lm);

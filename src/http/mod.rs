@@ -4,6 +4,7 @@ pub mod api;
 pub mod extract;
 pub mod files;
 pub mod pages;
+pub mod share_access;
 pub mod upload;
 
 use std::time::Instant;
@@ -36,6 +37,8 @@ pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
         (name = "admin", description = "User management"),
         (name = "assets", description = "Uploaded files"),
         (name = "files", description = "Signed downloads"),
+        (name = "shares", description = "Share links (owner)"),
+        (name = "share links", description = "Share links (recipient)"),
         (name = "ops", description = "Health, readiness, metrics"),
         (name = "pages", description = "HTML pages")
     )
@@ -61,6 +64,8 @@ pub fn router(state: AppState) -> Router {
         .merge(api::auth::router())
         .merge(api::admin::router())
         .merge(api::assets::router())
+        .merge(api::shares::router())
+        .merge(pages::shares::router())
         .merge(api::ops::router())
         .merge(files::router())
         .merge(pages::auth::router())
@@ -143,7 +148,10 @@ async fn security_headers(req: Request, next: Next) -> Response {
     let h = resp.headers_mut();
     h.entry(header::X_CONTENT_TYPE_OPTIONS).or_insert(HeaderValue::from_static("nosniff"));
     h.entry(header::REFERRER_POLICY).or_insert(HeaderValue::from_static("strict-origin-when-cross-origin"));
-    h.entry(HeaderName::from_static("x-frame-options")).or_insert(HeaderValue::from_static("DENY"));
+    // A response that sets its own policy (files, the embed page) also decides about framing.
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(HeaderName::from_static("x-frame-options"), HeaderValue::from_static("DENY"));
+    }
     h.entry(header::CONTENT_SECURITY_POLICY).or_insert(HeaderValue::from_static(
         "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
     ));

@@ -2,6 +2,7 @@
 //! (SQLite by default, PostgreSQL by `database_url`).
 
 pub mod assets;
+pub mod shares;
 pub mod users;
 
 use std::time::Duration;

@@ -62,7 +62,7 @@ async fn uploading_a_pdf_records_its_metadata_and_hash(db: Db) {
     assert_eq!(v["owner"], json!({"id": id, "name": "Ada Lovelace"}));
     let got = app.get(&format!("/api/v3/assets/{}/content", v["id"]), Some(&token)).await;
     assert_eq!(got.status(), StatusCode::OK);
-    assert_eq!(got.headers()["content-security-policy"], "sandbox");
+    assert!(got.headers()["content-security-policy"].to_str().unwrap_or("").starts_with("sandbox"));
     assert_eq!(got.headers()["x-content-type-options"], "nosniff");
     assert!(got.headers()["content-disposition"].to_str().unwrap_or("").starts_with("attachment"));
     assert_eq!(got.bytes().await.expect("bytes").to_vec(), bytes);

@@ -386,6 +386,7 @@ pub async fn delete(
     ApiPath(id): ApiPath<i64>,
 ) -> AppResult<Response> {
     let a = visible_asset(&state, &user, id).await?;
+    state.store.delete_shares_of_asset(id).await?;
     state.store.delete_asset(id).await?;
     crate::jobs::blob_gc::release(&state, &a.blob_key).await;
     if let Some(t) = &a.thumb_key {

@@ -4,3 +4,4 @@ pub mod admin;
 pub mod assets;
 pub mod auth;
 pub mod ops;
+pub mod shares;

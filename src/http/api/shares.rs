@@ -1,0 +1,249 @@
+//! Share links API: create on an asset, list, read, change, revoke, unlock (SPEC §3).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::assets::visible_asset;
+use crate::app::AppState;
+use crate::domain::pagination::{Page, PageQuery, PageRequest};
+use crate::domain::shares::{Share, ShareSettings, ShareSettingsIn, ShareStatus, ShareType, social_links};
+use crate::domain::time::{now_ms, rfc3339};
+use crate::domain::users::User;
+use crate::error::{AppError, AppResult, ErrorResponse};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, CurrentUser};
+use crate::http::share_access::{ShareRequest, unlock as unlock_link};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(list))
+        .routes(routes!(get, patch, revoke))
+        .routes(routes!(unlock))
+}
+
+/// A link as its owner sees it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ShareOut {
+    pub id: i64,
+    pub uuid: String,
+    pub asset_id: i64,
+    pub share_url: String,
+    /// PNG QR code of `share_url` as a data URL (create and read only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qr_code_data: Option<String>,
+    pub qr_code_url: String,
+    #[schema(value_type = Object)]
+    pub social_links: serde_json::Map<String, serde_json::Value>,
+    pub embed_code: String,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub share_type: ShareType,
+    pub is_password_protected: bool,
+    pub allow_preview: bool,
+    pub allow_download: bool,
+    pub allow_comments: bool,
+    pub allow_collaboration: bool,
+    pub notify_on_access: bool,
+    pub max_downloads: Option<i64>,
+    pub title: String,
+    pub description: String,
+    pub allowed_emails: Vec<String>,
+    pub status: ShareStatus,
+    pub view_count: i64,
+    pub download_count: i64,
+    pub downloads_remaining: Option<i64>,
+    pub revoked_at: Option<String>,
+}
+
+pub fn share_url(state: &AppState, uuid: &str) -> String {
+    format!("{}/share/{uuid}/", state.config.base_url())
+}
+
+pub fn embed_code(state: &AppState, uuid: &str) -> String {
+    format!(
+        "<iframe src='{}/embed/{uuid}/' width='600' height='400' frameborder='0' allowfullscreen></iframe>",
+        state.config.base_url()
+    )
+}
+
+impl ShareOut {
+    pub fn new(state: &AppState, s: &Share, with_qr: bool) -> AppResult<ShareOut> {
+        let url = share_url(state, &s.uuid);
+        let qr_code_data = if with_qr { Some(crate::qr::data_url(&url).map_err(AppError::Internal)?) } else { None };
+        Ok(ShareOut {
+            id: s.id,
+            uuid: s.uuid.clone(),
+            asset_id: s.asset_id,
+            qr_code_data,
+            qr_code_url: format!("{}/share/{}/qr.png", state.config.base_url(), s.uuid),
+            social_links: social_links(&state.config.social, &url, &s.title, &s.description),
+            embed_code: embed_code(state, &s.uuid),
+            share_url: url,
+            created_at: rfc3339(s.created_at),
+            expires_at: s.expires_at.map(rfc3339),
+            share_type: s.share_type,
+            is_password_protected: s.share_type == ShareType::Protected,
+            allow_preview: s.allow_preview,
+            allow_download: s.allow_download,
+            allow_comments: s.allow_comments,
+            allow_collaboration: s.allow_collaboration,
+            notify_on_access: s.notify_on_access,
+            max_downloads: s.max_downloads,
+            title: s.title.clone(),
+            description: s.description.clone(),
+            allowed_emails: s.allowed_emails.clone(),
+            status: s.status(now_ms()),
+            view_count: s.view_count,
+            download_count: s.download_count,
+            downloads_remaining: s.downloads_remaining(),
+            revoked_at: s.revoked_at.map(rfc3339),
+        })
+    }
+}
+
+/// Creates a link from validated settings (the API and the owner's page form).
+pub async fn create_share(state: &AppState, user: &User, asset_id: i64, input: ShareSettingsIn) -> AppResult<Share> {
+    let asset = visible_asset(state, user, asset_id).await?;
+    state.limits.share_create_per_user.check(&user.id)?;
+    let settings = ShareSettings::parse(input, &ShareSettings::defaults(&asset.title), false, now_ms())?;
+    let hash = match &settings.new_password {
+        Some(p) => Some(state.auth.hash_password(p).await?),
+        None => None,
+    };
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let share = state.store.insert_share(&uuid, asset.id, asset.owner_id, &settings, hash.as_deref()).await?;
+    tracing::info!(
+        share_id = share.id,
+        asset_id = asset.id,
+        share_type = share.share_type.as_str(),
+        "share link created"
+    );
+    Ok(share)
+}
+
+/// Creates a share link for an asset.
+#[utoipa::path(post, path = "/api/v3/assets/{id}/share", tag = "shares", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "asset id")), request_body = ShareSettingsIn,
+    responses((status = 201, body = ShareOut), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
+        (status = 404, body = ErrorResponse), (status = 429, body = ErrorResponse)))]
+pub async fn create(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<ShareSettingsIn>,
+) -> AppResult<impl IntoResponse> {
+    let share = create_share(&state, &user, id, body).await?;
+    Ok((StatusCode::CREATED, axum::Json(ShareOut::new(&state, &share, true)?)))
+}
+
+/// The caller's links (admins: `?all=true` for every link).
+#[utoipa::path(get, path = "/api/v3/shares", tag = "shares", security(("bearer" = [])), params(PageQuery),
+    responses((status = 200, body = Page<ShareOut>), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse)))]
+pub async fn list(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> AppResult<axum::Json<Page<ShareOut>>> {
+    let page = PageRequest::try_from(&q)?;
+    let (shares, count) = state.store.list_shares(Some(user.id), page).await?;
+    let results = shares.iter().map(|s| ShareOut::new(&state, s, false)).collect::<AppResult<Vec<_>>>()?;
+    let base = format!("{}/api/v3/shares/", state.config.base_url());
+    Ok(axum::Json(Page::new(results, count, page, &base, &[])))
+}
+
+/// A link the caller owns (or any link, for admins); others get 404.
+pub async fn owned_share(state: &AppState, user: &User, uuid: &str) -> AppResult<Share> {
+    if uuid::Uuid::parse_str(uuid).is_err() {
+        return Err(AppError::NotFound("share"));
+    }
+    match state.store.share_by_uuid(uuid).await? {
+        Some(s) if s.owner_id == user.id || user.is_admin() => Ok(s),
+        _ => Err(AppError::NotFound("share")),
+    }
+}
+
+/// One link with its counts and status.
+#[utoipa::path(get, path = "/api/v3/shares/{uuid}", tag = "shares", security(("bearer" = [])),
+    params(("uuid" = String, Path, description = "share uuid")),
+    responses((status = 200, body = ShareOut), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+pub async fn get(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    ApiPath(uuid): ApiPath<String>,
+) -> AppResult<axum::Json<ShareOut>> {
+    let s = owned_share(&state, &user, &uuid).await?;
+    Ok(axum::Json(ShareOut::new(&state, &s, true)?))
+}
+
+/// Changes a link's settings (same fields and rules as create; `null` clears expiry or limit).
+#[utoipa::path(patch, path = "/api/v3/shares/{uuid}", tag = "shares", security(("bearer" = [])),
+    params(("uuid" = String, Path, description = "share uuid")), request_body = ShareSettingsIn,
+    responses((status = 200, body = ShareOut), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
+        (status = 404, body = ErrorResponse), (status = 410, body = ErrorResponse)))]
+pub async fn patch(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    ApiPath(uuid): ApiPath<String>,
+    ApiJson(body): ApiJson<ShareSettingsIn>,
+) -> AppResult<axum::Json<ShareOut>> {
+    let s = owned_share(&state, &user, &uuid).await?;
+    if s.revoked_at.is_some() {
+        return Err(AppError::Gone { code: "share_revoked", message: "a revoked link cannot be changed".into() });
+    }
+    let settings = ShareSettings::parse(body, &ShareSettings::of(&s), s.password_hash.is_some(), now_ms())?;
+    let hash = match &settings.new_password {
+        Some(p) => Some(state.auth.hash_password(p).await?),
+        None => None,
+    };
+    state.store.update_share(s.id, &settings, hash.as_deref()).await?;
+    let s = state.store.share_by_uuid(&uuid).await?.ok_or(AppError::NotFound("share"))?;
+    Ok(axum::Json(ShareOut::new(&state, &s, false)?))
+}
+
+/// Revokes a link: it answers 410 from now on.
+#[utoipa::path(delete, path = "/api/v3/shares/{uuid}", tag = "shares", security(("bearer" = [])),
+    params(("uuid" = String, Path, description = "share uuid")),
+    responses((status = 204, description = "revoked"), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+pub async fn revoke(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    ApiPath(uuid): ApiPath<String>,
+) -> AppResult<Response> {
+    let s = owned_share(&state, &user, &uuid).await?;
+    state.store.revoke_share(s.id).await?;
+    tracing::info!(share_id = s.id, "share link revoked");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UnlockRequest {
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnlockResponse {
+    /// A token for this link alone: `Authorization: Bearer` or `?token=` on its page, preview, download.
+    pub access_token: String,
+    pub expires_in: u64,
+}
+
+/// Exchanges a protected link's password for a token scoped to that link.
+#[utoipa::path(post, path = "/api/v3/shares/{uuid}/unlock", tag = "shares", request_body = UnlockRequest,
+    params(("uuid" = String, Path, description = "share uuid")),
+    responses((status = 200, body = UnlockResponse), (status = 400, body = ErrorResponse), (status = 403, description = "wrong password", body = ErrorResponse),
+        (status = 404, body = ErrorResponse), (status = 410, body = ErrorResponse), (status = 429, body = ErrorResponse)))]
+pub async fn unlock(
+    State(state): State<AppState>,
+    req: ShareRequest,
+    ApiJson(body): ApiJson<UnlockRequest>,
+) -> AppResult<axum::Json<UnlockResponse>> {
+    let password =
+        body.password.filter(|p| !p.is_empty()).ok_or_else(|| AppError::validation("password", "is required"))?;
+    let (access_token, expires_in) = unlock_link(&state, &req, &password).await?;
+    Ok(axum::Json(UnlockResponse { access_token, expires_in }))
+}

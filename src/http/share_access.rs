@@ -1,0 +1,202 @@
+//! Who may open a share link, decided in one place for the recipient's page, its JSON twin, the
+//! preview, the download and the embed page: unknown -> 404; revoked/expired -> 410; protected ->
+//! a link token (cookie, Bearer or `?token=`); private -> a signed-in, allowed account.
+
+use std::net::IpAddr;
+
+use axum::extract::{FromRequestParts, Path, Query};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::domain::assets::Asset;
+use crate::domain::shares::{Share, ShareStatus, ShareType};
+use crate::domain::time::now_ms;
+use crate::domain::users::User;
+use crate::domain::visitors::{is_bot, is_prefetch, visitor_key};
+use crate::error::AppError;
+use crate::http::extract::{ClientIp, SESSION_COOKIE, cookie, user_from_token};
+
+/// Cookie carrying a link's access token; its Path is the link, so it never leaves it.
+pub const SHARE_COOKIE: &str = "vitrine_share";
+
+/// Everything a share endpoint knows about the request, before deciding anything.
+pub struct ShareRequest {
+    pub uuid: String,
+    pub ip: IpAddr,
+    pub user_agent: String,
+    pub headers: HeaderMap,
+    /// A link token from `?token=`, `Authorization: Bearer` or the link cookie.
+    pub link_token: Option<String>,
+    /// The signed-in account (session cookie or Bearer access token), if any.
+    pub viewer: Option<User>,
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+impl FromRequestParts<AppState> for ShareRequest {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let Path(params) = Path::<Vec<(String, String)>>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| AppError::NotFound("share"))?;
+        let uuid =
+            params.iter().find(|(k, _)| k == "uuid").map(|(_, v)| v.clone()).ok_or(AppError::NotFound("share"))?;
+        let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
+        let query_token = Query::<TokenQuery>::try_from_uri(&parts.uri).ok().and_then(|q| q.0.token);
+        let bearer = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim().to_string());
+        // A Bearer token is either an account's access token or a link token.
+        let mut viewer = None;
+        let mut link_token = query_token.or_else(|| cookie(parts, SHARE_COOKIE));
+        if let Some(b) = bearer {
+            match state.auth.verify(&b, "access") {
+                Ok(_) => viewer = Some(user_from_token(state, &b).await?),
+                Err(_) => link_token = Some(b),
+            }
+        }
+        if viewer.is_none()
+            && let Some(session) = cookie(parts, SESSION_COOKIE)
+        {
+            viewer = user_from_token(state, &session).await.ok();
+        }
+        let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        Ok(ShareRequest { uuid, ip, user_agent, headers: parts.headers.clone(), link_token, viewer })
+    }
+}
+
+/// Why a link cannot be opened (each page or API renders it its own way).
+#[derive(Debug)]
+pub enum Refusal {
+    NotFound,
+    Gone(ShareStatus),
+    NeedPassword,
+    NeedLogin,
+    NotAllowed,
+    Failed(AppError),
+}
+
+impl From<anyhow::Error> for Refusal {
+    fn from(e: anyhow::Error) -> Self {
+        Refusal::Failed(AppError::Internal(e))
+    }
+}
+
+impl From<Refusal> for AppError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::NotFound => AppError::NotFound("share"),
+            Refusal::Gone(s) => AppError::Gone {
+                code: match s {
+                    ShareStatus::Expired => "share_expired",
+                    ShareStatus::Revoked => "share_revoked",
+                    _ => "share_exhausted",
+                },
+                message: format!("this link is no longer available: {}", s.explain()),
+            },
+            Refusal::NeedPassword => {
+                AppError::Unauthenticated("this link is protected: unlock it with its password first".into())
+            }
+            Refusal::NeedLogin => AppError::Unauthenticated("this link is private: sign in first".into()),
+            Refusal::NotAllowed => AppError::forbidden("this private link was not shared with your account"),
+            Refusal::Failed(e) => e,
+        }
+    }
+}
+
+/// A link the request may open.
+pub struct Access {
+    pub share: Share,
+    pub asset: Asset,
+    pub status: ShareStatus,
+    /// The owner or an admin is looking.
+    pub is_owner: bool,
+    /// Pseudonymous key of the visitor (keyed hash of IP and user agent).
+    pub visitor: String,
+    /// Link-preview bots, crawlers and prefetches never count.
+    pub counts: bool,
+}
+
+/// Loads the link and checks it. Exhausted links pass (the caller decides: a resumed download may
+/// finish); revoked and expired ones do not.
+pub async fn resolve(state: &AppState, req: &ShareRequest) -> Result<Access, Refusal> {
+    if uuid::Uuid::parse_str(&req.uuid).is_err() {
+        return Err(Refusal::NotFound);
+    }
+    let share = state.store.share_by_uuid(&req.uuid).await?.ok_or(Refusal::NotFound)?;
+    let asset = state.store.asset(share.asset_id).await?.ok_or(Refusal::NotFound)?;
+    let status = share.status(now_ms());
+    if matches!(status, ShareStatus::Revoked | ShareStatus::Expired) {
+        return Err(Refusal::Gone(status));
+    }
+    let is_owner = req.viewer.as_ref().is_some_and(|u| u.id == share.owner_id || u.is_admin());
+    if !is_owner {
+        match share.share_type {
+            ShareType::Protected => {
+                let ok = req
+                    .link_token
+                    .as_deref()
+                    .and_then(|t| state.auth.verify(t, "share").ok())
+                    .is_some_and(|c| c.sub == share.uuid);
+                if !ok {
+                    return Err(Refusal::NeedPassword);
+                }
+            }
+            ShareType::Private => {
+                let Some(viewer) = &req.viewer else { return Err(Refusal::NeedLogin) };
+                if !share.allowed_emails.is_empty() && !share.allowed_emails.iter().any(|e| e == &viewer.email) {
+                    return Err(Refusal::NotAllowed);
+                }
+            }
+            _ => {}
+        }
+    }
+    let counts = !is_owner && !is_bot(&req.user_agent) && !is_prefetch(&req.headers);
+    let visitor = visitor_key(&state.secrets.hmac, req.ip, &req.user_agent);
+    Ok(Access { share, asset, status, is_owner, visitor, counts })
+}
+
+/// Lifetime of a link token: 12 hours, never past the link's expiry.
+pub fn link_token_ttl(share: &Share) -> u64 {
+    let twelve_hours = 12 * 3600;
+    match share.expires_at {
+        Some(e) => (((e - now_ms()) / 1000).max(1) as u64).min(twelve_hours),
+        None => twelve_hours,
+    }
+}
+
+/// Checks a link's password with lockout and rate limits; on success returns a link token.
+pub async fn unlock(state: &AppState, req: &ShareRequest, password: &str) -> Result<(String, u64), AppError> {
+    state.limits.share_access_per_ip.check(&req.ip)?;
+    if uuid::Uuid::parse_str(&req.uuid).is_err() {
+        return Err(AppError::NotFound("share"));
+    }
+    let share = state.store.share_by_uuid(&req.uuid).await?.ok_or(AppError::NotFound("share"))?;
+    let status = share.status(now_ms());
+    if matches!(status, ShareStatus::Revoked | ShareStatus::Expired) {
+        return Err(Refusal::Gone(status).into());
+    }
+    if share.share_type != ShareType::Protected {
+        return Err(AppError::bad_request("not_protected", "this link has no password"));
+    }
+    let key = (req.ip, share.id);
+    state.limits.share_password.check(&key)?;
+    if !state.auth.verify_password(password, share.password_hash.as_deref()).await? {
+        state.limits.share_password.failure(key);
+        metrics::counter!("vitrine_share_password_failures_total").increment(1);
+        return Err(AppError::Forbidden { code: "wrong_password", message: "wrong password".into() });
+    }
+    state.limits.share_password.success(&key);
+    let ttl = link_token_ttl(&share);
+    Ok((state.auth.issue(&share.uuid, "share", ttl)?, ttl))
+}

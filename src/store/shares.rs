@@ -1,0 +1,245 @@
+//! Queries on share links. A download is reserved with one conditional UPDATE, so a limit of N
+//! admits exactly N downloads however many arrive at once, on both engines.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Store, flag, next_id};
+use crate::domain::pagination::PageRequest;
+use crate::domain::shares::{Share, ShareSettings, ShareType};
+use crate::domain::time::now_ms;
+
+const COLUMNS: &str = "id, uuid, asset_id, owner_id, share_type, password_hash, allow_preview, allow_download,
+    allow_comments, allow_collaboration, notify_on_access, expires_at, max_downloads, download_count, view_count,
+    title, description, allowed_emails, revoked_at, created_at, updated_at";
+
+fn share_from_row(r: &AnyRow) -> Result<Share, sqlx::Error> {
+    let st: String = r.try_get("share_type")?;
+    let emails: String = r.try_get("allowed_emails")?;
+    let b = |name: &str| r.try_get::<i64, _>(name).map(|v| v != 0);
+    Ok(Share {
+        id: r.try_get("id")?,
+        uuid: r.try_get("uuid")?,
+        asset_id: r.try_get("asset_id")?,
+        owner_id: r.try_get("owner_id")?,
+        share_type: ShareType::parse(&st).unwrap_or(ShareType::Private),
+        password_hash: r.try_get("password_hash")?,
+        allow_preview: b("allow_preview")?,
+        allow_download: b("allow_download")?,
+        allow_comments: b("allow_comments")?,
+        allow_collaboration: b("allow_collaboration")?,
+        notify_on_access: b("notify_on_access")?,
+        expires_at: r.try_get("expires_at")?,
+        max_downloads: r.try_get("max_downloads")?,
+        download_count: r.try_get("download_count")?,
+        view_count: r.try_get("view_count")?,
+        title: r.try_get("title")?,
+        description: r.try_get("description")?,
+        allowed_emails: emails.split(',').filter(|e| !e.is_empty()).map(str::to_string).collect(),
+        revoked_at: r.try_get("revoked_at")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+/// Outcome of trying to count one download.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reservation {
+    Counted,
+    Refused,
+}
+
+impl Store {
+    pub async fn insert_share(
+        &self,
+        uuid: &str,
+        asset_id: i64,
+        owner_id: i64,
+        s: &ShareSettings,
+        password_hash: Option<&str>,
+    ) -> anyhow::Result<Share> {
+        let mut tx = self.pool.begin().await?;
+        let id = next_id(&mut tx, "shares").await?;
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO shares (id, uuid, asset_id, owner_id, share_type, password_hash, allow_preview, allow_download,
+                allow_comments, allow_collaboration, notify_on_access, expires_at, max_downloads, download_count,
+                view_count, title, description, allowed_emails, revoked_at, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, 0, $14, $15, $16, NULL, $17, $17)",
+        )
+        .bind(id)
+        .bind(uuid)
+        .bind(asset_id)
+        .bind(owner_id)
+        .bind(s.share_type.as_str())
+        .bind(password_hash.map(str::to_string))
+        .bind(flag(s.allow_preview))
+        .bind(flag(s.allow_download))
+        .bind(flag(s.allow_comments))
+        .bind(flag(s.allow_collaboration))
+        .bind(flag(s.notify_on_access))
+        .bind(s.expires_at)
+        .bind(s.max_downloads)
+        .bind(&s.title)
+        .bind(&s.description)
+        .bind(s.allowed_emails.join(","))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.share_by_uuid(uuid).await?.ok_or_else(|| anyhow::anyhow!("share vanished after insert"))
+    }
+
+    /// Rewrites a link's settings (`password_hash` None keeps the stored one).
+    pub async fn update_share(&self, id: i64, s: &ShareSettings, password_hash: Option<&str>) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE shares SET share_type = $1, password_hash = CASE WHEN $2 = 1 THEN $3 ELSE password_hash END,
+                allow_preview = $4, allow_download = $5, allow_comments = $6, allow_collaboration = $7,
+                notify_on_access = $8, expires_at = $9, max_downloads = $10, title = $11, description = $12,
+                allowed_emails = $13, updated_at = $14
+             WHERE id = $15",
+        )
+        .bind(s.share_type.as_str())
+        .bind(flag(password_hash.is_some() || s.share_type != ShareType::Protected))
+        .bind(password_hash.map(str::to_string))
+        .bind(flag(s.allow_preview))
+        .bind(flag(s.allow_download))
+        .bind(flag(s.allow_comments))
+        .bind(flag(s.allow_collaboration))
+        .bind(flag(s.notify_on_access))
+        .bind(s.expires_at)
+        .bind(s.max_downloads)
+        .bind(&s.title)
+        .bind(&s.description)
+        .bind(s.allowed_emails.join(","))
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn share_by_uuid(&self, uuid: &str) -> anyhow::Result<Option<Share>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM shares WHERE uuid = $1")))
+            .bind(uuid)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(share_from_row).transpose()?)
+    }
+
+    /// The owner's links, newest first; `None` lists every link (admins).
+    pub async fn list_shares(&self, owner: Option<i64>, page: PageRequest) -> anyhow::Result<(Vec<Share>, i64)> {
+        let (clause, id) = match owner {
+            Some(o) => ("owner_id = $1", o),
+            None => ("$1 = $1", 0),
+        };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM shares WHERE {clause} ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
+        )))
+        .bind(id)
+        .bind(page.limit())
+        .bind(page.offset())
+        .fetch_all(&self.pool)
+        .await?;
+        let (count,): (i64,) =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM shares WHERE {clause}")))
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok((rows.iter().map(share_from_row).collect::<Result<_, _>>()?, count))
+    }
+
+    pub async fn shares_of_asset(&self, asset_id: i64) -> anyhow::Result<Vec<Share>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM shares WHERE asset_id = $1 ORDER BY created_at DESC, id DESC"
+        )))
+        .bind(asset_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(share_from_row).collect::<Result<_, _>>()?)
+    }
+
+    pub async fn revoke_share(&self, id: i64) -> anyhow::Result<()> {
+        sqlx::query("UPDATE shares SET revoked_at = $1, updated_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Counts one download if the link is live and under its limit: one conditional UPDATE,
+    /// decided by the database before any byte is sent.
+    pub async fn reserve_download(&self, id: i64, now: i64) -> anyhow::Result<Reservation> {
+        let res = sqlx::query(
+            "UPDATE shares SET download_count = download_count + 1
+             WHERE id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)
+               AND (max_downloads IS NULL OR download_count < max_downloads)",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(if res.rows_affected() == 1 { Reservation::Counted } else { Reservation::Refused })
+    }
+
+    /// Gives back a reservation whose transfer never started.
+    pub async fn refund_download(&self, id: i64) -> anyhow::Result<()> {
+        sqlx::query("UPDATE shares SET download_count = download_count - 1 WHERE id = $1 AND download_count > 0")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn count_view(&self, id: i64) -> anyhow::Result<()> {
+        sqlx::query("UPDATE shares SET view_count = view_count + 1 WHERE id = $1").bind(id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Remembers that `visitor` has a counted download of the link until `until`.
+    pub async fn grant_download(&self, share_id: i64, visitor: &str, until: i64) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO share_download_grants (share_id, visitor_key, expires_at) VALUES ($1, $2, $3)
+             ON CONFLICT (share_id, visitor_key) DO UPDATE SET expires_at = excluded.expires_at",
+        )
+        .bind(share_id)
+        .bind(visitor)
+        .bind(until)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn has_download_grant(&self, share_id: i64, visitor: &str, now: i64) -> anyhow::Result<bool> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT share_id FROM share_download_grants WHERE share_id = $1 AND visitor_key = $2 AND expires_at > $3",
+        )
+        .bind(share_id)
+        .bind(visitor)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    pub async fn purge_download_grants(&self, now: i64) -> anyhow::Result<u64> {
+        let res = sqlx::query("DELETE FROM share_download_grants WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(res.rows_affected())
+    }
+
+    /// Removes an asset's links (and their grants) before the asset row goes.
+    pub async fn delete_shares_of_asset(&self, asset_id: i64) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM share_download_grants WHERE share_id IN (SELECT id FROM shares WHERE asset_id = $1)")
+            .bind(asset_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM shares WHERE asset_id = $1").bind(asset_id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
