@@ -11,4 +11,5 @@ mod jobs;
 mod ops;
 mod pages;
 mod s3;
+mod shares;
 mod store;
