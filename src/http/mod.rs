@@ -66,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api::assets::router())
         .merge(api::shares::router())
         .merge(pages::shares::router())
+        .merge(pages::library::router())
         .merge(api::ops::router())
         .merge(files::router())
         .merge(pages::auth::router())
@@ -83,8 +84,21 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
             AppError::internal(anyhow::anyhow!("a handler panicked")).into_response()
         }))
+        .layer(cors())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// The API authenticates with Bearer tokens only (never ambient cookies), so any origin may call
+/// it: the share widget works from any page. Credentialed (cookie) requests are not allowed.
+fn cors() -> tower_http::cors::CorsLayer {
+    use tower_http::cors::{Any, CorsLayer};
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE, Method::HEAD])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::RANGE, header::ACCEPT])
+        .expose_headers([header::CONTENT_RANGE, header::CONTENT_DISPOSITION, header::RETRY_AFTER])
+        .max_age(std::time::Duration::from_secs(3600))
 }
 
 /// The router behind the path normaliser: every path answers with and without its trailing slash.

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 
-use crate::helpers::TestApp;
+use serde_json::{Value, json};
+
+use crate::helpers::{Spawn, TestApp, fixtures};
 
 /// A chromedriver process and a WebDriver session; both end when dropped/closed.
 pub struct Browser {
@@ -25,6 +27,11 @@ impl Browser {
     /// Starts chromedriver and a headless Chromium, or `None` when they are not installed
     /// (and CI is not set).
     pub async fn start() -> Option<Browser> {
+        Browser::start_with_downloads(None).await
+    }
+
+    /// Like `start`, saving downloads into `dir`.
+    pub async fn start_with_downloads(dir: Option<&std::path::Path>) -> Option<Browser> {
         let driver_bin = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
         let chrome_bin = std::env::var("CHROME_BIN").unwrap_or_else(|_| "/usr/bin/chromium".into());
         if !std::path::Path::new(&driver_bin).exists() || !std::path::Path::new(&chrome_bin).exists() {
@@ -40,9 +47,16 @@ impl Browser {
             .spawn()
             .expect("chromedriver starts");
         let profile = tempfile::tempdir().expect("profile dir");
+        let prefs = match dir {
+            Some(d) => {
+                serde_json::json!({"download.default_directory": d.display().to_string(), "download.prompt_for_download": false})
+            }
+            None => serde_json::json!({}),
+        };
         let caps = serde_json::json!({
             "goog:chromeOptions": {
                 "binary": chrome_bin,
+                "prefs": prefs,
                 "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
                          "--no-first-run", "--disable-quic", "--window-size=1280,900",
@@ -92,5 +106,157 @@ async fn a_person_signs_in_through_the_form_and_sees_their_page() {
     c.find(Locator::Id("logout")).await.expect("logout").click().await.expect("click");
     c.wait().for_element(Locator::Id("login-submit")).await.expect("back on the login form");
     assert!(c.current_url().await.expect("url").path().starts_with("/login"));
+    browser.client.clone().close().await.expect("close");
+}
+
+/// Signs in through the form.
+async fn sign_in(c: &Client, app: &TestApp, email: &str) {
+    c.goto(&app.url("/login")).await.expect("goto");
+    c.find(Locator::Id("email")).await.expect("email").send_keys(email).await.expect("type");
+    c.find(Locator::Id("password")).await.expect("password").send_keys("correct horse").await.expect("type");
+    c.find(Locator::Id("login-submit")).await.expect("submit").click().await.expect("click");
+    c.wait().for_element(Locator::Id("signed-in-as")).await.expect("signed in");
+}
+
+fn share_app() -> Spawn {
+    Spawn { tweak: Box::new(|c| c.share_access_rate_per_ip_per_minute = 10_000), ..Default::default() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recipient_unlocks_a_protected_link_sees_the_preview_and_downloads() {
+    let app = TestApp::spawn_with(share_app()).await;
+    let (token, _) = app.register("owner@example.com", "Olive").await;
+    let img = app.upload(&token, "sunset.png", fixtures::png(640, 360)).await;
+    let r = app
+        .post_json(
+            &format!("/api/v3/assets/{}/share/", img["id"]),
+            Some(&token),
+            &json!({"share_type": "protected", "password": "secure123", "max_downloads": 3}),
+        )
+        .await;
+    let share: Value = r.json().await.expect("json");
+    let downloads = tempfile::tempdir().expect("dir");
+    let Some(browser) = Browser::start_with_downloads(Some(downloads.path())).await else { return };
+    let c = &browser.client;
+    c.goto(share["share_url"].as_str().expect("url")).await.expect("goto");
+    c.find(Locator::Id("share-password")).await.expect("form").send_keys("not it at all").await.expect("type");
+    c.find(Locator::Id("unlock-submit")).await.expect("submit").click().await.expect("click");
+    let err = c.wait().for_element(Locator::Id("unlock-error")).await.expect("error").text().await.expect("text");
+    assert!(err.contains("Wrong password"), "{err}");
+    c.find(Locator::Id("share-password")).await.expect("form").send_keys("secure123").await.expect("type");
+    c.find(Locator::Id("unlock-submit")).await.expect("submit").click().await.expect("click");
+    c.wait().for_element(Locator::Id("preview-image")).await.expect("preview shown");
+    let width = c.execute("return document.getElementById('preview-image').naturalWidth;", vec![]).await.expect("js");
+    assert_eq!(width.as_u64(), Some(640), "the preview image loaded");
+    c.find(Locator::Id("download")).await.expect("download button").click().await.expect("click");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let done = std::fs::read_dir(downloads.path())
+            .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy() == "sunset.png"))
+            .unwrap_or(false);
+        if done {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the download did not arrive");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let saved = std::fs::read(downloads.path().join("sunset.png")).expect("saved");
+    assert_eq!(saved.len() as i64, img["size"].as_i64().expect("size"));
+    let s: Value = app
+        .get(&format!("/api/v3/shares/{}/", share["uuid"].as_str().expect("u")), Some(&token))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(s["download_count"], 1);
+    browser.client.clone().close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_link_shows_a_page_that_says_so() {
+    let app = TestApp::spawn_with(share_app()).await;
+    let (token, _) = app.register("owner@example.com", "Olive").await;
+    let a = app.upload(&token, "a.pdf", fixtures::pdf(500)).await;
+    let r = app
+        .post_json(
+            &format!("/api/v3/assets/{}/share/", a["id"]),
+            Some(&token),
+            &json!({"share_type": "time_limited", "expires_in_hours": 1}),
+        )
+        .await;
+    let share: Value = r.json().await.expect("json");
+    sqlx::query("UPDATE shares SET expires_at = 1 WHERE uuid = $1")
+        .bind(share["uuid"].as_str().expect("u"))
+        .execute(app.state.store.pool())
+        .await
+        .expect("expire");
+    let Some(browser) = Browser::start().await else { return };
+    let c = &browser.client;
+    c.goto(share["share_url"].as_str().expect("url")).await.expect("goto");
+    let text = c.find(Locator::Id("gone-reason")).await.expect("reason").text().await.expect("text");
+    assert!(text.contains("expired"), "{text}");
+    browser.client.clone().close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_creates_copies_and_revokes_a_link_from_the_pages() {
+    let app = TestApp::spawn_with(share_app()).await;
+    let (token, _) = app.register("owner@example.com", "Olive").await;
+    let a = app.upload(&token, "notes.txt", b"hello there\n".to_vec()).await;
+    let Some(browser) = Browser::start().await else { return };
+    let c = &browser.client;
+    sign_in(c, &app, "owner@example.com").await;
+    c.find(Locator::Id(&format!("share-{}", a["id"]))).await.expect("share link").click().await.expect("click");
+    c.wait().for_element(Locator::Id("share-form")).await.expect("form");
+    c.find(Locator::Id("max_downloads")).await.expect("max").send_keys("2").await.expect("type");
+    c.find(Locator::Id("create-link")).await.expect("create").click().await.expect("click");
+    c.wait().for_element(Locator::Id("created-notice")).await.expect("created");
+    let shares: Value = app.get("/api/v3/shares/", Some(&token)).await.json().await.expect("json");
+    assert_eq!(shares["count"], 1);
+    let uuid = shares["results"][0]["uuid"].as_str().expect("uuid").to_string();
+    assert_eq!(shares["results"][0]["max_downloads"], 2);
+    let url = c.find(Locator::Id(&format!("url-{uuid}"))).await.expect("url field").prop("value").await.expect("value");
+    assert_eq!(url.as_deref(), shares["results"][0]["share_url"].as_str());
+    c.find(Locator::Css(&format!("[data-copy='url-{uuid}']"))).await.expect("copy").click().await.expect("click");
+    c.find(Locator::Id(&format!("revoke-{uuid}"))).await.expect("revoke").click().await.expect("click");
+    c.wait().for_element(Locator::Css(&format!("#link-{uuid}.status-revoked"))).await.expect("revoked row");
+    let s: Value = app.get(&format!("/api/v3/shares/{uuid}/"), Some(&token)).await.json().await.expect("json");
+    assert_eq!(s["status"], "revoked");
+    browser.client.clone().close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_share_widget_works_from_another_site() {
+    let app = TestApp::spawn_with(share_app()).await;
+    let (token, _) = app.register("owner@example.com", "Olive").await;
+    let a = app.upload(&token, "clip.pdf", fixtures::pdf(800)).await;
+    // Another origin: a page that loads the widget from Vitrine and calls its API.
+    let page = format!(
+        r#"<!doctype html><html><body><div id="share-buttons"></div>
+        <script src="{base}/static/sdk/share-widget.js"></script>
+        <script>window.w = new ShareWidget({id}, {{share_type: 'public', allow_download: true, expires_in_hours: 168,
+          token: '{token}', apiBase: '{base}', silent: true}});</script></body></html>"#,
+        base = app.base,
+        id = a["id"],
+    );
+    let site = axum::Router::new().route("/", axum::routing::get(move || async move { axum::response::Html(page) }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let site_addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, site).await });
+    let Some(browser) = Browser::start().await else { return };
+    let c = &browser.client;
+    c.goto(&format!("http://{site_addr}/")).await.expect("goto");
+    c.wait().for_element(Locator::Css("#share-buttons .share-copy")).await.expect("widget rendered");
+    let platforms = c.find_all(Locator::Css("#share-buttons a.share-btn")).await.expect("buttons");
+    assert_eq!(platforms.len(), 6);
+    let qr_width = c
+        .execute("return document.querySelector('#share-buttons img.share-qr').naturalWidth;", vec![])
+        .await
+        .expect("js");
+    assert_eq!(qr_width.as_u64(), Some(300), "the QR image loaded");
+    c.find(Locator::Css("#share-buttons .share-copy")).await.expect("copy").click().await.expect("click");
+    let shares: Value = app.get("/api/v3/shares/", Some(&token)).await.json().await.expect("json");
+    assert_eq!(shares["count"], 1);
+    assert!(shares["results"][0]["expires_at"].is_string());
     browser.client.clone().close().await.expect("close");
 }

@@ -19,6 +19,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 struct AssetRow {
+    id: i64,
     title: String,
     name: String,
     media_type: &'static str,
@@ -66,6 +67,7 @@ pub async fn index(State(state): State<AppState>, PageUser(user): PageUser, csrf
         .map(|a| {
             let out = AssetOut::new(&state, a);
             AssetRow {
+                id: a.id,
                 title: a.title.clone(),
                 name: a.name.clone(),
                 media_type: a.media_type.as_str(),

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod home;
+pub mod library;
 pub mod shares;
 pub mod static_files;
 

@@ -10,8 +10,11 @@ use crate::app::AppState;
 use crate::error::AppError;
 
 /// (path under /static/, MIME type, contents)
-const FILES: &[(&str, &str, &str)] =
-    &[("css/vitrine.css", "text/css; charset=utf-8", include_str!("../../../static/css/vitrine.css"))];
+const FILES: &[(&str, &str, &str)] = &[
+    ("css/vitrine.css", "text/css; charset=utf-8", include_str!("../../../static/css/vitrine.css")),
+    ("sdk/share-widget.js", "text/javascript; charset=utf-8", include_str!("../../../static/sdk/share-widget.js")),
+    ("js/pages.js", "text/javascript; charset=utf-8", include_str!("../../../static/js/pages.js")),
+];
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/static/{*path}", get(serve))
