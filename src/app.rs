@@ -25,6 +25,8 @@ pub struct Inner {
     pub metrics: PrometheusHandle,
     pub started: Instant,
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Share-page views waiting to be written.
+    pub views: crate::jobs::view_counts::ViewCounts,
 }
 
 /// Shared state of one running app; cheap to clone.
@@ -89,6 +91,7 @@ impl AppState {
             metrics: metrics_handle(),
             started: Instant::now(),
             trusted_proxies,
+            views: Default::default(),
         })))
     }
 }
@@ -110,6 +113,9 @@ pub async fn run(listener: TcpListener, state: AppState, shutdown: CancellationT
     shutdown.cancel();
     for j in jobs {
         let _ = j.await;
+    }
+    if let Err(e) = crate::jobs::view_counts::run_once(&state).await {
+        tracing::warn!(error = %e, "could not write the last view counts");
     }
     state.store.close().await;
     tracing::info!("vitrine stopped");

@@ -2,6 +2,7 @@
 //! `run_once(&AppState)` that tests call directly.
 
 pub mod blob_gc;
+pub mod view_counts;
 
 use std::future::Future;
 use std::time::Duration;
@@ -18,9 +19,12 @@ pub fn spawn_all(state: AppState, shutdown: CancellationToken) -> Vec<JoinHandle
         every("blob_gc", gc_every, state.clone(), shutdown.clone(), |s| async move {
             blob_gc::run_once(&s).await.map(|_| ())
         }),
+        every("view_counts", Duration::from_secs(1), state.clone(), shutdown.clone(), |s| async move {
+            view_counts::run_once(&s).await.map(|_| ())
+        }),
         every("rate_limit_cleanup", Duration::from_secs(60), state, shutdown, |s| async move {
             s.limits.retain_recent();
-            Ok(())
+            s.store.purge_download_grants(crate::domain::time::now_ms()).await.map(|_| ())
         }),
     ]
 }

@@ -192,8 +192,17 @@ impl Store {
         Ok(())
     }
 
-    pub async fn count_view(&self, id: i64) -> anyhow::Result<()> {
-        sqlx::query("UPDATE shares SET view_count = view_count + 1 WHERE id = $1").bind(id).execute(&self.pool).await?;
+    /// Adds batched view counts in one transaction.
+    pub async fn add_views(&self, counts: &std::collections::HashMap<i64, i64>) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for (id, n) in counts {
+            sqlx::query("UPDATE shares SET view_count = view_count + $1 WHERE id = $2")
+                .bind(*n)
+                .bind(*id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

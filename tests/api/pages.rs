@@ -192,3 +192,166 @@ async fn pages_may_not_be_framed_and_escape_what_users_typed() {
     let html = r.text().await.expect("html");
     assert!(!html.contains("<script>"));
 }
+
+/// Signs in through the form; returns the Cookie header (session + CSRF) and the CSRF token.
+async fn signed_in(app: &TestApp, email: &str) -> (String, String) {
+    let (csrf_cookie, token) = login_form(app).await;
+    let r = app
+        .client
+        .post(app.url("/login"))
+        .header("cookie", &csrf_cookie)
+        .form(&[("email", email), ("password", "correct horse"), ("csrf_token", &token)])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let session = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("vitrine_session="))
+        .map(|c| c.split(';').next().unwrap_or("").to_string())
+        .expect("session");
+    (format!("{session}; {csrf_cookie}"), token)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_share_form_creates_links_and_shows_errors_on_the_page() {
+    let app = TestApp::spawn().await;
+    let (api, _) = app.register("owner@example.com", "Olive").await;
+    let a = app.upload(&api, "notes.txt", b"hello\n".to_vec()).await;
+    let id = a["id"].as_i64().expect("id");
+    let (cookies, csrf) = signed_in(&app, "owner@example.com").await;
+    let page = app.client.get(app.url(&format!("/assets/{id}"))).header("cookie", &cookies).send().await.expect("get");
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.expect("html").contains("id=\"share-form\""));
+    // A protected link without a password: the page again, with the reason.
+    let r = app
+        .client
+        .post(app.url(&format!("/assets/{id}/shares")))
+        .header("cookie", &cookies)
+        .form(&[("csrf_token", csrf.as_str()), ("share_type", "protected"), ("allow_download", "on")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.expect("html").contains("id=\"share-error\""));
+    let r = app
+        .client
+        .post(app.url(&format!("/assets/{id}/shares")))
+        .header("cookie", &cookies)
+        .form(&[("csrf_token", csrf.as_str()), ("max_downloads", "abc")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // Without the CSRF token nothing is created.
+    let r = app
+        .client
+        .post(app.url(&format!("/assets/{id}/shares")))
+        .header("cookie", &cookies)
+        .form(&[("share_type", "public")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = app
+        .client
+        .post(app.url(&format!("/assets/{id}/shares")))
+        .header("cookie", &cookies)
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("share_type", "public"),
+            ("expires_in_hours", "24"),
+            ("max_downloads", "3"),
+            ("allow_download", "on"),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let list: serde_json::Value = app.get("/api/v3/shares/", Some(&api)).await.json().await.expect("json");
+    assert_eq!(list["count"], 1);
+    assert_eq!(
+        (list["results"][0]["max_downloads"].as_i64(), list["results"][0]["allow_preview"].as_bool()),
+        (Some(3), Some(false))
+    );
+    let uuid = list["results"][0]["uuid"].as_str().expect("uuid").to_string();
+    let links = app
+        .client
+        .get(app.url("/shares"))
+        .header("cookie", &cookies)
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("html");
+    assert!(links.contains(&format!("id=\"link-{uuid}\"")));
+    let r = app
+        .client
+        .post(app.url(&format!("/shares/{uuid}/revoke")))
+        .header("cookie", &cookies)
+        .form(&[("csrf_token", "nope")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = app
+        .client
+        .post(app.url(&format!("/shares/{uuid}/revoke")))
+        .header("cookie", &cookies)
+        .form(&[("csrf_token", csrf.as_str()), ("back", "https://evil.example/")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.headers()["location"], "/shares", "back stays on this site");
+    let s: serde_json::Value =
+        app.get(&format!("/api/v3/shares/{uuid}/"), Some(&api)).await.json().await.expect("json");
+    assert_eq!(s["status"], "revoked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_pages_refuse_other_people_and_send_strangers_to_sign_in() {
+    let app = TestApp::spawn().await;
+    let (api, _) = app.register("owner@example.com", "Olive").await;
+    app.register("other@example.com", "Otto").await;
+    let a = app.upload(&api, "notes.txt", b"hello\n".to_vec()).await;
+    let id = a["id"].as_i64().expect("id");
+    let r = app.post_json(&format!("/api/v3/assets/{id}/share/"), Some(&api), &serde_json::json!({})).await;
+    let share: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(
+        app.get(&format!("/assets/{id}"), None).await.headers()["location"],
+        format!("/login?next=/assets/{id}")
+    );
+    assert_eq!(app.get("/shares", None).await.status(), StatusCode::SEE_OTHER);
+    let (cookies, csrf) = signed_in(&app, "other@example.com").await;
+    let r = app.client.get(app.url(&format!("/assets/{id}"))).header("cookie", &cookies).send().await.expect("get");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = app
+        .client
+        .post(app.url(&format!("/assets/{id}/shares")))
+        .header("cookie", &cookies)
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = app
+        .client
+        .post(app.url(&format!("/shares/{}/revoke", share["uuid"].as_str().expect("u"))))
+        .header("cookie", &cookies)
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let s: serde_json::Value = app
+        .get(&format!("/api/v3/shares/{}/", share["uuid"].as_str().expect("u")), Some(&api))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(s["status"], "active");
+}

@@ -172,6 +172,7 @@ async fn a_public_link_shows_the_file_and_counts_views_and_downloads() {
     assert!(dl.headers()["content-disposition"].to_str().unwrap_or("").starts_with("attachment"));
     let pv = app.client.get(v["preview_url"].as_str().expect("pv")).send().await.expect("pv");
     assert!(pv.headers()["content-disposition"].to_str().unwrap_or("").starts_with("inline"));
+    vitrine::jobs::view_counts::run_once(&app.state).await.expect("flush views");
     let share: Value = app
         .get(&format!("/api/v3/shares/{}/", s["uuid"].as_str().expect("uuid")), Some(&token))
         .await
@@ -529,6 +530,8 @@ async fn head_bots_prefetches_and_resumed_ranges_never_count() {
     assert_eq!(share["download_count"], 1);
     // Bots see the page but are not counted as views.
     app.client.get(app.url(&path_of(&s))).header("user-agent", "Twitterbot/1.0").send().await.expect("bot view");
+    vitrine::jobs::view_counts::run_once(&app.state).await.expect("flush views");
+    vitrine::jobs::view_counts::run_once(&app.state).await.expect("flush views");
     let share: Value = app
         .get(&format!("/api/v3/shares/{}/", s["uuid"].as_str().expect("u")), Some(&owner))
         .await

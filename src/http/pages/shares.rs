@@ -190,11 +190,8 @@ pub async fn page(State(state): State<AppState>, req: ShareRequest, csrf: CsrfCo
     if access.status == ShareStatus::Exhausted {
         return refusal_response(&state, &req, Refusal::Gone(ShareStatus::Exhausted), json, &csrf);
     }
-    if access.counts
-        && method != Method::HEAD
-        && let Err(e) = state.store.count_view(access.share.id).await
-    {
-        tracing::warn!(error = %e, "could not count a view");
+    if access.counts && method != Method::HEAD {
+        state.views.add(access.share.id);
     }
     let base = state.config.base_url();
     let uuid = &access.share.uuid;
@@ -556,10 +553,8 @@ pub async fn embed(State(state): State<AppState>, req: ShareRequest) -> Response
     let open_url = share_url(&state, &req.uuid);
     let (status, page) = match resolve(&state, &req).await {
         Ok(a) if a.status == ShareStatus::Active => {
-            if a.counts
-                && let Err(e) = state.store.count_view(a.share.id).await
-            {
-                tracing::warn!(error = %e, "could not count a view");
+            if a.counts {
+                state.views.add(a.share.id);
             }
             let media = match a.asset.media_type {
                 MediaType::Image => "image",
