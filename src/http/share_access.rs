@@ -133,8 +133,8 @@ pub async fn resolve(state: &AppState, req: &ShareRequest) -> Result<Access, Ref
     if uuid::Uuid::parse_str(&req.uuid).is_err() {
         return Err(Refusal::NotFound);
     }
-    let share = state.store.share_by_uuid(&req.uuid).await?.ok_or(Refusal::NotFound)?;
-    let asset = state.store.asset(share.asset_id).await?.ok_or(Refusal::NotFound)?;
+    let view = state.store.share_view(&req.uuid).await?.ok_or(Refusal::NotFound)?;
+    let (share, asset) = (view.0.clone(), view.1.clone());
     let status = share.status(now_ms());
     if matches!(status, ShareStatus::Revoked | ShareStatus::Expired) {
         return Err(Refusal::Gone(status));

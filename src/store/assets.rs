@@ -128,6 +128,7 @@ impl Store {
     }
 
     pub async fn update_asset(&self, id: i64, patch: &AssetPatch) -> anyhow::Result<Option<Asset>> {
+        self.share_changed();
         sqlx::query(
             "UPDATE assets SET title = COALESCE($1, title), description = COALESCE($2, description),
                 tags = COALESCE($3, tags), content_type = COALESCE($4, content_type), name = COALESCE($5, name),
@@ -148,6 +149,7 @@ impl Store {
 
     /// Deletes the row; the caller removes blobs that no other row references.
     pub async fn delete_asset(&self, id: i64) -> anyhow::Result<bool> {
+        self.share_changed();
         let res = sqlx::query("DELETE FROM assets WHERE id = $1").bind(id).execute(&self.pool).await?;
         Ok(res.rows_affected() > 0)
     }

@@ -2,6 +2,7 @@
 //! (SQLite by default, PostgreSQL by `database_url`).
 
 pub mod assets;
+pub mod cache;
 pub mod shares;
 pub mod users;
 
@@ -26,6 +27,7 @@ pub enum Dialect {
 pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
+    share_cache: std::sync::Arc<cache::ShareCache>,
 }
 
 impl Store {
@@ -49,7 +51,7 @@ impl Store {
             .connect(url)
             .await
             .with_context(|| format!("cannot open the database at {}", crate::config::mask_url_password(url)))?;
-        Ok(Store { pool, dialect })
+        Ok(Store { pool, dialect, share_cache: Default::default() })
     }
 
     /// Applies the embedded migrations that have not run yet.

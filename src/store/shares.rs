@@ -92,6 +92,7 @@ impl Store {
 
     /// Rewrites a link's settings (`password_hash` None keeps the stored one).
     pub async fn update_share(&self, id: i64, s: &ShareSettings, password_hash: Option<&str>) -> anyhow::Result<()> {
+        self.share_changed();
         sqlx::query(
             "UPDATE shares SET share_type = $1, password_hash = CASE WHEN $2 = 1 THEN $3 ELSE password_hash END,
                 allow_preview = $4, allow_download = $5, allow_comments = $6, allow_collaboration = $7,
@@ -117,6 +118,23 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// A link and its asset, served from the short-lived cache when fresh (the share page path).
+    pub async fn share_view(&self, uuid: &str) -> anyhow::Result<Option<super::cache::ShareView>> {
+        if let Some(v) = self.share_cache.get(uuid) {
+            return Ok(Some(v));
+        }
+        let Some(share) = self.share_by_uuid(uuid).await? else { return Ok(None) };
+        let Some(asset) = self.asset(share.asset_id).await? else { return Ok(None) };
+        let view = std::sync::Arc::new((share, asset));
+        self.share_cache.put(uuid, view.clone());
+        Ok(Some(view))
+    }
+
+    /// Forgets cached share views (after any write that may change one).
+    pub fn share_changed(&self) {
+        self.share_cache.clear();
     }
 
     pub async fn share_by_uuid(&self, uuid: &str) -> anyhow::Result<Option<Share>> {
@@ -160,6 +178,7 @@ impl Store {
     }
 
     pub async fn revoke_share(&self, id: i64) -> anyhow::Result<()> {
+        self.share_changed();
         sqlx::query("UPDATE shares SET revoked_at = $1, updated_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(now_ms())
             .bind(id)
@@ -171,6 +190,7 @@ impl Store {
     /// Counts one download if the link is live and under its limit: one conditional UPDATE,
     /// decided by the database before any byte is sent.
     pub async fn reserve_download(&self, id: i64, now: i64) -> anyhow::Result<Reservation> {
+        self.share_changed();
         let res = sqlx::query(
             "UPDATE shares SET download_count = download_count + 1
              WHERE id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)
@@ -185,6 +205,7 @@ impl Store {
 
     /// Gives back a reservation whose transfer never started.
     pub async fn refund_download(&self, id: i64) -> anyhow::Result<()> {
+        self.share_changed();
         sqlx::query("UPDATE shares SET download_count = download_count - 1 WHERE id = $1 AND download_count > 0")
             .bind(id)
             .execute(&self.pool)
@@ -242,6 +263,7 @@ impl Store {
 
     /// Removes an asset's links (and their grants) before the asset row goes.
     pub async fn delete_shares_of_asset(&self, asset_id: i64) -> anyhow::Result<()> {
+        self.share_changed();
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM share_download_grants WHERE share_id IN (SELECT id FROM shares WHERE asset_id = $1)")
             .bind(asset_id)

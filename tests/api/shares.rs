@@ -195,6 +195,8 @@ async fn unknown_revoked_and_expired_links_say_which() {
     assert_error(get_json(&app, "/share/not-a-uuid/", None).await, StatusCode::NOT_FOUND, "not_found").await;
     let s = create(&app, &token, asset, json!({})).await;
     let uuid = s["uuid"].as_str().expect("uuid").to_string();
+    // Seen once (and cached), then revoked: the very next request already says so.
+    assert_eq!(app.get(&path_of(&s), None).await.status(), StatusCode::OK);
     assert_eq!(app.delete(&format!("/api/v3/shares/{uuid}/"), Some(&token)).await.status(), StatusCode::NO_CONTENT);
     let r = app.get(&path_of(&s), None).await;
     assert_eq!(r.status(), StatusCode::GONE);
