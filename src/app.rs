@@ -27,6 +27,10 @@ pub struct Inner {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Share-page views waiting to be written.
     pub views: crate::jobs::view_counts::ViewCounts,
+    /// Analytics capture (bounded queue, batched writer).
+    pub analytics: Arc<crate::analytics::Analytics>,
+    /// The app's notion of now (analytics days, retention); tests move it by hand.
+    pub clock: Arc<dyn crate::domain::time::Clock>,
 }
 
 /// Shared state of one running app; cheap to clone.
@@ -71,6 +75,11 @@ pub fn metrics_handle() -> PrometheusHandle {
 impl AppState {
     /// Opens the database (migrating it), the blob store and the secrets.
     pub async fn build(config: Config) -> anyhow::Result<AppState> {
+        AppState::build_with_clock(config, Arc::new(crate::domain::time::SystemClock)).await
+    }
+
+    /// Like `build`, with another clock (tests).
+    pub async fn build_with_clock(config: Config, clock: Arc<dyn crate::domain::time::Clock>) -> anyhow::Result<AppState> {
         config.validate()?;
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| anyhow::anyhow!("cannot create data_dir {}: {e}", config.data_dir.display()))?;
@@ -81,6 +90,8 @@ impl AppState {
         let auth = Auth::new(&secrets, config.token_ttl_secs)?;
         let limits = Limits::new(&config);
         let trusted_proxies = config.trusted_proxy_nets();
+        let geo = crate::analytics::geo::Geo::open(config.geoip_db.as_deref())?;
+        let analytics = Arc::new(crate::analytics::Analytics::new(store.clone(), geo, clock.clone(), config.analytics_enabled));
         Ok(AppState(Arc::new(Inner {
             config,
             store,
@@ -92,6 +103,8 @@ impl AppState {
             started: Instant::now(),
             trusted_proxies,
             views: Default::default(),
+            analytics,
+            clock,
         })))
     }
 }

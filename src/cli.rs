@@ -1,4 +1,4 @@
-//! The command line: serve, migrate, user create, retention later, config check|example.
+//! The command line: serve, migrate, user create, retention run, config check|example.
 
 use std::path::PathBuf;
 
@@ -30,6 +30,11 @@ pub enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Analytics retention.
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -51,6 +56,12 @@ pub enum UserCommand {
         #[arg(long, default_value = "user")]
         role: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// Delete raw analytics events older than `analytics_retention_days` now.
+    Run,
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,6 +101,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{}", e.public_message()))?;
             println!("created {} account {} (id {})", user.role.as_str(), user.email, user.id);
+            Ok(0)
+        }
+        Command::Retention { command: RetentionCommand::Run } => {
+            let state = AppState::build(config).await?;
+            let removed = crate::jobs::retention::run_once(&state).await?;
+            println!("removed {removed} analytics events older than {} days", state.config.analytics_retention_days);
             Ok(0)
         }
         Command::Serve => {

@@ -105,6 +105,10 @@ pub struct Config {
     pub share_lockout_secs: u64,
     /// How long a counted download may be resumed (Range) without counting again.
     pub share_resume_window_secs: u64,
+    /// Record share views, previews, downloads and comments.
+    pub analytics_enabled: bool,
+    /// Raw analytics events older than this are deleted (daily rollups stay).
+    pub analytics_retention_days: u32,
     /// Social-network message templates (`{title}`, `{url}`, `{description}`) and hashtags.
     pub social: crate::domain::shares::SocialConfig,
 }
@@ -178,6 +182,8 @@ impl Default for Config {
             share_password_max_failures: 5,
             share_lockout_secs: 900,
             share_resume_window_secs: 3600,
+            analytics_enabled: true,
+            analytics_retention_days: 365,
             social: crate::domain::shares::SocialConfig::default(),
         }
     }
@@ -320,6 +326,14 @@ impl Config {
         }
         if self.share_access_rate_per_ip_per_minute == 0 || self.share_create_rate_per_user_per_hour == 0 {
             problems.push("share rate limits must be at least 1".into());
+        }
+        if self.analytics_retention_days == 0 {
+            problems.push("`analytics_retention_days` must be at least 1".into());
+        }
+        if let Some(p) = &self.geoip_db
+            && !Path::new(p).is_file()
+        {
+            problems.push(format!("`geoip_db` = {p:?} is not a readable file (a GeoLite2 or DB-IP .mmdb)"));
         }
         if self.share_password_max_failures == 0 {
             problems.push("`share_password_max_failures` must be at least 1".into());

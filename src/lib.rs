@@ -16,7 +16,9 @@ pub mod domain;
 pub mod error;
 /// Routers, extractors, handlers and pages.
 pub mod http;
-/// Background jobs (leftover sweeper, limiter cleanup).
+/// Analytics: capture queue, batched writer, geo, user agents, reports.
+pub mod analytics;
+/// Background jobs (leftover sweeper, analytics writer and retention, view counts, limiter cleanup).
 pub mod jobs;
 /// Rate limits.
 pub mod limits;

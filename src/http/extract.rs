@@ -94,10 +94,17 @@ impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let token = bearer(parts).ok_or_else(|| {
-            AppError::Unauthenticated("authentication required: send Authorization: Bearer <token>".into())
-        })?;
-        Ok(CurrentUser(user_from_token(state, token).await?))
+        if let Some(token) = bearer(parts) {
+            return Ok(CurrentUser(user_from_token(state, token).await?));
+        }
+        // Reads may also use the page session (the dashboard's scripts); writes never do, so a
+        // cookie can never be used for a cross-site state change.
+        if matches!(parts.method, axum::http::Method::GET | axum::http::Method::HEAD)
+            && let Some(session) = cookie(parts, SESSION_COOKIE)
+        {
+            return Ok(CurrentUser(user_from_token(state, &session).await?));
+        }
+        Err(AppError::Unauthenticated("authentication required: send Authorization: Bearer <token>".into()))
     }
 }
 

@@ -38,6 +38,7 @@ pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
         (name = "assets", description = "Uploaded files"),
         (name = "files", description = "Signed downloads"),
         (name = "shares", description = "Share links (owner)"),
+        (name = "analytics", description = "Who looked at what"),
         (name = "share links", description = "Share links (recipient)"),
         (name = "ops", description = "Health, readiness, metrics"),
         (name = "pages", description = "HTML pages")
@@ -65,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api::admin::router())
         .merge(api::assets::router())
         .merge(api::shares::router())
+        .merge(api::analytics::router())
         .merge(pages::shares::router())
         .merge(pages::library::router())
         .merge(api::ops::router())

@@ -200,3 +200,33 @@ pub async fn unlock(state: &AppState, req: &ShareRequest, password: &str) -> Res
     let ttl = link_token_ttl(&share);
     Ok((state.auth.issue(&share.uuid, "share", ttl)?, ttl))
 }
+
+/// Records what a recipient did (never the owner's own visits, never prefetches); bots are
+/// recorded with their flag and left out of the counts by the rollups.
+pub fn capture(state: &AppState, req: &ShareRequest, access: &Access, kind: crate::analytics::Kind) {
+    capture_with(state, req, access, kind, None, None);
+}
+
+pub fn capture_with(
+    state: &AppState,
+    req: &ShareRequest,
+    access: &Access,
+    kind: crate::analytics::Kind,
+    time_on_page_ms: Option<i64>,
+    load_ms: Option<i64>,
+) {
+    if access.is_owner || is_prefetch(&req.headers) {
+        return;
+    }
+    state.analytics.capture(crate::analytics::Hit {
+        kind,
+        at_ms: state.clock.now_ms(),
+        share_id: access.share.id,
+        asset_id: access.asset.id,
+        ip: req.ip,
+        user_agent: req.user_agent.clone(),
+        referrer: req.headers.get(header::REFERER).and_then(|v| v.to_str().ok()).map(str::to_string),
+        time_on_page_ms,
+        load_ms,
+    });
+}

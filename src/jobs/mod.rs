@@ -2,6 +2,7 @@
 //! `run_once(&AppState)` that tests call directly.
 
 pub mod blob_gc;
+pub mod retention;
 pub mod view_counts;
 
 use std::future::Future;
@@ -15,7 +16,12 @@ use crate::app::AppState;
 /// Starts every periodic job.
 pub fn spawn_all(state: AppState, shutdown: CancellationToken) -> Vec<JoinHandle<()>> {
     let gc_every = Duration::from_secs(state.config.blob_gc_interval_secs.max(1));
+    let writer = tokio::spawn(state.analytics.clone().run_writer(shutdown.clone()));
     vec![
+        writer,
+        every("analytics_retention", Duration::from_secs(3600), state.clone(), shutdown.clone(), |s| async move {
+            retention::run_once(&s).await.map(|_| ())
+        }),
         every("blob_gc", gc_every, state.clone(), shutdown.clone(), |s| async move {
             blob_gc::run_once(&s).await.map(|_| ())
         }),

@@ -1,6 +1,7 @@
 //! `Store`: every query the app runs, written once in portable SQL over `sqlx::AnyPool`
 //! (SQLite by default, PostgreSQL by `database_url`).
 
+pub mod analytics;
 pub mod assets;
 pub mod cache;
 pub mod shares;

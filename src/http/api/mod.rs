@@ -1,6 +1,7 @@
 //! JSON API handlers, one file per feature, each with its `router()` at the top.
 
 pub mod admin;
+pub mod analytics;
 pub mod assets;
 pub mod auth;
 pub mod ops;

@@ -21,7 +21,8 @@ use crate::error::{AppError, ErrorResponse};
 use crate::http::api::shares::{embed_code, share_url};
 use crate::http::extract::{ApiForm, ApiQuery, CsrfCookie};
 use crate::http::files::{FileInfo, safe_inline, serve};
-use crate::http::share_access::{Access, Refusal, SHARE_COOKIE, ShareRequest, resolve, unlock as unlock_link};
+use crate::analytics::Kind;
+use crate::http::share_access::{Access, Refusal, SHARE_COOKIE, ShareRequest, capture, capture_with, resolve, unlock as unlock_link};
 use crate::store::shares::Reservation;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -35,6 +36,34 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(qr_svg))
         .routes(routes!(embed))
         .routes(routes!(oembed))
+        .routes(routes!(beacon))
+}
+
+/// What the page's `navigator.sendBeacon` reports.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct BeaconIn {
+    pub time_on_page_ms: Option<f64>,
+    pub load_ms: Option<f64>,
+}
+
+/// Engagement from the share page: time on page and load time (sent as text by sendBeacon).
+#[utoipa::path(post, path = "/share/{uuid}/beacon", tag = "share links", params(("uuid" = String, Path, description = "share uuid")),
+    request_body(content = BeaconIn, content_type = "text/plain"),
+    responses((status = 204, description = "recorded"), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse), (status = 413, body = ErrorResponse)))]
+pub async fn beacon(State(state): State<AppState>, req: ShareRequest, body: axum::body::Bytes) -> Result<Response, AppError> {
+    if body.len() > 2048 {
+        return Err(AppError::TooLarge { limit: 2048 });
+    }
+    let b: BeaconIn = serde_json::from_slice(&body).map_err(|_| AppError::bad_request("malformed_json", "the beacon is not valid JSON"))?;
+    // Bounded, whole milliseconds: a day on the page at most, load times up to ten minutes.
+    let clamp = |v: Option<f64>, max: f64| v.filter(|x| x.is_finite() && *x >= 0.0 && *x <= max).map(|x| x.round() as i64);
+    let time = clamp(b.time_on_page_ms, 86_400_000.0);
+    let load = clamp(b.load_ms, 600_000.0);
+    let access = resolve(&state, &req).await?;
+    if time.is_some() || load.is_some() {
+        capture_with(&state, &req, &access, Kind::Engagement, time, load);
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 fn wants_json(headers: &HeaderMap) -> bool {
@@ -80,6 +109,7 @@ struct SharePage {
     expires_at: Option<String>,
     downloads_remaining: Option<i64>,
     allow_comments: bool,
+    beacon_url: String,
 }
 
 /// Renders a refusal as a page (HTML) or an error (JSON).
@@ -190,8 +220,11 @@ pub async fn page(State(state): State<AppState>, req: ShareRequest, csrf: CsrfCo
     if access.status == ShareStatus::Exhausted {
         return refusal_response(&state, &req, Refusal::Gone(ShareStatus::Exhausted), json, &csrf);
     }
-    if access.counts && method != Method::HEAD {
-        state.views.add(access.share.id);
+    if method != Method::HEAD {
+        if access.counts {
+            state.views.add(access.share.id);
+        }
+        capture(&state, &req, &access, Kind::View);
     }
     let base = state.config.base_url();
     let uuid = &access.share.uuid;
@@ -281,6 +314,7 @@ pub async fn page(State(state): State<AppState>, req: ShareRequest, csrf: CsrfCo
         expires_at: share.expires_at.map(rfc3339),
         downloads_remaining: share.downloads_remaining(),
         allow_comments: share.allow_comments,
+        beacon_url: format!("/share/{uuid}/beacon{token_query}"),
     });
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
     r.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept, Cookie, Authorization"));
@@ -410,6 +444,7 @@ async fn download_inner(state: &AppState, req: &ShareRequest, method: &Method) -
         Ok(resp) if resp.status().is_success() => {
             let until = now + state.config.share_resume_window_secs as i64 * 1000;
             state.store.grant_download(access.share.id, &access.visitor, until).await?;
+            capture(state, req, &access, Kind::Download);
             metrics::counter!("vitrine_share_downloads_total").increment(1);
             Ok(resp)
         }
@@ -556,6 +591,7 @@ pub async fn embed(State(state): State<AppState>, req: ShareRequest) -> Response
             if a.counts {
                 state.views.add(a.share.id);
             }
+            capture(&state, &req, &a, Kind::View);
             let media = match a.asset.media_type {
                 MediaType::Image => "image",
                 MediaType::Video => "video",

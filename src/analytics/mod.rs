@@ -1,0 +1,327 @@
+//! Analytics capture: every share view, preview, download and comment becomes an event on a
+//! bounded queue; a writer task enriches events (visitor key, country, device, browser, OS) and
+//! writes them in batches with their daily rollups. A request never waits for it and never fails
+//! because of it; a full queue drops the event and counts the drop.
+
+pub mod agent;
+pub mod geo;
+pub mod report;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::time::{Clock, day_of};
+use crate::store::Store;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    View,
+    Preview,
+    Download,
+    Comment,
+    /// Time on page and load time reported by the page's beacon.
+    Engagement,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::View => "view",
+            Kind::Preview => "preview",
+            Kind::Download => "download",
+            Kind::Comment => "comment",
+            Kind::Engagement => "engagement",
+        }
+    }
+}
+
+/// A request as captured on the request path: cheap to build, nothing looked up yet. The IP lives
+/// only in memory until the writer turns it into a visitor key and a country.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub kind: Kind,
+    pub at_ms: i64,
+    pub share_id: i64,
+    pub asset_id: i64,
+    pub ip: IpAddr,
+    pub user_agent: String,
+    pub referrer: Option<String>,
+    pub time_on_page_ms: Option<i64>,
+    pub load_ms: Option<i64>,
+}
+
+/// An event as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub kind: Kind,
+    pub at_ms: i64,
+    pub share_id: i64,
+    pub asset_id: i64,
+    pub visitor: String,
+    pub country: String,
+    pub device: &'static str,
+    pub browser: String,
+    pub os: String,
+    pub referrer: String,
+    pub is_bot: bool,
+    pub time_on_page_ms: Option<i64>,
+    pub load_ms: Option<i64>,
+}
+
+pub const QUEUE_CAPACITY: usize = 100_000;
+const BATCH_MAX: usize = 5_000;
+const BATCH_WAIT: Duration = Duration::from_millis(250);
+
+/// What travels on the queue: hits, and flush requests that are answered once every hit queued
+/// before them is written.
+pub enum Msg {
+    Hit(Box<Hit>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// The capture side, held in `AppState`.
+pub struct Analytics {
+    tx: mpsc::Sender<Msg>,
+    rx: Mutex<Option<mpsc::Receiver<Msg>>>,
+    enricher: Arc<Enricher>,
+    pub clock: Arc<dyn Clock>,
+    enabled: bool,
+}
+
+/// Turns hits into events: keyed visitor hashes under the day's salt, geo, user agent.
+pub struct Enricher {
+    geo: geo::Geo,
+    store: Store,
+    salt: std::sync::Mutex<Option<(String, Vec<u8>)>>,
+}
+
+/// Only the host of a referrer (never its path or query).
+pub fn referrer_host(referrer: Option<&str>) -> String {
+    referrer
+        .and_then(|r| url::Url::parse(r).ok())
+        .and_then(|u| u.host_str().map(|h| h.trim_start_matches("www.").to_ascii_lowercase()))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "direct".into())
+}
+
+impl Enricher {
+    pub fn new(geo: geo::Geo, store: Store) -> Enricher {
+        Enricher { geo, store, salt: std::sync::Mutex::new(None) }
+    }
+
+    /// The salt of `day`, shared by all instances through the database; cached per day.
+    async fn salt_for(&self, day: &str) -> anyhow::Result<Vec<u8>> {
+        if let Some((d, s)) = self.salt.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
+            && d == day
+        {
+            return Ok(s.clone());
+        }
+        let salt = self.store.daily_salt(day).await?;
+        *self.salt.lock().unwrap_or_else(|e| e.into_inner()) = Some((day.to_string(), salt.clone()));
+        Ok(salt)
+    }
+
+    pub async fn enrich(&self, hits: Vec<Hit>) -> anyhow::Result<Vec<Event>> {
+        let mut out = Vec::with_capacity(hits.len());
+        for h in hits {
+            let day = day_of(h.at_ms);
+            let salt = self.salt_for(&day).await?;
+            let a = agent::parse(&h.user_agent);
+            out.push(Event {
+                kind: h.kind,
+                at_ms: h.at_ms,
+                share_id: h.share_id,
+                asset_id: h.asset_id,
+                visitor: visitor_key(&salt, h.ip, &h.user_agent),
+                country: self.geo.country(h.ip),
+                device: a.device,
+                browser: a.browser,
+                os: a.os,
+                referrer: referrer_host(h.referrer.as_deref()),
+                is_bot: a.is_bot,
+                time_on_page_ms: h.time_on_page_ms,
+                load_ms: h.load_ms,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// HMAC-SHA256(salt, ip | user agent), truncated: the same visitor on the same day gets the
+/// same key; the next day's salt gives another.
+pub fn visitor_key(salt: &[u8], ip: IpAddr, user_agent: &str) -> String {
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(salt).unwrap_or_else(|_| panic!("HMAC takes any key length"));
+    m.update(ip.to_string().as_bytes());
+    m.update(b"\0");
+    m.update(user_agent.as_bytes());
+    hex::encode(&m.finalize().into_bytes()[..16])
+}
+
+impl Analytics {
+    pub fn new(store: Store, geo: geo::Geo, clock: Arc<dyn Clock>, enabled: bool) -> Analytics {
+        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        Analytics { tx, rx: Mutex::new(Some(rx)), enricher: Arc::new(Enricher::new(geo, store)), clock, enabled }
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Queues a hit; never waits. A full queue drops it (counted in `/metrics`).
+    pub fn capture(&self, hit: Hit) {
+        if !self.enabled {
+            return;
+        }
+        match self.tx.try_send(Msg::Hit(Box::new(hit))) {
+            Ok(()) => metrics::counter!("vitrine_analytics_events_queued_total").increment(1),
+            Err(_) => metrics::counter!("vitrine_analytics_events_dropped_total").increment(1),
+        }
+    }
+
+    /// Waits until every hit queued before this call is written (tests, reports that must be
+    /// exact). Gives up after 10 seconds.
+    pub async fn flush(&self) -> anyhow::Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Msg::Flush(tx)).await.map_err(|_| anyhow::anyhow!("the analytics writer is not running"))?;
+        tokio::time::timeout(Duration::from_secs(10), rx)
+            .await
+            .map_err(|_| anyhow::anyhow!("the analytics writer did not answer"))?
+            .map_err(|_| anyhow::anyhow!("the analytics writer stopped"))
+    }
+
+    async fn write(&self, hits: Vec<Hit>) -> anyhow::Result<usize> {
+        if hits.is_empty() {
+            return Ok(0);
+        }
+        let events = self.enricher.enrich(hits).await?;
+        let n = events.len();
+        self.enricher.store.write_events(&events).await?;
+        metrics::counter!("vitrine_analytics_events_written_total").increment(n as u64);
+        Ok(n)
+    }
+
+    /// Writes one batch and answers the flush requests that came with it.
+    async fn write_batch(&self, msgs: Vec<Msg>) {
+        let mut hits = Vec::with_capacity(msgs.len());
+        let mut waiters = vec![];
+        for m in msgs {
+            match m {
+                Msg::Hit(h) => hits.push(*h),
+                Msg::Flush(w) => waiters.push(w),
+            }
+        }
+        let n = hits.len();
+        if let Err(e) = self.write(hits).await {
+            metrics::counter!("vitrine_analytics_events_dropped_total").increment(n as u64);
+            tracing::warn!(error = %e, events = n, "analytics batch could not be written; dropped");
+        }
+        for w in waiters {
+            let _ = w.send(());
+        }
+    }
+
+    /// The writer loop (started once by the app): batches of up to 5,000 events or 250 ms,
+    /// whichever comes first, or sooner when a flush is asked for. A failed batch is logged and
+    /// dropped (counted), so a database hiccup never backs up requests. On shutdown the queue
+    /// is drained.
+    pub async fn run_writer(self: Arc<Self>, shutdown: CancellationToken) {
+        let Some(mut rx) = self.rx.lock().await.take() else { return };
+        loop {
+            let mut msgs = Vec::new();
+            tokio::select! {
+                _ = shutdown.cancelled() => {
+                    rx.close();
+                    while let Ok(m) = rx.try_recv() {
+                        msgs.push(m);
+                    }
+                    self.write_batch(msgs).await;
+                    return;
+                }
+                got = rx.recv_many(&mut msgs, BATCH_MAX) => {
+                    if got == 0 {
+                        return;
+                    }
+                    let deadline = tokio::time::Instant::now() + BATCH_WAIT;
+                    while msgs.len() < BATCH_MAX && !msgs.iter().any(|m| matches!(m, Msg::Flush(_))) {
+                        let room = BATCH_MAX - msgs.len();
+                        match tokio::time::timeout_at(deadline, rx.recv_many(&mut msgs, room)).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(_) => {}
+                        }
+                    }
+                }
+            }
+            self.write_batch(msgs).await;
+        }
+    }
+}
+
+/// Per-batch rollup key: (asset, share, day, dimension, value).
+pub type RollupKey = (i64, i64, String, &'static str, String);
+
+/// Counters of one rollup row.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Counts {
+    pub views: i64,
+    pub downloads: i64,
+    pub previews: i64,
+    pub comments: i64,
+    pub time_sum_ms: i64,
+    pub time_count: i64,
+    pub load_sum_ms: i64,
+    pub load_count: i64,
+}
+
+/// Aggregates a batch into rollup rows and distinct (asset, share, day, visitor) tuples; bots are
+/// left out of both.
+pub fn rollup(events: &[Event]) -> (HashMap<RollupKey, Counts>, Vec<(i64, i64, String, String)>) {
+    let mut rows: HashMap<RollupKey, Counts> = HashMap::new();
+    let mut visitors = std::collections::HashSet::new();
+    for e in events.iter().filter(|e| !e.is_bot) {
+        let day = day_of(e.at_ms);
+        let mut add = |dim: &'static str, value: &str, total: bool| {
+            let c = rows.entry((e.asset_id, e.share_id, day.clone(), dim, value.to_string())).or_default();
+            match e.kind {
+                Kind::View => c.views += 1,
+                Kind::Download => c.downloads += 1,
+                Kind::Preview => c.previews += 1,
+                Kind::Comment => c.comments += 1,
+                Kind::Engagement => {}
+            }
+            if total {
+                if let Some(t) = e.time_on_page_ms {
+                    c.time_sum_ms += t;
+                    c.time_count += 1;
+                }
+                if let Some(l) = e.load_ms {
+                    c.load_sum_ms += l;
+                    c.load_count += 1;
+                }
+            }
+        };
+        add("total", "", true);
+        if e.kind == Kind::View {
+            add("country", &e.country, false);
+            add("device", e.device, false);
+            add("browser", &e.browser, false);
+            add("os", &e.os, false);
+            add("referrer", &e.referrer, false);
+        }
+        if matches!(e.kind, Kind::View | Kind::Download) {
+            visitors.insert((e.asset_id, e.share_id, day, e.visitor.clone()));
+        }
+    }
+    (rows, visitors.into_iter().collect())
+}

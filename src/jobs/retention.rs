@@ -1,0 +1,15 @@
+//! Retention: raw analytics events older than `analytics_retention_days` are deleted (hourly, and
+//! by `vitrine retention run`); the daily rollups the reports read stay.
+
+use crate::app::AppState;
+
+/// Deletes what is past retention; returns the number of raw events removed.
+pub async fn run_once(state: &AppState) -> anyhow::Result<u64> {
+    let cutoff = state.clock.now_ms() - state.config.analytics_retention_days as i64 * 86_400_000;
+    let removed = state.store.delete_old_events(cutoff).await?;
+    if removed > 0 {
+        tracing::info!(removed, "analytics retention removed old events");
+    }
+    metrics::counter!("vitrine_analytics_events_expired_total").increment(removed);
+    Ok(removed)
+}

@@ -1,0 +1,255 @@
+//! Analytics queries: batched event writes with their rollups, the daily salts, the reports
+//! (which read only rollups, never raw events), and retention.
+
+use std::collections::HashMap;
+
+use rand::RngCore;
+
+use super::Store;
+use crate::analytics::{Counts, Event, rollup};
+
+/// Which events a report covers.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope {
+    Asset(i64),
+    Share(i64),
+}
+
+impl Scope {
+    fn clause(self) -> (&'static str, i64) {
+        match self {
+            Scope::Asset(id) => ("asset_id = $1", id),
+            Scope::Share(id) => ("share_id = $1", id),
+        }
+    }
+}
+
+/// Rollup numbers of one report, before zero-filling and shaping.
+#[derive(Debug, Default)]
+pub struct ReportData {
+    pub total: Counts,
+    pub unique_visitors: i64,
+    /// dimension -> [(value, views)], most viewed first.
+    pub breakdowns: HashMap<&'static str, Vec<(String, i64)>>,
+    /// day -> (views, downloads)
+    pub daily: HashMap<String, (i64, i64)>,
+    /// day -> unique visitors
+    pub daily_unique: HashMap<String, i64>,
+}
+
+const EVENT_COLUMNS: usize = 14;
+/// Rows per multi-row INSERT (keeps every statement under the parameter limits of both engines).
+const ROWS_PER_INSERT: usize = 64;
+
+impl Store {
+    /// The salt of `day` (created on first use; shared by every instance). Salts older than
+    /// yesterday are deleted so that old visitor keys cannot be recomputed.
+    pub async fn daily_salt(&self, day: &str) -> anyhow::Result<Vec<u8>> {
+        let mut raw = [0u8; 32];
+        rand::rng().fill_bytes(&mut raw);
+        sqlx::query("INSERT INTO analytics_salts (day, salt) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING")
+            .bind(day)
+            .bind(hex::encode(raw))
+            .execute(&self.pool)
+            .await?;
+        let (salt,): (String,) =
+            sqlx::query_as("SELECT salt FROM analytics_salts WHERE day = $1").bind(day).fetch_one(&self.pool).await?;
+        sqlx::query("DELETE FROM analytics_salts WHERE day < $1")
+            .bind(crate::domain::time::day_of(day_start_ms(day) - 86_400_000))
+            .execute(&self.pool)
+            .await?;
+        Ok(hex::decode(salt)?)
+    }
+
+    /// Writes a batch of events and folds it into the daily rollups, in one transaction.
+    pub async fn write_events(&self, events: &[Event]) -> anyhow::Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let (rows, visitors) = rollup(events);
+        let mut tx = self.pool.begin().await?;
+        // Reserve a block of ids in one statement.
+        let n = events.len() as i64;
+        let (last,): (i64,) = sqlx::query_as(
+            "INSERT INTO id_counters (name, value) VALUES ('analytics_events', $1)
+             ON CONFLICT (name) DO UPDATE SET value = id_counters.value + $1
+             RETURNING value",
+        )
+        .bind(n)
+        .fetch_one(&mut *tx)
+        .await?;
+        let first = last - n + 1;
+        for (chunk_no, chunk) in events.chunks(ROWS_PER_INSERT).enumerate() {
+            let mut sql = String::from(
+                "INSERT INTO analytics_events (id, at, kind, share_id, asset_id, visitor, country, device, browser, os,
+                 referrer, is_bot, time_on_page_ms, load_ms) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push('(');
+                for c in 0..EVENT_COLUMNS {
+                    if c > 0 {
+                        sql.push(',');
+                    }
+                    sql.push_str(&format!("${}", i * EVENT_COLUMNS + c + 1));
+                }
+                sql.push(')');
+            }
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (i, e) in chunk.iter().enumerate() {
+                q = q
+                    .bind(first + (chunk_no * ROWS_PER_INSERT + i) as i64)
+                    .bind(e.at_ms)
+                    .bind(e.kind.as_str())
+                    .bind(e.share_id)
+                    .bind(e.asset_id)
+                    .bind(e.visitor.clone())
+                    .bind(e.country.clone())
+                    .bind(e.device)
+                    .bind(e.browser.clone())
+                    .bind(e.os.clone())
+                    .bind(e.referrer.clone())
+                    .bind(i64::from(e.is_bot))
+                    .bind(e.time_on_page_ms)
+                    .bind(e.load_ms);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        for ((asset, share, day, dim, value), c) in &rows {
+            sqlx::query(
+                "INSERT INTO analytics_daily (asset_id, share_id, day, dim, value, views, downloads, previews, comments,
+                    time_sum_ms, time_count, load_sum_ms, load_count)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                 ON CONFLICT (asset_id, share_id, day, dim, value) DO UPDATE SET
+                    views = analytics_daily.views + excluded.views,
+                    downloads = analytics_daily.downloads + excluded.downloads,
+                    previews = analytics_daily.previews + excluded.previews,
+                    comments = analytics_daily.comments + excluded.comments,
+                    time_sum_ms = analytics_daily.time_sum_ms + excluded.time_sum_ms,
+                    time_count = analytics_daily.time_count + excluded.time_count,
+                    load_sum_ms = analytics_daily.load_sum_ms + excluded.load_sum_ms,
+                    load_count = analytics_daily.load_count + excluded.load_count",
+            )
+            .bind(*asset)
+            .bind(*share)
+            .bind(day.clone())
+            .bind(*dim)
+            .bind(value.clone())
+            .bind(c.views)
+            .bind(c.downloads)
+            .bind(c.previews)
+            .bind(c.comments)
+            .bind(c.time_sum_ms)
+            .bind(c.time_count)
+            .bind(c.load_sum_ms)
+            .bind(c.load_count)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for chunk in visitors.chunks(ROWS_PER_INSERT * 2) {
+            let mut sql = String::from("INSERT INTO analytics_daily_visitors (asset_id, share_id, day, visitor) VALUES ");
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!("(${}, ${}, ${}, ${})", i * 4 + 1, i * 4 + 2, i * 4 + 3, i * 4 + 4));
+            }
+            sql.push_str(" ON CONFLICT (asset_id, share_id, day, visitor) DO NOTHING");
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (a, s, d, v) in chunk {
+                q = q.bind(*a).bind(*s).bind(d.clone()).bind(v.clone());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Everything a report needs for days `from..=to` (`YYYY-MM-DD`), from the rollups only.
+    pub async fn analytics_report(&self, scope: Scope, from: &str, to: &str) -> anyhow::Result<ReportData> {
+        let (clause, id) = scope.clause();
+        let mut data = ReportData::default();
+        let rows: Vec<(String, i64, i64, i64, i64, i64, i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT day, CAST(SUM(views) AS BIGINT), CAST(SUM(downloads) AS BIGINT), CAST(SUM(previews) AS BIGINT),
+                    CAST(SUM(comments) AS BIGINT), CAST(SUM(time_sum_ms) AS BIGINT), CAST(SUM(time_count) AS BIGINT),
+                    CAST(SUM(load_sum_ms) AS BIGINT), CAST(SUM(load_count) AS BIGINT)
+             FROM analytics_daily WHERE {clause} AND dim = 'total' AND day >= $2 AND day <= $3 GROUP BY day"
+        )))
+        .bind(id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        for (day, views, downloads, previews, comments, ts, tc, ls, lc) in rows {
+            let t = &mut data.total;
+            t.views += views;
+            t.downloads += downloads;
+            t.previews += previews;
+            t.comments += comments;
+            t.time_sum_ms += ts;
+            t.time_count += tc;
+            t.load_sum_ms += ls;
+            t.load_count += lc;
+            data.daily.insert(day, (views, downloads));
+        }
+        for dim in ["country", "device", "browser", "os", "referrer"] {
+            let rows: Vec<(String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT value, CAST(SUM(views) AS BIGINT) AS v FROM analytics_daily
+                 WHERE {clause} AND dim = $2 AND day >= $3 AND day <= $4
+                 GROUP BY value HAVING SUM(views) > 0 ORDER BY v DESC, value LIMIT 50"
+            )))
+            .bind(id)
+            .bind(dim)
+            .bind(from)
+            .bind(to)
+            .fetch_all(&self.pool)
+            .await?;
+            data.breakdowns.insert(dim, rows);
+        }
+        // A link's visitors are distinct per day already; an asset's may repeat across its links.
+        let daily_unique: Vec<(String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT day, COUNT(DISTINCT visitor) FROM analytics_daily_visitors
+             WHERE {clause} AND day >= $2 AND day <= $3 GROUP BY day"
+        )))
+        .bind(id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        data.daily_unique = daily_unique.into_iter().collect();
+        let (unique,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(DISTINCT visitor) FROM analytics_daily_visitors WHERE {clause} AND day >= $2 AND day <= $3"
+        )))
+        .bind(id)
+        .bind(from)
+        .bind(to)
+        .fetch_one(&self.pool)
+        .await?;
+        data.unique_visitors = unique;
+        Ok(data)
+    }
+
+    /// Deletes raw events (and per-visitor rows) older than `before_ms`; daily rollups stay.
+    pub async fn delete_old_events(&self, before_ms: i64) -> anyhow::Result<u64> {
+        let res = sqlx::query("DELETE FROM analytics_events WHERE at < $1").bind(before_ms).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM analytics_daily_visitors WHERE day < $1")
+            .bind(crate::domain::time::day_of(before_ms))
+            .execute(&self.pool)
+            .await?;
+        Ok(res.rows_affected())
+    }
+
+    /// The number of raw events (tests, benchmarks).
+    pub async fn count_events(&self) -> anyhow::Result<i64> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM analytics_events").fetch_one(&self.pool).await?;
+        Ok(n)
+    }
+}
+
+/// Milliseconds at 00:00 UTC of `YYYY-MM-DD` (0 when malformed).
+pub fn day_start_ms(day: &str) -> i64 {
+    let fmt = ::time::macros::format_description!("[year]-[month]-[day]");
+    ::time::Date::parse(day, &fmt).map(|d| d.midnight().assume_utc().unix_timestamp() * 1000).unwrap_or(0)
+}
