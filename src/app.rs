@@ -79,7 +79,10 @@ impl AppState {
     }
 
     /// Like `build`, with another clock (tests).
-    pub async fn build_with_clock(config: Config, clock: Arc<dyn crate::domain::time::Clock>) -> anyhow::Result<AppState> {
+    pub async fn build_with_clock(
+        config: Config,
+        clock: Arc<dyn crate::domain::time::Clock>,
+    ) -> anyhow::Result<AppState> {
         config.validate()?;
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| anyhow::anyhow!("cannot create data_dir {}: {e}", config.data_dir.display()))?;
@@ -91,7 +94,13 @@ impl AppState {
         let limits = Limits::new(&config);
         let trusted_proxies = config.trusted_proxy_nets();
         let geo = crate::analytics::geo::Geo::open(config.geoip_db.as_deref())?;
-        let analytics = Arc::new(crate::analytics::Analytics::new(store.clone(), geo, clock.clone(), config.analytics_enabled));
+        let analytics = Arc::new(crate::analytics::Analytics::new(
+            store.clone(),
+            geo,
+            clock.clone(),
+            config.analytics_enabled,
+            config.analytics_queue_capacity,
+        ));
         Ok(AppState(Arc::new(Inner {
             config,
             store,

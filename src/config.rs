@@ -109,6 +109,8 @@ pub struct Config {
     pub analytics_enabled: bool,
     /// Raw analytics events older than this are deleted (daily rollups stay).
     pub analytics_retention_days: u32,
+    /// Events waiting to be written; when full, new events are dropped (and counted).
+    pub analytics_queue_capacity: usize,
     /// Social-network message templates (`{title}`, `{url}`, `{description}`) and hashtags.
     pub social: crate::domain::shares::SocialConfig,
 }
@@ -184,6 +186,7 @@ impl Default for Config {
             share_resume_window_secs: 3600,
             analytics_enabled: true,
             analytics_retention_days: 365,
+            analytics_queue_capacity: 100_000,
             social: crate::domain::shares::SocialConfig::default(),
         }
     }
@@ -326,6 +329,9 @@ impl Config {
         }
         if self.share_access_rate_per_ip_per_minute == 0 || self.share_create_rate_per_user_per_hour == 0 {
             problems.push("share rate limits must be at least 1".into());
+        }
+        if self.analytics_queue_capacity == 0 {
+            problems.push("`analytics_queue_capacity` must be at least 1".into());
         }
         if self.analytics_retention_days == 0 {
             problems.push("`analytics_retention_days` must be at least 1".into());

@@ -1,5 +1,7 @@
 //! Vitrine: a self-hosted server for sharing files through links you control.
 
+/// Analytics: capture queue, batched writer, geo, user agents, reports.
+pub mod analytics;
 /// `AppState` and the serve loop.
 pub mod app;
 /// Password hashing, access tokens, generated secrets, CSRF tokens.
@@ -16,8 +18,6 @@ pub mod domain;
 pub mod error;
 /// Routers, extractors, handlers and pages.
 pub mod http;
-/// Analytics: capture queue, batched writer, geo, user agents, reports.
-pub mod analytics;
 /// Background jobs (leftover sweeper, analytics writer and retention, view counts, limiter cleanup).
 pub mod jobs;
 /// Rate limits.

@@ -26,7 +26,12 @@ fn known(s: &str) -> String {
 pub fn parse(user_agent: &str) -> Agent {
     let bot_by_list = crate::domain::visitors::is_bot(user_agent);
     let Some(r) = parser().parse(user_agent) else {
-        return Agent { device: if bot_by_list { "bot" } else { "desktop" }, browser: "unknown".into(), os: "unknown".into(), is_bot: bot_by_list };
+        return Agent {
+            device: if bot_by_list { "bot" } else { "desktop" },
+            browser: "unknown".into(),
+            os: "unknown".into(),
+            is_bot: bot_by_list,
+        };
     };
     let is_bot = bot_by_list || r.category == "crawler";
     let ua = user_agent.to_ascii_lowercase();
@@ -51,13 +56,48 @@ mod tests {
     #[test]
     fn a_corpus_of_real_user_agents() {
         let cases = [
-            ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36", "desktop", "Chrome", "Windows 10"),
-            ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Safari/605.1.15", "desktop", "Safari", "Mac OSX"),
-            ("Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0", "desktop", "Firefox", "Linux"),
-            ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1", "mobile", "Safari", "iPhone"),
-            ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36", "mobile", "Chrome", "Android"),
-            ("Mozilla/5.0 (iPad; CPU OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1", "tablet", "Safari", "iPad"),
-            ("Mozilla/5.0 (Linux; Android 13; SM-X710) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36", "tablet", "Chrome", "Android"),
+            (
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+                "desktop",
+                "Chrome",
+                "Windows 10",
+            ),
+            (
+                "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Safari/605.1.15",
+                "desktop",
+                "Safari",
+                "Mac OSX",
+            ),
+            (
+                "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0",
+                "desktop",
+                "Firefox",
+                "Linux",
+            ),
+            (
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1",
+                "mobile",
+                "Safari",
+                "iPhone",
+            ),
+            (
+                "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36",
+                "mobile",
+                "Chrome",
+                "Android",
+            ),
+            (
+                "Mozilla/5.0 (iPad; CPU OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1",
+                "tablet",
+                "Safari",
+                "iPad",
+            ),
+            (
+                "Mozilla/5.0 (Linux; Android 13; SM-X710) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+                "tablet",
+                "Chrome",
+                "Android",
+            ),
         ];
         for (ua, device, browser, os) in cases {
             let a = parse(ua);

@@ -34,10 +34,12 @@ impl Geo {
     /// The configured file, or the bundled database.
     pub fn open(path: Option<&str>) -> anyhow::Result<Geo> {
         match path {
-            Some(p) => Ok(Geo::File(
-                Reader::open_readfile(p).map_err(|e| anyhow::anyhow!("cannot read `geoip_db` {p}: {e}"))?,
+            Some(p) => {
+                Ok(Geo::File(Reader::open_readfile(p).map_err(|e| anyhow::anyhow!("cannot read `geoip_db` {p}: {e}"))?))
+            }
+            None => Ok(Geo::Bundled(
+                Reader::from_source(BUNDLED).map_err(|e| anyhow::anyhow!("bundled geo database: {e}"))?,
             )),
-            None => Ok(Geo::Bundled(Reader::from_source(BUNDLED).map_err(|e| anyhow::anyhow!("bundled geo database: {e}"))?)),
         }
     }
 

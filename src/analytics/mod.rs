@@ -76,7 +76,6 @@ pub struct Event {
     pub load_ms: Option<i64>,
 }
 
-pub const QUEUE_CAPACITY: usize = 100_000;
 const BATCH_MAX: usize = 5_000;
 const BATCH_WAIT: Duration = Duration::from_millis(250);
 
@@ -166,8 +165,8 @@ pub fn visitor_key(salt: &[u8], ip: IpAddr, user_agent: &str) -> String {
 }
 
 impl Analytics {
-    pub fn new(store: Store, geo: geo::Geo, clock: Arc<dyn Clock>, enabled: bool) -> Analytics {
-        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+    pub fn new(store: Store, geo: geo::Geo, clock: Arc<dyn Clock>, enabled: bool, capacity: usize) -> Analytics {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
         Analytics { tx, rx: Mutex::new(Some(rx)), enricher: Arc::new(Enricher::new(geo, store)), clock, enabled }
     }
 

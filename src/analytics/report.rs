@@ -105,12 +105,21 @@ pub fn build(data: ReportData, now_ms: i64, days: u32) -> Report {
             unique_visitors: data.unique_visitors,
             conversion_rate: conversion_rate(data.total.views, data.total.downloads),
         },
-        geographic_breakdown: dim("country").into_iter().map(|(country, views)| CountryViews { country, views }).collect(),
-        device_breakdown: dim("device").into_iter().map(|(device_type, views)| DeviceViews { device_type, views }).collect(),
+        geographic_breakdown: dim("country")
+            .into_iter()
+            .map(|(country, views)| CountryViews { country, views })
+            .collect(),
+        device_breakdown: dim("device")
+            .into_iter()
+            .map(|(device_type, views)| DeviceViews { device_type, views })
+            .collect(),
         daily_breakdown,
         browser_breakdown: dim("browser").into_iter().map(|(browser, views)| BrowserViews { browser, views }).collect(),
         os_breakdown: dim("os").into_iter().map(|(os, views)| OsViews { os, views }).collect(),
-        referrer_breakdown: dim("referrer").into_iter().map(|(referrer, views)| ReferrerViews { referrer, views }).collect(),
+        referrer_breakdown: dim("referrer")
+            .into_iter()
+            .map(|(referrer, views)| ReferrerViews { referrer, views })
+            .collect(),
         engagement: Engagement { avg_time_on_page_seconds: avg(data.total.time_sum_ms, data.total.time_count, 1000.0) },
         performance: Performance { avg_load_ms: avg(data.total.load_sum_ms, data.total.load_count, 1.0) },
         days,

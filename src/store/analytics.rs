@@ -149,7 +149,8 @@ impl Store {
             .await?;
         }
         for chunk in visitors.chunks(ROWS_PER_INSERT * 2) {
-            let mut sql = String::from("INSERT INTO analytics_daily_visitors (asset_id, share_id, day, visitor) VALUES ");
+            let mut sql =
+                String::from("INSERT INTO analytics_daily_visitors (asset_id, share_id, day, visitor) VALUES ");
             for i in 0..chunk.len() {
                 if i > 0 {
                     sql.push(',');

@@ -111,11 +111,13 @@ pub struct Spawn {
     pub db: Db,
     pub s3: Option<Arc<S3Server>>,
     pub tweak: Box<dyn FnOnce(&mut Config) + Send>,
+    /// A clock the test moves by hand (analytics days, retention).
+    pub clock: Option<Arc<vitrine::domain::time::ManualClock>>,
 }
 
 impl Default for Spawn {
     fn default() -> Self {
-        Spawn { db: Db::Sqlite, s3: None, tweak: Box::new(|_| {}) }
+        Spawn { db: Db::Sqlite, s3: None, tweak: Box::new(|_| {}), clock: None }
     }
 }
 
@@ -173,7 +175,10 @@ impl TestApp {
             config.s3_path_style = true;
         }
         (opts.tweak)(&mut config);
-        let state = AppState::build(config).await.expect("app builds");
+        let state = match &opts.clock {
+            Some(c) => AppState::build_with_clock(config, c.clone()).await.expect("app builds"),
+            None => AppState::build(config).await.expect("app builds"),
+        };
         let shutdown = CancellationToken::new();
         tokio::spawn(vitrine::app::run(listener, state.clone(), shutdown.clone()));
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");

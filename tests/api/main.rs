@@ -4,6 +4,7 @@ mod helpers;
 
 mod accounts;
 mod admin;
+mod analytics;
 mod assets;
 mod browser;
 mod files;

@@ -9,7 +9,8 @@ use crate::helpers::{Db, S3Server, Spawn, TestApp, assert_error, fixtures};
 
 async fn s3_app(db: Db) -> TestApp {
     let s3 = Arc::new(S3Server::start().await);
-    TestApp::spawn_with(Spawn { db, s3: Some(s3), tweak: Box::new(|c| c.blob_gc_grace_secs = 0) }).await
+    TestApp::spawn_with(Spawn { db, s3: Some(s3), tweak: Box::new(|c| c.blob_gc_grace_secs = 0), ..Default::default() })
+        .await
 }
 
 crate::on_both_databases!(assets_round_trip_through_s3);

@@ -12,6 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::{check_csrf, csrf_token};
+use crate::analytics::Kind;
 use crate::app::AppState;
 use crate::blob::Disposition;
 use crate::domain::assets::MediaType;
@@ -21,8 +22,9 @@ use crate::error::{AppError, ErrorResponse};
 use crate::http::api::shares::{embed_code, share_url};
 use crate::http::extract::{ApiForm, ApiQuery, CsrfCookie};
 use crate::http::files::{FileInfo, safe_inline, serve};
-use crate::analytics::Kind;
-use crate::http::share_access::{Access, Refusal, SHARE_COOKIE, ShareRequest, capture, capture_with, resolve, unlock as unlock_link};
+use crate::http::share_access::{
+    Access, Refusal, SHARE_COOKIE, ShareRequest, capture, capture_with, resolve, unlock as unlock_link,
+};
 use crate::store::shares::Reservation;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -50,13 +52,19 @@ pub struct BeaconIn {
 #[utoipa::path(post, path = "/share/{uuid}/beacon", tag = "share links", params(("uuid" = String, Path, description = "share uuid")),
     request_body(content = BeaconIn, content_type = "text/plain"),
     responses((status = 204, description = "recorded"), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse), (status = 413, body = ErrorResponse)))]
-pub async fn beacon(State(state): State<AppState>, req: ShareRequest, body: axum::body::Bytes) -> Result<Response, AppError> {
+pub async fn beacon(
+    State(state): State<AppState>,
+    req: ShareRequest,
+    body: axum::body::Bytes,
+) -> Result<Response, AppError> {
     if body.len() > 2048 {
         return Err(AppError::TooLarge { limit: 2048 });
     }
-    let b: BeaconIn = serde_json::from_slice(&body).map_err(|_| AppError::bad_request("malformed_json", "the beacon is not valid JSON"))?;
+    let b: BeaconIn = serde_json::from_slice(&body)
+        .map_err(|_| AppError::bad_request("malformed_json", "the beacon is not valid JSON"))?;
     // Bounded, whole milliseconds: a day on the page at most, load times up to ten minutes.
-    let clamp = |v: Option<f64>, max: f64| v.filter(|x| x.is_finite() && *x >= 0.0 && *x <= max).map(|x| x.round() as i64);
+    let clamp =
+        |v: Option<f64>, max: f64| v.filter(|x| x.is_finite() && *x >= 0.0 && *x <= max).map(|x| x.round() as i64);
     let time = clamp(b.time_on_page_ms, 86_400_000.0);
     let load = clamp(b.load_ms, 600_000.0);
     let access = resolve(&state, &req).await?;

@@ -13,6 +13,11 @@ use crate::error::AppError;
 const FILES: &[(&str, &str, &str)] = &[
     ("css/vitrine.css", "text/css; charset=utf-8", include_str!("../../../static/css/vitrine.css")),
     ("sdk/share-widget.js", "text/javascript; charset=utf-8", include_str!("../../../static/sdk/share-widget.js")),
+    (
+        "sdk/analytics-dashboard.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../static/sdk/analytics-dashboard.js"),
+    ),
     ("js/pages.js", "text/javascript; charset=utf-8", include_str!("../../../static/js/pages.js")),
 ];
 
