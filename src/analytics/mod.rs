@@ -270,6 +270,9 @@ impl Analytics {
 /// Per-batch rollup key: (asset, share, day, dimension, value).
 pub type RollupKey = (i64, i64, String, &'static str, String);
 
+/// (asset, share, day, visitor): one distinct visitor of a day.
+pub type VisitorDay = (i64, i64, String, String);
+
 /// Counters of one rollup row.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Counts {
@@ -285,7 +288,7 @@ pub struct Counts {
 
 /// Aggregates a batch into rollup rows and distinct (asset, share, day, visitor) tuples; bots are
 /// left out of both.
-pub fn rollup(events: &[Event]) -> (HashMap<RollupKey, Counts>, Vec<(i64, i64, String, String)>) {
+pub fn rollup(events: &[Event]) -> (HashMap<RollupKey, Counts>, Vec<VisitorDay>) {
     let mut rows: HashMap<RollupKey, Counts> = HashMap::new();
     let mut visitors = std::collections::HashSet::new();
     for e in events.iter().filter(|e| !e.is_bot) {

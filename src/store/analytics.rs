@@ -37,6 +37,9 @@ pub struct ReportData {
     pub daily_unique: HashMap<String, i64>,
 }
 
+/// (day, views, downloads, previews, comments, time sum, time count, load sum, load count)
+type DayTotals = (String, i64, i64, i64, i64, i64, i64, i64, i64);
+
 const EVENT_COLUMNS: usize = 14;
 /// Rows per multi-row INSERT (keeps every statement under the parameter limits of both engines).
 const ROWS_PER_INSERT: usize = 64;
@@ -172,7 +175,7 @@ impl Store {
     pub async fn analytics_report(&self, scope: Scope, from: &str, to: &str) -> anyhow::Result<ReportData> {
         let (clause, id) = scope.clause();
         let mut data = ReportData::default();
-        let rows: Vec<(String, i64, i64, i64, i64, i64, i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let rows: Vec<DayTotals> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT day, CAST(SUM(views) AS BIGINT), CAST(SUM(downloads) AS BIGINT), CAST(SUM(previews) AS BIGINT),
                     CAST(SUM(comments) AS BIGINT), CAST(SUM(time_sum_ms) AS BIGINT), CAST(SUM(time_count) AS BIGINT),
                     CAST(SUM(load_sum_ms) AS BIGINT), CAST(SUM(load_count) AS BIGINT)
