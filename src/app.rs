@@ -29,6 +29,12 @@ pub struct Inner {
     pub views: crate::jobs::view_counts::ViewCounts,
     /// Analytics capture (bounded queue, batched writer).
     pub analytics: Arc<crate::analytics::Analytics>,
+    /// Live notifications per account.
+    pub notifier: crate::realtime::Notifier,
+    /// Outgoing mail (off without `smtp_url`).
+    pub mailer: crate::mail::Mailer,
+    /// Last access e-mail per share (throttle).
+    pub mailed: std::sync::Mutex<std::collections::HashMap<i64, i64>>,
     /// The app's notion of now (analytics days, retention); tests move it by hand.
     pub clock: Arc<dyn crate::domain::time::Clock>,
 }
@@ -93,6 +99,7 @@ impl AppState {
         let auth = Auth::new(&secrets, config.token_ttl_secs)?;
         let limits = Limits::new(&config);
         let trusted_proxies = config.trusted_proxy_nets();
+        let mailer = crate::mail::Mailer::new(config.smtp_url.as_deref(), &config.smtp_from)?;
         let geo = crate::analytics::geo::Geo::open(config.geoip_db.as_deref())?;
         let analytics = Arc::new(crate::analytics::Analytics::new(
             store.clone(),
@@ -113,6 +120,9 @@ impl AppState {
             trusted_proxies,
             views: Default::default(),
             analytics,
+            notifier: Default::default(),
+            mailer,
+            mailed: Default::default(),
             clock,
         })))
     }

@@ -61,6 +61,11 @@ pub struct Config {
     pub bus_url: Option<String>,
     #[serde(deserialize_with = "lossy_opt_string")]
     pub smtp_url: Option<String>,
+    /// Sender of notification and invitation mails.
+    #[serde(deserialize_with = "lossy_string")]
+    pub smtp_from: String,
+    /// At most one access e-mail per link in this many seconds (live notifications are not limited).
+    pub notify_email_interval_secs: u64,
     #[serde(deserialize_with = "lossy_opt_string")]
     pub clamd_address: Option<String>,
     #[serde(deserialize_with = "lossy_opt_string")]
@@ -162,6 +167,8 @@ impl Default for Config {
             s3_path_style: true,
             bus_url: None,
             smtp_url: None,
+            smtp_from: "Vitrine <no-reply@localhost>".into(),
+            notify_email_interval_secs: 600,
             clamd_address: None,
             geoip_db: None,
             registration: Registration::Open,
@@ -329,6 +336,17 @@ impl Config {
         }
         if self.share_access_rate_per_ip_per_minute == 0 || self.share_create_rate_per_user_per_hour == 0 {
             problems.push("share rate limits must be at least 1".into());
+        }
+        if self.smtp_from.parse::<lettre::message::Mailbox>().is_err() {
+            problems.push(format!(
+                "`smtp_from` = {:?} is not an address such as Vitrine <files@example.com>",
+                self.smtp_from
+            ));
+        }
+        if let Some(u) = &self.smtp_url
+            && !(u.starts_with("smtp://") || u.starts_with("smtps://"))
+        {
+            problems.push("`smtp_url` must start with smtp:// or smtps://".into());
         }
         if self.analytics_queue_capacity == 0 {
             problems.push("`analytics_queue_capacity` must be at least 1".into());

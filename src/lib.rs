@@ -22,9 +22,13 @@ pub mod http;
 pub mod jobs;
 /// Rate limits.
 pub mod limits;
+/// Outgoing e-mail (SMTP, in the background).
+pub mod mail;
 /// Image dimensions and thumbnails, media durations.
 pub mod media;
 /// QR codes (PNG, SVG).
 pub mod qr;
+/// Live delivery: notification channels (rooms and the bus come with collaboration).
+pub mod realtime;
 /// Every SQL query, written once for SQLite and PostgreSQL.
 pub mod store;

@@ -4,6 +4,7 @@
 //! because of it; a full queue drops the event and counts the drop.
 
 pub mod agent;
+pub mod charts;
 pub mod geo;
 pub mod report;
 
@@ -172,6 +173,11 @@ impl Analytics {
 
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
+    }
+
+    /// Country of an address (for live notifications; nothing is stored).
+    pub fn country(&self, ip: IpAddr) -> String {
+        self.enricher.geo.country(ip)
     }
 
     pub fn enabled(&self) -> bool {

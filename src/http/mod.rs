@@ -39,6 +39,7 @@ pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
         (name = "files", description = "Signed downloads"),
         (name = "shares", description = "Share links (owner)"),
         (name = "analytics", description = "Who looked at what"),
+        (name = "notifications", description = "Live notifications"),
         (name = "share links", description = "Share links (recipient)"),
         (name = "ops", description = "Health, readiness, metrics"),
         (name = "pages", description = "HTML pages")
@@ -67,8 +68,10 @@ pub fn router(state: AppState) -> Router {
         .merge(api::assets::router())
         .merge(api::shares::router())
         .merge(api::analytics::router())
+        .merge(api::notifications::router())
         .merge(pages::shares::router())
         .merge(pages::library::router())
+        .merge(pages::analytics::router())
         .merge(api::ops::router())
         .merge(files::router())
         .merge(pages::auth::router())

@@ -230,3 +230,57 @@ pub fn capture_with(
         load_ms,
     });
 }
+
+/// `notify_on_access`: tells the owner live (every open socket) and by e-mail (when SMTP is
+/// configured, at most once per `notify_email_interval_secs` per link). Bots, prefetches and the
+/// owner's own visits never notify.
+pub fn notify_access(state: &AppState, req: &ShareRequest, access: &Access) {
+    if !access.share.notify_on_access || !access.counts {
+        return;
+    }
+    let now = state.clock.now_ms();
+    let agent = crate::analytics::agent::parse(&req.user_agent);
+    let country = state.analytics.country(req.ip);
+    let message = serde_json::json!({
+        "type": "notification",
+        "kind": "share_accessed",
+        "share_uuid": access.share.uuid,
+        "share_title": access.share.title,
+        "asset_id": access.asset.id,
+        "at": crate::domain::time::rfc3339(now),
+        "country": country,
+        "device": agent.device,
+        "browser": agent.browser,
+    });
+    state.notifier.notify(access.share.owner_id, &message);
+    if !state.mailer.enabled() {
+        return;
+    }
+    {
+        let mut mailed = state.mailed.lock().unwrap_or_else(|e| e.into_inner());
+        let interval = state.config.notify_email_interval_secs as i64 * 1000;
+        if mailed.get(&access.share.id).is_some_and(|last| now - last < interval) {
+            return;
+        }
+        mailed.insert(access.share.id, now);
+    }
+    let state = state.clone();
+    let owner_id = access.share.owner_id;
+    let title = access.share.title.clone();
+    let url = crate::http::api::shares::share_url(&state, &access.share.uuid);
+    let when = crate::domain::time::rfc3339(now);
+    let device = agent.device;
+    tokio::spawn(async move {
+        match state.store.user_by_id(owner_id).await {
+            Ok(Some(owner)) if owner.is_active => {
+                let body = format!(
+                    "Hello {},\n\nYour shared link \"{title}\" was just opened.\n\nWhen: {when}\nFrom: {country} ({device})\nLink: {url}\n\nYou get this mail because the link has \"notify on access\" turned on.\n",
+                    owner.name
+                );
+                state.mailer.send(&owner.email, &format!("Your link \"{title}\" was opened"), body);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not load the owner for an access e-mail"),
+        }
+    });
+}

@@ -57,10 +57,10 @@ impl Store {
         owner_id: i64,
         s: &ShareSettings,
         password_hash: Option<&str>,
+        now: i64,
     ) -> anyhow::Result<Share> {
         let mut tx = self.pool.begin().await?;
         let id = next_id(&mut tx, "shares").await?;
-        let now = now_ms();
         sqlx::query(
             "INSERT INTO shares (id, uuid, asset_id, owner_id, share_type, password_hash, allow_preview, allow_download,
                 allow_comments, allow_collaboration, notify_on_access, expires_at, max_downloads, download_count,

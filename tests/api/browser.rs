@@ -260,3 +260,46 @@ async fn the_share_widget_works_from_another_site() {
     assert!(shares["results"][0]["expires_at"].is_string());
     browser.client.clone().close().await.expect("close");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_analytics_dashboard_renders_its_charts() {
+    let app = TestApp::spawn_with(share_app()).await;
+    let (token, _) = app.register("owner@example.com", "Olive").await;
+    let a = app.upload(&token, "deck.pdf", fixtures::pdf(900)).await;
+    let r = app.post_json(&format!("/api/v3/assets/{}/share/", a["id"]), Some(&token), &json!({"title": "Deck"})).await;
+    let share: Value = r.json().await.expect("json");
+    for ua in [
+        "Mozilla/5.0 (X11; Linux x86_64) Firefox/121.0",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) Mobile/15E148 Safari/604.1",
+    ] {
+        app.client.get(share["share_url"].as_str().expect("u")).header("user-agent", ua).send().await.expect("view");
+    }
+    app.state.analytics.flush().await.expect("flush");
+    let Some(browser) = Browser::start().await else { return };
+    let c = &browser.client;
+    sign_in(c, &app, "owner@example.com").await;
+    c.goto(&app.url(&format!("/dashboard/analytics/{}/", share["uuid"].as_str().expect("u")))).await.expect("goto");
+    let views = c.find(Locator::Id("total-views")).await.expect("card").text().await.expect("text");
+    assert_eq!(views, "2");
+    // The script has taken over: every chart container holds a drawn SVG with shapes.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ready = c
+            .execute(
+                "return ['geographic-chart','device-chart','timeline-chart'].every(function (id) {
+                   var el = document.getElementById(id); var svg = el && el.querySelector('svg');
+                   return !!svg && svg.querySelectorAll('path,circle,rect,polyline').length > 0; }) && !!window.dashboard && !!window.dashboard.data;",
+                vec![],
+            )
+            .await
+            .expect("js");
+        if ready.as_bool() == Some(true) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "charts did not render");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let devices = c.execute("return document.getElementById('device-chart').textContent;", vec![]).await.expect("js");
+    assert!(devices.as_str().unwrap_or("").contains("mobile"), "{devices}");
+    browser.client.clone().close().await.expect("close");
+}

@@ -341,3 +341,62 @@ macro_rules! on_both_databases {
         }
     };
 }
+
+/// A local SMTP sink: accepts every mail and keeps it (headers and body as received).
+pub struct SmtpSink {
+    pub url: String,
+    pub mails: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl SmtpSink {
+    pub async fn start() -> SmtpSink {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind smtp");
+        let url = format!("smtp://{}", listener.local_addr().expect("addr"));
+        let mails: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+        let store = mails.clone();
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let (r, mut w) = sock.into_split();
+                    let mut lines = BufReader::new(r).lines();
+                    let _ = w.write_all(b"220 sink ESMTP\r\n").await;
+                    let mut in_data = false;
+                    let mut data = String::new();
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        if in_data {
+                            if line == "." {
+                                in_data = false;
+                                store.lock().unwrap_or_else(|e| e.into_inner()).push(std::mem::take(&mut data));
+                                let _ = w.write_all(b"250 OK queued\r\n").await;
+                            } else {
+                                data.push_str(&line);
+                                data.push('\n');
+                            }
+                            continue;
+                        }
+                        let cmd = line.to_ascii_uppercase();
+                        let reply: &[u8] = if cmd.starts_with("EHLO") || cmd.starts_with("HELO") {
+                            b"250-sink\r\n250 8BITMIME\r\n"
+                        } else if cmd.starts_with("DATA") {
+                            in_data = true;
+                            b"354 go ahead\r\n"
+                        } else if cmd.starts_with("QUIT") {
+                            let _ = w.write_all(b"221 bye\r\n").await;
+                            break;
+                        } else {
+                            b"250 OK\r\n"
+                        };
+                        let _ = w.write_all(reply).await;
+                    }
+                });
+            }
+        });
+        SmtpSink { url, mails }
+    }
+
+    pub fn mails(&self) -> Vec<String> {
+        self.mails.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}

@@ -9,6 +9,7 @@ mod assets;
 mod browser;
 mod files;
 mod jobs;
+mod notifications;
 mod ops;
 mod pages;
 mod s3;

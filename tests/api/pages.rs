@@ -194,7 +194,7 @@ async fn pages_may_not_be_framed_and_escape_what_users_typed() {
 }
 
 /// Signs in through the form; returns the Cookie header (session + CSRF) and the CSRF token.
-async fn signed_in(app: &TestApp, email: &str) -> (String, String) {
+pub async fn signed_in(app: &TestApp, email: &str) -> (String, String) {
     let (csrf_cookie, token) = login_form(app).await;
     let r = app
         .client

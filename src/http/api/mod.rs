@@ -4,5 +4,6 @@ pub mod admin;
 pub mod analytics;
 pub mod assets;
 pub mod auth;
+pub mod notifications;
 pub mod ops;
 pub mod shares;

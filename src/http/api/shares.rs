@@ -110,13 +110,15 @@ impl ShareOut {
 pub async fn create_share(state: &AppState, user: &User, asset_id: i64, input: ShareSettingsIn) -> AppResult<Share> {
     let asset = visible_asset(state, user, asset_id).await?;
     state.limits.share_create_per_user.check(&user.id)?;
-    let settings = ShareSettings::parse(input, &ShareSettings::defaults(&asset.title), false, now_ms())?;
+    // One instant for created_at and for the expiry computed from expires_in_hours.
+    let now = now_ms();
+    let settings = ShareSettings::parse(input, &ShareSettings::defaults(&asset.title), false, now)?;
     let hash = match &settings.new_password {
         Some(p) => Some(state.auth.hash_password(p).await?),
         None => None,
     };
     let uuid = uuid::Uuid::new_v4().to_string();
-    let share = state.store.insert_share(&uuid, asset.id, asset.owner_id, &settings, hash.as_deref()).await?;
+    let share = state.store.insert_share(&uuid, asset.id, asset.owner_id, &settings, hash.as_deref(), now).await?;
     tracing::info!(
         share_id = share.id,
         asset_id = asset.id,

@@ -1,5 +1,6 @@
 //! HTML pages (askama templates, one folder per feature); errors render the error page.
 
+pub mod analytics;
 pub mod auth;
 pub mod home;
 pub mod library;

@@ -23,7 +23,7 @@ use crate::http::api::shares::{embed_code, share_url};
 use crate::http::extract::{ApiForm, ApiQuery, CsrfCookie};
 use crate::http::files::{FileInfo, safe_inline, serve};
 use crate::http::share_access::{
-    Access, Refusal, SHARE_COOKIE, ShareRequest, capture, capture_with, resolve, unlock as unlock_link,
+    Access, Refusal, SHARE_COOKIE, ShareRequest, capture, capture_with, notify_access, resolve, unlock as unlock_link,
 };
 use crate::store::shares::Reservation;
 
@@ -233,6 +233,7 @@ pub async fn page(State(state): State<AppState>, req: ShareRequest, csrf: CsrfCo
             state.views.add(access.share.id);
         }
         capture(&state, &req, &access, Kind::View);
+        notify_access(&state, &req, &access);
     }
     let base = state.config.base_url();
     let uuid = &access.share.uuid;
