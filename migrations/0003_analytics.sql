@@ -43,16 +43,17 @@ CREATE TABLE analytics_daily (
 
 CREATE INDEX analytics_daily_share ON analytics_daily (share_id, day);
 
--- Distinct visitors per (asset, share, day), for unique-visitor counts.
-CREATE TABLE analytics_daily_visitors (
+-- Unique visitors per (asset, share, day) as a HyperLogLog sketch (src/analytics/hll.rs): the
+-- visitors themselves are not kept; sketches of several days or links merge.
+CREATE TABLE analytics_daily_uniques (
     asset_id BIGINT NOT NULL,
     share_id BIGINT NOT NULL,
     day      TEXT NOT NULL,
-    visitor  TEXT NOT NULL,
-    PRIMARY KEY (asset_id, share_id, day, visitor)
+    sketch   TEXT NOT NULL,
+    PRIMARY KEY (asset_id, share_id, day)
 );
 
-CREATE INDEX analytics_daily_visitors_share ON analytics_daily_visitors (share_id, day);
+CREATE INDEX analytics_daily_uniques_share ON analytics_daily_uniques (share_id, day);
 
 -- The salt of each day, shared by every instance; old ones are deleted, so yesterday's visitor
 -- keys cannot be recomputed from an IP address.

@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod charts;
 pub mod geo;
+pub mod hll;
 pub mod report;
 
 use std::collections::HashMap;
@@ -276,8 +277,8 @@ impl Analytics {
 /// Per-batch rollup key: (asset, share, day, dimension, value).
 pub type RollupKey = (i64, i64, String, &'static str, String);
 
-/// (asset, share, day, visitor): one distinct visitor of a day.
-pub type VisitorDay = (i64, i64, String, String);
+/// (asset, share, day): the unit of a unique-visitor sketch.
+pub type DayKey = (i64, i64, String);
 
 /// Counters of one rollup row.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -292,11 +293,10 @@ pub struct Counts {
     pub load_count: i64,
 }
 
-/// Aggregates a batch into rollup rows and distinct (asset, share, day, visitor) tuples; bots are
-/// left out of both.
-pub fn rollup(events: &[Event]) -> (HashMap<RollupKey, Counts>, Vec<VisitorDay>) {
+/// Aggregates a batch into rollup rows and unique-visitor sketches; bots are left out of both.
+pub fn rollup(events: &[Event]) -> (HashMap<RollupKey, Counts>, HashMap<DayKey, hll::Hll>) {
     let mut rows: HashMap<RollupKey, Counts> = HashMap::new();
-    let mut visitors = std::collections::HashSet::new();
+    let mut visitors: HashMap<DayKey, hll::Hll> = HashMap::new();
     for e in events.iter().filter(|e| !e.is_bot) {
         let day = day_of(e.at_ms);
         let mut add = |dim: &'static str, value: &str, total: bool| {
@@ -328,8 +328,8 @@ pub fn rollup(events: &[Event]) -> (HashMap<RollupKey, Counts>, Vec<VisitorDay>)
             add("referrer", &e.referrer, false);
         }
         if matches!(e.kind, Kind::View | Kind::Download) {
-            visitors.insert((e.asset_id, e.share_id, day, e.visitor.clone()));
+            visitors.entry((e.asset_id, e.share_id, day)).or_default().add_key(&e.visitor);
         }
     }
-    (rows, visitors.into_iter().collect())
+    (rows, visitors)
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use rand::RngCore;
 
 use super::Store;
+use crate::analytics::hll::Hll;
 use crate::analytics::{Counts, Event, rollup};
 
 /// Which events a report covers.
@@ -42,7 +43,7 @@ type DayTotals = (String, i64, i64, i64, i64, i64, i64, i64, i64);
 
 const EVENT_COLUMNS: usize = 14;
 /// Rows per multi-row INSERT (keeps every statement under the parameter limits of both engines).
-const ROWS_PER_INSERT: usize = 64;
+const ROWS_PER_INSERT: usize = 256;
 
 impl Store {
     /// The salt of `day` (created on first use; shared by every instance). Salts older than
@@ -151,21 +152,30 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        for chunk in visitors.chunks(ROWS_PER_INSERT * 2) {
-            let mut sql =
-                String::from("INSERT INTO analytics_daily_visitors (asset_id, share_id, day, visitor) VALUES ");
-            for i in 0..chunk.len() {
-                if i > 0 {
-                    sql.push(',');
-                }
-                sql.push_str(&format!("(${}, ${}, ${}, ${})", i * 4 + 1, i * 4 + 2, i * 4 + 3, i * 4 + 4));
-            }
-            sql.push_str(" ON CONFLICT (asset_id, share_id, day, visitor) DO NOTHING");
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (a, s, d, v) in chunk {
-                q = q.bind(*a).bind(*s).bind(d.clone()).bind(v.clone());
-            }
-            q.execute(&mut *tx).await?;
+        // Read-modify-write of each (asset, link, day) sketch; PostgreSQL locks the row so
+        // that several instances merge rather than overwrite.
+        let lock = if self.dialect == super::Dialect::Postgres { " FOR UPDATE" } else { "" };
+        for ((asset, share, day), sketch) in &visitors {
+            let existing: Option<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT sketch FROM analytics_daily_uniques WHERE asset_id = $1 AND share_id = $2 AND day = $3{lock}"
+            )))
+            .bind(*asset)
+            .bind(*share)
+            .bind(day.clone())
+            .fetch_optional(&mut *tx)
+            .await?;
+            let mut merged = existing.map(|(s,)| Hll::decode(&s)).unwrap_or_default();
+            merged.merge(sketch);
+            sqlx::query(
+                "INSERT INTO analytics_daily_uniques (asset_id, share_id, day, sketch) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (asset_id, share_id, day) DO UPDATE SET sketch = excluded.sketch",
+            )
+            .bind(*asset)
+            .bind(*share)
+            .bind(day.clone())
+            .bind(merged.encode())
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -212,36 +222,30 @@ impl Store {
             .await?;
             data.breakdowns.insert(dim, rows);
         }
-        // A link's visitors are distinct per day already; an asset's may repeat across its links.
-        let daily_unique: Vec<(String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT day, COUNT(DISTINCT visitor) FROM analytics_daily_visitors
-             WHERE {clause} AND day >= $2 AND day <= $3 GROUP BY day"
+        let sketches: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT day, sketch FROM analytics_daily_uniques WHERE {clause} AND day >= $2 AND day <= $3"
         )))
         .bind(id)
         .bind(from)
         .bind(to)
         .fetch_all(&self.pool)
         .await?;
-        data.daily_unique = daily_unique.into_iter().collect();
-        let (unique,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT COUNT(DISTINCT visitor) FROM analytics_daily_visitors WHERE {clause} AND day >= $2 AND day <= $3"
-        )))
-        .bind(id)
-        .bind(from)
-        .bind(to)
-        .fetch_one(&self.pool)
-        .await?;
+        let mut per_day: HashMap<String, Hll> = HashMap::new();
+        let mut all = Hll::default();
+        for (day, sketch) in sketches {
+            let h = Hll::decode(&sketch);
+            all.merge(&h);
+            per_day.entry(day).or_default().merge(&h);
+        }
+        data.daily_unique = per_day.into_iter().map(|(d, h)| (d, h.estimate())).collect();
+        let unique = all.estimate();
         data.unique_visitors = unique;
         Ok(data)
     }
 
-    /// Deletes raw events (and per-visitor rows) older than `before_ms`; daily rollups stay.
+    /// Deletes raw events older than `before_ms`; daily rollups and sketches stay.
     pub async fn delete_old_events(&self, before_ms: i64) -> anyhow::Result<u64> {
         let res = sqlx::query("DELETE FROM analytics_events WHERE at < $1").bind(before_ms).execute(&self.pool).await?;
-        sqlx::query("DELETE FROM analytics_daily_visitors WHERE day < $1")
-            .bind(crate::domain::time::day_of(before_ms))
-            .execute(&self.pool)
-            .await?;
         Ok(res.rows_affected())
     }
 
