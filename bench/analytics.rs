@@ -79,13 +79,29 @@ async fn fresh_store(kind: &str, dir: &std::path::Path) -> anyhow::Result<Store>
 async fn plain_insert(store: &Store, evs: &[Event], id0: i64) -> anyhow::Result<()> {
     let mut tx = store.pool().begin().await?;
     for (c, chunk) in evs.chunks(64).enumerate() {
-        let mut sql = String::from("INSERT INTO analytics_events (id, at, kind, share_id, asset_id, visitor, country, device, browser, os, referrer, is_bot) VALUES ");
+        let mut sql = String::from(
+            "INSERT INTO analytics_events (id, at, kind, share_id, asset_id, visitor, country, device, browser, os, referrer, is_bot) VALUES ",
+        );
         for i in 0..chunk.len() {
             if i > 0 {
                 sql.push(',');
             }
             let b = i * 12;
-            sql.push_str(&format!("(${},${},${},${},${},${},${},${},${},${},${},${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10, b + 11, b + 12));
+            sql.push_str(&format!(
+                "(${},${},${},${},${},${},${},${},${},${},${},${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7,
+                b + 8,
+                b + 9,
+                b + 10,
+                b + 11,
+                b + 12
+            ));
         }
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (i, e) in chunk.iter().enumerate() {
@@ -119,10 +135,12 @@ async fn naive_report(store: &Store, from_ms: i64) -> anyhow::Result<()> {
         .fetch_all(store.pool())
         .await?;
     }
-    let _: (i64,) = sqlx::query_as("SELECT COUNT(DISTINCT visitor) FROM analytics_events WHERE share_id = 1 AND is_bot = 0 AND at >= $1")
-        .bind(from_ms)
-        .fetch_one(store.pool())
-        .await?;
+    let _: (i64,) = sqlx::query_as(
+        "SELECT COUNT(DISTINCT visitor) FROM analytics_events WHERE share_id = 1 AND is_bot = 0 AND at >= $1",
+    )
+    .bind(from_ms)
+    .fetch_one(store.pool())
+    .await?;
     Ok(())
 }
 
@@ -163,7 +181,10 @@ async fn run(kind: &str) -> anyhow::Result<()> {
         naive.push(t.elapsed());
     }
     let naive = median(naive);
-    println!("{kind}: ingest {rate:>9.0} events/s through write_events (target >= 50000) | reference plain insert {ref_rate:.0} rows/s (ratio {:.2})", rate / ref_rate);
+    println!(
+        "{kind}: ingest {rate:>9.0} events/s through write_events (target >= 50000) | reference plain insert {ref_rate:.0} rows/s (ratio {:.2})",
+        rate / ref_rate
+    );
     println!(
         "{kind}: report over {EVENTS} events / 30 days: {:.1} ms median (target < 50 ms) | reference naive raw-event report {:.1} ms ({:.0}x slower)",
         report.as_secs_f64() * 1000.0,
@@ -174,7 +195,9 @@ async fn run(kind: &str) -> anyhow::Result<()> {
         let base = std::env::var("TEST_DATABASE_URL")?;
         store.close().await;
         let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&base).await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS vitrine_bench_{}", std::process::id()))).execute(&mut conn).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS vitrine_bench_{}", std::process::id())))
+            .execute(&mut conn)
+            .await?;
     }
     Ok(())
 }

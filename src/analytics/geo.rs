@@ -121,4 +121,130 @@ mod tests {
             assert_eq!(g.country(ip(a)), "unknown", "{a}");
         }
     }
+
+    /// A minimal MaxMind DB writer (IPv4 tree, 24-bit records) for test databases.
+    mod mmdb {
+        enum Rec {
+            Empty,
+            Node(usize),
+            Data(usize),
+        }
+
+        fn ctrl(kind: u8, size: usize, out: &mut Vec<u8>) {
+            if kind <= 7 {
+                out.push((kind << 5) | size as u8);
+            } else {
+                out.push(size as u8);
+                out.push(kind - 7);
+            }
+        }
+
+        pub fn string(s: &str, out: &mut Vec<u8>) {
+            ctrl(2, s.len(), out);
+            out.extend_from_slice(s.as_bytes());
+        }
+
+        fn uint(kind: u8, v: u64, out: &mut Vec<u8>) {
+            let bytes: Vec<u8> = v.to_be_bytes().iter().copied().skip_while(|b| *b == 0).collect();
+            ctrl(kind, bytes.len(), out);
+            out.extend_from_slice(&bytes);
+        }
+
+        pub fn map(n: usize, out: &mut Vec<u8>) {
+            ctrl(7, n, out);
+        }
+
+        /// Builds a database where each (a.b.c.d, prefix length) maps to its encoded record.
+        pub fn build(entries: &[([u8; 4], u8, Vec<u8>)]) -> Vec<u8> {
+            let mut nodes: Vec<[Rec; 2]> = vec![[Rec::Empty, Rec::Empty]];
+            let mut data = Vec::new();
+            for (ip, len, record) in entries {
+                let offset = data.len();
+                data.extend_from_slice(record);
+                let bits = u32::from_be_bytes(*ip);
+                let mut node = 0;
+                for i in 0..*len {
+                    let bit = ((bits >> (31 - i)) & 1) as usize;
+                    if i + 1 == *len {
+                        nodes[node][bit] = Rec::Data(offset);
+                    } else {
+                        node = match nodes[node][bit] {
+                            Rec::Node(n) => n,
+                            _ => {
+                                nodes.push([Rec::Empty, Rec::Empty]);
+                                let n = nodes.len() - 1;
+                                nodes[node][bit] = Rec::Node(n);
+                                n
+                            }
+                        };
+                    }
+                }
+            }
+            let count = nodes.len();
+            let mut out = Vec::new();
+            for n in &nodes {
+                for r in n {
+                    let v = match r {
+                        Rec::Empty => count,
+                        Rec::Node(i) => *i,
+                        Rec::Data(off) => count + 16 + off,
+                    } as u32;
+                    out.extend_from_slice(&v.to_be_bytes()[1..]);
+                }
+            }
+            out.extend_from_slice(&[0u8; 16]);
+            out.extend_from_slice(&data);
+            out.extend_from_slice(b"\xAB\xCD\xEFMaxMind.com");
+            let mut meta = Vec::new();
+            map(9, &mut meta);
+            string("binary_format_major_version", &mut meta);
+            uint(5, 2, &mut meta);
+            string("binary_format_minor_version", &mut meta);
+            uint(5, 0, &mut meta);
+            string("build_epoch", &mut meta);
+            uint(9, 1_700_000_000, &mut meta);
+            string("database_type", &mut meta);
+            string("Vitrine-Test", &mut meta);
+            string("description", &mut meta);
+            map(1, &mut meta);
+            string("en", &mut meta);
+            string("test database", &mut meta);
+            string("ip_version", &mut meta);
+            uint(5, 4, &mut meta);
+            string("languages", &mut meta);
+            ctrl(11, 1, &mut meta);
+            string("en", &mut meta);
+            string("node_count", &mut meta);
+            uint(6, count as u64, &mut meta);
+            string("record_size", &mut meta);
+            uint(5, 24, &mut meta);
+            out.extend_from_slice(&meta);
+            out
+        }
+    }
+
+    #[test]
+    fn both_record_shapes_are_read_from_a_configured_database() {
+        // GeoIP2 shape {country: {iso_code}} for 203.0.113.0/24... is documentation space, so
+        // use real public ranges: 81.2.69.0/24 (GeoIP2 shape) and 175.16.199.0/24 (flat shape).
+        let mut geoip2 = Vec::new();
+        mmdb::map(1, &mut geoip2);
+        mmdb::string("country", &mut geoip2);
+        mmdb::map(1, &mut geoip2);
+        mmdb::string("iso_code", &mut geoip2);
+        mmdb::string("SE", &mut geoip2);
+        let mut flat = Vec::new();
+        mmdb::map(1, &mut flat);
+        mmdb::string("country_code", &mut flat);
+        mmdb::string("cn", &mut flat);
+        let db = mmdb::build(&[([81, 2, 69, 0], 24, geoip2), ([175, 16, 199, 0], 24, flat)]);
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("test.mmdb");
+        std::fs::write(&path, db).expect("write");
+        let g = Geo::open(Some(path.to_str().expect("utf-8"))).expect("opens");
+        assert_eq!(g.country(ip("81.2.69.160")), "SE");
+        assert_eq!(g.country(ip("175.16.199.7")), "CN");
+        assert_eq!(g.country(ip("8.8.8.8")), "unknown", "not in this database");
+        assert!(Geo::open(Some("/nonexistent.mmdb")).is_err());
+    }
 }
