@@ -123,37 +123,60 @@ impl Store {
             }
         };
         sqlx::query(insert).bind(rows_json).execute(&mut *tx).await?;
-        for ((asset, share, day, dim, value), c) in &rows {
-            sqlx::query(
-                "INSERT INTO analytics_daily (asset_id, share_id, day, dim, value, views, downloads, previews, comments,
-                    time_sum_ms, time_count, load_sum_ms, load_count)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-                 ON CONFLICT (asset_id, share_id, day, dim, value) DO UPDATE SET
-                    views = analytics_daily.views + excluded.views,
-                    downloads = analytics_daily.downloads + excluded.downloads,
-                    previews = analytics_daily.previews + excluded.previews,
-                    comments = analytics_daily.comments + excluded.comments,
-                    time_sum_ms = analytics_daily.time_sum_ms + excluded.time_sum_ms,
-                    time_count = analytics_daily.time_count + excluded.time_count,
-                    load_sum_ms = analytics_daily.load_sum_ms + excluded.load_sum_ms,
-                    load_count = analytics_daily.load_count + excluded.load_count",
-            )
-            .bind(*asset)
-            .bind(*share)
-            .bind(day.clone())
-            .bind(*dim)
-            .bind(value.clone())
-            .bind(c.views)
-            .bind(c.downloads)
-            .bind(c.previews)
-            .bind(c.comments)
-            .bind(c.time_sum_ms)
-            .bind(c.time_count)
-            .bind(c.load_sum_ms)
-            .bind(c.load_count)
-            .execute(&mut *tx)
-            .await?;
-        }
+        // All rollup rows of the batch in one upsert, again as one JSON parameter.
+        let rollup_json = serde_json::Value::Array(
+            rows.iter()
+                .map(|((asset, share, day, dim, value), c)| {
+                    serde_json::json!([
+                        asset,
+                        share,
+                        day,
+                        dim,
+                        value,
+                        c.views,
+                        c.downloads,
+                        c.previews,
+                        c.comments,
+                        c.time_sum_ms,
+                        c.time_count,
+                        c.load_sum_ms,
+                        c.load_count
+                    ])
+                })
+                .collect(),
+        )
+        .to_string();
+        let source = match self.dialect {
+            // `WHERE true` keeps SQLite from reading ON CONFLICT as part of the SELECT.
+            super::Dialect::Sqlite => {
+                "SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6,
+                    value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12
+                 FROM json_each($1) WHERE true"
+            }
+            super::Dialect::Postgres => {
+                "SELECT (r ->> 0)::bigint, (r ->> 1)::bigint, r ->> 2, r ->> 3, r ->> 4, (r ->> 5)::bigint,
+                    (r ->> 6)::bigint, (r ->> 7)::bigint, (r ->> 8)::bigint, (r ->> 9)::bigint, (r ->> 10)::bigint,
+                    (r ->> 11)::bigint, (r ->> 12)::bigint
+                 FROM json_array_elements($1::json) AS r"
+            }
+        };
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO analytics_daily (asset_id, share_id, day, dim, value, views, downloads, previews, comments,
+                time_sum_ms, time_count, load_sum_ms, load_count)
+             {source}
+             ON CONFLICT (asset_id, share_id, day, dim, value) DO UPDATE SET
+                views = analytics_daily.views + excluded.views,
+                downloads = analytics_daily.downloads + excluded.downloads,
+                previews = analytics_daily.previews + excluded.previews,
+                comments = analytics_daily.comments + excluded.comments,
+                time_sum_ms = analytics_daily.time_sum_ms + excluded.time_sum_ms,
+                time_count = analytics_daily.time_count + excluded.time_count,
+                load_sum_ms = analytics_daily.load_sum_ms + excluded.load_sum_ms,
+                load_count = analytics_daily.load_count + excluded.load_count"
+        )))
+        .bind(rollup_json)
+        .execute(&mut *tx)
+        .await?;
         // Read-modify-write of each (asset, link, day) sketch; PostgreSQL locks the row so
         // that several instances merge rather than overwrite.
         let lock = if self.dialect == super::Dialect::Postgres { " FOR UPDATE" } else { "" };
