@@ -29,7 +29,7 @@ fn events(n: usize, seed: u64) -> Vec<Event> {
         x ^= x << 17;
         x
     };
-    (0..n)
+    let mut v: Vec<Event> = (0..n)
         .map(|i| {
             let r = next();
             Event {
@@ -48,7 +48,10 @@ fn events(n: usize, seed: u64) -> Vec<Event> {
                 load_ms: None,
             }
         })
-        .collect()
+        .collect();
+    // Traffic arrives in time order: each batch covers a short stretch of one day.
+    v.sort_by_key(|e| e.at_ms);
+    v
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {

@@ -19,8 +19,8 @@ CREATE TABLE analytics_events (
     load_ms         BIGINT
 );
 
+-- Only retention reads raw events (by age); reports read the rollups below.
 CREATE INDEX analytics_events_at ON analytics_events (at);
-CREATE INDEX analytics_events_share ON analytics_events (share_id, at);
 
 -- One row per (asset, share, day, dimension, value); share_id 0 means "not through a link".
 -- dim is 'total' (value ''), 'country', 'device', 'browser', 'os' or 'referrer'.
