@@ -102,7 +102,11 @@ pub struct Enricher {
     geo: geo::Geo,
     store: Store,
     salt: std::sync::Mutex<Option<(String, Vec<u8>)>>,
+    /// Parsed user agents: traffic repeats a few thousand of them, and parsing is the costly step.
+    agents: std::sync::Mutex<HashMap<String, agent::Agent>>,
 }
+
+const AGENT_CACHE_MAX: usize = 10_000;
 
 /// Only the host of a referrer (never its path or query).
 pub fn referrer_host(referrer: Option<&str>) -> String {
@@ -115,7 +119,7 @@ pub fn referrer_host(referrer: Option<&str>) -> String {
 
 impl Enricher {
     pub fn new(geo: geo::Geo, store: Store) -> Enricher {
-        Enricher { geo, store, salt: std::sync::Mutex::new(None) }
+        Enricher { geo, store, salt: std::sync::Mutex::new(None), agents: Default::default() }
     }
 
     /// The salt of `day`, shared by all instances through the database; cached per day.
@@ -130,12 +134,25 @@ impl Enricher {
         Ok(salt)
     }
 
+    fn agent(&self, ua: &str) -> agent::Agent {
+        let mut cache = self.agents.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(a) = cache.get(ua) {
+            return a.clone();
+        }
+        let a = agent::parse(ua);
+        if cache.len() >= AGENT_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(ua.to_string(), a.clone());
+        a
+    }
+
     pub async fn enrich(&self, hits: Vec<Hit>) -> anyhow::Result<Vec<Event>> {
         let mut out = Vec::with_capacity(hits.len());
         for h in hits {
             let day = day_of(h.at_ms);
             let salt = self.salt_for(&day).await?;
-            let a = agent::parse(&h.user_agent);
+            let a = self.agent(&h.user_agent);
             out.push(Event {
                 kind: h.kind,
                 at_ms: h.at_ms,
