@@ -40,16 +40,6 @@ struct HomePage {
     total: i64,
 }
 
-fn human_size(n: i64) -> String {
-    let n = n as f64;
-    match n {
-        n if n >= 1024.0 * 1024.0 * 1024.0 => format!("{:.1} GiB", n / (1024.0 * 1024.0 * 1024.0)),
-        n if n >= 1024.0 * 1024.0 => format!("{:.1} MiB", n / (1024.0 * 1024.0)),
-        n if n >= 1024.0 => format!("{:.1} KiB", n / 1024.0),
-        n => format!("{n} B"),
-    }
-}
-
 /// Your files (sign in first).
 #[utoipa::path(get, path = "/", tag = "pages", responses((status = 200, description = "HTML page", content_type = "text/html"),
     (status = 303, description = "not signed in: to /login")))]
@@ -71,7 +61,7 @@ pub async fn index(State(state): State<AppState>, PageUser(user): PageUser, csrf
                 title: a.title.clone(),
                 name: a.name.clone(),
                 media_type: a.media_type.as_str(),
-                size: human_size(a.size),
+                size: super::human_size(a.size),
                 created_at: rfc3339(a.created_at),
                 thumbnail_url: out.thumbnail_url,
                 download_url: out.download_url,

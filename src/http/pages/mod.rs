@@ -38,3 +38,14 @@ pub fn render<T: Template>(t: &T) -> Response {
         }
     }
 }
+
+/// A byte count for people: "1.5 MiB".
+pub fn human_size(n: i64) -> String {
+    let n = n as f64;
+    match n {
+        n if n >= 1024.0 * 1024.0 * 1024.0 => format!("{:.1} GiB", n / (1024.0 * 1024.0 * 1024.0)),
+        n if n >= 1024.0 * 1024.0 => format!("{:.1} MiB", n / (1024.0 * 1024.0)),
+        n if n >= 1024.0 => format!("{:.1} KiB", n / 1024.0),
+        n => format!("{n} B"),
+    }
+}

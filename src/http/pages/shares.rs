@@ -171,16 +171,6 @@ fn password_page(
     r
 }
 
-fn human_size(n: i64) -> String {
-    let n = n as f64;
-    match n {
-        n if n >= 1024.0 * 1024.0 * 1024.0 => format!("{:.1} GiB", n / (1024.0 * 1024.0 * 1024.0)),
-        n if n >= 1024.0 * 1024.0 => format!("{:.1} MiB", n / (1024.0 * 1024.0)),
-        n if n >= 1024.0 => format!("{:.1} KiB", n / 1024.0),
-        n => format!("{n} B"),
-    }
-}
-
 /// The recipient's view as JSON.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SharedView {
@@ -316,7 +306,7 @@ pub async fn page(State(state): State<AppState>, req: ShareRequest, csrf: CsrfCo
         title: share.title.clone(),
         description: share.description.clone(),
         file_name: asset.name.clone(),
-        size: human_size(asset.size),
+        size: super::human_size(asset.size),
         media,
         preview_url,
         download_url,
