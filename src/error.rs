@@ -53,9 +53,9 @@ pub enum AppError {
     /// 429.
     #[error("too many requests; try again in {retry_after_secs} seconds")]
     RateLimited { retry_after_secs: u64 },
-    /// 501: a variant of a standard we do not implement (e.g. oEmbed XML).
+    /// 501: a response format a standard allows but we do not offer (oEmbed XML).
     #[error("{0}")]
-    NotImplemented(String),
+    UnsupportedFormat(String),
     /// 503: a dependency is down.
     #[error("{0}")]
     Unavailable(String),
@@ -115,7 +115,7 @@ impl AppError {
             AppError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             AppError::Rejected { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AppError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            AppError::UnsupportedFormat(_) => StatusCode::NOT_IMPLEMENTED,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -136,7 +136,7 @@ impl AppError {
             AppError::UnsupportedType(_) => "unsupported_type",
             AppError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             AppError::RateLimited { .. } => "rate_limited",
-            AppError::NotImplemented(_) => "not_implemented",
+            AppError::UnsupportedFormat(_) => "format_not_supported",
             AppError::Unavailable(_) => "unavailable",
             AppError::Internal(_) => "internal_error",
         }

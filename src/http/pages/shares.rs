@@ -689,7 +689,7 @@ pub async fn oembed(
 async fn oembed_inner(state: &AppState, q: OembedQuery) -> Result<Oembed, AppError> {
     match q.format.as_deref() {
         None | Some("json") => {}
-        Some(_) => return Err(AppError::NotImplemented("only format=json is implemented".into())),
+        Some(_) => return Err(AppError::UnsupportedFormat("only format=json is implemented".into())),
     }
     let url = q.url.ok_or_else(|| AppError::validation("url", "is required"))?;
     let prefix = format!("{}/share/", state.config.base_url());
