@@ -29,8 +29,8 @@ pub struct Inner {
     pub views: crate::jobs::view_counts::ViewCounts,
     /// Analytics capture (bounded queue, batched writer).
     pub analytics: Arc<crate::analytics::Analytics>,
-    /// Live notifications per account.
-    pub notifier: crate::realtime::Notifier,
+    /// Rooms: live delivery on this instance and, through the bus, across instances.
+    pub rooms: Arc<crate::realtime::Rooms>,
     /// Outgoing mail (off without `smtp_url`).
     pub mailer: crate::mail::Mailer,
     /// Last access e-mail per share (throttle).
@@ -108,6 +108,9 @@ impl AppState {
             config.analytics_enabled,
             config.analytics_queue_capacity,
         ));
+        let instance = uuid::Uuid::new_v4().simple().to_string();
+        let bus = crate::bus::from_config(config.bus_url.as_deref(), &instance)?;
+        let rooms = crate::realtime::Rooms::new(store.clone(), bus, instance, config.realtime_recovery_window);
         Ok(AppState(Arc::new(Inner {
             config,
             store,
@@ -120,7 +123,7 @@ impl AppState {
             trusted_proxies,
             views: Default::default(),
             analytics,
-            notifier: Default::default(),
+            rooms,
             mailer,
             mailed: Default::default(),
             clock,
@@ -131,7 +134,8 @@ impl AppState {
 /// Serves `state` on `listener` until `shutdown` is cancelled, then drains in-flight requests
 /// and stops the background jobs.
 pub async fn run(listener: TcpListener, state: AppState, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let jobs = crate::jobs::spawn_all(state.clone(), shutdown.clone());
+    let mut jobs = crate::jobs::spawn_all(state.clone(), shutdown.clone());
+    jobs.extend(state.rooms.start(shutdown.clone()));
     let app = crate::http::service(state.clone());
     let addr = listener.local_addr()?;
     tracing::info!(%addr, public_url = %state.config.public_url, "vitrine is listening");

@@ -116,6 +116,11 @@ pub struct Config {
     pub analytics_retention_days: u32,
     /// Events waiting to be written; when full, new events are dropped (and counted).
     pub analytics_queue_capacity: usize,
+    /// How many durable events a reconnecting live client may recover; an older gap gets the
+    /// current state instead (`recovered: false`).
+    pub realtime_recovery_window: i64,
+    /// Comments by share visitors (guests), per client IP.
+    pub guest_comment_rate_per_ip_per_minute: u32,
     /// Social-network message templates (`{title}`, `{url}`, `{description}`) and hashtags.
     pub social: crate::domain::shares::SocialConfig,
 }
@@ -194,6 +199,8 @@ impl Default for Config {
             analytics_enabled: true,
             analytics_retention_days: 365,
             analytics_queue_capacity: 100_000,
+            realtime_recovery_window: 10_000,
+            guest_comment_rate_per_ip_per_minute: 10,
             social: crate::domain::shares::SocialConfig::default(),
         }
     }
@@ -347,6 +354,14 @@ impl Config {
             && !(u.starts_with("smtp://") || u.starts_with("smtps://"))
         {
             problems.push("`smtp_url` must start with smtp:// or smtps://".into());
+        }
+        if self.realtime_recovery_window < 1 {
+            problems.push("`realtime_recovery_window` must be at least 1".into());
+        }
+        if let Some(url) = &self.bus_url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            problems.push("`bus_url` must be a redis:// or rediss:// URL".into());
         }
         if self.analytics_queue_capacity == 0 {
             problems.push("`analytics_queue_capacity` must be at least 1".into());

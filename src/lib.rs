@@ -8,6 +8,8 @@ pub mod app;
 pub mod auth;
 /// Blob storage over object_store (local or S3) and signed download URLs.
 pub mod blob;
+/// The event bus between instances: in-process, or Redis pub/sub.
+pub mod bus;
 /// Command line: serve, migrate, user create, config check|example.
 pub mod cli;
 /// Typed, layered, validated configuration.
@@ -28,7 +30,7 @@ pub mod mail;
 pub mod media;
 /// QR codes (PNG, SVG).
 pub mod qr;
-/// Live delivery: notification channels (rooms and the bus come with collaboration).
+/// Rooms: ordered live delivery, recovery, presence; the collaboration and notification sockets.
 pub mod realtime;
 /// Every SQL query, written once for SQLite and PostgreSQL.
 pub mod store;

@@ -112,6 +112,8 @@ pub struct Limits {
     pub share_create_per_user: KeyedLimit<i64>,
     /// Wrong share passwords, per (IP, share id).
     pub share_password: Lockouts<(IpAddr, i64)>,
+    /// Comments by share visitors, per client IP.
+    pub guest_comment_per_ip: KeyedLimit<IpAddr>,
 }
 
 impl Limits {
@@ -121,6 +123,7 @@ impl Limits {
             login_per_account: KeyedLimit::per_minute(config.login_rate_per_account_per_minute),
             share_access_per_ip: KeyedLimit::per_minute(config.share_access_rate_per_ip_per_minute),
             share_create_per_user: KeyedLimit::per_hour(config.share_create_rate_per_user_per_hour),
+            guest_comment_per_ip: KeyedLimit::per_minute(config.guest_comment_rate_per_ip_per_minute),
             share_password: Lockouts::new(
                 config.share_password_max_failures,
                 Duration::from_secs(config.share_lockout_secs),
@@ -133,6 +136,7 @@ impl Limits {
         self.login_per_account.retain_recent();
         self.share_access_per_ip.retain_recent();
         self.share_create_per_user.retain_recent();
+        self.guest_comment_per_ip.retain_recent();
         self.share_password.retain_recent();
     }
 }

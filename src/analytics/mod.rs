@@ -9,13 +9,11 @@ pub mod geo;
 pub mod hll;
 pub mod report;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -176,11 +174,8 @@ impl Enricher {
 /// HMAC-SHA256(salt, ip | user agent), truncated: the same visitor on the same day gets the
 /// same key; the next day's salt gives another.
 pub fn visitor_key(salt: &[u8], ip: IpAddr, user_agent: &str) -> String {
-    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(salt).unwrap_or_else(|_| panic!("HMAC takes any key length"));
-    m.update(ip.to_string().as_bytes());
-    m.update(b"\0");
-    m.update(user_agent.as_bytes());
-    hex::encode(&m.finalize().into_bytes()[..16])
+    let ip = ip.to_string();
+    hex::encode(&crate::auth::keyed_digest(salt, &[ip.as_bytes(), b"\0", user_agent.as_bytes()])[..16])
 }
 
 impl Analytics {
@@ -311,9 +306,11 @@ pub struct Counts {
 }
 
 /// Aggregates a batch into rollup rows and unique-visitor sketches; bots are left out of both.
-pub fn rollup(events: &[Event]) -> (HashMap<RollupKey, Counts>, HashMap<DayKey, hll::Hll>) {
-    let mut rows: HashMap<RollupKey, Counts> = HashMap::new();
-    let mut visitors: HashMap<DayKey, hll::Hll> = HashMap::new();
+/// Sorted maps: writers of several instances upsert the same rows in the same order, so their
+/// transactions wait for each other instead of deadlocking.
+pub fn rollup(events: &[Event]) -> (BTreeMap<RollupKey, Counts>, BTreeMap<DayKey, hll::Hll>) {
+    let mut rows: BTreeMap<RollupKey, Counts> = BTreeMap::new();
+    let mut visitors: BTreeMap<DayKey, hll::Hll> = BTreeMap::new();
     for e in events.iter().filter(|e| !e.is_bot) {
         let day = day_of(e.at_ms);
         let mut add = |dim: &'static str, value: &str, total: bool| {

@@ -196,6 +196,18 @@ pub struct Asset {
     pub updated_at: i64,
 }
 
+/// How a page shows an asset: `image`, `video`, `audio` or `pdf` inline, `file` otherwise
+/// (only media a browser renders safely is shown on our origin).
+pub fn preview_kind(a: &Asset) -> &'static str {
+    match a.media_type {
+        MediaType::Image => "image",
+        MediaType::Video => "video",
+        MediaType::Audio => "audio",
+        _ if a.mime_type == "application/pdf" => "pdf",
+        _ => "file",
+    }
+}
+
 /// A change to an asset's metadata (PATCH); `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
 pub struct AssetPatch {

@@ -2,6 +2,8 @@
 //! and the store accepts only these. No I/O here.
 
 pub mod assets;
+pub mod collaboration;
+pub mod comments;
 pub mod filetype;
 pub mod pagination;
 pub mod shares;

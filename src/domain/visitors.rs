@@ -3,18 +3,12 @@
 
 use std::net::IpAddr;
 
-use hmac::{Hmac, Mac};
 use http::HeaderMap;
-use sha2::Sha256;
 
 /// A stable pseudonymous key of (IP, user agent) under `key`; the IP itself is never kept.
 pub fn visitor_key(key: &[u8], ip: IpAddr, user_agent: &str) -> String {
-    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| panic!("HMAC takes any key length"));
-    m.update(b"visitor\0");
-    m.update(ip.to_string().as_bytes());
-    m.update(b"\0");
-    m.update(user_agent.as_bytes());
-    hex::encode(&m.finalize().into_bytes()[..16])
+    let ip = ip.to_string();
+    hex::encode(&crate::auth::keyed_digest(key, &[b"visitor\0", ip.as_bytes(), b"\0", user_agent.as_bytes()])[..16])
 }
 
 /// Fetchers that unfurl links for chats and social networks, and crawlers.

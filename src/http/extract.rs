@@ -140,7 +140,12 @@ pub const CSRF_COOKIE: &str = "vitrine_csrf";
 
 /// Value of one cookie of the request.
 pub fn cookie(parts: &Parts, name: &str) -> Option<String> {
-    for v in parts.headers.get_all(header::COOKIE) {
+    cookie_in(&parts.headers, name)
+}
+
+/// Value of one cookie in `headers`.
+pub fn cookie_in(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    for v in headers.get_all(header::COOKIE) {
         let Ok(s) = v.to_str() else { continue };
         for c in cookie::Cookie::split_parse(s).flatten() {
             if c.name() == name {
@@ -185,7 +190,8 @@ impl FromRequestParts<AppState> for CsrfCookie {
     }
 }
 
-fn same_origin(origin: &str, base: &str) -> bool {
+/// Whether `origin` (an Origin header) is the origin of `base`.
+pub fn same_origin(origin: &str, base: &str) -> bool {
     match (url::Url::parse(origin), url::Url::parse(base)) {
         (Ok(a), Ok(b)) => a.origin() == b.origin(),
         _ => false,

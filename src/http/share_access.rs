@@ -242,17 +242,15 @@ pub fn notify_access(state: &AppState, req: &ShareRequest, access: &Access) {
     let agent = crate::analytics::agent::parse(&req.user_agent);
     let country = state.analytics.country(req.ip);
     let message = serde_json::json!({
-        "type": "notification",
         "kind": "share_accessed",
         "share_uuid": access.share.uuid,
         "share_title": access.share.title,
         "asset_id": access.asset.id,
-        "at": crate::domain::time::rfc3339(now),
         "country": country,
         "device": agent.device,
         "browser": agent.browser,
     });
-    state.notifier.notify(access.share.owner_id, &message);
+    crate::realtime::notifications::notify(state, access.share.owner_id, message);
     if !state.mailer.enabled() {
         return;
     }

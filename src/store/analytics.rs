@@ -79,91 +79,72 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let first = last - n + 1;
-        // The whole batch travels as one JSON parameter and the engine unpacks it: one statement
-        // and one bind per batch instead of thousands (the two dialects side by side).
-        let rows_json = serde_json::Value::Array(
-            events
-                .iter()
-                .enumerate()
-                .map(|(i, e)| {
-                    serde_json::json!([
-                        first + i as i64,
-                        e.at_ms,
-                        e.kind.as_str(),
-                        e.share_id,
-                        e.asset_id,
-                        e.visitor,
-                        e.country,
-                        e.device,
-                        e.browser,
-                        e.os,
-                        e.referrer,
-                        i64::from(e.is_bot),
-                        e.time_on_page_ms,
-                        e.load_ms
-                    ])
-                })
-                .collect(),
-        )
-        .to_string();
-        let insert = match self.dialect {
-            super::Dialect::Sqlite => {
-                "INSERT INTO analytics_events (id, at, kind, share_id, asset_id, visitor, country, device, browser, os,
-                    referrer, is_bot, time_on_page_ms, load_ms)
-                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6,
-                    value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, value ->> 13
-                 FROM json_each($1)"
-            }
-            super::Dialect::Postgres => {
-                "INSERT INTO analytics_events (id, at, kind, share_id, asset_id, visitor, country, device, browser, os,
-                    referrer, is_bot, time_on_page_ms, load_ms)
-                 SELECT (e ->> 0)::bigint, (e ->> 1)::bigint, e ->> 2, (e ->> 3)::bigint, (e ->> 4)::bigint, e ->> 5,
-                    e ->> 6, e ->> 7, e ->> 8, e ->> 9, e ->> 10, (e ->> 11)::bigint, (e ->> 12)::bigint, (e ->> 13)::bigint
-                 FROM json_array_elements($1::json) AS e"
-            }
-        };
-        sqlx::query(insert).bind(rows_json).execute(&mut *tx).await?;
-        // All rollup rows of the batch in one upsert, again as one JSON parameter.
-        let rollup_json = serde_json::Value::Array(
-            rows.iter()
-                .map(|((asset, share, day, dim, value), c)| {
-                    serde_json::json!([
-                        asset,
-                        share,
-                        day,
-                        dim,
-                        value,
-                        c.views,
-                        c.downloads,
-                        c.previews,
-                        c.comments,
-                        c.time_sum_ms,
-                        c.time_count,
-                        c.load_sum_ms,
-                        c.load_count
-                    ])
-                })
-                .collect(),
-        )
-        .to_string();
-        let source = match self.dialect {
-            // `WHERE true` keeps SQLite from reading ON CONFLICT as part of the SELECT.
-            super::Dialect::Sqlite => {
-                "SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6,
-                    value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12
-                 FROM json_each($1) WHERE true"
-            }
-            super::Dialect::Postgres => {
-                "SELECT (r ->> 0)::bigint, (r ->> 1)::bigint, r ->> 2, r ->> 3, r ->> 4, (r ->> 5)::bigint,
-                    (r ->> 6)::bigint, (r ->> 7)::bigint, (r ->> 8)::bigint, (r ->> 9)::bigint, (r ->> 10)::bigint,
-                    (r ->> 11)::bigint, (r ->> 12)::bigint
-                 FROM json_array_elements($1::json) AS r"
-            }
-        };
+        // The whole batch travels as one JSON parameter of objects and the engine unpacks it: one
+        // statement and one bind per batch instead of thousands. PostgreSQL parses the document
+        // once with json_to_recordset (per-field `->>` on `json` would re-parse every element).
+        const EVENT_COLUMNS: &str = "id, at, kind, share_id, asset_id, visitor, country, device, browser, os, \
+            referrer, is_bot, time_on_page_ms, load_ms";
+        const EVENT_TYPES: &str = "id BIGINT, at BIGINT, kind TEXT, share_id BIGINT, asset_id BIGINT, visitor TEXT, \
+            country TEXT, device TEXT, browser TEXT, os TEXT, referrer TEXT, is_bot BIGINT, time_on_page_ms BIGINT, \
+            load_ms BIGINT";
+        let rows_json = self.dialect.encode_rows(
+            EVENT_COLUMNS,
+            events.iter().enumerate().map(|(i, e)| {
+                vec![
+                    (first + i as i64).into(),
+                    e.at_ms.into(),
+                    e.kind.as_str().into(),
+                    e.share_id.into(),
+                    e.asset_id.into(),
+                    e.visitor.as_str().into(),
+                    e.country.as_str().into(),
+                    e.device.into(),
+                    e.browser.as_str().into(),
+                    e.os.as_str().into(),
+                    e.referrer.as_str().into(),
+                    i64::from(e.is_bot).into(),
+                    e.time_on_page_ms.into(),
+                    e.load_ms.into(),
+                ]
+            }),
+        );
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO analytics_daily (asset_id, share_id, day, dim, value, views, downloads, previews, comments,
-                time_sum_ms, time_count, load_sum_ms, load_count)
-             {source}
+            "INSERT INTO analytics_events ({EVENT_COLUMNS}) {}",
+            self.dialect.json_rows(EVENT_COLUMNS, EVENT_TYPES)
+        )))
+        .bind(rows_json)
+        .execute(&mut *tx)
+        .await?;
+        const DAILY_COLUMNS: &str = "asset_id, share_id, day, dim, value, views, downloads, previews, comments, \
+            time_sum_ms, time_count, load_sum_ms, load_count";
+        const DAILY_TYPES: &str = "asset_id BIGINT, share_id BIGINT, day TEXT, dim TEXT, value TEXT, views BIGINT, \
+            downloads BIGINT, previews BIGINT, comments BIGINT, time_sum_ms BIGINT, time_count BIGINT, \
+            load_sum_ms BIGINT, load_count BIGINT";
+        // All rollup rows of the batch in one upsert, again as one JSON parameter.
+        let rollup_json = self.dialect.encode_rows(
+            DAILY_COLUMNS,
+            rows.iter().map(|((asset, share, day, dim, value), c)| {
+                vec![
+                    (*asset).into(),
+                    (*share).into(),
+                    day.as_str().into(),
+                    (*dim).into(),
+                    value.as_str().into(),
+                    c.views.into(),
+                    c.downloads.into(),
+                    c.previews.into(),
+                    c.comments.into(),
+                    c.time_sum_ms.into(),
+                    c.time_count.into(),
+                    c.load_sum_ms.into(),
+                    c.load_count.into(),
+                ]
+            }),
+        );
+        // `WHERE true` keeps SQLite from reading ON CONFLICT as part of the SELECT.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO analytics_daily ({DAILY_COLUMNS})
+             {} WHERE true
              ON CONFLICT (asset_id, share_id, day, dim, value) DO UPDATE SET
                 views = analytics_daily.views + excluded.views,
                 downloads = analytics_daily.downloads + excluded.downloads,
@@ -172,7 +153,8 @@ impl Store {
                 time_sum_ms = analytics_daily.time_sum_ms + excluded.time_sum_ms,
                 time_count = analytics_daily.time_count + excluded.time_count,
                 load_sum_ms = analytics_daily.load_sum_ms + excluded.load_sum_ms,
-                load_count = analytics_daily.load_count + excluded.load_count"
+                load_count = analytics_daily.load_count + excluded.load_count",
+            self.dialect.json_rows(DAILY_COLUMNS, DAILY_TYPES)
         )))
         .bind(rollup_json)
         .execute(&mut *tx)

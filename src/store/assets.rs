@@ -147,10 +147,19 @@ impl Store {
         self.asset(id).await
     }
 
-    /// Deletes the row; the caller removes blobs that no other row references.
+    /// Deletes the row with its comments and ends its live sessions; the caller removes blobs
+    /// that no other row references.
     pub async fn delete_asset(&self, id: i64) -> anyhow::Result<bool> {
         self.share_changed();
-        let res = sqlx::query("DELETE FROM assets WHERE id = $1").bind(id).execute(&self.pool).await?;
+        let mut tx = self.pool.begin().await?;
+        let res = sqlx::query("DELETE FROM assets WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM comments WHERE asset_id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE collab_sessions SET ended_at = $2 WHERE asset_id = $1 AND ended_at IS NULL")
+            .bind(id)
+            .bind(crate::domain::time::now_ms())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(res.rows_affected() > 0)
     }
 

@@ -4,6 +4,9 @@
 pub mod analytics;
 pub mod assets;
 pub mod cache;
+pub mod collaboration;
+pub mod comments;
+pub mod rooms;
 pub mod shares;
 pub mod users;
 
@@ -22,6 +25,35 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub enum Dialect {
     Sqlite,
     Postgres,
+}
+
+impl Dialect {
+    /// A `SELECT` producing one row per element of the JSON array bound as `$1` (made by
+    /// `encode_rows` with the same columns), given the columns (`"a, b"`) and their types
+    /// (`"a BIGINT, b TEXT"`): the two dialects side by side. SQLite reads positional arrays;
+    /// PostgreSQL parses objects once with json_to_recordset (per-field `->>` on `json` would
+    /// re-parse every element).
+    pub fn json_rows(self, columns: &str, typed: &str) -> String {
+        match self {
+            Dialect::Sqlite => {
+                let fields: Vec<String> = (0..columns.split(',').count()).map(|i| format!("value ->> {i}")).collect();
+                format!("SELECT {} FROM json_each($1)", fields.join(", "))
+            }
+            Dialect::Postgres => format!("SELECT {columns} FROM json_to_recordset($1::json) AS r({typed})"),
+        }
+    }
+
+    /// The JSON parameter for `json_rows`: each row's values in the order of `columns`.
+    pub fn encode_rows(self, columns: &str, rows: impl Iterator<Item = Vec<serde_json::Value>>) -> String {
+        let rows: Vec<serde_json::Value> = match self {
+            Dialect::Sqlite => rows.map(serde_json::Value::Array).collect(),
+            Dialect::Postgres => {
+                let names: Vec<&str> = columns.split(',').map(str::trim).collect();
+                rows.map(|r| serde_json::Value::Object(names.iter().map(|n| n.to_string()).zip(r).collect())).collect()
+            }
+        };
+        serde_json::Value::Array(rows).to_string()
+    }
 }
 
 #[derive(Clone)]

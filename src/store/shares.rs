@@ -137,6 +137,14 @@ impl Store {
         self.share_cache.clear();
     }
 
+    pub async fn share_by_id(&self, id: i64) -> anyhow::Result<Option<Share>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM shares WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(share_from_row).transpose()?)
+    }
+
     pub async fn share_by_uuid(&self, uuid: &str) -> anyhow::Result<Option<Share>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM shares WHERE uuid = $1")))
             .bind(uuid)

@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -277,6 +278,17 @@ pub async fn assert_error(r: reqwest::Response, status: StatusCode, code: &str) 
 
 /// Test files.
 pub mod fixtures {
+    /// A silent mono 8 kHz 16-bit WAV of `seconds`.
+    pub fn wav(seconds: u32) -> Vec<u8> {
+        let data = seconds * 16_000;
+        let mut v = b"RIFF".to_vec();
+        v.extend_from_slice(&(36 + data).to_le_bytes());
+        v.extend_from_slice(b"WAVEfmt \x10\0\0\0\x01\0\x01\0\x40\x1f\0\0\x80\x3e\0\0\x02\0\x10\0data");
+        v.extend_from_slice(&data.to_le_bytes());
+        v.resize(v.len() + data as usize, 0);
+        v
+    }
+
     /// A small but valid-looking PDF of about `n` bytes.
     pub fn pdf(n: usize) -> Vec<u8> {
         let mut v = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n".to_vec();
@@ -398,5 +410,81 @@ impl SmtpSink {
 
     pub fn mails(&self) -> Vec<String> {
         self.mails.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// A WebSocket client speaking JSON text frames.
+pub struct Ws {
+    pub inner: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+}
+
+impl Ws {
+    /// Connects to `ws://{addr}{path}`; panics when the upgrade is refused.
+    pub async fn connect(app: &TestApp, path: &str) -> Ws {
+        Ws::try_connect(app, path).await.unwrap_or_else(|status| panic!("upgrade of {path} refused with {status}"))
+    }
+
+    /// Connects, or returns the HTTP status that refused the upgrade.
+    pub async fn try_connect(app: &TestApp, path: &str) -> Result<Ws, u16> {
+        match tokio_tungstenite::connect_async(format!("ws://{}{path}", app.addr)).await {
+            Ok((inner, _)) => Ok(Ws { inner }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
+            Err(e) => panic!("connect {path}: {e}"),
+        }
+    }
+
+    pub async fn send(&mut self, v: &Value) {
+        self.send_text(&v.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, t: &str) {
+        use futures::SinkExt;
+        self.inner.send(tokio_tungstenite::tungstenite::Message::Text(t.into())).await.expect("send");
+    }
+
+    /// The next JSON frame (pings skipped); panics after 5 seconds or when closed.
+    pub async fn next(&mut self) -> Value {
+        self.next_within(Duration::from_secs(5)).await.unwrap_or_else(|| panic!("no message within 5 s"))
+    }
+
+    /// The next JSON frame, None on timeout or close.
+    pub async fn next_within(&mut self, d: Duration) -> Option<Value> {
+        use futures::StreamExt;
+        let deadline = tokio::time::Instant::now() + d;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.inner.next()).await.ok()??;
+            match msg {
+                Ok(tokio_tungstenite::tungstenite::Message::Text(t)) => {
+                    return Some(serde_json::from_str(&t).expect("json frame"));
+                }
+                Ok(tokio_tungstenite::tungstenite::Message::Close(_)) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// The next frame of type `kind`, skipping others.
+    pub async fn next_of(&mut self, kind: &str) -> Value {
+        loop {
+            let v = self.next().await;
+            if v["type"] == kind {
+                return v;
+            }
+        }
+    }
+
+    /// Whether the server closes the socket within `d` (frames before the close are skipped).
+    pub async fn closed_within(&mut self, d: Duration) -> bool {
+        use futures::StreamExt;
+        let deadline = tokio::time::Instant::now() + d;
+        loop {
+            match tokio::time::timeout_at(deadline, self.inner.next()).await {
+                Err(_) => return false,
+                Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_)))) => {
+                    return true;
+                }
+                Ok(Some(Ok(_))) => {}
+            }
+        }
     }
 }

@@ -7,6 +7,7 @@ mod admin;
 mod analytics;
 mod assets;
 mod browser;
+mod collaboration;
 mod files;
 mod jobs;
 mod notifications;

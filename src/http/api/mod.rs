@@ -4,6 +4,8 @@ pub mod admin;
 pub mod analytics;
 pub mod assets;
 pub mod auth;
+pub mod collaboration;
+pub mod comments;
 pub mod notifications;
 pub mod ops;
 pub mod shares;

@@ -58,6 +58,18 @@ pub fn check_csrf(cookie: &CsrfCookie, form_token: Option<&str>) -> Result<(), A
     }
 }
 
+/// The session cookie carrying `jwt` (HttpOnly, SameSite=Lax, Secure on https).
+pub fn session_cookie(state: &AppState, jwt: String) -> Option<HeaderValue> {
+    let session = Cookie::build((SESSION_COOKIE, jwt))
+        .path("/")
+        .http_only(true)
+        .secure(state.config.secure_cookies())
+        .same_site(SameSite::Lax)
+        .max_age(cookie::time::Duration::seconds(state.auth.ttl_secs() as i64))
+        .build();
+    HeaderValue::from_str(&session.to_string()).ok()
+}
+
 /// Only same-site paths are followed after login.
 fn safe_next(next: Option<&str>) -> String {
     match next {
@@ -66,7 +78,7 @@ fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-fn with_cookie(mut resp: Response, cookie: Option<HeaderValue>) -> Response {
+pub fn with_cookie(mut resp: Response, cookie: Option<HeaderValue>) -> Response {
     if let Some(c) = cookie {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
@@ -140,16 +152,9 @@ pub async fn login(
                 Ok(t) => t,
                 Err(e) => return e.into_response(),
             };
-            let session = Cookie::build((SESSION_COOKIE, jwt))
-                .path("/")
-                .http_only(true)
-                .secure(secure)
-                .same_site(SameSite::Lax)
-                .max_age(cookie::time::Duration::seconds(state.auth.ttl_secs() as i64))
-                .build();
             let mut r = Redirect::to(&next).into_response();
             *r.status_mut() = StatusCode::SEE_OTHER;
-            let r = with_cookie(r, HeaderValue::from_str(&session.to_string()).ok());
+            let r = with_cookie(r, session_cookie(&state, jwt));
             with_cookie(r, set)
         }
         Err(e @ AppError::RateLimited { .. }) => {

@@ -39,6 +39,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(embed))
         .routes(routes!(oembed))
         .routes(routes!(beacon))
+        .routes(routes!(comments, comment))
 }
 
 /// What the page's `navigator.sendBeacon` reports.
@@ -118,6 +119,39 @@ struct SharePage {
     downloads_remaining: Option<i64>,
     allow_comments: bool,
     beacon_url: String,
+    /// Comments in thread order, replies indented by `depth`.
+    comments: Vec<CommentRow>,
+    comment_action: String,
+    /// The signed-in viewer comments under this name; guests give one.
+    viewer_name: Option<String>,
+    collaborate_url: Option<String>,
+}
+
+struct CommentRow {
+    id: i64,
+    depth: usize,
+    author: String,
+    is_guest: bool,
+    content: String,
+    timestamp: Option<String>,
+    created_at: String,
+    resolved: bool,
+}
+
+fn comment_rows(trees: &[crate::domain::comments::CommentOut], depth: usize, out: &mut Vec<CommentRow>) {
+    for c in trees {
+        out.push(CommentRow {
+            id: c.id,
+            depth: depth.min(6),
+            author: c.author.name.clone(),
+            is_guest: c.author.is_guest,
+            content: c.content.clone(),
+            timestamp: c.timestamp.clone(),
+            created_at: c.created_at.clone(),
+            resolved: c.resolved,
+        });
+        comment_rows(&c.replies, depth + 1, out);
+    }
 }
 
 /// Renders a refusal as a page (HTML) or an error (JSON).
@@ -294,12 +328,17 @@ pub async fn page(State(state): State<AppState>, req: ShareRequest, csrf: CsrfCo
             oembed: None,
         }
     };
-    let media = match asset.media_type {
-        MediaType::Image => "image",
-        MediaType::Video => "video",
-        MediaType::Audio => "audio",
-        _ if asset.mime_type == "application/pdf" => "pdf",
-        _ => "file",
+    let media = crate::domain::assets::preview_kind(asset);
+    let mut comments = Vec::new();
+    if share.allow_comments {
+        match state.store.comments_of_asset(asset.id).await {
+            Ok(list) => comment_rows(&crate::domain::comments::build_trees(&list), 0, &mut comments),
+            Err(e) => tracing::warn!(error = %e, "could not read the comments of a shared file"),
+        }
+    }
+    let collaborate_url = match (share.allow_collaboration, &req.viewer) {
+        (true, Some(_)) => Some(format!("/collaborate/{uuid}/")),
+        _ => None,
     };
     let mut r = super::render(&SharePage {
         meta,
@@ -314,6 +353,10 @@ pub async fn page(State(state): State<AppState>, req: ShareRequest, csrf: CsrfCo
         downloads_remaining: share.downloads_remaining(),
         allow_comments: share.allow_comments,
         beacon_url: format!("/share/{uuid}/beacon{token_query}"),
+        comments,
+        comment_action: format!("/share/{uuid}/comments{token_query}"),
+        viewer_name: req.viewer.as_ref().map(|u| u.name.clone()),
+        collaborate_url,
     });
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
     r.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept, Cookie, Authorization"));
@@ -591,13 +634,7 @@ pub async fn embed(State(state): State<AppState>, req: ShareRequest) -> Response
                 state.views.add(a.share.id);
             }
             capture(&state, &req, &a, Kind::View);
-            let media = match a.asset.media_type {
-                MediaType::Image => "image",
-                MediaType::Video => "video",
-                MediaType::Audio => "audio",
-                _ if a.asset.mime_type == "application/pdf" => "pdf",
-                _ => "file",
-            };
+            let media = crate::domain::assets::preview_kind(&a.asset);
             let preview_url =
                 previewable(&a).then(|| format!("{}/share/{}/preview", state.config.base_url(), a.share.uuid));
             (StatusCode::OK, EmbedPage { title: a.share.title.clone(), media, preview_url, open_url, message: None })
@@ -745,4 +782,102 @@ async fn oembed_inner(state: &AppState, q: OembedQuery) -> Result<Oembed, AppErr
         thumbnail_url: thumb,
         cache_age: 300,
     })
+}
+
+/// The comment form of the share page (every field is text in a form).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct CommentForm {
+    pub content: Option<String>,
+    pub guest_name: Option<String>,
+    pub parent_comment_id: Option<String>,
+    pub timestamp: Option<String>,
+}
+
+impl CommentForm {
+    fn into_input(self) -> crate::domain::comments::CommentIn {
+        let blank = |s: &Option<String>| s.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
+        crate::domain::comments::CommentIn {
+            content: self.content.clone(),
+            guest_name: blank(&self.guest_name),
+            parent_comment_id: blank(&self.parent_comment_id).and_then(|v| v.parse().ok()),
+            timestamp: blank(&self.timestamp).map(serde_json::Value::String),
+            ..Default::default()
+        }
+    }
+}
+
+/// A link the caller may comment through: open, not exhausted, with `allow_comments`.
+async fn commentable(state: &AppState, req: &ShareRequest) -> Result<Access, AppError> {
+    let access = resolve(state, req).await.map_err(AppError::from)?;
+    if !access.share.allow_comments {
+        return Err(AppError::forbidden("comments are not enabled on this link"));
+    }
+    Ok(access)
+}
+
+/// The comments of a link's file (when the link allows comments).
+#[utoipa::path(get, path = "/share/{uuid}/comments", tag = "share links", params(("uuid" = String, Path, description = "share uuid")),
+    responses((status = 200, body = Vec<crate::domain::comments::CommentOut>), (status = 403, body = ErrorResponse),
+        (status = 404, body = ErrorResponse), (status = 410, body = ErrorResponse)))]
+pub async fn comments(State(state): State<AppState>, req: ShareRequest) -> Result<Response, AppError> {
+    let access = commentable(&state, &req).await?;
+    let list = crate::domain::comments::build_trees(&state.store.comments_of_asset(access.asset.id).await?);
+    Ok(axum::Json(list).into_response())
+}
+
+/// Comments through a link (`allow_comments`): as the signed-in account, or as a guest with a
+/// display name. JSON (201 with the comment) or the page's form (303 back to the page).
+/// Rate-limited per client IP.
+#[utoipa::path(post, path = "/share/{uuid}/comments", tag = "share links", params(("uuid" = String, Path, description = "share uuid")),
+    request_body(content = crate::domain::comments::CommentIn, description = "JSON, or the page's form fields"),
+    responses((status = 201, body = crate::domain::comments::CommentOut), (status = 303, description = "form: back to the page"),
+        (status = 400, body = ErrorResponse), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
+        (status = 410, body = ErrorResponse), (status = 429, body = ErrorResponse)))]
+pub async fn comment(
+    State(state): State<AppState>,
+    req: ShareRequest,
+    request: axum::extract::Request,
+) -> Result<Response, AppError> {
+    use axum::extract::FromRequest;
+    let access = commentable(&state, &req).await?;
+    if access.status == ShareStatus::Exhausted {
+        return Err(AppError::from(Refusal::Gone(ShareStatus::Exhausted)));
+    }
+    state.limits.guest_comment_per_ip.check(&req.ip)?;
+    let is_form = req
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let input = if is_form {
+        crate::http::extract::ApiForm::<CommentForm>::from_request(request, &state).await?.0.into_input()
+    } else {
+        crate::http::extract::ApiJson::<crate::domain::comments::CommentIn>::from_request(request, &state).await?.0
+    };
+    // A signed-in viewer comments as themselves, unless the request comes from another site
+    // riding their cookie: then it is a guest comment like any other.
+    let cross_site = req
+        .headers
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .is_some_and(|o| !crate::http::extract::same_origin(o, state.config.base_url()));
+    let author = match &req.viewer {
+        Some(u) if !cross_site => crate::store::comments::Author::User(u.id),
+        _ => crate::store::comments::Author::Guest {
+            name: crate::domain::comments::parse_guest_name(input.guest_name.as_deref())?,
+            share_id: access.share.id,
+        },
+    };
+    let origin = crate::http::api::comments::Origin {
+        share_id: access.share.id,
+        ip: req.ip,
+        user_agent: req.user_agent.clone(),
+    };
+    let c = crate::http::api::comments::create(&state, &access.asset, author, &input, Some(origin)).await?;
+    if is_form {
+        let mut r = Redirect::to(&format!("/share/{}/#comment-{}", access.share.uuid, c.id)).into_response();
+        *r.status_mut() = StatusCode::SEE_OTHER;
+        return Ok(r);
+    }
+    Ok((StatusCode::CREATED, axum::Json(crate::domain::comments::CommentOut::of(&c))).into_response())
 }

@@ -1,0 +1,88 @@
+//! The event bus between instances (DESIGN §3). Rooms (`crate::realtime`) always deliver to their
+//! own sockets directly; the bus carries the same envelopes to the other instances. In-process (one
+//! instance) it carries nothing; with `bus_url` it is Redis pub/sub. Pub/sub is lossy across
+//! reconnects: durable events are recovered from the store by sequence number, never from the bus.
+
+pub mod redis;
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+/// One message for a room, as it travels between instances.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The instance that published it (an instance ignores its own).
+    pub origin: String,
+    pub room: String,
+    /// Durable events: the room's sequence number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<i64>,
+    /// The message `type` (the sockets act on some: `session_ended`, `participant_removed`).
+    pub kind: String,
+    /// The user who caused it (cursor and signal senders, the removed participant).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<i64>,
+    /// Only this user's sockets receive it (signals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<i64>,
+    /// The frame sent to clients, serialised once.
+    pub frame: String,
+}
+
+/// Who one instance has online in a room.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PresenceSnapshot {
+    pub instance: String,
+    /// Unix ms after which the snapshot is stale (the instance stopped refreshing it).
+    pub until: i64,
+    /// `(user_id, name)`.
+    pub users: Vec<(i64, String)>,
+}
+
+/// What a bus hands to the rooms of this instance.
+pub trait Sink: Send + Sync {
+    /// An envelope from another instance.
+    fn deliver(&self, env: Envelope);
+    /// The bus (re)connected: messages may have been lost meanwhile, rooms catch up from the store.
+    fn resync(&self);
+}
+
+pub trait EventBus: Send + Sync {
+    /// Starts delivering other instances' envelopes to `sink`.
+    fn start(&self, sink: Arc<dyn Sink>, shutdown: tokio_util::sync::CancellationToken);
+    /// Sends to the other instances; never waits and never fails (losses are counted).
+    fn publish(&self, env: &Envelope);
+    /// Stores this instance's presence in a room for the others.
+    fn put_presence(&self, room: &str, snapshot: PresenceSnapshot) -> BoxFuture<'static, ()>;
+    /// The other instances' presence in a room (empty when unknown or unreachable).
+    fn presence(&self, room: &str) -> BoxFuture<'static, Vec<PresenceSnapshot>>;
+    /// Whether the bus is connected (always true in-process).
+    fn connected(&self) -> bool;
+}
+
+/// One instance: nothing to carry.
+pub struct InProcess;
+
+impl EventBus for InProcess {
+    fn start(&self, _sink: Arc<dyn Sink>, _shutdown: tokio_util::sync::CancellationToken) {}
+    fn publish(&self, _env: &Envelope) {}
+    fn put_presence(&self, _room: &str, _snapshot: PresenceSnapshot) -> BoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
+    fn presence(&self, _room: &str) -> BoxFuture<'static, Vec<PresenceSnapshot>> {
+        Box::pin(async { Vec::new() })
+    }
+    fn connected(&self) -> bool {
+        true
+    }
+}
+
+/// The bus the configuration asks for.
+pub fn from_config(bus_url: Option<&str>, instance: &str) -> anyhow::Result<Arc<dyn EventBus>> {
+    match bus_url {
+        None => Ok(Arc::new(InProcess)),
+        Some(url) => Ok(Arc::new(redis::RedisBus::new(url, instance)?)),
+    }
+}

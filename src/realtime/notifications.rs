@@ -1,0 +1,102 @@
+//! An account's notifications: durable events of the room `user:{id}`, delivered on
+//! `/ws/notifications/` (and across instances through the bus) with the same recovery as every room.
+
+use axum::extract::ws::{Message, WebSocket};
+
+use super::Next;
+use super::socket::{self, CLOSE_AWAY, CLOSE_TOO_SLOW, error_frame, send_text};
+use crate::app::AppState;
+use crate::domain::users::User;
+
+pub fn room(user_id: i64) -> String {
+    format!("user:{user_id}")
+}
+
+/// Records a notification for `user_id` and delivers it live; never waits for it.
+/// `fields` are the notification's fields (`kind`, …) next to `type`, `seq` and `at`.
+pub fn notify(state: &AppState, user_id: i64, fields: serde_json::Value) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        if let Err(e) = state.rooms.emit(&room(user_id), "notification", fields).await {
+            tracing::warn!(error = %e, "could not record a notification");
+        }
+    });
+}
+
+/// Runs an account's notification socket until it closes.
+pub async fn serve(state: AppState, user: User, last_seq: Option<i64>, mut ws: WebSocket) {
+    let mut sub = match state.rooms.subscribe(&room(user.id)).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not open a notification room");
+            let _ = send_text(&mut ws, &error_frame("unavailable", "notifications are unavailable; try again")).await;
+            socket::close(&mut ws, CLOSE_TOO_SLOW, "unavailable").await;
+            return;
+        }
+    };
+    metrics::gauge!("vitrine_websockets_open", "channel" => "notifications").increment(1.0);
+    let mut hello = serde_json::json!({"type": "connection_established", "user_id": user.id, "seq": sub.last_seq});
+    let mut missed = Vec::new();
+    if let Some(after) = last_seq {
+        match sub.replay(after).await {
+            Ok(m) => {
+                hello["recovered"] = true.into();
+                missed = m;
+            }
+            Err(_) => hello["recovered"] = false.into(),
+        }
+    }
+    let mut ok = send_text(&mut ws, &hello.to_string()).await;
+    for env in missed {
+        ok = ok && send_text(&mut ws, &env.frame).await;
+    }
+    let mut ping = tokio::time::interval(socket::PING_EVERY);
+    ping.tick().await;
+    let mut last_heard = std::time::Instant::now();
+    while ok {
+        tokio::select! {
+            next = sub.next() => match next {
+                Next::Frames(frames) => {
+                    for env in frames {
+                        if !send_text(&mut ws, &env.frame).await {
+                            ok = false;
+                            break;
+                        }
+                    }
+                }
+                Next::Lagged => {
+                    socket::close(&mut ws, CLOSE_TOO_SLOW, "too slow; reconnect with last_seq").await;
+                    break;
+                }
+            },
+            incoming = ws.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(Message::Text(t))) => {
+                    last_heard = std::time::Instant::now();
+                    // The only request: {"type": "resume", "last_seq": N}.
+                    let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap_or_default();
+                    match (v["type"].as_str(), v["last_seq"].as_i64()) {
+                        (Some("resume"), Some(after)) => match sub.replay(after).await {
+                            Ok(m) => for env in m { ok = ok && send_text(&mut ws, &env.frame).await; },
+                            Err(_) => {
+                                let f = serde_json::json!({"type": "connection_established", "user_id": user.id, "seq": sub.last_seq, "recovered": false});
+                                ok = send_text(&mut ws, &f.to_string()).await;
+                            }
+                        },
+                        (Some("ping"), _) => ok = send_text(&mut ws, r#"{"type":"pong"}"#).await,
+                        _ => ok = send_text(&mut ws, &error_frame("unknown_type", "send resume {last_seq} or ping")).await,
+                    }
+                }
+                Some(Ok(_)) => last_heard = std::time::Instant::now(),
+            },
+            _ = ping.tick() => {
+                if last_heard.elapsed() > socket::DEAD_AFTER {
+                    socket::close(&mut ws, CLOSE_AWAY, "no answer to pings").await;
+                    break;
+                }
+                ok = ws.send(Message::Ping(Vec::new().into())).await.is_ok();
+            }
+        }
+    }
+    metrics::gauge!("vitrine_websockets_open", "channel" => "notifications").decrement(1.0);
+}

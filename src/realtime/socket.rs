@@ -1,0 +1,54 @@
+//! What every live socket shares: buffer sizes, limits, the inbound rate limiter, heartbeats and
+//! small frame helpers.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+/// Largest inbound message we act on; larger ones get an `error` and are dropped.
+pub const MAX_MESSAGE: usize = 64 * 1024;
+/// Largest frame the protocol layer accepts at all (beyond it the connection is closed).
+const MAX_FRAME: usize = 1024 * 1024;
+/// Ping period, and how long a silent peer is believed alive.
+pub const PING_EVERY: Duration = Duration::from_secs(15);
+pub const DEAD_AFTER: Duration = Duration::from_secs(45);
+
+/// Small buffers: idle sockets must stay cheap (axum's defaults cost over 100 KB each).
+pub fn configure(ws: WebSocketUpgrade) -> WebSocketUpgrade {
+    ws.read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        // A cap, not an allocation: one large frame (a session state) must fit.
+        .max_write_buffer_size(8 * 1024 * 1024)
+        .max_message_size(MAX_FRAME)
+        .max_frame_size(MAX_FRAME)
+}
+
+/// Inbound messages per second per socket (burst twice that).
+pub fn inbound_limiter(per_second: u32) -> DefaultDirectRateLimiter {
+    let n = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(per_second.max(1) * 2).unwrap_or(NonZeroU32::MIN);
+    RateLimiter::direct(Quota::per_second(n).allow_burst(burst))
+}
+
+/// An `error` frame (docs/realtime.md).
+pub fn error_frame(code: &str, message: &str) -> String {
+    serde_json::json!({"type": "error", "code": code, "error": message}).to_string()
+}
+
+pub async fn send_text(socket: &mut WebSocket, text: &str) -> bool {
+    socket.send(Message::Text(text.into())).await.is_ok()
+}
+
+/// Closes with a code and reason (errors ignored: the peer may be gone).
+pub async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let _ = socket.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+}
+
+/// 1013 "try again later": the socket fell behind; it reconnects with `last_seq`.
+pub const CLOSE_TOO_SLOW: u16 = 1013;
+/// 1000: the session is over.
+pub const CLOSE_NORMAL: u16 = 1000;
+/// 1001: the server is going away, or the peer stopped answering.
+pub const CLOSE_AWAY: u16 = 1001;

@@ -1,0 +1,661 @@
+//! Comments and real-time collaboration (SPEC §4): REST, sessions, the WebSocket protocol,
+//! recovery, recording, invitations, guest comments.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{Db, Spawn, TestApp, Ws, assert_error, fixtures};
+
+/// An owner with a 60-second audio asset, and a reviewer with an account.
+struct Review {
+    app: TestApp,
+    owner: String,
+    owner_id: i64,
+    reviewer: String,
+    reviewer_id: i64,
+    asset_id: i64,
+}
+
+async fn review_on(app: TestApp) -> Review {
+    let (owner, owner_id) = app.register("owner@example.com", "Olive Owner").await;
+    let (reviewer, reviewer_id) = app.register("rita@example.com", "Rita Reviewer").await;
+    let a = app.upload(&owner, "take.wav", fixtures::wav(60)).await;
+    Review { asset_id: a["id"].as_i64().expect("id"), app, owner, owner_id, reviewer, reviewer_id }
+}
+
+async fn session(r: &Review, config: Value) -> Value {
+    let resp = r
+        .app
+        .post_json(
+            "/api/v3/collaboration/sessions/",
+            Some(&r.owner),
+            &json!({"asset_id": r.asset_id, "participants": [{"email": "rita@example.com"}, {"email": "new@example.com"}],
+                    "session_config": config}),
+        )
+        .await;
+    let status = resp.status();
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body
+}
+
+/// The `participant_joined` of `user_id` (earlier ones, such as your own, are skipped).
+async fn joined_by(ws: &mut Ws, user_id: i64) -> Value {
+    loop {
+        let v = ws.next_of("participant_joined").await;
+        if v["user"]["user_id"] == user_id {
+            return v;
+        }
+    }
+}
+
+fn ws_path(s: &Value, token: &str) -> String {
+    format!("{}?token={token}", s["websocket_url"].as_str().expect("websocket_url"))
+}
+
+async fn comments_on(db: Db) {
+    let r = review_on(TestApp::on(db).await).await;
+    let path = format!("/api/v3/assets/{}/comments/", r.asset_id);
+    let resp = r
+        .app
+        .post_json(
+            &path,
+            Some(&r.owner),
+            &json!({"content": "Louder <here>", "position_x": 0.85, "position_y": 0.15, "timestamp": "00:00:30",
+                    "parent_comment_id": null}),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let top: Value = resp.json().await.expect("json");
+    assert_eq!(top["content"], "Louder <here>");
+    assert_eq!(top["timestamp"], "00:00:30");
+    assert_eq!((top["position_x"].as_f64(), top["position_y"].as_f64()), (Some(0.85), Some(0.15)));
+    assert_eq!(top["author"]["name"], "Olive Owner");
+    assert_eq!(top["resolved"], false);
+    let top_id = top["id"].as_i64().expect("id");
+    // The seed's client sends an ISO date as timestamp: no media position.
+    let reply: Value = r
+        .app
+        .post_json(
+            &path,
+            Some(&r.owner),
+            &json!({"content": "ok", "timestamp": "2024-01-15T10:30:00Z", "parent_comment_id": top_id}),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(reply["timestamp"], Value::Null);
+    let deeper: Value = r
+        .app
+        .post_json(&path, Some(&r.owner), &json!({"content": "reply to reply", "parent_comment_id": reply["id"]}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let list: Value = r.app.get(&path, Some(&r.owner)).await.json().await.expect("json");
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(list[0]["replies"][0]["id"], reply["id"]);
+    assert_eq!(list[0]["replies"][0]["replies"][0]["id"], deeper["id"]);
+
+    // Validation: every reason named.
+    let bad = r
+        .app
+        .post_json(
+            &path,
+            Some(&r.owner),
+            &json!({"content": "", "position_x": 2, "position_y": 0.5, "timestamp": "00:05:00"}),
+        )
+        .await;
+    let body = assert_error(bad, StatusCode::BAD_REQUEST, "validation_error").await;
+    for f in ["content", "position_x", "timestamp"] {
+        assert!(body["fields"][f].is_string(), "{f} in {body}");
+    }
+    // A parent on another asset.
+    let other = r.app.upload(&r.owner, "other.pdf", fixtures::pdf(500)).await;
+    let foreign = r
+        .app
+        .post_json(
+            &format!("/api/v3/assets/{}/comments/", other["id"]),
+            Some(&r.owner),
+            &json!({"content": "x", "parent_comment_id": top_id}),
+        )
+        .await;
+    let body = assert_error(foreign, StatusCode::BAD_REQUEST, "validation_error").await;
+    assert!(body["fields"]["parent_comment_id"].is_string());
+    // Strangers see nothing; no token is 401.
+    assert_error(r.app.get(&path, Some(&r.reviewer)).await, StatusCode::NOT_FOUND, "not_found").await;
+    assert_error(
+        r.app.post_json(&path, None, &json!({"content": "x"})).await,
+        StatusCode::UNAUTHORIZED,
+        "not_authenticated",
+    )
+    .await;
+    assert_error(
+        r.app.post_json("/api/v3/assets/999999/comments/", Some(&r.owner), &json!({"content": "x"})).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+
+    // A participant of a live session may review; edit is the author's, delete the author's or owner's.
+    session(&r, json!({})).await;
+    let mine: Value =
+        r.app.post_json(&path, Some(&r.reviewer), &json!({"content": "mine"})).await.json().await.expect("json");
+    let mine_path = format!("/api/v3/comments/{}/", mine["id"]);
+    let edited = r.app.patch_json(&mine_path, Some(&r.reviewer), &json!({"content": "mine, edited"})).await;
+    assert_eq!(edited.status(), StatusCode::OK);
+    assert_eq!(edited.json::<Value>().await.expect("json")["content"], "mine, edited");
+    assert_error(
+        r.app.patch_json(&mine_path, Some(&r.owner), &json!({"content": "not yours"})).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    assert_error(
+        r.app.delete(&format!("/api/v3/comments/{top_id}/"), Some(&r.reviewer)).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    // Resolve and reopen.
+    let resolved = r.app.post_json(&format!("/api/v3/comments/{top_id}/resolve/"), Some(&r.owner), &json!({})).await;
+    assert_eq!(resolved.json::<Value>().await.expect("json")["resolved"], true);
+    let reopened = r
+        .app
+        .post_json(&format!("/api/v3/comments/{top_id}/resolve/"), Some(&r.owner), &json!({"resolved": false}))
+        .await;
+    assert_eq!(reopened.json::<Value>().await.expect("json")["resolved"], false);
+    // The owner deletes a thread: replies go with it.
+    assert_eq!(
+        r.app.delete(&format!("/api/v3/comments/{top_id}/"), Some(&r.owner)).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let list: Value = r.app.get(&path, Some(&r.owner)).await.json().await.expect("json");
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+    assert_eq!(list[0]["content"], "mine, edited");
+    assert_error(
+        r.app.delete(&format!("/api/v3/comments/{}/", deeper["id"]), Some(&r.owner)).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+}
+
+async fn sessions_on(db: Db) {
+    let r = review_on(TestApp::on(db).await).await;
+    let s = session(&r, json!({"duration_hours": 48, "voice_chat": true, "invitation_message": "Please review"})).await;
+    let sid = s["session_id"].as_str().expect("session_id");
+    assert!(uuid::Uuid::parse_str(sid).is_ok());
+    assert_eq!(s["websocket_url"], format!("/ws/collaboration/{sid}/"));
+    let share_uuid = s["share_link"]["uuid"].as_str().expect("share uuid");
+    assert_eq!(s["collaboration_url"], format!("/collaborate/{share_uuid}/"));
+    assert_eq!(
+        s["features"],
+        json!({"allow_download": false, "cursor_tracking": true, "voice_chat": true, "screen_sharing": false})
+    );
+    assert_eq!(s["share_link"]["share_type"], "private");
+    let rita = &s["participants"][0];
+    assert_eq!((rita["email"].as_str(), rita["user_id"].as_i64()), (Some("rita@example.com"), Some(r.reviewer_id)));
+    let newcomer = &s["participants"][1];
+    assert_eq!(newcomer["user_id"], Value::Null);
+    assert!(newcomer["invite_url"].as_str().expect("invite").contains("/invite/"));
+
+    // Validation and ownership.
+    let bad = r
+        .app
+        .post_json(
+            "/api/v3/collaboration/sessions/",
+            Some(&r.owner),
+            &json!({"asset_id": r.asset_id, "participants": [{"email": "nope"}], "session_config": {"duration_hours": 9999}}),
+        )
+        .await;
+    let body = assert_error(bad, StatusCode::BAD_REQUEST, "validation_error").await;
+    assert!(body["fields"]["participants[0].email"].is_string());
+    assert!(body["fields"]["session_config.duration_hours"].is_string());
+    let theirs =
+        r.app.post_json("/api/v3/collaboration/sessions/", Some(&r.reviewer), &json!({"asset_id": r.asset_id})).await;
+    assert_error(theirs, StatusCode::NOT_FOUND, "not_found").await;
+
+    // Participants read it (without invitation links); strangers do not.
+    let path = format!("/api/v3/collaboration/sessions/{sid}/");
+    let seen: Value = r.app.get(&path, Some(&r.reviewer)).await.json().await.expect("json");
+    assert_eq!(seen["participants"].as_array().map(Vec::len), Some(1));
+    let (stranger, _) = r.app.register("sam@example.com", "Sam Stranger").await;
+    assert_error(r.app.get(&path, Some(&stranger)).await, StatusCode::NOT_FOUND, "not_found").await;
+    let listed: Value =
+        r.app.get("/api/v3/collaboration/sessions/", Some(&r.reviewer)).await.json().await.expect("json");
+    assert_eq!(listed[0]["session_id"], sid);
+
+    // Only the owner ends it; then it is over.
+    assert_error(r.app.delete(&path, Some(&r.reviewer)).await, StatusCode::FORBIDDEN, "forbidden").await;
+    let ended: Value = r.app.delete(&path, Some(&r.owner)).await.json().await.expect("json");
+    assert_eq!(ended["status"], "ended");
+    assert_error(r.app.delete(&path, Some(&r.owner)).await, StatusCode::GONE, "session_over").await;
+    assert_eq!(Ws::try_connect(&r.app, &ws_path(&s, &r.owner)).await.err(), Some(410));
+}
+
+crate::on_both_databases!(comments_on, sessions_on);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_members_see_each_others_cursors_and_comments_and_cannot_spoof() {
+    let r = review_on(TestApp::spawn().await).await;
+    let s = session(&r, json!({})).await;
+    let mut olive = Ws::connect(&r.app, &ws_path(&s, &r.owner)).await;
+    let state = olive.next().await;
+    assert_eq!(state["type"], "session_state");
+    assert_eq!(state["user_id"], r.owner_id);
+    assert_eq!(state["features"]["cursor_tracking"], true);
+    assert!(state["asset"]["content_url"].is_string());
+    let mut rita = Ws::connect(&r.app, &ws_path(&s, &r.reviewer)).await;
+    let state = rita.next_of("session_state").await;
+    let online: Vec<i64> =
+        state["online"].as_array().expect("online").iter().filter_map(|u| u["user_id"].as_i64()).collect();
+    assert!(online.contains(&r.owner_id) && online.contains(&r.reviewer_id), "{state}");
+    let joined = joined_by(&mut olive, r.reviewer_id).await;
+    assert!(joined["seq"].as_i64().is_some());
+
+    // A cursor claiming to be someone else is still Rita's.
+    rita.send(&json!({"type": "cursor_position", "user_id": r.owner_id, "x": 0.25, "y": 0.75})).await;
+    let cursor = olive.next_of("cursor_position").await;
+    assert_eq!(
+        (cursor["user_id"].as_i64(), cursor["x"].as_f64(), cursor["y"].as_f64()),
+        (Some(r.reviewer_id), Some(0.25), Some(0.75))
+    );
+    assert_eq!(cursor["name"], "Rita Reviewer");
+    assert!(cursor.get("seq").is_none());
+
+    // A comment over the socket is stored like the REST call and reaches both, sender included.
+    rita.send(&json!({"type": "comment", "user_id": r.owner_id, "comment": {"content": "Too quiet", "position_x": 0.5, "position_y": 0.5, "timestamp": "00:00:10"}})).await;
+    let seen_by_olive = olive.next_of("comment").await;
+    let seen_by_rita = rita.next_of("comment").await;
+    assert_eq!(seen_by_olive["comment"]["author"]["id"], r.reviewer_id);
+    assert_eq!(seen_by_olive["comment"]["timestamp"], "00:00:10");
+    assert_eq!(seen_by_olive["seq"], seen_by_rita["seq"]);
+    let stored: Value = r
+        .app
+        .get(&format!("/api/v3/assets/{}/comments/", r.asset_id), Some(&r.owner))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(stored[0]["content"], "Too quiet");
+    // A comment through REST is broadcast too.
+    r.app
+        .post_json(&format!("/api/v3/assets/{}/comments/", r.asset_id), Some(&r.owner), &json!({"content": "Agreed"}))
+        .await;
+    assert_eq!(rita.next_of("comment").await["comment"]["content"], "Agreed");
+    // Invalid comment: an error to the sender only, connection kept.
+    rita.send(&json!({"type": "comment", "comment": {"content": "", "position_x": 3}})).await;
+    let err = rita.next_of("error").await;
+    assert_eq!(err["code"], "invalid");
+    assert!(err["fields"]["content"].is_string());
+
+    // Voice chat is off in this session: signals are refused.
+    rita.send(&json!({"type": "signal", "to": r.owner_id, "data": {"kind": "offer"}})).await;
+    assert_eq!(rita.next_of("error").await["code"], "feature_disabled");
+
+    // Leaving is seen.
+    drop(rita);
+    let left = olive.next_of("participant_left").await;
+    assert_eq!(left["user"]["user_id"], r.reviewer_id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabled_features_malformed_and_oversized_messages_get_errors_and_the_socket_stays() {
+    let r = review_on(TestApp::spawn().await).await;
+    let s = session(&r, json!({"cursor_tracking": false, "screen_sharing": true})).await;
+    let mut olive = Ws::connect(&r.app, &ws_path(&s, &r.owner)).await;
+    olive.next_of("session_state").await;
+    let mut rita = Ws::connect(&r.app, &ws_path(&s, &r.reviewer)).await;
+    rita.next_of("session_state").await;
+    joined_by(&mut olive, r.reviewer_id).await;
+
+    rita.send(&json!({"type": "cursor_position", "x": 0.1, "y": 0.1})).await;
+    assert_eq!(rita.next_of("error").await["code"], "feature_disabled");
+    rita.send_text("{not json").await;
+    assert_eq!(rita.next_of("error").await["code"], "malformed");
+    rita.send(&json!({"type": "teleport"})).await;
+    assert_eq!(rita.next_of("error").await["code"], "unknown_type");
+    rita.send(&json!({"type": "cursor_position", "x": "left"})).await;
+    assert_eq!(rita.next_of("error").await["code"], "invalid");
+    let big = json!({"type": "comment", "comment": {"content": "x".repeat(70 * 1024)}});
+    rita.send(&big).await;
+    assert_eq!(rita.next_of("error").await["code"], "too_large");
+    rita.send(&json!({"type": "ping"})).await;
+    assert_eq!(rita.next_of("pong").await["type"], "pong");
+
+    // Screen sharing is on: signals reach only their addressee, marked with the real sender.
+    rita.send(&json!({"type": "signal", "to": r.owner_id, "from": 12345, "data": {"kind": "offer", "sdp": "v=0"}}))
+        .await;
+    let sig = olive.next_of("signal").await;
+    assert_eq!((sig["from"].as_i64(), sig["data"]["sdp"].as_str()), (Some(r.reviewer_id), Some("v=0")));
+    // Signals only go to members of the session.
+    let (_, stranger_id) = r.app.register("sam@example.com", "Sam").await;
+    rita.send(&json!({"type": "signal", "to": stranger_id, "data": {}})).await;
+    assert_eq!(rita.next_of("error").await["code"], "invalid");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_members_of_a_live_session_may_connect() {
+    let clock = std::sync::Arc::new(vitrine::domain::time::ManualClock::new(vitrine::domain::time::now_ms()));
+    let r = review_on(TestApp::spawn_with(Spawn { clock: Some(clock.clone()), ..Default::default() }).await).await;
+    let s = session(&r, json!({"duration_hours": 1})).await;
+    let (stranger, _) = r.app.register("sam@example.com", "Sam Stranger").await;
+    assert_eq!(Ws::try_connect(&r.app, &ws_path(&s, &stranger)).await.err(), Some(403));
+    assert_eq!(Ws::try_connect(&r.app, &ws_path(&s, "not-a-token")).await.err(), Some(401));
+    assert_eq!(Ws::try_connect(&r.app, s["websocket_url"].as_str().expect("url")).await.err(), Some(401));
+    let unknown = format!("/ws/collaboration/{}/?token={}", uuid::Uuid::new_v4(), r.owner);
+    assert_eq!(Ws::try_connect(&r.app, &unknown).await.err(), Some(404));
+    // A cookie session from another site cannot ride into the socket.
+    let req = tokio_tungstenite::tungstenite::http::Request::builder()
+        .uri(format!("ws://{}{}", r.app.addr, s["websocket_url"].as_str().expect("url")))
+        .header("Host", r.app.addr.to_string())
+        .header("Origin", "https://evil.example")
+        .header("Cookie", format!("vitrine_session={}", r.reviewer))
+        .header("Connection", "Upgrade")
+        .header("Upgrade", "websocket")
+        .header("Sec-WebSocket-Version", "13")
+        .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .body(())
+        .expect("request");
+    match tokio_tungstenite::connect_async(req).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status().as_u16(), 403),
+        other => panic!("expected 403, got {:?}", other.map(|_| ())),
+    }
+    // After the session's hours, it is gone.
+    clock.advance_ms(3_600_001);
+    assert_eq!(Ws::try_connect(&r.app, &ws_path(&s, &r.reviewer)).await.err(), Some(410));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_participant_or_ending_the_session_closes_their_sockets() {
+    let r = review_on(TestApp::spawn().await).await;
+    let s = session(&r, json!({})).await;
+    let sid = s["session_id"].as_str().expect("sid");
+    let mut olive = Ws::connect(&r.app, &ws_path(&s, &r.owner)).await;
+    olive.next_of("session_state").await;
+    let mut rita = Ws::connect(&r.app, &ws_path(&s, &r.reviewer)).await;
+    rita.next_of("session_state").await;
+    let gone = r
+        .app
+        .delete(&format!("/api/v3/collaboration/sessions/{sid}/participants/{}/", r.reviewer_id), Some(&r.owner))
+        .await;
+    assert_eq!(gone.status(), StatusCode::NO_CONTENT);
+    assert!(rita.closed_within(Duration::from_secs(5)).await, "the removed participant's socket closes");
+    assert_eq!(Ws::try_connect(&r.app, &ws_path(&s, &r.reviewer)).await.err(), Some(403));
+    assert_eq!(olive.next_of("participant_removed").await["user"]["user_id"], r.reviewer_id);
+    // Re-invited, then the owner ends the session: everyone is told and closed.
+    let again = r
+        .app
+        .post_json(
+            &format!("/api/v3/collaboration/sessions/{sid}/participants/"),
+            Some(&r.owner),
+            &json!({"email": "rita@example.com"}),
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::CREATED);
+    let dup = r
+        .app
+        .post_json(
+            &format!("/api/v3/collaboration/sessions/{sid}/participants/"),
+            Some(&r.owner),
+            &json!({"email": "rita@example.com"}),
+        )
+        .await;
+    assert_error(dup, StatusCode::CONFLICT, "already_participant").await;
+    assert_eq!(olive.next_of("notification").await["kind"], "participant_added");
+    let mut rita = Ws::connect(&r.app, &ws_path(&s, &r.reviewer)).await;
+    rita.next_of("session_state").await;
+    r.app.post_json(&format!("/api/v3/collaboration/sessions/{sid}/end/"), Some(&r.owner), &json!({})).await;
+    assert_eq!(rita.next_of("session_ended").await["reason"], "ended");
+    assert!(rita.closed_within(Duration::from_secs(5)).await);
+    assert!(olive.closed_within(Duration::from_secs(5)).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_dropped_again_and_again_ends_with_every_comment_once_in_order() {
+    let r = review_on(TestApp::spawn().await).await;
+    let s = session(&r, json!({})).await;
+    let producer_app = &r.app;
+    let path = format!("/api/v3/assets/{}/comments/", r.asset_id);
+    let owner = r.owner.clone();
+    let producer = async {
+        for i in 0..1000 {
+            let resp = producer_app.post_json(&path, Some(&owner), &json!({"content": format!("c{i}")})).await;
+            assert_eq!(resp.status(), StatusCode::CREATED);
+        }
+    };
+    // Where the stream stands before the first comment.
+    let mut first = Ws::connect(&r.app, &ws_path(&s, &r.reviewer)).await;
+    let start = first.next_of("session_state").await["seq"].as_i64();
+    drop(first);
+    let consumer = async {
+        let mut seen: Vec<String> = Vec::new();
+        let mut last_seq: Option<i64> = start;
+        let mut round = 0;
+        while seen.len() < 1000 {
+            round += 1;
+            let q = match last_seq {
+                Some(n) => format!("{}&last_seq={n}", ws_path(&s, &r.reviewer)),
+                None => ws_path(&s, &r.reviewer),
+            };
+            let mut ws = Ws::connect(&r.app, &q).await;
+            let state = ws.next_of("session_state").await;
+            assert_eq!(state["recovered"], true, "{state}");
+            // Read a few frames, then drop the connection.
+            let take = 1 + round % 37;
+            for _ in 0..take {
+                let Some(v) = ws.next_within(Duration::from_secs(5)).await else { break };
+                if let Some(seq) = v["seq"].as_i64() {
+                    assert_eq!(Some(seq), last_seq.map(|l| l + 1), "events arrive in order without gaps: {v}");
+                    last_seq = Some(seq);
+                    if v["type"] == "comment" {
+                        seen.push(v["comment"]["content"].as_str().expect("content").to_string());
+                    }
+                }
+            }
+        }
+        seen
+    };
+    let ((), seen) = tokio::join!(producer, consumer);
+    let expected: Vec<String> = (0..1000).map(|i| format!("c{i}")).collect();
+    assert_eq!(seen, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gap_older_than_the_window_is_answered_with_the_current_state() {
+    let r = review_on(
+        TestApp::spawn_with(Spawn { tweak: Box::new(|c| c.realtime_recovery_window = 5), ..Default::default() }).await,
+    )
+    .await;
+    let s = session(&r, json!({})).await;
+    let mut ws = Ws::connect(&r.app, &ws_path(&s, &r.reviewer)).await;
+    let start = ws.next_of("session_state").await["seq"].as_i64().expect("seq");
+    drop(ws);
+    for i in 0..10 {
+        r.app
+            .post_json(
+                &format!("/api/v3/assets/{}/comments/", r.asset_id),
+                Some(&r.owner),
+                &json!({"content": format!("c{i}")}),
+            )
+            .await;
+    }
+    let mut ws = Ws::connect(&r.app, &format!("{}&last_seq={start}", ws_path(&s, &r.reviewer))).await;
+    let state = ws.next_of("session_state").await;
+    assert_eq!(state["recovered"], false);
+    assert_eq!(state["comments"].as_array().map(Vec::len), Some(10));
+    // resume on an open socket: a recoverable gap replays, an impossible one is refused.
+    // Joining is itself an event: the socket has seen it.
+    let now = joined_by(&mut ws, r.reviewer_id).await["seq"].as_i64().expect("seq");
+    assert_eq!(now, state["seq"].as_i64().expect("seq") + 1);
+    ws.send(&json!({"type": "resume", "last_seq": now - 2})).await;
+    assert_eq!(ws.next().await["seq"], now - 1);
+    assert_eq!(ws.next().await["seq"], now);
+    ws.send(&json!({"type": "resume", "last_seq": now + 50})).await;
+    assert_eq!(ws.next_of("session_state").await["recovered"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recording_keeps_events_and_sampled_cursors_in_order() {
+    let r = review_on(TestApp::spawn().await).await;
+    let s = session(&r, json!({})).await;
+    let sid = s["session_id"].as_str().expect("sid");
+    let mut rita = Ws::connect(&r.app, &ws_path(&s, &r.reviewer)).await;
+    rita.next_of("session_state").await;
+    rita.send(&json!({"type": "cursor_position", "x": 0.4, "y": 0.6})).await;
+    rita.send(&json!({"type": "comment", "comment": {"content": "Here"}})).await;
+    rita.next_of("comment").await;
+    let path = format!("/api/v3/collaboration/sessions/{sid}/recording/");
+    let mut rec = Value::Null;
+    for _ in 0..50 {
+        rec = r.app.get(&path, Some(&r.owner)).await.json().await.expect("json");
+        if rec["events"].as_array().is_some_and(|e| e.iter().any(|e| e["type"] == "cursor_position")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(rec["session_id"], sid);
+    let events = rec["events"].as_array().expect("events");
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert!(kinds.contains(&"participant_joined") && kinds.contains(&"comment"), "{kinds:?}");
+    let cursor = events.iter().find(|e| e["type"] == "cursor_position").expect("a cursor sample");
+    assert_eq!((cursor["seq"].clone(), cursor["data"]["x"].as_f64()), (Value::Null, Some(0.4)));
+    let seqs: Vec<i64> = events.iter().filter_map(|e| e["seq"].as_i64()).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+    let ats: Vec<&str> = events.iter().filter_map(|e| e["at"].as_str()).collect();
+    assert!(ats.windows(2).all(|w| w[0] <= w[1]));
+    let (stranger, _) = r.app.register("sam@example.com", "Sam").await;
+    assert_error(r.app.get(&path, Some(&stranger)).await, StatusCode::NOT_FOUND, "not_found").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invitation_creates_the_account_and_opens_the_session() {
+    let r = review_on(TestApp::spawn().await).await;
+    let s = session(&r, json!({"invitation_message": "Have a listen"})).await;
+    let invite = s["participants"][1]["invite_url"].as_str().expect("invite").to_string();
+    let form = r.app.client.get(&invite).send().await.expect("form");
+    assert_eq!(form.status(), StatusCode::OK);
+    let csrf_cookie = form
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("vitrine_csrf="))
+        .map(|c| c.split(';').next().unwrap_or("").to_string())
+        .expect("csrf cookie");
+    let html = form.text().await.expect("html");
+    assert!(html.contains("new@example.com") && html.contains("Have a listen"));
+    let csrf = csrf_cookie.trim_start_matches("vitrine_csrf=").to_string();
+    // A forged token is refused.
+    assert_eq!(r.app.client.get(format!("{invite}x")).send().await.expect("bad").status(), StatusCode::NOT_FOUND);
+    let done = r
+        .app
+        .client
+        .post(&invite)
+        .header("Cookie", &csrf_cookie)
+        .form(&[("name", "Nina Newcomer"), ("password", "a long password"), ("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .expect("accept");
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    assert_eq!(done.headers()["location"], s["collaboration_url"].as_str().expect("url"));
+    let login = r
+        .app
+        .post_json("/api/auth/login/", None, &json!({"email": "new@example.com", "password": "a long password"}))
+        .await;
+    let token = login.json::<Value>().await.expect("json")["access_token"].as_str().expect("token").to_string();
+    let mut ws = Ws::connect(&r.app, &ws_path(&s, &token)).await;
+    assert_eq!(ws.next_of("session_state").await["type"], "session_state");
+    // Used once: now it leads to the session.
+    let again = r.app.client.get(&invite).send().await.expect("again");
+    assert_eq!(again.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn share_visitors_comment_as_guests_only_where_comments_are_allowed() {
+    let r = review_on(
+        TestApp::spawn_with(Spawn {
+            tweak: Box::new(|c| c.guest_comment_rate_per_ip_per_minute = 3),
+            ..Default::default()
+        })
+        .await,
+    )
+    .await;
+    let make = |allow: bool| json!({"allow_comments": allow});
+    let open: Value = r
+        .app
+        .post_json(&format!("/api/v3/assets/{}/share/", r.asset_id), Some(&r.owner), &make(true))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let closed: Value = r
+        .app
+        .post_json(&format!("/api/v3/assets/{}/share/", r.asset_id), Some(&r.owner), &make(false))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let post = |uuid: &str, body: Value| {
+        let url = r.app.url(&format!("/share/{uuid}/comments/"));
+        let c = r.app.client.clone();
+        async move { c.post(url).json(&body).send().await.expect("post") }
+    };
+    let ou = open["uuid"].as_str().expect("uuid");
+    let no_name = post(ou, json!({"content": "hi"})).await;
+    let body = assert_error(no_name, StatusCode::BAD_REQUEST, "validation_error").await;
+    assert!(body["fields"]["guest_name"].is_string());
+    let ok = post(ou, json!({"content": "<b>Nice</b>", "guest_name": "Gus", "timestamp": "00:00:05"})).await;
+    assert_eq!(ok.status(), StatusCode::CREATED);
+    let c: Value = ok.json().await.expect("json");
+    assert_eq!(
+        (c["author"]["name"].as_str(), c["author"]["is_guest"].as_bool(), c["author"]["id"].clone()),
+        (Some("Gus"), Some(true), Value::Null)
+    );
+    assert_error(
+        post(closed["uuid"].as_str().expect("uuid"), json!({"content": "x", "guest_name": "Gus"})).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    assert_error(
+        post(&uuid::Uuid::new_v4().to_string(), json!({"content": "x", "guest_name": "Gus"})).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    // The page shows it escaped, with a form.
+    let html =
+        r.app.client.get(r.app.url(&format!("/share/{ou}/"))).send().await.expect("page").text().await.expect("html");
+    assert!(html.contains("Nice") && !html.contains("<b>Nice</b>"), "comment text is escaped");
+    assert!(html.contains("id=\"comment-form\""));
+    // The form works without JavaScript (303 back to the comment).
+    let form = r
+        .app
+        .client
+        .post(r.app.url(&format!("/share/{ou}/comments/")))
+        .form(&[("content", "From the form"), ("guest_name", "Fay")])
+        .send()
+        .await
+        .expect("form");
+    assert_eq!(form.status(), StatusCode::SEE_OTHER);
+    // Rate limited per IP (3 per minute here; two used above plus one refused for the name).
+    let limited = post(ou, json!({"content": "again", "guest_name": "Gus"})).await;
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers().contains_key("retry-after"));
+    let listed: Value = r
+        .app
+        .client
+        .get(r.app.url(&format!("/share/{ou}/comments/")))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed.as_array().map(Vec::len), Some(2));
+}
