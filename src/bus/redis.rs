@@ -106,10 +106,23 @@ impl EventBus for RedisBus {
                         }
                     }
                     if let Err(e) = pipe.query_async::<()>(&mut conn).await {
-                        metrics::counter!("vitrine_bus_dropped_total").increment(n as u64);
+                        // The connection went stale (Redis restarted): one fresh connection and one
+                        // retry before the batch counts as lost.
                         tracing::warn!(error = %e, "publishing on the Redis bus failed; reconnecting");
                         *slot.lock().unwrap_or_else(|e| e.into_inner()) = None;
-                        break;
+                        let retried = match client.get_multiplexed_async_connection_with_config(&config()).await {
+                            Ok(mut fresh) => {
+                                let ok = pipe.query_async::<()>(&mut fresh).await.is_ok();
+                                conn = fresh;
+                                ok
+                            }
+                            Err(_) => false,
+                        };
+                        if !retried {
+                            metrics::counter!("vitrine_bus_dropped_total").increment(n as u64);
+                            break;
+                        }
+                        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(conn.clone());
                     }
                     metrics::counter!("vitrine_bus_published_total").increment(n as u64);
                 }

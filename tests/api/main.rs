@@ -13,6 +13,7 @@ mod jobs;
 mod notifications;
 mod ops;
 mod pages;
+mod realtime;
 mod s3;
 mod shares;
 mod store;

@@ -1,0 +1,240 @@
+//! Several instances on one Redis bus (DESIGN §3): rooms, presence and notifications span
+//! instances; losing Redis degrades to local delivery and recovers by itself.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{Spawn, TestApp, Ws, fixtures};
+
+/// `TEST_REDIS_URL`, checked: set but unreachable fails the test; unset skips it.
+async fn redis_url() -> Option<String> {
+    let Ok(url) = std::env::var("TEST_REDIS_URL") else {
+        eprintln!("skipped: TEST_REDIS_URL is not set (multi-instance tests need Redis)");
+        return None;
+    };
+    let client = redis::Client::open(url.as_str()).expect("TEST_REDIS_URL is a Redis URL");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| panic!("TEST_REDIS_URL is set but Redis is unreachable: {e}"));
+    let _: String = redis::cmd("PING").query_async(&mut conn).await.expect("PING");
+    Some(url)
+}
+
+const JWT: &str = "0123456789abcdef0123456789abcdef-jwt-shared-by-instances";
+const HMAC: &str = "0123456789abcdef0123456789abcdef-hmac-shared-by-instances";
+
+/// Two instances on one database (a SQLite file in WAL mode) and one bus.
+async fn pair(bus: &str) -> (TestApp, TestApp) {
+    let b = bus.to_string();
+    let a = TestApp::spawn_with(Spawn {
+        tweak: Box::new(move |c| {
+            c.bus_url = Some(b);
+            c.jwt_secret = Some(JWT.into());
+            c.hmac_secret = Some(HMAC.into());
+        }),
+        ..Default::default()
+    })
+    .await;
+    let db = a.state.config.database_url.clone();
+    let b = bus.to_string();
+    let other = TestApp::spawn_with(Spawn {
+        tweak: Box::new(move |c| {
+            c.bus_url = Some(b);
+            c.jwt_secret = Some(JWT.into());
+            c.hmac_secret = Some(HMAC.into());
+            c.database_url = db;
+        }),
+        ..Default::default()
+    })
+    .await;
+    wait_connected(&a).await;
+    wait_connected(&other).await;
+    (a, other)
+}
+
+async fn wait_connected(app: &TestApp) {
+    for _ in 0..100 {
+        if app.state.rooms.bus().connected() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the instance did not connect to the bus");
+}
+
+struct Setup {
+    owner: String,
+    owner_id: i64,
+    reviewer: String,
+    reviewer_id: i64,
+    session: Value,
+}
+
+async fn setup(a: &TestApp) -> Setup {
+    let (owner, owner_id) = a.register("owner@example.com", "Olive Owner").await;
+    let (reviewer, reviewer_id) = a.register("rita@example.com", "Rita Reviewer").await;
+    let asset = a.upload(&owner, "deck.pdf", fixtures::pdf(800)).await;
+    let session: Value = a
+        .post_json(
+            "/api/v3/collaboration/sessions/",
+            Some(&owner),
+            &json!({"asset_id": asset["id"], "participants": [{"email": "rita@example.com"}]}),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    Setup { owner, owner_id, reviewer, reviewer_id, session }
+}
+
+fn ws_path(s: &Setup, token: &str) -> String {
+    format!("{}?token={token}", s.session["websocket_url"].as_str().expect("url"))
+}
+
+fn online_ids(state: &Value) -> Vec<i64> {
+    state["online"].as_array().map(|a| a.iter().filter_map(|u| u["user_id"].as_i64()).collect()).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_on_two_instances_share_rooms_presence_and_notifications() {
+    let Some(bus) = redis_url().await else { return };
+    let (a, b) = pair(&bus).await;
+    let s = setup(&a).await;
+    let mut olive = Ws::connect(&a, &ws_path(&s, &s.owner)).await;
+    olive.next_of("session_state").await;
+    // Presence spans instances: Rita, on B, sees Olive, connected to A.
+    let mut rita = None;
+    for _ in 0..40 {
+        let mut ws = Ws::connect(&b, &ws_path(&s, &s.reviewer)).await;
+        let state = ws.next_of("session_state").await;
+        if online_ids(&state).contains(&s.owner_id) {
+            rita = Some(ws);
+            break;
+        }
+        drop(ws);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut rita = rita.expect("Rita on instance B sees Olive on instance A online");
+    // Events made on B reach A, and the other way round.
+    loop {
+        let v = olive.next_of("participant_joined").await;
+        if v["user"]["user_id"] == s.reviewer_id {
+            break;
+        }
+    }
+    rita.send(&json!({"type": "comment", "comment": {"content": "from B"}})).await;
+    let c = olive.next_of("comment").await;
+    assert_eq!(c["comment"]["content"], "from B");
+    olive.send(&json!({"type": "cursor_position", "x": 0.3, "y": 0.3})).await;
+    assert_eq!(rita.next_of("cursor_position").await["user_id"], s.owner_id);
+    a.post_json(
+        &format!("/api/v3/assets/{}/comments/", s.session["asset_id"]),
+        Some(&s.owner),
+        &json!({"content": "from A"}),
+    )
+    .await;
+    let seen = rita.next_of("comment").await;
+    assert_eq!(seen["comment"]["content"], "from A");
+    assert_eq!(seen["seq"].as_i64(), c["seq"].as_i64().map(|n| n + 1), "one sequence per room across instances");
+
+    // notify_on_access: the owner's socket on A hears about a view served by B.
+    let share: Value = a
+        .post_json(
+            &format!("/api/v3/assets/{}/share/", s.session["asset_id"]),
+            Some(&s.owner),
+            &json!({"notify_on_access": true}),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let mut notes = Ws::connect(&a, &format!("/ws/notifications/?token={}", s.owner)).await;
+    assert_eq!(notes.next().await["type"], "connection_established");
+    let view =
+        b.client.get(b.url(&format!("/share/{}/", share["uuid"].as_str().expect("uuid")))).send().await.expect("view");
+    assert_eq!(view.status(), StatusCode::OK);
+    let n = notes.next_of("notification").await;
+    assert_eq!(n["kind"], "share_accessed");
+    assert!(n["seq"].as_i64().is_some());
+}
+
+/// A Redis server of our own, on a free port, that the test may kill.
+struct OwnRedis {
+    port: u16,
+    child: Option<std::process::Child>,
+    dir: tempfile::TempDir,
+}
+
+impl OwnRedis {
+    fn start_on(port: u16, dir: tempfile::TempDir) -> OwnRedis {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("TEST_REDIS_URL is set, so redis-server must be installed: {e}"));
+        OwnRedis { port, child: Some(child), dir }
+    }
+
+    async fn wait_ready(&self) {
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server did not start");
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_redis_keeps_local_clients_served_and_the_bus_recovers_what_was_missed() {
+    if redis_url().await.is_none() {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let mut redis = OwnRedis::start_on(port, tempfile::tempdir().expect("dir"));
+    redis.wait_ready().await;
+    let (a, b) = pair(&format!("redis://127.0.0.1:{port}")).await;
+    let s = setup(&a).await;
+    let mut olive = Ws::connect(&a, &ws_path(&s, &s.owner)).await;
+    olive.next_of("session_state").await;
+    let mut rita = Ws::connect(&b, &ws_path(&s, &s.reviewer)).await;
+    rita.next_of("session_state").await;
+
+    redis.kill();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Each instance still serves its own clients, live.
+    olive.send(&json!({"type": "comment", "comment": {"content": "while Redis is down"}})).await;
+    assert_eq!(olive.next_of("comment").await["comment"]["content"], "while Redis is down");
+    assert_eq!(a.get("/healthz", None).await.status(), StatusCode::OK);
+    assert_eq!(b.get("/healthz", None).await.status(), StatusCode::OK);
+
+    // Redis comes back on the same port: the instances reconnect, and what B's client missed
+    // while the bus was away is read from the store, in order.
+    let dir = std::mem::replace(&mut redis.dir, tempfile::tempdir().expect("dir"));
+    let redis = OwnRedis::start_on(port, dir);
+    redis.wait_ready().await;
+    let missed = rita.next_of("comment").await;
+    assert_eq!(missed["comment"]["content"], "while Redis is down");
+    wait_connected(&a).await;
+    wait_connected(&b).await;
+    rita.send(&json!({"type": "comment", "comment": {"content": "after"}})).await;
+    assert_eq!(olive.next_of("comment").await["comment"]["content"], "after");
+}
