@@ -303,3 +303,79 @@ async fn the_analytics_dashboard_renders_its_charts() {
     assert!(devices.as_str().unwrap_or("").contains("mobile"), "{devices}");
     browser.client.clone().close().await.expect("close");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_comment_added_in_one_browser_appears_as_a_pin_in_the_other() {
+    let app = TestApp::spawn().await;
+    let (owner, _) = app.register("owner@example.com", "Olive Owner").await;
+    app.register("rita@example.com", "Rita Reviewer").await;
+    let a = app.upload(&owner, "poster.png", fixtures::png(400, 300)).await;
+    let s: Value = app
+        .post_json(
+            "/api/v3/collaboration/sessions/",
+            Some(&owner),
+            &json!({"asset_id": a["id"], "participants": [{"email": "rita@example.com"}]}),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let page = app.url(s["collaboration_url"].as_str().expect("url"));
+    let Some(olive) = Browser::start().await else { return };
+    let Some(rita) = Browser::start().await else { return };
+    for (b, email) in [(&olive, "owner@example.com"), (&rita, "rita@example.com")] {
+        sign_in(&b.client, &app, email).await;
+        b.client.goto(&page).await.expect("goto");
+    }
+    // Both pages are live: the socket delivered their session state.
+    for b in [&olive, &rita] {
+        wait_for(&b.client, "return !!(window.collab && window.collab.userId && window.collab.features);").await;
+    }
+    olive
+        .client
+        .execute(
+            "window.collab.sendMessage({type: 'comment', comment: {content: 'Crop <here>', position_x: 0.3, position_y: 0.4}}); return true;",
+            vec![],
+        )
+        .await
+        .expect("js");
+    wait_for(
+        &rita.client,
+        "return document.querySelectorAll('.collab-pin').length === 1 &&
+                document.getElementById('collab-comments').textContent.indexOf('Crop <here>') >= 0;",
+    )
+    .await;
+    let left =
+        rita.client.execute("return document.querySelector('.collab-pin').style.left;", vec![]).await.expect("js");
+    assert_eq!(left.as_str(), Some("30%"));
+    // The text stayed text.
+    let injected =
+        rita.client.execute("return document.querySelectorAll('#collab-comments here').length;", vec![]).await;
+    assert_eq!(injected.expect("js").as_i64(), Some(0));
+    olive.client.clone().close().await.expect("close");
+    rita.client.clone().close().await.expect("close");
+}
+
+/// Polls a script until it returns true (10 s at most).
+async fn wait_for(c: &Client, script: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = c.execute(script, vec![]).await.expect("js");
+        if v.as_bool() == Some(true) {
+            return;
+        }
+        if Instant::now() >= deadline {
+            let why = c
+                .execute(
+                    "return JSON.stringify({collab: !!window.collab, status: window.collab && window.collab.status,
+                        errors: (document.getElementById('collab-errors') || {}).textContent,
+                        url: location.href, title: document.title});",
+                    vec![],
+                )
+                .await
+                .ok();
+            panic!("timed out waiting for: {script}\npage: {why:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -18,6 +18,7 @@ const FILES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../../static/sdk/analytics-dashboard.js"),
     ),
+    ("sdk/collaboration.js", "text/javascript; charset=utf-8", include_str!("../../../static/sdk/collaboration.js")),
     ("js/pages.js", "text/javascript; charset=utf-8", include_str!("../../../static/js/pages.js")),
 ];
 
