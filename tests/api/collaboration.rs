@@ -659,3 +659,90 @@ async fn share_visitors_comment_as_guests_only_where_comments_are_allowed() {
         .expect("json");
     assert_eq!(listed.as_array().map(Vec::len), Some(2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_collaboration_pages_are_for_members_and_the_replay_outlives_the_session() {
+    let r = review_on(TestApp::spawn().await).await;
+    r.app.register("sam@example.com", "Sam Stranger").await;
+    let s = session(&r, json!({"voice_chat": true})).await;
+    let page = s["collaboration_url"].as_str().expect("url").to_string();
+    let replay = s["replay_url"].as_str().expect("url").to_string();
+    let get = |path: String, cookie: Option<String>| {
+        let mut req = r.app.client.get(r.app.url(&path));
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        async move { req.send().await.expect("page") }
+    };
+    let anonymous = get(page.clone(), None).await;
+    assert_eq!(anonymous.status(), StatusCode::SEE_OTHER);
+    assert_eq!(anonymous.headers()["location"], format!("/login?next={page}"));
+    let (rita, _) = crate::pages::signed_in(&r.app, "rita@example.com").await;
+    let (sam, _) = crate::pages::signed_in(&r.app, "sam@example.com").await;
+    let (olive, _) = crate::pages::signed_in(&r.app, "owner@example.com").await;
+    assert_eq!(get(page.clone(), Some(sam.clone())).await.status(), StatusCode::FORBIDDEN);
+    let ok = get(page.clone(), Some(rita.clone())).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    let html = ok.text().await.expect("html");
+    assert!(html.contains("new CollaborationClient(") && html.contains(s["session_id"].as_str().expect("sid")));
+    assert!(
+        html.contains("id=\"collab-voice\"") && !html.contains("id=\"collab-screen\""),
+        "buttons follow the features"
+    );
+    let unknown = get(format!("/collaborate/{}/", uuid::Uuid::new_v4()), Some(rita.clone())).await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    r.app
+        .delete(&format!("/api/v3/collaboration/sessions/{}/", s["session_id"].as_str().expect("sid")), Some(&r.owner))
+        .await;
+    assert_eq!(get(page.clone(), Some(olive.clone())).await.status(), StatusCode::GONE);
+    let rep = get(replay.clone(), Some(rita)).await;
+    assert_eq!(rep.status(), StatusCode::OK);
+    assert!(rep.text().await.expect("html").contains("/recording/"));
+    assert_eq!(get(replay, Some(sam)).await.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_disconnected_and_recovers_with_last_seq() {
+    let r = review_on(TestApp::spawn().await).await;
+    let s = session(&r, json!({})).await;
+    let mut slow = Ws::connect(&r.app, &ws_path(&s, &r.reviewer)).await;
+    let start = slow.next_of("session_state").await["seq"].as_i64().expect("seq");
+    // ~19 MB of comments while the client reads nothing: far more than socket buffers and the
+    // room's 1,024-frame window hold.
+    let path = format!("/api/v3/assets/{}/comments/", r.asset_id);
+    let text = "x".repeat(9_500);
+    let mut posted = 0;
+    for chunk in 0..500 {
+        let bodies: Vec<Value> = (0..4).map(|i| json!({"content": format!("{chunk}-{i} {text}")})).collect();
+        let posts = bodies.iter().map(|b| r.app.post_json(&path, Some(&r.owner), b));
+        for resp in futures::future::join_all(posts).await {
+            assert_eq!(resp.status(), StatusCode::CREATED);
+            posted += 1;
+        }
+    }
+    // Reading now: some frames, then the server's close (1013), never all 2,000.
+    let mut got = 0;
+    loop {
+        match slow.next_within(Duration::from_secs(5)).await {
+            Some(v) if v["type"] == "comment" => got += 1,
+            Some(_) => {}
+            None => break,
+        }
+    }
+    assert!(got < posted, "the slow socket was cut off ({got} of {posted} delivered)");
+    // It comes back with last_seq and receives the rest, in order.
+    let mut back = Ws::connect(&r.app, &format!("{}&last_seq={start}", ws_path(&s, &r.reviewer))).await;
+    assert_eq!(back.next_of("session_state").await["recovered"], true);
+    let mut comments = 0;
+    let mut last = start;
+    while comments < posted {
+        let v = back.next().await;
+        if let Some(seq) = v["seq"].as_i64() {
+            assert_eq!(seq, last + 1);
+            last = seq;
+        }
+        if v["type"] == "comment" {
+            comments += 1;
+        }
+    }
+}

@@ -163,6 +163,8 @@ fn config_example_is_valid_toml_with_every_setting() {
         "geoip_db",
         "registration",
         "trusted_proxies",
+        "realtime_recovery_window",
+        "guest_comment_rate_per_ip_per_minute",
     ] {
         assert!(text.contains(key), "example mentions {key}");
     }
