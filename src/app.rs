@@ -140,6 +140,13 @@ pub async fn run(listener: TcpListener, state: AppState, shutdown: CancellationT
     let addr = listener.local_addr()?;
     tracing::info!(%addr, public_url = %state.config.public_url, "vitrine is listening");
     let stop = shutdown.clone();
+    // Small frames (WebSocket broadcasts, short JSON) go out at once instead of waiting for
+    // Nagle's algorithm and the peer's delayed ACK (up to 40 ms).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(
         listener,
         axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(app),

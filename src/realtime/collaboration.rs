@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, WebSocket};
 use serde::Deserialize;
+use tokio::sync::mpsc;
 
 use super::socket::{self, CLOSE_AWAY, CLOSE_NORMAL, CLOSE_TOO_SLOW, error_frame, send_text};
 use super::{Next, Subscription};
@@ -25,6 +26,8 @@ const CURSOR_PERIOD: Duration = Duration::from_millis(50);
 const SAMPLE_PERIOD: Duration = Duration::from_millis(500);
 /// Comments sent in a `session_state` (the most recent).
 const STATE_COMMENTS: usize = 500;
+/// Comments of one socket being stored at once.
+const COMMENTS_IN_FLIGHT: usize = 8;
 /// Inbound messages per second per socket.
 const INBOUND_PER_SECOND: u32 = 60;
 
@@ -89,7 +92,9 @@ async fn state_frame(state: &AppState, m: &Member, sub: &Subscription, recovered
 /// Runs one member's socket until it closes, the session ends, or the member is removed.
 pub async fn serve(state: AppState, m: Member, last_seq: Option<i64>, mut ws: WebSocket) {
     let room_name = m.session.room();
-    let mut sub = match state.rooms.subscribe(&room_name).await {
+    // One-off steps run boxed: an idle socket's task then keeps only the small loop's state, not
+    // the largest future it ever awaited (the idle-memory budget is a few KB per socket).
+    let mut sub = match Box::pin(state.rooms.subscribe(&room_name)).await {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "could not join a collaboration room");
@@ -99,23 +104,24 @@ pub async fn serve(state: AppState, m: Member, last_seq: Option<i64>, mut ws: We
         }
     };
     metrics::gauge!("vitrine_websockets_open", "channel" => "collaboration").increment(1.0);
-    let first = state.rooms.join(&sub.room, m.user.id, &m.user.name);
-    if first
-        && !state.rooms.online_elsewhere(&sub.room, m.user.id).await
-        && let Err(e) =
-            state.rooms.emit(&room_name, "participant_joined", serde_json::json!({"user": who(&m.user)})).await
-    {
-        tracing::warn!(error = %e, "could not record a participant joining");
+    if state.rooms.join(&sub.room, m.user.id, &m.user.name) {
+        Box::pin(presence_event(&state, &sub, &m.user, "participant_joined")).await;
     }
     run(&state, &m, &mut sub, last_seq, &mut ws).await;
-    if state.rooms.leave(&sub.room, m.user.id)
-        && !state.rooms.online_elsewhere(&sub.room, m.user.id).await
-        && let Err(e) =
-            state.rooms.emit(&room_name, "participant_left", serde_json::json!({"user": who(&m.user)})).await
-    {
-        tracing::warn!(error = %e, "could not record a participant leaving");
+    if state.rooms.leave(&sub.room, m.user.id) {
+        Box::pin(presence_event(&state, &sub, &m.user, "participant_left")).await;
     }
     metrics::gauge!("vitrine_websockets_open", "channel" => "collaboration").decrement(1.0);
+}
+
+/// Records a user's first arrival or last departure, unless they are online on another instance.
+async fn presence_event(state: &AppState, sub: &Subscription, user: &User, kind: &str) {
+    if state.rooms.online_elsewhere(&sub.room, user.id).await {
+        return;
+    }
+    if let Err(e) = state.rooms.emit(&sub.room.name, kind, serde_json::json!({"user": who(user)})).await {
+        tracing::warn!(error = %e, kind, "could not record a presence change");
+    }
 }
 
 /// Sends the state, then what the client missed (when it says where it stopped).
@@ -139,21 +145,30 @@ async fn hello(state: &AppState, m: &Member, sub: &Subscription, last_seq: Optio
     }
 }
 
+/// What one socket's loop keeps between messages.
+struct Local {
+    limiter: governor::DefaultDirectRateLimiter,
+    /// The latest cursor position not yet broadcast (coalescing).
+    pending_cursor: Option<(f64, f64)>,
+    replies: mpsc::Sender<String>,
+}
+
 enum Flow {
     Continue,
     Close(u16, &'static str),
 }
 
 async fn run(state: &AppState, m: &Member, sub: &mut Subscription, last_seq: Option<i64>, ws: &mut WebSocket) {
-    if !hello(state, m, sub, last_seq, ws).await {
+    if !Box::pin(hello(state, m, sub, last_seq, ws)).await {
         return;
     }
-    let limiter = socket::inbound_limiter(INBOUND_PER_SECOND);
+    // Answers of work done off the loop (comment errors); its capacity bounds that work.
+    let (replies, mut replies_rx) = mpsc::channel::<String>(COMMENTS_IN_FLIGHT);
+    let mut local = Local { limiter: socket::inbound_limiter(INBOUND_PER_SECOND), pending_cursor: None, replies };
     let mut ping = tokio::time::interval(socket::PING_EVERY);
     ping.tick().await;
     let mut cursor_tick = tokio::time::interval(CURSOR_PERIOD);
     cursor_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut pending_cursor: Option<(f64, f64)> = None;
     let mut last_sample = Instant::now() - SAMPLE_PERIOD;
     let mut last_heard = Instant::now();
     let ends_in =
@@ -183,7 +198,7 @@ async fn run(state: &AppState, m: &Member, sub: &mut Subscription, last_seq: Opt
             incoming = ws.recv() => match incoming {
                 Some(Ok(Message::Text(text))) => {
                     last_heard = Instant::now();
-                    inbound(state, m, sub, ws, &limiter, &mut pending_cursor, text.as_str()).await
+                    Box::pin(inbound(state, m, sub, ws, &mut local, text.as_str())).await
                 }
                 Some(Ok(Message::Binary(_))) => {
                     last_heard = Instant::now();
@@ -192,8 +207,11 @@ async fn run(state: &AppState, m: &Member, sub: &mut Subscription, last_seq: Opt
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                 Some(Ok(_)) => { last_heard = Instant::now(); Flow::Continue }
             },
-            _ = cursor_tick.tick(), if pending_cursor.is_some() => {
-                if let Some((x, y)) = pending_cursor.take() {
+            Some(reply) = replies_rx.recv() => {
+                if send_text(ws, &reply).await { Flow::Continue } else { return }
+            }
+            _ = cursor_tick.tick(), if local.pending_cursor.is_some() => {
+                if let Some((x, y)) = local.pending_cursor.take() {
                     let frame = serde_json::json!({"type": "cursor_position", "user_id": m.user.id, "name": m.user.name, "x": x, "y": y}).to_string();
                     state.rooms.publish_ephemeral(&sub.room.name, "cursor_position", frame, Some(m.user.id), None);
                     if last_sample.elapsed() >= SAMPLE_PERIOD {
@@ -249,14 +267,13 @@ async fn inbound(
     m: &Member,
     sub: &Subscription,
     ws: &mut WebSocket,
-    limiter: &governor::DefaultDirectRateLimiter,
-    pending_cursor: &mut Option<(f64, f64)>,
+    local: &mut Local,
     text: &str,
 ) -> Flow {
     let reply = |code: &str, msg: &str| error_frame(code, msg);
     let answer = if text.len() > socket::MAX_MESSAGE {
         Some(reply("too_large", &format!("messages are limited to {} bytes", socket::MAX_MESSAGE)))
-    } else if limiter.check().is_err() {
+    } else if local.limiter.check().is_err() {
         Some(reply("rate_limited", "too many messages; slow down"))
     } else {
         match serde_json::from_str::<serde_json::Value>(text) {
@@ -268,7 +285,7 @@ async fn inbound(
                 }
                 Some(_) => match serde_json::from_value::<Inbound>(v) {
                     Err(e) => Some(reply("invalid", &format!("invalid message: {e}"))),
-                    Ok(msg) => handle(state, m, sub, ws, pending_cursor, msg).await,
+                    Ok(msg) => handle(state, m, sub, ws, local, msg).await,
                 },
             },
         }
@@ -285,7 +302,7 @@ async fn handle(
     m: &Member,
     sub: &Subscription,
     ws: &mut WebSocket,
-    pending_cursor: &mut Option<(f64, f64)>,
+    local: &mut Local,
     msg: Inbound,
 ) -> Option<String> {
     let f = &m.session.features;
@@ -298,25 +315,41 @@ async fn handle(
             if !(x.is_finite() && y.is_finite() && (0.0..=1.0).contains(&x) && (0.0..=1.0).contains(&y)) {
                 return Some(error_frame("invalid", "x and y are fractions between 0 and 1"));
             }
-            *pending_cursor = Some((x, y));
+            local.pending_cursor = Some((x, y));
             None
         }
         Inbound::Comment { comment } => {
+            // Stored off the socket's loop, so the socket keeps reading its room meanwhile; the
+            // comment comes back through the room, an error through `replies`.
+            let Ok(permit) = local.replies.clone().try_reserve_owned() else {
+                return Some(error_frame("rate_limited", "too many comments in flight; slow down"));
+            };
             let origin = crate::http::api::comments::Origin {
                 share_id: m.session.share_id,
                 ip: m.ip,
                 user_agent: m.user_agent.clone(),
             };
-            match crate::http::api::comments::create(state, &m.asset, Author::User(m.user.id), &comment, Some(origin))
+            let (state, asset, user_id) = (state.clone(), m.asset.clone(), m.user.id);
+            tokio::spawn(async move {
+                let answer = match crate::http::api::comments::create(
+                    &state,
+                    &asset,
+                    Author::User(user_id),
+                    &comment,
+                    Some(origin),
+                )
                 .await
-            {
-                Ok(_) => None,
-                Err(AppError::Validation { message, fields }) => Some(
-                    serde_json::json!({"type": "error", "code": "invalid", "error": message, "fields": fields})
-                        .to_string(),
-                ),
-                Err(e) => Some(error_frame(e.code(), &e.public_message())),
-            }
+                {
+                    Ok(_) => return,
+                    Err(AppError::Validation { message, fields }) => {
+                        serde_json::json!({"type": "error", "code": "invalid", "error": message, "fields": fields})
+                            .to_string()
+                    }
+                    Err(e) => error_frame(e.code(), &e.public_message()),
+                };
+                permit.send(answer);
+            });
+            None
         }
         Inbound::Signal { to, data } => {
             if !(f.voice_chat || f.screen_sharing) {

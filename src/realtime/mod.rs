@@ -181,7 +181,9 @@ impl Subscription {
                     let mut frames = Vec::new();
                     if seq > self.last_seq + 1 {
                         // Defence in depth: the room delivers in order, but never leave a gap.
-                        match self.rooms.store.room_events(&self.room.name, self.last_seq, seq - 1, seq).await {
+                        // (Boxed: this future lives inside every idle socket's task.)
+                        let read = self.rooms.store.room_events(&self.room.name, self.last_seq, seq - 1, seq);
+                        match Box::pin(read).await {
                             Ok(missed) => {
                                 frames.extend(missed.iter().map(|e| Arc::new(envelope_of(e, &self.rooms.instance))))
                             }

@@ -25,7 +25,7 @@ pub fn notify(state: &AppState, user_id: i64, fields: serde_json::Value) {
 
 /// Runs an account's notification socket until it closes.
 pub async fn serve(state: AppState, user: User, last_seq: Option<i64>, mut ws: WebSocket) {
-    let mut sub = match state.rooms.subscribe(&room(user.id)).await {
+    let mut sub = match Box::pin(state.rooms.subscribe(&room(user.id))).await {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "could not open a notification room");
@@ -38,7 +38,7 @@ pub async fn serve(state: AppState, user: User, last_seq: Option<i64>, mut ws: W
     let mut hello = serde_json::json!({"type": "connection_established", "user_id": user.id, "seq": sub.last_seq});
     let mut missed = Vec::new();
     if let Some(after) = last_seq {
-        match sub.replay(after).await {
+        match Box::pin(sub.replay(after)).await {
             Ok(m) => {
                 hello["recovered"] = true.into();
                 missed = m;
