@@ -194,6 +194,19 @@ async fn invite_page(
     }
 }
 
+/// The participant of a valid invitation not yet accepted; otherwise the page to show instead
+/// (404, or the session for an invitation already accepted).
+async fn pending_invitation(state: &AppState, token: &str) -> Result<Participant, Response> {
+    let p = match participant_of_invite(state, token).await {
+        Ok(Some(p)) => p,
+        _ => return Err(invalid_invitation()),
+    };
+    if p.user_id.is_some() {
+        return Err(Redirect::to(&destination(state, &p).await).into_response());
+    }
+    Ok(p)
+}
+
 fn invalid_invitation() -> Response {
     super::error_page(
         StatusCode::NOT_FOUND,
@@ -207,13 +220,10 @@ fn invalid_invitation() -> Response {
     responses((status = 200, description = "HTML form", content_type = "text/html"), (status = 303, description = "already accepted"),
         (status = 404, description = "unknown invitation")))]
 pub async fn invite_form(State(state): State<AppState>, csrf: CsrfCookie, ApiPath(token): ApiPath<String>) -> Response {
-    let p = match participant_of_invite(&state, &token).await {
-        Ok(Some(p)) => p,
-        _ => return invalid_invitation(),
+    let p = match pending_invitation(&state, &token).await {
+        Ok(p) => p,
+        Err(r) => return r,
     };
-    if p.user_id.is_some() {
-        return Redirect::to(&destination(&state, &p).await).into_response();
-    }
     let (csrf_value, set) = csrf_token(&csrf, state.config.secure_cookies());
     with_cookie(super::render(&invite_page(&state, &p, csrf_value, &token, String::new(), None).await), set)
 }
@@ -237,13 +247,10 @@ pub async fn accept_invite(
     ApiPath(token): ApiPath<String>,
     ApiForm(form): ApiForm<InviteForm>,
 ) -> Response {
-    let p = match participant_of_invite(&state, &token).await {
-        Ok(Some(p)) => p,
-        _ => return invalid_invitation(),
+    let p = match pending_invitation(&state, &token).await {
+        Ok(p) => p,
+        Err(r) => return r,
     };
-    if p.user_id.is_some() {
-        return Redirect::to(&destination(&state, &p).await).into_response();
-    }
     let (csrf_value, set) = csrf_token(&csrf, state.config.secure_cookies());
     let name = form.name.clone().unwrap_or_default();
     let again = |status: StatusCode, why: String| {
