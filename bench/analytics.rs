@@ -60,7 +60,14 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 async fn fresh_store(kind: &str, dir: &std::path::Path) -> anyhow::Result<Store> {
-    let url = match kind {
+    let store = Store::connect(&fresh_url(kind, dir).await?, 8).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// A new empty database: a SQLite file in `dir`, or a fresh PostgreSQL database.
+async fn fresh_url(kind: &str, dir: &std::path::Path) -> anyhow::Result<String> {
+    Ok(match kind {
         "sqlite" => format!("sqlite://{}?mode=rwc", dir.join("bench.db").display()),
         _ => {
             let base = std::env::var("TEST_DATABASE_URL")?;
@@ -72,10 +79,7 @@ async fn fresh_store(kind: &str, dir: &std::path::Path) -> anyhow::Result<Store>
             u.set_path(&format!("/{name}"));
             u.to_string()
         }
-    };
-    let store = Store::connect(&url, 8).await?;
-    store.migrate().await?;
-    Ok(store)
+    })
 }
 
 /// The reference for ingest: the same rows, one multi-row INSERT per 64 events, no rollups.
@@ -195,13 +199,170 @@ async fn run(kind: &str) -> anyhow::Result<()> {
         naive.as_secs_f64() / report.as_secs_f64()
     );
     if kind == "postgres" {
-        let base = std::env::var("TEST_DATABASE_URL")?;
         store.close().await;
-        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&base).await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS vitrine_bench_{}", std::process::id())))
-            .execute(&mut conn)
-            .await?;
+        drop_bench_db().await?;
     }
+    Ok(())
+}
+
+/// Rows in the raw-event table (committed ones).
+async fn raw_rows(state: &vitrine::app::AppState) -> anyhow::Result<i64> {
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM analytics_events").fetch_one(state.store.pool()).await?;
+    Ok(n)
+}
+
+/// Value of an unlabelled counter in the `/metrics` text.
+fn counter(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+/// `wrk -c64` against `url` for `secs`; requests per second.
+async fn wrk(url: &str, secs: u64) -> anyhow::Result<f64> {
+    let out = tokio::process::Command::new("wrk")
+        .args(["-t1", "-c64", &format!("-d{secs}s"), "-H", "Accept: application/json"])
+        .args(["-H", "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0", url])
+        .output()
+        .await?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    anyhow::ensure!(out.status.success() && !text.contains("Non-2xx"), "wrk failed: {text}");
+    text.lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:").and_then(|v| v.trim().parse().ok()))
+        .ok_or_else(|| anyhow::anyhow!("no Requests/sec in wrk's output: {text}"))
+}
+
+/// Ingest while serving: the share page is loaded with wrk (64 connections) on an in-process
+/// server with capture on, while synthetic hits are offered to the same capture queue at
+/// `INJECT_RATE`/s (on top of the share page's own events). Reports the events written per
+/// second during the load, events dropped, and the share page's req/s next to the same wrk run
+/// without injection (the reference, same process, same run).
+const INJECT_RATE: u64 = 25_000;
+const LOAD_SECS: u64 = 10;
+
+async fn under_load(kind: &str) -> anyhow::Result<()> {
+    use vitrine::analytics::Hit;
+    let dir = tempfile::tempdir()?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let database_url = Some(fresh_url(kind, dir.path()).await?);
+    let config = vitrine::config::Config {
+        data_dir: dir.path().to_path_buf(),
+        listen: listener.local_addr()?.to_string(),
+        public_url: base.clone(),
+        database_url,
+        log_level: "warn".into(),
+        ..Default::default()
+    };
+    let state = vitrine::app::AppState::build(config).await?;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(vitrine::app::run(listener, state.clone(), shutdown.clone()));
+    // Fixture through the API: an account, a PDF, a public link.
+    let http = reqwest::Client::new();
+    let reg: serde_json::Value = http
+        .post(format!("{base}/api/auth/register/"))
+        .json(&serde_json::json!({"email": "bench@example.com", "password": "bench-password-123", "name": "Bench"}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let token = reg["access_token"].as_str().unwrap_or_default().to_string();
+    let mut pdf = b"%PDF-1.4\n".to_vec();
+    pdf.resize(20_000, b' ');
+    pdf.extend_from_slice(b"\n%%EOF\n");
+    let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(pdf).file_name("b.pdf"));
+    let asset: serde_json::Value = http
+        .post(format!("{base}/api/v3/assets/"))
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let share: serde_json::Value = http
+        .post(format!("{base}/api/v3/assets/{}/share/", asset["id"]))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"share_type": "public"}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let share_url = share["share_url"].as_str().unwrap_or_default().to_string();
+    let (share_id, asset_id) =
+        (share["id"].as_i64().unwrap_or_default(), share["asset_id"].as_i64().unwrap_or_default());
+    // Warm-up, then the reference: the share page alone (its own events captured).
+    wrk(&share_url, 2).await?;
+    state.analytics.flush().await?;
+    let reference = wrk(&share_url, LOAD_SECS).await?;
+    state.analytics.flush().await?;
+    // The measured run: the same load plus INJECT_RATE synthetic hits/s, paced every 10 ms.
+    const AGENTS: [&str; 4] = [
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1",
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Safari/605.1.15",
+        "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36",
+    ];
+    let stop = tokio_util::sync::CancellationToken::new();
+    let injector = {
+        let (state, stop) = (state.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(10));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let mut n: u64 = 0;
+            while !stop.is_cancelled() {
+                tick.tick().await;
+                for _ in 0..INJECT_RATE / 100 {
+                    n += 1;
+                    state.analytics.capture(Hit {
+                        kind: vitrine::analytics::Kind::View,
+                        at_ms: state.analytics.now_ms(),
+                        share_id,
+                        asset_id,
+                        ip: std::net::IpAddr::from([81, (n >> 16) as u8, (n >> 8) as u8, n as u8]),
+                        user_agent: AGENTS[(n % 4) as usize].into(),
+                        referrer: Some("https://news.example.com/a".into()),
+                        time_on_page_ms: None,
+                        load_ms: None,
+                    });
+                }
+            }
+            n
+        })
+    };
+    let metrics0 = state.metrics.render();
+    let rows0 = raw_rows(&state).await?;
+    let t0 = Instant::now();
+    let loaded = wrk(&share_url, LOAD_SECS).await?;
+    let rows1 = raw_rows(&state).await?;
+    let secs = t0.elapsed().as_secs_f64();
+    stop.cancel();
+    let offered = injector.await?;
+    state.analytics.flush().await?;
+    let metrics1 = state.metrics.render();
+    let written = (rows1 - rows0) as f64 / secs;
+    let dropped = counter(&metrics1, "vitrine_analytics_events_dropped_total")
+        - counter(&metrics0, "vitrine_analytics_events_dropped_total");
+    println!(
+        "{kind}: under share-page load (wrk -c64, {LOAD_SECS}s) + {INJECT_RATE}/s synthetic hits: {written:.0} events/s written (target >= 50000), {dropped} dropped of {offered} offered | share page {loaded:.0} req/s vs {reference:.0} req/s without injection (ratio {:.2})",
+        loaded / reference
+    );
+    shutdown.cancel();
+    let _ = server.await;
+    if kind == "postgres" {
+        drop_bench_db().await?;
+    }
+    Ok(())
+}
+
+async fn drop_bench_db() -> anyhow::Result<()> {
+    let base = std::env::var("TEST_DATABASE_URL")?;
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&base).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS vitrine_bench_{}", std::process::id())))
+        .execute(&mut conn)
+        .await?;
     Ok(())
 }
 
@@ -214,11 +375,23 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     sqlx::any::install_default_drivers();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let wrk = std::process::Command::new("wrk").arg("--version").output().is_ok();
+    let pg = std::env::var("TEST_DATABASE_URL").is_ok();
     run("sqlite").await?;
-    if std::env::var("TEST_DATABASE_URL").is_ok() {
+    if wrk {
+        under_load("sqlite").await?;
+    }
+    if pg {
         run("postgres").await?;
+        if wrk {
+            under_load("postgres").await?;
+        }
     } else {
         println!("postgres: skipped (set TEST_DATABASE_URL to run it)");
+    }
+    if !wrk {
+        println!("ingest under share-page load: skipped (install wrk: apt-get install wrk)");
     }
     Ok(())
 }

@@ -4,11 +4,12 @@
 # (VITRINE_ANALYTICS_ENABLED=false), in the same run. While capture is on, the events written
 # per second are read from /metrics (vitrine_analytics_events_written_total).
 #
-# Targets: share page req/s with capture on >= 0.9 x with capture off; no event dropped.
-# (The writer's own capacity, >= 50,000 events/s, is measured by `cargo bench --bench analytics`.)
+# Targets: share page req/s with capture on >= 0.9 x with capture off; no event dropped; the
+# events written while the page is loaded: >= 50,000/s when the machine serves that many requests
+# (`cargo bench --bench analytics` also measures it with synthetic hits added to the same load).
 #
 # Usage: bash bench/analytics_capture.sh
-# Env:   CAPTURE_BENCH_SECONDS (10), BENCH_SKIP_BUILD=1, VITRINE_BIN, BENCH_TMPDIR, BENCH_RESULTS
+# Env:   CAPTURE_BENCH_SECONDS (10), CAPTURE_BENCH_ROUNDS (3), BENCH_SKIP_BUILD=1, VITRINE_BIN, BENCH_TMPDIR, BENCH_RESULTS
 # Installs: wrk with apt-get when missing.
 # Exit:  0 all targets met, 1 a target missed, 2 the benchmark itself failed.
 set -euo pipefail
@@ -17,6 +18,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 BENCH=analytics_capture
 DURATION="${CAPTURE_BENCH_SECONDS:-10}"
+ROUNDS="${CAPTURE_BENCH_ROUNDS:-3}"
 TARGET_RATIO=0.9
 
 if ! command -v wrk >/dev/null 2>&1; then
@@ -60,16 +62,30 @@ measure() {
     echo "$rps $(calc "($w1 - $w0) / $DURATION") $(calc "$d1 - $d0")"
 }
 
-log "capture on"
-read -r on_rps on_written on_dropped <<<"$(measure on true)"
-log "capture off"
-read -r off_rps _ _ <<<"$(measure off false)"
+# Rounds alternate on and off so that drift of the machine (turbo, neighbours) hits both sides;
+# the figures are the medians of the rounds.
+median() { tr ' ' '\n' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+ons=() offs=() ratios=() writtens=() dropped=0
+for round in $(seq "$ROUNDS"); do
+    log "round $round/$ROUNDS: capture on"
+    read -r on_rps on_written on_dropped <<<"$(measure "on$round" true)"
+    log "round $round/$ROUNDS: capture off"
+    read -r off_rps _ _ <<<"$(measure "off$round" false)"
+    log "round $round: on $on_rps req/s, off $off_rps req/s, $on_written events/s written, $on_dropped dropped"
+    ons+=("$on_rps") offs+=("$off_rps") writtens+=("$on_written")
+    ratios+=("$(calc "$on_rps / $off_rps")")
+    dropped="$(calc "$dropped + $on_dropped")"
+done
+on_rps="$(echo "${ons[*]}" | median)"
+off_rps="$(echo "${offs[*]}" | median)"
+ratio="$(echo "${ratios[*]}" | median)"
+on_written="$(echo "${writtens[*]}" | median)"
 
 echo
-echo "$BENCH: GET /share/{uuid}/ (JSON), wrk -c64, ${DURATION}s, capture on vs off"
+echo "$BENCH: GET /share/{uuid}/ (JSON), wrk -c64, ${DURATION}s, capture on vs off, median of $ROUNDS rounds"
 report "$BENCH" "share page, capture off (req/s)" "$(calc "round($off_rps)")" "reference" "info"
 report "$BENCH" "share page, capture on (req/s)" "$(calc "round($on_rps)")" "-" "info"
-report "$BENCH" "ratio on / off" "$(calc "f'{$on_rps / $off_rps:.3f}'")" ">= $TARGET_RATIO" "$(check "$on_rps / $off_rps" ">=" "$TARGET_RATIO")"
-report "$BENCH" "events written (events/s)" "$(calc "round($on_written)")" "-" "info"
-report "$BENCH" "events dropped" "$on_dropped" "0" "$(check "$on_dropped" "==" "0")"
+report "$BENCH" "ratio on / off (median of rounds)" "$(calc "f'{$ratio:.3f}'")" ">= $TARGET_RATIO" "$(check "$ratio" ">=" "$TARGET_RATIO")"
+report "$BENCH" "events written (events/s)" "$(calc "round($on_written)")" ">= 50000" "$(check "$on_written" ">=" "50000")"
+report "$BENCH" "events dropped (all rounds)" "$dropped" "0" "$(check "$dropped" "==" "0")"
 exit "$BENCH_FAILED"
