@@ -35,6 +35,8 @@ pub struct Inner {
     pub mailer: crate::mail::Mailer,
     /// Last access e-mail per share (throttle).
     pub mailed: std::sync::Mutex<std::collections::HashMap<i64, i64>>,
+    /// Virus scanning of uploads (None without `clamd_address`).
+    pub scanner: Option<crate::scan::Scanner>,
     /// The app's notion of now (analytics days, retention); tests move it by hand.
     pub clock: Arc<dyn crate::domain::time::Clock>,
 }
@@ -108,6 +110,10 @@ impl AppState {
             config.analytics_enabled,
             config.analytics_queue_capacity,
         ));
+        let scanner = crate::scan::Scanner::from_config(
+            config.clamd_address.as_deref(),
+            std::time::Duration::from_secs(config.clamd_timeout_secs),
+        )?;
         let instance = uuid::Uuid::new_v4().simple().to_string();
         let bus = crate::bus::from_config(config.bus_url.as_deref(), &instance)?;
         let rooms = crate::realtime::Rooms::new(store.clone(), bus, instance, config.realtime_recovery_window);
@@ -126,6 +132,7 @@ impl AppState {
             rooms,
             mailer,
             mailed: Default::default(),
+            scanner,
             clock,
         })))
     }

@@ -121,9 +121,47 @@ pub struct Config {
     pub realtime_recovery_window: i64,
     /// Comments by share visitors (guests), per client IP.
     pub guest_comment_rate_per_ip_per_minute: u32,
+    /// Chat uploads: largest file (25 MiB).
+    pub chat_max_bytes: u64,
+    /// Chat uploads: MIME types accepted (decided from the bytes).
+    #[serde(deserialize_with = "string_list")]
+    pub chat_allowed_types: Vec<String>,
+    /// Chat uploads per uploader (visitor session or agent) per minute.
+    pub chat_upload_rate_per_minute: u32,
+    /// Chat sessions opened per client IP per minute.
+    pub chat_session_rate_per_ip_per_minute: u32,
+    /// Lifetime of a visitor's chat token.
+    pub chat_token_ttl_secs: u64,
+    /// Lifetime of the signed `url` / `thumbnail` links of chat files.
+    pub chat_url_ttl_secs: u64,
+    /// With clamd unreachable: store unscanned (true) or refuse with 503 (false).
+    pub clamd_fail_open: bool,
+    /// Longest a clamd scan may take.
+    pub clamd_timeout_secs: u64,
     /// Social-network message templates (`{title}`, `{url}`, `{description}`) and hashtags.
     pub social: crate::domain::shares::SocialConfig,
 }
+
+/// Chat accepts images, PDF, office documents and text (SPEC §7).
+pub const DEFAULT_CHAT_TYPES: &[&str] = &[
+    "image/jpeg",
+    "image/png",
+    "image/gif",
+    "image/webp",
+    "application/pdf",
+    "application/msword",
+    "application/vnd.ms-excel",
+    "application/vnd.ms-powerpoint",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "application/vnd.oasis.opendocument.text",
+    "application/vnd.oasis.opendocument.spreadsheet",
+    "application/vnd.oasis.opendocument.presentation",
+    "application/rtf",
+    "text/plain",
+    "text/csv",
+];
 
 pub const DEFAULT_ALLOWED_TYPES: &[&str] = &[
     "image/jpeg",
@@ -201,6 +239,14 @@ impl Default for Config {
             analytics_queue_capacity: 100_000,
             realtime_recovery_window: 10_000,
             guest_comment_rate_per_ip_per_minute: 10,
+            chat_max_bytes: 25 * 1024 * 1024,
+            chat_allowed_types: DEFAULT_CHAT_TYPES.iter().map(|s| s.to_string()).collect(),
+            chat_upload_rate_per_minute: 10,
+            chat_session_rate_per_ip_per_minute: 30,
+            chat_token_ttl_secs: 86_400,
+            chat_url_ttl_secs: 3_600,
+            clamd_fail_open: false,
+            clamd_timeout_secs: 30,
             social: crate::domain::shares::SocialConfig::default(),
         }
     }
@@ -328,6 +374,17 @@ impl Config {
         }
         if self.asset_max_bytes == 0 {
             problems.push("`asset_max_bytes` must be greater than 0".into());
+        }
+        if self.chat_allowed_types.is_empty() {
+            problems.push("`chat_allowed_types` must list at least one MIME type".into());
+        }
+        if self.chat_max_bytes == 0 || self.chat_url_ttl_secs == 0 || self.chat_token_ttl_secs == 0 {
+            problems.push("`chat_max_bytes`, `chat_url_ttl_secs` and `chat_token_ttl_secs` must be positive".into());
+        }
+        if let Some(a) = self.clamd_address.as_deref()
+            && let Err(e) = crate::scan::ClamdAddr::parse(a)
+        {
+            problems.push(format!("`clamd_address`: {e}"));
         }
         if self.asset_allowed_types.is_empty() {
             problems.push("`asset_allowed_types` must list at least one MIME type".into());

@@ -32,5 +32,7 @@ pub mod media;
 pub mod qr;
 /// Rooms: ordered live delivery, recovery, presence; the collaboration and notification sockets.
 pub mod realtime;
+/// Virus scanning of uploads through clamd.
+pub mod scan;
 /// Every SQL query, written once for SQLite and PostgreSQL.
 pub mod store;

@@ -114,6 +114,10 @@ pub struct Limits {
     pub share_password: Lockouts<(IpAddr, i64)>,
     /// Comments by share visitors, per client IP.
     pub guest_comment_per_ip: KeyedLimit<IpAddr>,
+    /// Chat uploads, per uploader (a visitor's session, or an agent).
+    pub chat_upload: KeyedLimit<String>,
+    /// Chat sessions opened, per client IP.
+    pub chat_session_per_ip: KeyedLimit<IpAddr>,
 }
 
 impl Limits {
@@ -124,6 +128,8 @@ impl Limits {
             share_access_per_ip: KeyedLimit::per_minute(config.share_access_rate_per_ip_per_minute),
             share_create_per_user: KeyedLimit::per_hour(config.share_create_rate_per_user_per_hour),
             guest_comment_per_ip: KeyedLimit::per_minute(config.guest_comment_rate_per_ip_per_minute),
+            chat_upload: KeyedLimit::per_minute(config.chat_upload_rate_per_minute),
+            chat_session_per_ip: KeyedLimit::per_minute(config.chat_session_rate_per_ip_per_minute),
             share_password: Lockouts::new(
                 config.share_password_max_failures,
                 Duration::from_secs(config.share_lockout_secs),
@@ -137,6 +143,8 @@ impl Limits {
         self.share_access_per_ip.retain_recent();
         self.share_create_per_user.retain_recent();
         self.guest_comment_per_ip.retain_recent();
+        self.chat_upload.retain_recent();
+        self.chat_session_per_ip.retain_recent();
         self.share_password.retain_recent();
     }
 }

@@ -175,8 +175,13 @@ impl BlobStore {
     }
 
     /// `{public_url}/files/{token}`: valid for the configured TTL.
-    pub fn signed_url(&self, mut grant: Grant) -> String {
-        grant.expires = unix_now() + self.ttl.as_secs() as i64;
+    pub fn signed_url(&self, grant: Grant) -> String {
+        self.signed_url_for(grant, self.ttl)
+    }
+
+    /// `{public_url}/files/{token}`: valid for `ttl`.
+    pub fn signed_url_for(&self, mut grant: Grant, ttl: Duration) -> String {
+        grant.expires = unix_now() + ttl.as_secs() as i64;
         format!("{}/files/{}", self.base_url, token::sign(&self.hmac_key, &grant))
     }
 

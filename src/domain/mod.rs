@@ -2,6 +2,7 @@
 //! and the store accepts only these. No I/O here.
 
 pub mod assets;
+pub mod chat;
 pub mod collaboration;
 pub mod comments;
 pub mod filetype;

@@ -40,6 +40,7 @@ pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
         (name = "shares", description = "Share links (owner)"),
         (name = "analytics", description = "Who looked at what"),
         (name = "notifications", description = "Live notifications"),
+        (name = "chat", description = "Chat file sharing: companies, sessions, files, messages"),
         (name = "share links", description = "Share links (recipient)"),
         (name = "ops", description = "Health, readiness, metrics"),
         (name = "pages", description = "HTML pages")
@@ -71,10 +72,12 @@ pub fn router(state: AppState) -> Router {
         .merge(api::notifications::router())
         .merge(api::comments::router())
         .merge(api::collaboration::router())
+        .merge(api::chat::router())
         .merge(pages::shares::router())
         .merge(pages::collaboration::router())
         .merge(pages::library::router())
         .merge(pages::analytics::router())
+        .merge(pages::chat::router())
         .merge(api::ops::router())
         .merge(files::router())
         .merge(pages::auth::router())

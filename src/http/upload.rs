@@ -205,6 +205,63 @@ pub async fn inspect(state: &AppState, rec: &Received, allowed: &[String]) -> Ap
     }
 }
 
+/// What the bytes of an accepted file tell: image size and thumbnail, media duration.
+#[derive(Default)]
+pub struct Probed {
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+    pub duration_seconds: Option<f64>,
+    /// A small preview of an image (bytes, MIME type).
+    pub thumbnail: Option<(Bytes, &'static str)>,
+}
+
+/// Decodes what is needed of a received file of type `mime`: an image too large to decode or that
+/// cannot be decoded is refused (422); other kinds never fail.
+pub async fn probe(state: &AppState, rec: &Received, mime: &str) -> AppResult<Probed> {
+    let mut out = Probed::default();
+    match crate::domain::assets::MediaType::from_mime(mime) {
+        crate::domain::assets::MediaType::Image => {
+            let open = {
+                let (key, size, st) = (rec.key.clone(), rec.size, state.clone());
+                move || st.blobs.reader(&key, size)
+            };
+            let max = state.config.image_max_pixels;
+            let info = tokio::task::spawn_blocking(move || crate::media::probe_image(open, max))
+                .await
+                .map_err(AppError::internal)?;
+            match info {
+                Ok(info) => {
+                    out.width = Some(info.width as i64);
+                    out.height = Some(info.height as i64);
+                    out.thumbnail = info.thumbnail.map(|(b, m)| (Bytes::from(b), m));
+                }
+                Err(crate::media::ImageError::TooLarge { width, height }) => {
+                    count("image_too_large");
+                    return Err(AppError::rejected(
+                        "image_too_large",
+                        format!(
+                            "the image is {width}x{height} pixels, more than the limit of {} pixels; it was not processed",
+                            state.config.image_max_pixels
+                        ),
+                    ));
+                }
+                Err(crate::media::ImageError::Corrupt(why)) => {
+                    count("corrupt_image");
+                    return Err(AppError::rejected("corrupt_image", format!("the image cannot be decoded: {why}")));
+                }
+            }
+        }
+        crate::domain::assets::MediaType::Video | crate::domain::assets::MediaType::Audio => {
+            let reader = state.blobs.reader(&rec.key, rec.size);
+            let m = mime.to_string();
+            out.duration_seconds =
+                tokio::task::spawn_blocking(move || crate::media::probe_duration(reader, &m)).await.unwrap_or(None);
+        }
+        _ => {}
+    }
+    Ok(out)
+}
+
 pub fn accepted(size: u64) {
     count("accepted");
     metrics::histogram!("vitrine_upload_size_bytes").record(size as f64);

@@ -28,7 +28,7 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<GcReport> {
         }
     }
     report.temporary_removed += sweep_local_staging(state)?;
-    for prefix in ["assets", "thumbs"] {
+    for prefix in ["assets", "thumbs", "chat"] {
         for m in state.blobs.list(prefix).await? {
             let key = m.location.as_ref();
             if older_than_grace(state, m.last_modified.timestamp_millis()) && !state.store.blob_referenced(key).await? {

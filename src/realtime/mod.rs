@@ -2,6 +2,7 @@
 //! and the bridge to the other instances through the bus. Every live feature (collaboration,
 //! notifications, chat) uses these; the per-feature WebSocket protocols live next to this file.
 
+pub mod chat;
 pub mod collaboration;
 pub mod notifications;
 pub mod socket;

@@ -165,10 +165,13 @@ impl Store {
 
     /// Whether any asset still points at this blob (as file or as thumbnail).
     pub async fn blob_referenced(&self, key: &str) -> anyhow::Result<bool> {
-        let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM assets WHERE blob_key = $1 OR thumb_key = $1 LIMIT 1")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT id FROM assets WHERE blob_key = $1 OR thumb_key = $1
+             UNION ALL SELECT id FROM chat_files WHERE blob_key = $1 OR thumb_key = $1 LIMIT 1",
+        )
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.is_some())
     }
 

@@ -4,6 +4,7 @@
 pub mod analytics;
 pub mod assets;
 pub mod cache;
+pub mod chat;
 pub mod collaboration;
 pub mod comments;
 pub mod rooms;

@@ -328,6 +328,12 @@ pub mod fixtures {
         v.resize(512, 0);
         v
     }
+
+    /// The 68-byte EICAR anti-virus test file: harmless, detected by every scanner (by `Clamd`'s
+    /// one-signature database here).
+    pub fn eicar() -> Vec<u8> {
+        br"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*".to_vec()
+    }
 }
 
 /// Declares each listed `async fn name(db: Db)` as a test on SQLite and on PostgreSQL.
@@ -486,5 +492,109 @@ impl Ws {
                 Ok(Some(Ok(_))) => {}
             }
         }
+    }
+}
+
+/// A real clamd on a loopback port, with a one-signature database that detects
+/// [`fixtures::eicar`] as `Vitrine.Test.EICAR` (clamd reports it as `Vitrine.Test.EICAR.UNOFFICIAL`).
+/// freshclam cannot download here, so that signature is the whole database.
+pub struct Clamd {
+    /// `127.0.0.1:<port>`, for `clamd_address`.
+    pub address: String,
+    child: tokio::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Clamd {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+impl Clamd {
+    /// Starts clamd and waits until it answers PING. `None` (after saying why) when clamd is not
+    /// installed, unless `CI=true` or `TEST_CLAMD` is set: then the test fails instead.
+    pub async fn start() -> Option<Clamd> {
+        let Some(bin) = Clamd::binary() else {
+            if std::env::var("CI").is_ok_and(|v| v == "true") || std::env::var_os("TEST_CLAMD").is_some() {
+                panic!("clamd is not installed but CI=true or TEST_CLAMD is set (apt-get install clamav-daemon)");
+            }
+            eprintln!("skipped: clamd not installed (apt-get install clamav-daemon)");
+            return None;
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        // A SHA-256 hash signature (`.hsb`: sha256:size:name) computed from the fixture, so the
+        // two cannot drift apart. (An MD5 `.hdb` line works the same, but no MD5 crate is a dependency.)
+        let eicar = fixtures::eicar();
+        let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&eicar));
+        std::fs::write(dir.path().join("test.hsb"), format!("{sha256}:{}:Vitrine.Test.EICAR\n", eicar.len()))
+            .expect("write signature database");
+        // The port is free when chosen but could be taken before clamd binds it: try a few.
+        for _ in 0..3 {
+            let port = {
+                let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+                l.local_addr().expect("addr").port()
+            };
+            let d = dir.path().display();
+            // No `User` and no `LocalSocket`: clamd runs as whoever runs the tests (root included).
+            let conf = format!(
+                "Foreground yes\nTCPSocket {port}\nTCPAddr 127.0.0.1\nDatabaseDirectory {d}\nLogFile {d}/clamd.log\n\
+                 PidFile {d}/clamd.pid\nStreamMaxLength 40M\nMaxFileSize 40M\nMaxScanSize 100M\n"
+            );
+            let conf_path = dir.path().join("clamd.conf");
+            std::fs::write(&conf_path, conf).expect("write clamd.conf");
+            let stderr = std::fs::File::create(dir.path().join("clamd.stderr")).expect("clamd.stderr");
+            let mut child = tokio::process::Command::new(&bin)
+                .arg("-c")
+                .arg(&conf_path)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(stderr)
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+            let address = format!("127.0.0.1:{port}");
+            let scanner =
+                vitrine::scan::Scanner::new(vitrine::scan::ClamdAddr::Tcp(address.clone()), Duration::from_secs(2));
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            loop {
+                if scanner.ping().await.is_ok() {
+                    return Some(Clamd { address, child, dir });
+                }
+                if let Some(status) = child.try_wait().expect("clamd status") {
+                    let log = Clamd::logs(dir.path());
+                    if log.contains("Address already in use") {
+                        break; // the port was taken meanwhile: next port
+                    }
+                    panic!("clamd exited with {status} before answering PING:\n{log}");
+                }
+                if tokio::time::Instant::now() > deadline {
+                    panic!("clamd did not answer PING within 60 s:\n{}", Clamd::logs(dir.path()));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        panic!("clamd could not bind a free port three times:\n{}", Clamd::logs(dir.path()));
+    }
+
+    /// `/usr/sbin/clamd` (not on a normal user's PATH), else `clamd` on PATH.
+    fn binary() -> Option<std::path::PathBuf> {
+        let sbin = std::path::PathBuf::from("/usr/sbin/clamd");
+        if sbin.is_file() {
+            return Some(sbin);
+        }
+        let path = std::env::var_os("PATH")?;
+        std::env::split_paths(&path).map(|d| d.join("clamd")).find(|p| p.is_file())
+    }
+
+    /// clamd's stderr and log file, for failure messages.
+    fn logs(dir: &std::path::Path) -> String {
+        let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+        format!("--- stderr\n{}--- clamd.log\n{}", read("clamd.stderr"), read("clamd.log"))
+    }
+
+    /// The log clamd wrote so far (what it scanned and found).
+    pub fn log(&self) -> String {
+        Clamd::logs(self.dir.path())
     }
 }

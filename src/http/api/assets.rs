@@ -5,7 +5,6 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -24,7 +23,6 @@ use crate::error::{AppError, AppResult, ErrorResponse, FieldErrors};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, CurrentUser};
 use crate::http::files::{FileInfo, serve};
 use crate::http::upload::{self, Received};
-use crate::media;
 use crate::store::AssetFilter;
 use crate::store::assets::StoredFile;
 
@@ -203,49 +201,9 @@ async fn store_asset(state: &AppState, user: &User, form: &upload::Form, rec: &R
         height: None,
         duration_seconds: None,
     };
-    let mut thumb: Option<(Bytes, &'static str)> = None;
-    match media_type {
-        MediaType::Image => {
-            let blobs_reader = {
-                let key = rec.key.clone();
-                let size = rec.size;
-                let st = state.clone();
-                move || st.blobs.reader(&key, size)
-            };
-            let max = state.config.image_max_pixels;
-            let info = tokio::task::spawn_blocking(move || media::probe_image(blobs_reader, max))
-                .await
-                .map_err(AppError::internal)?;
-            match info {
-                Ok(info) => {
-                    file.width = Some(info.width as i64);
-                    file.height = Some(info.height as i64);
-                    thumb = info.thumbnail.map(|(b, m)| (Bytes::from(b), m));
-                }
-                Err(media::ImageError::TooLarge { width, height }) => {
-                    metrics::counter!("vitrine_uploads_total", "result" => "image_too_large").increment(1);
-                    return Err(AppError::rejected(
-                        "image_too_large",
-                        format!(
-                            "the image is {width}x{height} pixels, more than the limit of {} pixels; it was not processed",
-                            state.config.image_max_pixels
-                        ),
-                    ));
-                }
-                Err(media::ImageError::Corrupt(why)) => {
-                    metrics::counter!("vitrine_uploads_total", "result" => "corrupt_image").increment(1);
-                    return Err(AppError::rejected("corrupt_image", format!("the image cannot be decoded: {why}")));
-                }
-            }
-        }
-        MediaType::Video | MediaType::Audio => {
-            let reader = state.blobs.reader(&rec.key, rec.size);
-            let m = mime.clone();
-            file.duration_seconds =
-                tokio::task::spawn_blocking(move || media::probe_duration(reader, &m)).await.unwrap_or(None);
-        }
-        _ => {}
-    }
+    let probed = upload::probe(state, rec, &mime).await?;
+    (file.width, file.height, file.duration_seconds) = (probed.width, probed.height, probed.duration_seconds);
+    let thumb = probed.thumbnail;
     if let Some((bytes, tmime)) = thumb {
         let ext = if tmime == "image/png" { "png" } else { "jpg" };
         let key = format!("thumbs/{}/{}.{ext}", user.id, rec.sha256);

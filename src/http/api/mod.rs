@@ -4,6 +4,7 @@ pub mod admin;
 pub mod analytics;
 pub mod assets;
 pub mod auth;
+pub mod chat;
 pub mod collaboration;
 pub mod comments;
 pub mod notifications;

@@ -2,6 +2,7 @@
 
 pub mod analytics;
 pub mod auth;
+pub mod chat;
 pub mod collaboration;
 pub mod home;
 pub mod library;

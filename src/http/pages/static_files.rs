@@ -19,6 +19,11 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../../static/sdk/analytics-dashboard.js"),
     ),
     ("sdk/collaboration.js", "text/javascript; charset=utf-8", include_str!("../../../static/sdk/collaboration.js")),
+    (
+        "sdk/chat-file-upload.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../static/sdk/chat-file-upload.js"),
+    ),
     ("js/pages.js", "text/javascript; charset=utf-8", include_str!("../../../static/js/pages.js")),
 ];
 

@@ -1,0 +1,234 @@
+//! The chat socket protocol (docs/chat.md): `connection_established`, durable `file_shared` and
+//! `message` events of the room `chat:{session}` with recovery, `request_file_list`, `message`.
+
+use std::sync::Arc;
+
+use axum::extract::ws::{Message, WebSocket};
+use serde::Deserialize;
+
+use super::Next;
+use super::Subscription;
+use super::socket::{self, CLOSE_AWAY, CLOSE_TOO_SLOW, error_frame, send_text};
+use crate::app::AppState;
+use crate::bus::Envelope;
+use crate::domain::chat::{MessageOut, parse_message};
+use crate::http::api::chat::{FileOut, Reach, file_list};
+
+/// Inbound messages per second per socket.
+const INBOUND_PER_SECOND: u32 = 20;
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Inbound {
+    RequestFileList { session_id: Option<String>, company_id: Option<String> },
+    Message { text: String },
+    Resume { last_seq: i64 },
+    Ping,
+}
+
+/// Runs one chat socket until it closes.
+pub async fn serve(state: AppState, reach: Reach, last_seq: Option<i64>, mut ws: WebSocket) {
+    let room = reach.session.room();
+    let mut sub = match Box::pin(state.rooms.subscribe(&room)).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not join a chat room");
+            let _ = send_text(&mut ws, &error_frame("unavailable", "the chat is unavailable; try again")).await;
+            socket::close(&mut ws, CLOSE_TOO_SLOW, "unavailable").await;
+            return;
+        }
+    };
+    metrics::gauge!("vitrine_websockets_open", "channel" => "chat").increment(1.0);
+    if Box::pin(hello(&state, &reach, &sub, last_seq, &mut ws)).await {
+        run(&state, &reach, &mut sub, &mut ws).await;
+    }
+    metrics::gauge!("vitrine_websockets_open", "channel" => "chat").decrement(1.0);
+}
+
+fn established(reach: &Reach, sub: &Subscription, recovered: Option<bool>) -> String {
+    let mut v = serde_json::json!({
+        "type": "connection_established",
+        "message": "WebSocket connected successfully",
+        "session_id": reach.session.uuid,
+        "company_id": reach.session.company_uuid,
+        "role": reach.side.as_str(),
+        "seq": sub.last_seq,
+    });
+    if let Some(r) = recovered {
+        v["recovered"] = r.into();
+    }
+    v.to_string()
+}
+
+/// `connection_established`, then what the client missed when it says where it stopped.
+async fn hello(state: &AppState, reach: &Reach, sub: &Subscription, last_seq: Option<i64>, ws: &mut WebSocket) -> bool {
+    let Some(after) = last_seq else { return send_text(ws, &established(reach, sub, None)).await };
+    match sub.replay(after).await {
+        Ok(missed) => {
+            if !send_text(ws, &established(reach, sub, Some(true))).await {
+                return false;
+            }
+            send_replayed(state, reach, &missed, ws).await
+        }
+        Err(_) => send_text(ws, &established(reach, sub, Some(false))).await,
+    }
+}
+
+/// Sends replayed events; their file links are signed afresh (the stored ones may have expired).
+async fn send_replayed(state: &AppState, reach: &Reach, missed: &[Arc<Envelope>], ws: &mut WebSocket) -> bool {
+    let ids: Vec<i64> = missed
+        .iter()
+        .filter(|e| e.kind == "file_shared")
+        .filter_map(|e| serde_json::from_str::<serde_json::Value>(&e.frame).ok()?.get("id")?.as_i64())
+        .collect();
+    let files = state.store.chat_files_by_ids(reach.session.id, &ids).await.unwrap_or_default();
+    for env in missed {
+        let frame = match (env.kind.as_str(), serde_json::from_str::<serde_json::Value>(&env.frame)) {
+            ("file_shared", Ok(mut v)) => {
+                let id = v.get("id").and_then(|i| i.as_i64());
+                if let Some(f) = files.iter().find(|f| Some(f.id) == id) {
+                    let fresh = FileOut::of(state, f);
+                    v["url"] = fresh.url.into();
+                    v["thumbnail"] = fresh.thumbnail.into();
+                }
+                v.to_string()
+            }
+            _ => env.frame.clone(),
+        };
+        if !send_text(ws, &frame).await {
+            return false;
+        }
+    }
+    true
+}
+
+async fn run(state: &AppState, reach: &Reach, sub: &mut Subscription, ws: &mut WebSocket) {
+    let limiter = socket::inbound_limiter(INBOUND_PER_SECOND);
+    let mut ping = tokio::time::interval(socket::PING_EVERY);
+    ping.tick().await;
+    let mut last_heard = std::time::Instant::now();
+    loop {
+        tokio::select! {
+            next = sub.next() => match next {
+                Next::Frames(frames) => {
+                    for env in frames {
+                        if !send_text(ws, &env.frame).await {
+                            return;
+                        }
+                    }
+                }
+                Next::Lagged => {
+                    socket::close(ws, CLOSE_TOO_SLOW, "too slow; reconnect with last_seq").await;
+                    return;
+                }
+            },
+            incoming = ws.recv() => match incoming {
+                Some(Ok(Message::Text(text))) => {
+                    last_heard = std::time::Instant::now();
+                    let answer = if text.len() > socket::MAX_MESSAGE {
+                        Some(error_frame("too_large", &format!("messages are limited to {} bytes", socket::MAX_MESSAGE)))
+                    } else if limiter.check().is_err() {
+                        Some(error_frame("rate_limited", "too many messages; slow down"))
+                    } else {
+                        Box::pin(inbound(state, reach, sub, ws, text.as_str())).await
+                    };
+                    if let Some(frame) = answer && !send_text(ws, &frame).await {
+                        return;
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    last_heard = std::time::Instant::now();
+                    if !send_text(ws, &error_frame("malformed", "send JSON text frames")).await {
+                        return;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => last_heard = std::time::Instant::now(),
+            },
+            _ = ping.tick() => {
+                if last_heard.elapsed() > socket::DEAD_AFTER {
+                    socket::close(ws, CLOSE_AWAY, "no answer to pings").await;
+                    return;
+                }
+                if ws.send(Message::Ping(Vec::new().into())).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Acts on one client message; returns a frame for this socket only, if any.
+async fn inbound(
+    state: &AppState,
+    reach: &Reach,
+    sub: &Subscription,
+    ws: &mut WebSocket,
+    text: &str,
+) -> Option<String> {
+    let v: serde_json::Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(_) => return Some(error_frame("malformed", "messages are JSON objects with a type")),
+    };
+    match v.get("type").and_then(|t| t.as_str()) {
+        None => return Some(error_frame("malformed", "messages are JSON objects with a type")),
+        Some(t) if !matches!(t, "request_file_list" | "message" | "resume" | "ping") => {
+            return Some(error_frame("unknown_type", &format!("unknown message type {t:?}")));
+        }
+        Some(_) => {}
+    }
+    let msg = match serde_json::from_value::<Inbound>(v) {
+        Ok(m) => m,
+        Err(e) => return Some(error_frame("invalid", &format!("invalid message: {e}"))),
+    };
+    let s = &reach.session;
+    match msg {
+        Inbound::Ping => Some(r#"{"type":"pong"}"#.to_string()),
+        Inbound::RequestFileList { session_id, company_id } => {
+            if session_id.is_some_and(|id| id != s.uuid) || company_id.is_some_and(|c| c != s.company_uuid) {
+                return Some(error_frame("forbidden", "this socket belongs to another session"));
+            }
+            match file_list(state, s).await {
+                Ok(list) => Some(
+                    serde_json::json!({"type": "file_list", "files": list.files, "count": list.count,
+                        "session_id": s.uuid, "company_id": s.company_uuid})
+                    .to_string(),
+                ),
+                Err(e) => Some(error_frame(e.code(), &e.public_message())),
+            }
+        }
+        Inbound::Message { text } => {
+            let text = match parse_message(&text) {
+                Ok(t) => t,
+                Err(why) => return Some(error_frame("invalid", &why)),
+            };
+            let stored = state
+                .store
+                .insert_chat_message(s, reach.side, reach.user_id, &text, state.clock.now_ms(), |m| {
+                    serde_json::to_value(MessageOut::of(m)).unwrap_or_default()
+                })
+                .await;
+            match stored {
+                Ok((_, event)) => {
+                    state.rooms.publish(&event);
+                    metrics::counter!("vitrine_chat_messages_total", "sender" => reach.side.as_str()).increment(1);
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not store a chat message");
+                    Some(error_frame("unavailable", "the message could not be stored; send it again"))
+                }
+            }
+        }
+        Inbound::Resume { last_seq } => match sub.replay(last_seq).await {
+            Ok(missed) => {
+                if send_replayed(state, reach, &missed, ws).await {
+                    None
+                } else {
+                    Some(error_frame("gone", "the socket closed"))
+                }
+            }
+            Err(_) => Some(established(reach, sub, Some(false))),
+        },
+    }
+}
