@@ -718,3 +718,39 @@ async fn the_widget_and_agent_pages_render() {
     assert_eq!(sdk.status(), StatusCode::OK);
     assert!(sdk.text().await.expect("js").contains("ChatbotFileUpload"));
 }
+
+/// A visitor on one instance and the agent on another share the session through Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn visitor_and_agent_on_two_instances_share_the_session() {
+    let Some(bus) = crate::realtime::redis_url().await else { return };
+    let (a, b) = crate::realtime::pair(&bus).await;
+    let (_, c) = setup(&a).await;
+    let mut visitor = Ws::connect(&a, &ws_path(&c, &c.visitor)).await;
+    visitor.next_of("connection_established").await;
+    let mut agent = Ws::connect(&b, &ws_path(&c, &c.agent)).await;
+    agent.next_of("connection_established").await;
+    // Subscriptions on the bus are asynchronous: retry the first event until it crosses.
+    let mut first = None;
+    // (At most 8: uploads are limited to 10 a minute per uploader.)
+    for i in 0..8 {
+        let r = upload(&a, Some(&c.visitor), "a.txt", format!("note {i}\n").into_bytes(), &[]).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        if let Some(v) = agent.next_within(Duration::from_millis(500)).await {
+            first = Some(v);
+            break;
+        }
+    }
+    let first = first.expect("a file uploaded on instance A reaches the agent on instance B");
+    assert_eq!(first["type"], "file_shared");
+    agent.send(&json!({"type": "message", "text": "Got it, from B"})).await;
+    let m = loop {
+        let v = visitor.next().await;
+        if v["type"] == "message" {
+            break v;
+        }
+    };
+    assert_eq!(m["text"], "Got it, from B");
+    assert_eq!(m["sender"], "agent");
+    // Both instances number the session's events in one sequence.
+    assert_eq!(agent.next_of("message").await["seq"], m["seq"]);
+}

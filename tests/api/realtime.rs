@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::helpers::{Spawn, TestApp, Ws, fixtures};
 
 /// `TEST_REDIS_URL`, checked: set but unreachable fails the test; unset skips it.
-async fn redis_url() -> Option<String> {
+pub async fn redis_url() -> Option<String> {
     let Ok(url) = std::env::var("TEST_REDIS_URL") else {
         eprintln!("skipped: TEST_REDIS_URL is not set (multi-instance tests need Redis)");
         return None;
@@ -27,7 +27,7 @@ const JWT: &str = "0123456789abcdef0123456789abcdef-jwt-shared-by-instances";
 const HMAC: &str = "0123456789abcdef0123456789abcdef-hmac-shared-by-instances";
 
 /// Two instances on one database (a SQLite file in WAL mode) and one bus.
-async fn pair(bus: &str) -> (TestApp, TestApp) {
+pub async fn pair(bus: &str) -> (TestApp, TestApp) {
     let b = bus.to_string();
     let a = TestApp::spawn_with(Spawn {
         tweak: Box::new(move |c| {
