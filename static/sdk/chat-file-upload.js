@@ -828,7 +828,8 @@
       img.decoding = 'async';
       img.addEventListener('error', function () {
         // An expired or refused preview: show the type badge instead of a broken image.
-        detach(img);
+        if (img.hidden) return;
+        img.hidden = true;
         preview.appendChild(el('span', 'chat-file-badge', fileKind(file)));
       });
       preview.appendChild(img);
@@ -1105,6 +1106,7 @@
     '.chat-file-body{display:flex;align-items:center;gap:.65rem;background:var(--card,#fff);border:1px solid #e3e6ea}',
     '.chat-own .chat-file-body{background:var(--card,#fff);border-color:#c9d5f5}',
     '.chat-preview{flex:none;display:block;text-decoration:none}',
+    '.chat-thumb[hidden]{display:none}',
     '.chat-thumb{display:block;width:4.5rem;height:4.5rem;object-fit:cover;border-radius:.5rem;background:#eef0f3}',
     '.chat-file-badge{display:flex;align-items:center;justify-content:center;width:2.6rem;height:3.2rem;border-radius:.35rem;background:#eef0f3;border:1px solid #c4c9d0;color:var(--muted,#5d6470);font-size:.7rem;font-weight:700;letter-spacing:.02em}',
     '.chat-file-info{min-width:0;display:flex;flex-direction:column}',

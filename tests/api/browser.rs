@@ -379,3 +379,54 @@ async fn wait_for(c: &Client, script: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_dropped_in_the_chat_widget_appears_live_on_the_agent_page() {
+    let app = TestApp::spawn().await;
+    let (admin, admin_id) = app.register("agent@example.com", "Ada Agent").await;
+    let company: Value =
+        app.post_json("/api/companies/", Some(&admin), &json!({"name": "Acme"})).await.json().await.expect("json");
+    let company_id = company["company_id"].as_str().expect("id").to_string();
+    let r = app
+        .post_json(&format!("/api/companies/{company_id}/agents/"), Some(&admin), &json!({"user_id": admin_id}))
+        .await;
+    assert_eq!(r.status().as_u16(), 201);
+    let widget = app.url(&format!("/chat/widget/?widget_key={}", company["widget_key"].as_str().expect("key")));
+    let Some(visitor) = Browser::start().await else { return };
+    let Some(agent) = Browser::start().await else { return };
+    // The visitor opens the widget: a session starts and the socket connects.
+    visitor.client.goto(&widget).await.expect("goto");
+    wait_for(&visitor.client, "return (document.getElementById('chat-status') || {}).textContent === 'connected';")
+        .await;
+    // The agent signs in and picks the session.
+    sign_in(&agent.client, &app, "agent@example.com").await;
+    agent.client.goto(&app.url("/agent/")).await.expect("goto");
+    wait_for(&agent.client, "return document.querySelectorAll('.chat-session').length === 1;").await;
+    agent.client.find(Locator::Css(".chat-session")).await.expect("session").click().await.expect("click");
+    wait_for(&agent.client, "return (document.getElementById('chat-status') || {}).textContent === 'connected';").await;
+    // The visitor picks a file; the agent sees it arrive (name sanitised), with its thumbnail.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("holiday <photo>.png");
+    std::fs::write(&path, fixtures::png(120, 80)).expect("write");
+    let input = visitor.client.find(Locator::Id("chat-file-input")).await.expect("file input");
+    input.send_keys(&path.display().to_string()).await.expect("choose file");
+    wait_for(
+        &agent.client,
+        "var f = document.querySelector('#conversation .chat-file');
+         return !!f && f.textContent.indexOf('holiday _photo_.png') >= 0 && !!f.querySelector('img');",
+    )
+    .await;
+    wait_for(&visitor.client, "return document.querySelectorAll('#conversation .chat-file').length === 1;").await;
+    // The agent answers; the visitor reads it. Text stays text.
+    let text = agent.client.find(Locator::Id("chat-text")).await.expect("text");
+    text.send_keys("Thanks, <b>got it</b>").await.expect("type");
+    agent.client.find(Locator::Id("chat-send")).await.expect("send").click().await.expect("click");
+    wait_for(
+        &visitor.client,
+        "var m = document.querySelectorAll('#conversation .chat-message');
+         return m.length === 1 && m[0].textContent.indexOf('Thanks, <b>got it</b>') >= 0 && !m[0].querySelector('b');",
+    )
+    .await;
+    visitor.client.clone().close().await.expect("close");
+    agent.client.clone().close().await.expect("close");
+}
