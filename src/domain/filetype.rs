@@ -218,7 +218,7 @@ mod tests {
     use std::io::Cursor;
 
     fn check(bytes: &[u8], name: &str) -> Verdict {
-        let allowed: Vec<String> = crate::config::DEFAULT_ALLOWED_TYPES.iter().map(|s| s.to_string()).collect();
+        let allowed = crate::config::default_asset_types();
         classify(Cursor::new(bytes), &bytes[..bytes.len().min(65536)], name, &allowed)
     }
 

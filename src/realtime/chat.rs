@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::Next;
 use super::Subscription;
-use super::socket::{self, CLOSE_AWAY, CLOSE_TOO_SLOW, error_frame, send_text};
+use super::socket::{self, CLOSE_TOO_SLOW, error_frame, send_text};
 use crate::app::AppState;
 use crate::bus::Envelope;
 use crate::domain::chat::{MessageOut, parse_message};
@@ -104,9 +104,7 @@ async fn send_replayed(state: &AppState, reach: &Reach, missed: &[Arc<Envelope>]
 
 async fn run(state: &AppState, reach: &Reach, sub: &mut Subscription, ws: &mut WebSocket) {
     let limiter = socket::inbound_limiter(INBOUND_PER_SECOND);
-    let mut ping = tokio::time::interval(socket::PING_EVERY);
-    ping.tick().await;
-    let mut last_heard = std::time::Instant::now();
+    let mut heartbeat = socket::Heartbeat::default();
     loop {
         tokio::select! {
             next = sub.next() => match next {
@@ -124,7 +122,7 @@ async fn run(state: &AppState, reach: &Reach, sub: &mut Subscription, ws: &mut W
             },
             incoming = ws.recv() => match incoming {
                 Some(Ok(Message::Text(text))) => {
-                    last_heard = std::time::Instant::now();
+                    heartbeat.heard();
                     let answer = if text.len() > socket::MAX_MESSAGE {
                         Some(error_frame("too_large", &format!("messages are limited to {} bytes", socket::MAX_MESSAGE)))
                     } else if limiter.check().is_err() {
@@ -137,23 +135,15 @@ async fn run(state: &AppState, reach: &Reach, sub: &mut Subscription, ws: &mut W
                     }
                 }
                 Some(Ok(Message::Binary(_))) => {
-                    last_heard = std::time::Instant::now();
+                    heartbeat.heard();
                     if !send_text(ws, &error_frame("malformed", "send JSON text frames")).await {
                         return;
                     }
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                Some(Ok(_)) => last_heard = std::time::Instant::now(),
+                Some(Ok(_)) => heartbeat.heard(),
             },
-            _ = ping.tick() => {
-                if last_heard.elapsed() > socket::DEAD_AFTER {
-                    socket::close(ws, CLOSE_AWAY, "no answer to pings").await;
-                    return;
-                }
-                if ws.send(Message::Ping(Vec::new().into())).await.is_err() {
-                    return;
-                }
-            }
+            _ = heartbeat.due() => if !heartbeat.beat(ws).await { return },
         }
     }
 }

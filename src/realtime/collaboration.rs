@@ -165,12 +165,10 @@ async fn run(state: &AppState, m: &Member, sub: &mut Subscription, last_seq: Opt
     // Answers of work done off the loop (comment errors); its capacity bounds that work.
     let (replies, mut replies_rx) = mpsc::channel::<String>(COMMENTS_IN_FLIGHT);
     let mut local = Local { limiter: socket::inbound_limiter(INBOUND_PER_SECOND), pending_cursor: None, replies };
-    let mut ping = tokio::time::interval(socket::PING_EVERY);
-    ping.tick().await;
+    let mut heartbeat = socket::Heartbeat::default();
     let mut cursor_tick = tokio::time::interval(CURSOR_PERIOD);
     cursor_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_sample = Instant::now() - SAMPLE_PERIOD;
-    let mut last_heard = Instant::now();
     let ends_in =
         Duration::from_millis(m.session.expires_at.saturating_sub(crate::domain::time::now_ms()).max(0) as u64);
     let expiry = tokio::time::sleep(ends_in);
@@ -197,15 +195,15 @@ async fn run(state: &AppState, m: &Member, sub: &mut Subscription, last_seq: Opt
             },
             incoming = ws.recv() => match incoming {
                 Some(Ok(Message::Text(text))) => {
-                    last_heard = Instant::now();
+                    heartbeat.heard();
                     Box::pin(inbound(state, m, sub, ws, &mut local, text.as_str())).await
                 }
                 Some(Ok(Message::Binary(_))) => {
-                    last_heard = Instant::now();
+                    heartbeat.heard();
                     if send_text(ws, &error_frame("malformed", "send JSON text frames")).await { Flow::Continue } else { return }
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                Some(Ok(_)) => { last_heard = Instant::now(); Flow::Continue }
+                Some(Ok(_)) => { heartbeat.heard(); Flow::Continue }
             },
             Some(reply) = replies_rx.recv() => {
                 if send_text(ws, &reply).await { Flow::Continue } else { return }
@@ -221,15 +219,7 @@ async fn run(state: &AppState, m: &Member, sub: &mut Subscription, last_seq: Opt
                 }
                 Flow::Continue
             }
-            _ = ping.tick() => {
-                if last_heard.elapsed() > socket::DEAD_AFTER {
-                    Flow::Close(CLOSE_AWAY, "no answer to pings")
-                } else if ws.send(Message::Ping(Vec::new().into())).await.is_err() {
-                    return
-                } else {
-                    Flow::Continue
-                }
-            }
+            _ = heartbeat.due() => if heartbeat.beat(ws).await { Flow::Continue } else { return },
             _ = &mut expiry => {
                 let frame = serde_json::json!({"type": "session_ended", "reason": "expired"}).to_string();
                 let _ = send_text(ws, &frame).await;

@@ -4,7 +4,7 @@
 use axum::extract::ws::{Message, WebSocket};
 
 use super::Next;
-use super::socket::{self, CLOSE_AWAY, CLOSE_TOO_SLOW, error_frame, send_text};
+use super::socket::{self, CLOSE_TOO_SLOW, error_frame, send_text};
 use crate::app::AppState;
 use crate::domain::users::User;
 
@@ -50,9 +50,7 @@ pub async fn serve(state: AppState, user: User, last_seq: Option<i64>, mut ws: W
     for env in missed {
         ok = ok && send_text(&mut ws, &env.frame).await;
     }
-    let mut ping = tokio::time::interval(socket::PING_EVERY);
-    ping.tick().await;
-    let mut last_heard = std::time::Instant::now();
+    let mut heartbeat = socket::Heartbeat::default();
     while ok {
         tokio::select! {
             next = sub.next() => match next {
@@ -72,7 +70,7 @@ pub async fn serve(state: AppState, user: User, last_seq: Option<i64>, mut ws: W
             incoming = ws.recv() => match incoming {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                 Some(Ok(Message::Text(t))) => {
-                    last_heard = std::time::Instant::now();
+                    heartbeat.heard();
                     // The only request: {"type": "resume", "last_seq": N}.
                     let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap_or_default();
                     match (v["type"].as_str(), v["last_seq"].as_i64()) {
@@ -87,15 +85,9 @@ pub async fn serve(state: AppState, user: User, last_seq: Option<i64>, mut ws: W
                         _ => ok = send_text(&mut ws, &error_frame("unknown_type", "send resume {last_seq} or ping")).await,
                     }
                 }
-                Some(Ok(_)) => last_heard = std::time::Instant::now(),
+                Some(Ok(_)) => heartbeat.heard(),
             },
-            _ = ping.tick() => {
-                if last_heard.elapsed() > socket::DEAD_AFTER {
-                    socket::close(&mut ws, CLOSE_AWAY, "no answer to pings").await;
-                    break;
-                }
-                ok = ws.send(Message::Ping(Vec::new().into())).await.is_ok();
-            }
+            _ = heartbeat.due() => ok = heartbeat.beat(&mut ws).await,
         }
     }
     metrics::gauge!("vitrine_websockets_open", "channel" => "notifications").decrement(1.0);

@@ -32,6 +32,41 @@ pub fn inbound_limiter(per_second: u32) -> DefaultDirectRateLimiter {
     RateLimiter::direct(Quota::per_second(n).allow_burst(burst))
 }
 
+/// Pings a socket every `PING_EVERY` and gives up on a peer silent for `DEAD_AFTER`.
+pub struct Heartbeat {
+    ping: tokio::time::Interval,
+    last_heard: std::time::Instant,
+}
+
+impl Default for Heartbeat {
+    fn default() -> Self {
+        let first = tokio::time::Instant::now() + PING_EVERY;
+        Heartbeat { ping: tokio::time::interval_at(first, PING_EVERY), last_heard: std::time::Instant::now() }
+    }
+}
+
+impl Heartbeat {
+    /// Anything from the peer shows it is alive.
+    pub fn heard(&mut self) {
+        self.last_heard = std::time::Instant::now();
+    }
+
+    /// Resolves when the next ping is due.
+    pub async fn due(&mut self) {
+        self.ping.tick().await;
+    }
+
+    /// When a ping is due: sends it, or closes a peer that stopped answering (1001). False when
+    /// the socket is done.
+    pub async fn beat(&mut self, socket: &mut WebSocket) -> bool {
+        if self.last_heard.elapsed() > DEAD_AFTER {
+            close(socket, CLOSE_AWAY, "no answer to pings").await;
+            return false;
+        }
+        socket.send(Message::Ping(Vec::new().into())).await.is_ok()
+    }
+}
+
 /// An `error` frame (docs/realtime.md).
 pub fn error_frame(code: &str, message: &str) -> String {
     serde_json::json!({"type": "error", "code": code, "error": message}).to_string()

@@ -362,14 +362,15 @@ impl Store {
         Ok(rows.iter().map(message_from_row).collect::<Result<_, _>>()?)
     }
 
-    /// Bytes of a company's chat files.
-    pub async fn company_stored_bytes(&self, company_id: i64) -> anyhow::Result<i64> {
-        let (n,): (Option<i64>,) =
-            sqlx::query_as("SELECT CAST(SUM(size) AS BIGINT) FROM chat_files WHERE company_id = $1")
-                .bind(company_id)
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(n.unwrap_or(0))
+    /// Bytes of chat files per company (company uuid, bytes).
+    pub async fn chat_stored_bytes(&self) -> anyhow::Result<Vec<(String, i64)>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT c.uuid, CAST(SUM(f.size) AS BIGINT) FROM chat_files f JOIN companies c ON c.id = f.company_id
+             GROUP BY c.uuid",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -21,7 +21,7 @@ use crate::domain::pagination::{Page, PageQuery, PageRequest};
 use crate::domain::time::rfc3339;
 use crate::domain::users::User;
 use crate::error::{AppError, AppResult, ErrorResponse};
-use crate::http::extract::{AdminUser, ApiJson, ApiPath, ApiQuery, ClientIp, CurrentUser, user_from_token};
+use crate::http::extract::{AdminUser, ApiJson, ApiPath, ApiQuery, ClientIp, CurrentUser, bearer_in, user_from_token};
 use crate::http::upload::{self, Received};
 use crate::store::chat::NewChatFile;
 
@@ -85,13 +85,7 @@ impl Caller {
         query_token: Option<&str>,
         cookie_ok: bool,
     ) -> AppResult<Caller> {
-        let bearer = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, t)| t.trim());
-        if let Some(t) = bearer.or(query_token.filter(|t| !t.is_empty())) {
+        if let Some(t) = bearer_in(headers).or(query_token.filter(|t| !t.is_empty())) {
             return Caller::from_token(state, t).await;
         }
         if cookie_ok {
@@ -548,9 +542,8 @@ async fn store_upload(state: &AppState, caller: &Caller, form: &upload::Form, re
     state.rooms.publish(&event);
     metrics::counter!("vitrine_chat_uploads_total", "result" => "accepted", "reason" => "").increment(1);
     metrics::histogram!("vitrine_chat_upload_size_bytes").record(rec.size as f64);
-    if let Ok(bytes) = state.store.company_stored_bytes(s.company_id).await {
-        metrics::gauge!("vitrine_chat_stored_bytes", "company_id" => s.company_uuid.clone()).set(bytes as f64);
-    }
+    // The sweeper sets the exact figure from the database; between its runs uploads add to it.
+    metrics::gauge!("vitrine_chat_stored_bytes", "company_id" => s.company_uuid.clone()).increment(rec.size as f64);
     tracing::info!(file_id = stored.id, session_id = %s.uuid, uploader = reach.side.as_str(), size = rec.size, "chat file stored");
     Ok(FileOut::of(state, &stored))
 }
