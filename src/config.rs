@@ -121,6 +121,10 @@ pub struct Config {
     pub realtime_recovery_window: i64,
     /// Comments by share visitors (guests), per client IP.
     pub guest_comment_rate_per_ip_per_minute: u32,
+    /// Gallery and search endpoints: requests per hour of a dashboard user (SPEC §6).
+    pub gallery_rate_dashboard_per_hour: u32,
+    /// Gallery and search endpoints: requests per hour of an admin.
+    pub gallery_rate_admin_per_hour: u32,
     /// Chat uploads: largest file (25 MiB).
     pub chat_max_bytes: u64,
     /// Chat uploads: MIME types accepted (decided from the bytes).
@@ -230,6 +234,8 @@ impl Default for Config {
             analytics_queue_capacity: 100_000,
             realtime_recovery_window: 10_000,
             guest_comment_rate_per_ip_per_minute: 10,
+            gallery_rate_dashboard_per_hour: 200,
+            gallery_rate_admin_per_hour: 300,
             chat_max_bytes: 25 * 1024 * 1024,
             chat_allowed_types: default_chat_types(),
             chat_upload_rate_per_minute: 10,

@@ -45,6 +45,34 @@ impl<K: Hash + Eq + Clone> KeyedLimit<K> {
     }
 }
 
+/// A per-key budget of `n` requests per hour that every instance spends together when the bus is
+/// shared (Redis), and each instance alone otherwise or while Redis cannot be reached.
+pub struct SharedLimit {
+    name: &'static str,
+    n: u32,
+    local: KeyedLimit<String>,
+}
+
+impl SharedLimit {
+    pub fn per_hour(name: &'static str, n: u32) -> Self {
+        SharedLimit { name, n: n.max(1), local: KeyedLimit::per_hour(n) }
+    }
+
+    /// Spends one unit for `key`, or says how long to wait.
+    pub async fn check(&self, bus: &dyn crate::bus::EventBus, key: &str) -> Result<(), AppError> {
+        let interval_ms = 3_600_000 / u64::from(self.n);
+        match bus.spend(&format!("{}:{key}", self.name), interval_ms.max(1), self.n).await {
+            Some(0) => Ok(()),
+            Some(wait_ms) => Err(AppError::RateLimited { retry_after_secs: wait_ms.div_ceil(1000).max(1) }),
+            None => self.local.check(&key.to_string()),
+        }
+    }
+
+    pub fn retain_recent(&self) {
+        self.local.retain_recent();
+    }
+}
+
 /// Locks a key out after `max` failures within `period`, for `period`: the `max`-th failure is
 /// still an ordinary refusal; every attempt after it is a 429 until the lockout ends.
 pub struct Lockouts<K: Hash + Eq> {
@@ -118,6 +146,10 @@ pub struct Limits {
     pub chat_upload: KeyedLimit<String>,
     /// Chat sessions opened, per client IP.
     pub chat_session_per_ip: KeyedLimit<IpAddr>,
+    /// Gallery and search endpoints, per dashboard user (SPEC §6), shared across instances.
+    pub gallery_dashboard: SharedLimit,
+    /// Gallery and search endpoints, per admin, shared across instances.
+    pub gallery_admin: SharedLimit,
 }
 
 impl Limits {
@@ -130,6 +162,8 @@ impl Limits {
             guest_comment_per_ip: KeyedLimit::per_minute(config.guest_comment_rate_per_ip_per_minute),
             chat_upload: KeyedLimit::per_minute(config.chat_upload_rate_per_minute),
             chat_session_per_ip: KeyedLimit::per_minute(config.chat_session_rate_per_ip_per_minute),
+            gallery_dashboard: SharedLimit::per_hour("gallery-dashboard", config.gallery_rate_dashboard_per_hour),
+            gallery_admin: SharedLimit::per_hour("gallery-admin", config.gallery_rate_admin_per_hour),
             share_password: Lockouts::new(
                 config.share_password_max_failures,
                 Duration::from_secs(config.share_lockout_secs),
@@ -145,6 +179,8 @@ impl Limits {
         self.guest_comment_per_ip.retain_recent();
         self.chat_upload.retain_recent();
         self.chat_session_per_ip.retain_recent();
+        self.gallery_dashboard.retain_recent();
+        self.gallery_admin.retain_recent();
         self.share_password.retain_recent();
     }
 }

@@ -41,6 +41,12 @@ impl Kind {
             Kind::Engagement => "engagement",
         }
     }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        [Kind::View, Kind::Preview, Kind::Download, Kind::Comment, Kind::Engagement]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
 }
 
 /// A request as captured on the request path: cheap to build, nothing looked up yet. The IP lives

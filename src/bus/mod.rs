@@ -60,6 +60,10 @@ pub trait EventBus: Send + Sync {
     fn presence(&self, room: &str) -> BoxFuture<'static, Vec<PresenceSnapshot>>;
     /// Whether the bus is connected (always true in-process).
     fn connected(&self) -> bool;
+    /// Spends one request of a budget shared by every instance: `burst` requests, one more every
+    /// `interval_ms`. `Some(0)` allowed, `Some(ms)` refused for that long, `None` when there is no
+    /// shared store or it cannot be reached (the caller then counts on this instance alone).
+    fn spend(&self, key: &str, interval_ms: u64, burst: u32) -> BoxFuture<'static, Option<u64>>;
 }
 
 /// One instance: nothing to carry.
@@ -76,6 +80,9 @@ impl EventBus for InProcess {
     }
     fn connected(&self) -> bool {
         true
+    }
+    fn spend(&self, _key: &str, _interval_ms: u64, _burst: u32) -> BoxFuture<'static, Option<u64>> {
+        Box::pin(async { None })
     }
 }
 

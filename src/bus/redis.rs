@@ -215,4 +215,40 @@ impl EventBus for RedisBus {
     fn connected(&self) -> bool {
         self.subscribed.load(Ordering::SeqCst) && self.conn().is_some()
     }
+
+    fn spend(&self, key: &str, interval_ms: u64, burst: u32) -> BoxFuture<'static, Option<u64>> {
+        let conn = self.conn();
+        let key = format!("{LIMIT_PREFIX}{key}");
+        Box::pin(async move {
+            let mut conn = conn?;
+            let script = redis::Script::new(GCRA);
+            match script.key(&key).arg(interval_ms).arg(burst).invoke_async::<u64>(&mut conn).await {
+                Ok(wait) => Some(wait),
+                Err(e) => {
+                    tracing::warn!(error = %e, "shared rate limit unavailable; counting on this instance");
+                    None
+                }
+            }
+        })
+    }
 }
+
+const LIMIT_PREFIX: &str = "vitrine:limit:";
+
+/// GCRA on one key, atomically, on Redis's clock: the key holds the theoretical arrival time of
+/// the next request (ms). Returns 0 when allowed, otherwise the milliseconds to wait.
+const GCRA: &str = r"
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local next_tat = tat + interval
+local allowance = interval * burst
+if next_tat - now > allowance then
+  return next_tat - now - allowance
+end
+redis.call('SET', KEYS[1], next_tat, 'PX', next_tat - now)
+return 0
+";

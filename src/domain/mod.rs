@@ -6,6 +6,7 @@ pub mod chat;
 pub mod collaboration;
 pub mod comments;
 pub mod filetype;
+pub mod gallery;
 pub mod pagination;
 pub mod shares;
 pub mod time;

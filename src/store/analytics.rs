@@ -7,7 +7,7 @@ use rand::RngCore;
 
 use super::Store;
 use crate::analytics::hll::Hll;
-use crate::analytics::{Counts, Event, rollup};
+use crate::analytics::{Counts, Event, Kind, rollup};
 
 /// Which events a report covers.
 #[derive(Debug, Clone, Copy)]
@@ -68,86 +68,13 @@ impl Store {
         }
         let (rows, visitors) = rollup(events);
         let mut tx = self.pool.begin().await?;
-        // Reserve a block of ids in one statement.
-        let n = events.len() as i64;
-        let (last,): (i64,) = sqlx::query_as(
-            "INSERT INTO id_counters (name, value) VALUES ('analytics_events', $1)
-             ON CONFLICT (name) DO UPDATE SET value = id_counters.value + $1
-             RETURNING value",
-        )
-        .bind(n)
-        .fetch_one(&mut *tx)
-        .await?;
-        let first = last - n + 1;
-        // The whole batch travels as one JSON parameter of objects and the engine unpacks it: one
-        // statement and one bind per batch instead of thousands. PostgreSQL parses the document
-        // once with json_to_recordset (per-field `->>` on `json` would re-parse every element).
-        const EVENT_COLUMNS: &str = "id, at, kind, share_id, asset_id, visitor, country, device, browser, os, \
-            referrer, is_bot, time_on_page_ms, load_ms";
-        const EVENT_TYPES: &str = "id BIGINT, at BIGINT, kind TEXT, share_id BIGINT, asset_id BIGINT, visitor TEXT, \
-            country TEXT, device TEXT, browser TEXT, os TEXT, referrer TEXT, is_bot BIGINT, time_on_page_ms BIGINT, \
-            load_ms BIGINT";
-        if self.dialect == super::Dialect::Postgres {
-            // PostgreSQL ingests fastest from prepared multi-row VALUES (the same statement for
-            // every full chunk, so it is prepared once per connection).
-            for (c, chunk) in events.chunks(EVENT_CHUNK).enumerate() {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(values_insert(chunk.len())));
-                for (i, e) in chunk.iter().enumerate() {
-                    q = q
-                        .bind(first + (c * EVENT_CHUNK + i) as i64)
-                        .bind(e.at_ms)
-                        .bind(e.kind.as_str())
-                        .bind(e.share_id)
-                        .bind(e.asset_id)
-                        .bind(e.visitor.as_str())
-                        .bind(e.country.as_str())
-                        .bind(e.device)
-                        .bind(e.browser.as_str())
-                        .bind(e.os.as_str())
-                        .bind(e.referrer.as_str())
-                        .bind(i64::from(e.is_bot))
-                        .bind(e.time_on_page_ms)
-                        .bind(e.load_ms);
-                }
-                q.execute(&mut *tx).await?;
-            }
-        } else {
-            // SQLite unpacks one JSON parameter per batch fastest.
-            let rows_json = self.dialect.encode_rows(
-                EVENT_COLUMNS,
-                events.iter().enumerate().map(|(i, e)| {
-                    vec![
-                        (first + i as i64).into(),
-                        e.at_ms.into(),
-                        e.kind.as_str().into(),
-                        e.share_id.into(),
-                        e.asset_id.into(),
-                        e.visitor.as_str().into(),
-                        e.country.as_str().into(),
-                        e.device.into(),
-                        e.browser.as_str().into(),
-                        e.os.as_str().into(),
-                        e.referrer.as_str().into(),
-                        i64::from(e.is_bot).into(),
-                        e.time_on_page_ms.into(),
-                        e.load_ms.into(),
-                    ]
-                }),
-            );
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO analytics_events ({EVENT_COLUMNS}) {}",
-                self.dialect.json_rows(EVENT_COLUMNS, EVENT_TYPES)
-            )))
-            .bind(rows_json)
-            .execute(&mut *tx)
-            .await?;
-        }
+        insert_event_batch(&mut tx, events).await?;
         const DAILY_COLUMNS: &str = "asset_id, share_id, day, dim, value, views, downloads, previews, comments, \
             time_sum_ms, time_count, load_sum_ms, load_count";
         const DAILY_TYPES: &str = "asset_id BIGINT, share_id BIGINT, day TEXT, dim TEXT, value TEXT, views BIGINT, \
             downloads BIGINT, previews BIGINT, comments BIGINT, time_sum_ms BIGINT, time_count BIGINT, \
             load_sum_ms BIGINT, load_count BIGINT";
-        // All rollup rows of the batch in one upsert, again as one JSON parameter.
+        // All rollup rows of the batch in one upsert: the engine unpacks one JSON parameter.
         let rollup_json = self.dialect.encode_rows(
             DAILY_COLUMNS,
             rows.iter().map(|((asset, share, day, dim, value), c)| {
@@ -277,42 +204,177 @@ impl Store {
         Ok(data)
     }
 
-    /// Deletes raw events older than `before_ms`; daily rollups and sketches stay.
+    /// Deletes raw events older than `before_ms` (whole batches whose newest event is older);
+    /// daily rollups and sketches stay. Returns the number of events deleted.
     pub async fn delete_old_events(&self, before_ms: i64) -> anyhow::Result<u64> {
-        let res = sqlx::query("DELETE FROM analytics_events WHERE at < $1").bind(before_ms).execute(&self.pool).await?;
-        Ok(res.rows_affected())
+        let mut tx = self.pool.begin().await?;
+        let (n,): (Option<i64>,) =
+            sqlx::query_as("SELECT CAST(SUM(events) AS BIGINT) FROM analytics_event_batches WHERE last_at < $1")
+                .bind(before_ms)
+                .fetch_one(&mut *tx)
+                .await?;
+        sqlx::query("DELETE FROM analytics_event_batches WHERE last_at < $1").bind(before_ms).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(n.unwrap_or(0) as u64)
     }
 
-    /// The number of raw events (tests, benchmarks).
+    /// The number of raw events kept.
     pub async fn count_events(&self) -> anyhow::Result<i64> {
-        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM analytics_events").fetch_one(&self.pool).await?;
-        Ok(n)
+        let (n,): (Option<i64>,) = sqlx::query_as("SELECT CAST(SUM(events) AS BIGINT) FROM analytics_event_batches")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n.unwrap_or(0))
+    }
+
+    /// The raw events with a time in `from_ms..to_ms`, oldest batch first (exports, audits, tests).
+    pub async fn raw_events(&self, from_ms: i64, to_ms: i64) -> anyhow::Result<Vec<RawEvent>> {
+        let rows: Vec<(Vec<u8>,)> = sqlx::query_as(
+            "SELECT body FROM analytics_event_batches WHERE last_at >= $1 AND first_at < $2 ORDER BY id",
+        )
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = vec![];
+        for (body,) in rows {
+            out.extend(decode_events(&body)?.into_iter().filter(|e| e.at_ms >= from_ms && e.at_ms < to_ms));
+        }
+        Ok(out)
+    }
+
+    /// Moves rows of the former one-row-per-event table into batches, then drops it (once, at
+    /// startup, for databases created before migration 0006).
+    pub(super) async fn convert_legacy_events(&self) -> anyhow::Result<()> {
+        let exists = match self.dialect {
+            super::Dialect::Sqlite => {
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'analytics_events'"
+            }
+            super::Dialect::Postgres => {
+                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'analytics_events'"
+            }
+        };
+        let (n,): (i64,) = sqlx::query_as(exists).fetch_one(&self.pool).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        type LegacyRow =
+            (i64, i64, String, i64, i64, String, String, String, String, String, String, i64, Option<i64>, Option<i64>);
+        let mut after = i64::MIN;
+        loop {
+            let rows: Vec<LegacyRow> = sqlx::query_as(
+                "SELECT id, at, kind, share_id, asset_id, visitor, country, device, browser, os, referrer, is_bot,
+                        time_on_page_ms, load_ms
+                 FROM analytics_events WHERE id > $1 ORDER BY id LIMIT 5000",
+            )
+            .bind(after)
+            .fetch_all(&self.pool)
+            .await?;
+            let Some(last) = rows.last() else { break };
+            after = last.0;
+            let events: Vec<Event> = rows
+                .into_iter()
+                .map(|r| Event {
+                    kind: Kind::parse(&r.2).unwrap_or(Kind::View),
+                    at_ms: r.1,
+                    share_id: r.3,
+                    asset_id: r.4,
+                    visitor: r.5,
+                    country: r.6,
+                    device: crate::analytics::agent::device_name(&r.7),
+                    browser: r.8,
+                    os: r.9,
+                    referrer: r.10,
+                    is_bot: r.11 != 0,
+                    time_on_page_ms: r.12,
+                    load_ms: r.13,
+                })
+                .collect();
+            let mut tx = self.pool.begin().await?;
+            insert_event_batch(&mut tx, &events).await?;
+            sqlx::query("DELETE FROM analytics_events WHERE id <= $1").bind(after).execute(&mut *tx).await?;
+            tx.commit().await?;
+        }
+        sqlx::query("DROP TABLE analytics_events").execute(&self.pool).await?;
+        tracing::info!("moved raw analytics events into batches");
+        Ok(())
     }
 }
 
-/// Milliseconds at 00:00 UTC of `YYYY-MM-DD` (0 when malformed).
-/// Events per multi-row INSERT on PostgreSQL (14 parameters each: 7,168, below the 65,535 limit).
-const EVENT_CHUNK: usize = 512;
+/// Writes `events` as one raw-event batch row, inside the caller's transaction.
+async fn insert_event_batch(tx: &mut sqlx::Transaction<'_, sqlx::Any>, events: &[Event]) -> anyhow::Result<()> {
+    let (id,): (i64,) = sqlx::query_as(
+        "INSERT INTO id_counters (name, value) VALUES ('analytics_event_batches', 1)
+         ON CONFLICT (name) DO UPDATE SET value = id_counters.value + 1
+         RETURNING value",
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    let (first_at, last_at) =
+        events.iter().fold((i64::MAX, i64::MIN), |(lo, hi), e| (lo.min(e.at_ms), hi.max(e.at_ms)));
+    sqlx::query(
+        "INSERT INTO analytics_event_batches (id, first_at, last_at, events, body) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id)
+    .bind(first_at)
+    .bind(last_at)
+    .bind(events.len() as i64)
+    .bind(encode_events(events)?)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
 
-/// `INSERT INTO analytics_events (...) VALUES ($1, ..., $14), ...` for `rows` rows.
-fn values_insert(rows: usize) -> String {
-    let mut sql = String::with_capacity(64 + rows * 80);
-    sql.push_str("INSERT INTO analytics_events (id, at, kind, share_id, asset_id, visitor, country, device, browser, os, referrer, is_bot, time_on_page_ms, load_ms) VALUES ");
-    for r in 0..rows {
-        if r > 0 {
-            sql.push(',');
-        }
-        sql.push('(');
-        for c in 0..14 {
-            if c > 0 {
-                sql.push(',');
-            }
-            sql.push('$');
-            sql.push_str(&(r * 14 + c + 1).to_string());
-        }
-        sql.push(')');
-    }
-    sql
+/// A raw event as read back from its batch.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct RawEvent {
+    pub at_ms: i64,
+    pub kind: String,
+    pub share_id: i64,
+    pub asset_id: i64,
+    pub visitor: String,
+    pub country: String,
+    pub device: String,
+    pub browser: String,
+    pub os: String,
+    pub referrer: String,
+    pub is_bot: bool,
+    pub time_on_page_ms: Option<i64>,
+    pub load_ms: Option<i64>,
+}
+
+/// The body of a batch row: the events as JSON arrays (fields in `RawEvent` order), deflated.
+/// Fast compression: the visitor keys do not compress, the rest (kinds, ids, countries, agents)
+/// repeats and shrinks the batch to about a third.
+fn encode_events(events: &[Event]) -> anyhow::Result<Vec<u8>> {
+    let rows: Vec<_> = events
+        .iter()
+        .map(|e| {
+            (
+                e.at_ms,
+                e.kind.as_str(),
+                e.share_id,
+                e.asset_id,
+                &e.visitor,
+                &e.country,
+                e.device,
+                &e.browser,
+                &e.os,
+                &e.referrer,
+                e.is_bot,
+                e.time_on_page_ms,
+                e.load_ms,
+            )
+        })
+        .collect();
+    // Serialize first, then compress in one call: the encoder is slow fed token by token.
+    let json = serde_json::to_vec(&rows)?;
+    let mut z = flate2::write::DeflateEncoder::new(Vec::with_capacity(json.len() / 3), flate2::Compression::fast());
+    std::io::Write::write_all(&mut z, &json)?;
+    Ok(z.finish()?)
+}
+
+fn decode_events(body: &[u8]) -> anyhow::Result<Vec<RawEvent>> {
+    Ok(serde_json::from_reader(flate2::read::DeflateDecoder::new(body))?)
 }
 
 pub fn day_start_ms(day: &str) -> i64 {

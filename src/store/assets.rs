@@ -128,7 +128,7 @@ impl Store {
     }
 
     pub async fn update_asset(&self, id: i64, patch: &AssetPatch) -> anyhow::Result<Option<Asset>> {
-        self.share_changed();
+        self.content_changed();
         sqlx::query(
             "UPDATE assets SET title = COALESCE($1, title), description = COALESCE($2, description),
                 tags = COALESCE($3, tags), content_type = COALESCE($4, content_type), name = COALESCE($5, name),
@@ -150,10 +150,12 @@ impl Store {
     /// Deletes the row with its comments and ends its live sessions; the caller removes blobs
     /// that no other row references.
     pub async fn delete_asset(&self, id: i64) -> anyhow::Result<bool> {
-        self.share_changed();
+        self.content_changed();
         let mut tx = self.pool.begin().await?;
         let res = sqlx::query("DELETE FROM assets WHERE id = $1").bind(id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM comments WHERE asset_id = $1").bind(id).execute(&mut *tx).await?;
+        // Its gallery posts go with it (soft, like a deleted post).
+        sqlx::query("UPDATE gallery_posts SET is_active = 0 WHERE object_id = $1").bind(id).execute(&mut *tx).await?;
         sqlx::query("UPDATE collab_sessions SET ended_at = $2 WHERE asset_id = $1 AND ended_at IS NULL")
             .bind(id)
             .bind(crate::domain::time::now_ms())

@@ -1,6 +1,6 @@
-//! A short-lived cache of the rows behind a share page (link + asset), so that the recipient's
-//! page, the hottest read, rarely touches the database. Every write through this Store clears
-//! it at once; other instances see a change within `TTL`.
+//! Short-lived caches of hot reads: the rows behind a share page (link + asset), the recipient's
+//! page being the hottest read, and the public gallery's answers. Every write through this Store
+//! clears them at once (`Store::content_changed`); other instances see a change within `TTL`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,22 +14,28 @@ const MAX_ENTRIES: usize = 50_000;
 
 pub type ShareView = Arc<(Share, Asset)>;
 
-#[derive(Default)]
-pub struct ShareCache {
-    entries: Mutex<HashMap<String, (Instant, ShareView)>>,
+/// String-keyed values that live for `TTL`.
+pub struct TtlCache<V: Clone> {
+    entries: Mutex<HashMap<String, (Instant, V)>>,
 }
 
-impl ShareCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, ShareView)>> {
+impl<V: Clone> Default for TtlCache<V> {
+    fn default() -> Self {
+        TtlCache { entries: Mutex::new(HashMap::new()) }
+    }
+}
+
+impl<V: Clone> TtlCache<V> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, V)>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn get(&self, uuid: &str) -> Option<ShareView> {
+    pub fn get(&self, key: &str) -> Option<V> {
         let map = self.lock();
-        map.get(uuid).filter(|(at, _)| at.elapsed() < TTL).map(|(_, v)| v.clone())
+        map.get(key).filter(|(at, _)| at.elapsed() < TTL).map(|(_, v)| v.clone())
     }
 
-    pub fn put(&self, uuid: &str, view: ShareView) {
+    pub fn put(&self, key: &str, value: V) {
         let mut map = self.lock();
         if map.len() >= MAX_ENTRIES {
             map.retain(|_, (at, _)| at.elapsed() < TTL);
@@ -37,7 +43,7 @@ impl ShareCache {
                 map.clear();
             }
         }
-        map.insert(uuid.to_string(), (Instant::now(), view));
+        map.insert(key.to_string(), (Instant::now(), value));
     }
 
     pub fn clear(&self) {

@@ -7,6 +7,7 @@ pub mod cache;
 pub mod chat;
 pub mod collaboration;
 pub mod comments;
+pub mod gallery;
 pub mod rooms;
 pub mod shares;
 pub mod users;
@@ -61,7 +62,9 @@ impl Dialect {
 pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
-    share_cache: std::sync::Arc<cache::ShareCache>,
+    share_cache: std::sync::Arc<cache::TtlCache<cache::ShareView>>,
+    /// Serialized answers of the public gallery list, by query (`Store::gallery_cache`).
+    gallery_cache: std::sync::Arc<cache::TtlCache<bytes::Bytes>>,
 }
 
 impl Store {
@@ -85,26 +88,14 @@ impl Store {
             .connect(url)
             .await
             .with_context(|| format!("cannot open the database at {}", crate::config::mask_url_password(url)))?;
-        Ok(Store { pool, dialect, share_cache: Default::default() })
+        Ok(Store { pool, dialect, share_cache: Default::default(), gallery_cache: Default::default() })
     }
 
     /// Applies the embedded migrations that have not run yet.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         MIGRATOR.run(&self.pool).await.context("database migration failed")?;
-        if self.dialect == Dialect::Postgres {
-            // Raw analytics events arrive in time order and only retention reads them by time: a
-            // BRIN index costs next to nothing per insert where a B-tree costs a third of the
-            // ingest. (SQLite has no BRIN; it keeps the portable B-tree.)
-            // Instances starting together may race here; the loser's error is harmless.
-            for sql in [
-                "CREATE INDEX IF NOT EXISTS analytics_events_at_brin ON analytics_events USING brin (at)",
-                "DROP INDEX IF EXISTS analytics_events_at",
-            ] {
-                if let Err(e) = sqlx::query(sql).execute(&self.pool).await {
-                    tracing::warn!(error = %e, "could not switch the analytics time index to BRIN");
-                }
-            }
-        }
+        self.convert_legacy_events().await.context("moving raw analytics events into batches failed")?;
+        self.ensure_search_index().await.context("creating the search index failed")?;
         Ok(())
     }
 

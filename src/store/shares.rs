@@ -92,7 +92,7 @@ impl Store {
 
     /// Rewrites a link's settings (`password_hash` None keeps the stored one).
     pub async fn update_share(&self, id: i64, s: &ShareSettings, password_hash: Option<&str>) -> anyhow::Result<()> {
-        self.share_changed();
+        self.content_changed();
         sqlx::query(
             "UPDATE shares SET share_type = $1, password_hash = CASE WHEN $2 = 1 THEN $3 ELSE password_hash END,
                 allow_preview = $4, allow_download = $5, allow_comments = $6, allow_collaboration = $7,
@@ -132,9 +132,10 @@ impl Store {
         Ok(Some(view))
     }
 
-    /// Forgets cached share views (after any write that may change one).
-    pub fn share_changed(&self) {
+    /// Forgets cached share views and gallery answers (after any write that may change one).
+    pub fn content_changed(&self) {
         self.share_cache.clear();
+        self.gallery_cache.clear();
     }
 
     pub async fn share_by_id(&self, id: i64) -> anyhow::Result<Option<Share>> {
@@ -186,7 +187,7 @@ impl Store {
     }
 
     pub async fn revoke_share(&self, id: i64) -> anyhow::Result<()> {
-        self.share_changed();
+        self.content_changed();
         sqlx::query("UPDATE shares SET revoked_at = $1, updated_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(now_ms())
             .bind(id)
@@ -198,7 +199,7 @@ impl Store {
     /// Counts one download if the link is live and under its limit: one conditional UPDATE,
     /// decided by the database before any byte is sent.
     pub async fn reserve_download(&self, id: i64, now: i64) -> anyhow::Result<Reservation> {
-        self.share_changed();
+        self.content_changed();
         let res = sqlx::query(
             "UPDATE shares SET download_count = download_count + 1
              WHERE id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)
@@ -213,7 +214,7 @@ impl Store {
 
     /// Gives back a reservation whose transfer never started.
     pub async fn refund_download(&self, id: i64) -> anyhow::Result<()> {
-        self.share_changed();
+        self.content_changed();
         sqlx::query("UPDATE shares SET download_count = download_count - 1 WHERE id = $1 AND download_count > 0")
             .bind(id)
             .execute(&self.pool)
@@ -271,7 +272,7 @@ impl Store {
 
     /// Removes an asset's links (and their grants) before the asset row goes.
     pub async fn delete_shares_of_asset(&self, asset_id: i64) -> anyhow::Result<()> {
-        self.share_changed();
+        self.content_changed();
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM share_download_grants WHERE share_id IN (SELECT id FROM shares WHERE asset_id = $1)")
             .bind(asset_id)

@@ -84,7 +84,10 @@ impl Fixture {
     }
 }
 
-crate::on_both_databases!(a_seeded_event_set_gives_exact_numbers);
+crate::on_both_databases!(
+    a_seeded_event_set_gives_exact_numbers,
+    raw_events_of_the_former_per_row_table_are_moved_into_batches
+);
 
 async fn a_seeded_event_set_gives_exact_numbers(db: Db) {
     let f = fixture(db).await;
@@ -145,13 +148,23 @@ async fn the_same_visitor_counts_once_a_day_and_the_salt_rotates_daily() {
     f.view("8.8.8.8", CHROME, None).await;
     f.view("8.8.8.8", CHROME, None).await;
     f.app.state.analytics.flush().await.expect("flush");
-    let keys = |rows: Vec<(String,)>| rows.into_iter().map(|r| r.0).collect::<Vec<_>>();
-    let day1: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT visitor FROM analytics_events")
-        .fetch_all(f.app.state.store.pool())
-        .await
-        .expect("q");
+    let visitors = || async {
+        let mut v: Vec<String> = f
+            .app
+            .state
+            .store
+            .raw_events(0, i64::MAX)
+            .await
+            .expect("raw events")
+            .into_iter()
+            .map(|e| e.visitor)
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let day1 = visitors().await;
     assert_eq!(day1.len(), 1);
-    let day1 = keys(day1);
     f.clock.advance_ms(DAY);
     f.view("8.8.8.8", CHROME, None).await;
     let r = f.report(2).await;
@@ -159,11 +172,7 @@ async fn the_same_visitor_counts_once_a_day_and_the_salt_rotates_daily() {
     assert_eq!(r["summary"]["unique_visitors"], 2, "a new day, a new salt: yesterday's visitor cannot be linked");
     assert_eq!(r["daily_breakdown"][0]["unique_visitors"], 1);
     assert_eq!(r["daily_breakdown"][1]["unique_visitors"], 1);
-    let all: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT visitor FROM analytics_events")
-        .fetch_all(f.app.state.store.pool())
-        .await
-        .expect("q");
-    let all = keys(all);
+    let all = visitors().await;
     assert_eq!(all.len(), 2);
     assert!(all.contains(&day1[0]));
     // Determinism under the clock: the same day gives the same salt.
@@ -203,7 +212,9 @@ async fn no_column_anywhere_holds_a_raw_ip() {
         let dump: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT CAST(({}) AS TEXT) FROM \"{t}\"",
             cols.iter()
-                .map(|(c,)| format!("COALESCE(CAST(\"{c}\" AS TEXT), '')"))
+                .map(|(c,)| format!(
+                    "COALESCE(CASE WHEN typeof(\"{c}\") = 'blob' THEN hex(\"{c}\") ELSE CAST(\"{c}\" AS TEXT) END, '')"
+                ))
                 .collect::<Vec<_>>()
                 .join(" || '|' || ")
         )))
@@ -212,7 +223,17 @@ async fn no_column_anywhere_holds_a_raw_ip() {
         .expect("rows");
         for (row,) in dump {
             assert!(!row.contains("81.2.69.142"), "table {t} holds the raw IP: {row}");
+            assert!(!row.contains(&hex::encode_upper("81.2.69.142")), "table {t} holds the raw IP in a blob: {row}");
         }
+    }
+    // Raw events are stored compressed: read them back and check every field too.
+    let raw = f.app.state.store.raw_events(0, i64::MAX).await.expect("raw events");
+    assert_eq!(raw.len(), 2);
+    for e in raw {
+        let text = format!("{e:?}");
+        assert!(!text.contains("81.2.69.142"), "a raw event holds the IP: {text}");
+        assert_eq!(e.visitor.len(), 32, "a keyed hash, not an address");
+        assert_eq!(e.country, "GB");
     }
 }
 
@@ -383,4 +404,50 @@ fn retention_runs_from_the_command_line() {
         .expect("run");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("older than 30 days"));
+}
+
+/// Databases created before raw events were batched keep their events: startup moves the rows
+/// of `analytics_events` into batches and drops the table.
+async fn raw_events_of_the_former_per_row_table_are_moved_into_batches(db: Db) {
+    let app = TestApp::spawn_with(Spawn { db, ..Default::default() }).await;
+    let store = &app.state.store;
+    sqlx::query(
+        "CREATE TABLE analytics_events (id BIGINT PRIMARY KEY, at BIGINT NOT NULL, kind TEXT NOT NULL,
+            share_id BIGINT NOT NULL, asset_id BIGINT NOT NULL, visitor TEXT NOT NULL, country TEXT NOT NULL,
+            device TEXT NOT NULL, browser TEXT NOT NULL, os TEXT NOT NULL, referrer TEXT NOT NULL,
+            is_bot BIGINT NOT NULL, time_on_page_ms BIGINT, load_ms BIGINT)",
+    )
+    .execute(store.pool())
+    .await
+    .expect("legacy table");
+    let mut tx = store.pool().begin().await.expect("tx");
+    for i in 0..12_001_i64 {
+        sqlx::query(
+            "INSERT INTO analytics_events VALUES ($1, $2, $3, 7, 9, 'abcd', 'NL', 'mobile', 'Safari', 'iOS', 'direct', $4, $5, NULL)",
+        )
+        .bind(i + 1)
+        .bind(T0 + i)
+        .bind(if i % 2 == 0 { "view" } else { "engagement" })
+        .bind(i64::from(i == 5))
+        .bind(if i % 2 == 1 { Some(1500_i64) } else { None })
+        .execute(&mut *tx)
+        .await
+        .expect("legacy row");
+    }
+    tx.commit().await.expect("commit");
+    store.migrate().await.expect("migrate again");
+    assert_eq!(store.count_events().await.expect("count"), 12_001);
+    let raw = store.raw_events(0, i64::MAX).await.expect("raw");
+    assert_eq!(raw.len(), 12_001);
+    assert_eq!(raw[0].at_ms, T0);
+    assert_eq!(raw[12_000].at_ms, T0 + 12_000);
+    assert_eq!((raw[1].kind.as_str(), raw[1].time_on_page_ms), ("engagement", Some(1500)));
+    assert!(raw[5].is_bot && !raw[4].is_bot);
+    assert_eq!((raw[0].device.as_str(), raw[0].browser.as_str(), raw[0].country.as_str()), ("mobile", "Safari", "NL"));
+    // A window selects events by time, not by batch.
+    assert_eq!(store.raw_events(T0 + 100, T0 + 200).await.expect("window").len(), 100);
+    // The table is gone; a further start has nothing to move.
+    assert!(sqlx::query("SELECT COUNT(*) FROM analytics_events").fetch_one(store.pool()).await.is_err());
+    store.migrate().await.expect("migrate a third time");
+    assert_eq!(store.count_events().await.expect("count"), 12_001);
 }

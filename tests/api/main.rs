@@ -10,6 +10,7 @@ mod browser;
 mod chat;
 mod collaboration;
 mod files;
+mod gallery;
 mod jobs;
 mod notifications;
 mod ops;

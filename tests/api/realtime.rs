@@ -28,12 +28,18 @@ const HMAC: &str = "0123456789abcdef0123456789abcdef-hmac-shared-by-instances";
 
 /// Two instances on one database (a SQLite file in WAL mode) and one bus.
 pub async fn pair(bus: &str) -> (TestApp, TestApp) {
+    pair_with(bus, |_| {}).await
+}
+
+/// `pair`, with the same extra settings on both instances.
+pub async fn pair_with(bus: &str, tweak: fn(&mut vitrine::config::Config)) -> (TestApp, TestApp) {
     let b = bus.to_string();
     let a = TestApp::spawn_with(Spawn {
         tweak: Box::new(move |c| {
             c.bus_url = Some(b);
             c.jwt_secret = Some(JWT.into());
             c.hmac_secret = Some(HMAC.into());
+            tweak(c);
         }),
         ..Default::default()
     })
@@ -46,6 +52,7 @@ pub async fn pair(bus: &str) -> (TestApp, TestApp) {
             c.jwt_secret = Some(JWT.into());
             c.hmac_secret = Some(HMAC.into());
             c.database_url = db;
+            tweak(c);
         }),
         ..Default::default()
     })
