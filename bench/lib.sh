@@ -335,3 +335,89 @@ report() {
     fi
     return 0
 }
+
+# ---------------------------------------------------------------------------
+# nginx reference and load generators (share_page_vs_nginx.sh, gallery_vs_nginx.sh)
+# ---------------------------------------------------------------------------
+
+# ensure_tools: nginx, wrk and hey (apt-get when missing); sets NGINX_BIN.
+ensure_tools() {
+    local missing=()
+    command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
+    command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+    command -v hey >/dev/null 2>&1 || missing+=(hey)
+    if ((${#missing[@]})); then
+        [[ $EUID -eq 0 ]] || die "missing ${missing[*]}; install them with apt-get"
+        log "installing ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+    fi
+    NGINX_BIN="$(command -v nginx || echo /usr/sbin/nginx)"
+}
+
+# write_nginx_conf PREFIX PORT ROOT: nginx with one worker per core serving ROOT.
+write_nginx_conf() {
+    local prefix=$1 port=$2 root=$3 user_line=""
+    [[ $EUID -eq 0 ]] && user_line="user root;"
+    mkdir -p "$prefix/tmp"
+    cat >"$prefix/nginx.conf" <<CONF
+$user_line
+daemon off;
+worker_processes auto;
+pid $prefix/nginx.pid;
+error_log $prefix/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    sendfile on;
+    keepalive_requests 1000000;
+    client_body_temp_path $prefix/tmp/body;
+    proxy_temp_path $prefix/tmp/proxy;
+    fastcgi_temp_path $prefix/tmp/fastcgi;
+    uwsgi_temp_path $prefix/tmp/uwsgi;
+    scgi_temp_path $prefix/tmp/scgi;
+    server { listen 127.0.0.1:$port; root $root; }
+}
+CONF
+}
+
+# start_nginx_static WORKDIR: nginx serving a 2 KB static file; sets NGINX_URL.
+start_nginx_static() {
+    local work=$1 port
+    mkdir -p "$work/www"
+    head -c 2048 /dev/urandom | base64 -w 0 | head -c 2048 >"$work/www/static.txt"
+    port="$(free_port)"
+    write_nginx_conf "$work/nginx" "$port" "$work/www"
+    "$NGINX_BIN" -p "$work/nginx/" -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" </dev/null >"$work/nginx/out.log" 2>&1 &
+    register_pid $!
+    NGINX_URL="http://127.0.0.1:$port/static.txt"
+    wait_http_ok "$NGINX_URL" 10 "$!" "$work/nginx/error.log"
+}
+
+# wrk_rps URL [header]: requests/s over DURATION with CONNECTIONS, failing on non-2xx answers.
+wrk_rps() {
+    local url=$1 header=${2:-} out
+    if [[ -n "$header" ]]; then
+        out="$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -H "$header" "$url")"
+    else
+        out="$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" "$url")"
+    fi
+    if grep -q "Non-2xx" <<<"$out"; then
+        echo "$out" >&2
+        die "non-2xx answers from $url"
+    fi
+    awk '/Requests\/sec/ { print $2 }' <<<"$out"
+}
+
+# hey_p99_ms URL RATE [header]: p99 latency (ms) at a fixed total RATE req/s, 32 workers.
+hey_p99_ms() {
+    local url=$1 rate=$2 header=${3:-} workers=32 per out
+    per="$(calc "max(1, round($rate / $workers))")"
+    if [[ -n "$header" ]]; then
+        out="$(hey -z "${DURATION}s" -c "$workers" -q "$per" -H "$header" "$url")"
+    else
+        out="$(hey -z "${DURATION}s" -c "$workers" -q "$per" "$url")"
+    fi
+    grep -q '\[200\]' <<<"$out" || die "hey got no 200 answers from $url"
+    awk '/ 99% in / { printf "%.2f\n", $3 * 1000 }' <<<"$out"
+}

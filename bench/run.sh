@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run all Vitrine benchmarks and print one summary table.
 #
-# Usage: bash bench/run.sh                  # all three
+# Usage: bash bench/run.sh                  # all of them
 #        bash bench/run.sh cold_start ...   # a subset, by script name
 #
 # Builds the release binary once, then runs each benchmark with
@@ -11,7 +11,7 @@ set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-all=(cold_start upload_memory download_vs_nginx share_page_vs_nginx analytics_capture)
+all=(cold_start upload_memory download_vs_nginx share_page_vs_nginx analytics_capture gallery_vs_nginx)
 if (($# > 0)); then selected=("$@"); else selected=("${all[@]}"); fi
 for b in "${selected[@]}"; do
     [[ -f "$BENCH_DIR/$b.sh" ]] || die "unknown benchmark '$b' (known: ${all[*]})"

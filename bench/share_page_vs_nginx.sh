@@ -21,87 +21,13 @@ CONNECTIONS=64
 TARGET_RATIO=0.5
 TARGET_P99_MS=5
 
-ensure_tools() {
-    local missing=()
-    command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
-    command -v wrk >/dev/null 2>&1 || missing+=(wrk)
-    command -v hey >/dev/null 2>&1 || missing+=(hey)
-    if ((${#missing[@]})); then
-        [[ $EUID -eq 0 ]] || die "missing ${missing[*]}; install them with apt-get"
-        log "installing ${missing[*]}"
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
-    fi
-    NGINX_BIN="$(command -v nginx || echo /usr/sbin/nginx)"
-}
-
-# write_nginx_conf PREFIX PORT ROOT: nginx with one worker per core serving ROOT.
-write_nginx_conf() {
-    local prefix=$1 port=$2 root=$3 user_line=""
-    [[ $EUID -eq 0 ]] && user_line="user root;"
-    mkdir -p "$prefix/tmp"
-    cat >"$prefix/nginx.conf" <<CONF
-$user_line
-daemon off;
-worker_processes auto;
-pid $prefix/nginx.pid;
-error_log $prefix/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    sendfile on;
-    keepalive_requests 1000000;
-    client_body_temp_path $prefix/tmp/body;
-    proxy_temp_path $prefix/tmp/proxy;
-    fastcgi_temp_path $prefix/tmp/fastcgi;
-    uwsgi_temp_path $prefix/tmp/uwsgi;
-    scgi_temp_path $prefix/tmp/scgi;
-    server { listen 127.0.0.1:$port; root $root; }
-}
-CONF
-}
-
-# wrk_rps URL [header]: requests/s over DURATION with CONNECTIONS, failing on non-2xx answers.
-wrk_rps() {
-    local url=$1 header=${2:-} out
-    if [[ -n "$header" ]]; then
-        out="$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -H "$header" "$url")"
-    else
-        out="$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" "$url")"
-    fi
-    if grep -q "Non-2xx" <<<"$out"; then
-        echo "$out" >&2
-        die "non-2xx answers from $url"
-    fi
-    awk '/Requests\/sec/ { print $2 }' <<<"$out"
-}
-
-# hey_p99_ms URL RATE [header]: p99 latency (ms) at a fixed total RATE req/s, 32 workers.
-hey_p99_ms() {
-    local url=$1 rate=$2 header=${3:-} workers=32 per out
-    per="$(calc "max(1, round($rate / $workers))")"
-    if [[ -n "$header" ]]; then
-        out="$(hey -z "${DURATION}s" -c "$workers" -q "$per" -H "$header" "$url")"
-    else
-        out="$(hey -z "${DURATION}s" -c "$workers" -q "$per" "$url")"
-    fi
-    grep -q '\[200\]' <<<"$out" || die "hey got no 200 answers from $url"
-    awk '/ 99% in / { printf "%.2f\n", $3 * 1000 }' <<<"$out"
-}
-
 ensure_tools
 build_release
 make_tmpdir work
 
 # The reference: a 2 KB static file.
-mkdir -p "$work/www"
-head -c 2048 /dev/urandom | base64 -w 0 | head -c 2048 >"$work/www/static.txt"
-nginx_port="$(free_port)"
-write_nginx_conf "$work/nginx" "$nginx_port" "$work/www"
-"$NGINX_BIN" -p "$work/nginx/" -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" </dev/null >"$work/nginx/out.log" 2>&1 &
-register_pid $!
-nginx_url="http://127.0.0.1:$nginx_port/static.txt"
-wait_http_ok "$nginx_url" 10 "$!" "$work/nginx/error.log"
+start_nginx_static "$work"
+nginx_url="$NGINX_URL"
 
 # Vitrine with one public link on a small PDF.
 port="$(free_port)"

@@ -430,3 +430,66 @@ async fn a_file_dropped_in_the_chat_widget_appears_live_on_the_agent_page() {
     visitor.client.clone().close().await.expect("close");
     agent.client.clone().close().await.expect("close");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dashboard_user_shares_a_search_result_and_it_appears_in_the_public_gallery() {
+    let app = TestApp::spawn().await;
+    let (admin, _) = app.register("admin@example.com", "Ada Admin").await;
+    let (_, dana_id) = app.register("dana@example.com", "Dana Dash").await;
+    let (owner, _) = app.register("john@example.com", "John Doe").await;
+    let r = app.patch_json(&format!("/api/admin/users/{dana_id}/"), Some(&admin), &json!({"role": "dashboard"})).await;
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    let r = app
+        .upload_with(
+            Some(&owner),
+            "sunset.png",
+            fixtures::png(64, 48),
+            &[("title", "Sunset over the bay"), ("content_type", "location"), ("tags", "sea,evening")],
+        )
+        .await;
+    let asset: Value = r.json().await.expect("json");
+    let asset_id = asset["id"].as_i64().expect("id");
+    let Some(browser) = Browser::start().await else { return };
+    let c = &browser.client;
+    sign_in(c, &app, "dana@example.com").await;
+    c.find(Locator::Id("curate")).await.expect("curate link").click().await.expect("click");
+    c.wait().for_element(Locator::Id("q")).await.expect("search form").send_keys("sunse").await.expect("type");
+    c.find(Locator::Id("search")).await.expect("search").click().await.expect("click");
+    let hit = c.wait().for_element(Locator::Id(&format!("hit-{asset_id}"))).await.expect("the hit");
+    assert!(hit.text().await.expect("text").contains("Sunset over the bay"));
+    hit.find(Locator::Css("input[name=caption]")).await.expect("caption").send_keys("Golden hour").await.expect("type");
+    hit.find(Locator::Css("select[name=category] option[value=featured]"))
+        .await
+        .expect("option")
+        .click()
+        .await
+        .expect("pick");
+    hit.find(Locator::Css(".share-button")).await.expect("share").click().await.expect("click");
+    let notice = c.wait().for_element(Locator::Id("notice")).await.expect("notice").text().await.expect("text");
+    assert!(notice.contains("Shared"), "{notice}");
+    let again = c.find(Locator::Id(&format!("hit-{asset_id}"))).await.expect("hit").text().await.expect("text");
+    assert!(again.contains("In the gallery"), "the hit can no longer be shared: {again}");
+    let mine = c.find(Locator::Id("mine")).await.expect("mine").text().await.expect("text");
+    assert!(mine.contains("Sunset over the bay") && mine.contains("Golden hour"), "{mine}");
+
+    // The public gallery, signed out.
+    c.goto(&app.url("/gallery/")).await.expect("goto");
+    c.delete_all_cookies().await.expect("sign out");
+    c.refresh().await.expect("reload");
+    let card = c.wait().for_element(Locator::Css(".gallery-card")).await.expect("card");
+    let text = card.text().await.expect("text");
+    assert!(text.contains("Sunset over the bay") && text.contains("Golden hour"), "{text}");
+    assert!(text.contains("Featured Work") && text.contains("Originally by John Doe"), "{text}");
+    let page = c.find(Locator::Css("body")).await.expect("body").text().await.expect("text");
+    assert!(!page.contains('@'), "no address on the public page: {page}");
+    wait_for(
+        c,
+        "const i = document.querySelector('.gallery-card img'); return !!i && i.complete && i.naturalWidth > 0;",
+    )
+    .await;
+    c.find(Locator::Css("a[data-category=trending]")).await.expect("filter").click().await.expect("click");
+    c.wait().for_element(Locator::Id("gallery-empty")).await.expect("nothing trending");
+    c.find(Locator::Css("a[data-category=featured]")).await.expect("filter").click().await.expect("click");
+    c.wait().for_element(Locator::Css(".gallery-card")).await.expect("featured card");
+    browser.client.clone().close().await.expect("close");
+}

@@ -5,7 +5,7 @@ use reqwest::StatusCode;
 use crate::helpers::{Spawn, TestApp};
 
 /// Fetches the login form; returns (csrf cookie header value, csrf token from the form).
-async fn login_form(app: &TestApp) -> (String, String) {
+pub async fn login_form(app: &TestApp) -> (String, String) {
     let r = app.get("/login", None).await;
     assert_eq!(r.status(), StatusCode::OK);
     let cookie = r
@@ -21,6 +21,32 @@ async fn login_form(app: &TestApp) -> (String, String) {
     let token =
         html.split("name=\"csrf_token\" value=\"").nth(1).and_then(|s| s.split('"').next()).expect("token").to_string();
     (cookie.split(';').next().unwrap_or("").to_string(), token)
+}
+
+/// Signs in through the form (password "correct horse"): returns (cookie header, csrf token).
+pub async fn session(app: &TestApp, email: &str) -> (String, String) {
+    let (csrf_cookie, token) = login_form(app).await;
+    let r = app
+        .client
+        .post(app.url("/login"))
+        .header("cookie", &csrf_cookie)
+        .form(&[("email", email), ("password", "correct horse"), ("csrf_token", &token), ("next", "/")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let session = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("vitrine_session="))
+        .expect("session cookie")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .to_string();
+    (format!("{session}; {csrf_cookie}"), token)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
