@@ -251,7 +251,7 @@ async fn wrk(url: &str, secs: u64) -> anyhow::Result<f64> {
 /// `INJECT_RATE`/s (on top of the share page's own events). Reports the events written per
 /// second during the load, events dropped, and the share page's req/s next to the same wrk run
 /// without injection (the reference, same process, same run).
-const INJECT_RATE: u64 = 25_000;
+const INJECT_RATE: u64 = 40_000;
 const LOAD_SECS: u64 = 10;
 
 async fn under_load(kind: &str) -> anyhow::Result<()> {

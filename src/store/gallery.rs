@@ -64,6 +64,8 @@ pub struct SearchItem {
 }
 
 pub const SEARCH_ITEMS_PER_OWNER: i64 = 20;
+/// Matches ranked per query: the newest ones when a query matches more.
+pub const SEARCH_CANDIDATES: i64 = 1_000;
 
 const POST_SELECT: &str = "SELECT p.id, p.content_type, p.object_id, p.caption, p.category, p.shared_at, p.is_active,
         s.id AS sharer_id, s.name AS sharer_name, s.email AS sharer_email,
@@ -241,90 +243,105 @@ impl Store {
     /// Full-text search over asset titles, descriptions, tags and owner names, grouped by owner:
     /// owners ordered by their best hit, each with up to `SEARCH_ITEMS_PER_OWNER` hits, best first.
     /// Returns the page of groups and the number of matching owners.
+    ///
+    /// Ranking reads every candidate's positions, so a query is ranked over its
+    /// `SEARCH_CANDIDATES` newest matches: all of them for any selective query; a query matching
+    /// more (a word in most assets) is answered from the newest ones, in bounded time.
     pub async fn search_assets(
         &self,
         q: &SearchQuery,
         caller_id: i64,
         page: PageRequest,
     ) -> anyhow::Result<(Vec<SearchGroup>, i64)> {
-        // `hits`: (asset id, owner id, rank), lower rank is better in both dialects.
-        let (hits, arg) = match self.dialect {
-            Dialect::Sqlite => (
-                // bm25() is refused inside a CTE with a join; the `rank` column, configured with
-                // the same weights (title, description, tags, owner), is not.
-                "SELECT a.id, a.owner_id, s.rank
-                 FROM (SELECT rowid AS asset_id, rank FROM asset_search
-                       WHERE asset_search MATCH $1 AND rank MATCH 'bm25(10.0, 2.0, 5.0, 3.0)') s
-                 JOIN assets a ON a.id = s.asset_id
-                 WHERE ($2 IS NULL OR a.content_type = $2)",
-                // Every word must appear, each as a prefix: "portr john" finds "Portrait by John".
-                q.terms.iter().map(|t| format!("\"{t}\"*")).collect::<Vec<_>>().join(" "),
-            ),
-            Dialect::Postgres => (
-                "SELECT a.id, a.owner_id, -ts_rank(s.document, query) AS rank
-                 FROM asset_search s JOIN assets a ON a.id = s.asset_id, to_tsquery('english', $1) query
-                 WHERE s.document @@ query AND ($2 IS NULL OR a.content_type = $2)",
-                q.terms.iter().map(|t| format!("{t}:*")).collect::<Vec<_>>().join(" & "),
-            ),
-        };
-        let groups: Vec<(i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "WITH hits AS ({hits}),
-                  owners AS (SELECT owner_id, MIN(rank) AS best, COUNT(*) AS n FROM hits GROUP BY owner_id)
-             SELECT owner_id, n, CAST(COUNT(*) OVER () AS BIGINT) FROM owners ORDER BY best, owner_id LIMIT $3 OFFSET $4"
-        )))
-        .bind(&arg)
-        .bind(q.content_type.as_deref())
-        .bind(page.limit())
-        .bind(page.offset())
-        .fetch_all(&self.pool)
-        .await?;
-        let count = match groups.first() {
-            Some(g) => g.2,
-            None if page.page == 1 => 0,
-            // Past the last page: count the owners for the envelope.
-            None => {
-                let (n,): (i64,) =
-                    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT COUNT(DISTINCT owner_id) FROM ({hits}) h")))
-                        .bind(&arg)
-                        .bind(q.content_type.as_deref())
-                        .fetch_one(&self.pool)
-                        .await?;
-                n
+        // (asset id, owner id, rank), lower rank is better in both dialects.
+        let (sql, arg) = match self.dialect {
+            Dialect::Sqlite => {
+                // Every word must appear in the text columns, each as a prefix ("portr john" finds
+                // "Portrait by John"); the content type is a column of the index too, so the
+                // engine intersects it with the words. The `rank` column is configured as bm25
+                // with weights (title, description, tags, owner, kind); bm25() itself is refused
+                // in a subquery joined to another table.
+                let words = q.terms.iter().map(|t| format!("\"{t}\"*")).collect::<Vec<_>>().join(" AND ");
+                let mut expr = format!("{{title description tags owner}} : ({words})");
+                if let Some(ct) = &q.content_type {
+                    expr.push_str(&format!(" AND kind : \"{ct}\""));
+                }
+                (
+                    "SELECT a.id, a.owner_id, s.rank
+                     FROM (SELECT rowid AS asset_id, rank FROM asset_search
+                           WHERE asset_search MATCH $1 AND rank MATCH 'bm25(10.0, 2.0, 5.0, 3.0, 0.0)'
+                           ORDER BY rowid DESC LIMIT $2) s
+                     JOIN assets a ON a.id = s.asset_id
+                     WHERE $3 IS NULL OR a.content_type = $3",
+                    expr,
+                )
+            }
+            Dialect::Postgres => {
+                // The content type is a token of the document (`kind…`), so it narrows the match
+                // before the window is taken, as on SQLite.
+                let mut expr = q.terms.iter().map(|t| format!("{t}:*")).collect::<Vec<_>>().join(" & ");
+                if let Some(ct) = &q.content_type {
+                    expr.push_str(&format!(" & kind{}", ct.replace('_', "")));
+                }
+                (
+                    "SELECT c.asset_id, a.owner_id,
+                            CAST(-ts_rank(c.document, to_tsquery('english', $1)) AS DOUBLE PRECISION)
+                     FROM (SELECT asset_id, document FROM asset_search WHERE document @@ to_tsquery('english', $1)
+                           ORDER BY asset_id DESC LIMIT $2) c
+                     JOIN assets a ON a.id = c.asset_id
+                     WHERE CAST($3 AS TEXT) IS NULL OR a.content_type = $3",
+                    expr,
+                )
             }
         };
-        if groups.is_empty() {
+        let hits: Vec<(i64, i64, f64)> = sqlx::query_as(sql)
+            .bind(&arg)
+            .bind(SEARCH_CANDIDATES)
+            .bind(q.content_type.as_deref())
+            .fetch_all(&self.pool)
+            .await?;
+        // Owners by their best hit; each owner's hits best first.
+        let mut by_owner: HashMap<i64, Vec<(f64, i64)>> = HashMap::new();
+        for (id, owner, rank) in hits {
+            by_owner.entry(owner).or_default().push((rank, id));
+        }
+        let mut owners: Vec<(f64, i64, Vec<(f64, i64)>)> = by_owner
+            .into_iter()
+            .map(|(owner, mut hits)| {
+                hits.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                (hits[0].0, owner, hits)
+            })
+            .collect();
+        owners.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let count = owners.len() as i64;
+        let page_owners: Vec<(i64, Vec<(f64, i64)>)> = owners
+            .into_iter()
+            .skip(page.offset() as usize)
+            .take(page.limit() as usize)
+            .map(|(_, owner, hits)| (owner, hits))
+            .collect();
+        let ids: Vec<String> = page_owners
+            .iter()
+            .flat_map(|(_, hits)| hits.iter().take(SEARCH_ITEMS_PER_OWNER as usize).map(|h| h.1.to_string()))
+            .collect();
+        if ids.is_empty() {
             return Ok((vec![], count));
         }
-        let owners: Vec<String> = groups.iter().map(|g| g.0.to_string()).collect();
+        // Ids are integers from the database, never text from the caller.
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "WITH hits AS ({hits}),
-                  ranked AS (SELECT h.id, h.owner_id, h.rank,
-                                    ROW_NUMBER() OVER (PARTITION BY h.owner_id ORDER BY h.rank, h.id) AS nth
-                             FROM hits h WHERE h.owner_id IN ({}))
-             SELECT a.id, a.owner_id, u.name AS owner_name, a.title, a.media_type, a.content_type, a.thumb_key,
+            "SELECT a.id, u.name AS owner_name, a.title, a.media_type, a.content_type, a.thumb_key,
                     a.blob_key, a.mime_type, a.name, a.sha256,
-                    CAST(CASE WHEN EXISTS (SELECT 1 FROM gallery_posts p WHERE p.shared_by = $3
+                    CAST(CASE WHEN EXISTS (SELECT 1 FROM gallery_posts p WHERE p.shared_by = $1
                         AND p.content_type = a.content_type AND p.object_id = a.id AND p.is_active = 1) THEN 1 ELSE 0 END AS BIGINT) AS mine
-             FROM ranked r JOIN assets a ON a.id = r.id JOIN users u ON u.id = a.owner_id
-             WHERE r.nth <= {SEARCH_ITEMS_PER_OWNER}
-             ORDER BY r.rank, a.id",
-            owners.join(",")
+             FROM assets a JOIN users u ON u.id = a.owner_id WHERE a.id IN ({})",
+            ids.join(",")
         )))
-        .bind(&arg)
-        .bind(q.content_type.as_deref())
         .bind(caller_id)
         .fetch_all(&self.pool)
         .await?;
-        let mut by_owner: HashMap<i64, SearchGroup> = HashMap::new();
+        let mut details: HashMap<i64, (String, SearchItem)> = HashMap::new();
         for r in &rows {
-            let owner_id: i64 = r.try_get("owner_id")?;
-            let g = by_owner.entry(owner_id).or_insert_with(|| SearchGroup {
-                owner_id,
-                owner_name: r.try_get("owner_name").unwrap_or_default(),
-                items: vec![],
-                total: 0,
-            });
-            g.items.push(SearchItem {
+            let item = SearchItem {
                 id: r.try_get("id")?,
                 title: r.try_get("title")?,
                 media_type: r.try_get("media_type")?,
@@ -335,13 +352,27 @@ impl Store {
                 name: r.try_get("name")?,
                 sha256: r.try_get("sha256")?,
                 shared_by_caller: r.try_get::<i64, _>("mine")? != 0,
-            });
+            };
+            details.insert(item.id, (r.try_get("owner_name")?, item));
         }
-        let out = groups
+        let groups = page_owners
             .into_iter()
-            .filter_map(|(owner, n, _)| by_owner.remove(&owner).map(|g| SearchGroup { total: n, ..g }))
+            .map(|(owner_id, hits)| {
+                let total = hits.len() as i64;
+                let mut owner_name = String::new();
+                let items = hits
+                    .iter()
+                    .take(SEARCH_ITEMS_PER_OWNER as usize)
+                    .filter_map(|(_, id)| details.remove(id))
+                    .map(|(name, item)| {
+                        owner_name = name;
+                        item
+                    })
+                    .collect();
+                SearchGroup { owner_id, owner_name, items, total }
+            })
             .collect();
-        Ok((out, count))
+        Ok((groups, count))
     }
 
     /// Creates the search index and the triggers that keep it in step (dialect-specific DDL,
@@ -350,24 +381,29 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let statements: &[&str] = match self.dialect {
             Dialect::Sqlite => &[
+                // Prefix indexes make "ba"* as cheap as a whole word; `kind` is the content type.
                 "CREATE VIRTUAL TABLE IF NOT EXISTS asset_search USING fts5(
-                    title, description, tags, owner, tokenize = 'porter unicode61 remove_diacritics 2')",
+                    title, description, tags, owner, kind,
+                    tokenize = 'porter unicode61 remove_diacritics 2', prefix = '2 3 4 5 6')",
                 "CREATE TRIGGER IF NOT EXISTS asset_search_insert AFTER INSERT ON assets BEGIN
-                    INSERT INTO asset_search (rowid, title, description, tags, owner)
-                    VALUES (new.id, new.title, new.description, new.tags, (SELECT name FROM users WHERE id = new.owner_id));
+                    INSERT INTO asset_search (rowid, title, description, tags, owner, kind)
+                    VALUES (new.id, new.title, new.description, new.tags, (SELECT name FROM users WHERE id = new.owner_id),
+                            new.content_type);
                  END",
-                "CREATE TRIGGER IF NOT EXISTS asset_search_update AFTER UPDATE OF title, description, tags, owner_id ON assets BEGIN
+                "CREATE TRIGGER IF NOT EXISTS asset_search_update
+                 AFTER UPDATE OF title, description, tags, owner_id, content_type ON assets BEGIN
                     DELETE FROM asset_search WHERE rowid = old.id;
-                    INSERT INTO asset_search (rowid, title, description, tags, owner)
-                    VALUES (new.id, new.title, new.description, new.tags, (SELECT name FROM users WHERE id = new.owner_id));
+                    INSERT INTO asset_search (rowid, title, description, tags, owner, kind)
+                    VALUES (new.id, new.title, new.description, new.tags, (SELECT name FROM users WHERE id = new.owner_id),
+                            new.content_type);
                  END",
                 "CREATE TRIGGER IF NOT EXISTS asset_search_delete AFTER DELETE ON assets BEGIN
                     DELETE FROM asset_search WHERE rowid = old.id;
                  END",
                 "CREATE TRIGGER IF NOT EXISTS asset_search_owner AFTER UPDATE OF name ON users BEGIN
                     DELETE FROM asset_search WHERE rowid IN (SELECT id FROM assets WHERE owner_id = new.id);
-                    INSERT INTO asset_search (rowid, title, description, tags, owner)
-                    SELECT id, title, description, tags, new.name FROM assets WHERE owner_id = new.id;
+                    INSERT INTO asset_search (rowid, title, description, tags, owner, kind)
+                    SELECT id, title, description, tags, new.name, content_type FROM assets WHERE owner_id = new.id;
                  END",
             ],
             Dialect::Postgres => &[
@@ -375,12 +411,15 @@ impl Store {
                 "SELECT pg_advisory_xact_lock(7306874392718911)",
                 "CREATE TABLE IF NOT EXISTS asset_search (asset_id BIGINT PRIMARY KEY, document tsvector NOT NULL)",
                 "CREATE INDEX IF NOT EXISTS asset_search_document ON asset_search USING gin (document)",
-                "CREATE OR REPLACE FUNCTION vitrine_search_document(title TEXT, description TEXT, tags TEXT, owner TEXT)
+                // The content type becomes one token, `kindtalentmedia`, that queries can require.
+                "CREATE OR REPLACE FUNCTION vitrine_search_document(title TEXT, description TEXT, tags TEXT, owner TEXT,
+                    kind TEXT)
                  RETURNS tsvector LANGUAGE sql IMMUTABLE AS $$
                     SELECT setweight(to_tsvector('english', coalesce(title, '')), 'A')
                         || setweight(to_tsvector('english', replace(coalesce(tags, ''), ',', ' ')), 'B')
                         || setweight(to_tsvector('english', coalesce(owner, '')), 'B')
                         || setweight(to_tsvector('english', coalesce(description, '')), 'C')
+                        || setweight(to_tsvector('english', 'kind' || replace(coalesce(kind, ''), '_', '')), 'D')
                  $$",
                 "CREATE OR REPLACE FUNCTION vitrine_asset_search_sync() RETURNS trigger LANGUAGE plpgsql AS $$
                  BEGIN
@@ -390,18 +429,19 @@ impl Store {
                     END IF;
                     INSERT INTO asset_search (asset_id, document)
                     VALUES (NEW.id, vitrine_search_document(NEW.title, NEW.description, NEW.tags,
-                        (SELECT name FROM users WHERE id = NEW.owner_id)))
+                        (SELECT name FROM users WHERE id = NEW.owner_id), NEW.content_type))
                     ON CONFLICT (asset_id) DO UPDATE SET document = excluded.document;
                     RETURN NEW;
                  END $$",
                 "CREATE OR REPLACE FUNCTION vitrine_asset_search_owner() RETURNS trigger LANGUAGE plpgsql AS $$
                  BEGIN
-                    UPDATE asset_search s SET document = vitrine_search_document(a.title, a.description, a.tags, NEW.name)
+                    UPDATE asset_search s
+                    SET document = vitrine_search_document(a.title, a.description, a.tags, NEW.name, a.content_type)
                     FROM assets a WHERE a.owner_id = NEW.id AND s.asset_id = a.id;
                     RETURN NEW;
                  END $$",
                 "CREATE OR REPLACE TRIGGER asset_search_sync
-                    AFTER INSERT OR DELETE OR UPDATE OF title, description, tags, owner_id ON assets
+                    AFTER INSERT OR DELETE OR UPDATE OF title, description, tags, owner_id, content_type ON assets
                     FOR EACH ROW EXECUTE FUNCTION vitrine_asset_search_sync()",
                 "CREATE OR REPLACE TRIGGER asset_search_owner AFTER UPDATE OF name ON users
                     FOR EACH ROW EXECUTE FUNCTION vitrine_asset_search_owner()",
@@ -416,13 +456,14 @@ impl Store {
             let rebuild: &[&str] = match self.dialect {
                 Dialect::Sqlite => &[
                     "DELETE FROM asset_search",
-                    "INSERT INTO asset_search (rowid, title, description, tags, owner)
-                     SELECT a.id, a.title, a.description, a.tags, u.name FROM assets a JOIN users u ON u.id = a.owner_id",
+                    "INSERT INTO asset_search (rowid, title, description, tags, owner, kind)
+                     SELECT a.id, a.title, a.description, a.tags, u.name, a.content_type
+                     FROM assets a JOIN users u ON u.id = a.owner_id",
                 ],
                 Dialect::Postgres => &[
                     "DELETE FROM asset_search",
                     "INSERT INTO asset_search (asset_id, document)
-                     SELECT a.id, vitrine_search_document(a.title, a.description, a.tags, u.name)
+                     SELECT a.id, vitrine_search_document(a.title, a.description, a.tags, u.name, a.content_type)
                      FROM assets a JOIN users u ON u.id = a.owner_id",
                 ],
             };

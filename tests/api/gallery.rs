@@ -84,7 +84,9 @@ impl World {
 
 crate::on_both_databases!(
     sharing_answers_with_the_seed_shape_and_refuses_what_it_should,
-    search_finds_and_ranks_a_fixed_corpus
+    search_finds_and_ranks_a_fixed_corpus,
+    the_public_gallery_lists_active_posts_and_hides_addresses_from_anonymous_callers,
+    my_shared_media_and_statistics,
 );
 
 async fn sharing_answers_with_the_seed_shape_and_refuses_what_it_should(db: Db) {
@@ -204,9 +206,8 @@ async fn sharing_answers_with_the_seed_shape_and_refuses_what_it_should(db: Db) 
     assert_eq!(again.status(), StatusCode::CREATED);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_public_gallery_lists_active_posts_and_hides_addresses_from_anonymous_callers() {
-    let w = world(Db::Sqlite).await;
+async fn the_public_gallery_lists_active_posts_and_hides_addresses_from_anonymous_callers(db: Db) {
+    let w = world(db).await;
     let a1 = w.asset("Sunset", "", "", "location", true).await;
     let a2 = w.asset("Old car", "", "", "vehicle", false).await;
     let a3 = w.asset("Hat", "", "", "costume", true).await;
@@ -321,9 +322,8 @@ async fn posts_are_deleted_by_their_sharer_or_an_admin_only() {
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn my_shared_media_and_statistics() {
-    let w = world(Db::Sqlite).await;
+async fn my_shared_media_and_statistics(db: Db) {
+    let w = world(db).await;
     let a = w.asset("A", "", "", "prop", false).await;
     let b = w.asset("B", "", "", "vehicle", false).await;
     let c = w.asset("C", "", "", "prop", true).await;
@@ -631,4 +631,32 @@ async fn the_pages_show_the_gallery_and_let_curators_share_and_remove_without_ja
         post(&format!("/dashboard/gallery/{first}/delete"), vec![("csrf_token", csrf.clone())]).await.expect("post");
     assert_eq!(r.headers()["location"], "/dashboard/gallery/?done=deleted");
     assert_eq!(w.json("/api/dashboard/my-shared-media/", Some(&w.dash)).await["count"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_matching_most_assets_is_ranked_over_its_newest_matches() {
+    let w = world(Db::Sqlite).await;
+    let pool = w.app.state.store.pool();
+    let mut tx = pool.begin().await.expect("tx");
+    let n = vitrine::store::gallery::SEARCH_CANDIDATES + 100;
+    for i in 0..n {
+        sqlx::query(
+            "INSERT INTO assets (id, owner_id, title, description, tags, name, mime_type, media_type, size, sha256,
+                blob_key, thumb_key, width, height, duration_seconds, content_type, created_at, updated_at)
+             VALUES ($1, $2, $3, '', '', 'f.pdf', 'application/pdf', 'document', 1, 'h', 'k', NULL, NULL, NULL, NULL, 'prop', 0, 0)",
+        )
+        .bind(1_000_000 + i)
+        .bind(w.owner_id)
+        .bind(if i == 0 { "Common oldest".to_string() } else { format!("Common item {i}") })
+        .execute(&mut *tx)
+        .await
+        .expect("insert");
+    }
+    tx.commit().await.expect("commit");
+    let v = w.json("/api/dashboard/search/?q=common", Some(&w.dash)).await;
+    assert_eq!(v["results"][0]["media_count"], vitrine::store::gallery::SEARCH_CANDIDATES, "{}", v["count"]);
+    assert_eq!(v["results"][0]["media_items"].as_array().map(Vec::len), Some(20));
+    // The oldest match is outside the window; a narrower query still finds it.
+    let v = w.json("/api/dashboard/search/?q=common%20oldest", Some(&w.dash)).await;
+    assert_eq!(v["results"][0]["media_items"][0]["name"], "Common oldest");
 }
