@@ -284,17 +284,23 @@ impl Store {
                     expr.push_str(&format!(" & kind{}", ct.replace('_', "")));
                 }
                 (
-                    "SELECT c.asset_id, a.owner_id,
+                    // One table (owner and type are copied into the index row): a join here
+                    // lets the planner hash the whole assets table for a thousand candidates.
+                    "SELECT c.asset_id, c.owner_id,
                             CAST(-ts_rank(c.document, to_tsquery('english', $1)) AS DOUBLE PRECISION)
-                     FROM (SELECT asset_id, document FROM asset_search WHERE document @@ to_tsquery('english', $1)
+                     FROM (SELECT asset_id, owner_id, content_type, document FROM asset_search
+                           WHERE document @@ to_tsquery('english', $1)
                            ORDER BY asset_id DESC LIMIT $2) c
-                     JOIN assets a ON a.id = c.asset_id
-                     WHERE CAST($3 AS TEXT) IS NULL OR a.content_type = $3",
+                     WHERE CAST($3 AS TEXT) IS NULL OR c.content_type = $3",
                     expr,
                 )
             }
         };
+        // Planned for each query's own words (an unnamed statement): how many assets a word
+        // matches decides between the full-text index and a walk down the ids, and a plan
+        // cached for unknown words would walk the ids for rare words too (PostgreSQL).
         let hits: Vec<(i64, i64, f64)> = sqlx::query_as(sql)
+            .persistent(false)
             .bind(&arg)
             .bind(SEARCH_CANDIDATES)
             .bind(q.content_type.as_deref())
@@ -409,7 +415,8 @@ impl Store {
             Dialect::Postgres => &[
                 // Instances starting together take turns here.
                 "SELECT pg_advisory_xact_lock(7306874392718911)",
-                "CREATE TABLE IF NOT EXISTS asset_search (asset_id BIGINT PRIMARY KEY, document tsvector NOT NULL)",
+                "CREATE TABLE IF NOT EXISTS asset_search (asset_id BIGINT PRIMARY KEY, owner_id BIGINT NOT NULL,
+                    content_type TEXT NOT NULL, document tsvector NOT NULL)",
                 "CREATE INDEX IF NOT EXISTS asset_search_document ON asset_search USING gin (document)",
                 // The content type becomes one token, `kindtalentmedia`, that queries can require.
                 "CREATE OR REPLACE FUNCTION vitrine_search_document(title TEXT, description TEXT, tags TEXT, owner TEXT,
@@ -427,10 +434,11 @@ impl Store {
                         DELETE FROM asset_search WHERE asset_id = OLD.id;
                         RETURN OLD;
                     END IF;
-                    INSERT INTO asset_search (asset_id, document)
-                    VALUES (NEW.id, vitrine_search_document(NEW.title, NEW.description, NEW.tags,
-                        (SELECT name FROM users WHERE id = NEW.owner_id), NEW.content_type))
-                    ON CONFLICT (asset_id) DO UPDATE SET document = excluded.document;
+                    INSERT INTO asset_search (asset_id, owner_id, content_type, document)
+                    VALUES (NEW.id, NEW.owner_id, NEW.content_type, vitrine_search_document(NEW.title, NEW.description,
+                        NEW.tags, (SELECT name FROM users WHERE id = NEW.owner_id), NEW.content_type))
+                    ON CONFLICT (asset_id) DO UPDATE SET owner_id = excluded.owner_id,
+                        content_type = excluded.content_type, document = excluded.document;
                     RETURN NEW;
                  END $$",
                 "CREATE OR REPLACE FUNCTION vitrine_asset_search_owner() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -462,8 +470,9 @@ impl Store {
                 ],
                 Dialect::Postgres => &[
                     "DELETE FROM asset_search",
-                    "INSERT INTO asset_search (asset_id, document)
-                     SELECT a.id, vitrine_search_document(a.title, a.description, a.tags, u.name, a.content_type)
+                    "INSERT INTO asset_search (asset_id, owner_id, content_type, document)
+                     SELECT a.id, a.owner_id, a.content_type,
+                            vitrine_search_document(a.title, a.description, a.tags, u.name, a.content_type)
                      FROM assets a JOIN users u ON u.id = a.owner_id",
                 ],
             };
