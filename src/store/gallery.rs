@@ -64,6 +64,9 @@ pub struct SearchItem {
 }
 
 pub const SEARCH_ITEMS_PER_OWNER: i64 = 20;
+
+/// A search hit before its details are read: (rank, asset id); lower rank is better.
+type Ranked = (f64, i64);
 /// Matches ranked per query: the newest ones when a query matches more.
 pub const SEARCH_CANDIDATES: i64 = 1_000;
 
@@ -307,11 +310,12 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         // Owners by their best hit; each owner's hits best first.
-        let mut by_owner: HashMap<i64, Vec<(f64, i64)>> = HashMap::new();
+        let mut by_owner: HashMap<i64, Vec<Ranked>> = HashMap::new();
         for (id, owner, rank) in hits {
             by_owner.entry(owner).or_default().push((rank, id));
         }
-        let mut owners: Vec<(f64, i64, Vec<(f64, i64)>)> = by_owner
+        // (best rank, owner, hits)
+        let mut owners: Vec<(f64, i64, Vec<Ranked>)> = by_owner
             .into_iter()
             .map(|(owner, mut hits)| {
                 hits.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
@@ -320,7 +324,7 @@ impl Store {
             .collect();
         owners.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         let count = owners.len() as i64;
-        let page_owners: Vec<(i64, Vec<(f64, i64)>)> = owners
+        let page_owners: Vec<(i64, Vec<Ranked>)> = owners
             .into_iter()
             .skip(page.offset() as usize)
             .take(page.limit() as usize)
