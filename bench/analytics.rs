@@ -7,6 +7,9 @@
 
 use std::time::{Duration, Instant};
 
+#[path = "common.rs"]
+mod common;
+
 use vitrine::analytics::{Event, Kind};
 use vitrine::store::Store;
 use vitrine::store::analytics::Scope;
@@ -69,16 +72,7 @@ async fn fresh_store(kind: &str, dir: &std::path::Path) -> anyhow::Result<Store>
 async fn fresh_url(kind: &str, dir: &std::path::Path) -> anyhow::Result<String> {
     Ok(match kind {
         "sqlite" => format!("sqlite://{}?mode=rwc", dir.join("bench.db").display()),
-        _ => {
-            let base = std::env::var("TEST_DATABASE_URL")?;
-            let name = format!("vitrine_bench_{}", std::process::id());
-            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&base).await?;
-            sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}"))).execute(&mut conn).await?;
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await?;
-            let mut u = url::Url::parse(&base)?;
-            u.set_path(&format!("/{name}"));
-            u.to_string()
-        }
+        _ => common::fresh_postgres(&bench_db_name()).await?,
     })
 }
 
@@ -215,7 +209,7 @@ async fn run(kind: &str) -> anyhow::Result<()> {
     );
     if kind == "postgres" {
         store.close().await;
-        drop_bench_db().await?;
+        common::drop_postgres(&bench_db_name()).await?;
     }
     Ok(())
 }
@@ -366,18 +360,13 @@ async fn under_load(kind: &str) -> anyhow::Result<()> {
     shutdown.cancel();
     let _ = server.await;
     if kind == "postgres" {
-        drop_bench_db().await?;
+        common::drop_postgres(&bench_db_name()).await?;
     }
     Ok(())
 }
 
-async fn drop_bench_db() -> anyhow::Result<()> {
-    let base = std::env::var("TEST_DATABASE_URL")?;
-    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&base).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS vitrine_bench_{}", std::process::id())))
-        .execute(&mut conn)
-        .await?;
-    Ok(())
+fn bench_db_name() -> String {
+    format!("vitrine_bench_{}", std::process::id())
 }
 
 #[tokio::main]

@@ -34,13 +34,10 @@ metric() { # URL NAME: value of an unlabelled counter (0 when absent)
 
 # measure NAME ENABLED: prints "req/s written dropped"
 measure() {
-    local name=$1 enabled=$2 port share_json share_url out rps w0 w1 d0 d1 asset_id code token
-    port="$(free_port)"
+    local name=$1 enabled=$2 share_json share_url out rps w0 w1 d0 d1 asset_id code token
     export VITRINE_ANALYTICS_ENABLED="$enabled"
-    start_vitrine "$work/$name" "$port" "$work/$name.log"
-    wait_http_ok "$VITRINE_URL/readyz" 20 "$VITRINE_PID" "$work/$name.log"
-    create_admin "$work/$name" "$port" "$VITRINE_URL"
-    token="$(login "$VITRINE_URL")"
+    start_with_admin "$work/$name" "$work/$name.log"
+    token="$BENCH_TOKEN"
     make_pdf "$work/$name.pdf" 20000 "$name"
     code="$(upload_asset "$VITRINE_URL" "$token" "$work/$name.pdf" "$work/$name.asset.json")"
     [[ "$code" == 201 ]] || die "upload answered HTTP $code"

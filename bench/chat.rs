@@ -20,26 +20,15 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
+#[path = "common.rs"]
+mod common;
+use common::{json_of, percentile};
+
 const CLIENTS: usize = 50;
 const ROUNDS: usize = 200;
 const WARMUP: usize = 20;
 
 type Arrivals = Arc<Mutex<HashMap<String, Vec<Instant>>>>;
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-async fn json_of(r: reqwest::Response) -> anyhow::Result<Value> {
-    let status = r.status();
-    let text = r.text().await?;
-    anyhow::ensure!(status.is_success(), "HTTP {status}: {text}");
-    Ok(serde_json::from_str(&text)?)
-}
 
 /// Waits until every client recorded `key` (or 2 s).
 async fn wait_all(arrivals: &Arrivals, key: &str) {

@@ -14,7 +14,12 @@
 
 use std::time::Instant;
 
-use serde_json::{Value, json};
+use serde_json::json;
+use vitrine::domain::assets::CONTENT_TYPES;
+
+#[path = "common.rs"]
+mod common;
+use common::{json_of, percentile};
 
 const ASSETS: usize = 100_000;
 const OWNERS: usize = 1_000;
@@ -89,11 +94,6 @@ fn phrase(words: &[String], zipf: &Zipf, rng: &mut Rng, min: usize, max: usize, 
     (0..n).map(|_| words[zipf.sample(rng)].as_str()).collect::<Vec<_>>().join(sep)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
 /// Fills users and assets in multi-row INSERTs (the search index follows through its triggers).
 async fn seed(store: &vitrine::store::Store, words: &[String]) -> anyhow::Result<()> {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
@@ -121,18 +121,6 @@ async fn seed(store: &vitrine::store::Store, words: &[String]) -> anyhow::Result
         }
         query.execute(&mut *tx).await?;
     }
-    const CT: [&str; 10] = [
-        "talent_media",
-        "band_media",
-        "prop",
-        "costume",
-        "location",
-        "memorabilia",
-        "vehicle",
-        "artistic_material",
-        "music_item",
-        "rare_item",
-    ];
     for start in (0..ASSETS).step_by(500) {
         let mut sql = String::from(
             "INSERT INTO assets (id, owner_id, title, description, tags, name, mime_type, media_type, size, sha256, \
@@ -162,7 +150,7 @@ async fn seed(store: &vitrine::store::Store, words: &[String]) -> anyhow::Result
                 .bind(capital(&phrase(words, &zipf, &mut rng, 3, 6, " ")))
                 .bind(phrase(words, &zipf, &mut rng, 8, 16, " "))
                 .bind(phrase(words, &zipf, &mut rng, 2, 4, ","))
-                .bind(CT[rng.below(CT.len())]);
+                .bind(CONTENT_TYPES[rng.below(CONTENT_TYPES.len())]);
         }
         query.execute(&mut *tx).await?;
     }
@@ -175,13 +163,6 @@ fn capital(s: &str) -> String {
     c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
 }
 
-async fn json_of(r: reqwest::Response) -> anyhow::Result<Value> {
-    let status = r.status();
-    let text = r.text().await?;
-    anyhow::ensure!(status.is_success(), "HTTP {status}: {text}");
-    Ok(serde_json::from_str(&text)?)
-}
-
 async fn run(kind: &str) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -189,7 +170,7 @@ async fn run(kind: &str) -> anyhow::Result<()> {
     let base = format!("http://{addr}");
     let database_url = match kind {
         "sqlite" => None,
-        _ => Some(fresh_postgres().await?),
+        _ => Some(common::fresh_postgres(&bench_db_name()).await?),
     };
     let config = vitrine::config::Config {
         data_dir: dir.path().to_path_buf(),
@@ -287,33 +268,13 @@ async fn run(kind: &str) -> anyhow::Result<()> {
     let _ = server.await;
     state.store.close().await;
     if kind == "postgres" {
-        drop_postgres().await?;
+        common::drop_postgres(&bench_db_name()).await?;
     }
     Ok(())
 }
 
 fn bench_db_name() -> String {
     format!("vitrine_bench_search_{}", std::process::id())
-}
-
-async fn fresh_postgres() -> anyhow::Result<String> {
-    let base = std::env::var("TEST_DATABASE_URL")?;
-    let name = bench_db_name();
-    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&base).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}"))).execute(&mut conn).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await?;
-    let mut u = url::Url::parse(&base)?;
-    u.set_path(&format!("/{name}"));
-    Ok(u.to_string())
-}
-
-async fn drop_postgres() -> anyhow::Result<()> {
-    let base = std::env::var("TEST_DATABASE_URL")?;
-    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&base).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", bench_db_name())))
-        .execute(&mut conn)
-        .await?;
-    Ok(())
 }
 
 #[tokio::main]

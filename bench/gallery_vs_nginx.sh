@@ -29,11 +29,8 @@ make_tmpdir work
 start_nginx_static "$work"
 nginx_url="$NGINX_URL"
 
-port="$(free_port)"
-start_vitrine "$work/data" "$port" "$work/vitrine.log"
-wait_http_ok "$VITRINE_URL/readyz" 20 "$VITRINE_PID" "$work/vitrine.log"
-create_admin "$work/data" "$port" "$VITRINE_URL"
-token="$(login "$VITRINE_URL")"
+start_with_admin "$work/data" "$work/vitrine.log"
+token="$BENCH_TOKEN"
 log "sharing $POSTS assets to the gallery"
 categories=(featured inspiration trending spotlight general)
 for i in $(seq 1 "$POSTS"); do

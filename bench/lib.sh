@@ -190,6 +190,17 @@ create_admin() {
     [[ "$code" == 201 ]] || die "register fallback answered HTTP $code"
 }
 
+# start_with_admin DATA_DIR LOG: a Vitrine on a free port, ready, with the benchmark admin signed
+# in; sets VITRINE_URL, VITRINE_PID and BENCH_TOKEN.
+start_with_admin() {
+    local data_dir=$1 logfile=$2 port
+    port="$(free_port)"
+    start_vitrine "$data_dir" "$port" "$logfile"
+    wait_http_ok "$VITRINE_URL/readyz" 20 "$VITRINE_PID" "$logfile"
+    create_admin "$data_dir" "$port" "$VITRINE_URL"
+    BENCH_TOKEN="$(login "$VITRINE_URL")"
+}
+
 # login URL: print an access token. Login is rate-limited per IP, so each
 # script logs in exactly once and reuses the token.
 login() {

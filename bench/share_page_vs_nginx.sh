@@ -30,11 +30,8 @@ start_nginx_static "$work"
 nginx_url="$NGINX_URL"
 
 # Vitrine with one public link on a small PDF.
-port="$(free_port)"
-start_vitrine "$work/data" "$port" "$work/vitrine.log"
-wait_http_ok "$VITRINE_URL/readyz" 20 "$VITRINE_PID" "$work/vitrine.log"
-create_admin "$work/data" "$port" "$VITRINE_URL"
-token="$(login "$VITRINE_URL")"
+start_with_admin "$work/data" "$work/vitrine.log"
+token="$BENCH_TOKEN"
 make_pdf "$work/small.pdf" 20000 share
 code="$(upload_asset "$VITRINE_URL" "$token" "$work/small.pdf" "$work/asset.json")"
 [[ "$code" == 201 ]] || die "upload answered HTTP $code"
