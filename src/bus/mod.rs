@@ -27,8 +27,25 @@ pub struct Envelope {
     /// Only this user's sockets receive it (signals).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<i64>,
-    /// The frame sent to clients, serialised once.
-    pub frame: String,
+    /// The frame sent to clients, serialised once and shared by every socket that sends it.
+    #[serde(with = "frame_text")]
+    pub frame: Frame,
+}
+
+/// A text frame as sockets send it: cloning shares the bytes, it does not copy them.
+pub type Frame = axum::extract::ws::Utf8Bytes;
+
+/// `Envelope::frame` travels between instances as a JSON string.
+mod frame_text {
+    use serde::Deserialize;
+
+    pub fn serialize<S: serde::Serializer>(frame: &super::Frame, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(frame.as_str())
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<super::Frame, D::Error> {
+        String::deserialize(d).map(super::Frame::from)
+    }
 }
 
 /// Who one instance has online in a room.

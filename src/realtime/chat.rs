@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::Next;
 use super::Subscription;
-use super::socket::{self, CLOSE_TOO_SLOW, error_frame, send_text};
+use super::socket::{self, CLOSE_TOO_SLOW, error_frame, send_frame, send_text};
 use crate::app::AppState;
 use crate::bus::Envelope;
 use crate::domain::chat::{MessageOut, parse_message};
@@ -93,7 +93,7 @@ async fn send_replayed(state: &AppState, reach: &Reach, missed: &[Arc<Envelope>]
                 }
                 v.to_string()
             }
-            _ => env.frame.clone(),
+            _ => env.frame.to_string(),
         };
         if !send_text(ws, &frame).await {
             return false;
@@ -110,7 +110,7 @@ async fn run(state: &AppState, reach: &Reach, sub: &mut Subscription, ws: &mut W
             next = sub.next() => match next {
                 Next::Frames(frames) => {
                     for env in frames {
-                        if !send_text(ws, &env.frame).await {
+                        if !send_frame(ws, &env.frame).await {
                             return;
                         }
                     }

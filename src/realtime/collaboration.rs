@@ -8,15 +8,16 @@ use axum::extract::ws::{Message, WebSocket};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::socket::{self, CLOSE_AWAY, CLOSE_NORMAL, CLOSE_TOO_SLOW, error_frame, send_text};
+use super::socket::{self, CLOSE_NORMAL, CLOSE_TOO_SLOW, error_frame, queue_frame, send_text};
 use super::{Next, Subscription};
 use crate::app::AppState;
 use crate::bus::Envelope;
 use crate::domain::assets::Asset;
-use crate::domain::collaboration::Session;
+use crate::domain::collaboration::{Features, Session};
 use crate::domain::comments::{CommentIn, build_trees};
 use crate::domain::users::User;
 use crate::error::AppError;
+use crate::http::api::comments::Target;
 use crate::store::comments::Author;
 use crate::store::rooms::CursorSample;
 
@@ -31,13 +32,47 @@ const COMMENTS_IN_FLIGHT: usize = 8;
 /// Inbound messages per second per socket.
 const INBOUND_PER_SECOND: u32 = 60;
 
-/// An authenticated member joining a session.
+/// An authenticated member joining a session (what the upgrade read from the store).
 pub struct Member {
     pub session: Session,
     pub asset: Asset,
     pub user: User,
     pub ip: std::net::IpAddr,
     pub user_agent: String,
+}
+
+/// What a socket keeps once it has joined: the few fields its loop reads (an idle socket's memory
+/// is mostly this and its buffers).
+struct Seat {
+    user_id: i64,
+    user_name: String,
+    session_id: i64,
+    session_uuid: String,
+    share_id: i64,
+    owner_id: i64,
+    features: Features,
+    expires_at: i64,
+    target: Target,
+    ip: std::net::IpAddr,
+    user_agent: String,
+}
+
+impl Seat {
+    fn of(m: &Member) -> Seat {
+        Seat {
+            user_id: m.user.id,
+            user_name: m.user.name.clone(),
+            session_id: m.session.id,
+            session_uuid: m.session.uuid.clone(),
+            share_id: m.session.share_id,
+            owner_id: m.session.owner_id,
+            features: m.session.features,
+            expires_at: m.session.expires_at,
+            target: Target::of(&m.asset),
+            ip: m.ip,
+            user_agent: m.user_agent.clone(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -51,20 +86,21 @@ enum Inbound {
 }
 
 /// The user as other members see them.
-fn who(user: &User) -> serde_json::Value {
-    serde_json::json!({"user_id": user.id, "name": user.name})
+fn who(user_id: i64, name: &str) -> serde_json::Value {
+    serde_json::json!({"user_id": user_id, "name": name})
 }
 
 /// The `session_state` frame: as of the subscription's `last_seq`.
-async fn state_frame(state: &AppState, m: &Member, sub: &Subscription, recovered: Option<bool>) -> String {
-    let online: Vec<serde_json::Value> = state
-        .rooms
-        .online(&sub.room)
-        .await
-        .into_iter()
-        .map(|(id, name)| serde_json::json!({"user_id": id, "name": name}))
-        .collect();
-    let comments = match state.store.comments_of_asset(m.asset.id).await {
+async fn state_frame(
+    state: &AppState,
+    seat: &Seat,
+    asset: &Asset,
+    sub: &Subscription,
+    recovered: Option<bool>,
+) -> String {
+    let online: Vec<serde_json::Value> =
+        state.rooms.online(&sub.room).await.into_iter().map(|(id, name)| who(id, &name)).collect();
+    let comments = match state.store.comments_of_asset(asset.id).await {
         // The most recent ones; the rest is one REST call away.
         Ok(c) => build_trees(&c[c.len().saturating_sub(STATE_COMMENTS)..]),
         Err(e) => {
@@ -74,14 +110,14 @@ async fn state_frame(state: &AppState, m: &Member, sub: &Subscription, recovered
     };
     let mut frame = serde_json::json!({
         "type": "session_state",
-        "session_id": m.session.uuid,
-        "user_id": m.user.id,
+        "session_id": seat.session_uuid,
+        "user_id": seat.user_id,
         "seq": sub.last_seq,
         "online": online,
         "comments": comments,
-        "features": m.session.features,
-        "asset": crate::http::api::collaboration::asset_summary(state, &m.asset, m.session.features.allow_download),
-        "expires_at": crate::domain::time::rfc3339(m.session.expires_at),
+        "features": seat.features,
+        "asset": crate::http::api::collaboration::asset_summary(state, asset, seat.features.allow_download),
+        "expires_at": crate::domain::time::rfc3339(seat.expires_at),
     });
     if let Some(r) = recovered {
         frame["recovered"] = r.into();
@@ -89,58 +125,92 @@ async fn state_frame(state: &AppState, m: &Member, sub: &Subscription, recovered
     frame.to_string()
 }
 
+/// A state frame later in the socket's life (a resume that cannot be served): the asset as it is now.
+async fn fresh_state_frame(state: &AppState, seat: &Seat, sub: &Subscription) -> String {
+    match state.store.asset(seat.target.asset_id).await {
+        Ok(Some(asset)) => state_frame(state, seat, &asset, sub, Some(false)).await,
+        Ok(None) => error_frame("not_found", "the asset of this session is gone"),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the asset for a session state");
+            error_frame("unavailable", "the session state is unavailable; reconnect")
+        }
+    }
+}
+
 /// Runs one member's socket until it closes, the session ends, or the member is removed.
-pub async fn serve(state: AppState, m: Member, last_seq: Option<i64>, mut ws: WebSocket) {
-    let room_name = m.session.room();
+pub async fn serve(state: AppState, m: Box<Member>, last_seq: Option<i64>, mut ws: WebSocket) {
     // One-off steps run boxed: an idle socket's task then keeps only the small loop's state, not
     // the largest future it ever awaited (the idle-memory budget is a few KB per socket).
-    let mut sub = match Box::pin(state.rooms.subscribe(&room_name)).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "could not join a collaboration room");
-            let _ = send_text(&mut ws, &error_frame("unavailable", "the session is unavailable; try again")).await;
-            socket::close(&mut ws, CLOSE_TOO_SLOW, "unavailable").await;
-            return;
-        }
-    };
-    metrics::gauge!("vitrine_websockets_open", "channel" => "collaboration").increment(1.0);
-    if state.rooms.join(&sub.room, m.user.id, &m.user.name) {
-        Box::pin(presence_event(&state, &sub, &m.user, "participant_joined")).await;
+    let Some((seat, mut sub, greeted)) = Box::pin(enter(&state, m, last_seq, &mut ws)).await else { return };
+    if greeted {
+        run(&state, &seat, &mut sub, &mut ws).await;
     }
-    run(&state, &m, &mut sub, last_seq, &mut ws).await;
-    if state.rooms.leave(&sub.room, m.user.id) {
-        Box::pin(presence_event(&state, &sub, &m.user, "participant_left")).await;
+    if state.rooms.leave(&sub.room, seat.user_id) {
+        Box::pin(presence_event(&state, &sub, seat.user_id, &seat.user_name, "participant_left")).await;
     }
     metrics::gauge!("vitrine_websockets_open", "channel" => "collaboration").decrement(1.0);
 }
 
+/// Joins the room, announces the member, sends the state (and what a resuming client missed).
+/// `None` when the room cannot be joined; the bool says whether the greeting was delivered.
+async fn enter(
+    state: &AppState,
+    m: Box<Member>,
+    last_seq: Option<i64>,
+    ws: &mut WebSocket,
+) -> Option<(Seat, Subscription, bool)> {
+    let sub = match state.rooms.subscribe(&m.session.room()).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not join a collaboration room");
+            let _ = send_text(ws, &error_frame("unavailable", "the session is unavailable; try again")).await;
+            socket::close(ws, CLOSE_TOO_SLOW, "unavailable").await;
+            return None;
+        }
+    };
+    metrics::gauge!("vitrine_websockets_open", "channel" => "collaboration").increment(1.0);
+    if state.rooms.join(&sub.room, m.user.id, &m.user.name) {
+        presence_event(state, &sub, m.user.id, &m.user.name, "participant_joined").await;
+    }
+    let seat = Seat::of(&m);
+    let greeted = hello(state, &seat, &m.asset, &sub, last_seq, ws).await;
+    Some((seat, sub, greeted))
+}
+
 /// Records a user's first arrival or last departure, unless they are online on another instance.
-async fn presence_event(state: &AppState, sub: &Subscription, user: &User, kind: &str) {
-    if state.rooms.online_elsewhere(&sub.room, user.id).await {
+async fn presence_event(state: &AppState, sub: &Subscription, user_id: i64, name: &str, kind: &str) {
+    if state.rooms.online_elsewhere(&sub.room, user_id).await {
         return;
     }
-    if let Err(e) = state.rooms.emit(&sub.room.name, kind, serde_json::json!({"user": who(user)})).await {
+    if let Err(e) = state.rooms.emit(&sub.room.name, kind, serde_json::json!({"user": who(user_id, name)})).await {
         tracing::warn!(error = %e, kind, "could not record a presence change");
     }
 }
 
 /// Sends the state, then what the client missed (when it says where it stopped).
-async fn hello(state: &AppState, m: &Member, sub: &Subscription, last_seq: Option<i64>, ws: &mut WebSocket) -> bool {
+async fn hello(
+    state: &AppState,
+    seat: &Seat,
+    asset: &Asset,
+    sub: &Subscription,
+    last_seq: Option<i64>,
+    ws: &mut WebSocket,
+) -> bool {
     match last_seq {
-        None => send_text(ws, &state_frame(state, m, sub, None).await).await,
+        None => send_text(ws, &state_frame(state, seat, asset, sub, None).await).await,
         Some(after) => match sub.replay(after).await {
             Ok(missed) => {
-                if !send_text(ws, &state_frame(state, m, sub, Some(true)).await).await {
+                if !send_text(ws, &state_frame(state, seat, asset, sub, Some(true)).await).await {
                     return false;
                 }
-                for env in missed {
-                    if !send_text(ws, &env.frame).await {
+                for env in &missed {
+                    if !queue_frame(ws, &env.frame).await {
                         return false;
                     }
                 }
-                true
+                socket::flush(ws).await
             }
-            Err(_) => send_text(ws, &state_frame(state, m, sub, Some(false)).await).await,
+            Err(_) => send_text(ws, &state_frame(state, seat, asset, sub, Some(false)).await).await,
         },
     }
 }
@@ -150,87 +220,150 @@ struct Local {
     limiter: governor::DefaultDirectRateLimiter,
     /// The latest cursor position not yet broadcast (coalescing).
     pending_cursor: Option<(f64, f64)>,
-    replies: mpsc::Sender<String>,
+    /// When the next cursor frame may go out.
+    cursor_free_at: tokio::time::Instant,
+    /// When the last cursor sample was kept for the recording.
+    last_sample: Instant,
+    /// Answers of work done off the loop (comment errors), made on the first comment; its
+    /// capacity bounds that work.
+    replies: Option<(mpsc::Sender<String>, mpsc::Receiver<String>)>,
+}
+
+impl Local {
+    /// When the loop must wake up for a coalesced cursor.
+    fn cursor_due(&self) -> Option<tokio::time::Instant> {
+        self.pending_cursor.map(|_| self.cursor_free_at)
+    }
+
+    /// Broadcasts the pending cursor position if the rate allows it now.
+    fn send_cursor(&mut self, state: &AppState, seat: &Seat, room: &str) {
+        let now = tokio::time::Instant::now();
+        if now < self.cursor_free_at {
+            return;
+        }
+        let Some((x, y)) = self.pending_cursor.take() else { return };
+        self.cursor_free_at = now + CURSOR_PERIOD;
+        let frame = serde_json::json!({"type": "cursor_position", "user_id": seat.user_id, "name": seat.user_name, "x": x, "y": y});
+        state.rooms.publish_ephemeral(room, "cursor_position", frame.to_string(), Some(seat.user_id), None);
+        if self.last_sample.elapsed() >= SAMPLE_PERIOD {
+            self.last_sample = Instant::now();
+            let at = crate::domain::time::now_ms();
+            state.rooms.record_cursor(CursorSample { room: room.to_string(), at, user_id: seat.user_id, x, y });
+        }
+    }
+}
+
+async fn next_reply(replies: &mut Option<(mpsc::Sender<String>, mpsc::Receiver<String>)>) -> Option<String> {
+    match replies {
+        Some((_, rx)) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 enum Flow {
     Continue,
     Close(u16, &'static str),
+    /// The peer is gone.
+    Gone,
 }
 
-async fn run(state: &AppState, m: &Member, sub: &mut Subscription, last_seq: Option<i64>, ws: &mut WebSocket) {
-    if !Box::pin(hello(state, m, sub, last_seq, ws)).await {
-        return;
-    }
-    // Answers of work done off the loop (comment errors); its capacity bounds that work.
-    let (replies, mut replies_rx) = mpsc::channel::<String>(COMMENTS_IN_FLIGHT);
-    let mut local = Local { limiter: socket::inbound_limiter(INBOUND_PER_SECOND), pending_cursor: None, replies };
+/// Frames queued at once for one socket and written together.
+const BATCH: usize = 64;
+
+async fn run(state: &AppState, seat: &Seat, sub: &mut Subscription, ws: &mut WebSocket) {
+    let mut local = Local {
+        limiter: socket::inbound_limiter(INBOUND_PER_SECOND),
+        pending_cursor: None,
+        cursor_free_at: tokio::time::Instant::now(),
+        last_sample: Instant::now() - SAMPLE_PERIOD,
+        replies: None,
+    };
     let mut heartbeat = socket::Heartbeat::default();
-    let mut cursor_tick = tokio::time::interval(CURSOR_PERIOD);
-    cursor_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_sample = Instant::now() - SAMPLE_PERIOD;
-    let ends_in =
-        Duration::from_millis(m.session.expires_at.saturating_sub(crate::domain::time::now_ms()).max(0) as u64);
-    let expiry = tokio::time::sleep(ends_in);
-    tokio::pin!(expiry);
+    let ends_in = Duration::from_millis(seat.expires_at.saturating_sub(crate::domain::time::now_ms()).max(0) as u64);
+    let expires = tokio::time::Instant::now() + ends_in;
+    // One timer per socket: the next ping, the next coalesced cursor or the session's end.
+    let mut timer = std::pin::pin!(tokio::time::sleep_until(heartbeat.next().min(expires)));
     loop {
+        let due = local.cursor_due().map_or(heartbeat.next(), |c| c.min(heartbeat.next())).min(expires);
+        if timer.deadline() != due {
+            timer.as_mut().reset(due);
+        }
         let flow = tokio::select! {
-            next = sub.next() => match next {
-                Next::Frames(frames) => {
-                    let mut flow = Flow::Continue;
-                    for env in frames {
-                        match outbound(m, &env) {
-                            Outbound::Skip => {}
-                            Outbound::Send => if !send_text(ws, &env.frame).await { return },
-                            Outbound::SendAndClose(reason) => {
-                                if !send_text(ws, &env.frame).await { return }
-                                flow = Flow::Close(CLOSE_NORMAL, reason);
-                                break;
-                            }
-                        }
-                    }
-                    flow
-                }
-                Next::Lagged => Flow::Close(CLOSE_TOO_SLOW, "too slow; reconnect with last_seq"),
-            },
+            next = sub.next() => deliver(seat, sub, ws, next).await,
             incoming = ws.recv() => match incoming {
                 Some(Ok(Message::Text(text))) => {
                     heartbeat.heard();
-                    Box::pin(inbound(state, m, sub, ws, &mut local, text.as_str())).await
+                    Box::pin(inbound(state, seat, sub, ws, &mut local, text.as_str())).await
                 }
                 Some(Ok(Message::Binary(_))) => {
                     heartbeat.heard();
-                    if send_text(ws, &error_frame("malformed", "send JSON text frames")).await { Flow::Continue } else { return }
+                    if send_text(ws, &error_frame("malformed", "send JSON text frames")).await { Flow::Continue } else { Flow::Gone }
                 }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => Flow::Gone,
                 Some(Ok(_)) => { heartbeat.heard(); Flow::Continue }
             },
-            Some(reply) = replies_rx.recv() => {
-                if send_text(ws, &reply).await { Flow::Continue } else { return }
+            Some(reply) = next_reply(&mut local.replies) => {
+                if send_text(ws, &reply).await { Flow::Continue } else { Flow::Gone }
             }
-            _ = cursor_tick.tick(), if local.pending_cursor.is_some() => {
-                if let Some((x, y)) = local.pending_cursor.take() {
-                    let frame = serde_json::json!({"type": "cursor_position", "user_id": m.user.id, "name": m.user.name, "x": x, "y": y}).to_string();
-                    state.rooms.publish_ephemeral(&sub.room.name, "cursor_position", frame, Some(m.user.id), None);
-                    if last_sample.elapsed() >= SAMPLE_PERIOD {
-                        last_sample = Instant::now();
-                        state.rooms.record_cursor(CursorSample { room: sub.room.name.clone(), at: crate::domain::time::now_ms(), user_id: m.user.id, x, y });
-                    }
+            () = &mut timer => {
+                let now = tokio::time::Instant::now();
+                if now >= expires {
+                    let frame = serde_json::json!({"type": "session_ended", "reason": "expired"}).to_string();
+                    let _ = send_text(ws, &frame).await;
+                    Flow::Close(CLOSE_NORMAL, "session expired")
+                } else {
+                    local.send_cursor(state, seat, &sub.room.name);
+                    if now >= heartbeat.next() && !heartbeat.beat(ws).await { Flow::Gone } else { Flow::Continue }
                 }
-                Flow::Continue
-            }
-            _ = heartbeat.due() => if heartbeat.beat(ws).await { Flow::Continue } else { return },
-            _ = &mut expiry => {
-                let frame = serde_json::json!({"type": "session_ended", "reason": "expired"}).to_string();
-                let _ = send_text(ws, &frame).await;
-                Flow::Close(CLOSE_NORMAL, "session expired")
             }
         };
-        if let Flow::Close(code, reason) = flow {
-            socket::close(ws, code, reason).await;
-            return;
+        match flow {
+            Flow::Continue => {}
+            Flow::Gone => return,
+            Flow::Close(code, reason) => {
+                socket::close(ws, code, reason).await;
+                return;
+            }
         }
     }
+}
+
+/// Sends what the room has for this socket: this event and whatever else is already queued,
+/// in one write.
+async fn deliver(seat: &Seat, sub: &mut Subscription, ws: &mut WebSocket, first: Next) -> Flow {
+    let mut next = Some(first);
+    let mut queued = 0;
+    let mut flow = Flow::Continue;
+    'batch: while let Some(n) = next.take() {
+        let frames = match n {
+            Next::Frames(frames) => frames,
+            Next::Lagged => {
+                flow = Flow::Close(CLOSE_TOO_SLOW, "too slow; reconnect with last_seq");
+                break;
+            }
+        };
+        for env in frames {
+            match outbound(seat, &env) {
+                Outbound::Skip => continue,
+                Outbound::Send => {}
+                Outbound::SendAndClose(reason) => flow = Flow::Close(CLOSE_NORMAL, reason),
+            }
+            if !queue_frame(ws, &env.frame).await {
+                return Flow::Gone;
+            }
+            queued += 1;
+            if !matches!(flow, Flow::Continue) {
+                break 'batch;
+            }
+        }
+        if queued < BATCH {
+            next = sub.try_next();
+        }
+    }
+    if queued > 0 && !socket::flush(ws).await {
+        return Flow::Gone;
+    }
+    flow
 }
 
 enum Outbound {
@@ -239,63 +372,68 @@ enum Outbound {
     SendAndClose(&'static str),
 }
 
-fn outbound(m: &Member, env: &Arc<Envelope>) -> Outbound {
-    if env.to.is_some_and(|to| to != m.user.id) {
+fn outbound(seat: &Seat, env: &Arc<Envelope>) -> Outbound {
+    if env.to.is_some_and(|to| to != seat.user_id) {
         return Outbound::Skip;
     }
     match env.kind.as_str() {
         // Your own cursor is where your mouse is.
-        "cursor_position" if env.from == Some(m.user.id) => Outbound::Skip,
+        "cursor_position" if env.from == Some(seat.user_id) => Outbound::Skip,
         "session_ended" => Outbound::SendAndClose("session ended"),
-        "participant_removed" if env.from == Some(m.user.id) => Outbound::SendAndClose("removed from the session"),
+        "participant_removed" if env.from == Some(seat.user_id) => Outbound::SendAndClose("removed from the session"),
         _ => Outbound::Send,
     }
 }
 
 async fn inbound(
     state: &AppState,
-    m: &Member,
+    seat: &Seat,
     sub: &Subscription,
     ws: &mut WebSocket,
     local: &mut Local,
     text: &str,
 ) -> Flow {
-    let reply = |code: &str, msg: &str| error_frame(code, msg);
     let answer = if text.len() > socket::MAX_MESSAGE {
-        Some(reply("too_large", &format!("messages are limited to {} bytes", socket::MAX_MESSAGE)))
+        Some(error_frame("too_large", &format!("messages are limited to {} bytes", socket::MAX_MESSAGE)))
     } else if local.limiter.check().is_err() {
-        Some(reply("rate_limited", "too many messages; slow down"))
+        Some(error_frame("rate_limited", "too many messages; slow down"))
     } else {
-        match serde_json::from_str::<serde_json::Value>(text) {
-            Err(_) => Some(reply("malformed", "messages are JSON objects with a type")),
-            Ok(v) => match v.get("type").and_then(|t| t.as_str()) {
-                None => Some(reply("malformed", "messages are JSON objects with a type")),
-                Some(t) if !matches!(t, "cursor_position" | "comment" | "signal" | "resume" | "ping") => {
-                    Some(reply("unknown_type", &format!("unknown message type {t:?}")))
-                }
-                Some(_) => match serde_json::from_value::<Inbound>(v) {
-                    Err(e) => Some(reply("invalid", &format!("invalid message: {e}"))),
-                    Ok(msg) => handle(state, m, sub, ws, local, msg).await,
-                },
-            },
+        match serde_json::from_str::<Inbound>(text) {
+            Ok(msg) => handle(state, seat, sub, ws, local, msg).await,
+            // Only a message that does not parse is looked at twice, to say what is wrong with it.
+            Err(e) => Some(refusal(text, e)),
         }
     };
     match answer {
-        Some(frame) if !send_text(ws, &frame).await => Flow::Close(CLOSE_AWAY, "gone"),
+        Some(frame) if !send_text(ws, &frame).await => Flow::Gone,
         _ => Flow::Continue,
+    }
+}
+
+/// The error frame for a message that is not a valid `Inbound`.
+fn refusal(text: &str, e: serde_json::Error) -> String {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Err(_) => error_frame("malformed", "messages are JSON objects with a type"),
+        Ok(v) => match v.get("type").and_then(|t| t.as_str()) {
+            None => error_frame("malformed", "messages are JSON objects with a type"),
+            Some(t) if !matches!(t, "cursor_position" | "comment" | "signal" | "resume" | "ping") => {
+                error_frame("unknown_type", &format!("unknown message type {t:?}"))
+            }
+            Some(_) => error_frame("invalid", &format!("invalid message: {e}")),
+        },
     }
 }
 
 /// Acts on one valid message; returns a frame for this socket only, if any.
 async fn handle(
     state: &AppState,
-    m: &Member,
+    seat: &Seat,
     sub: &Subscription,
     ws: &mut WebSocket,
     local: &mut Local,
     msg: Inbound,
 ) -> Option<String> {
-    let f = &m.session.features;
+    let f = &seat.features;
     match msg {
         Inbound::Ping => Some(serde_json::json!({"type": "pong"}).to_string()),
         Inbound::CursorPosition { x, y } => {
@@ -306,30 +444,27 @@ async fn handle(
                 return Some(error_frame("invalid", "x and y are fractions between 0 and 1"));
             }
             local.pending_cursor = Some((x, y));
+            local.send_cursor(state, seat, &sub.room.name);
             None
         }
         Inbound::Comment { comment } => {
             // Stored off the socket's loop, so the socket keeps reading its room meanwhile; the
             // comment comes back through the room, an error through `replies`.
-            let Ok(permit) = local.replies.clone().try_reserve_owned() else {
+            let (replies, _) = local.replies.get_or_insert_with(|| mpsc::channel(COMMENTS_IN_FLIGHT));
+            let Ok(permit) = replies.clone().try_reserve_owned() else {
                 return Some(error_frame("rate_limited", "too many comments in flight; slow down"));
             };
             let origin = crate::http::api::comments::Origin {
-                share_id: m.session.share_id,
-                ip: m.ip,
-                user_agent: m.user_agent.clone(),
+                share_id: seat.share_id,
+                ip: seat.ip,
+                user_agent: seat.user_agent.clone(),
             };
-            let (state, asset, user_id) = (state.clone(), m.asset.clone(), m.user.id);
+            let (state, target, user_id) = (state.clone(), seat.target, seat.user_id);
             tokio::spawn(async move {
-                let answer = match crate::http::api::comments::create(
-                    &state,
-                    &asset,
-                    Author::User(user_id),
-                    &comment,
-                    Some(origin),
-                )
-                .await
-                {
+                let created =
+                    crate::http::api::comments::create(&state, target, Author::User(user_id), &comment, Some(origin))
+                        .await;
+                let answer = match created {
                     Ok(_) => return,
                     Err(AppError::Validation { message, fields }) => {
                         serde_json::json!({"type": "error", "code": "invalid", "error": message, "fields": fields})
@@ -345,25 +480,26 @@ async fn handle(
             if !(f.voice_chat || f.screen_sharing) {
                 return Some(error_frame("feature_disabled", "voice chat and screen sharing are off in this session"));
             }
-            let allowed = to != m.user.id
-                && (to == m.session.owner_id || state.store.is_participant(m.session.id, to).await.unwrap_or(false));
+            let allowed = to != seat.user_id
+                && (to == seat.owner_id || state.store.is_participant(seat.session_id, to).await.unwrap_or(false));
             if !allowed {
                 return Some(error_frame("invalid", "signals go to another participant of this session"));
             }
-            let frame = serde_json::json!({"type": "signal", "from": m.user.id, "data": data}).to_string();
-            state.rooms.publish_ephemeral(&sub.room.name, "signal", frame, Some(m.user.id), Some(to));
+            let frame = serde_json::json!({"type": "signal", "from": seat.user_id, "data": data}).to_string();
+            state.rooms.publish_ephemeral(&sub.room.name, "signal", frame, Some(seat.user_id), Some(to));
             None
         }
         Inbound::Resume { last_seq } => match sub.replay(last_seq).await {
             Ok(missed) => {
-                for env in missed {
-                    if !send_text(ws, &env.frame).await {
+                for env in &missed {
+                    if !queue_frame(ws, &env.frame).await {
                         return None;
                     }
                 }
+                let _ = socket::flush(ws).await;
                 None
             }
-            Err(_) => Some(state_frame(state, m, sub, Some(false)).await),
+            Err(_) => Some(fresh_state_frame(state, seat, sub).await),
         },
     }
 }

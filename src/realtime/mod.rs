@@ -39,7 +39,7 @@ pub fn envelope_of(e: &RoomEvent, origin: &str) -> Envelope {
         kind: e.kind.clone(),
         from: e.data.pointer("/user/user_id").and_then(|v| v.as_i64()),
         to: None,
-        frame: e.frame(),
+        frame: e.frame().into(),
     }
 }
 
@@ -168,41 +168,71 @@ pub struct Subscription {
     /// The last durable seq this socket has been given.
     pub last_seq: i64,
     rooms: Arc<Rooms>,
+    /// An event `try_next` received that needs `next` (a gap to fill first).
+    held: Option<Arc<Envelope>>,
 }
 
 impl Subscription {
     pub async fn next(&mut self) -> Next {
+        if let Some(env) = self.held.take() {
+            return self.accept(env).await;
+        }
         loop {
             match self.rx.recv().await {
-                Ok(env) => {
-                    let Some(seq) = env.seq else { return Next::Frames(vec![env]) };
-                    if seq <= self.last_seq {
-                        return Next::Frames(Vec::new());
-                    }
-                    let mut frames = Vec::new();
-                    if seq > self.last_seq + 1 {
-                        // Defence in depth: the room delivers in order, but never leave a gap.
-                        // (Boxed: this future lives inside every idle socket's task.)
-                        let read = self.rooms.store.room_events(&self.room.name, self.last_seq, seq - 1, seq);
-                        match Box::pin(read).await {
-                            Ok(missed) => {
-                                frames.extend(missed.iter().map(|e| Arc::new(envelope_of(e, &self.rooms.instance))))
-                            }
-                            Err(e) => {
-                                tracing::warn!(error = %e, "could not read missed events");
-                                return Next::Lagged;
-                            }
-                        }
-                    }
-                    self.last_seq = seq;
-                    frames.push(env);
-                    return Next::Frames(frames);
-                }
+                Ok(env) => return self.accept(env).await,
                 Err(broadcast::error::RecvError::Lagged(_)) => return Next::Lagged,
                 // The room never closes while a subscription holds it.
                 Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
             }
         }
+    }
+
+    /// What is already queued for this socket, without waiting: `None` when nothing is (or when
+    /// the next event needs a read from the store, which `next` then does).
+    pub fn try_next(&mut self) -> Option<Next> {
+        if self.held.is_some() {
+            return None;
+        }
+        match self.rx.try_recv() {
+            Ok(env) => match env.seq {
+                None => Some(Next::Frames(vec![env])),
+                Some(seq) if seq <= self.last_seq => Some(Next::Frames(Vec::new())),
+                Some(seq) if seq == self.last_seq + 1 => {
+                    self.last_seq = seq;
+                    Some(Next::Frames(vec![env]))
+                }
+                Some(_) => {
+                    self.held = Some(env);
+                    None
+                }
+            },
+            Err(broadcast::error::TryRecvError::Lagged(_)) => Some(Next::Lagged),
+            Err(_) => None,
+        }
+    }
+
+    /// One event from the room: a duplicate is skipped, a gap is filled from the store.
+    async fn accept(&mut self, env: Arc<Envelope>) -> Next {
+        let Some(seq) = env.seq else { return Next::Frames(vec![env]) };
+        if seq <= self.last_seq {
+            return Next::Frames(Vec::new());
+        }
+        let mut frames = Vec::new();
+        if seq > self.last_seq + 1 {
+            // Defence in depth: the room delivers in order, but never leave a gap.
+            // (Boxed: this future lives inside every idle socket's task.)
+            let read = self.rooms.store.room_events(&self.room.name, self.last_seq, seq - 1, seq);
+            match Box::pin(read).await {
+                Ok(missed) => frames.extend(missed.iter().map(|e| Arc::new(envelope_of(e, &self.rooms.instance)))),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read missed events");
+                    return Next::Lagged;
+                }
+            }
+        }
+        self.last_seq = seq;
+        frames.push(env);
+        Next::Frames(frames)
     }
 
     /// The durable events after `after` up to what this socket has been given, for a client
@@ -286,7 +316,7 @@ impl Rooms {
             room.drain(&mut o);
         }
         let last_seq = self.store.room_seq(&room.name).await?;
-        Ok(Subscription { room, rx, last_seq, rooms: self.clone() })
+        Ok(Subscription { room, rx, last_seq, rooms: self.clone(), held: None })
     }
 
     /// Publishes a committed durable event here and to the other instances.
@@ -311,7 +341,7 @@ impl Rooms {
             kind: kind.to_string(),
             from,
             to,
-            frame,
+            frame: frame.into(),
         };
         self.bus.publish(&env);
         self.deliver_local(env);

@@ -4,7 +4,7 @@
 use axum::extract::ws::{Message, WebSocket};
 
 use super::Next;
-use super::socket::{self, CLOSE_TOO_SLOW, error_frame, send_text};
+use super::socket::{self, CLOSE_TOO_SLOW, error_frame, send_frame, send_text};
 use crate::app::AppState;
 use crate::domain::users::User;
 
@@ -48,7 +48,7 @@ pub async fn serve(state: AppState, user: User, last_seq: Option<i64>, mut ws: W
     }
     let mut ok = send_text(&mut ws, &hello.to_string()).await;
     for env in missed {
-        ok = ok && send_text(&mut ws, &env.frame).await;
+        ok = ok && send_frame(&mut ws, &env.frame).await;
     }
     let mut heartbeat = socket::Heartbeat::default();
     while ok {
@@ -56,7 +56,7 @@ pub async fn serve(state: AppState, user: User, last_seq: Option<i64>, mut ws: W
             next = sub.next() => match next {
                 Next::Frames(frames) => {
                     for env in frames {
-                        if !send_text(&mut ws, &env.frame).await {
+                        if !send_frame(&mut ws, &env.frame).await {
                             ok = false;
                             break;
                         }
@@ -75,7 +75,7 @@ pub async fn serve(state: AppState, user: User, last_seq: Option<i64>, mut ws: W
                     let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap_or_default();
                     match (v["type"].as_str(), v["last_seq"].as_i64()) {
                         (Some("resume"), Some(after)) => match sub.replay(after).await {
-                            Ok(m) => for env in m { ok = ok && send_text(&mut ws, &env.frame).await; },
+                            Ok(m) => for env in m { ok = ok && send_frame(&mut ws, &env.frame).await; },
                             Err(_) => {
                                 let f = serde_json::json!({"type": "connection_established", "user_id": user.id, "seq": sub.last_seq, "recovered": false});
                                 ok = send_text(&mut ws, &f.to_string()).await;

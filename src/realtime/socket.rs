@@ -5,7 +5,10 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use futures::SinkExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+use crate::bus::Frame;
 
 /// Largest inbound message we act on; larger ones get an `error` and are dropped.
 pub const MAX_MESSAGE: usize = 64 * 1024;
@@ -15,10 +18,17 @@ const MAX_FRAME: usize = 1024 * 1024;
 pub const PING_EVERY: Duration = Duration::from_secs(15);
 pub const DEAD_AFTER: Duration = Duration::from_secs(45);
 
+/// Bytes read from a socket at once. Client messages are small (a cursor is under 100 bytes); a
+/// larger one is read in several steps. Every socket holds this much while idle.
+pub const READ_BUFFER: usize = 1024;
+/// Frames queued for a socket at one moment are written together up to this size (one system
+/// call instead of one per frame); a frame on its own is written at once.
+pub const WRITE_BATCH: usize = 16 * 1024;
+
 /// Small buffers: idle sockets must stay cheap (axum's defaults cost over 100 KB each).
 pub fn configure(ws: WebSocketUpgrade) -> WebSocketUpgrade {
-    ws.read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
+    ws.read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BATCH)
         // A cap, not an allocation: one large frame (a session state) must fit.
         .max_write_buffer_size(8 * 1024 * 1024)
         .max_message_size(MAX_FRAME)
@@ -34,14 +44,13 @@ pub fn inbound_limiter(per_second: u32) -> DefaultDirectRateLimiter {
 
 /// Pings a socket every `PING_EVERY` and gives up on a peer silent for `DEAD_AFTER`.
 pub struct Heartbeat {
-    ping: tokio::time::Interval,
+    next: tokio::time::Instant,
     last_heard: std::time::Instant,
 }
 
 impl Default for Heartbeat {
     fn default() -> Self {
-        let first = tokio::time::Instant::now() + PING_EVERY;
-        Heartbeat { ping: tokio::time::interval_at(first, PING_EVERY), last_heard: std::time::Instant::now() }
+        Heartbeat { next: tokio::time::Instant::now() + PING_EVERY, last_heard: std::time::Instant::now() }
     }
 }
 
@@ -51,14 +60,20 @@ impl Heartbeat {
         self.last_heard = std::time::Instant::now();
     }
 
+    /// When the next ping is due.
+    pub fn next(&self) -> tokio::time::Instant {
+        self.next
+    }
+
     /// Resolves when the next ping is due.
-    pub async fn due(&mut self) {
-        self.ping.tick().await;
+    pub async fn due(&self) {
+        tokio::time::sleep_until(self.next).await;
     }
 
     /// When a ping is due: sends it, or closes a peer that stopped answering (1001). False when
     /// the socket is done.
     pub async fn beat(&mut self, socket: &mut WebSocket) -> bool {
+        self.next = tokio::time::Instant::now() + PING_EVERY;
         if self.last_heard.elapsed() > DEAD_AFTER {
             close(socket, CLOSE_AWAY, "no answer to pings").await;
             return false;
@@ -74,6 +89,21 @@ pub fn error_frame(code: &str, message: &str) -> String {
 
 pub async fn send_text(socket: &mut WebSocket, text: &str) -> bool {
     socket.send(Message::Text(text.into())).await.is_ok()
+}
+
+/// Sends a room's frame (shared, not copied).
+pub async fn send_frame(socket: &mut WebSocket, frame: &Frame) -> bool {
+    socket.send(Message::Text(frame.clone())).await.is_ok()
+}
+
+/// Queues a room's frame without flushing: frames queued together go out in one write (up to
+/// `WRITE_BATCH`) at the next `flush` or `send_*`.
+pub async fn queue_frame(socket: &mut WebSocket, frame: &Frame) -> bool {
+    socket.feed(Message::Text(frame.clone())).await.is_ok()
+}
+
+pub async fn flush(socket: &mut WebSocket) -> bool {
+    socket.flush().await.is_ok()
 }
 
 /// Closes with a code and reason (errors ignored: the peer may be gone).

@@ -67,7 +67,7 @@ impl Store {
             return Ok(());
         }
         let (rows, visitors) = rollup(events);
-        let mut tx = self.pool.begin().await?;
+        let (_writing, mut tx) = self.begin_write().await?;
         insert_event_batch(&mut tx, events).await?;
         const DAILY_COLUMNS: &str = "asset_id, share_id, day, dim, value, views, downloads, previews, comments, \
             time_sum_ms, time_count, load_sum_ms, load_count";
@@ -207,7 +207,7 @@ impl Store {
     /// Deletes raw events older than `before_ms` (whole batches whose newest event is older);
     /// daily rollups and sketches stay. Returns the number of events deleted.
     pub async fn delete_old_events(&self, before_ms: i64) -> anyhow::Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        let (_writing, mut tx) = self.begin_write().await?;
         let (n,): (Option<i64>,) =
             sqlx::query_as("SELECT CAST(SUM(events) AS BIGINT) FROM analytics_event_batches WHERE last_at < $1")
                 .bind(before_ms)
@@ -289,7 +289,7 @@ impl Store {
                     load_ms: r.13,
                 })
                 .collect();
-            let mut tx = self.pool.begin().await?;
+            let (_writing, mut tx) = self.begin_write().await?;
             insert_event_batch(&mut tx, &events).await?;
             sqlx::query("DELETE FROM analytics_events WHERE id <= $1").bind(after).execute(&mut *tx).await?;
             tx.commit().await?;

@@ -63,7 +63,7 @@ pub enum AssetFilter {
 impl Store {
     /// Commits the row of an uploaded file whose blob is already in its final place.
     pub async fn insert_asset(&self, owner_id: i64, meta: &AssetMeta, file: &StoredFile) -> anyhow::Result<i64> {
-        let mut tx = self.pool.begin().await?;
+        let (_writing, mut tx) = self.begin_write().await?;
         let id = next_id(&mut tx, "assets").await?;
         let now = now_ms();
         sqlx::query(
@@ -151,7 +151,7 @@ impl Store {
     /// that no other row references.
     pub async fn delete_asset(&self, id: i64) -> anyhow::Result<bool> {
         self.content_changed();
-        let mut tx = self.pool.begin().await?;
+        let (_writing, mut tx) = self.begin_write().await?;
         let res = sqlx::query("DELETE FROM assets WHERE id = $1").bind(id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM comments WHERE asset_id = $1").bind(id).execute(&mut *tx).await?;
         // Its gallery posts go with it (soft, like a deleted post).

@@ -95,7 +95,7 @@ pub struct SessionSummary {
 
 impl Store {
     pub async fn insert_company(&self, uuid: &str, name: &str, widget_key: &str, now: i64) -> anyhow::Result<Company> {
-        let mut tx = self.pool.begin().await?;
+        let (_writing, mut tx) = self.begin_write().await?;
         let id = next_id(&mut tx, "companies").await?;
         sqlx::query("INSERT INTO companies (id, uuid, name, widget_key, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(id)
@@ -181,7 +181,7 @@ impl Store {
     }
 
     pub async fn insert_chat_session(&self, uuid: &str, company: &Company, now: i64) -> anyhow::Result<ChatSession> {
-        let mut tx = self.pool.begin().await?;
+        let (_writing, mut tx) = self.begin_write().await?;
         let id = next_id(&mut tx, "chat_sessions").await?;
         sqlx::query(
             "INSERT INTO chat_sessions (id, uuid, company_id, created_at, last_activity_at) VALUES ($1, $2, $3, $4, $4)",
@@ -253,7 +253,7 @@ impl Store {
         now: i64,
         event: impl FnOnce(&ChatFile) -> serde_json::Value,
     ) -> anyhow::Result<(ChatFile, RoomEvent)> {
-        let mut tx = self.pool.begin().await?;
+        let (_writing, mut tx) = self.begin_write().await?;
         let id = next_id(&mut tx, "chat_files").await?;
         sqlx::query(
             "INSERT INTO chat_files (id, company_id, session_id, uploader, user_id, original_name, mime_type, size,
@@ -326,7 +326,7 @@ impl Store {
         now: i64,
         event: impl FnOnce(&ChatMessage) -> serde_json::Value,
     ) -> anyhow::Result<(ChatMessage, RoomEvent)> {
-        let mut tx = self.pool.begin().await?;
+        let (_writing, mut tx) = self.begin_write().await?;
         let id = next_id(&mut tx, "chat_messages").await?;
         sqlx::query(
             "INSERT INTO chat_messages (id, session_id, sender, user_id, text, created_at) VALUES ($1, $2, $3, $4, $5, $6)",

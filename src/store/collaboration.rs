@@ -63,7 +63,7 @@ impl Store {
         participants: &[NewParticipant],
         now: i64,
     ) -> anyhow::Result<Session> {
-        let mut tx = self.pool.begin().await?;
+        let (_writing, mut tx) = self.begin_write().await?;
         let id = next_id(&mut tx, "collab_sessions").await?;
         sqlx::query(
             "INSERT INTO collab_sessions (id, uuid, asset_id, share_id, owner_id, allow_download, cursor_tracking,
@@ -183,7 +183,7 @@ impl Store {
 
     /// Adds (or re-adds a removed) participant; false when the address is already a participant.
     pub async fn add_participant(&self, session_id: i64, p: &NewParticipant, now: i64) -> anyhow::Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let (_writing, mut tx) = self.begin_write().await?;
         let existing: Option<(i64, Option<i64>)> =
             sqlx::query_as("SELECT id, removed_at FROM collab_participants WHERE session_id = $1 AND email = $2")
                 .bind(session_id)
@@ -219,7 +219,7 @@ impl Store {
         user: serde_json::Value,
         now: i64,
     ) -> anyhow::Result<Vec<RoomEvent>> {
-        let mut tx = self.pool.begin().await?;
+        let (_writing, mut tx) = self.begin_write().await?;
         sqlx::query("UPDATE collab_participants SET removed_at = $2 WHERE id = $1 AND removed_at IS NULL")
             .bind(p.id)
             .bind(now)
@@ -236,7 +236,7 @@ impl Store {
 
     /// Ends a live session; None when it was already over.
     pub async fn end_session(&self, s: &Session, now: i64) -> anyhow::Result<Option<RoomEvent>> {
-        let mut tx = self.pool.begin().await?;
+        let (_writing, mut tx) = self.begin_write().await?;
         let done = sqlx::query("UPDATE collab_sessions SET ended_at = $2 WHERE id = $1 AND ended_at IS NULL")
             .bind(s.id)
             .bind(now)

@@ -8,9 +8,30 @@ use super::rooms::{RoomEvent, append};
 use super::{Store, flag, next_id};
 use crate::domain::comments::{Comment, CommentOut, NewComment};
 
-const SELECT: &str = "SELECT c.id, c.asset_id, c.author_id, c.guest_name, c.content, c.position_x, c.position_y,
-    c.timestamp_ms, c.parent_id, c.resolved, c.created_at, c.updated_at, u.name AS author_name
-    FROM comments c LEFT JOIN users u ON u.id = c.author_id";
+macro_rules! comment_columns {
+    () => {
+        "c.id, c.asset_id, c.author_id, c.guest_name, c.content, c.position_x, c.position_y,
+    c.timestamp_ms, c.parent_id, c.resolved, c.created_at, c.updated_at, u.name AS author_name"
+    };
+}
+const SELECT: &str = concat!("SELECT ", comment_columns!(), " FROM comments c LEFT JOIN users u ON u.id = c.author_id");
+
+/// SQLite: a new comment in one round trip to the database (its id, the row, the comment as
+/// read back, and the rooms of the asset's live sessions), instead of one per statement. The
+/// statements share the numbered parameters; only the last one returns a row.
+const INSERT_SQLITE: &str = concat!(
+    "INSERT INTO id_counters (name, value) VALUES ('comments', 1)
+         ON CONFLICT (name) DO UPDATE SET value = id_counters.value + 1;
+     INSERT INTO comments (id, asset_id, author_id, guest_name, share_id, content, position_x, position_y,
+         timestamp_ms, parent_id, resolved, created_at, updated_at)
+     VALUES ((SELECT value FROM id_counters WHERE name = 'comments'), $1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $10);
+     SELECT ",
+    comment_columns!(),
+    ", (SELECT group_concat(room, ' ') FROM (SELECT 'collab:' || uuid AS room FROM collab_sessions
+            WHERE asset_id = $1 AND ended_at IS NULL AND expires_at > $10 ORDER BY id)) AS live_rooms
+     FROM comments c LEFT JOIN users u ON u.id = c.author_id
+     WHERE c.id = (SELECT value FROM id_counters WHERE name = 'comments')"
+);
 
 /// Most comments listed for one asset.
 pub const MAX_LISTED: i64 = 5_000;
@@ -93,34 +114,61 @@ impl Store {
         c: &NewComment,
         now: i64,
     ) -> anyhow::Result<(Comment, Vec<RoomEvent>)> {
-        let mut tx = self.pool.begin().await?;
-        let id = next_id(&mut tx, "comments").await?;
+        let (_writing, mut tx) = self.begin_write().await?;
         let (author_id, guest_name, share_id) = match author {
             Author::User(u) => (Some(*u), None, None),
             Author::Guest { name, share_id } => (None, Some(name.clone()), Some(*share_id)),
         };
-        sqlx::query(
-            "INSERT INTO comments (id, asset_id, author_id, guest_name, share_id, content, position_x, position_y,
-                timestamp_ms, parent_id, resolved, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $11)",
-        )
-        .bind(id)
-        .bind(asset_id)
-        .bind(author_id)
-        .bind(guest_name)
-        .bind(share_id)
-        .bind(&c.content)
-        .bind(c.position_x)
-        .bind(c.position_y)
-        .bind(c.timestamp_ms)
-        .bind(c.parent_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let comment = fetch(&mut tx, id).await?.ok_or_else(|| anyhow::anyhow!("comment {id} vanished"))?;
-        let events =
-            announce(&mut tx, asset_id, "comment", serde_json::json!({"comment": CommentOut::of(&comment)}), now)
+        let (comment, rooms) = match self.dialect {
+            super::Dialect::Sqlite => {
+                let row = sqlx::query(INSERT_SQLITE)
+                    .bind(asset_id)
+                    .bind(author_id)
+                    .bind(guest_name)
+                    .bind(share_id)
+                    .bind(&c.content)
+                    .bind(c.position_x)
+                    .bind(c.position_y)
+                    .bind(c.timestamp_ms)
+                    .bind(c.parent_id)
+                    .bind(now)
+                    // All rows of the script (fetch_one stops after its first statement).
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .pop()
+                    .ok_or_else(|| anyhow::anyhow!("the new comment was not read back"))?;
+                let rooms: Option<String> = row.try_get("live_rooms")?;
+                (comment_from_row(&row)?, rooms.unwrap_or_default().split_whitespace().map(str::to_string).collect())
+            }
+            super::Dialect::Postgres => {
+                let id = next_id(&mut tx, "comments").await?;
+                sqlx::query(
+                    "INSERT INTO comments (id, asset_id, author_id, guest_name, share_id, content, position_x, position_y,
+                        timestamp_ms, parent_id, resolved, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $11)",
+                )
+                .bind(id)
+                .bind(asset_id)
+                .bind(author_id)
+                .bind(guest_name)
+                .bind(share_id)
+                .bind(&c.content)
+                .bind(c.position_x)
+                .bind(c.position_y)
+                .bind(c.timestamp_ms)
+                .bind(c.parent_id)
+                .bind(now)
+                .execute(&mut *tx)
                 .await?;
+                let comment = fetch(&mut tx, id).await?.ok_or_else(|| anyhow::anyhow!("comment {id} vanished"))?;
+                (comment, live_rooms(&mut tx, asset_id, now).await?)
+            }
+        };
+        let data = serde_json::json!({"comment": CommentOut::of(&comment)});
+        let mut events = Vec::with_capacity(rooms.len());
+        for room in &rooms {
+            events.push(append(&mut tx, room, "comment", data.clone(), now).await?);
+        }
         tx.commit().await?;
         Ok((comment, events))
     }
@@ -151,7 +199,7 @@ impl Store {
         resolved: Option<bool>,
         now: i64,
     ) -> anyhow::Result<Option<(Comment, Vec<RoomEvent>)>> {
-        let mut tx = self.pool.begin().await?;
+        let (_writing, mut tx) = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE comments SET content = COALESCE($2, content), resolved = COALESCE($3, resolved), updated_at = $4
              WHERE id = $1",
@@ -180,7 +228,7 @@ impl Store {
 
     /// Deletes a comment and its replies, replies to replies included.
     pub async fn delete_comment(&self, c: &Comment, now: i64) -> anyhow::Result<Vec<RoomEvent>> {
-        let mut tx = self.pool.begin().await?;
+        let (_writing, mut tx) = self.begin_write().await?;
         sqlx::query(
             "WITH RECURSIVE sub(id) AS (
                 SELECT id FROM comments WHERE id = $1

@@ -114,7 +114,7 @@ impl Store {
         new: &NewPost,
         now_ms: i64,
     ) -> anyhow::Result<Result<i64, PostRefused>> {
-        let mut tx = self.pool.begin().await?;
+        let (_writing, mut tx) = self.begin_write().await?;
         let asset: Option<(i64,)> = sqlx::query_as("SELECT id FROM assets WHERE id = $1 AND content_type = $2")
             .bind(new.object_id)
             .bind(&new.content_type)
@@ -388,7 +388,7 @@ impl Store {
     /// Creates the search index and the triggers that keep it in step (dialect-specific DDL,
     /// idempotent), and fills it when it lags behind `assets` (a database from before it existed).
     pub(super) async fn ensure_search_index(&self) -> anyhow::Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let (_writing, mut tx) = self.begin_write().await?;
         let statements: &[&str] = match self.dialect {
             Dialect::Sqlite => &[
                 // Prefix indexes make "ba"* as cheap as a whole word; `kind` is the content type.

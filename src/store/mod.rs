@@ -65,7 +65,14 @@ pub struct Store {
     share_cache: std::sync::Arc<cache::TtlCache<cache::ShareView>>,
     /// Serialized answers of the public gallery list, by query (`Store::gallery_cache`).
     gallery_cache: std::sync::Arc<cache::TtlCache<bytes::Bytes>>,
+    /// SQLite has one writer at a time: this instance's writers queue here (in order, without
+    /// sleeping) instead of in SQLite's busy handler, which polls with sleeps of 1 to 100 ms.
+    write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
+
+/// Held while a write transaction is open (SQLite only; PostgreSQL locks rows itself). Declare it
+/// before the transaction (`let (_writing, mut tx) = …`) so that it is released after it.
+pub(crate) struct Writing(#[allow(dead_code)] Option<tokio::sync::OwnedMutexGuard<()>>);
 
 impl Store {
     /// Connects (creating the SQLite file if needed); SQLite runs in WAL mode with a busy timeout.
@@ -74,7 +81,8 @@ impl Store {
         let dialect = if url.starts_with("sqlite:") { Dialect::Sqlite } else { Dialect::Postgres };
         let mut opts = AnyPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(10));
         if dialect == Dialect::Sqlite {
-            opts = opts.after_connect(|conn, _meta| {
+            // A local file does not drop connections: no ping round trip before every query.
+            opts = opts.test_before_acquire(false).after_connect(|conn, _meta| {
                 Box::pin(async move {
                     conn.execute("PRAGMA journal_mode = WAL").await?;
                     conn.execute("PRAGMA busy_timeout = 10000").await?;
@@ -88,7 +96,13 @@ impl Store {
             .connect(url)
             .await
             .with_context(|| format!("cannot open the database at {}", crate::config::mask_url_password(url)))?;
-        Ok(Store { pool, dialect, share_cache: Default::default(), gallery_cache: Default::default() })
+        Ok(Store {
+            pool,
+            dialect,
+            share_cache: Default::default(),
+            gallery_cache: Default::default(),
+            write_gate: Default::default(),
+        })
     }
 
     /// Applies the embedded migrations that have not run yet.
@@ -97,6 +111,21 @@ impl Store {
         self.convert_legacy_events().await.context("moving raw analytics events into batches failed")?;
         self.ensure_search_index().await.context("creating the search index failed")?;
         Ok(())
+    }
+
+    /// Waits for this instance's turn to write (SQLite; at once on PostgreSQL).
+    pub(crate) async fn writing(&self) -> Writing {
+        match self.dialect {
+            Dialect::Sqlite => Writing(Some(self.write_gate.clone().lock_owned().await)),
+            Dialect::Postgres => Writing(None),
+        }
+    }
+
+    /// Begins a write transaction in this instance's turn (see `writing`).
+    pub(crate) async fn begin_write(&self) -> Result<(Writing, sqlx::Transaction<'static, sqlx::Any>), sqlx::Error> {
+        let writing = self.writing().await;
+        let tx = self.pool.begin().await?;
+        Ok((writing, tx))
     }
 
     pub fn dialect(&self) -> Dialect {

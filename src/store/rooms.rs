@@ -63,22 +63,21 @@ pub(crate) async fn append(
     data: serde_json::Value,
     at: i64,
 ) -> Result<RoomEvent, sqlx::Error> {
-    let (seq,): (i64,) = sqlx::query_as(
-        "INSERT INTO room_seqs (room, seq) VALUES ($1, 1)
-         ON CONFLICT (room) DO UPDATE SET seq = room_seqs.seq + 1
-         RETURNING seq",
-    )
-    .bind(room)
-    .fetch_one(&mut **tx)
-    .await?;
-    sqlx::query("INSERT INTO room_events (room, seq, type, at, data) VALUES ($1, $2, $3, $4, $5)")
-        .bind(room)
-        .bind(seq)
-        .bind(kind)
-        .bind(at)
-        .bind(data.to_string())
-        .execute(&mut **tx)
-        .await?;
+    // One round trip on both engines: the next seq and the event in one statement (PostgreSQL)
+    // or one script (SQLite, which has no INSERT inside WITH).
+    let sql = if tx.backend_name().eq_ignore_ascii_case("postgresql") {
+        "WITH s AS (INSERT INTO room_seqs (room, seq) VALUES ($1, 1)
+             ON CONFLICT (room) DO UPDATE SET seq = room_seqs.seq + 1 RETURNING seq)
+         INSERT INTO room_events (room, seq, type, at, data) SELECT $1, seq, $2, $3, $4 FROM s RETURNING seq"
+    } else {
+        "INSERT INTO room_seqs (room, seq) VALUES ($1, 1) ON CONFLICT (room) DO UPDATE SET seq = room_seqs.seq + 1;
+         INSERT INTO room_events (room, seq, type, at, data)
+             SELECT $1, seq, $2, $3, $4 FROM room_seqs WHERE room = $1 RETURNING seq"
+    };
+    // All rows of the script (fetch_one stops after its first statement).
+    let rows: Vec<(i64,)> =
+        sqlx::query_as(sql).bind(room).bind(kind).bind(at).bind(data.to_string()).fetch_all(&mut **tx).await?;
+    let (seq,) = rows.last().copied().ok_or(sqlx::Error::RowNotFound)?;
     Ok(RoomEvent { room: room.to_string(), seq, kind: kind.to_string(), at, data })
 }
 
@@ -91,7 +90,7 @@ impl Store {
         data: serde_json::Value,
         at: i64,
     ) -> anyhow::Result<RoomEvent> {
-        let mut tx = self.pool.begin().await?;
+        let (_writing, mut tx) = self.begin_write().await?;
         let e = append(&mut tx, room, kind, data, at).await?;
         tx.commit().await?;
         Ok(e)
@@ -132,6 +131,7 @@ impl Store {
         let select = self
             .dialect
             .json_rows(COLUMNS, "room TEXT, at BIGINT, user_id BIGINT, x DOUBLE PRECISION, y DOUBLE PRECISION");
+        let _writing = self.writing().await;
         sqlx::query(sqlx::AssertSqlSafe(format!("INSERT INTO room_cursor_samples (room, at, user_id, x, y) {select}")))
             .bind(rows)
             .execute(&self.pool)

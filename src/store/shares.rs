@@ -59,7 +59,7 @@ impl Store {
         password_hash: Option<&str>,
         now: i64,
     ) -> anyhow::Result<Share> {
-        let mut tx = self.pool.begin().await?;
+        let (_writing, mut tx) = self.begin_write().await?;
         let id = next_id(&mut tx, "shares").await?;
         sqlx::query(
             "INSERT INTO shares (id, uuid, asset_id, owner_id, share_type, password_hash, allow_preview, allow_download,
@@ -224,7 +224,7 @@ impl Store {
 
     /// Adds batched view counts in one transaction.
     pub async fn add_views(&self, counts: &std::collections::HashMap<i64, i64>) -> anyhow::Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let (_writing, mut tx) = self.begin_write().await?;
         for (id, n) in counts {
             sqlx::query("UPDATE shares SET view_count = view_count + $1 WHERE id = $2")
                 .bind(*n)
@@ -273,7 +273,7 @@ impl Store {
     /// Removes an asset's links (and their grants) before the asset row goes.
     pub async fn delete_shares_of_asset(&self, asset_id: i64) -> anyhow::Result<()> {
         self.content_changed();
-        let mut tx = self.pool.begin().await?;
+        let (_writing, mut tx) = self.begin_write().await?;
         sqlx::query("DELETE FROM share_download_grants WHERE share_id IN (SELECT id FROM shares WHERE asset_id = $1)")
             .bind(asset_id)
             .execute(&mut *tx)

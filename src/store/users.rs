@@ -39,7 +39,7 @@ impl Store {
         password_hash: &str,
         role: Option<Role>,
     ) -> anyhow::Result<Created<User>> {
-        let mut tx = self.pool.begin().await?;
+        let (_writing, mut tx) = self.begin_write().await?;
         let id = next_id(&mut tx, "users").await?;
         let (existing,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users").fetch_one(&mut *tx).await?;
         let role = role.unwrap_or(if existing == 0 { Role::Admin } else { Role::User });

@@ -32,6 +32,25 @@ pub struct Origin {
     pub user_agent: String,
 }
 
+/// What adding a comment needs to know about its asset (a live socket keeps only this).
+#[derive(Debug, Clone, Copy)]
+pub struct Target {
+    pub asset_id: i64,
+    pub owner_id: i64,
+    /// Timecodes are checked against it when known.
+    pub duration_ms: Option<i64>,
+}
+
+impl Target {
+    pub fn of(a: &Asset) -> Target {
+        Target {
+            asset_id: a.id,
+            owner_id: a.owner_id,
+            duration_ms: a.duration_seconds.map(|s| (s * 1000.0).round() as i64),
+        }
+    }
+}
+
 /// May `user` read and write the comments of `asset`? Its owner, admins, and the participants
 /// of one of its live collaboration sessions.
 pub async fn can_review(state: &AppState, user: &User, asset: &Asset) -> AppResult<bool> {
@@ -53,21 +72,20 @@ async fn reviewable_asset(state: &AppState, user: &User, id: i64) -> AppResult<A
 /// commits with its room events, publishes them, and counts it in analytics.
 pub async fn create(
     state: &AppState,
-    asset: &Asset,
+    asset: Target,
     author: Author,
     input: &CommentIn,
     origin: Option<Origin>,
 ) -> AppResult<Comment> {
-    let duration_ms = asset.duration_seconds.map(|s| (s * 1000.0).round() as i64);
-    let new = NewComment::parse(input, duration_ms)?;
+    let new = NewComment::parse(input, asset.duration_ms)?;
     if let Some(parent) = new.parent_id {
         match state.store.comment_by_id(parent).await? {
-            Some(p) if p.asset_id == asset.id => {}
+            Some(p) if p.asset_id == asset.asset_id => {}
             _ => return Err(AppError::validation("parent_comment_id", "not a comment on this asset")),
         }
     }
     let now = state.clock.now_ms();
-    let (comment, events) = state.store.insert_comment(asset.id, &author, &new, now).await?;
+    let (comment, events) = state.store.insert_comment(asset.asset_id, &author, &new, now).await?;
     state.rooms.publish_all(&events);
     let by_owner = matches!(author, Author::User(id) if id == asset.owner_id);
     if let Some(o) = origin
@@ -77,7 +95,7 @@ pub async fn create(
             kind: crate::analytics::Kind::Comment,
             at_ms: now,
             share_id: o.share_id,
-            asset_id: asset.id,
+            asset_id: asset.asset_id,
             ip: o.ip,
             user_agent: o.user_agent,
             referrer: None,
@@ -101,7 +119,7 @@ pub async fn create_on_asset(
     ApiJson(body): ApiJson<CommentIn>,
 ) -> AppResult<Response> {
     let asset = reviewable_asset(&state, &user, id).await?;
-    let c = create(&state, &asset, Author::User(user.id), &body, None).await?;
+    let c = create(&state, Target::of(&asset), Author::User(user.id), &body, None).await?;
     Ok((StatusCode::CREATED, axum::Json(CommentOut::of(&c))).into_response())
 }
 
@@ -147,7 +165,7 @@ pub async fn patch(
     }
     // The same rules as a new comment, applied to the text alone.
     let input = CommentIn { content: body.content, ..Default::default() };
-    let parsed = NewComment::parse(&input, asset.duration_seconds.map(|s| (s * 1000.0) as i64))?;
+    let parsed = NewComment::parse(&input, Target::of(&asset).duration_ms)?;
     let (c, events) = state
         .store
         .update_comment(c.id, Some(&parsed.content), None, state.clock.now_ms())

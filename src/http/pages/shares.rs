@@ -873,7 +873,14 @@ pub async fn comment(
         ip: req.ip,
         user_agent: req.user_agent.clone(),
     };
-    let c = crate::http::api::comments::create(&state, &access.asset, author, &input, Some(origin)).await?;
+    let c = crate::http::api::comments::create(
+        &state,
+        crate::http::api::comments::Target::of(&access.asset),
+        author,
+        &input,
+        Some(origin),
+    )
+    .await?;
     if is_form {
         let mut r = Redirect::to(&format!("/share/{}/#comment-{}", access.share.uuid, c.id)).into_response();
         *r.status_mut() = StatusCode::SEE_OTHER;
