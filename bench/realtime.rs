@@ -35,15 +35,14 @@
 //! The reference is this same binary started as `realtime --reference-server <port>`: a
 //! tokio-tungstenite server that relays every text frame to every socket (the sender too) through
 //! a tokio broadcast channel of `Arc<str>` (capacity 1,024, like a Vitrine room), with no
-//! authentication and no storage, the same small socket buffers as Vitrine (4 KiB read, no write
+//! authentication and no storage, the same small socket buffers as Vitrine (1 KiB read, no write
 //! buffer), and TCP_NODELAY. It gets the same clients and the same load. For latency a second
-//! reference without TCP_NODELAY (`--nagle`: Vitrine's socket options, as axum::serve leaves
-//! Nagle's algorithm on) shows how much of the tail is the TCP stack. For throughput the reference
+//! reference without TCP_NODELAY (`--nagle`; Vitrine itself sets TCP_NODELAY) shows how much of the tail is the TCP stack. For throughput the reference
 //! is also run with unthrottled senders (a comment every 2 ms per socket), to show what the
 //! machine and the clients can carry at all. Two instances have no reference of their own: they
 //! are compared with the reference and with one Vitrine instance, both at 50.
 //!
-//! Clients live in this process (one multi-threaded tokio runtime, 4 KiB read buffers,
+//! Clients live in this process (one multi-threaded tokio runtime, 1 KiB read buffers,
 //! TCP_NODELAY, at most 500 connections opening at once). Everything is on loopback, in temp
 //! dirs, and bounded in time (about 2 min 10 s on 2 cores; the run is abandoned after 290 s).
 //! Servers are child processes killed when the benchmark ends, also on failure, panic and Ctrl-C.
@@ -137,7 +136,7 @@ impl Shape {
 
 /// The buffers Vitrine gives its sockets (src/realtime/socket.rs), for the reference and clients.
 fn small_buffers() -> WebSocketConfig {
-    WebSocketConfig::default().read_buffer_size(4 * 1024).write_buffer_size(0)
+    WebSocketConfig::default().read_buffer_size(1024).write_buffer_size(0)
 }
 
 /// `--reference-server <port> [--nagle]`: relay every text frame to every socket; exits when
