@@ -140,8 +140,8 @@ fn small_buffers() -> WebSocketConfig {
 }
 
 /// `--reference-server <port> [--nagle]`: relay every text frame to every socket; exits when
-/// stdin closes (the benchmark went away). Sockets get TCP_NODELAY unless `--nagle` (which is
-/// what Vitrine's sockets have: axum::serve does not set it).
+/// stdin closes (the benchmark went away). Sockets get TCP_NODELAY (as Vitrine's do) unless
+/// `--nagle`.
 fn reference_server(port: u16, nagle: bool) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
