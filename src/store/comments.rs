@@ -4,7 +4,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::rooms::{RoomEvent, append};
+use super::rooms::{APPEND_SQLITE, RoomEvent, append};
 use super::{Store, flag, next_id};
 use crate::domain::comments::{Comment, CommentOut, NewComment};
 
@@ -16,9 +16,9 @@ macro_rules! comment_columns {
 }
 const SELECT: &str = concat!("SELECT ", comment_columns!(), " FROM comments c LEFT JOIN users u ON u.id = c.author_id");
 
-/// SQLite: a new comment in one round trip to the database (its id, the row, the comment as
-/// read back, and the rooms of the asset's live sessions), instead of one per statement. The
-/// statements share the numbered parameters; only the last one returns a row.
+/// SQLite: a new comment as one script (its id, the row, the comment as read back, and the
+/// rooms of the asset's live sessions) instead of one round trip per statement. The statements
+/// share the numbered parameters `$1`-`$10`; only the last one returns a row.
 const INSERT_SQLITE: &str = concat!(
     "INSERT INTO id_counters (name, value) VALUES ('comments', 1)
          ON CONFLICT (name) DO UPDATE SET value = id_counters.value + 1;
@@ -106,7 +106,85 @@ async fn fetch(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: i64) -> Result<Opt
     row.as_ref().map(comment_from_row).transpose()
 }
 
+/// Comments stored together (SQLite group commit): at most this many per transaction.
+const COMMENT_BATCH: usize = 64;
+
+/// One comment to store.
+#[derive(Debug, Clone)]
+struct Job {
+    asset_id: i64,
+    author: Author,
+    comment: NewComment,
+    now: i64,
+}
+
+type Stored = anyhow::Result<(Comment, Vec<RoomEvent>)>;
+
+/// A comment waiting to be stored on SQLite, and where its result goes.
+pub(crate) struct Pending {
+    id: u64,
+    job: Job,
+    reply: tokio::sync::oneshot::Sender<Stored>,
+}
+
+/// SQLite: comments waiting for the write gate. Whoever holds the gate stores what is waiting,
+/// its own comment and the others' (group commit without a writer task of its own).
+#[derive(Default)]
+pub(crate) struct CommentQueue {
+    waiting: std::sync::Mutex<std::collections::VecDeque<Pending>>,
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+impl CommentQueue {
+    fn waiting(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<Pending>> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Takes a comment back out of the queue if its caller gives up before it was stored (a
+/// request cancelled while it waited for the gate leaves nothing behind).
+struct Withdraw<'a> {
+    queue: &'a CommentQueue,
+    id: u64,
+}
+
+impl Drop for Withdraw<'_> {
+    fn drop(&mut self) {
+        self.queue.waiting().retain(|p| p.id != self.id);
+    }
+}
+
+impl Author {
+    /// `(author_id, guest_name, share_id)`.
+    fn columns(&self) -> (Option<i64>, Option<String>, Option<i64>) {
+        match self {
+            Author::User(u) => (Some(*u), None, None),
+            Author::Guest { name, share_id } => (None, Some(name.clone()), Some(*share_id)),
+        }
+    }
+}
+
+/// `sql` with every `$n` placeholder renumbered `$(n + by)`, to put several copies of a
+/// statement in one script with their own parameters.
+fn shift_params(sql: &str, by: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 32);
+    let mut rest = sql;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..=i]);
+        rest = &rest[i + 1..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if let Ok(n) = rest[..digits].parse::<usize>() {
+            out.push_str(&(n + by).to_string());
+            rest = &rest[digits..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 impl Store {
+    /// Stores a new comment with a `comment` event in the room of every live session of its
+    /// asset, in one transaction.
     pub async fn insert_comment(
         &self,
         asset_id: i64,
@@ -114,61 +192,150 @@ impl Store {
         c: &NewComment,
         now: i64,
     ) -> anyhow::Result<(Comment, Vec<RoomEvent>)> {
-        let (_writing, mut tx) = self.begin_write().await?;
-        let (author_id, guest_name, share_id) = match author {
-            Author::User(u) => (Some(*u), None, None),
-            Author::Guest { name, share_id } => (None, Some(name.clone()), Some(*share_id)),
-        };
-        let (comment, rooms) = match self.dialect {
-            super::Dialect::Sqlite => {
-                let row = sqlx::query(INSERT_SQLITE)
-                    .bind(asset_id)
-                    .bind(author_id)
-                    .bind(guest_name)
-                    .bind(share_id)
-                    .bind(&c.content)
-                    .bind(c.position_x)
-                    .bind(c.position_y)
-                    .bind(c.timestamp_ms)
-                    .bind(c.parent_id)
-                    .bind(now)
-                    // All rows of the script (fetch_one stops after its first statement).
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .pop()
-                    .ok_or_else(|| anyhow::anyhow!("the new comment was not read back"))?;
-                let rooms: Option<String> = row.try_get("live_rooms")?;
-                (comment_from_row(&row)?, rooms.unwrap_or_default().split_whitespace().map(str::to_string).collect())
+        let job = Job { asset_id, author: author.clone(), comment: c.clone(), now };
+        if self.dialect == super::Dialect::Postgres {
+            return self.insert_comment_postgres(&job).await;
+        }
+        let queue = &*self.comment_queue;
+        let id = queue.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (reply, mut answer) = tokio::sync::oneshot::channel();
+        queue.waiting().push_back(Pending { id, job, reply });
+        let _withdraw = Withdraw { queue, id };
+        let writing = self.writing().await;
+        // Store batches (in arrival order) until this comment is done: maybe by an earlier holder
+        // of the gate, maybe in the first batch taken here.
+        loop {
+            match answer.try_recv() {
+                Ok(stored) => return stored,
+                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
+                    anyhow::bail!("the comment was dropped before it was stored")
+                }
+                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {}
             }
-            super::Dialect::Postgres => {
-                let id = next_id(&mut tx, "comments").await?;
-                sqlx::query(
-                    "INSERT INTO comments (id, asset_id, author_id, guest_name, share_id, content, position_x, position_y,
-                        timestamp_ms, parent_id, resolved, created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $11)",
-                )
-                .bind(id)
-                .bind(asset_id)
+            let batch: Vec<Pending> = {
+                let mut waiting = queue.waiting();
+                let n = waiting.len().min(COMMENT_BATCH);
+                waiting.drain(..n).collect()
+            };
+            if batch.is_empty() {
+                // Not waiting and not answered: cannot happen, but never spin.
+                anyhow::bail!("the comment was lost before it was stored");
+            }
+            self.store_batch(&writing, batch).await;
+        }
+    }
+
+    /// Stores `batch` (the caller holds the write gate) and answers each comment. If the batch
+    /// fails (say the disk is full for a moment), its comments are tried one by one, so that
+    /// only a faulty one fails.
+    async fn store_batch(&self, _writing: &super::Writing, mut batch: Vec<Pending>) {
+        let jobs: Vec<Job> = batch.iter().map(|p| p.job.clone()).collect();
+        match self.insert_comments_sqlite(&jobs).await {
+            Ok(stored) => {
+                for (p, r) in batch.drain(..).zip(stored) {
+                    let _ = p.reply.send(Ok(r));
+                }
+            }
+            Err(e) if batch.len() == 1 => {
+                if let Some(p) = batch.pop() {
+                    let _ = p.reply.send(Err(e));
+                }
+            }
+            Err(_) => {
+                for p in batch.drain(..) {
+                    let one = self.insert_comments_sqlite(std::slice::from_ref(&p.job)).await;
+                    let _ = p
+                        .reply
+                        .send(one.and_then(|mut v| v.pop().ok_or_else(|| anyhow::anyhow!("comment not stored"))));
+                }
+            }
+        }
+    }
+
+    /// SQLite: several comments in one transaction and two scripts (`INSERT_SQLITE` and
+    /// `rooms::APPEND_SQLITE` once per comment and per event, each copy with its own parameters).
+    /// The caller holds the write gate.
+    async fn insert_comments_sqlite(&self, jobs: &[Job]) -> anyhow::Result<Vec<(Comment, Vec<RoomEvent>)>> {
+        const PARAMS: usize = 10;
+        let mut tx = self.pool.begin().await?;
+        let script: Vec<String> = (0..jobs.len()).map(|i| shift_params(INSERT_SQLITE, i * PARAMS)).collect();
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(script.join(";\n")));
+        for j in jobs {
+            let (author_id, guest_name, share_id) = j.author.columns();
+            let c = &j.comment;
+            q = q
+                .bind(j.asset_id)
                 .bind(author_id)
                 .bind(guest_name)
                 .bind(share_id)
-                .bind(&c.content)
+                .bind(c.content.clone())
                 .bind(c.position_x)
                 .bind(c.position_y)
                 .bind(c.timestamp_ms)
                 .bind(c.parent_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                let comment = fetch(&mut tx, id).await?.ok_or_else(|| anyhow::anyhow!("comment {id} vanished"))?;
-                (comment, live_rooms(&mut tx, asset_id, now).await?)
-            }
-        };
-        let data = serde_json::json!({"comment": CommentOut::of(&comment)});
-        let mut events = Vec::with_capacity(rooms.len());
-        for room in &rooms {
-            events.push(append(&mut tx, room, "comment", data.clone(), now).await?);
+                .bind(j.now);
         }
+        // All rows of the script (fetch_one would stop after its first statement).
+        let rows = q.fetch_all(&mut *tx).await?;
+        if rows.len() != jobs.len() {
+            anyhow::bail!("{} comments stored but {} read back", jobs.len(), rows.len());
+        }
+        let mut out = Vec::with_capacity(jobs.len());
+        let mut events = Vec::new();
+        for (i, (row, j)) in rows.iter().zip(jobs).enumerate() {
+            let comment = comment_from_row(row)?;
+            let rooms: Option<String> = row.try_get("live_rooms")?;
+            let data = serde_json::json!({"comment": CommentOut::of(&comment)});
+            for room in rooms.unwrap_or_default().split_whitespace() {
+                events.push((i, room.to_string(), data.clone(), j.now));
+            }
+            out.push((comment, Vec::new()));
+        }
+        if !events.is_empty() {
+            let script: Vec<String> = (0..events.len()).map(|k| shift_params(APPEND_SQLITE, k * 4)).collect();
+            let mut q = sqlx::query_as::<_, (i64,)>(sqlx::AssertSqlSafe(script.join(";\n")));
+            for (_, room, data, at) in &events {
+                q = q.bind(room.clone()).bind("comment").bind(*at).bind(data.to_string());
+            }
+            let seqs = q.fetch_all(&mut *tx).await?;
+            if seqs.len() != events.len() {
+                anyhow::bail!("{} room events written but {} seqs read back", events.len(), seqs.len());
+            }
+            for ((i, room, data, at), (seq,)) in events.into_iter().zip(seqs) {
+                out[i].1.push(RoomEvent { room, seq, kind: "comment".into(), at, data });
+            }
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn insert_comment_postgres(&self, j: &Job) -> anyhow::Result<(Comment, Vec<RoomEvent>)> {
+        let (_writing, mut tx) = self.begin_write().await?;
+        let (author_id, guest_name, share_id) = j.author.columns();
+        let (asset_id, c, now) = (j.asset_id, &j.comment, j.now);
+        let id = next_id(&mut tx, "comments").await?;
+        sqlx::query(
+            "INSERT INTO comments (id, asset_id, author_id, guest_name, share_id, content, position_x, position_y,
+                timestamp_ms, parent_id, resolved, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $11)",
+        )
+        .bind(id)
+        .bind(asset_id)
+        .bind(author_id)
+        .bind(guest_name)
+        .bind(share_id)
+        .bind(&c.content)
+        .bind(c.position_x)
+        .bind(c.position_y)
+        .bind(c.timestamp_ms)
+        .bind(c.parent_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let comment = fetch(&mut tx, id).await?.ok_or_else(|| anyhow::anyhow!("comment {id} vanished"))?;
+        let events =
+            announce(&mut tx, asset_id, "comment", serde_json::json!({"comment": CommentOut::of(&comment)}), now)
+                .await?;
         tx.commit().await?;
         Ok((comment, events))
     }
@@ -243,5 +410,17 @@ impl Store {
             announce(&mut tx, c.asset_id, "comment_deleted", serde_json::json!({"comment_id": c.id}), now).await?;
         tx.commit().await?;
         Ok(events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shift_params;
+
+    #[test]
+    fn placeholders_are_renumbered_and_the_rest_kept() {
+        assert_eq!(shift_params("VALUES ($1, $10, '$', $2)", 10), "VALUES ($11, $20, '$', $12)");
+        assert_eq!(shift_params("no parameters", 4), "no parameters");
+        assert_eq!(shift_params("$1", 0), "$1");
     }
 }

@@ -68,6 +68,8 @@ pub struct Store {
     /// SQLite has one writer at a time: this instance's writers queue here (in order, without
     /// sleeping) instead of in SQLite's busy handler, which polls with sleeps of 1 to 100 ms.
     write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// SQLite: new comments waiting for the write gate, stored in batches by whoever holds it.
+    comment_queue: std::sync::Arc<comments::CommentQueue>,
 }
 
 /// Held while a write transaction is open (SQLite only; PostgreSQL locks rows itself). Declare it
@@ -102,6 +104,7 @@ impl Store {
             share_cache: Default::default(),
             gallery_cache: Default::default(),
             write_gate: Default::default(),
+            comment_queue: Default::default(),
         })
     }
 

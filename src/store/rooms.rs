@@ -55,6 +55,16 @@ fn event_from_row(r: &AnyRow) -> Result<RoomEvent, sqlx::Error> {
     })
 }
 
+/// A room event in one statement: `$1` room, `$2` type, `$3` at, `$4` data; returns its seq.
+const APPEND_POSTGRES: &str = "WITH s AS (INSERT INTO room_seqs (room, seq) VALUES ($1, 1)
+        ON CONFLICT (room) DO UPDATE SET seq = room_seqs.seq + 1 RETURNING seq)
+    INSERT INTO room_events (room, seq, type, at, data) SELECT $1, seq, $2, $3, $4 FROM s RETURNING seq";
+/// The same as one script (SQLite has no INSERT inside WITH); only its last statement returns a row.
+pub(crate) const APPEND_SQLITE: &str =
+    "INSERT INTO room_seqs (room, seq) VALUES ($1, 1) ON CONFLICT (room) DO UPDATE SET seq = room_seqs.seq + 1;
+     INSERT INTO room_events (room, seq, type, at, data)
+         SELECT $1, seq, $2, $3, $4 FROM room_seqs WHERE room = $1 RETURNING seq";
+
 /// Appends one event to `room` inside `tx` and returns it with its sequence number.
 pub(crate) async fn append(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
@@ -65,15 +75,7 @@ pub(crate) async fn append(
 ) -> Result<RoomEvent, sqlx::Error> {
     // One round trip on both engines: the next seq and the event in one statement (PostgreSQL)
     // or one script (SQLite, which has no INSERT inside WITH).
-    let sql = if tx.backend_name().eq_ignore_ascii_case("postgresql") {
-        "WITH s AS (INSERT INTO room_seqs (room, seq) VALUES ($1, 1)
-             ON CONFLICT (room) DO UPDATE SET seq = room_seqs.seq + 1 RETURNING seq)
-         INSERT INTO room_events (room, seq, type, at, data) SELECT $1, seq, $2, $3, $4 FROM s RETURNING seq"
-    } else {
-        "INSERT INTO room_seqs (room, seq) VALUES ($1, 1) ON CONFLICT (room) DO UPDATE SET seq = room_seqs.seq + 1;
-         INSERT INTO room_events (room, seq, type, at, data)
-             SELECT $1, seq, $2, $3, $4 FROM room_seqs WHERE room = $1 RETURNING seq"
-    };
+    let sql = if tx.backend_name().eq_ignore_ascii_case("postgresql") { APPEND_POSTGRES } else { APPEND_SQLITE };
     // All rows of the script (fetch_one stops after its first statement).
     let rows: Vec<(i64,)> =
         sqlx::query_as(sql).bind(room).bind(kind).bind(at).bind(data.to_string()).fetch_all(&mut **tx).await?;

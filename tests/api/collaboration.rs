@@ -237,7 +237,46 @@ async fn sessions_on(db: Db) {
     assert_eq!(Ws::try_connect(&r.app, &ws_path(&s, &r.owner)).await.err(), Some(410));
 }
 
-crate::on_both_databases!(comments_on, sessions_on);
+crate::on_both_databases!(comments_on, sessions_on, concurrent_comments_reach_the_room_once_each_in_order);
+
+/// Comments sent at the same moment (stored together in one transaction on SQLite) each get
+/// their own id and one event in the room, with consecutive seqs.
+async fn concurrent_comments_reach_the_room_once_each_in_order(db: Db) {
+    let r = review_on(TestApp::on(db).await).await;
+    let s = session(&r, json!({})).await;
+    let mut ws = Ws::connect(&r.app, &ws_path(&s, &r.reviewer)).await;
+    ws.next_of("session_state").await;
+    // The reviewer's own arrival comes first.
+    let mut last = ws.next_of("participant_joined").await["seq"].as_i64().expect("seq");
+    let path = format!("/api/v3/assets/{}/comments/", r.asset_id);
+    let posts = (0..60).map(|i| {
+        let (app, path, token) = (&r.app, &path, if i % 2 == 0 { &r.owner } else { &r.reviewer });
+        async move {
+            let resp = app.post_json(path, Some(token), &json!({"content": format!("c{i}")})).await;
+            assert_eq!(resp.status(), StatusCode::CREATED);
+            let v: Value = resp.json().await.expect("json");
+            (v["id"].as_i64().expect("id"), v["content"].as_str().expect("content").to_string())
+        }
+    });
+    let mut created = futures::future::join_all(posts).await;
+    created.sort();
+    let ids: std::collections::BTreeSet<i64> = created.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids.len(), 60, "every comment has its own id");
+    let mut seen = Vec::new();
+    while seen.len() < 60 {
+        let v = ws.next_of("comment").await;
+        let seq = v["seq"].as_i64().expect("seq");
+        assert_eq!(seq, last + 1, "consecutive seqs: {v}");
+        last = seq;
+        seen.push((v["comment"]["id"].as_i64().expect("id"), v["comment"]["content"].as_str().expect("c").to_string()));
+    }
+    // Ids are given in commit order, so the room's order is the id order.
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(seen, sorted);
+    assert_eq!(seen, created);
+    assert!(ws.next_within(Duration::from_millis(300)).await.is_none(), "no event twice");
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_members_see_each_others_cursors_and_comments_and_cannot_spoof() {

@@ -11,7 +11,8 @@ use crate::helpers::{Db, TestApp};
 
 crate::on_both_databases!(
     the_store_keeps_accounts_and_assets_consistent,
-    concurrent_registrations_get_distinct_ids_and_one_admin
+    concurrent_registrations_get_distinct_ids_and_one_admin,
+    a_comment_that_cannot_be_stored_fails_alone
 );
 
 fn file(sha: &str) -> StoredFile {
@@ -106,4 +107,52 @@ async fn concurrent_registrations_get_distinct_ids_and_one_admin(db: Db) {
     ids.dedup();
     assert_eq!(ids.len(), 12);
     assert_eq!(admins, 1, "exactly one first account");
+}
+
+/// Comments stored at the same moment share a transaction on SQLite; one that the database
+/// refuses (here a trigger refuses the text "refuse") fails alone and the others are stored.
+async fn a_comment_that_cannot_be_stored_fails_alone(db: Db) {
+    use vitrine::domain::comments::NewComment;
+    use vitrine::store::comments::Author;
+    let app = TestApp::on(db).await;
+    let store = &app.state.store;
+    let email = Email::parse("ada@example.com").expect("email");
+    let name = PersonName::parse("Ada").expect("name");
+    let Created::Ok(ada) = store.create_user(&email, &name, "hash", None).await.expect("create") else {
+        panic!("created")
+    };
+    let meta = AssetMeta { title: "T".into(), description: String::new(), tags: vec![], content_type: "prop".into() };
+    let asset = store.insert_asset(ada.id, &meta, &file("ccc")).await.expect("insert");
+    let refuse: &[&str] = match store.dialect() {
+        vitrine::store::Dialect::Sqlite => &["CREATE TRIGGER refuse BEFORE INSERT ON comments
+             WHEN NEW.content = 'refuse' BEGIN SELECT RAISE(ABORT, 'refused'); END"],
+        vitrine::store::Dialect::Postgres => &[
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS
+             $$ BEGIN IF NEW.content = 'refuse' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$",
+            "CREATE TRIGGER refuse BEFORE INSERT ON comments FOR EACH ROW EXECUTE FUNCTION refuse()",
+        ],
+    };
+    for sql in refuse {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(*sql)).execute(store.pool()).await.expect("trigger");
+    }
+    let comment = |i: usize| NewComment {
+        content: if i == 20 { "refuse".into() } else { format!("c{i}") },
+        position_x: None,
+        position_y: None,
+        timestamp_ms: None,
+        parent_id: None,
+    };
+    let author = Author::User(ada.id);
+    let results = futures::future::join_all((0..41).map(|i| {
+        let (c, author) = (comment(i), author.clone());
+        async move { store.insert_comment(asset, &author, &c, 1_000).await }
+    }))
+    .await;
+    for (i, r) in results.iter().enumerate() {
+        assert_eq!(r.is_ok(), i != 20, "comment {i}: {:?}", r.as_ref().err());
+    }
+    let stored = store.comments_of_asset(asset).await.expect("list");
+    assert_eq!(stored.len(), 40);
+    let ids: std::collections::BTreeSet<i64> = stored.iter().map(|c| c.id).collect();
+    assert_eq!(ids.len(), 40);
 }
