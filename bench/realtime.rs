@@ -1036,6 +1036,27 @@ fn lat_ms(ns: u64) -> f64 {
     if ns == u64::MAX { f64::INFINITY } else { ns as f64 / 1e6 }
 }
 
+/// One latency run in detail, on one line.
+fn latency_detail(name: &str, l: &Latency) -> String {
+    format!(
+        "    {name}: p50 {}, p90 {}, p99 {}, max {}; first arrival per comment p50 {}, p99 {}, max {}; {} comments x {} members = {} deliveries in {:.1} s, {} lost, {} error frames, {}",
+        ms(pct(&l.all, 0.50)),
+        ms(pct(&l.all, 0.90)),
+        ms(pct(&l.all, 0.99)),
+        ms(pct(&l.all, 1.0)),
+        ms(pct(&l.first, 0.50)),
+        ms(pct(&l.first, 0.99)),
+        ms(pct(&l.first, 1.0)),
+        l.comments,
+        l.members,
+        l.all.len(),
+        l.secs,
+        l.lost,
+        l.errors,
+        l.closed
+    )
+}
+
 fn print_latency(v: &mut Verdicts, label: &str, vit: &Latency, reference: &Latency, nagle: &Latency, target_ms: f64) {
     let (vp50, vp99) = (pct(&vit.all, 0.50), pct(&vit.all, 0.99));
     let (rp50, rp99) = (pct(&reference.all, 0.50), pct(&reference.all, 0.99));
@@ -1052,23 +1073,7 @@ fn print_latency(v: &mut Verdicts, label: &str, vit: &Latency, reference: &Laten
         v.check(&format!("latency {label}"), ok),
     );
     for (name, l) in [("vitrine", vit), ("reference", reference), ("reference without TCP_NODELAY", nagle)] {
-        println!(
-            "    {name}: p50 {}, p90 {}, p99 {}, max {}; first arrival per comment p50 {}, p99 {}, max {}; {} comments x {} members = {} deliveries in {:.1} s, {} lost, {} error frames, {}",
-            ms(pct(&l.all, 0.50)),
-            ms(pct(&l.all, 0.90)),
-            ms(pct(&l.all, 0.99)),
-            ms(pct(&l.all, 1.0)),
-            ms(pct(&l.first, 0.50)),
-            ms(pct(&l.first, 0.99)),
-            ms(pct(&l.first, 1.0)),
-            l.comments,
-            l.members,
-            l.all.len(),
-            l.secs,
-            l.lost,
-            l.errors,
-            l.closed
-        );
+        println!("{}", latency_detail(name, l));
     }
 }
 
@@ -1281,20 +1286,7 @@ async fn run(shape: &Shape) -> anyhow::Result<Verdicts> {
                     ratio(lat_ms(p99), lat_ms(one)),
                     v.check("two instances", ok)
                 );
-                println!(
-                    "    vitrine: p50 {} (B's members {}), p90 {}, max {}; first arrival per comment p50 {}, p99 {}; {} deliveries in {:.1} s, {} lost, {} error frames, {}",
-                    ms(pct(&tl.all, 0.5)),
-                    ms(pct(&tl.remote, 0.5)),
-                    ms(pct(&tl.all, 0.9)),
-                    ms(pct(&tl.all, 1.0)),
-                    ms(pct(&tl.first, 0.5)),
-                    ms(pct(&tl.first, 0.99)),
-                    tl.all.len(),
-                    tl.secs,
-                    tl.lost,
-                    tl.errors,
-                    tl.closed
-                );
+                println!("{}; B's members: p50 {}", latency_detail("vitrine", &tl), ms(pct(&tl.remote, 0.5)));
                 report_logs(&[&a, &b]);
             }
         }

@@ -4,31 +4,59 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::rooms::{APPEND_SQLITE, RoomEvent, append};
+use super::rooms::{RoomEvent, append};
 use super::{Store, flag, next_id};
 use crate::domain::comments::{Comment, CommentOut, NewComment};
 
+/// The columns of a comment as `comment_from_row` reads them; the author's name is the guest's,
+/// else the account's, else (the account was deleted) "deleted account".
 macro_rules! comment_columns {
     () => {
         "c.id, c.asset_id, c.author_id, c.guest_name, c.content, c.position_x, c.position_y,
-    c.timestamp_ms, c.parent_id, c.resolved, c.created_at, c.updated_at, u.name AS author_name"
+    c.timestamp_ms, c.parent_id, c.resolved, c.created_at, c.updated_at,
+    COALESCE(c.guest_name, u.name, 'deleted account') AS author_name"
     };
 }
 const SELECT: &str = concat!("SELECT ", comment_columns!(), " FROM comments c LEFT JOIN users u ON u.id = c.author_id");
 
-/// SQLite: a new comment as one script (its id, the row, the comment as read back, and the
-/// rooms of the asset's live sessions) instead of one round trip per statement. The statements
-/// share the numbered parameters `$1`-`$10`; only the last one returns a row.
+/// The rooms of the live collaboration sessions of asset `$1` at `$10` (SQLite).
+macro_rules! live_rooms_sqlite {
+    () => {
+        "SELECT 'collab:' || uuid AS room FROM collab_sessions WHERE asset_id = $1 AND ended_at IS NULL AND expires_at > $10"
+    };
+}
+
+/// SQLite: a new comment and its `comment` event in the room of every live session of its
+/// asset, as statements of one script (`insert_comments_sqlite` runs several inside one
+/// transaction). Parameters: `$1`-`$10` the comment's columns, `$11` the event's data as built
+/// from the comment before it has an id (`json_set` puts in its id and author's name). Only the
+/// last statement returns a row: the comment as stored and its events as `room seq` pairs
+/// separated by commas.
 const INSERT_SQLITE: &str = concat!(
     "INSERT INTO id_counters (name, value) VALUES ('comments', 1)
          ON CONFLICT (name) DO UPDATE SET value = id_counters.value + 1;
      INSERT INTO comments (id, asset_id, author_id, guest_name, share_id, content, position_x, position_y,
          timestamp_ms, parent_id, resolved, created_at, updated_at)
      VALUES ((SELECT value FROM id_counters WHERE name = 'comments'), $1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $10);
+     INSERT INTO room_seqs (room, seq) SELECT room, 1 FROM (",
+    live_rooms_sqlite!(),
+    ") WHERE true
+         ON CONFLICT (room) DO UPDATE SET seq = room_seqs.seq + 1;
+     INSERT INTO room_events (room, seq, type, at, data)
+         SELECT s.room, s.seq, 'comment', $10,
+             json_set($11, '$.comment.id', c.id, '$.comment.author.name', c.author_name)
+         FROM room_seqs s, (SELECT ",
+    comment_columns!(),
+    " FROM comments c LEFT JOIN users u ON u.id = c.author_id
+             WHERE c.id = (SELECT value FROM id_counters WHERE name = 'comments')) AS c
+         WHERE s.room IN (",
+    live_rooms_sqlite!(),
+    ");
      SELECT ",
     comment_columns!(),
-    ", (SELECT group_concat(room, ' ') FROM (SELECT 'collab:' || uuid AS room FROM collab_sessions
-            WHERE asset_id = $1 AND ended_at IS NULL AND expires_at > $10 ORDER BY id)) AS live_rooms
+    ", (SELECT group_concat(s.room || ' ' || s.seq, ',') FROM room_seqs s WHERE s.room IN (",
+    live_rooms_sqlite!(),
+    ")) AS events
      FROM comments c LEFT JOIN users u ON u.id = c.author_id
      WHERE c.id = (SELECT value FROM id_counters WHERE name = 'comments')"
 );
@@ -44,18 +72,12 @@ pub enum Author {
 }
 
 fn comment_from_row(r: &AnyRow) -> Result<Comment, sqlx::Error> {
-    let author_id: Option<i64> = r.try_get("author_id")?;
     let guest: Option<String> = r.try_get("guest_name")?;
-    let user_name: Option<String> = r.try_get("author_name")?;
     Ok(Comment {
         id: r.try_get("id")?,
         asset_id: r.try_get("asset_id")?,
-        author_id,
-        author_name: match (&guest, user_name) {
-            (Some(g), _) => g.clone(),
-            (None, Some(n)) => n,
-            (None, None) => "deleted account".into(),
-        },
+        author_id: r.try_get("author_id")?,
+        author_name: r.try_get("author_name")?,
         is_guest: guest.is_some(),
         content: r.try_get("content")?,
         position_x: r.try_get("position_x")?,
@@ -66,6 +88,11 @@ fn comment_from_row(r: &AnyRow) -> Result<Comment, sqlx::Error> {
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })
+}
+
+/// The data of a room event about `comment` (`comment`, `comment_updated`).
+fn comment_event(comment: &Comment) -> serde_json::Value {
+    serde_json::json!({"comment": CommentOut::of(comment)})
 }
 
 /// Rooms of the live sessions of `asset_id`.
@@ -201,7 +228,7 @@ impl Store {
         let (reply, mut answer) = tokio::sync::oneshot::channel();
         queue.waiting().push_back(Pending { id, job, reply });
         let _withdraw = Withdraw { queue, id };
-        let writing = self.writing().await;
+        let _writing = self.writing().await;
         // Store batches (in arrival order) until this comment is done: maybe by an earlier holder
         // of the gate, maybe in the first batch taken here.
         loop {
@@ -221,14 +248,14 @@ impl Store {
                 // Not waiting and not answered: cannot happen, but never spin.
                 anyhow::bail!("the comment was lost before it was stored");
             }
-            self.store_batch(&writing, batch).await;
+            self.store_batch(batch).await;
         }
     }
 
     /// Stores `batch` (the caller holds the write gate) and answers each comment. If the batch
     /// fails (say the disk is full for a moment), its comments are tried one by one, so that
     /// only a faulty one fails.
-    async fn store_batch(&self, _writing: &super::Writing, mut batch: Vec<Pending>) {
+    async fn store_batch(&self, mut batch: Vec<Pending>) {
         let jobs: Vec<Job> = batch.iter().map(|p| p.job.clone()).collect();
         match self.insert_comments_sqlite(&jobs).await {
             Ok(stored) => {
@@ -252,17 +279,37 @@ impl Store {
         }
     }
 
-    /// SQLite: several comments in one transaction and two scripts (`INSERT_SQLITE` and
-    /// `rooms::APPEND_SQLITE` once per comment and per event, each copy with its own parameters).
-    /// The caller holds the write gate.
+    /// SQLite: several comments and their room events in one transaction of one script
+    /// (`INSERT_SQLITE` once per comment, each copy with its own parameters, between BEGIN and
+    /// COMMIT): one round trip to the database thread. The caller holds the write gate.
     async fn insert_comments_sqlite(&self, jobs: &[Job]) -> anyhow::Result<Vec<(Comment, Vec<RoomEvent>)>> {
-        const PARAMS: usize = 10;
-        let mut tx = self.pool.begin().await?;
-        let script: Vec<String> = (0..jobs.len()).map(|i| shift_params(INSERT_SQLITE, i * PARAMS)).collect();
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(script.join(";\n")));
+        const PARAMS: usize = 11;
+        let mut script = String::from("BEGIN IMMEDIATE;\n");
+        for i in 0..jobs.len() {
+            script.push_str(&shift_params(INSERT_SQLITE, i * PARAMS));
+            script.push_str(";\n");
+        }
+        script.push_str("COMMIT");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(script));
         for j in jobs {
             let (author_id, guest_name, share_id) = j.author.columns();
             let c = &j.comment;
+            // The event's data before the comment has an id and its author a name (the script adds them).
+            let unnamed = Comment {
+                id: 0,
+                asset_id: j.asset_id,
+                author_id,
+                author_name: String::new(),
+                is_guest: guest_name.is_some(),
+                content: c.content.clone(),
+                position_x: c.position_x,
+                position_y: c.position_y,
+                timestamp_ms: c.timestamp_ms,
+                parent_id: c.parent_id,
+                resolved: false,
+                created_at: j.now,
+                updated_at: j.now,
+            };
             q = q
                 .bind(j.asset_id)
                 .bind(author_id)
@@ -273,39 +320,34 @@ impl Store {
                 .bind(c.position_y)
                 .bind(c.timestamp_ms)
                 .bind(c.parent_id)
-                .bind(j.now);
+                .bind(j.now)
+                .bind(comment_event(&unnamed).to_string());
         }
-        // All rows of the script (fetch_one would stop after its first statement).
-        let rows = q.fetch_all(&mut *tx).await?;
+        let rows = self.fetch_in_own_transaction(q).await?;
         if rows.len() != jobs.len() {
             anyhow::bail!("{} comments stored but {} read back", jobs.len(), rows.len());
         }
         let mut out = Vec::with_capacity(jobs.len());
-        let mut events = Vec::new();
-        for (i, (row, j)) in rows.iter().zip(jobs).enumerate() {
+        for (row, j) in rows.iter().zip(jobs) {
             let comment = comment_from_row(row)?;
-            let rooms: Option<String> = row.try_get("live_rooms")?;
-            let data = serde_json::json!({"comment": CommentOut::of(&comment)});
-            for room in rooms.unwrap_or_default().split_whitespace() {
-                events.push((i, room.to_string(), data.clone(), j.now));
+            let seqs: Option<String> = row.try_get("events")?;
+            let data = comment_event(&comment);
+            let mut events = Vec::new();
+            for pair in seqs.unwrap_or_default().split(',').filter(|p| !p.is_empty()) {
+                let (room, seq) = pair
+                    .rsplit_once(' ')
+                    .and_then(|(room, seq)| Some((room, seq.parse::<i64>().ok()?)))
+                    .ok_or_else(|| anyhow::anyhow!("unreadable room event {pair:?}"))?;
+                events.push(RoomEvent {
+                    room: room.into(),
+                    seq,
+                    kind: "comment".into(),
+                    at: j.now,
+                    data: data.clone(),
+                });
             }
-            out.push((comment, Vec::new()));
+            out.push((comment, events));
         }
-        if !events.is_empty() {
-            let script: Vec<String> = (0..events.len()).map(|k| shift_params(APPEND_SQLITE, k * 4)).collect();
-            let mut q = sqlx::query_as::<_, (i64,)>(sqlx::AssertSqlSafe(script.join(";\n")));
-            for (_, room, data, at) in &events {
-                q = q.bind(room.clone()).bind("comment").bind(*at).bind(data.to_string());
-            }
-            let seqs = q.fetch_all(&mut *tx).await?;
-            if seqs.len() != events.len() {
-                anyhow::bail!("{} room events written but {} seqs read back", events.len(), seqs.len());
-            }
-            for ((i, room, data, at), (seq,)) in events.into_iter().zip(seqs) {
-                out[i].1.push(RoomEvent { room, seq, kind: "comment".into(), at, data });
-            }
-        }
-        tx.commit().await?;
         Ok(out)
     }
 
@@ -333,9 +375,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let comment = fetch(&mut tx, id).await?.ok_or_else(|| anyhow::anyhow!("comment {id} vanished"))?;
-        let events =
-            announce(&mut tx, asset_id, "comment", serde_json::json!({"comment": CommentOut::of(&comment)}), now)
-                .await?;
+        let events = announce(&mut tx, asset_id, "comment", comment_event(&comment), now).await?;
         tx.commit().await?;
         Ok((comment, events))
     }
@@ -381,14 +421,7 @@ impl Store {
             return Ok(None);
         }
         let comment = fetch(&mut tx, id).await?.ok_or_else(|| anyhow::anyhow!("comment {id} vanished"))?;
-        let events = announce(
-            &mut tx,
-            comment.asset_id,
-            "comment_updated",
-            serde_json::json!({"comment": CommentOut::of(&comment)}),
-            now,
-        )
-        .await?;
+        let events = announce(&mut tx, comment.asset_id, "comment_updated", comment_event(&comment), now).await?;
         tx.commit().await?;
         Ok(Some((comment, events)))
     }

@@ -60,7 +60,7 @@ const APPEND_POSTGRES: &str = "WITH s AS (INSERT INTO room_seqs (room, seq) VALU
         ON CONFLICT (room) DO UPDATE SET seq = room_seqs.seq + 1 RETURNING seq)
     INSERT INTO room_events (room, seq, type, at, data) SELECT $1, seq, $2, $3, $4 FROM s RETURNING seq";
 /// The same as one script (SQLite has no INSERT inside WITH); only its last statement returns a row.
-pub(crate) const APPEND_SQLITE: &str =
+const APPEND_SQLITE: &str =
     "INSERT INTO room_seqs (room, seq) VALUES ($1, 1) ON CONFLICT (room) DO UPDATE SET seq = room_seqs.seq + 1;
      INSERT INTO room_events (room, seq, type, at, data)
          SELECT $1, seq, $2, $3, $4 FROM room_seqs WHERE room = $1 RETURNING seq";

@@ -240,7 +240,8 @@ async fn sessions_on(db: Db) {
 crate::on_both_databases!(comments_on, sessions_on, concurrent_comments_reach_the_room_once_each_in_order);
 
 /// Comments sent at the same moment (stored together in one transaction on SQLite) each get
-/// their own id and one event in the room, with consecutive seqs.
+/// their own id and one event in the room, with consecutive seqs; the events as stored (the
+/// recording, what a resume reads) carry the same comments as the live ones.
 async fn concurrent_comments_reach_the_room_once_each_in_order(db: Db) {
     let r = review_on(TestApp::on(db).await).await;
     let s = session(&r, json!({})).await;
@@ -252,7 +253,9 @@ async fn concurrent_comments_reach_the_room_once_each_in_order(db: Db) {
     let posts = (0..60).map(|i| {
         let (app, path, token) = (&r.app, &path, if i % 2 == 0 { &r.owner } else { &r.reviewer });
         async move {
-            let resp = app.post_json(path, Some(token), &json!({"content": format!("c{i}")})).await;
+            let at = (i % 3 == 0).then_some(0.125 * f64::from(i % 8));
+            let body = json!({"content": format!("c{i}"), "position_x": at, "position_y": at});
+            let resp = app.post_json(path, Some(token), &body).await;
             assert_eq!(resp.status(), StatusCode::CREATED);
             let v: Value = resp.json().await.expect("json");
             (v["id"].as_i64().expect("id"), v["content"].as_str().expect("content").to_string())
@@ -263,13 +266,33 @@ async fn concurrent_comments_reach_the_room_once_each_in_order(db: Db) {
     let ids: std::collections::BTreeSet<i64> = created.iter().map(|(id, _)| *id).collect();
     assert_eq!(ids.len(), 60, "every comment has its own id");
     let mut seen = Vec::new();
+    let mut live = Vec::new();
     while seen.len() < 60 {
         let v = ws.next_of("comment").await;
         let seq = v["seq"].as_i64().expect("seq");
         assert_eq!(seq, last + 1, "consecutive seqs: {v}");
         last = seq;
         seen.push((v["comment"]["id"].as_i64().expect("id"), v["comment"]["content"].as_str().expect("c").to_string()));
+        live.push(v["comment"].clone());
     }
+    let names: std::collections::BTreeSet<&str> = live.iter().filter_map(|c| c["author"]["name"].as_str()).collect();
+    assert_eq!(names.len(), 2, "each comment under its author's name: {names:?}");
+    let sid = s["session_id"].as_str().expect("sid");
+    let rec: Value = r
+        .app
+        .get(&format!("/api/v3/collaboration/sessions/{sid}/recording/"), Some(&r.owner))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let stored: Vec<Value> = rec["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["type"] == "comment")
+        .map(|e| e["data"]["comment"].clone())
+        .collect();
+    assert_eq!(stored, live, "the stored events are the ones delivered");
     // Ids are given in commit order, so the room's order is the id order.
     let mut sorted = seen.clone();
     sorted.sort();

@@ -2,10 +2,11 @@
 
 use vitrine::domain::assets::{AssetMeta, AssetPatch, MediaType};
 use vitrine::domain::pagination::PageRequest;
+use vitrine::domain::users::User;
 use vitrine::domain::users::{Email, PersonName, Role};
-use vitrine::store::AssetFilter;
 use vitrine::store::assets::StoredFile;
 use vitrine::store::users::Created;
+use vitrine::store::{AssetFilter, Store};
 
 use crate::helpers::{Db, TestApp};
 
@@ -14,6 +15,17 @@ crate::on_both_databases!(
     concurrent_registrations_get_distinct_ids_and_one_admin,
     a_comment_that_cannot_be_stored_fails_alone
 );
+
+const ADA: &str = "ada@example.com";
+
+/// Ada, the first account (so an admin).
+async fn ada(store: &Store) -> User {
+    let (email, name) = (Email::parse(ADA).expect("email"), PersonName::parse("Ada").expect("name"));
+    match store.create_user(&email, &name, "hash", None).await.expect("create") {
+        Created::Ok(u) => u,
+        Created::EmailTaken => panic!("{ADA} is new"),
+    }
+}
 
 fn file(sha: &str) -> StoredFile {
     StoredFile {
@@ -33,12 +45,9 @@ fn file(sha: &str) -> StoredFile {
 async fn the_store_keeps_accounts_and_assets_consistent(db: Db) {
     let app = TestApp::on(db).await;
     let store = &app.state.store;
-    let email = Email::parse("ada@example.com").expect("email");
-    let name = PersonName::parse("Ada").expect("name");
-    let Created::Ok(ada) = store.create_user(&email, &name, "hash", None).await.expect("create") else {
-        panic!("created")
-    };
+    let ada = ada(store).await;
     assert_eq!(ada.role, Role::Admin);
+    let (email, name) = (Email::parse(ADA).expect("email"), PersonName::parse("Ada").expect("name"));
     assert!(matches!(store.create_user(&email, &name, "hash", None).await.expect("create"), Created::EmailTaken));
     let bob_email = Email::parse("bob@example.com").expect("email");
     let Created::Ok(bob) = store.create_user(&bob_email, &name, "hash", None).await.expect("create") else {
@@ -116,11 +125,7 @@ async fn a_comment_that_cannot_be_stored_fails_alone(db: Db) {
     use vitrine::store::comments::Author;
     let app = TestApp::on(db).await;
     let store = &app.state.store;
-    let email = Email::parse("ada@example.com").expect("email");
-    let name = PersonName::parse("Ada").expect("name");
-    let Created::Ok(ada) = store.create_user(&email, &name, "hash", None).await.expect("create") else {
-        panic!("created")
-    };
+    let ada = ada(store).await;
     let meta = AssetMeta { title: "T".into(), description: String::new(), tags: vec![], content_type: "prop".into() };
     let asset = store.insert_asset(ada.id, &meta, &file("ccc")).await.expect("insert");
     let refuse: &[&str] = match store.dialect() {
@@ -155,4 +160,36 @@ async fn a_comment_that_cannot_be_stored_fails_alone(db: Db) {
     assert_eq!(stored.len(), 40);
     let ids: std::collections::BTreeSet<i64> = stored.iter().map(|c| c.id).collect();
     assert_eq!(ids.len(), 40);
+}
+
+/// SQLite copies committed writes into the database file in the background, not inside a
+/// commit: a moment after a write, a copy of the main file alone (without its WAL) has it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_checkpoints_in_the_background() {
+    let app = TestApp::on(Db::Sqlite).await;
+    let store = &app.state.store;
+    let (auto,): (i64,) = sqlx::query_as("PRAGMA wal_autocheckpoint").fetch_one(store.pool()).await.expect("pragma");
+    assert_eq!(auto, 0, "no checkpoint inside a commit");
+    let ada = ada(store).await;
+    let main = app.dir.path().join("vitrine.db");
+    let copy = app.dir.path().join("copy.db");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        std::fs::copy(&main, &copy).expect("copy the main file");
+        let url = format!("sqlite://{}?mode=rw", copy.display());
+        let found = match <sqlx::AnyConnection as sqlx::Connection>::connect(&url).await {
+            Ok(mut conn) => sqlx::query_as::<_, (i64,)>("SELECT id FROM users WHERE email = $1")
+                .bind(ADA)
+                .fetch_optional(&mut conn)
+                .await
+                .ok()
+                .flatten(),
+            Err(_) => None,
+        };
+        if found == Some((ada.id,)) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the write never reached the database file");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
