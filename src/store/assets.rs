@@ -85,7 +85,7 @@ impl Store {
         .bind(file.thumb_key.clone())
         .bind(file.width)
         .bind(file.height)
-        .bind(file.duration_seconds)
+        .bind(super::Float(file.duration_seconds))
         .bind(&meta.content_type)
         .bind(now)
         .execute(&mut *tx)

@@ -5,7 +5,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::rooms::{RoomEvent, append};
-use super::{Store, flag, next_id};
+use super::{Float, Store, flag, next_id};
 use crate::domain::comments::{Comment, CommentOut, NewComment};
 
 /// The columns of a comment as `comment_from_row` reads them; the author's name is the guest's,
@@ -316,8 +316,8 @@ impl Store {
                 .bind(guest_name)
                 .bind(share_id)
                 .bind(c.content.clone())
-                .bind(c.position_x)
-                .bind(c.position_y)
+                .bind(Float(c.position_x))
+                .bind(Float(c.position_y))
                 .bind(c.timestamp_ms)
                 .bind(c.parent_id)
                 .bind(j.now)
@@ -367,8 +367,8 @@ impl Store {
         .bind(guest_name)
         .bind(share_id)
         .bind(&c.content)
-        .bind(c.position_x)
-        .bind(c.position_y)
+        .bind(Float(c.position_x))
+        .bind(Float(c.position_y))
         .bind(c.timestamp_ms)
         .bind(c.parent_id)
         .bind(now)

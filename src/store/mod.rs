@@ -231,6 +231,33 @@ pub(crate) async fn next_id(tx: &mut sqlx::Transaction<'_, sqlx::Any>, name: &st
     Ok(id)
 }
 
+/// A nullable DOUBLE PRECISION parameter, the same on both engines: bind `Float(x)`, never an
+/// `Option<f64>`. sqlx 0.9's Any driver sends a NULL `Option<f64>` to PostgreSQL as a float4 (it
+/// swaps Real and Double when it converts NULLs); PostgreSQL then fixes the cached statement's
+/// parameter to float4 and refuses the next non-NULL float8 ("incorrect binary data format"):
+/// a pinned comment after an unpinned one, a video after a document.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Float(pub Option<f64>);
+
+impl sqlx::Type<sqlx::Any> for Float {
+    fn type_info() -> sqlx::any::AnyTypeInfo {
+        <f64 as sqlx::Type<sqlx::Any>>::type_info()
+    }
+}
+
+impl sqlx::Encode<'_, sqlx::Any> for Float {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <sqlx::Any as sqlx::Database>::ArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        match self.0 {
+            Some(v) => <f64 as sqlx::Encode<sqlx::Any>>::encode_by_ref(&v, buf),
+            // A NULL of the Real kind, which the driver sends to PostgreSQL as a float8.
+            None => <Option<f32> as sqlx::Encode<sqlx::Any>>::encode_by_ref(&None, buf),
+        }
+    }
+}
+
 pub(crate) fn flag(b: bool) -> i64 {
     i64::from(b)
 }

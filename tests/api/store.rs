@@ -65,6 +65,12 @@ async fn the_store_keeps_accounts_and_assets_consistent(db: Db) {
         tags: vec!["a".into(), "b".into()],
         content_type: "prop".into(),
     };
+    // A file without a duration first: the duration parameter is then NULL, and a later
+    // duration must still be stored (PostgreSQL fixes a cached statement's parameter types).
+    let undated = StoredFile { duration_seconds: None, ..file("zzz") };
+    let id0 = store.insert_asset(ada.id, &meta, &undated).await.expect("insert without a duration");
+    assert_eq!(store.asset(id0).await.expect("q").expect("exists").duration_seconds, None);
+    assert!(store.delete_asset(id0).await.expect("delete"));
     let id1 = store.insert_asset(ada.id, &meta, &file("aaa")).await.expect("insert");
     let id2 = store.insert_asset(ada.id, &meta, &file("bbb")).await.expect("insert");
     assert!(id2 > id1);

@@ -457,17 +457,25 @@ pub async fn recording_of(state: &AppState, s: &Session) -> AppResult<RecordingO
             Some((e.data.pointer("/user/user_id")?.as_i64()?, e.data.pointer("/user/name")?.as_str()?.to_string()))
         })
         .collect();
-    let mut all: Vec<(i64, i64, RecordedEvent)> = events
-        .into_iter()
-        .map(|e| (e.at, 0, RecordedEvent { seq: Some(e.seq), kind: e.kind, at: rfc3339(e.at), data: e.data }))
-        .collect();
-    all.extend(samples.into_iter().map(|c| {
-        let data = serde_json::json!({"user_id": c.user_id, "name": names.get(&c.user_id), "x": c.x, "y": c.y});
-        (c.at, 1, RecordedEvent { seq: None, kind: "cursor_position".into(), at: rfc3339(c.at), data })
-    }));
-    // Stable: at equal times durable events come first, each group in its own order.
-    all.sort_by_key(|(at, group, _)| (*at, *group));
-    Ok(RecordingOut { session_id: s.uuid.clone(), events: all.into_iter().map(|(_, _, e)| e).collect() })
+    // Durable events keep their seq order (their `at` is when each change was made, and
+    // concurrent changes may commit in another order); cursor samples, in time order, go
+    // before the first durable event that is later than them.
+    let mut samples = samples.into_iter().peekable();
+    let mut all = Vec::new();
+    for e in events {
+        while let Some(c) = samples.next_if(|c| c.at < e.at) {
+            all.push(sample_event(&names, c));
+        }
+        all.push(RecordedEvent { seq: Some(e.seq), kind: e.kind, at: rfc3339(e.at), data: e.data });
+    }
+    all.extend(samples.map(|c| sample_event(&names, c)));
+    Ok(RecordingOut { session_id: s.uuid.clone(), events: all })
+}
+
+/// A cursor sample as the recording shows it, with the name its user had in the session.
+fn sample_event(names: &std::collections::HashMap<i64, String>, c: crate::store::rooms::CursorSample) -> RecordedEvent {
+    let data = serde_json::json!({"user_id": c.user_id, "name": names.get(&c.user_id), "x": c.x, "y": c.y});
+    RecordedEvent { seq: None, kind: "cursor_position".into(), at: rfc3339(c.at), data }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
