@@ -47,17 +47,19 @@ impl Store {
     pub async fn daily_salt(&self, day: &str) -> anyhow::Result<Vec<u8>> {
         let mut raw = [0u8; 32];
         rand::rng().fill_bytes(&mut raw);
-        sqlx::query("INSERT INTO analytics_salts (day, salt) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING")
-            .bind(day)
-            .bind(hex::encode(raw))
-            .execute(&self.pool)
-            .await?;
+        self.write(
+            sqlx::query("INSERT INTO analytics_salts (day, salt) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING")
+                .bind(day)
+                .bind(hex::encode(raw)),
+        )
+        .await?;
         let (salt,): (String,) =
             sqlx::query_as("SELECT salt FROM analytics_salts WHERE day = $1").bind(day).fetch_one(&self.pool).await?;
-        sqlx::query("DELETE FROM analytics_salts WHERE day < $1")
-            .bind(crate::domain::time::day_of(day_start_ms(day) - 86_400_000))
-            .execute(&self.pool)
-            .await?;
+        self.write(
+            sqlx::query("DELETE FROM analytics_salts WHERE day < $1")
+                .bind(crate::domain::time::day_of(day_start_ms(day) - 86_400_000)),
+        )
+        .await?;
         Ok(hex::decode(salt)?)
     }
 

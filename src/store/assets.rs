@@ -129,20 +129,21 @@ impl Store {
 
     pub async fn update_asset(&self, id: i64, patch: &AssetPatch) -> anyhow::Result<Option<Asset>> {
         self.content_changed();
-        sqlx::query(
-            "UPDATE assets SET title = COALESCE($1, title), description = COALESCE($2, description),
+        self.write(
+            sqlx::query(
+                "UPDATE assets SET title = COALESCE($1, title), description = COALESCE($2, description),
                 tags = COALESCE($3, tags), content_type = COALESCE($4, content_type), name = COALESCE($5, name),
                 updated_at = $6
              WHERE id = $7",
+            )
+            .bind(patch.title.clone())
+            .bind(patch.description.clone())
+            .bind(patch.tags.as_ref().map(|t| t.join(",")))
+            .bind(patch.content_type.clone())
+            .bind(patch.name.clone())
+            .bind(now_ms())
+            .bind(id),
         )
-        .bind(patch.title.clone())
-        .bind(patch.description.clone())
-        .bind(patch.tags.as_ref().map(|t| t.join(",")))
-        .bind(patch.content_type.clone())
-        .bind(patch.name.clone())
-        .bind(now_ms())
-        .bind(id)
-        .execute(&self.pool)
         .await?;
         self.asset(id).await
     }

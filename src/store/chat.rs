@@ -149,23 +149,27 @@ impl Store {
 
     /// Makes `user_id` an agent of the company; false when they already were.
     pub async fn add_agent(&self, company_id: i64, user_id: i64, now: i64) -> anyhow::Result<bool> {
-        let r = sqlx::query(
-            "INSERT INTO company_agents (company_id, user_id, created_at) VALUES ($1, $2, $3)
+        let r = self
+            .write(
+                sqlx::query(
+                    "INSERT INTO company_agents (company_id, user_id, created_at) VALUES ($1, $2, $3)
              ON CONFLICT (company_id, user_id) DO NOTHING",
-        )
-        .bind(company_id)
-        .bind(user_id)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+                )
+                .bind(company_id)
+                .bind(user_id)
+                .bind(now),
+            )
+            .await?;
         Ok(r.rows_affected() > 0)
     }
 
     pub async fn remove_agent(&self, company_id: i64, user_id: i64) -> anyhow::Result<bool> {
-        let r = sqlx::query("DELETE FROM company_agents WHERE company_id = $1 AND user_id = $2")
-            .bind(company_id)
-            .bind(user_id)
-            .execute(&self.pool)
+        let r = self
+            .write(
+                sqlx::query("DELETE FROM company_agents WHERE company_id = $1 AND user_id = $2")
+                    .bind(company_id)
+                    .bind(user_id),
+            )
             .await?;
         Ok(r.rows_affected() > 0)
     }

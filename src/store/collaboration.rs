@@ -279,10 +279,12 @@ impl Store {
     /// Links every pending invitation of `email` to the account `user_id` (the invitation proved
     /// that its holder reads that mailbox).
     pub async fn link_invitations(&self, email: &str, user_id: i64) -> anyhow::Result<u64> {
-        let done = sqlx::query("UPDATE collab_participants SET user_id = $2 WHERE email = $1 AND user_id IS NULL")
-            .bind(email)
-            .bind(user_id)
-            .execute(&self.pool)
+        let done = self
+            .write(
+                sqlx::query("UPDATE collab_participants SET user_id = $2 WHERE email = $1 AND user_id IS NULL")
+                    .bind(email)
+                    .bind(user_id),
+            )
             .await?;
         Ok(done.rows_affected())
     }

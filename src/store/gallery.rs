@@ -201,9 +201,8 @@ impl Store {
 
     /// Soft delete: the post stays, inactive. False when there was no active post.
     pub async fn deactivate_gallery_post(&self, id: i64) -> anyhow::Result<bool> {
-        let res = sqlx::query("UPDATE gallery_posts SET is_active = 0 WHERE id = $1 AND is_active = 1")
-            .bind(id)
-            .execute(&self.pool)
+        let res = self
+            .write(sqlx::query("UPDATE gallery_posts SET is_active = 0 WHERE id = $1 AND is_active = 1").bind(id))
             .await?;
         self.content_changed();
         Ok(res.rows_affected() > 0)

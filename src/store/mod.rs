@@ -61,6 +61,9 @@ impl Dialect {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Write transactions (`begin_write`): SQLite's one writer connection; the pool itself on
+    /// PostgreSQL.
+    writer: AnyPool,
     dialect: Dialect,
     share_cache: std::sync::Arc<cache::TtlCache<cache::ShareView>>,
     /// Serialized answers of the public gallery list, by query (`Store::gallery_cache`).
@@ -81,10 +84,13 @@ impl Store {
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Store> {
         sqlx::any::install_default_drivers();
         let dialect = if url.starts_with("sqlite:") { Dialect::Sqlite } else { Dialect::Postgres };
-        let mut opts = AnyPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(10));
-        if dialect == Dialect::Sqlite {
+        let options = |max: u32| {
+            let opts = AnyPoolOptions::new().max_connections(max).acquire_timeout(Duration::from_secs(10));
+            if dialect == Dialect::Postgres {
+                return opts;
+            }
             // A local file does not drop connections: no ping round trip before every query.
-            opts = opts.test_before_acquire(false).after_connect(|conn, _meta| {
+            opts.test_before_acquire(false).after_connect(|conn, _meta| {
                 Box::pin(async move {
                     conn.execute("PRAGMA journal_mode = WAL").await?;
                     conn.execute("PRAGMA busy_timeout = 10000").await?;
@@ -94,17 +100,26 @@ impl Store {
                     conn.execute("PRAGMA foreign_keys = ON").await?;
                     Ok(())
                 })
-            });
-        }
-        let pool = opts
-            .connect(url)
-            .await
-            .with_context(|| format!("cannot open the database at {}", crate::config::mask_url_password(url)))?;
-        if dialect == Dialect::Sqlite {
-            tokio::spawn(checkpoints(pool.clone()));
-        }
+            })
+        };
+        let open = |pool: Result<AnyPool, sqlx::Error>| {
+            pool.with_context(|| format!("cannot open the database at {}", crate::config::mask_url_password(url)))
+        };
+        let pool = open(options(max_connections).connect(url).await)?;
+        let writer = match dialect {
+            // SQLite writes one at a time anyway: through one connection, whose page cache no
+            // other connection of this instance makes stale (each of them would re-read the
+            // pages a write touches).
+            Dialect::Sqlite => {
+                let writer = open(options(1).connect(url).await)?;
+                tokio::spawn(checkpoints(pool.clone()));
+                writer
+            }
+            Dialect::Postgres => pool.clone(),
+        };
         Ok(Store {
             pool,
+            writer,
             dialect,
             share_cache: Default::default(),
             gallery_cache: Default::default(),
@@ -132,8 +147,17 @@ impl Store {
     /// Begins a write transaction in this instance's turn (see `writing`).
     pub(crate) async fn begin_write(&self) -> Result<(Writing, sqlx::Transaction<'static, sqlx::Any>), sqlx::Error> {
         let writing = self.writing().await;
-        let tx = self.pool.begin().await?;
+        let tx = self.writer.begin().await?;
         Ok((writing, tx))
+    }
+
+    /// Runs one write statement in this instance's turn (see `writing`), on the writer.
+    pub(crate) async fn write(
+        &self,
+        query: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> Result<sqlx::any::AnyQueryResult, sqlx::Error> {
+        let _writing = self.writing().await;
+        query.execute(&self.writer).await
     }
 
     /// SQLite: runs `query`, a script that begins and commits its own transaction (`BEGIN
@@ -155,7 +179,7 @@ impl Store {
                 }
             }
         }
-        let mut guard = Unsettled(Some(self.pool.acquire().await?));
+        let mut guard = Unsettled(Some(self.writer.acquire().await?));
         let Some(conn) = guard.0.as_mut() else { return Err(sqlx::Error::PoolClosed) };
         match query.fetch_all(&mut **conn).await {
             Ok(rows) => {
@@ -186,6 +210,7 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 }

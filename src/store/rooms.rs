@@ -136,7 +136,7 @@ impl Store {
         let _writing = self.writing().await;
         sqlx::query(sqlx::AssertSqlSafe(format!("INSERT INTO room_cursor_samples (room, at, user_id, x, y) {select}")))
             .bind(rows)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }

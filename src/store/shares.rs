@@ -93,29 +93,30 @@ impl Store {
     /// Rewrites a link's settings (`password_hash` None keeps the stored one).
     pub async fn update_share(&self, id: i64, s: &ShareSettings, password_hash: Option<&str>) -> anyhow::Result<()> {
         self.content_changed();
-        sqlx::query(
-            "UPDATE shares SET share_type = $1, password_hash = CASE WHEN $2 = 1 THEN $3 ELSE password_hash END,
+        self.write(
+            sqlx::query(
+                "UPDATE shares SET share_type = $1, password_hash = CASE WHEN $2 = 1 THEN $3 ELSE password_hash END,
                 allow_preview = $4, allow_download = $5, allow_comments = $6, allow_collaboration = $7,
                 notify_on_access = $8, expires_at = $9, max_downloads = $10, title = $11, description = $12,
                 allowed_emails = $13, updated_at = $14
              WHERE id = $15",
+            )
+            .bind(s.share_type.as_str())
+            .bind(flag(password_hash.is_some() || s.share_type != ShareType::Protected))
+            .bind(password_hash.map(str::to_string))
+            .bind(flag(s.allow_preview))
+            .bind(flag(s.allow_download))
+            .bind(flag(s.allow_comments))
+            .bind(flag(s.allow_collaboration))
+            .bind(flag(s.notify_on_access))
+            .bind(s.expires_at)
+            .bind(s.max_downloads)
+            .bind(&s.title)
+            .bind(&s.description)
+            .bind(s.allowed_emails.join(","))
+            .bind(now_ms())
+            .bind(id),
         )
-        .bind(s.share_type.as_str())
-        .bind(flag(password_hash.is_some() || s.share_type != ShareType::Protected))
-        .bind(password_hash.map(str::to_string))
-        .bind(flag(s.allow_preview))
-        .bind(flag(s.allow_download))
-        .bind(flag(s.allow_comments))
-        .bind(flag(s.allow_collaboration))
-        .bind(flag(s.notify_on_access))
-        .bind(s.expires_at)
-        .bind(s.max_downloads)
-        .bind(&s.title)
-        .bind(&s.description)
-        .bind(s.allowed_emails.join(","))
-        .bind(now_ms())
-        .bind(id)
-        .execute(&self.pool)
         .await?;
         Ok(())
     }
@@ -188,11 +189,12 @@ impl Store {
 
     pub async fn revoke_share(&self, id: i64) -> anyhow::Result<()> {
         self.content_changed();
-        sqlx::query("UPDATE shares SET revoked_at = $1, updated_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(now_ms())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        self.write(
+            sqlx::query("UPDATE shares SET revoked_at = $1, updated_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now_ms())
+                .bind(id),
+        )
+        .await?;
         Ok(())
     }
 
@@ -200,25 +202,28 @@ impl Store {
     /// decided by the database before any byte is sent.
     pub async fn reserve_download(&self, id: i64, now: i64) -> anyhow::Result<Reservation> {
         self.content_changed();
-        let res = sqlx::query(
-            "UPDATE shares SET download_count = download_count + 1
+        let res = self
+            .write(
+                sqlx::query(
+                    "UPDATE shares SET download_count = download_count + 1
              WHERE id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)
                AND (max_downloads IS NULL OR download_count < max_downloads)",
-        )
-        .bind(id)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+                )
+                .bind(id)
+                .bind(now),
+            )
+            .await?;
         Ok(if res.rows_affected() == 1 { Reservation::Counted } else { Reservation::Refused })
     }
 
     /// Gives back a reservation whose transfer never started.
     pub async fn refund_download(&self, id: i64) -> anyhow::Result<()> {
         self.content_changed();
-        sqlx::query("UPDATE shares SET download_count = download_count - 1 WHERE id = $1 AND download_count > 0")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        self.write(
+            sqlx::query("UPDATE shares SET download_count = download_count - 1 WHERE id = $1 AND download_count > 0")
+                .bind(id),
+        )
+        .await?;
         Ok(())
     }
 
@@ -238,14 +243,15 @@ impl Store {
 
     /// Remembers that `visitor` has a counted download of the link until `until`.
     pub async fn grant_download(&self, share_id: i64, visitor: &str, until: i64) -> anyhow::Result<()> {
-        sqlx::query(
-            "INSERT INTO share_download_grants (share_id, visitor_key, expires_at) VALUES ($1, $2, $3)
+        self.write(
+            sqlx::query(
+                "INSERT INTO share_download_grants (share_id, visitor_key, expires_at) VALUES ($1, $2, $3)
              ON CONFLICT (share_id, visitor_key) DO UPDATE SET expires_at = excluded.expires_at",
+            )
+            .bind(share_id)
+            .bind(visitor)
+            .bind(until),
         )
-        .bind(share_id)
-        .bind(visitor)
-        .bind(until)
-        .execute(&self.pool)
         .await?;
         Ok(())
     }
@@ -263,10 +269,7 @@ impl Store {
     }
 
     pub async fn purge_download_grants(&self, now: i64) -> anyhow::Result<u64> {
-        let res = sqlx::query("DELETE FROM share_download_grants WHERE expires_at <= $1")
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
+        let res = self.write(sqlx::query("DELETE FROM share_download_grants WHERE expires_at <= $1").bind(now)).await?;
         Ok(res.rows_affected())
     }
 

@@ -106,15 +106,16 @@ impl Store {
         role: Option<Role>,
         is_active: Option<bool>,
     ) -> anyhow::Result<Option<User>> {
-        sqlx::query(
-            "UPDATE users SET role = COALESCE($1, role), is_active = COALESCE($2, is_active), updated_at = $3
+        self.write(
+            sqlx::query(
+                "UPDATE users SET role = COALESCE($1, role), is_active = COALESCE($2, is_active), updated_at = $3
              WHERE id = $4",
+            )
+            .bind(role.map(|r| r.as_str().to_string()))
+            .bind(is_active.map(flag))
+            .bind(now_ms())
+            .bind(id),
         )
-        .bind(role.map(|r| r.as_str().to_string()))
-        .bind(is_active.map(flag))
-        .bind(now_ms())
-        .bind(id)
-        .execute(&self.pool)
         .await?;
         self.user_by_id(id).await
     }
