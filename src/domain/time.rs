@@ -7,6 +7,11 @@ pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
+/// Microseconds since the Unix epoch (for timing deliveries across processes of one machine).
+pub fn now_us() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+}
+
 /// RFC 3339 UTC with second precision, as the seeds print it.
 pub fn rfc3339(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
