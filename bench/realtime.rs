@@ -14,7 +14,7 @@
 //!    a time (round-robin over 5 sender sockets, which are members too, because the server allows
 //!    60 messages/s per socket); the next one goes 5 ms after every member received the previous
 //!    one (or after 2 s). The issue measures "from server commit to client receipt": Vitrine
-//!    (run with `RUST_LOG=warn,vitrine::commits=trace`) logs each durable event's seq with the
+//!    (run with `RUST_LOG=warn,vitrine::commits=debug`) logs each durable event's seq with the
 //!    moment it publishes it after the commit; the reference logs the moment it relays each
 //!    frame; every member stamps each arrival with the same wall clock (µs since the epoch, one
 //!    machine) and the frame's seq or marker. Latency from commit = arrival − that moment; the
@@ -267,8 +267,9 @@ impl Server {
             .env("VITRINE_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
             .env("VITRINE_DATA_DIR", &data)
             .env("VITRINE_LOG_LEVEL", "warn")
-            // Each durable event's publication time, for latency from commit.
-            .env("RUST_LOG", "warn,vitrine::commits=trace");
+            // Each durable event's publication time, for latency from commit (debug, not trace:
+            // a trace directive would send every library's per-frame trace call through the filter).
+            .env("RUST_LOG", "warn,vitrine::commits=debug");
         for (k, v) in extra {
             cmd.env(k, v);
         }

@@ -320,7 +320,7 @@ impl Rooms {
     }
 
     /// Publishes a committed durable event here and to the other instances.
-    /// Publishes a durable event just committed. With `RUST_LOG=vitrine::commits=trace` each
+    /// Publishes a durable event just committed. With `RUST_LOG=vitrine::commits=debug` each
     /// one is logged with the moment it was published (µs since the epoch): the real-time
     /// benchmark measures delivery from there, as the issue defines its latency.
     pub fn publish(&self, e: &RoomEvent) {
@@ -328,7 +328,7 @@ impl Rooms {
         let env = envelope_of(e, &self.instance);
         self.bus.publish(&env);
         self.deliver_local(env);
-        tracing::trace!(target: "vitrine::commits", room = %e.room, seq = e.seq, committed_us, "room event committed");
+        tracing::debug!(target: "vitrine::commits", room = %e.room, seq = e.seq, committed_us, "room event committed");
     }
 
     pub fn publish_all(&self, events: &[RoomEvent]) {
