@@ -49,6 +49,23 @@ pub enum Reservation {
     Refused,
 }
 
+type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// Binds a link's settings in the order both the insert and the update list them: the five
+/// flags, `expires_at`, `max_downloads`, `title`, `description`, `allowed_emails`.
+fn bind_settings<'q>(q: Query<'q>, s: &'q ShareSettings) -> Query<'q> {
+    q.bind(flag(s.allow_preview))
+        .bind(flag(s.allow_download))
+        .bind(flag(s.allow_comments))
+        .bind(flag(s.allow_collaboration))
+        .bind(flag(s.notify_on_access))
+        .bind(s.expires_at)
+        .bind(s.max_downloads)
+        .bind(&s.title)
+        .bind(&s.description)
+        .bind(s.allowed_emails.join(","))
+}
+
 impl Store {
     pub async fn insert_share(
         &self,
@@ -61,7 +78,7 @@ impl Store {
     ) -> anyhow::Result<Share> {
         let (_writing, mut tx) = self.begin_write().await?;
         let id = next_id(&mut tx, "shares").await?;
-        sqlx::query(
+        let q = sqlx::query(
             "INSERT INTO shares (id, uuid, asset_id, owner_id, share_type, password_hash, allow_preview, allow_download,
                 allow_comments, allow_collaboration, notify_on_access, expires_at, max_downloads, download_count,
                 view_count, title, description, allowed_emails, revoked_at, created_at, updated_at)
@@ -72,20 +89,8 @@ impl Store {
         .bind(asset_id)
         .bind(owner_id)
         .bind(s.share_type.as_str())
-        .bind(password_hash.map(str::to_string))
-        .bind(flag(s.allow_preview))
-        .bind(flag(s.allow_download))
-        .bind(flag(s.allow_comments))
-        .bind(flag(s.allow_collaboration))
-        .bind(flag(s.notify_on_access))
-        .bind(s.expires_at)
-        .bind(s.max_downloads)
-        .bind(&s.title)
-        .bind(&s.description)
-        .bind(s.allowed_emails.join(","))
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        .bind(password_hash.map(str::to_string));
+        bind_settings(q, s).bind(now).execute(&mut *tx).await?;
         tx.commit().await?;
         self.share_by_uuid(uuid).await?.ok_or_else(|| anyhow::anyhow!("share vanished after insert"))
     }
@@ -93,31 +98,17 @@ impl Store {
     /// Rewrites a link's settings (`password_hash` None keeps the stored one).
     pub async fn update_share(&self, id: i64, s: &ShareSettings, password_hash: Option<&str>) -> anyhow::Result<()> {
         self.content_changed();
-        self.write(
-            sqlx::query(
-                "UPDATE shares SET share_type = $1, password_hash = CASE WHEN $2 = 1 THEN $3 ELSE password_hash END,
+        let q = sqlx::query(
+            "UPDATE shares SET share_type = $1, password_hash = CASE WHEN $2 = 1 THEN $3 ELSE password_hash END,
                 allow_preview = $4, allow_download = $5, allow_comments = $6, allow_collaboration = $7,
                 notify_on_access = $8, expires_at = $9, max_downloads = $10, title = $11, description = $12,
                 allowed_emails = $13, updated_at = $14
              WHERE id = $15",
-            )
-            .bind(s.share_type.as_str())
-            .bind(flag(password_hash.is_some() || s.share_type != ShareType::Protected))
-            .bind(password_hash.map(str::to_string))
-            .bind(flag(s.allow_preview))
-            .bind(flag(s.allow_download))
-            .bind(flag(s.allow_comments))
-            .bind(flag(s.allow_collaboration))
-            .bind(flag(s.notify_on_access))
-            .bind(s.expires_at)
-            .bind(s.max_downloads)
-            .bind(&s.title)
-            .bind(&s.description)
-            .bind(s.allowed_emails.join(","))
-            .bind(now_ms())
-            .bind(id),
         )
-        .await?;
+        .bind(s.share_type.as_str())
+        .bind(flag(password_hash.is_some() || s.share_type != ShareType::Protected))
+        .bind(password_hash.map(str::to_string));
+        self.write(bind_settings(q, s).bind(now_ms()).bind(id)).await?;
         Ok(())
     }
 
