@@ -107,9 +107,8 @@ impl Store {
         };
         let pool = open(options(max_connections).connect(url).await)?;
         let writer = match dialect {
-            // SQLite writes one at a time anyway: through one connection, whose page cache no
-            // other connection of this instance makes stale (each of them would re-read the
-            // pages a write touches).
+            // SQLite writes one at a time anyway: every write of this instance goes through the
+            // write gate and this one connection, so none waits in SQLite's busy handler.
             Dialect::Sqlite => {
                 let writer = open(options(1).connect(url).await)?;
                 tokio::spawn(checkpoints(pool.clone()));
