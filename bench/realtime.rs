@@ -16,23 +16,27 @@
 //!    one (or after 2 s). The issue measures "from server commit to client receipt": Vitrine
 //!    (run with `RUST_LOG=warn,vitrine::commits=debug`) logs each durable event's seq with the
 //!    moment it publishes it after the commit; the reference logs the moment it relays each
-//!    frame; every member stamps each arrival with the same wall clock (µs since the epoch, one
-//!    machine) and the frame's seq or marker. Latency from commit = arrival − that moment; the
-//!    targets are judged on it. Also printed: latency from the sender = arrival − the moment the
-//!    comment was handed to the sender's socket (one shared `Instant`), which adds the way to
-//!    the server and, for Vitrine, storing the comment. 10 warm-up comments are not counted; a
+//!    frame. Receipt is the kernel's receive stamp of the frame at the member's socket
+//!    (`SO_TIMESTAMPNS`, read with `recvmsg`: the same wall clock, one machine), so the bench's
+//!    own scheduling on the cores it shares with the server is not counted (`Stamped`).
+//!    Latency from commit = receipt − that moment; the targets are judged on it. Also printed:
+//!    from commit to the moment this process read the frame, and latency from the sender =
+//!    arrival − the moment the comment was handed to the sender's socket (one shared
+//!    `Instant`), which adds the way to the server and, for Vitrine, storing the comment. 10
+//!    warm-up comments are not counted; a
 //!    delivery that never arrives, or whose commit is not in the log, counts as infinitely
 //!    late. Targets: p99 < 2 ms (50), < 20 ms (1,000).
-//! 3. **Throughput**: a 50-socket room (25 sockets of the owner, 25 of a second account, so every
-//!    cursor has receivers) where every socket sends a comment every 29 ms and a cursor position
-//!    every 50 ms (≈ 54.5 messages/s, under the server's 60/s per socket) for 1 s of warm-up and
-//!    10 s of measurement. Counted: frames received by all members per second. Per core = frames
-//!    per second of CPU time the server used (user + system, from `/proc/<pid>/stat`): the
-//!    clients share the machine, and this load asks for at most about 111,000 frames/s in all,
-//!    so frames / machine cores could not show a server that needs under one core for it. Target
-//!    ≥ 100,000 per core. Also printed: frames / machine cores, what share of the frames the sent
-//!    messages call for arrived, and the CPU the server and the clients used. A diagnostic run follows at a light load (a comment every 250 ms per
-//!    socket, cursors unchanged) that storage can keep up with.
+//! 3. **Throughput**: a room of 50 members, one account each (the owner and 49 participants, as
+//!    in a review with 50 people, so every cursor reaches the 49 others), where every socket
+//!    sends a comment every 29 ms and a cursor position every 50 ms (≈ 54.5 messages/s, under the
+//!    server's 60/s per socket) for 1 s of warm-up and 10 s of measurement. Counted: frames
+//!    received by all members per second. Per core = frames per second of CPU time the server
+//!    used (user + system, from `/proc/<pid>/stat`): the clients share the machine, and this
+//!    load asks for at most about 135,000 frames/s in all, so frames / machine cores could not
+//!    show a server that needs under one core for it. Target ≥ 100,000 per core. Also printed:
+//!    frames / machine cores, what share of the frames the sent messages call for arrived, and
+//!    the CPU the server and the clients used. A diagnostic run follows at a light load (a
+//!    comment every 250 ms per socket, cursors unchanged) that storage can keep up with.
 //! 4. **Two instances over Redis**: two `vitrine serve` processes on one SQLite file (WAL) and one
 //!    Redis, 25 sockets on each, the senders on the first; the latency of step 2. Target p99
 //!    < 10 ms. Skipped, saying why, when Redis does not answer (`TEST_REDIS_URL`, default
@@ -62,24 +66,27 @@
 //! Under `cargo test --all-targets` the binary starts without `--bench` and returns at once.
 
 use std::collections::BTreeMap;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore, broadcast, watch};
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Ws = WebSocketStream<Stamped>;
 type WsSink = SplitSink<Ws, Message>;
 type WsStream = SplitStream<Ws>;
 
@@ -516,14 +523,93 @@ impl Api {
 // Clients
 // ---------------------------------------------------------------------------------------------
 
-/// Opens one socket; with `expect_state`, waits for the `session_state` frame.
-async fn open(url: &str, expect_state: bool) -> anyhow::Result<Ws> {
-    let (mut ws, _) = tokio::time::timeout(
-        Duration::from_secs(30),
-        tokio_tungstenite::connect_async_with_config(url, Some(small_buffers()), true),
-    )
-    .await
-    .context("connect timed out")??;
+/// A client's TCP stream that remembers when the kernel received what it last read.
+///
+/// With `SO_TIMESTAMPNS` on, Linux stamps every incoming segment with the wall clock when it
+/// enters the receiving side of the network stack (on loopback: as the server writes it), and
+/// `recvmsg` hands over the stamp of the newest segment it read. That is the moment a frame
+/// reached the client's machine, before this process was scheduled to read it: the latency
+/// figures can then leave out the benchmark's own scheduling on the two cores it shares with
+/// the server (a remote client would not take the server's CPU at all).
+struct Stamped {
+    tcp: TcpStream,
+    /// Room for the control message (`cmsg_space!`), kept to avoid an allocation per read.
+    control: Vec<u8>,
+    /// Nanoseconds since the Unix epoch of the newest segment read so far; 0 before any.
+    received_ns: Arc<AtomicI64>,
+}
+
+/// One `recvmsg` into `dst`: the bytes read and the kernel's receive stamp, if it gave one.
+fn recv_stamped(fd: RawFd, dst: &mut [u8], control: &mut [u8]) -> std::io::Result<(usize, Option<i64>)> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    let mut iov = [std::io::IoSliceMut::new(dst)];
+    let msg = recvmsg::<()>(fd, &mut iov, Some(control), MsgFlags::empty())?;
+    let mut at = None;
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmTimestampns(ts) = c {
+            at = Some(ts.tv_sec() * 1_000_000_000 + ts.tv_nsec());
+        }
+    }
+    Ok((msg.bytes, at))
+}
+
+impl AsyncRead for Stamped {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let me = self.get_mut();
+        loop {
+            std::task::ready!(me.tcp.poll_read_ready(cx))?;
+            let fd = me.tcp.as_raw_fd();
+            let dst = buf.initialize_unfilled();
+            let control = &mut me.control;
+            match me.tcp.try_io(Interest::READABLE, || recv_stamped(fd, dst, control)) {
+                Ok((n, at)) => {
+                    buf.advance(n);
+                    if let Some(at) = at {
+                        me.received_ns.store(at, Ordering::Release);
+                    }
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Stamped {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+    }
+}
+
+/// Opens one socket (TCP_NODELAY; with `stamps`, kernel receive stamps); with `expect_state`,
+/// waits for the `session_state` frame.
+async fn open(url: &str, expect_state: bool, stamps: bool) -> anyhow::Result<Ws> {
+    let hostport = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let hostport = &hostport[..hostport.find('/').unwrap_or(hostport.len())];
+    let connect = async {
+        let tcp = TcpStream::connect(hostport).await?;
+        tcp.set_nodelay(true)?;
+        if stamps {
+            nix::sys::socket::setsockopt(&tcp, nix::sys::socket::sockopt::ReceiveTimestampns, &true)?;
+        }
+        let control = nix::cmsg_space!(nix::sys::time::TimeSpec);
+        let stream = Stamped { tcp, control, received_ns: Arc::new(AtomicI64::new(0)) };
+        anyhow::Ok(tokio_tungstenite::client_async_with_config(url, stream, Some(small_buffers())).await?)
+    };
+    let (mut ws, _) = tokio::time::timeout(Duration::from_secs(30), connect).await.context("connect timed out")??;
     if expect_state {
         match tokio::time::timeout(Duration::from_secs(30), ws.next()).await.context("no first frame in 30 s")? {
             Some(Ok(Message::Text(t))) if t.contains("\"type\":\"session_state\"") => {}
@@ -536,7 +622,7 @@ async fn open(url: &str, expect_state: bool) -> anyhow::Result<Ws> {
 }
 
 /// Opens every url (index order kept), at most IN_FLIGHT at once; errors by message.
-async fn open_all(urls: &[String], expect_state: bool) -> (Vec<Ws>, BTreeMap<String, usize>) {
+async fn open_all(urls: &[String], expect_state: bool, stamps: bool) -> (Vec<Ws>, BTreeMap<String, usize>) {
     let gate = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut tasks = Vec::with_capacity(urls.len());
     for url in urls {
@@ -544,7 +630,7 @@ async fn open_all(urls: &[String], expect_state: bool) -> (Vec<Ws>, BTreeMap<Str
         let url = url.clone();
         tasks.push(tokio::spawn(async move {
             let _permit = gate.acquire_owned().await;
-            open(&url, expect_state).await
+            open(&url, expect_state, stamps).await
         }));
     }
     let mut socks = Vec::with_capacity(urls.len());
@@ -671,7 +757,11 @@ struct Arrival {
     n: u32,
     /// On the probe's clock, ns.
     at: u64,
+    /// When this process read it, µs since the epoch.
     wall_us: i64,
+    /// When the kernel received it (the socket's newest receive stamp), ns since the epoch;
+    /// 0 without one.
+    kernel_ns: i64,
     /// The event's seq (Vitrine's frames carry one).
     seq: Option<i64>,
 }
@@ -680,7 +770,7 @@ struct Arrival {
 async fn reader(
     mut stream: WsStream,
     counters: Arc<Counters>,
-    probe: Option<Arc<Probe>>,
+    probe: Option<(Arc<Probe>, Arc<AtomicI64>)>,
     mut stop: watch::Receiver<bool>,
 ) -> Vec<Arrival> {
     let mut samples = Vec::new();
@@ -688,12 +778,18 @@ async fn reader(
         tokio::select! {
             msg = stream.next() => match msg {
                 Some(Ok(Message::Text(t))) => {
-                    if let Some(p) = &probe {
+                    if let Some((p, received_ns)) = &probe {
                         let at = p.now();
                         if let Some(n) = marker(&t)
                             && let Some(c) = p.counts.get(n as usize)
                         {
-                            samples.push(Arrival { n, at, wall_us: wall_us(), seq: number_after(&t, "\"seq\":") });
+                            samples.push(Arrival {
+                                n,
+                                at,
+                                wall_us: wall_us(),
+                                kernel_ns: received_ns.load(Ordering::Acquire),
+                                seq: number_after(&t, "\"seq\":"),
+                            });
                             if c.fetch_add(1, Ordering::AcqRel) + 1 == p.members {
                                 p.notify.notify_one();
                             }
@@ -788,7 +884,7 @@ async fn open_gauge(server: &Server) -> Option<f64> {
 async fn idle(server: &Server, url: &str, expect_state: bool, n: usize, before: u64) -> anyhow::Result<Idle> {
     let pid = server.pid();
     let t = Instant::now();
-    let (socks, errors) = open_all(&vec![url.to_string(); n], expect_state).await;
+    let (socks, errors) = open_all(&vec![url.to_string(); n], expect_state, false).await;
     let open_secs = t.elapsed().as_secs_f64();
     let conns = socks.len();
     let counters = Counters::new();
@@ -832,12 +928,18 @@ struct Latency {
     /// Per comment, its first arrival at any member (sorted): the server's own time, before
     /// fan-out to the rest.
     first: Vec<u64>,
-    /// Sorted, ns: arrival − the moment the server committed (Vitrine: published the stored
-    /// event; the reference: relayed the frame), from the servers' logs. The issue's
-    /// definition; `all` adds the way from the sender to the server and the storing.
+    /// Sorted, ns: the kernel's receipt at the member's socket − the moment the server committed
+    /// (Vitrine: published the stored event; the reference: relayed the frame), from the
+    /// servers' logs. The issue's definition, "from server commit to client receipt"; `all`
+    /// adds the way from the sender to the server and the storing.
     from_commit: Vec<u64>,
+    /// Sorted, ns: the same up to the moment this process read the frame, which adds the
+    /// benchmark's own scheduling (it shares the machine's cores with the server).
+    to_process: Vec<u64>,
     /// Deliveries whose commit moment is not in the logs.
     unstamped: usize,
+    /// Deliveries without a kernel receive stamp (counted at the moment they were read).
+    no_rx_stamp: usize,
     lost: usize,
     errors: u64,
     closed: String,
@@ -864,7 +966,7 @@ async fn latency(
     remote_from: usize,
     servers: &[&Server],
 ) -> anyhow::Result<Latency> {
-    let socks = all_or_fail(open_all(urls, expect_state).await, "latency room")?;
+    let socks = all_or_fail(open_all(urls, expect_state, true).await, "latency room")?;
     let ends = log_ends(servers);
     let members = socks.len();
     let total = WARMUP_COMMENTS + comments;
@@ -879,9 +981,11 @@ async fn latency(
     let mut sinks = Vec::with_capacity(members);
     let mut readers = Vec::with_capacity(members);
     for ws in socks {
+        let received_ns = ws.get_ref().received_ns.clone();
         let (sink, stream) = ws.split();
         sinks.push(sink);
-        readers.push(tokio::spawn(reader(stream, counters.clone(), Some(probe.clone()), stop_rx.clone())));
+        let probe = Some((probe.clone(), received_ns));
+        readers.push(tokio::spawn(reader(stream, counters.clone(), probe, stop_rx.clone())));
     }
     // Let the joins settle (presence, participant_joined).
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -908,7 +1012,9 @@ async fn latency(
     let mut first = vec![u64::MAX; total];
     let commits = commits_since(servers, &ends);
     let mut from_commit = Vec::with_capacity(members * comments);
+    let mut to_process = Vec::with_capacity(members * comments);
     let mut unstamped = 0;
+    let mut no_rx_stamp = 0;
     for (i, r) in readers.into_iter().enumerate() {
         let mut got = 0usize;
         for a in r.await.unwrap_or_default() {
@@ -921,14 +1027,22 @@ async fn latency(
                 Some(seq) => commits.by_seq.get(&seq),
                 None => commits.by_marker.get(&a.n),
             };
-            let since_commit = match committed {
-                Some(&c) => (a.wall_us - c).max(0) as u64 * 1_000,
+            let read_ns = a.wall_us * 1_000;
+            let received_ns = if a.kernel_ns > 0 {
+                a.kernel_ns
+            } else {
+                no_rx_stamp += 1;
+                read_ns
+            };
+            let (since_commit, to_read) = match committed {
+                Some(&c) => ((received_ns - c * 1_000).max(0) as u64, (read_ns - c * 1_000).max(0) as u64),
                 None => {
                     unstamped += 1;
-                    u64::MAX
+                    (u64::MAX, u64::MAX)
                 }
             };
             from_commit.push(since_commit);
+            to_process.push(to_read);
             if i >= remote_from {
                 remote.push(since_commit);
             }
@@ -939,6 +1053,7 @@ async fn latency(
         for _ in got..comments {
             all.push(u64::MAX);
             from_commit.push(u64::MAX);
+            to_process.push(u64::MAX);
             if i >= remote_from {
                 remote.push(u64::MAX);
             }
@@ -948,6 +1063,7 @@ async fn latency(
     all.sort_unstable();
     remote.sort_unstable();
     from_commit.sort_unstable();
+    to_process.sort_unstable();
     let mut first = first.split_off(WARMUP_COMMENTS);
     first.sort_unstable();
     let lost = all.iter().filter(|&&l| l == u64::MAX).count();
@@ -958,7 +1074,9 @@ async fn latency(
         remote,
         first,
         from_commit,
+        to_process,
         unstamped,
+        no_rx_stamp,
         lost,
         errors: counters.error.load(Ordering::Relaxed),
         closed: close_summary(&counters),
@@ -969,8 +1087,8 @@ async fn latency(
 
 struct Throughput {
     delivered_per_s: f64,
-    /// What the messages sent call for: every comment to every member; every cursor to the
-    /// other account's half of the room (Vitrine) or to everyone (the reference).
+    /// What the messages sent call for: every comment to every member; every cursor to every
+    /// other member (Vitrine) or to everyone (the reference).
     offered_per_s: f64,
     comment_frames_per_s: f64,
     cursor_frames_per_s: f64,
@@ -1031,7 +1149,7 @@ async fn throughput(
     secs: u64,
     clk: f64,
 ) -> anyhow::Result<Throughput> {
-    let socks = all_or_fail(open_all(urls, expect_state).await, "throughput room")?;
+    let socks = all_or_fail(open_all(urls, expect_state, false).await, "throughput room")?;
     let received = Counters::new();
     let sent = Counters::new();
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -1074,7 +1192,8 @@ async fn throughput(
     drop(sinks);
     let rate = |a: u64, b: u64| (b - a) as f64 / dt;
     let members = urls.len() as f64;
-    let cursor_receivers = if expect_state { members / 2.0 } else { members };
+    // Vitrine does not send a member's cursor back to that member; the reference relays to all.
+    let cursor_receivers = if expect_state { members - 1.0 } else { members };
     Ok(Throughput {
         delivered_per_s: rate(r0[0] + r0[1], r1[0] + r1[1]),
         offered_per_s: rate(s0[0], s1[0]) * members + rate(s0[1], s1[1]) * cursor_receivers,
@@ -1142,12 +1261,17 @@ fn lat_ms(ns: u64) -> f64 {
 /// One latency run in detail, on one line.
 fn latency_detail(name: &str, l: &Latency) -> String {
     format!(
-        "    {name}: from commit p50 {}, p90 {}, p99 {}, max {} ({} without a commit stamp); from the sender p50 {}, p90 {}, p99 {}, max {}; first arrival per comment p50 {}, p99 {}, max {}; {} comments x {} members = {} deliveries in {:.1} s, {} lost, {} error frames, {}",
+        "    {name}: from commit p50 {}, p90 {}, p99 {}, max {} ({} without a commit stamp, {} without a kernel receive stamp); from commit to this process reading it p50 {}, p90 {}, p99 {}, max {}; from the sender p50 {}, p90 {}, p99 {}, max {}; first arrival per comment p50 {}, p99 {}, max {}; {} comments x {} members = {} deliveries in {:.1} s, {} lost, {} error frames, {}",
         ms(pct(&l.from_commit, 0.50)),
         ms(pct(&l.from_commit, 0.90)),
         ms(pct(&l.from_commit, 0.99)),
         ms(pct(&l.from_commit, 1.0)),
         l.unstamped,
+        l.no_rx_stamp,
+        ms(pct(&l.to_process, 0.50)),
+        ms(pct(&l.to_process, 0.90)),
+        ms(pct(&l.to_process, 0.99)),
+        ms(pct(&l.to_process, 1.0)),
         ms(pct(&l.all, 0.50)),
         ms(pct(&l.all, 0.90)),
         ms(pct(&l.all, 0.99)),
@@ -1170,7 +1294,7 @@ fn print_latency(v: &mut Verdicts, label: &str, vit: &Latency, reference: &Laten
     let (rp50, rp99) = (pct(&reference.from_commit, 0.50), pct(&reference.from_commit, 0.99));
     let ok = lat_ms(vp99) < target_ms && vit.closed_n == 0;
     println!(
-        "latency, {label}: {} members, from commit p50 vitrine {} / reference {} ({}), p99 vitrine {} / reference {} ({}) target p99 < {target_ms} ms: {}; from the sender p50 {} / {} ({}), p99 {} / {} ({})",
+        "latency, {label}: {} members, from commit p50 vitrine {} / reference {} ({}), p99 vitrine {} / reference {} ({}) target p99 < {target_ms} ms: {}; to the client process p99 {} / {} ({}); from the sender p50 {} / {} ({}), p99 {} / {} ({})",
         vit.members,
         ms(vp50),
         ms(rp50),
@@ -1179,6 +1303,9 @@ fn print_latency(v: &mut Verdicts, label: &str, vit: &Latency, reference: &Laten
         ms(rp99),
         ratio(lat_ms(vp99), lat_ms(rp99)),
         v.check(&format!("latency {label}"), ok),
+        ms(pct(&vit.to_process, 0.99)),
+        ms(pct(&reference.to_process, 0.99)),
+        ratio(lat_ms(pct(&vit.to_process, 0.99)), lat_ms(pct(&reference.to_process, 0.99))),
         ms(pct(&vit.all, 0.50)),
         ms(pct(&reference.all, 0.50)),
         ratio(lat_ms(pct(&vit.all, 0.50)), lat_ms(pct(&reference.all, 0.50))),
@@ -1222,7 +1349,7 @@ async fn run(shape: &Shape) -> anyhow::Result<Verdicts> {
     );
     let api = Api::new(&vit);
     let owner = api.register(OWNER, "Bench Owner").await?;
-    let second = api.register(SECOND, "Bench Second").await?;
+    api.register(SECOND, "Bench Second").await?;
     let ref_url = reference.ws("/");
     let member_url = |path: &str, token: &str| vit.ws(&format!("{path}?token={token}"));
 
@@ -1283,11 +1410,19 @@ async fn run(shape: &Shape) -> anyhow::Result<Verdicts> {
             }
         }
     }
-    // 3. Throughput.
+    // 3. Throughput: 50 members, one account each (the owner and 49 participants).
     if part("throughput") {
-        let path = api.session(&owner, "throughput", &[SECOND]).await?;
-        let urls: Vec<String> =
-            (0..THROUGHPUT_MEMBERS).map(|i| member_url(&path, if i % 2 == 0 { &owner } else { &second })).collect();
+        let mut tokens = vec![owner.clone()];
+        let mut emails = Vec::new();
+        for i in 1..THROUGHPUT_MEMBERS {
+            let email = format!("member{i}@bench.example");
+            tokens.push(api.register(&email, &format!("Member {i}")).await?);
+            emails.push(email);
+        }
+        let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
+        let members = |path: &str| -> Vec<String> { tokens.iter().map(|t| member_url(path, t)).collect() };
+        let path = api.session(&owner, "throughput", &emails).await?;
+        let urls = members(&path);
         let ref_urls = vec![ref_url.clone(); THROUGHPUT_MEMBERS];
         let vt = throughput(&vit, &urls, true, COMMENT_EVERY, shape.secs, clk).await?;
         let rt = throughput(&reference, &ref_urls, false, COMMENT_EVERY, shape.secs, clk).await?;
@@ -1309,9 +1444,8 @@ async fn run(shape: &Shape) -> anyhow::Result<Verdicts> {
             v.check("throughput", ok)
         );
         // Diagnostic: a comment every 250 ms per socket, so that storage is not the limit.
-        let path = api.session(&owner, "light load", &[SECOND]).await?;
-        let light_urls: Vec<String> =
-            (0..THROUGHPUT_MEMBERS).map(|i| member_url(&path, if i % 2 == 0 { &owner } else { &second })).collect();
+        let path = api.session(&owner, "light load", &emails).await?;
+        let light_urls = members(&path);
         let vlight = throughput(&vit, &light_urls, true, LIGHT_COMMENT_EVERY, shape.secs, clk).await?;
         let rlight = throughput(&reference, &ref_urls, false, LIGHT_COMMENT_EVERY, shape.secs, clk).await?;
         println!(

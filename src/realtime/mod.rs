@@ -154,9 +154,12 @@ pub struct Rooms {
 #[derive(Debug)]
 pub struct NotRecovered;
 
+/// Frames for one socket: almost always one, kept inline (no allocation per frame and socket).
+pub type Frames = smallvec::SmallVec<[Arc<Envelope>; 1]>;
+
 pub enum Next {
     /// Frames to send, in order (possibly none: a duplicate was skipped).
-    Frames(Vec<Arc<Envelope>>),
+    Frames(Frames),
     /// The socket fell too far behind the room.
     Lagged,
 }
@@ -195,11 +198,11 @@ impl Subscription {
         }
         match self.rx.try_recv() {
             Ok(env) => match env.seq {
-                None => Some(Next::Frames(vec![env])),
-                Some(seq) if seq <= self.last_seq => Some(Next::Frames(Vec::new())),
+                None => Some(Next::Frames(smallvec::smallvec![env])),
+                Some(seq) if seq <= self.last_seq => Some(Next::Frames(Frames::new())),
                 Some(seq) if seq == self.last_seq + 1 => {
                     self.last_seq = seq;
-                    Some(Next::Frames(vec![env]))
+                    Some(Next::Frames(smallvec::smallvec![env]))
                 }
                 Some(_) => {
                     self.held = Some(env);
@@ -213,11 +216,11 @@ impl Subscription {
 
     /// One event from the room: a duplicate is skipped, a gap is filled from the store.
     async fn accept(&mut self, env: Arc<Envelope>) -> Next {
-        let Some(seq) = env.seq else { return Next::Frames(vec![env]) };
+        let Some(seq) = env.seq else { return Next::Frames(smallvec::smallvec![env]) };
         if seq <= self.last_seq {
-            return Next::Frames(Vec::new());
+            return Next::Frames(Frames::new());
         }
-        let mut frames = Vec::new();
+        let mut frames = Frames::new();
         if seq > self.last_seq + 1 {
             // Defence in depth: the room delivers in order, but never leave a gap.
             // (Boxed: this future lives inside every idle socket's task.)
