@@ -945,6 +945,20 @@ struct Latency {
     closed: String,
     closed_n: u64,
     secs: f64,
+    /// Per comment, its slowest delivery from commit (to see whether a tail is a few comments
+    /// delayed for many members, or spread out).
+    slowest: Vec<u64>,
+    /// CPU time the hypervisor took from this machine's cores during the run (`steal` in
+    /// /proc/stat), ms.
+    steal_ms: f64,
+}
+
+/// Time stolen from this (virtual) machine's cores by the hypervisor so far, ms (`steal` of the
+/// `cpu` line of /proc/stat; 0 where there is none).
+fn steal_ms() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let steal = stat.lines().next().and_then(|l| l.split_whitespace().nth(8)).and_then(|v| v.parse::<f64>().ok());
+    steal.unwrap_or(0.0) * 1000.0 / clock_ticks_per_second()
 }
 
 fn pct(sorted: &[u64], q: f64) -> u64 {
@@ -990,6 +1004,7 @@ async fn latency(
     // Let the joins settle (presence, participant_joined).
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started = Instant::now();
+    let steal_before = steal_ms();
     let mut sent_at = vec![0u64; total];
     for (n, at) in sent_at.iter_mut().enumerate() {
         let frame = json!({"type": "comment", "comment": {"content": format!("bench#{n}# latency probe")}}).to_string();
@@ -1005,11 +1020,13 @@ async fn latency(
         tokio::time::sleep(GAP).await;
     }
     let secs = started.elapsed().as_secs_f64();
+    let steal_ms = steal_ms() - steal_before;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let _ = stop_tx.send(true);
     let mut all = Vec::with_capacity(members * comments);
     let mut remote = Vec::new();
     let mut first = vec![u64::MAX; total];
+    let mut slowest = vec![0u64; total];
     let commits = commits_since(servers, &ends);
     let mut from_commit = Vec::with_capacity(members * comments);
     let mut to_process = Vec::with_capacity(members * comments);
@@ -1048,6 +1065,7 @@ async fn latency(
             }
             let l = a.at.saturating_sub(sent_at[n]);
             first[n] = first[n].min(l);
+            slowest[n] = slowest[n].max(since_commit);
             all.push(l);
         }
         for _ in got..comments {
@@ -1082,6 +1100,8 @@ async fn latency(
         closed: close_summary(&counters),
         closed_n: counters.closed.load(Ordering::Relaxed),
         secs,
+        slowest: slowest.split_off(WARMUP_COMMENTS),
+        steal_ms,
     })
 }
 
@@ -1316,6 +1336,17 @@ fn print_latency(v: &mut Verdicts, label: &str, vit: &Latency, reference: &Laten
     for (name, l) in [("vitrine", vit), ("reference", reference), ("reference without TCP_NODELAY", nagle)] {
         println!("{}", latency_detail(name, l));
     }
+    let slow = |l: &Latency| l.slowest.iter().filter(|&&ns| lat_ms(ns) >= target_ms).count();
+    println!(
+        "    comments that reached some member {target_ms} ms or more after the commit: vitrine {}, reference {}, reference without TCP_NODELAY {} (of {}); CPU time the hypervisor took from this machine during each run: {:.0} / {:.0} / {:.0} ms",
+        slow(vit),
+        slow(reference),
+        slow(nagle),
+        vit.comments,
+        vit.steal_ms,
+        reference.steal_ms,
+        nagle.steal_ms
+    );
 }
 
 async fn run(shape: &Shape) -> anyhow::Result<Verdicts> {
