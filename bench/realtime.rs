@@ -594,13 +594,18 @@ impl AsyncWrite for Stamped {
     }
 }
 
+/// The `host[:port]` of a URL (`scheme://[user[:pass]@]host[:port][/…]`).
+fn host_port(url: &str) -> &str {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let authority = rest.split('/').next().unwrap_or("");
+    authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority)
+}
+
 /// Opens one socket (TCP_NODELAY; with `stamps`, kernel receive stamps); with `expect_state`,
 /// waits for the `session_state` frame.
 async fn open(url: &str, expect_state: bool, stamps: bool) -> anyhow::Result<Ws> {
-    let hostport = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
-    let hostport = &hostport[..hostport.find('/').unwrap_or(hostport.len())];
     let connect = async {
-        let tcp = TcpStream::connect(hostport).await?;
+        let tcp = TcpStream::connect(host_port(url)).await?;
         tcp.set_nodelay(true)?;
         if stamps {
             nix::sys::socket::setsockopt(&tcp, nix::sys::socket::sockopt::ReceiveTimestampns, &true)?;
@@ -1232,9 +1237,7 @@ async fn throughput(
 
 /// Whether Redis answers PING at `url` (redis://[user:pass@]host[:port][/db]).
 async fn redis_answers(url: &str) -> Result<(), String> {
-    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
-    let hostport = rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest);
-    let hostport = hostport.split('/').next().unwrap_or("");
+    let hostport = host_port(url);
     let addr = if hostport.contains(':') { hostport.to_string() } else { format!("{hostport}:6379") };
     let attempt = async {
         let mut s = TcpStream::connect(&addr).await.map_err(|e| format!("{addr}: {e}"))?;
@@ -1278,24 +1281,21 @@ fn lat_ms(ns: u64) -> f64 {
     if ns == u64::MAX { f64::INFINITY } else { ns as f64 / 1e6 }
 }
 
+/// "p50 …, p90 …, p99 …, max …" of sorted latencies.
+fn spread(sorted: &[u64]) -> String {
+    let at = |q| ms(pct(sorted, q));
+    format!("p50 {}, p90 {}, p99 {}, max {}", at(0.50), at(0.90), at(0.99), at(1.0))
+}
+
 /// One latency run in detail, on one line.
 fn latency_detail(name: &str, l: &Latency) -> String {
     format!(
-        "    {name}: from commit p50 {}, p90 {}, p99 {}, max {} ({} without a commit stamp, {} without a kernel receive stamp); from commit to this process reading it p50 {}, p90 {}, p99 {}, max {}; from the sender p50 {}, p90 {}, p99 {}, max {}; first arrival per comment p50 {}, p99 {}, max {}; {} comments x {} members = {} deliveries in {:.1} s, {} lost, {} error frames, {}",
-        ms(pct(&l.from_commit, 0.50)),
-        ms(pct(&l.from_commit, 0.90)),
-        ms(pct(&l.from_commit, 0.99)),
-        ms(pct(&l.from_commit, 1.0)),
+        "    {name}: from commit {} ({} without a commit stamp, {} without a kernel receive stamp); from commit to this process reading it {}; from the sender {}; first arrival per comment p50 {}, p99 {}, max {}; {} comments x {} members = {} deliveries in {:.1} s, {} lost, {} error frames, {}",
+        spread(&l.from_commit),
         l.unstamped,
         l.no_rx_stamp,
-        ms(pct(&l.to_process, 0.50)),
-        ms(pct(&l.to_process, 0.90)),
-        ms(pct(&l.to_process, 0.99)),
-        ms(pct(&l.to_process, 1.0)),
-        ms(pct(&l.all, 0.50)),
-        ms(pct(&l.all, 0.90)),
-        ms(pct(&l.all, 0.99)),
-        ms(pct(&l.all, 1.0)),
+        spread(&l.to_process),
+        spread(&l.all),
         ms(pct(&l.first, 0.50)),
         ms(pct(&l.first, 0.99)),
         ms(pct(&l.first, 1.0)),

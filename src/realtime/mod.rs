@@ -322,8 +322,7 @@ impl Rooms {
         Ok(Subscription { room, rx, last_seq, rooms: self.clone(), held: None })
     }
 
-    /// Publishes a committed durable event here and to the other instances.
-    /// Publishes a durable event just committed. With `RUST_LOG=vitrine::commits=debug` each
+    /// Publishes a durable event just committed, here and to the other instances. With `RUST_LOG=vitrine::commits=debug` each
     /// one is logged with the moment it was published (µs since the epoch): the real-time
     /// benchmark measures delivery from there, as the issue defines its latency.
     pub fn publish(&self, e: &RoomEvent) {
