@@ -953,6 +953,8 @@ struct Latency {
     /// Per comment, its slowest delivery from commit (to see whether a tail is a few comments
     /// delayed for many members, or spread out).
     slowest: Vec<u64>,
+    /// Per comment, its first delivery from commit (sorted): how long the fan-out takes to start.
+    fastest: Vec<u64>,
     /// CPU time the hypervisor took from this machine's cores during the run (`steal` in
     /// /proc/stat), ms.
     steal_ms: f64,
@@ -1032,6 +1034,7 @@ async fn latency(
     let mut remote = Vec::new();
     let mut first = vec![u64::MAX; total];
     let mut slowest = vec![0u64; total];
+    let mut fastest = vec![u64::MAX; total];
     let commits = commits_since(servers, &ends);
     let mut from_commit = Vec::with_capacity(members * comments);
     let mut to_process = Vec::with_capacity(members * comments);
@@ -1071,6 +1074,7 @@ async fn latency(
             let l = a.at.saturating_sub(sent_at[n]);
             first[n] = first[n].min(l);
             slowest[n] = slowest[n].max(since_commit);
+            fastest[n] = fastest[n].min(since_commit);
             all.push(l);
         }
         for _ in got..comments {
@@ -1106,6 +1110,11 @@ async fn latency(
         closed_n: counters.closed.load(Ordering::Relaxed),
         secs,
         slowest: slowest.split_off(WARMUP_COMMENTS),
+        fastest: {
+            let mut f = fastest.split_off(WARMUP_COMMENTS);
+            f.sort_unstable();
+            f
+        },
         steal_ms,
     })
 }
@@ -1290,7 +1299,7 @@ fn spread(sorted: &[u64]) -> String {
 /// One latency run in detail, on one line.
 fn latency_detail(name: &str, l: &Latency) -> String {
     format!(
-        "    {name}: from commit {} ({} without a commit stamp, {} without a kernel receive stamp); from commit to this process reading it {}; from the sender {}; first arrival per comment p50 {}, p99 {}, max {}; {} comments x {} members = {} deliveries in {:.1} s, {} lost, {} error frames, {}",
+        "    {name}: from commit {} ({} without a commit stamp, {} without a kernel receive stamp); from commit to this process reading it {}; from the sender {}; first arrival per comment p50 {}, p99 {}, max {} (from commit p50 {}, p99 {}); {} comments x {} members = {} deliveries in {:.1} s, {} lost, {} error frames, {}",
         spread(&l.from_commit),
         l.unstamped,
         l.no_rx_stamp,
@@ -1299,6 +1308,8 @@ fn latency_detail(name: &str, l: &Latency) -> String {
         ms(pct(&l.first, 0.50)),
         ms(pct(&l.first, 0.99)),
         ms(pct(&l.first, 1.0)),
+        ms(pct(&l.fastest, 0.50)),
+        ms(pct(&l.fastest, 0.99)),
         l.comments,
         l.members,
         l.all.len(),
