@@ -958,6 +958,50 @@ struct Latency {
     /// CPU time the hypervisor took from this machine's cores during the run (`steal` in
     /// /proc/stat), ms.
     steal_ms: f64,
+    /// Earlier attempts set aside because the hypervisor took too much (`undisturbed`):
+    /// (steal ms, p99 from commit).
+    set_aside: Vec<(f64, u64)>,
+}
+
+impl Latency {
+    /// The share of the machine's CPU time the hypervisor took during the run.
+    fn stolen_share(&self) -> f64 {
+        self.steal_ms / (self.secs * 1000.0 * cores() as f64)
+    }
+}
+
+/// A run during which the hypervisor takes more than this share of the machine's CPU time is
+/// disturbed: it measures the neighbours (stalls of several ms in the middle of a fan-out, for
+/// every server alike), not the server. Quiet runs here lose 0–1 %, disturbed ones 3–10 %.
+const DISTURBED_SHARE: f64 = 0.02;
+/// Attempts per latency measurement before the least disturbed one is taken as it is.
+const ATTEMPTS: usize = 3;
+
+/// `latency`, repeated (up to `ATTEMPTS`) while a run is disturbed; every server gets the same
+/// rule, and the runs set aside are printed with the one kept.
+async fn undisturbed(
+    urls: &[String],
+    expect_state: bool,
+    comments: usize,
+    remote_from: usize,
+    servers: &[&Server],
+) -> anyhow::Result<Latency> {
+    let mut runs: Vec<Latency> = Vec::new();
+    for _ in 0..ATTEMPTS {
+        let l = latency(urls, expect_state, comments, remote_from, servers).await?;
+        let quiet = l.stolen_share() <= DISTURBED_SHARE;
+        runs.push(l);
+        if quiet {
+            break;
+        }
+    }
+    let keep = match runs.iter().position(|l| l.stolen_share() <= DISTURBED_SHARE) {
+        Some(i) => i,
+        None => (0..runs.len()).min_by(|&a, &b| runs[a].steal_ms.total_cmp(&runs[b].steal_ms)).unwrap_or(0),
+    };
+    let mut kept = runs.swap_remove(keep);
+    kept.set_aside = runs.iter().map(|l| (l.steal_ms, pct(&l.from_commit, 0.99))).collect();
+    Ok(kept)
 }
 
 /// Time stolen from this (virtual) machine's cores by the hypervisor so far, ms (`steal` of the
@@ -1109,6 +1153,7 @@ async fn latency(
         closed: close_summary(&counters),
         closed_n: counters.closed.load(Ordering::Relaxed),
         secs,
+        set_aside: Vec::new(),
         slowest: slowest.split_off(WARMUP_COMMENTS),
         fastest: {
             let mut f = fastest.split_off(WARMUP_COMMENTS);
@@ -1317,7 +1362,25 @@ fn latency_detail(name: &str, l: &Latency) -> String {
         l.lost,
         l.errors,
         l.closed
-    )
+    ) + &disturbance(l)
+}
+
+/// What the hypervisor took during a kept run, and the runs set aside before it.
+fn disturbance(l: &Latency) -> String {
+    let mut s = format!(
+        "; the hypervisor took {:.0} ms = {:.1} % of the machine's CPU time",
+        l.steal_ms,
+        l.stolen_share() * 100.0
+    );
+    if l.stolen_share() > DISTURBED_SHARE {
+        s += &format!(" (disturbed in all {ATTEMPTS} attempts; this is the least disturbed)");
+    }
+    if !l.set_aside.is_empty() {
+        let runs: Vec<String> =
+            l.set_aside.iter().map(|(steal, p99)| format!("{steal:.0} ms taken, p99 {}", ms(*p99))).collect();
+        s += &format!("; set aside as disturbed: {}", runs.join(", "));
+    }
+    s
 }
 
 fn print_latency(v: &mut Verdicts, label: &str, vit: &Latency, reference: &Latency, nagle: &Latency, target_ms: f64) {
@@ -1442,9 +1505,10 @@ async fn run(shape: &Shape) -> anyhow::Result<Verdicts> {
         for (label, members, target) in [("small room", shape.small, 2.0), ("large room", shape.large, 20.0)] {
             let path = api.session(&owner, label, &[SECOND]).await?;
             let urls = vec![member_url(&path, &owner); members];
-            let vl = latency(&urls, true, shape.comments, usize::MAX, &[&vit]).await?;
-            let rl = latency(&vec![ref_url.clone(); members], false, shape.comments, usize::MAX, &[&reference]).await?;
-            let nl = latency(&vec![nagle.ws("/"); members], false, shape.comments, usize::MAX, &[&nagle]).await?;
+            let vl = undisturbed(&urls, true, shape.comments, usize::MAX, &[&vit]).await?;
+            let rl =
+                undisturbed(&vec![ref_url.clone(); members], false, shape.comments, usize::MAX, &[&reference]).await?;
+            let nl = undisturbed(&vec![nagle.ws("/"); members], false, shape.comments, usize::MAX, &[&nagle]).await?;
             print_latency(&mut v, label, &vl, &rl, &nl, target);
             if small_vit.is_none() {
                 small_vit = Some(vl);
@@ -1557,7 +1621,7 @@ async fn run(shape: &Shape) -> anyhow::Result<Verdicts> {
                     .collect();
                 // Let both subscriptions to Redis settle.
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                let tl = latency(&urls, true, shape.comments, half, &[&a, &b]).await?;
+                let tl = undisturbed(&urls, true, shape.comments, half, &[&a, &b]).await?;
                 let p99 = pct(&tl.from_commit, 0.99);
                 let ok = lat_ms(p99) < 10.0 && tl.closed_n == 0;
                 let (one, refl) = match (&small_vit, &small_ref) {
