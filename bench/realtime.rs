@@ -25,7 +25,12 @@
 //!    `Instant`), which adds the way to the server and, for Vitrine, storing the comment. 10
 //!    warm-up comments are not counted; a
 //!    delivery that never arrives, or whose commit is not in the log, counts as infinitely
-//!    late. Targets: p99 < 2 ms (50), < 20 ms (1,000).
+//!    late. Targets: p99 < 2 ms (50), < 20 ms (1,000). This is a shared virtual machine: when
+//!    the hypervisor takes more than 2 % of the machine's CPU time during a run (`steal` in
+//!    /proc/stat), every server stalls for several ms in the middle of some fan-outs, so such a
+//!    run is repeated (up to 3 attempts, the same rule for every server) and the first quiet one
+//!    is kept, else the least disturbed. Each kept run prints what the hypervisor took, and the
+//!    runs set aside are printed with their p99 (`undisturbed`).
 //! 3. **Throughput**: a room of 50 members, one account each (the owner and 49 participants, as
 //!    in a review with 50 people, so every cursor reaches the 49 others), where every socket
 //!    sends a comment every 29 ms and a cursor position every 50 ms (≈ 54.5 messages/s, under the
@@ -54,7 +59,8 @@
 //!
 //! Clients live in this process (one multi-threaded tokio runtime, 1 KiB read buffers,
 //! TCP_NODELAY, at most 500 connections opening at once). Everything is on loopback, in temp
-//! dirs, and bounded in time (about 2 min 10 s on 2 cores; the run is abandoned after 290 s).
+//! dirs, and bounded in time (about 2 min on 2 cores, up to 3 min with repeated runs; the run is
+//! abandoned after 290 s).
 //! Servers are child processes killed when the benchmark ends, also on failure, panic and Ctrl-C.
 //! The server binary is `VITRINE_BIN`, else `target/release/vitrine` (which `cargo bench` builds
 //! with the bench); if neither exists it runs `cargo build --release` first. Sizes can be reduced
