@@ -99,7 +99,6 @@ impl AppState {
         store.migrate().await?;
         let blobs = BlobStore::from_config(&config, secrets.hmac.clone())?;
         let auth = Auth::new(&secrets, config.token_ttl_secs)?;
-        let limits = Limits::new(&config);
         let trusted_proxies = config.trusted_proxy_nets();
         let mailer = crate::mail::Mailer::new(config.smtp_url.as_deref(), &config.smtp_from)?;
         let geo = crate::analytics::geo::Geo::open(config.geoip_db.as_deref())?;
@@ -115,7 +114,10 @@ impl AppState {
             std::time::Duration::from_secs(config.clamd_timeout_secs),
         )?;
         let instance = uuid::Uuid::new_v4().simple().to_string();
-        let bus = crate::bus::from_config(config.bus_url.as_deref(), &instance)?;
+        let deployment = store.deployment_id().await?;
+        let bus = crate::bus::from_config(config.bus_url.as_deref(), &instance, &deployment)?;
+        store.caches().set_peers(Arc::new(crate::bus::CachePeers(bus.clone())));
+        let limits = Limits::new(&config, bus.clone());
         let rooms = crate::realtime::Rooms::new(store.clone(), bus, instance, config.realtime_recovery_window);
         Ok(AppState(Arc::new(Inner {
             config,

@@ -2,6 +2,8 @@
 //! own sockets directly; the bus carries the same envelopes to the other instances. In-process (one
 //! instance) it carries nothing; with `bus_url` it is Redis pub/sub. Pub/sub is lossy across
 //! reconnects: durable events are recovered from the store by sequence number, never from the bus.
+//! The bus also carries what instances must share besides rooms (SPEC §9): cache invalidations,
+//! and the counters of every rate limit and lockout (`crate::limits`).
 
 pub mod redis;
 
@@ -58,12 +60,26 @@ pub struct PresenceSnapshot {
     pub users: Vec<(i64, String)>,
 }
 
-/// What a bus hands to the rooms of this instance.
+/// What a bus hands to this instance.
 pub trait Sink: Send + Sync {
     /// An envelope from another instance.
     fn deliver(&self, env: Envelope);
-    /// The bus (re)connected: messages may have been lost meanwhile, rooms catch up from the store.
+    /// The bus (re)connected: messages may have been lost meanwhile, rooms catch up from the store
+    /// and caches are forgotten.
     fn resync(&self);
+    /// Another instance committed a write that cached values may predate.
+    fn forget_caches(&self);
+}
+
+/// What a lockout round trip does (`EventBus::failures`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureOp {
+    /// How long the key is locked out (0: it is not).
+    Check,
+    /// Counts a failure; the one that reaches the maximum starts the lockout.
+    Fail,
+    /// Forgets the failures.
+    Succeed,
 }
 
 pub trait EventBus: Send + Sync {
@@ -77,10 +93,17 @@ pub trait EventBus: Send + Sync {
     fn presence(&self, room: &str) -> BoxFuture<'static, Vec<PresenceSnapshot>>;
     /// Whether the bus is connected (always true in-process).
     fn connected(&self) -> bool;
+    /// Whether there are other instances to share with (false in-process).
+    fn shared(&self) -> bool;
+    /// Tells the other instances to forget their caches (`store::cache::Peers::invalidate`).
+    fn invalidate(&self, wait: bool) -> BoxFuture<'static, ()>;
     /// Spends one request of a budget shared by every instance: `burst` requests, one more every
     /// `interval_ms`. `Some(0)` allowed, `Some(ms)` refused for that long, `None` when there is no
     /// shared store or it cannot be reached (the caller then counts on this instance alone).
     fn spend(&self, key: &str, interval_ms: u64, burst: u32) -> BoxFuture<'static, Option<u64>>;
+    /// A lockout shared by every instance: `max` failures within `period_ms` lock `key` out for
+    /// `period_ms`. `Some(ms)` locked out for that long (0: not locked), `None` unreachable.
+    fn failures(&self, key: &str, op: FailureOp, max: u32, period_ms: u64) -> BoxFuture<'static, Option<u64>>;
 }
 
 /// One instance: nothing to carry.
@@ -98,15 +121,37 @@ impl EventBus for InProcess {
     fn connected(&self) -> bool {
         true
     }
+    fn shared(&self) -> bool {
+        false
+    }
+    fn invalidate(&self, _wait: bool) -> BoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
     fn spend(&self, _key: &str, _interval_ms: u64, _burst: u32) -> BoxFuture<'static, Option<u64>> {
+        Box::pin(async { None })
+    }
+    fn failures(&self, _key: &str, _op: FailureOp, _max: u32, _period_ms: u64) -> BoxFuture<'static, Option<u64>> {
         Box::pin(async { None })
     }
 }
 
-/// The bus the configuration asks for.
-pub fn from_config(bus_url: Option<&str>, instance: &str) -> anyhow::Result<Arc<dyn EventBus>> {
+/// The bus the configuration asks for. `deployment` names this deployment's keys and channels
+/// on a shared bus (`Store::deployment_id`), so deployments sharing one Redis stay apart.
+pub fn from_config(bus_url: Option<&str>, instance: &str, deployment: &str) -> anyhow::Result<Arc<dyn EventBus>> {
     match bus_url {
         None => Ok(Arc::new(InProcess)),
-        Some(url) => Ok(Arc::new(redis::RedisBus::new(url, instance)?)),
+        Some(url) => Ok(Arc::new(redis::RedisBus::new(url, instance, deployment)?)),
+    }
+}
+
+/// The caches' view of the bus (`store::cache::Peers`).
+pub struct CachePeers(pub Arc<dyn EventBus>);
+
+impl crate::store::cache::Peers for CachePeers {
+    fn invalidate(&self, wait: bool) -> BoxFuture<'static, ()> {
+        self.0.invalidate(wait)
+    }
+    fn listening(&self) -> bool {
+        !self.0.shared() || self.0.connected()
     }
 }

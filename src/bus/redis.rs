@@ -1,10 +1,14 @@
-//! The Redis bus: every instance publishes its rooms' envelopes on `vitrine:room:{room}` and
-//! pattern-subscribes to all of them; presence snapshots live in the hash
-//! `vitrine:presence:{room}` (one field per instance, expiring). Connections are re-established
-//! with backoff; while Redis is down each instance keeps serving its own sockets, and the rooms
-//! catch up from the store when the subscription comes back.
+//! The Redis bus. Every key and channel starts with `vitrine:{deployment}:` (the deployment's id,
+//! kept in its database), so deployments sharing one Redis stay apart. Every instance publishes
+//! its rooms' envelopes on `…room:{room}` and pattern-subscribes to all of them; presence
+//! snapshots live in the hash `…presence:{room}` (one field per instance, expiring); cache
+//! invalidations go on `…invalidate`; limits and lockouts are keys under `…limit:` and `…lock:`,
+//! each changed by one Lua script (one round trip, atomic, on Redis's clock). Connections are
+//! re-established with backoff; while Redis is down each instance keeps serving its own sockets,
+//! counts its limits alone and bypasses its caches, and the rooms catch up from the store when the
+//! subscription comes back.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,42 +19,246 @@ use redis::aio::MultiplexedConnection;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Envelope, EventBus, PresenceSnapshot, Sink};
+use super::{Envelope, EventBus, FailureOp, PresenceSnapshot, Sink};
 
-const CHANNEL_PREFIX: &str = "vitrine:room:";
-const PRESENCE_PREFIX: &str = "vitrine:presence:";
 /// Envelopes waiting for the publisher before new ones are dropped (and counted).
 const QUEUE: usize = 65_536;
 /// Envelopes sent in one pipeline.
 const BATCH: usize = 512;
 const TIMEOUT: Duration = Duration::from_secs(2);
+/// A limit check waits this long for Redis before counting on this instance.
+const LIMIT_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long a write waits for the other instances to acknowledge an invalidation.
+const ACK_WAIT: Duration = Duration::from_millis(250);
+/// How long limit checks skip Redis after one failed.
+const LIMITS_RETRY: Duration = Duration::from_secs(1);
 const PRESENCE_TTL_MS: i64 = 60_000;
 
 pub struct RedisBus {
     client: redis::Client,
     instance: String,
+    /// `vitrine:{deployment}:`, the start of every key and channel.
+    prefix: String,
+    /// Until when (ms on the monotonic `since` clock) limit checks skip Redis after a failure, so
+    /// that an outage costs one timeout, not one per request.
+    limits_down: Arc<Breaker>,
     queue: mpsc::Sender<Envelope>,
     pending: Mutex<Option<mpsc::Receiver<Envelope>>>,
     conn: Arc<Mutex<Option<MultiplexedConnection>>>,
+    /// A task is replacing a command connection that failed (`heal`).
+    healing: Arc<AtomicBool>,
+    /// Invalidations of this instance waiting for acknowledgements.
+    waiters: Arc<Waiters>,
     subscribed: Arc<AtomicBool>,
 }
 
 impl RedisBus {
-    pub fn new(url: &str, instance: &str) -> anyhow::Result<RedisBus> {
+    pub fn new(url: &str, instance: &str, deployment: &str) -> anyhow::Result<RedisBus> {
         let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("bus_url is not a Redis URL: {e}"))?;
         let (queue, rx) = mpsc::channel(QUEUE);
         Ok(RedisBus {
             client,
             instance: instance.to_string(),
+            prefix: format!("vitrine:{deployment}:"),
+            limits_down: Arc::new(Breaker { since: std::time::Instant::now(), until_ms: AtomicU64::new(0) }),
             queue,
             pending: Mutex::new(Some(rx)),
             conn: Arc::new(Mutex::new(None)),
+            healing: Arc::new(AtomicBool::new(false)),
+            waiters: Arc::new(Waiters::default()),
             subscribed: Arc::new(AtomicBool::new(false)),
         })
     }
 
     fn conn(&self) -> Option<MultiplexedConnection> {
         self.conn.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The command connection failed (Redis restarted, or is down): forget it, so that the bus
+    /// reads as disconnected, and make a new one in the background, with backoff. The publisher
+    /// heals its own connection the same way when a publish fails.
+    fn heal(&self) -> Healer {
+        Healer { client: self.client.clone(), slot: self.conn.clone(), healing: self.healing.clone() }
+    }
+
+    fn room_channel(&self, room: &str) -> String {
+        format!("{}room:{room}", self.prefix)
+    }
+
+    fn presence_key(&self, room: &str) -> String {
+        format!("{}presence:{room}", self.prefix)
+    }
+
+    fn invalidate_channel(&self) -> String {
+        format!("{}invalidate", self.prefix)
+    }
+
+    fn ack_channel(&self, instance: &str) -> String {
+        format!("{}ack:{instance}", self.prefix)
+    }
+
+    /// A connection for a limit check, unless a check failed less than `LIMITS_RETRY` ago.
+    fn limits_conn(&self) -> Option<MultiplexedConnection> {
+        if self.limits_down.open() {
+            return None;
+        }
+        self.conn()
+    }
+
+    /// Runs one limit script: its answer, or None (and limit checks skip Redis for a moment).
+    fn run_script(
+        &self,
+        script: &'static redis::Script,
+        keys: Vec<String>,
+        args: Vec<u64>,
+    ) -> BoxFuture<'static, Option<u64>> {
+        let conn = self.limits_conn();
+        let breaker = self.limits_down.clone();
+        let healer = self.heal();
+        Box::pin(async move {
+            let mut conn = conn?;
+            let mut call = script.prepare_invoke();
+            for k in &keys {
+                call.key(k);
+            }
+            for a in &args {
+                call.arg(*a);
+            }
+            match tokio::time::timeout(LIMIT_TIMEOUT, call.invoke_async::<u64>(&mut conn)).await {
+                Ok(Ok(answer)) => Some(answer),
+                failed => {
+                    let why = match failed {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => "timed out".to_string(),
+                    };
+                    tracing::debug!(error = %why, "a shared limit check failed; counting on this instance");
+                    breaker.trip();
+                    healer.start();
+                    None
+                }
+            }
+        })
+    }
+}
+
+/// Invalidations waiting for their acknowledgements, by nonce. Acks may arrive before PUBLISH's
+/// answer says how many to expect, so each entry counts both ways.
+#[derive(Default)]
+struct Waiters {
+    next: AtomicU64,
+    pending: Mutex<std::collections::HashMap<u64, Waiter>>,
+}
+
+struct Waiter {
+    /// Acks still missing (negative until the expected number is known).
+    missing: i64,
+    known: bool,
+    done: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Waiters {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<u64, Waiter>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn next(&self) -> u64 {
+        self.next.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn expect(&self, nonce: u64) -> tokio::sync::oneshot::Receiver<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.lock().insert(nonce, Waiter { missing: 0, known: false, done: Some(tx) });
+        rx
+    }
+
+    fn settle(w: &mut Waiter) {
+        if w.known
+            && w.missing <= 0
+            && let Some(tx) = w.done.take()
+        {
+            let _ = tx.send(());
+        }
+    }
+
+    fn received_by(&self, nonce: u64, receivers: i64) {
+        if let Some(w) = self.lock().get_mut(&nonce) {
+            w.missing += receivers;
+            w.known = true;
+            Waiters::settle(w);
+        }
+    }
+
+    fn acked(&self, nonce: u64) {
+        if let Some(w) = self.lock().get_mut(&nonce) {
+            w.missing -= 1;
+            Waiters::settle(w);
+        }
+    }
+
+    fn forget(&self, nonce: u64) {
+        self.lock().remove(&nonce);
+    }
+}
+
+/// Replaces a failed command connection (see `RedisBus::heal`).
+struct Healer {
+    client: redis::Client,
+    slot: Arc<Mutex<Option<MultiplexedConnection>>>,
+    healing: Arc<AtomicBool>,
+}
+
+impl Healer {
+    fn renew(&self) {
+        Healer { client: self.client.clone(), slot: self.slot.clone(), healing: self.healing.clone() }.start();
+    }
+
+    /// Acknowledges an invalidation to the instance that sent it (off the subscriber's loop).
+    fn ack(&self, channel: String, nonce: String) {
+        let conn = self.slot.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let Some(mut conn) = conn else { return };
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(LIMIT_TIMEOUT, conn.publish::<_, _, i64>(channel, nonce)).await;
+        });
+    }
+
+    fn start(self) {
+        *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        if self.healing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        tokio::spawn(async move {
+            let mut attempt = 0;
+            loop {
+                tokio::time::sleep(backoff(attempt)).await;
+                if let Ok(conn) = self.client.get_multiplexed_async_connection_with_config(&config()).await {
+                    *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(conn);
+                    break;
+                }
+                attempt += 1;
+            }
+            self.healing.store(false, Ordering::SeqCst);
+        });
+    }
+}
+
+/// After a failed limit check, the next ones skip Redis for `LIMITS_RETRY`: an outage costs one
+/// timeout now and then, not one per request.
+struct Breaker {
+    since: std::time::Instant,
+    until_ms: AtomicU64,
+}
+
+impl Breaker {
+    fn now_ms(&self) -> u64 {
+        self.since.elapsed().as_millis() as u64
+    }
+
+    fn open(&self) -> bool {
+        self.now_ms() < self.until_ms.load(Ordering::Relaxed)
+    }
+
+    fn trip(&self) {
+        self.until_ms.store(self.now_ms() + LIMITS_RETRY.as_millis() as u64, Ordering::Relaxed);
     }
 }
 
@@ -70,6 +278,7 @@ impl EventBus for RedisBus {
         let client = self.client.clone();
         let slot = self.conn.clone();
         let stop = shutdown.clone();
+        let rooms = self.room_channel("");
         tokio::spawn(async move {
             let mut attempt = 0;
             while !stop.is_cancelled() {
@@ -102,7 +311,7 @@ impl EventBus for RedisBus {
                     let mut pipe = redis::pipe();
                     for e in batch {
                         if let Ok(text) = serde_json::to_string(&e) {
-                            pipe.publish(format!("{CHANNEL_PREFIX}{}", e.room), text).ignore();
+                            pipe.publish(format!("{rooms}{}", e.room), text).ignore();
                         }
                     }
                     if let Err(e) = pipe.query_async::<()>(&mut conn).await {
@@ -132,11 +341,23 @@ impl EventBus for RedisBus {
         let client = self.client.clone();
         let me = self.instance.clone();
         let subscribed = self.subscribed.clone();
+        let rooms = self.room_channel("*");
+        let invalidate = self.invalidate_channel();
+        let acks = self.ack_channel(&self.instance);
+        let ack_prefix = self.ack_channel("");
+        let bus = self.heal();
+        let waiters = self.waiters.clone();
         tokio::spawn(async move {
             let mut attempt = 0;
             while !shutdown.is_cancelled() {
                 let pubsub = match tokio::time::timeout(TIMEOUT, client.get_async_pubsub()).await {
-                    Ok(Ok(mut p)) => match p.psubscribe(format!("{CHANNEL_PREFIX}*")).await {
+                    Ok(Ok(mut p)) => match async {
+                        p.psubscribe(&rooms).await?;
+                        p.subscribe(&invalidate).await?;
+                        p.subscribe(&acks).await
+                    }
+                    .await
+                    {
                         Ok(()) => Some(p),
                         Err(e) => {
                             tracing::warn!(error = %e, "subscribing to the Redis bus failed");
@@ -162,6 +383,25 @@ impl EventBus for RedisBus {
                 loop {
                     let msg = tokio::select! { m = stream.next() => m, _ = shutdown.cancelled() => return };
                     let Some(msg) = msg else { break };
+                    let channel = msg.get_channel_name();
+                    if channel == invalidate {
+                        // "{origin} {nonce}": forget, then tell the writer it is done.
+                        let text = String::from_utf8_lossy(msg.get_payload_bytes()).into_owned();
+                        let (origin, nonce) = text.split_once(' ').unwrap_or((text.as_str(), ""));
+                        if origin != me {
+                            sink.forget_caches();
+                        }
+                        if !nonce.is_empty() {
+                            bus.ack(format!("{ack_prefix}{origin}"), nonce.to_string());
+                        }
+                        continue;
+                    }
+                    if channel == acks {
+                        if let Ok(nonce) = std::str::from_utf8(msg.get_payload_bytes()).unwrap_or("").parse::<u64>() {
+                            waiters.acked(nonce);
+                        }
+                        continue;
+                    }
                     match serde_json::from_slice::<Envelope>(msg.get_payload_bytes()) {
                         Ok(env) if env.origin != me => sink.deliver(env),
                         Ok(_) => {}
@@ -170,6 +410,8 @@ impl EventBus for RedisBus {
                 }
                 subscribed.store(false, Ordering::SeqCst);
                 tracing::warn!("lost the Redis bus subscription; reconnecting");
+                // Redis went away: the command connection is as dead as this one.
+                bus.renew();
             }
         });
     }
@@ -182,7 +424,7 @@ impl EventBus for RedisBus {
 
     fn put_presence(&self, room: &str, snapshot: PresenceSnapshot) -> BoxFuture<'static, ()> {
         let conn = self.conn();
-        let key = format!("{PRESENCE_PREFIX}{room}");
+        let key = self.presence_key(room);
         Box::pin(async move {
             let (Some(mut conn), Ok(value)) = (conn, serde_json::to_string(&snapshot)) else { return };
             let mut pipe = redis::pipe();
@@ -195,7 +437,7 @@ impl EventBus for RedisBus {
 
     fn presence(&self, room: &str) -> BoxFuture<'static, Vec<PresenceSnapshot>> {
         let conn = self.conn();
-        let key = format!("{PRESENCE_PREFIX}{room}");
+        let key = self.presence_key(room);
         let me = self.instance.clone();
         Box::pin(async move {
             let Some(mut conn) = conn else { return Vec::new() };
@@ -216,28 +458,65 @@ impl EventBus for RedisBus {
         self.subscribed.load(Ordering::SeqCst) && self.conn().is_some()
     }
 
-    fn spend(&self, key: &str, interval_ms: u64, burst: u32) -> BoxFuture<'static, Option<u64>> {
+    fn shared(&self) -> bool {
+        true
+    }
+
+    /// Publishes "{me} {nonce}" on the invalidation channel. Every subscribed instance (this one
+    /// too) forgets its caches, then publishes the nonce back on this instance's ack channel.
+    /// PUBLISH answers how many subscribers got the message: with `wait`, this resolves when that
+    /// many acks came back, or after `ACK_WAIT` (then the cache life is the safety net).
+    fn invalidate(&self, wait: bool) -> BoxFuture<'static, ()> {
         let conn = self.conn();
-        let key = format!("{LIMIT_PREFIX}{key}");
+        let channel = self.invalidate_channel();
+        let nonce = self.waiters.next();
+        let payload = if wait { format!("{} {nonce}", self.instance) } else { self.instance.clone() };
+        let waiters = self.waiters.clone();
+        let healer = self.heal();
         Box::pin(async move {
-            let mut conn = conn?;
-            let script = redis::Script::new(GCRA);
-            match script.key(&key).arg(interval_ms).arg(burst).invoke_async::<u64>(&mut conn).await {
-                Ok(wait) => Some(wait),
-                Err(e) => {
-                    tracing::warn!(error = %e, "shared rate limit unavailable; counting on this instance");
-                    None
+            let Some(mut conn) = conn else { return };
+            let done = wait.then(|| waiters.expect(nonce));
+            let sent = tokio::time::timeout(LIMIT_TIMEOUT, conn.publish::<_, _, i64>(&channel, payload)).await;
+            let receivers = match sent {
+                Ok(Ok(n)) => n,
+                _ => {
+                    healer.start();
+                    waiters.forget(nonce);
+                    metrics::counter!("vitrine_bus_dropped_total").increment(1);
+                    tracing::debug!("could not send a cache invalidation; other instances rely on the cache life");
+                    return;
                 }
+            };
+            let Some(done) = done else { return };
+            waiters.received_by(nonce, receivers);
+            if tokio::time::timeout(ACK_WAIT, done).await.is_err() {
+                metrics::counter!("vitrine_cache_invalidation_unacknowledged_total").increment(1);
+                tracing::debug!("an instance did not acknowledge a cache invalidation in time");
             }
+            waiters.forget(nonce);
         })
+    }
+
+    fn spend(&self, key: &str, interval_ms: u64, burst: u32) -> BoxFuture<'static, Option<u64>> {
+        self.run_script(&GCRA, vec![format!("{}limit:{key}", self.prefix)], vec![interval_ms, u64::from(burst)])
+    }
+
+    fn failures(&self, key: &str, op: FailureOp, max: u32, period_ms: u64) -> BoxFuture<'static, Option<u64>> {
+        let op = match op {
+            FailureOp::Check => 0,
+            FailureOp::Fail => 1,
+            FailureOp::Succeed => 2,
+        };
+        let keys = vec![format!("{}lock:{key}:failures", self.prefix), format!("{}lock:{key}:until", self.prefix)];
+        self.run_script(&LOCKOUT, keys, vec![op, u64::from(max), period_ms])
     }
 }
 
-const LIMIT_PREFIX: &str = "vitrine:limit:";
-
 /// GCRA on one key, atomically, on Redis's clock: the key holds the theoretical arrival time of
 /// the next request (ms). Returns 0 when allowed, otherwise the milliseconds to wait.
-const GCRA: &str = r"
+static GCRA: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"
 local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local t = redis.call('TIME')
@@ -251,4 +530,31 @@ if next_tat - now > allowance then
 end
 redis.call('SET', KEYS[1], next_tat, 'PX', next_tat - now)
 return 0
-";
+",
+    )
+});
+
+/// A lockout, atomically: KEYS[1] counts failures (expiring `period` after the first), KEYS[2]
+/// exists while the key is locked out. ARGV: op (0 check, 1 failure, 2 success), max, period ms.
+/// Returns the milliseconds the key stays locked out (0: it is not).
+static LOCKOUT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local op = tonumber(ARGV[1])
+if op == 2 then
+  redis.call('DEL', KEYS[1], KEYS[2])
+  return 0
+end
+local locked = redis.call('PTTL', KEYS[2])
+if locked > 0 then return locked end
+if op == 0 then return 0 end
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+if n >= tonumber(ARGV[2]) then
+  redis.call('DEL', KEYS[1])
+  redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])
+end
+return 0
+",
+    )
+});

@@ -177,7 +177,7 @@ pub fn link_token_ttl(share: &Share) -> u64 {
 
 /// Checks a link's password with lockout and rate limits; on success returns a link token.
 pub async fn unlock(state: &AppState, req: &ShareRequest, password: &str) -> Result<(String, u64), AppError> {
-    state.limits.share_access_per_ip.check(&req.ip)?;
+    state.limits.share_access_per_ip.check(req.ip).await?;
     if uuid::Uuid::parse_str(&req.uuid).is_err() {
         return Err(AppError::NotFound("share"));
     }
@@ -189,14 +189,14 @@ pub async fn unlock(state: &AppState, req: &ShareRequest, password: &str) -> Res
     if share.share_type != ShareType::Protected {
         return Err(AppError::bad_request("not_protected", "this link has no password"));
     }
-    let key = (req.ip, share.id);
-    state.limits.share_password.check(&key)?;
+    let key = crate::limits::share_password_key(req.ip, share.id);
+    state.limits.share_password.check(&key).await?;
     if !state.auth.verify_password(password, share.password_hash.as_deref()).await? {
-        state.limits.share_password.failure(key);
+        state.limits.share_password.failure(&key).await;
         metrics::counter!("vitrine_share_password_failures_total").increment(1);
         return Err(AppError::Forbidden { code: "wrong_password", message: "wrong password".into() });
     }
-    state.limits.share_password.success(&key);
+    state.limits.share_password.success(&key).await;
     let ttl = link_token_ttl(&share);
     Ok((state.auth.issue(&share.uuid, "share", ttl)?, ttl))
 }

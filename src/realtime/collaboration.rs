@@ -27,7 +27,8 @@ const CURSOR_PERIOD: Duration = Duration::from_millis(50);
 const SAMPLE_PERIOD: Duration = Duration::from_millis(500);
 /// Comments sent in a `session_state` (the most recent).
 const STATE_COMMENTS: usize = 500;
-/// Comments of one socket being stored at once.
+/// Comments of one socket waiting to be stored; when they are this many the socket is not read
+/// until one is stored (backpressure).
 const COMMENTS_IN_FLIGHT: usize = 8;
 /// Inbound messages per second per socket.
 const INBOUND_PER_SECOND: u32 = 60;
@@ -224,9 +225,52 @@ struct Local {
     cursor_free_at: tokio::time::Instant,
     /// When the last cursor sample was kept for the recording.
     last_sample: Instant,
-    /// Answers of work done off the loop (comment errors), made on the first comment; its
-    /// capacity bounds that work.
-    replies: Option<(mpsc::Sender<String>, mpsc::Receiver<String>)>,
+    /// This socket's comments, stored one after the other off the loop; made on the first comment.
+    lane: Option<CommentLane>,
+}
+
+/// One socket's comments in send order: a queue and the one task that stores them, so that they
+/// are committed, numbered, delivered and recorded in the order they were sent (SPEC §9).
+struct CommentLane {
+    queue: mpsc::Sender<CommentIn>,
+    /// Refusals of stored-off-the-loop comments (`error` frames), one per refused comment.
+    replies: mpsc::UnboundedReceiver<String>,
+}
+
+impl CommentLane {
+    fn start(state: &AppState, seat: &Seat) -> CommentLane {
+        let (queue, mut comments) = mpsc::channel::<CommentIn>(COMMENTS_IN_FLIGHT);
+        let (answer, replies) = mpsc::unbounded_channel();
+        let origin = crate::http::api::comments::Origin {
+            share_id: seat.share_id,
+            ip: seat.ip,
+            user_agent: seat.user_agent.clone(),
+        };
+        let (state, target, user_id) = (state.clone(), seat.target, seat.user_id);
+        tokio::spawn(async move {
+            // Comments already queued when the socket closes are still stored: they were sent.
+            while let Some(comment) = comments.recv().await {
+                let created = crate::http::api::comments::create(
+                    &state,
+                    target,
+                    Author::User(user_id),
+                    &comment,
+                    Some(origin.clone()),
+                )
+                .await;
+                let refusal = match created {
+                    Ok(_) => continue,
+                    Err(AppError::Validation { message, fields }) => {
+                        serde_json::json!({"type": "error", "code": "invalid", "error": message, "fields": fields})
+                            .to_string()
+                    }
+                    Err(e) => error_frame(e.code(), &e.public_message()),
+                };
+                let _ = answer.send(refusal);
+            }
+        });
+        CommentLane { queue, replies }
+    }
 }
 
 impl Local {
@@ -253,9 +297,9 @@ impl Local {
     }
 }
 
-async fn next_reply(replies: &mut Option<(mpsc::Sender<String>, mpsc::Receiver<String>)>) -> Option<String> {
-    match replies {
-        Some((_, rx)) => rx.recv().await,
+async fn next_reply(lane: &mut Option<CommentLane>) -> Option<String> {
+    match lane {
+        Some(lane) => lane.replies.recv().await,
         None => std::future::pending().await,
     }
 }
@@ -276,7 +320,7 @@ async fn run(state: &AppState, seat: &Seat, sub: &mut Subscription, ws: &mut Web
         pending_cursor: None,
         cursor_free_at: tokio::time::Instant::now(),
         last_sample: Instant::now() - SAMPLE_PERIOD,
-        replies: None,
+        lane: None,
     };
     let mut heartbeat = socket::Heartbeat::default();
     let ends_in = Duration::from_millis(seat.expires_at.saturating_sub(crate::domain::time::now_ms()).max(0) as u64);
@@ -302,7 +346,7 @@ async fn run(state: &AppState, seat: &Seat, sub: &mut Subscription, ws: &mut Web
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => Flow::Gone,
                 Some(Ok(_)) => { heartbeat.heard(); Flow::Continue }
             },
-            Some(reply) = next_reply(&mut local.replies) => {
+            Some(reply) = next_reply(&mut local.lane) => {
                 if send_text(ws, &reply).await { Flow::Continue } else { Flow::Gone }
             }
             () = &mut timer => {
@@ -448,32 +492,13 @@ async fn handle(
             None
         }
         Inbound::Comment { comment } => {
-            // Stored off the socket's loop, so the socket keeps reading its room meanwhile; the
-            // comment comes back through the room, an error through `replies`.
-            let (replies, _) = local.replies.get_or_insert_with(|| mpsc::channel(COMMENTS_IN_FLIGHT));
-            let Ok(permit) = replies.clone().try_reserve_owned() else {
-                return Some(error_frame("rate_limited", "too many comments in flight; slow down"));
-            };
-            let origin = crate::http::api::comments::Origin {
-                share_id: seat.share_id,
-                ip: seat.ip,
-                user_agent: seat.user_agent.clone(),
-            };
-            let (state, target, user_id) = (state.clone(), seat.target, seat.user_id);
-            tokio::spawn(async move {
-                let created =
-                    crate::http::api::comments::create(&state, target, Author::User(user_id), &comment, Some(origin))
-                        .await;
-                let answer = match created {
-                    Ok(_) => return,
-                    Err(AppError::Validation { message, fields }) => {
-                        serde_json::json!({"type": "error", "code": "invalid", "error": message, "fields": fields})
-                            .to_string()
-                    }
-                    Err(e) => error_frame(e.code(), &e.public_message()),
-                };
-                permit.send(answer);
-            });
+            // Stored off the loop in send order; the comment comes back through the room, a
+            // refusal through the lane's replies. A full lane stops this socket's reading until
+            // a comment is stored (backpressure): nothing is dropped or reordered.
+            let lane = local.lane.get_or_insert_with(|| CommentLane::start(state, seat));
+            if lane.queue.send(comment).await.is_err() {
+                return Some(error_frame("unavailable", "the comment could not be stored; send it again"));
+            }
             None
         }
         Inbound::Signal { to, data } => {

@@ -492,8 +492,14 @@ impl Sink for Rooms {
         self.deliver_local(env);
     }
 
-    /// Messages may have been lost while the bus was away: every room reads what it missed.
+    fn forget_caches(&self) {
+        self.store.caches().forget();
+    }
+
+    /// Messages may have been lost while the bus was away: every room reads what it missed, and
+    /// cached values may predate writes this instance was not told of.
     fn resync(&self) {
+        self.store.caches().forget();
         let rooms: Vec<Arc<Room>> = lock(&self.rooms).values().cloned().collect();
         for room in rooms {
             let store = self.store.clone();

@@ -128,7 +128,6 @@ impl Store {
     }
 
     pub async fn update_asset(&self, id: i64, patch: &AssetPatch) -> anyhow::Result<Option<Asset>> {
-        self.content_changed();
         self.write(
             sqlx::query(
                 "UPDATE assets SET title = COALESCE($1, title), description = COALESCE($2, description),
@@ -145,13 +144,13 @@ impl Store {
             .bind(id),
         )
         .await?;
+        self.content_changed().await;
         self.asset(id).await
     }
 
     /// Deletes the row with its comments and ends its live sessions; the caller removes blobs
     /// that no other row references.
     pub async fn delete_asset(&self, id: i64) -> anyhow::Result<bool> {
-        self.content_changed();
         let (_writing, mut tx) = self.begin_write().await?;
         let res = sqlx::query("DELETE FROM assets WHERE id = $1").bind(id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM comments WHERE asset_id = $1").bind(id).execute(&mut *tx).await?;
@@ -163,6 +162,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.content_changed().await;
         Ok(res.rows_affected() > 0)
     }
 

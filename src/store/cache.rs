@@ -1,10 +1,16 @@
 //! Short-lived caches of hot reads: the rows behind a share page (link + asset), the recipient's
-//! page being the hottest read, and the public gallery's answers. Every write through this Store
-//! clears them at once (`Store::content_changed`); other instances see a change within `TTL`.
+//! page being the hottest read, and the public gallery's answers. A committed write through this
+//! Store forgets them here and on every other instance through the bus before it returns
+//! (`Caches::changed`);
+//! while this instance cannot hear the others (the bus is down) they are bypassed, never trusted.
+//! `TTL` is only a safety net for an invalidation lost on its way.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
 
 use crate::domain::assets::Asset;
 use crate::domain::shares::Share;
@@ -13,6 +19,79 @@ pub const TTL: Duration = Duration::from_secs(2);
 const MAX_ENTRIES: usize = 50_000;
 
 pub type ShareView = Arc<(Share, Asset)>;
+
+/// The other instances of the deployment, as the caches see them (the bus, wired in `app`).
+pub trait Peers: Send + Sync {
+    /// Tells every other instance to forget its caches. With `wait`, resolves once every instance
+    /// listening has done so (or a short wait ran out); otherwise once the message is sent.
+    fn invalidate(&self, wait: bool) -> BoxFuture<'static, ()>;
+    /// Whether the other instances' invalidations reach this one now.
+    fn listening(&self) -> bool;
+}
+
+/// Every cache of security-relevant state, and who must hear of a change.
+#[derive(Default)]
+pub struct Caches {
+    shares: TtlCache<ShareView>,
+    gallery: TtlCache<bytes::Bytes>,
+    /// Counts the times everything was forgotten: a value read from the database before the last
+    /// one may be stale and is not kept.
+    epoch: AtomicU64,
+    /// Unset on one instance (nobody else writes).
+    peers: OnceLock<Arc<dyn Peers>>,
+}
+
+impl Caches {
+    pub fn set_peers(&self, peers: Arc<dyn Peers>) {
+        let _ = self.peers.set(peers);
+    }
+
+    /// Whether cached values can be believed: alone, or hearing every other instance's writes.
+    fn trusted(&self) -> bool {
+        self.peers.get().is_none_or(|p| p.listening())
+    }
+
+    /// Take it before reading what is to be cached, give it to `put_*`.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    pub fn share(&self, uuid: &str) -> Option<ShareView> {
+        self.trusted().then(|| self.shares.get(uuid)).flatten()
+    }
+
+    pub fn put_share(&self, since: u64, uuid: &str, view: ShareView) {
+        if self.trusted() {
+            self.shares.put_unless_forgotten(&self.epoch, since, uuid, view);
+        }
+    }
+
+    pub fn gallery(&self, key: &str) -> Option<bytes::Bytes> {
+        self.trusted().then(|| self.gallery.get(key)).flatten()
+    }
+
+    pub fn put_gallery(&self, since: u64, key: &str, answer: bytes::Bytes) {
+        if self.trusted() {
+            self.gallery.put_unless_forgotten(&self.epoch, since, key, answer);
+        }
+    }
+
+    /// Forgets everything on this instance (another instance wrote, or the bus came back).
+    pub fn forget(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.shares.clear();
+        self.gallery.clear();
+    }
+
+    /// A write was committed here: forget it here and on every other instance (see
+    /// `Peers::invalidate` for `wait`).
+    pub async fn changed(&self, wait: bool) {
+        self.forget();
+        if let Some(peers) = self.peers.get() {
+            peers.invalidate(wait).await;
+        }
+    }
+}
 
 /// String-keyed values that live for `TTL`.
 pub struct TtlCache<V: Clone> {
@@ -35,8 +114,13 @@ impl<V: Clone> TtlCache<V> {
         map.get(key).filter(|(at, _)| at.elapsed() < TTL).map(|(_, v)| v.clone())
     }
 
-    pub fn put(&self, key: &str, value: V) {
+    /// Keeps `value` unless everything was forgotten since `since` (checked under the lock that
+    /// `clear` takes after moving the epoch, so a forgotten value is never kept).
+    fn put_unless_forgotten(&self, epoch: &AtomicU64, since: u64, key: &str, value: V) {
         let mut map = self.lock();
+        if epoch.load(Ordering::SeqCst) != since {
+            return;
+        }
         if map.len() >= MAX_ENTRIES {
             map.retain(|_, (at, _)| at.elapsed() < TTL);
             if map.len() >= MAX_ENTRIES {

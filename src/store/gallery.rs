@@ -101,11 +101,6 @@ fn post_from(r: &sqlx::any::AnyRow) -> Result<Post, sqlx::Error> {
 }
 
 impl Store {
-    /// Serialized public answers of the gallery list, cleared by every write (`content_changed`).
-    pub fn gallery_cache(&self) -> &super::cache::TtlCache<bytes::Bytes> {
-        &self.gallery_cache
-    }
-
     /// Creates a post of an asset of `new.content_type`. The partial unique index on active
     /// posts settles two concurrent shares of the same content by the same user.
     pub async fn create_gallery_post(
@@ -154,7 +149,7 @@ impl Store {
             Err(e) => return Err(e.into()),
         }
         tx.commit().await?;
-        self.content_changed();
+        self.content_changed().await;
         Ok(Ok(id))
     }
 
@@ -204,7 +199,7 @@ impl Store {
         let res = self
             .write(sqlx::query("UPDATE gallery_posts SET is_active = 0 WHERE id = $1 AND is_active = 1").bind(id))
             .await?;
-        self.content_changed();
+        self.content_changed().await;
         Ok(res.rows_affected() > 0)
     }
 

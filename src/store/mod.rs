@@ -65,9 +65,8 @@ pub struct Store {
     /// PostgreSQL.
     writer: AnyPool,
     dialect: Dialect,
-    share_cache: std::sync::Arc<cache::TtlCache<cache::ShareView>>,
-    /// Serialized answers of the public gallery list, by query (`Store::gallery_cache`).
-    gallery_cache: std::sync::Arc<cache::TtlCache<bytes::Bytes>>,
+    /// Share views and gallery answers, forgotten on every instance by any instance's write.
+    caches: std::sync::Arc<cache::Caches>,
     /// SQLite has one writer at a time: this instance's writers queue here (in order, without
     /// sleeping) instead of in SQLite's busy handler, which polls with sleeps of 1 to 100 ms.
     write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
@@ -120,8 +119,7 @@ impl Store {
             pool,
             writer,
             dialect,
-            share_cache: Default::default(),
-            gallery_cache: Default::default(),
+            caches: Default::default(),
             write_gate: Default::default(),
             comment_queue: Default::default(),
         })
@@ -192,6 +190,11 @@ impl Store {
                 Err(e)
             }
         }
+    }
+
+    /// The caches of this instance (the bus wires their peers and forgets them on others' writes).
+    pub fn caches(&self) -> &cache::Caches {
+        &self.caches
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -291,5 +294,18 @@ impl Store {
     pub async fn connect_for(config: &crate::config::Config) -> anyhow::Result<Store> {
         std::fs::create_dir_all(&config.data_dir)?;
         Store::connect(&config.effective_database_url(), config.database_max_connections).await
+    }
+}
+
+impl Store {
+    /// The deployment's identity, shared by every instance on this database (made once).
+    pub async fn deployment_id(&self) -> anyhow::Result<String> {
+        let fresh = uuid::Uuid::new_v4().simple().to_string();
+        self.write(
+            sqlx::query("INSERT INTO deployment (id, uuid) VALUES (1, $1) ON CONFLICT (id) DO NOTHING").bind(fresh),
+        )
+        .await?;
+        let (id,): (String,) = sqlx::query_as("SELECT uuid FROM deployment WHERE id = 1").fetch_one(&self.pool).await?;
+        Ok(id)
     }
 }

@@ -92,12 +92,12 @@ impl Store {
         .bind(password_hash.map(str::to_string));
         bind_settings(q, s).bind(now).execute(&mut *tx).await?;
         tx.commit().await?;
+        self.content_changed().await;
         self.share_by_uuid(uuid).await?.ok_or_else(|| anyhow::anyhow!("share vanished after insert"))
     }
 
     /// Rewrites a link's settings (`password_hash` None keeps the stored one).
     pub async fn update_share(&self, id: i64, s: &ShareSettings, password_hash: Option<&str>) -> anyhow::Result<()> {
-        self.content_changed();
         let q = sqlx::query(
             "UPDATE shares SET share_type = $1, password_hash = CASE WHEN $2 = 1 THEN $3 ELSE password_hash END,
                 allow_preview = $4, allow_download = $5, allow_comments = $6, allow_collaboration = $7,
@@ -109,25 +109,33 @@ impl Store {
         .bind(flag(password_hash.is_some() || s.share_type != ShareType::Protected))
         .bind(password_hash.map(str::to_string));
         self.write(bind_settings(q, s).bind(now_ms()).bind(id)).await?;
+        self.content_changed().await;
         Ok(())
     }
 
     /// A link and its asset, served from the short-lived cache when fresh (the share page path).
     pub async fn share_view(&self, uuid: &str) -> anyhow::Result<Option<super::cache::ShareView>> {
-        if let Some(v) = self.share_cache.get(uuid) {
+        if let Some(v) = self.caches.share(uuid) {
             return Ok(Some(v));
         }
+        let since = self.caches.epoch();
         let Some(share) = self.share_by_uuid(uuid).await? else { return Ok(None) };
         let Some(asset) = self.asset(share.asset_id).await? else { return Ok(None) };
         let view = std::sync::Arc::new((share, asset));
-        self.share_cache.put(uuid, view.clone());
+        self.caches.put_share(since, uuid, view.clone());
         Ok(Some(view))
     }
 
-    /// Forgets cached share views and gallery answers (after any write that may change one).
-    pub fn content_changed(&self) {
-        self.share_cache.clear();
-        self.gallery_cache.clear();
+    /// After a committed write that may change a cached share view or gallery answer: forgets
+    /// them here and on every other instance before the write's answer leaves (SPEC §9).
+    pub async fn content_changed(&self) {
+        self.caches.changed(true).await;
+    }
+
+    /// After a download was counted or refunded: the database enforces the limit itself, so the
+    /// other instances are told without waiting for them (cached counts are for display).
+    pub async fn counts_changed(&self) {
+        self.caches.changed(false).await;
     }
 
     pub async fn share_by_id(&self, id: i64) -> anyhow::Result<Option<Share>> {
@@ -179,20 +187,19 @@ impl Store {
     }
 
     pub async fn revoke_share(&self, id: i64) -> anyhow::Result<()> {
-        self.content_changed();
         self.write(
             sqlx::query("UPDATE shares SET revoked_at = $1, updated_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(now_ms())
                 .bind(id),
         )
         .await?;
+        self.content_changed().await;
         Ok(())
     }
 
     /// Counts one download if the link is live and under its limit: one conditional UPDATE,
     /// decided by the database before any byte is sent.
     pub async fn reserve_download(&self, id: i64, now: i64) -> anyhow::Result<Reservation> {
-        self.content_changed();
         let res = self
             .write(
                 sqlx::query(
@@ -204,17 +211,21 @@ impl Store {
                 .bind(now),
             )
             .await?;
-        Ok(if res.rows_affected() == 1 { Reservation::Counted } else { Reservation::Refused })
+        if res.rows_affected() == 0 {
+            return Ok(Reservation::Refused);
+        }
+        self.counts_changed().await;
+        Ok(Reservation::Counted)
     }
 
     /// Gives back a reservation whose transfer never started.
     pub async fn refund_download(&self, id: i64) -> anyhow::Result<()> {
-        self.content_changed();
         self.write(
             sqlx::query("UPDATE shares SET download_count = download_count - 1 WHERE id = $1 AND download_count > 0")
                 .bind(id),
         )
         .await?;
+        self.counts_changed().await;
         Ok(())
     }
 
@@ -266,7 +277,6 @@ impl Store {
 
     /// Removes an asset's links (and their grants) before the asset row goes.
     pub async fn delete_shares_of_asset(&self, asset_id: i64) -> anyhow::Result<()> {
-        self.content_changed();
         let (_writing, mut tx) = self.begin_write().await?;
         sqlx::query("DELETE FROM share_download_grants WHERE share_id IN (SELECT id FROM shares WHERE asset_id = $1)")
             .bind(asset_id)
@@ -274,6 +284,7 @@ impl Store {
             .await?;
         sqlx::query("DELETE FROM shares WHERE asset_id = $1").bind(asset_id).execute(&mut *tx).await?;
         tx.commit().await?;
+        self.content_changed().await;
         Ok(())
     }
 }

@@ -237,7 +237,87 @@ async fn sessions_on(db: Db) {
     assert_eq!(Ws::try_connect(&r.app, &ws_path(&s, &r.owner)).await.err(), Some(410));
 }
 
-crate::on_both_databases!(comments_on, sessions_on, concurrent_comments_reach_the_room_once_each_in_order);
+crate::on_both_databases!(
+    comments_on,
+    sessions_on,
+    concurrent_comments_reach_the_room_once_each_in_order,
+    a_burst_on_one_socket_is_stored_delivered_and_recorded_in_send_order
+);
+
+/// Fifty comments sent at once on one socket (SPEC §9): stored with rising seqs in the order they
+/// were sent, delivered to the other member in that order, recorded and replayed in that order,
+/// none refused (a sender that outruns the store is slowed down, not dropped).
+async fn a_burst_on_one_socket_is_stored_delivered_and_recorded_in_send_order(db: Db) {
+    let r = review_on(TestApp::on(db).await).await;
+    let s = session(&r, json!({})).await;
+    let mut rita = Ws::connect(&r.app, &ws_path(&s, &r.reviewer)).await;
+    let start = rita.next_of("session_state").await["seq"].as_i64().expect("seq");
+    let mut olive = Ws::connect(&r.app, &ws_path(&s, &r.owner)).await;
+    olive.next_of("session_state").await;
+    joined_by(&mut rita, r.owner_id).await;
+    let sent: Vec<String> = (0..50).map(|i| format!("c{i}")).collect();
+    // One write of all fifty frames, as a client flushing its queue would do.
+    for c in &sent {
+        olive.send(&json!({"type": "comment", "comment": {"content": c}})).await;
+    }
+    let mut live = Vec::new();
+    let mut last = start;
+    while live.len() < sent.len() {
+        let v = rita.next_within(Duration::from_secs(10)).await.expect("every comment arrives");
+        assert_ne!(v["type"], "error", "nothing is refused: {v}");
+        if v["type"] != "comment" {
+            continue;
+        }
+        let seq = v["seq"].as_i64().expect("seq");
+        assert!(seq > last, "rising seqs: {v}");
+        last = seq;
+        live.push(v["comment"]["content"].as_str().expect("content").to_string());
+    }
+    assert_eq!(live, sent, "delivered in send order");
+    // The sender sees its own comments in the same order, and no error.
+    let mut echoed = Vec::new();
+    while echoed.len() < sent.len() {
+        let v = olive.next_within(Duration::from_secs(10)).await.expect("echo");
+        assert_ne!(v["type"], "error", "nothing is refused: {v}");
+        if v["type"] == "comment" {
+            echoed.push(v["comment"]["content"].as_str().expect("content").to_string());
+        }
+    }
+    assert_eq!(echoed, sent);
+    // Stored (REST list, ids in commit order), recorded and replayed in send order.
+    let list: Value = r
+        .app
+        .get(&format!("/api/v3/assets/{}/comments/", r.asset_id), Some(&r.owner))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let stored: Vec<&str> = list.as_array().expect("list").iter().filter_map(|c| c["content"].as_str()).collect();
+    assert_eq!(stored, sent);
+    let sid = s["session_id"].as_str().expect("sid");
+    let rec: Value = r
+        .app
+        .get(&format!("/api/v3/collaboration/sessions/{sid}/recording/"), Some(&r.owner))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let recorded: Vec<&str> = rec["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["type"] == "comment")
+        .filter_map(|e| e["data"]["comment"]["content"].as_str())
+        .collect();
+    assert_eq!(recorded, sent, "recorded in send order");
+    let mut again = Ws::connect(&r.app, &format!("{}&last_seq={start}", ws_path(&s, &r.reviewer))).await;
+    assert_eq!(again.next_of("session_state").await["recovered"], true);
+    let mut replayed = Vec::new();
+    while replayed.len() < sent.len() {
+        replayed.push(again.next_of("comment").await["comment"]["content"].as_str().expect("c").to_string());
+    }
+    assert_eq!(replayed, sent, "replayed in send order");
+}
 
 /// Comments sent at the same moment (stored together in one transaction on SQLite) each get
 /// their own id and one event in the room, with consecutive seqs; the events as stored (the

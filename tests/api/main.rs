@@ -17,6 +17,7 @@ mod ops;
 mod pages;
 mod realtime;
 mod s3;
+mod scaleout;
 mod scan;
 mod shares;
 mod store;

@@ -168,15 +168,20 @@ async fn clients_on_two_instances_share_rooms_presence_and_notifications() {
     assert!(n["seq"].as_i64().is_some());
 }
 
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port()
+}
+
 /// A Redis server of our own, on a free port, that the test may kill.
-struct OwnRedis {
+pub struct OwnRedis {
     port: u16,
     child: Option<std::process::Child>,
     dir: tempfile::TempDir,
 }
 
 impl OwnRedis {
-    fn start_on(port: u16, dir: tempfile::TempDir) -> OwnRedis {
+    pub fn start_on(port: u16, dir: tempfile::TempDir) -> OwnRedis {
         let child = std::process::Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .current_dir(dir.path())
@@ -186,7 +191,7 @@ impl OwnRedis {
         OwnRedis { port, child: Some(child), dir }
     }
 
-    async fn wait_ready(&self) {
+    pub async fn wait_ready(&self) {
         for _ in 0..100 {
             if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
                 return;
@@ -196,11 +201,18 @@ impl OwnRedis {
         panic!("redis-server did not start");
     }
 
-    fn kill(&mut self) {
+    pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Starts it again on the same port (after `kill`), empty.
+    pub fn restart(&mut self) {
+        self.kill();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("dir"));
+        *self = OwnRedis::start_on(self.port, dir);
     }
 }
 
@@ -215,7 +227,7 @@ async fn losing_redis_keeps_local_clients_served_and_the_bus_recovers_what_was_m
     if redis_url().await.is_none() {
         return;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let port = free_port();
     let mut redis = OwnRedis::start_on(port, tempfile::tempdir().expect("dir"));
     redis.wait_ready().await;
     let (a, b) = pair(&format!("redis://127.0.0.1:{port}")).await;

@@ -275,7 +275,8 @@ async fn a_protected_link_needs_its_password_and_locks_out_after_five_wrong_ones
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     // Once the lockout is over (cleared here), the right password gives a token for this link.
-    app.state.limits.share_password.success(&("127.0.0.1".parse().expect("ip"), s["id"].as_i64().expect("id")));
+    let key = vitrine::limits::share_password_key("127.0.0.1".parse().expect("ip"), s["id"].as_i64().expect("id"));
+    app.state.limits.share_password.success(&key).await;
     let r = app.post_json(&format!("/api/v3/shares/{uuid}/unlock/"), None, &json!({"password": "secure123"})).await;
     assert_eq!(r.status(), StatusCode::OK);
     let t: Value = r.json().await.expect("json");

@@ -144,8 +144,8 @@ pub fn require_credentials(email: Option<String>, password: Option<String>) -> A
 
 /// Rate limits (per IP, per account), then the password; the one check for API and login page.
 pub async fn check_credentials(state: &AppState, ip: ClientIp, email: &str, password: &str) -> AppResult<User> {
-    state.limits.login_per_ip.check(&ip.0)?;
-    state.limits.login_per_account.check(&email.to_string())?;
+    state.limits.login_per_ip.check(ip.0).await?;
+    state.limits.login_per_account.check(email).await?;
     let user = state.store.user_by_email(email).await?;
     let ok = state.auth.verify_password(password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
     match user {

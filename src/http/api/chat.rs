@@ -287,7 +287,7 @@ pub async fn open_session(
 ) -> AppResult<impl IntoResponse> {
     let key = body.widget_key.as_deref().map(str::trim).filter(|k| !k.is_empty());
     let key = key.ok_or_else(|| AppError::validation("widget_key", "is required"))?;
-    state.limits.chat_session_per_ip.check(&ip)?;
+    state.limits.chat_session_per_ip.check(ip).await?;
     let company = state.store.company_by_widget_key(key).await?.ok_or(AppError::NotFound("widget"))?;
     let session =
         state.store.insert_chat_session(&uuid::Uuid::new_v4().to_string(), &company, state.clock.now_ms()).await?;
@@ -470,7 +470,7 @@ pub async fn upload_file(State(state): State<AppState>, headers: HeaderMap, body
 async fn receive_upload(state: &AppState, headers: &HeaderMap, body: Body) -> AppResult<FileOut> {
     // Who and how often, before a byte is read.
     let caller = Caller::from_request(state, headers, None, false).await?;
-    state.limits.chat_upload.check(&caller.limit_key())?;
+    state.limits.chat_upload.check(caller.limit_key()).await?;
     let mut form = upload::receive(state, headers, body, "file", state.config.chat_max_bytes).await?;
     let Some(rec) = form.file.take() else {
         return Err(AppError::validation("file", "is required"));

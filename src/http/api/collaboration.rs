@@ -194,7 +194,7 @@ pub async fn create(
 ) -> AppResult<Response> {
     let new = NewSession::parse(&body)?;
     let asset = super::assets::visible_asset(&state, &user, new.asset_id).await?;
-    state.limits.share_create_per_user.check(&user.id)?;
+    state.limits.share_create_per_user.check(user.id).await?;
     let now = state.clock.now_ms();
     let expires_at = now + new.duration_hours * 3_600_000;
     // The session's link: private to the participants, comments and collaboration on.

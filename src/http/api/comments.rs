@@ -26,6 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Where a comment came from, for analytics (a comment through a link counts on that link).
+#[derive(Clone)]
 pub struct Origin {
     pub share_id: i64,
     pub ip: IpAddr,

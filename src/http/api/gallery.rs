@@ -46,7 +46,7 @@ const TOP_SHARERS: i64 = 10;
 pub async fn audience(state: &AppState, user: Option<&User>) -> AppResult<Audience> {
     let Some(user) = user else { return Ok(Audience::Public) };
     let limit = if user.role == Role::Admin { &state.limits.gallery_admin } else { &state.limits.gallery_dashboard };
-    limit.check(state.rooms.bus().as_ref(), &user.id.to_string()).await?;
+    limit.check(user.id).await?;
     Ok(if matches!(user.role, Role::Dashboard | Role::Admin) { Audience::Staff } else { Audience::Public })
 }
 
@@ -267,11 +267,13 @@ pub async fn list(
     let (filter, page) = q.parse()?;
     // Answers are cached briefly per query and audience; every write clears the cache.
     let key = format!("{audience:?}|{:?}|{:?}|{}|{}", filter.category, filter.shared_by, page.page, page.page_size);
-    if let Some(b) = state.store.gallery_cache().get(&key) {
+    let caches = state.store.caches();
+    if let Some(b) = caches.gallery(&key) {
         return Ok(json_bytes(b));
     }
+    let since = caches.epoch();
     let b = posts_page(&state, &filter, page, audience, "/api/dashboard/shared-media/").await?;
-    state.store.gallery_cache().put(&key, b.clone());
+    caches.put_gallery(since, &key, b.clone());
     Ok(json_bytes(b))
 }
 

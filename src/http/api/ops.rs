@@ -45,8 +45,14 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     if let Err(e) = &storage {
         tracing::warn!(error = %e, "readiness: storage unavailable");
     }
-    let ready = db.is_ok() && storage.is_ok();
-    let body = Readiness { status: word(ready), database: word(db.is_ok()), storage: word(storage.is_ok()), bus: "ok" };
+    // A shared bus that is down leaves this instance counting limits alone: not ready (SPEC §9).
+    let bus = state.rooms.bus().connected();
+    if !bus {
+        tracing::warn!("readiness: the bus is unreachable");
+    }
+    let ready = db.is_ok() && storage.is_ok() && bus;
+    let body =
+        Readiness { status: word(ready), database: word(db.is_ok()), storage: word(storage.is_ok()), bus: word(bus) };
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, axum::Json(body)).into_response()
 }

@@ -109,7 +109,7 @@ impl ShareOut {
 /// Creates a link from validated settings (the API and the owner's page form).
 pub async fn create_share(state: &AppState, user: &User, asset_id: i64, input: ShareSettingsIn) -> AppResult<Share> {
     let asset = visible_asset(state, user, asset_id).await?;
-    state.limits.share_create_per_user.check(&user.id)?;
+    state.limits.share_create_per_user.check(user.id).await?;
     // One instant for created_at and for the expiry computed from expires_in_hours.
     let now = now_ms();
     let settings = ShareSettings::parse(input, &ShareSettings::defaults(&asset.title), false, now)?;

@@ -451,7 +451,7 @@ pub async fn download(State(state): State<AppState>, req: ShareRequest, method: 
 }
 
 async fn download_inner(state: &AppState, req: &ShareRequest, method: &Method) -> Result<Response, AppError> {
-    state.limits.share_access_per_ip.check(&req.ip)?;
+    state.limits.share_access_per_ip.check(req.ip).await?;
     let access = resolve(state, req).await?;
     if !access.share.allow_download {
         return Err(AppError::Forbidden {
@@ -843,7 +843,7 @@ pub async fn comment(
     if access.status == ShareStatus::Exhausted {
         return Err(AppError::from(Refusal::Gone(ShareStatus::Exhausted)));
     }
-    state.limits.guest_comment_per_ip.check(&req.ip)?;
+    state.limits.guest_comment_per_ip.check(req.ip).await?;
     let is_form = req
         .headers
         .get(header::CONTENT_TYPE)
