@@ -115,7 +115,7 @@ impl AppState {
             std::time::Duration::from_secs(config.clamd_timeout_secs),
         )?;
         let instance = uuid::Uuid::new_v4().simple().to_string();
-        let bus = crate::bus::from_config(config.bus_url.as_deref(), &instance)?;
+        let bus = crate::bus::from_config(config.bus_url.as_deref(), config.bus_tls_ca.as_deref(), &instance)?;
         let rooms = crate::realtime::Rooms::new(store.clone(), bus, instance, config.realtime_recovery_window);
         Ok(AppState(Arc::new(Inner {
             config,

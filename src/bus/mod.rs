@@ -103,10 +103,14 @@ impl EventBus for InProcess {
     }
 }
 
-/// The bus the configuration asks for.
-pub fn from_config(bus_url: Option<&str>, instance: &str) -> anyhow::Result<Arc<dyn EventBus>> {
+/// The bus the configuration asks for (`bus_url`, and `bus_tls_ca` for a `rediss://` one).
+pub fn from_config(
+    bus_url: Option<&str>,
+    bus_tls_ca: Option<&str>,
+    instance: &str,
+) -> anyhow::Result<Arc<dyn EventBus>> {
     match bus_url {
         None => Ok(Arc::new(InProcess)),
-        Some(url) => Ok(Arc::new(redis::RedisBus::new(url, instance)?)),
+        Some(url) => Ok(Arc::new(redis::RedisBus::new(url, bus_tls_ca.map(std::path::Path::new), instance)?)),
     }
 }
