@@ -526,12 +526,15 @@ fn check_postgres_tls(db: &str, problems: &mut Vec<String>) {
     let (mut cert, mut key) = (false, false);
     for (name, value) in url.query_pairs() {
         match &*name {
-            "sslmode" | "ssl-mode" => {
-                if !PG_SSLMODES.contains(&value.to_ascii_lowercase().as_str()) {
-                    problems
-                        .push(format!("`database_url`: sslmode={value:?} is not one of {}", PG_SSLMODES.join(", ")));
-                }
+            "sslmode" | "ssl-mode" if !PG_SSLMODES.contains(&value.to_ascii_lowercase().as_str()) => {
+                problems.push(format!("`database_url`: sslmode={value:?} is not one of {}", PG_SSLMODES.join(", ")));
             }
+            "sslmode" | "ssl-mode" => {}
+            // libpq's `sslrootcert=system` (the host's certificate store) has no equivalent in sqlx.
+            "sslrootcert" | "ssl-root-cert" | "ssl-ca" if value == "system" => problems.push(format!(
+                "`database_url`: {name}=system is not supported; leave {name} out to trust the public CAs built \
+                 into Vitrine (Mozilla's list), or give the path of a PEM file"
+            )),
             "sslrootcert" | "ssl-root-cert" | "ssl-ca" | "sslcert" | "ssl-cert" | "sslkey" | "ssl-key" => {
                 let what = match &*name {
                     "sslcert" | "ssl-cert" => {
@@ -544,12 +547,7 @@ fn check_postgres_tls(db: &str, problems: &mut Vec<String>) {
                     }
                     _ => "a PEM CA certificate",
                 };
-                if value == "system" {
-                    problems.push(format!(
-                        "`database_url`: {name}=system is not supported; leave {name} out to trust the public \
-                         CAs built into Vitrine (Mozilla's list), or give the path of a PEM file"
-                    ));
-                } else if !Path::new(&*value).is_file() {
+                if !Path::new(&*value).is_file() {
                     problems.push(format!("`database_url`: {name}={value:?} is not a readable file ({what})"));
                 }
             }

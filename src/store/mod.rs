@@ -106,10 +106,13 @@ impl Store {
         };
         let open = |pool: Result<AnyPool, sqlx::Error>| {
             pool.map_err(|e| {
-                let hint = match e {
-                    sqlx::Error::Tls(_) => " (TLS: check sslmode and sslrootcert in database_url)",
-                    _ => "",
+                // A refused certificate comes back from the handshake as an I/O error.
+                let tls = match &e {
+                    sqlx::Error::Tls(_) => true,
+                    sqlx::Error::Io(io) => io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()),
+                    _ => false,
                 };
+                let hint = if tls { " (TLS: check sslmode and sslrootcert in database_url)" } else { "" };
                 anyhow::Error::new(e).context(format!("cannot open the database at {shown}{hint}"))
             })
         };
