@@ -20,3 +20,4 @@ mod s3;
 mod scan;
 mod shares;
 mod store;
+mod tls;
