@@ -42,8 +42,8 @@ pub struct RedisBus {
 
 impl RedisBus {
     /// `tls_ca`: a PEM file of the CA that signed the server's certificate (`bus_tls_ca`); only that
-    /// CA is then trusted. Both are checked here, so a mistake stops the start instead of leaving
-    /// the bus retrying in the background.
+    /// CA is then trusted. The URL and the CA file are checked here, so a mistake in either stops the
+    /// start instead of leaving the bus retrying in the background.
     pub fn new(url: &str, tls_ca: Option<&Path>, instance: &str) -> anyhow::Result<RedisBus> {
         let client = match tls_ca {
             None => redis::Client::open(url).map_err(|e| anyhow::anyhow!("bus_url is not a Redis URL: {e}"))?,
