@@ -115,7 +115,8 @@ impl AppState {
         )?;
         let instance = uuid::Uuid::new_v4().simple().to_string();
         let deployment = store.deployment_id().await?;
-        let bus = crate::bus::from_config(config.bus_url.as_deref(), &instance, &deployment)?;
+        let bus =
+            crate::bus::from_config(config.bus_url.as_deref(), config.bus_tls_ca.as_deref(), &instance, &deployment)?;
         store.caches().set_peers(Arc::new(crate::bus::CachePeers(bus.clone())));
         let limits = Limits::new(&config, bus.clone());
         let rooms = crate::realtime::Rooms::new(store.clone(), bus, instance, config.realtime_recovery_window);

@@ -40,7 +40,8 @@ pub struct Config {
     pub listen: String,
     pub data_dir: PathBuf,
     pub public_url: String,
-    /// `sqlite://...` or `postgres://...`; empty means SQLite in `data_dir/vitrine.db`.
+    /// `sqlite://...` or `postgres://...`; empty means SQLite in `data_dir/vitrine.db`. A PostgreSQL
+    /// URL may carry libpq's TLS parameters (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`).
     #[serde(deserialize_with = "lossy_opt_string")]
     pub database_url: Option<String>,
     pub database_max_connections: u32,
@@ -57,8 +58,13 @@ pub struct Config {
     pub s3_secret_key: Option<String>,
     /// Path-style requests (`endpoint/bucket/key`), which most self-hosted S3 servers need.
     pub s3_path_style: bool,
+    /// `redis://` or `rediss://` (TLS), optionally with `user:password@`.
     #[serde(deserialize_with = "lossy_opt_string")]
     pub bus_url: Option<String>,
+    /// PEM file of the CA that signed the Redis server's certificate (`rediss://` only); empty
+    /// means the public CAs built into the binary (Mozilla's list).
+    #[serde(deserialize_with = "lossy_opt_string")]
+    pub bus_tls_ca: Option<String>,
     #[serde(deserialize_with = "lossy_opt_string")]
     pub smtp_url: Option<String>,
     /// Sender of notification and invitation mails.
@@ -204,6 +210,7 @@ impl Default for Config {
             s3_secret_key: None,
             s3_path_style: true,
             bus_url: None,
+            bus_tls_ca: None,
             smtp_url: None,
             smtp_from: "Vitrine <no-reply@localhost>".into(),
             notify_email_interval_secs: 600,
@@ -340,10 +347,12 @@ impl Config {
                 self.public_url
             )),
         }
-        if let Some(db) = &self.database_url
-            && !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://"))
-        {
-            problems.push("`database_url` must start with sqlite:, postgres:// or postgresql://".into());
+        if let Some(db) = &self.database_url {
+            if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+                check_postgres_tls(db, &mut problems);
+            } else if !db.starts_with("sqlite:") {
+                problems.push("`database_url` must start with sqlite:, postgres:// or postgresql://".into());
+            }
         }
         if self.database_max_connections == 0 {
             problems.push("`database_max_connections` must be at least 1".into());
@@ -417,6 +426,26 @@ impl Config {
         {
             problems.push("`bus_url` must be a redis:// or rediss:// URL".into());
         }
+        // The redis crate reads `rediss://…/#insecure` as "skip the certificate check", which this
+        // build leaves out on purpose: name the way to trust a private CA instead.
+        if let Some(url) = self.bus_url.as_deref().and_then(|u| url::Url::parse(u).ok())
+            && url.scheme() == "rediss"
+            && url.fragment() == Some("insecure")
+        {
+            problems.push(
+                "`bus_url`: #insecure (no certificate check) is not supported; give the CA of the Redis \
+                 server's certificate in `bus_tls_ca` instead"
+                    .into(),
+            );
+        }
+        if let Some(ca) = &self.bus_tls_ca {
+            if !self.bus_url.as_deref().is_some_and(|u| u.starts_with("rediss://")) {
+                problems.push("`bus_tls_ca` is set but `bus_url` is not a rediss:// (TLS) URL".into());
+            }
+            if !Path::new(ca).is_file() {
+                problems.push(format!("`bus_tls_ca` = {ca:?} is not a readable file (a PEM CA certificate)"));
+            }
+        }
         if self.analytics_queue_capacity == 0 {
             problems.push("`analytics_queue_capacity` must be at least 1".into());
         }
@@ -481,6 +510,58 @@ impl Config {
     }
 }
 
+/// The `sslmode` values PostgreSQL (libpq) and sqlx know.
+const PG_SSLMODES: &[&str] = &["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
+
+/// Checks the TLS parameters of a PostgreSQL `database_url` under the names sqlx reads (libpq's and
+/// its own dashed aliases). sqlx ignores a parameter it does not know, so a misspelt `ssl…` key
+/// would silently connect without the protection asked for: those are refused here, as are an
+/// unknown `sslmode` and certificate files that do not exist. The URL is never echoed (it may
+/// hold a password).
+fn check_postgres_tls(db: &str, problems: &mut Vec<String>) {
+    let Ok(url) = url::Url::parse(db) else {
+        problems.push("`database_url` is not a valid URL (percent-encode special characters in the password)".into());
+        return;
+    };
+    let (mut cert, mut key) = (false, false);
+    for (name, value) in url.query_pairs() {
+        match &*name {
+            "sslmode" | "ssl-mode" if !PG_SSLMODES.contains(&value.to_ascii_lowercase().as_str()) => {
+                problems.push(format!("`database_url`: sslmode={value:?} is not one of {}", PG_SSLMODES.join(", ")));
+            }
+            "sslmode" | "ssl-mode" => {}
+            // libpq's `sslrootcert=system` (the host's certificate store) has no equivalent in sqlx.
+            "sslrootcert" | "ssl-root-cert" | "ssl-ca" if value == "system" => problems.push(format!(
+                "`database_url`: {name}=system is not supported; leave {name} out to trust the public CAs built \
+                 into Vitrine (Mozilla's list), or give the path of a PEM file"
+            )),
+            "sslrootcert" | "ssl-root-cert" | "ssl-ca" | "sslcert" | "ssl-cert" | "sslkey" | "ssl-key" => {
+                let what = match &*name {
+                    "sslcert" | "ssl-cert" => {
+                        cert = true;
+                        "a PEM client certificate"
+                    }
+                    "sslkey" | "ssl-key" => {
+                        key = true;
+                        "a PEM private key"
+                    }
+                    _ => "a PEM CA certificate",
+                };
+                if !Path::new(&*value).is_file() {
+                    problems.push(format!("`database_url`: {name}={value:?} is not a readable file ({what})"));
+                }
+            }
+            other if other.starts_with("ssl") => problems.push(format!(
+                "`database_url`: unknown TLS parameter {other:?}; use sslmode, sslrootcert, sslcert or sslkey"
+            )),
+            _ => {}
+        }
+    }
+    if cert != key {
+        problems.push("`database_url`: give sslcert and sslkey together (a client certificate and its key)".into());
+    }
+}
+
 /// `scheme://user:secret@host` -> `scheme://user:***@host`.
 pub fn mask_url_password(u: &str) -> String {
     match url::Url::parse(u) {
@@ -530,5 +611,69 @@ mod tests {
         };
         let out = c.to_masked_toml().expect("toml");
         assert!(!out.contains("topsecret") && !out.contains(":pw@"), "{out}");
+    }
+
+    #[test]
+    fn redis_passwords_are_masked_with_or_without_a_user() {
+        assert_eq!(
+            mask_url_password("rediss://vitrine:secret@cache.example.com:6380/0"),
+            "rediss://vitrine:***@cache.example.com:6380/0"
+        );
+        assert_eq!(mask_url_password("redis://:secret@127.0.0.1:6379"), "redis://:***@127.0.0.1:6379");
+        let c =
+            Config { bus_url: Some("rediss://vitrine:secret@cache.example.com:6380/0".into()), ..Config::default() };
+        let out = c.to_masked_toml().expect("toml");
+        assert!(!out.contains("secret") && out.contains("rediss://vitrine:***@cache.example.com:6380/0"), "{out}");
+    }
+
+    fn problems_with(c: Config) -> String {
+        c.validate().map(|()| String::new()).unwrap_or_else(|e| e.to_string())
+    }
+
+    fn with_db(url: &str) -> Config {
+        Config { database_url: Some(url.into()), ..Config::default() }
+    }
+
+    #[test]
+    fn postgres_tls_parameters_are_checked_with_messages_that_name_them() {
+        let ca = tempfile::NamedTempFile::new().expect("ca file");
+        let ca = ca.path().display().to_string();
+        let ok = format!("postgres://v:pw@db.example.com/v?sslmode=verify-full&sslrootcert={ca}");
+        assert_eq!(problems_with(with_db(&ok)), "");
+        assert_eq!(problems_with(with_db("postgresql://v@db/v?sslmode=REQUIRE")), "");
+
+        let e = problems_with(with_db("postgres://v:pw@db/v?sslmode=verify-everything"));
+        assert!(e.contains("sslmode=\"verify-everything\" is not one of disable,"), "{e}");
+        assert!(!e.contains("pw"), "the URL's password is not echoed: {e}");
+        let e = problems_with(with_db("postgres://v@db/v?sslmode=verify-ca&sslrootcert=/nonexistent/ca.pem"));
+        assert!(e.contains("sslrootcert=\"/nonexistent/ca.pem\" is not a readable file"), "{e}");
+        let e = problems_with(with_db("postgres://v@db/v?sslmode=verify-full&sslrootcert=system"));
+        assert!(e.contains("sslrootcert=system is not supported"), "{e}");
+        let e = problems_with(with_db("postgres://v@db/v?ssl_mode=verify-full"));
+        assert!(e.contains("unknown TLS parameter \"ssl_mode\""), "{e}");
+        let e = problems_with(with_db(&format!("postgres://v@db/v?sslmode=verify-full&sslcert={ca}")));
+        assert!(e.contains("give sslcert and sslkey together"), "{e}");
+    }
+
+    #[test]
+    fn the_redis_ca_needs_a_rediss_url_and_an_existing_file() {
+        let ca = tempfile::NamedTempFile::new().expect("ca file");
+        let ca = ca.path().display().to_string();
+        let c = Config {
+            bus_url: Some("rediss://vitrine:pw@cache.example.com:6380/0".into()),
+            bus_tls_ca: Some(ca.clone()),
+            ..Config::default()
+        };
+        assert_eq!(problems_with(c), "");
+        let c = Config { bus_url: Some("redis://cache:6379".into()), bus_tls_ca: Some(ca), ..Config::default() };
+        assert!(problems_with(c).contains("`bus_tls_ca` is set but `bus_url` is not a rediss://"));
+        let c = Config {
+            bus_url: Some("rediss://cache:6380".into()),
+            bus_tls_ca: Some("/nonexistent/ca.pem".into()),
+            ..Config::default()
+        };
+        assert!(problems_with(c).contains("`bus_tls_ca` = \"/nonexistent/ca.pem\" is not a readable file"));
+        let c = Config { bus_url: Some("rediss://cache:6380/#insecure".into()), ..Config::default() };
+        assert!(problems_with(c).contains("#insecure (no certificate check) is not supported"));
     }
 }

@@ -135,12 +135,20 @@ impl EventBus for InProcess {
     }
 }
 
-/// The bus the configuration asks for. `deployment` names this deployment's keys and channels
-/// on a shared bus (`Store::deployment_id`), so deployments sharing one Redis stay apart.
-pub fn from_config(bus_url: Option<&str>, instance: &str, deployment: &str) -> anyhow::Result<Arc<dyn EventBus>> {
+/// The bus the configuration asks for (`bus_url`, and `bus_tls_ca` for a `rediss://` one).
+/// `deployment` names this deployment's keys and channels on a shared bus
+/// (`Store::deployment_id`), so deployments sharing one Redis stay apart.
+pub fn from_config(
+    bus_url: Option<&str>,
+    bus_tls_ca: Option<&str>,
+    instance: &str,
+    deployment: &str,
+) -> anyhow::Result<Arc<dyn EventBus>> {
     match bus_url {
         None => Ok(Arc::new(InProcess)),
-        Some(url) => Ok(Arc::new(redis::RedisBus::new(url, instance, deployment)?)),
+        Some(url) => {
+            Ok(Arc::new(redis::RedisBus::new(url, bus_tls_ca.map(std::path::Path::new), instance, deployment)?))
+        }
     }
 }
 

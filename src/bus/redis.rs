@@ -6,8 +6,11 @@
 //! each changed by one Lua script (one round trip, atomic, on Redis's clock). Connections are
 //! re-established with backoff; while Redis is down each instance keeps serving its own sockets,
 //! counts its limits alone and bypasses its caches, and the rooms catch up from the store when the
-//! subscription comes back.
+//! subscription comes back. `rediss://` URLs connect over TLS
+//! (rustls on aws-lc-rs) and check the server's certificate against the public CAs built in, or
+//! against `bus_tls_ca` alone when it is set.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,6 +19,8 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -53,8 +58,25 @@ pub struct RedisBus {
 }
 
 impl RedisBus {
-    pub fn new(url: &str, instance: &str, deployment: &str) -> anyhow::Result<RedisBus> {
-        let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("bus_url is not a Redis URL: {e}"))?;
+    /// `tls_ca`: a PEM file of the CA that signed the server's certificate (`bus_tls_ca`); only that
+    /// CA is then trusted. The URL and the CA file are checked here, so a mistake in either stops the
+    /// start instead of leaving the bus retrying in the background.
+    pub fn new(url: &str, tls_ca: Option<&Path>, instance: &str, deployment: &str) -> anyhow::Result<RedisBus> {
+        let client = match tls_ca {
+            None => redis::Client::open(url).map_err(|e| anyhow::anyhow!("bus_url is not a Redis URL: {e}"))?,
+            Some(ca) => {
+                let pem =
+                    std::fs::read(ca).map_err(|e| anyhow::anyhow!("cannot read bus_tls_ca {}: {e}", ca.display()))?;
+                // The redis crate skips what is not a certificate: an empty trust store would only
+                // show up later as every connection failing.
+                if !CertificateDer::pem_slice_iter(&pem).any(|c| c.is_ok()) {
+                    anyhow::bail!("bus_tls_ca {} holds no PEM certificate", ca.display());
+                }
+                let certs = redis::TlsCertificates { client_tls: None, root_cert: Some(pem) };
+                redis::Client::build_with_tls(url, certs)
+                    .map_err(|e| anyhow::anyhow!("bus_url with bus_tls_ca cannot be used: {e}"))?
+            }
+        };
         let (queue, rx) = mpsc::channel(QUEUE);
         Ok(RedisBus {
             client,

@@ -82,6 +82,8 @@ impl Store {
     /// Connects (creating the SQLite file if needed); SQLite runs in WAL mode with a busy timeout.
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Store> {
         sqlx::any::install_default_drivers();
+        let shown = crate::config::mask_url_password(url);
+        let url = &*libpq_sslmode(url);
         let dialect = if url.starts_with("sqlite:") { Dialect::Sqlite } else { Dialect::Postgres };
         let options = |max: u32| {
             let opts = AnyPoolOptions::new().max_connections(max).acquire_timeout(Duration::from_secs(10));
@@ -102,7 +104,16 @@ impl Store {
             })
         };
         let open = |pool: Result<AnyPool, sqlx::Error>| {
-            pool.with_context(|| format!("cannot open the database at {}", crate::config::mask_url_password(url)))
+            pool.map_err(|e| {
+                // A refused certificate comes back from the handshake as an I/O error.
+                let tls = match &e {
+                    sqlx::Error::Tls(_) => true,
+                    sqlx::Error::Io(io) => io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()),
+                    _ => false,
+                };
+                let hint = if tls { " (TLS: check sslmode and sslrootcert in database_url)" } else { "" };
+                anyhow::Error::new(e).context(format!("cannot open the database at {shown}{hint}"))
+            })
         };
         let pool = open(options(max_connections).connect(url).await)?;
         let writer = match dialect {
@@ -289,6 +300,28 @@ pub(crate) fn flag(b: bool) -> i64 {
     i64::from(b)
 }
 
+/// libpq checks the server's certificate under `sslmode=require` when a root certificate is given
+/// (as `verify-ca` does); sqlx 0.9 documents the same for `PgSslMode::Require` but then encrypts
+/// without any check. Operators write libpq URLs, so such a URL is read the libpq way: never less
+/// checking than the URL asks for.
+fn libpq_sslmode(url: &str) -> std::borrow::Cow<'_, str> {
+    const ROOT_CERT: &[&str] = &["sslrootcert", "ssl-root-cert", "ssl-ca"];
+    let Ok(mut parsed) = url::Url::parse(url) else { return url.into() };
+    if !matches!(parsed.scheme(), "postgres" | "postgresql") {
+        return url.into();
+    }
+    let pairs: Vec<(String, String)> = parsed.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    let is_require =
+        |(k, v): &(String, String)| matches!(k.as_str(), "sslmode" | "ssl-mode") && v.eq_ignore_ascii_case("require");
+    if !(pairs.iter().any(is_require) && pairs.iter().any(|(k, _)| ROOT_CERT.contains(&k.as_str()))) {
+        return url.into();
+    }
+    let pairs =
+        pairs.into_iter().map(|p| if is_require(&p) { ("sslmode".to_string(), "verify-ca".to_string()) } else { p });
+    parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    parsed.to_string().into()
+}
+
 impl Store {
     /// Connects to the database the configuration names.
     pub async fn connect_for(config: &crate::config::Config) -> anyhow::Result<Store> {
@@ -307,5 +340,28 @@ impl Store {
         .await?;
         let (id,): (String,) = sqlx::query_as("SELECT uuid FROM deployment WHERE id = 1").fetch_one(&self.pool).await?;
         Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::libpq_sslmode;
+
+    #[test]
+    fn require_with_a_root_certificate_verifies_the_chain_as_libpq_does() {
+        let url = libpq_sslmode("postgres://u:p@db.example.com/v?sslmode=require&sslrootcert=/etc/ca.pem");
+        assert_eq!(url, "postgres://u:p@db.example.com/v?sslmode=verify-ca&sslrootcert=%2Fetc%2Fca.pem");
+    }
+
+    #[test]
+    fn other_urls_are_left_as_written() {
+        for url in [
+            "postgres://u:p@db.example.com/v?sslmode=require",
+            "postgres://u:p@db.example.com/v?sslmode=verify-full&sslrootcert=/etc/ca.pem",
+            "postgres://u:p@db.example.com/v",
+            "sqlite://data/vitrine.db?mode=rwc",
+        ] {
+            assert_eq!(libpq_sslmode(url), url);
+        }
     }
 }

@@ -21,3 +21,4 @@ mod scaleout;
 mod scan;
 mod shares;
 mod store;
+mod tls;
