@@ -754,3 +754,50 @@ async fn visitor_and_agent_on_two_instances_share_the_session() {
     // Both instances number the session's events in one sequence.
     assert_eq!(agent.next_of("message").await["seq"], m["seq"]);
 }
+
+crate::on_both_databases!(a_burst_of_messages_on_one_socket_is_stored_and_delivered_in_send_order);
+
+/// Messages one socket sends at once (SPEC §9) are stored with rising seqs in send order, reach
+/// the other side in that order, and are listed and replayed in that order; none is refused.
+async fn a_burst_of_messages_on_one_socket_is_stored_and_delivered_in_send_order(db: Db) {
+    let app = TestApp::on(db).await;
+    let (_, c) = setup(&app).await;
+    let mut agent = Ws::connect(&app, &ws_path(&c, &c.agent)).await;
+    let start = agent.next_of("connection_established").await["seq"].as_i64().expect("seq");
+    let mut visitor = Ws::connect(&app, &ws_path(&c, &c.visitor)).await;
+    visitor.next_of("connection_established").await;
+    // Within the socket's burst allowance (20 a second, 40 at once).
+    let sent: Vec<String> = (0..35).map(|i| format!("m{i}")).collect();
+    for m in &sent {
+        visitor.send(&json!({"type": "message", "text": m})).await;
+    }
+    let mut live = Vec::new();
+    let mut last = start;
+    while live.len() < sent.len() {
+        let v = agent.next_within(Duration::from_secs(10)).await.expect("every message arrives");
+        if v["type"] != "message" {
+            continue;
+        }
+        let seq = v["seq"].as_i64().expect("seq");
+        assert!(seq > last, "rising seqs: {v}");
+        last = seq;
+        live.push(v["text"].as_str().expect("text").to_string());
+    }
+    assert_eq!(live, sent, "delivered in send order");
+    let listed: Value = app
+        .get(&format!("/api/chat/messages/?session_id={}&company_id={}", c.session_id, c.company_id), Some(&c.agent))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let stored: Vec<&str> =
+        listed["messages"].as_array().expect("messages").iter().filter_map(|m| m["text"].as_str()).collect();
+    assert_eq!(stored, sent, "stored in send order");
+    let mut again = Ws::connect(&app, &format!("{}&last_seq={start}", ws_path(&c, &c.agent))).await;
+    assert_eq!(again.next_of("connection_established").await["recovered"], true);
+    let mut replayed = Vec::new();
+    while replayed.len() < sent.len() {
+        replayed.push(again.next_of("message").await["text"].as_str().expect("text").to_string());
+    }
+    assert_eq!(replayed, sent, "replayed in send order");
+}
