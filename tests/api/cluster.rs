@@ -75,8 +75,8 @@ pub struct Cluster {
 
 impl Cluster {
     /// Starts PostgreSQL-backed instances A and B with `tweak` applied to both configurations
-    /// (after the cluster's own settings), then nginx in front of them, and waits until both are
-    /// on the bus and nginx answers.
+    /// (after the cluster's own settings; B's `database_url` is then set to A's), then nginx in
+    /// front of them, and waits until both are on the bus and nginx answers.
     ///
     /// `None`, after saying why, when `TEST_DATABASE_URL` or `TEST_REDIS_URL` is not set. When
     /// they are set, a missing nginx, an unreachable PostgreSQL or Redis fail the test.
@@ -116,17 +116,18 @@ impl Cluster {
         };
         let first = shared.clone();
         let a = TestApp::spawn_with(Spawn {
-            db: db.clone(),
+            db,
             s3: Some(s3.clone()),
             tweak: Box::new(move |c| first(c)),
             ..Default::default()
         })
         .await;
-        // B opens the database A created (as `realtime::pair_with` shares its SQLite file).
+        // B opens the database A created (as `realtime::pair_with` shares its SQLite file); the
+        // SQLite default below only stands in until the tweak replaces it (no database made).
         let database_url = a.state.config.database_url.clone().expect("A has a database_url");
         let url = database_url.clone();
         let b = TestApp::spawn_with(Spawn {
-            db,
+            db: Db::Sqlite,
             s3: Some(s3.clone()),
             tweak: Box::new(move |c| {
                 shared(c);
