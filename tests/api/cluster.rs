@@ -114,11 +114,10 @@ impl Cluster {
                 tweak(c);
             }
         };
-        let first = shared.clone();
         let a = TestApp::spawn_with(Spawn {
             db,
             s3: Some(s3.clone()),
-            tweak: Box::new(move |c| first(c)),
+            tweak: Box::new(shared.clone()),
             ..Default::default()
         })
         .await;
