@@ -22,6 +22,9 @@ BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$BENCH_DIR/.." && pwd)"
 # Allow pointing at a binary built elsewhere (e.g. a CI artifact).
 VITRINE_BIN="${VITRINE_BIN:-$REPO_ROOT/target/release/vitrine}"
+# Kept from the servers' environment: Vitrine reads every VITRINE_* variable as a setting and
+# refuses unknown ones, so `VITRINE_BIN=… bash bench/x.sh` would stop every server at start.
+export -n VITRINE_BIN
 
 # Credentials for the throw-away admin account each benchmark creates.
 BENCH_EMAIL="bench@example.com"
@@ -39,11 +42,18 @@ die()  { printf '[%s] ERROR: %s\n' "$(date +%H:%M:%S)" "$*" >&2; exit 2; }
 _BENCH_PIDS=()
 _BENCH_TMPDIRS=()
 
+_BENCH_ON_EXIT=()
+
 _bench_cleanup() {
     local rc=$?
     local pid
     for pid in "${_BENCH_PIDS[@]+"${_BENCH_PIDS[@]}"}"; do
         stop_pid "$pid" || true
+    done
+    # After the servers are gone (a scratch database can only be dropped once nobody uses it).
+    local cmd
+    for cmd in "${_BENCH_ON_EXIT[@]+"${_BENCH_ON_EXIT[@]}"}"; do
+        eval "$cmd" || true
     done
     local dir
     for dir in "${_BENCH_TMPDIRS[@]+"${_BENCH_TMPDIRS[@]}"}"; do
@@ -70,6 +80,10 @@ make_tmpdir() {
 
 # register_pid PID: make sure PID is stopped on exit.
 register_pid() { _BENCH_PIDS+=("$1"); }
+
+# on_exit CMD: run the shell command CMD on exit, after every registered process is stopped
+# (dropping a scratch database, say). Failures are ignored.
+on_exit() { _BENCH_ON_EXIT+=("$1"); }
 
 # stop_pid PID: SIGTERM (what a supervisor sends, so graceful shutdown is what
 # we exercise), wait up to 10 s, then SIGKILL so a hung server cannot hang the
@@ -123,6 +137,11 @@ free_port() {
 # Vitrine server
 # ---------------------------------------------------------------------------
 
+# VITRINE_EXTRA_ENV: more VITRINE_*=value settings for every server a script starts (an
+# array; set it after sourcing this file). They come after the defaults below, so they win:
+# scale.sh uses it for database_url, bus_url, the shared secrets and public_url.
+VITRINE_EXTRA_ENV=()
+
 # vitrine_env DATA_DIR PORT: set the array VITRINE_ENV to the config for this
 # data dir/port, used as `env "${VITRINE_ENV[@]}" ...` for both `serve` and
 # `user create` so they agree.
@@ -133,6 +152,7 @@ vitrine_env() {
         VITRINE_DATA_DIR="$data_dir"
         VITRINE_PUBLIC_URL="http://127.0.0.1:$port"
         VITRINE_LOG_LEVEL="${VITRINE_LOG_LEVEL:-warn}"
+        "${VITRINE_EXTRA_ENV[@]+"${VITRINE_EXTRA_ENV[@]}"}"
     )
 }
 
@@ -431,4 +451,133 @@ hey_p99_ms() {
     fi
     grep -q '\[200\]' <<<"$out" || die "hey got no 200 answers from $url"
     awk '/ 99% in / { printf "%.2f\n", $3 * 1000 }' <<<"$out"
+}
+
+# ---------------------------------------------------------------------------
+# The shipped reverse proxy and CPU accounting (scale.sh)
+# ---------------------------------------------------------------------------
+
+# write_nginx_proxy_conf PREFIX PORT UPSTREAM...: nginx (one worker per core) running the site
+# file we ship, deploy/nginx/vitrine.conf, unchanged but for its `listen` line (127.0.0.1:PORT)
+# and the servers of `upstream vitrine` (one line per UPSTREAM host:port, with the options of
+# the shipped first line).
+write_nginx_proxy_conf() {
+    local prefix=$1 port=$2 user_line=""
+    shift 2
+    [[ $EUID -eq 0 ]] && user_line="user root;"
+    mkdir -p "$prefix/tmp"
+    python3 - "$REPO_ROOT/deploy/nginx/vitrine.conf" "$prefix/site.conf" "127.0.0.1:$port" "$@" <<'PY' ||
+import sys
+src, out, listen, *upstreams = sys.argv[1:]
+res, in_upstream, servers, listens = [], False, 0, 0
+for line in open(src).read().splitlines():
+    t = line.lstrip()
+    indent = line[: len(line) - len(t)]
+    if t.startswith("upstream vitrine"):
+        in_upstream = True
+    elif in_upstream and t.startswith("}"):
+        in_upstream = False
+    elif in_upstream and t.startswith("server "):
+        if servers == 0:
+            options = t.rstrip().rstrip(";").split()[2:]
+            res += [f"{indent}server {u}{''.join(' ' + o for o in options)};" for u in upstreams]
+        servers += 1
+        continue
+    elif t.startswith("listen "):
+        if listens == 0:
+            res.append(f"{indent}listen {listen};")
+        listens += 1
+        continue
+    res.append(line)
+if servers == 0 or listens == 0:
+    sys.exit(f"{src}: no `server` line in `upstream vitrine`, or no `listen` line")
+open(out, "w").write("\n".join(res) + "\n")
+PY
+        die "cannot adapt deploy/nginx/vitrine.conf"
+    cat >"$prefix/nginx.conf" <<CONF
+$user_line
+daemon off;
+worker_processes auto;
+pid $prefix/nginx.pid;
+error_log $prefix/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $prefix/tmp/body;
+    proxy_temp_path $prefix/tmp/proxy;
+    fastcgi_temp_path $prefix/tmp/fastcgi;
+    uwsgi_temp_path $prefix/tmp/uwsgi;
+    scgi_temp_path $prefix/tmp/scgi;
+    include $prefix/site.conf;
+}
+CONF
+}
+
+# start_nginx_proxy PREFIX UPSTREAM...: the shipped proxy on a free port in front of the
+# UPSTREAM instances, ready; sets NGINX_PROXY_URL and NGINX_PID (the master process).
+start_nginx_proxy() {
+    local prefix=$1 port
+    shift
+    port="$(free_port)"
+    write_nginx_proxy_conf "$prefix" "$port" "$@"
+    "$NGINX_BIN" -p "$prefix/" -c "$prefix/nginx.conf" -e "$prefix/error.log" </dev/null >"$prefix/out.log" 2>&1 &
+    NGINX_PID=$!
+    register_pid "$NGINX_PID"
+    NGINX_PROXY_URL="http://127.0.0.1:$port"
+    wait_http_ok "$NGINX_PROXY_URL/healthz" 10 "$NGINX_PID" "$prefix/error.log"
+}
+
+# child_pids PID: the direct children of PID (nginx's workers), space separated.
+child_pids() {
+    python3 - "$1" <<'PY'
+import os, sys
+kids = []
+for d in os.listdir("/proc"):
+    if d.isdigit():
+        try:
+            stat = open(f"/proc/{d}/stat").read()
+        except OSError:
+            continue
+        if stat[stat.rindex(")") + 2 :].split()[1] == sys.argv[1]:
+            kids.append(d)
+print(" ".join(kids))
+PY
+}
+
+# cpu_snapshot FILE NAME=PID[,PID...]...: user+system CPU ticks of every listed process, by
+# name, the machine's busy ticks (/proc/stat, all cores) and the monotonic clock, as JSON in FILE.
+cpu_snapshot() {
+    python3 - "$@" <<'PY'
+import json, sys, time
+out, groups, wall = sys.argv[1], {}, time.monotonic()
+for arg in sys.argv[2:]:
+    name, _, pids = arg.partition("=")
+    g = groups.setdefault(name, {})
+    for pid in filter(None, pids.replace(" ", ",").split(",")):
+        try:
+            stat = open(f"/proc/{pid}/stat").read()
+        except OSError:
+            continue
+        f = stat[stat.rindex(")") + 2 :].split()
+        g[pid] = int(f[11]) + int(f[12])
+cpu = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+busy = sum(cpu[:8]) - cpu[3] - cpu[4]  # user nice system idle iowait irq softirq steal
+json.dump({"groups": groups, "busy": busy, "wall": wall}, open(out, "w"))
+PY
+}
+
+# cpu_diff BEFORE AFTER: "name seconds" per name, then "machine seconds" (CPU used in between
+# by everything) and "window seconds" (wall time in between). A process that appeared in between
+# counts from zero; one that ended in between is lost.
+cpu_diff() {
+    python3 - "$1" "$2" <<'PY'
+import json, os, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+tick = os.sysconf("SC_CLK_TCK")
+for name, pids in b["groups"].items():
+    before = a["groups"].get(name, {})
+    print(name, f"{sum(t - before.get(p, 0) for p, t in pids.items()) / tick:.3f}")
+print("machine", f"{(b['busy'] - a['busy']) / tick:.3f}")
+print("window", f"{b['wall'] - a['wall']:.3f}")
+PY
 }

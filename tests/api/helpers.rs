@@ -439,6 +439,21 @@ impl Ws {
         }
     }
 
+    /// Connects to a full `ws://` URL (through a proxy, say) and returns the socket with the
+    /// handshake's response headers; panics when the upgrade is refused.
+    pub async fn connect_url(url: &str) -> (Ws, tokio_tungstenite::tungstenite::http::HeaderMap) {
+        Ws::try_connect_url(url).await.unwrap_or_else(|status| panic!("upgrade of {url} refused with {status}"))
+    }
+
+    /// [`Ws::connect_url`], or the HTTP status that refused the upgrade.
+    pub async fn try_connect_url(url: &str) -> Result<(Ws, tokio_tungstenite::tungstenite::http::HeaderMap), u16> {
+        match tokio_tungstenite::connect_async(url).await {
+            Ok((inner, response)) => Ok((Ws { inner }, response.headers().clone())),
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
+            Err(e) => panic!("connect {url}: {e}"),
+        }
+    }
+
     pub async fn send(&mut self, v: &Value) {
         self.send_text(&v.to_string()).await;
     }
