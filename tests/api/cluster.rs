@@ -27,7 +27,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use vitrine::config::Config;
 
-use crate::helpers::{Db, S3Server, Spawn, TestApp, Ws, fixtures};
+use crate::helpers::{Db, S3Server, Spawn, TestApp, Ws, assert_error, fixtures};
 
 const JWT: &str = "0123456789abcdef0123456789abcdef-jwt-shared-by-the-cluster";
 const HMAC: &str = "0123456789abcdef0123456789abcdef-hmac-shared-by-the-cluster";
@@ -627,18 +627,13 @@ async fn a_per_ip_limit_through_the_proxy_counts_each_forwarded_address_apart() 
     let widget_key = r.json::<Value>().await.expect("json")["widget_key"].as_str().expect("key").to_string();
     let open = |xff: Option<&'static str>| open_chat_session(&cluster, &widget_key, xff);
 
-    // One session a minute per address. Until the limit is shared by every instance each
-    // instance allows its own one, so the refusal comes at the second or the third request.
-    let (first, _) = open(Some("203.0.113.9")).await;
+    // One session a minute per address, for the deployment: the second request, which the
+    // other instance takes, is refused.
+    let (first, on) = open(Some("203.0.113.9")).await;
     assert_eq!(first, StatusCode::CREATED);
-    let mut refused = false;
-    for _ in 0..2 {
-        if open(Some("203.0.113.9")).await.0 == StatusCode::TOO_MANY_REQUESTS {
-            refused = true;
-            break;
-        }
-    }
-    assert!(refused, "203.0.113.9 is refused once it has spent its budget");
+    let (second, then) = open(Some("203.0.113.9")).await;
+    assert_eq!(second, StatusCode::TOO_MANY_REQUESTS, "203.0.113.9 is refused once it has spent its budget");
+    assert_ne!(on, then, "by the other instance");
     // Another forwarded address, and the proxy's own client without the header, have budgets of
     // their own: the instances do not see everybody as nginx.
     assert_eq!(open(Some("203.0.113.10")).await.0, StatusCode::CREATED);
@@ -648,4 +643,269 @@ async fn a_per_ip_limit_through_the_proxy_counts_each_forwarded_address_apart() 
     let (s2, on2) = open(Some("203.0.113.9")).await;
     assert_eq!((s1, s2), (StatusCode::TOO_MANY_REQUESTS, StatusCode::TOO_MANY_REQUESTS));
     assert_ne!(on1, on2);
+}
+
+// ---------------------------------------------------------------------------
+// SPEC §9 through the proxy: what holds on one instance holds for the deployment.
+// ---------------------------------------------------------------------------
+
+/// An owner with a small PDF, through the proxy.
+async fn owner_with_pdf(cluster: &Cluster) -> (String, i64) {
+    let (token, _) = cluster.register("owner@example.com", "Olive Owner").await;
+    let asset = cluster.upload_streamed(&token, "deck.pdf", fixtures::pdf(3)).await;
+    (token, asset["id"].as_i64().expect("id"))
+}
+
+async fn create_link(cluster: &Cluster, token: &str, asset: i64, body: Value) -> Value {
+    let r = cluster.post_json(&format!("/api/v3/assets/{asset}/share/"), Some(token), &body).await;
+    let status = r.status();
+    let text = r.text().await.expect("body");
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    serde_json::from_str(&text).expect("json")
+}
+
+/// The share page's JSON twin from one client address.
+async fn view_from(cluster: &Cluster, uuid: &str, ip: &str) -> (StatusCode, Instance) {
+    let r = cluster
+        .req(Method::GET, &format!("/share/{uuid}/"), None)
+        .header("accept", "application/json")
+        .header("x-forwarded-for", ip)
+        .send()
+        .await
+        .expect("share page");
+    (r.status(), cluster.answered_by(&r))
+}
+
+/// Two views, which nginx sends to the two instances: both have the link cached afterwards.
+async fn warm_both(cluster: &Cluster, uuid: &str) {
+    let (s1, on1) = view_from(cluster, uuid, "198.51.100.1").await;
+    let (s2, on2) = view_from(cluster, uuid, "198.51.100.1").await;
+    assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK));
+    assert_ne!(on1, on2, "both instances served (and cached) the link");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_proxy_five_wrong_passwords_lock_the_link_out_for_the_deployment() {
+    let Some(cluster) = Cluster::start(|_| {}).await else { return };
+    let (owner, asset) = owner_with_pdf(&cluster).await;
+    let s = create_link(&cluster, &owner, asset, json!({"share_type": "protected", "password": "secure123"})).await;
+    let unlock = format!("/api/v3/shares/{}/unlock/", s["uuid"].as_str().expect("uuid"));
+    let attempt = |password: &'static str| {
+        let r = cluster.req(Method::POST, &unlock, None).header("x-forwarded-for", "203.0.113.50");
+        async move { r.json(&json!({"password": password})).send().await.expect("unlock") }
+    };
+    let mut served = std::collections::BTreeSet::new();
+    for _ in 0..5 {
+        let r = attempt("guess").await;
+        served.insert(format!("{:?}", cluster.answered_by(&r)));
+        assert_error(r, StatusCode::FORBIDDEN, "wrong_password").await;
+    }
+    assert_eq!(served.len(), 2, "both instances took some of the five");
+    for _ in 0..2 {
+        let r = attempt("secure123").await;
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "locked out on either instance");
+    }
+    // Another address is not locked out.
+    let r = cluster
+        .req(Method::POST, &unlock, None)
+        .header("x-forwarded-for", "203.0.113.51")
+        .json(&json!({"password": "secure123"}))
+        .send()
+        .await
+        .expect("unlock");
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_proxy_download_and_link_creation_limits_hold_for_the_deployment() {
+    let Some(cluster) = Cluster::start(|c| {
+        c.share_access_rate_per_ip_per_minute = 4;
+        c.share_create_rate_per_user_per_hour = 3;
+    })
+    .await
+    else {
+        return;
+    };
+    let (owner, asset) = owner_with_pdf(&cluster).await;
+    let mut links = Vec::new();
+    for _ in 0..3 {
+        links.push(create_link(&cluster, &owner, asset, json!({"share_type": "public"})).await);
+    }
+    for _ in 0..2 {
+        let r = cluster.post_json(&format!("/api/v3/assets/{asset}/share/"), Some(&owner), &json!({})).await;
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "a fourth link in the hour, on either instance");
+    }
+    // Four downloads a minute from one address (served from the shared S3 by both instances).
+    let dl = format!("/share/{}/download", links[0]["uuid"].as_str().expect("uuid"));
+    let download = || cluster.req(Method::GET, &dl, None).header("x-forwarded-for", "203.0.113.60").send();
+    for i in 0..4 {
+        let r = download().await.expect("download");
+        assert_eq!(r.status(), StatusCode::OK, "download {i}");
+        assert_eq!(r.bytes().await.expect("bytes").as_ref(), fixtures::pdf(3).as_slice());
+    }
+    for _ in 0..2 {
+        let r = download().await.expect("download");
+        assert_error(r, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_proxy_chat_uploads_are_limited_per_uploader_for_the_deployment() {
+    let Some(cluster) = Cluster::start(|c| c.chat_upload_rate_per_minute = 2).await else { return };
+    let (admin, _) = cluster.register("admin@example.com", "Ada Admin").await;
+    let r = cluster.post_json("/api/companies/", Some(&admin), &json!({"name": "Acme"})).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let widget_key = r.json::<Value>().await.expect("json")["widget_key"].as_str().expect("key").to_string();
+    let r = cluster.post_json("/api/chat/sessions/", None, &json!({"widget_key": widget_key})).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let visitor = r.json::<Value>().await.expect("json")["token"].as_str().expect("token").to_string();
+    let upload = |i: usize| {
+        let part = reqwest::multipart::Part::bytes(format!("note {i}\n").into_bytes()).file_name("note.txt");
+        cluster
+            .req(Method::POST, "/api/chat/upload/", Some(&visitor))
+            .multipart(reqwest::multipart::Form::new().part("file", part))
+            .send()
+    };
+    let mut on = std::collections::BTreeSet::new();
+    for i in 0..2 {
+        let r = upload(i).await.expect("upload");
+        on.insert(format!("{:?}", cluster.answered_by(&r)));
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    assert_eq!(on.len(), 2, "each instance took one");
+    for i in 2..4 {
+        let r = upload(i).await.expect("upload");
+        assert_error(r, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_proxy_revoke_delete_password_and_deactivation_take_effect_at_the_next_request() {
+    let Some(cluster) = Cluster::start(|c| c.share_access_rate_per_ip_per_minute = 1000).await else { return };
+    let (owner, asset) = owner_with_pdf(&cluster).await;
+    let patch =
+        |path: String, body: Value, token: String| cluster.req(Method::PATCH, &path, Some(&token)).json(&body).send();
+    let delete = |path: String, token: String| cluster.req(Method::DELETE, &path, Some(&token)).send();
+    // Revoke: warm both caches, revoke, then both instances refuse.
+    let s = create_link(&cluster, &owner, asset, json!({"share_type": "public"})).await;
+    let u = s["uuid"].as_str().expect("uuid").to_string();
+    warm_both(&cluster, &u).await;
+    assert_eq!(
+        delete(format!("/api/v3/shares/{u}/"), owner.clone()).await.expect("revoke").status(),
+        StatusCode::NO_CONTENT
+    );
+    for _ in 0..2 {
+        assert_eq!(view_from(&cluster, &u, "198.51.100.1").await.0, StatusCode::GONE);
+    }
+    // A password set: both instances ask for it.
+    let s = create_link(&cluster, &owner, asset, json!({"share_type": "public"})).await;
+    let u = s["uuid"].as_str().expect("uuid").to_string();
+    warm_both(&cluster, &u).await;
+    let r = patch(
+        format!("/api/v3/shares/{u}/"),
+        json!({"share_type": "protected", "password": "new-secret-1"}),
+        owner.clone(),
+    )
+    .await
+    .expect("patch");
+    assert_eq!(r.status(), StatusCode::OK);
+    for _ in 0..2 {
+        assert_eq!(view_from(&cluster, &u, "198.51.100.1").await.0, StatusCode::UNAUTHORIZED);
+    }
+    // A limit reached: with max_downloads lowered to what was downloaded, both say exhausted.
+    let s = create_link(&cluster, &owner, asset, json!({"share_type": "public"})).await;
+    let u = s["uuid"].as_str().expect("uuid").to_string();
+    let dl = cluster.req(Method::GET, &format!("/share/{u}/download"), None).send().await.expect("download");
+    assert_eq!(dl.status(), StatusCode::OK);
+    warm_both(&cluster, &u).await;
+    let r = patch(format!("/api/v3/shares/{u}/"), json!({"max_downloads": 1}), owner.clone()).await.expect("patch");
+    assert_eq!(r.status(), StatusCode::OK);
+    for _ in 0..2 {
+        let r = cluster
+            .req(Method::GET, &format!("/share/{u}/download"), None)
+            .header("x-forwarded-for", "198.51.100.2")
+            .send()
+            .await
+            .expect("download");
+        assert_error(r, StatusCode::GONE, "share_exhausted").await;
+    }
+    // The asset deleted: its links are gone on both instances.
+    let s = create_link(&cluster, &owner, asset, json!({"share_type": "public"})).await;
+    let u = s["uuid"].as_str().expect("uuid").to_string();
+    warm_both(&cluster, &u).await;
+    assert_eq!(
+        delete(format!("/api/v3/assets/{asset}/"), owner.clone()).await.expect("delete").status(),
+        StatusCode::NO_CONTENT
+    );
+    for _ in 0..2 {
+        assert_eq!(view_from(&cluster, &u, "198.51.100.1").await.0, StatusCode::NOT_FOUND);
+    }
+    // An account disabled: refused by both instances at once.
+    let (admin, _) = (owner.clone(), ());
+    let (user, user_id) = cluster.register("uma@example.com", "Uma User").await;
+    for _ in 0..2 {
+        assert_eq!(cluster.get("/api/auth/me/", Some(&user)).await.status(), StatusCode::OK);
+    }
+    let r = patch(format!("/api/admin/users/{user_id}/"), json!({"is_active": false}), admin).await.expect("disable");
+    assert_eq!(r.status(), StatusCode::OK, "the first account is the admin");
+    for _ in 0..2 {
+        assert_error(cluster.get("/api/auth/me/", Some(&user)).await, StatusCode::FORBIDDEN, "account_disabled").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_proxy_a_burst_of_fifty_comments_is_stored_delivered_and_recorded_in_send_order() {
+    let Some(cluster) = Cluster::start(|_| {}).await else { return };
+    let (owner, asset) = owner_with_pdf(&cluster).await;
+    let (reviewer, _) = cluster.register("rita@example.com", "Rita Reviewer").await;
+    let r = cluster
+        .post_json(
+            "/api/v3/collaboration/sessions/",
+            Some(&owner),
+            &json!({"asset_id": asset, "participants": [{"email": "rita@example.com"}]}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let session: Value = r.json().await.expect("json");
+    let ws_path = |token: &str| format!("{}?token={token}", session["websocket_url"].as_str().expect("url"));
+    // The two members on different instances.
+    let (mut olive, olive_on) = cluster.ws(&ws_path(&owner)).await;
+    olive.next_of("session_state").await;
+    let (mut rita, mut rita_on) = cluster.ws(&ws_path(&reviewer)).await;
+    while rita_on == olive_on {
+        (rita, rita_on) = cluster.ws(&ws_path(&reviewer)).await;
+    }
+    let start = rita.next_of("session_state").await["seq"].as_i64().expect("seq");
+    let sent: Vec<String> = (0..50).map(|i| format!("c{i}")).collect();
+    for c in &sent {
+        olive.send(&json!({"type": "comment", "comment": {"content": c}})).await;
+    }
+    let mut live = Vec::new();
+    let mut last = start;
+    while live.len() < sent.len() {
+        let v = rita.next_within(std::time::Duration::from_secs(10)).await.expect("every comment crosses");
+        assert_ne!(v["type"], "error", "{v}");
+        if v["type"] == "comment" {
+            let seq = v["seq"].as_i64().expect("seq");
+            assert!(seq > last, "rising seqs");
+            last = seq;
+            live.push(v["comment"]["content"].as_str().expect("content").to_string());
+        }
+    }
+    assert_eq!(live, sent, "delivered on the other instance in send order");
+    let sid = session["session_id"].as_str().expect("sid");
+    let rec: Value = cluster
+        .get(&format!("/api/v3/collaboration/sessions/{sid}/recording/"), Some(&owner))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let recorded: Vec<&str> = rec["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["type"] == "comment")
+        .filter_map(|e| e["data"]["comment"]["content"].as_str())
+        .collect();
+    assert_eq!(recorded, sent, "recorded in send order");
 }
