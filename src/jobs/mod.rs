@@ -1,5 +1,7 @@
 //! Background jobs: small named loops that stop on the shared shutdown signal; each has a
-//! `run_once(&AppState)` that tests call directly.
+//! `run_once(&AppState)` that tests call directly. Jobs over the whole deployment (retention, the
+//! blob sweeper) run on the one instance holding the job's lease in the database (`claimed`);
+//! jobs over an instance's own state (its view counts, its local limiters) run everywhere.
 
 pub mod blob_gc;
 pub mod retention;
@@ -20,10 +22,16 @@ pub fn spawn_all(state: AppState, shutdown: CancellationToken) -> Vec<JoinHandle
     vec![
         writer,
         every("analytics_retention", Duration::from_secs(3600), state.clone(), shutdown.clone(), |s| async move {
-            retention::run_once(&s).await.map(|_| ())
+            if claimed(&s, "analytics_retention", Duration::from_secs(3600)).await? {
+                retention::run_once(&s).await?;
+            }
+            Ok(())
         }),
-        every("blob_gc", gc_every, state.clone(), shutdown.clone(), |s| async move {
-            blob_gc::run_once(&s).await.map(|_| ())
+        every("blob_gc", gc_every, state.clone(), shutdown.clone(), move |s| async move {
+            if claimed(&s, "blob_gc", gc_every).await? {
+                blob_gc::run_once(&s).await?;
+            }
+            Ok(())
         }),
         every("view_counts", Duration::from_secs(1), state.clone(), shutdown.clone(), |s| async move {
             view_counts::run_once(&s).await.map(|_| ())
@@ -33,6 +41,13 @@ pub fn spawn_all(state: AppState, shutdown: CancellationToken) -> Vec<JoinHandle
             s.store.purge_download_grants(crate::domain::time::now_ms()).await.map(|_| ())
         }),
     ]
+}
+
+/// Whether this instance runs the deployment-wide job `name` this round: it holds (or takes over)
+/// the job's lease for one `period`, so that of N instances one does the work once.
+pub async fn claimed(state: &AppState, name: &str, period: Duration) -> anyhow::Result<bool> {
+    let now = state.clock.now_ms();
+    state.store.claim_job(name, &state.rooms.instance, now, now + period.as_millis() as i64).await
 }
 
 /// Runs `job` every `period` until `shutdown`; failures are logged and retried next round.

@@ -45,3 +45,32 @@ async fn the_sweeper_leaves_young_blobs_alone() {
     let report = vitrine::jobs::blob_gc::run_once(&app.state).await.expect("sweep");
     assert_eq!(report, vitrine::jobs::blob_gc::GcReport::default());
 }
+
+/// Jobs over the whole deployment run on one instance at a time (SPEC §9): the instance holding
+/// the job's lease runs it, the other skips it, and takes over once the holder stops renewing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_wide_job_runs_on_one_instance_and_another_takes_over_when_it_stops() {
+    let clock = std::sync::Arc::new(vitrine::domain::time::ManualClock::new(1_800_000_000_000));
+    let a = TestApp::spawn_with(Spawn { clock: Some(clock.clone()), ..Default::default() }).await;
+    let db = a.state.config.database_url.clone();
+    let b = TestApp::spawn_with(Spawn {
+        clock: Some(clock.clone()),
+        tweak: Box::new(move |c| c.database_url = db),
+        ..Default::default()
+    })
+    .await;
+    let period = std::time::Duration::from_secs(3600);
+    let claim = |app: &TestApp| {
+        let state = app.state.clone();
+        async move { vitrine::jobs::claimed(&state, "blob_gc", period).await.expect("claim") }
+    };
+    assert!(claim(&a).await, "the first instance takes the lease");
+    assert!(!claim(&b).await, "the other skips the job while the lease runs");
+    clock.set(1_800_000_000_000 + 3_600_000);
+    assert!(claim(&a).await, "the holder renews at its next round");
+    assert!(!claim(&b).await);
+    // A stops renewing (it died): once its lease has run out, B does the work.
+    clock.set(1_800_000_000_000 + 2 * 3_600_000 + 1);
+    assert!(claim(&b).await, "another instance takes over an expired lease");
+    assert!(!claim(&a).await, "and the old holder now skips");
+}

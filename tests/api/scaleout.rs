@@ -194,7 +194,11 @@ async fn without_redis_each_instance_counts_alone_and_sharing_resumes_when_it_is
     let mut redis = crate::realtime::OwnRedis::start_on(port, tempfile::tempdir().expect("dir"));
     redis.wait_ready().await;
     let (a, b) = pair_with(&format!("redis://127.0.0.1:{port}"), |c| c.login_rate_per_account_per_minute = 2).await;
-    a.register("olive@example.com", "Olive Owner").await;
+    let (owner, _) = a.register("olive@example.com", "Olive Owner").await;
+    let asset = a.upload(&owner, "deck.pdf", fixtures::pdf(3)).await["id"].as_i64().expect("id");
+    let link = share(&a, &owner, asset, json!({"share_type": "public"})).await;
+    let uuid = link["uuid"].as_str().expect("uuid");
+    assert_eq!(view(&b, uuid).await.status(), StatusCode::OK, "B has the link cached");
     let login = |app: &TestApp| {
         let app_client = app.client.clone();
         let url = app.url("/api/auth/login/");
@@ -242,6 +246,9 @@ async fn without_redis_each_instance_counts_alone_and_sharing_resumes_when_it_is
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(down, "/readyz reports the bus as down");
+    // B cannot hear A's writes now: it does not trust its cache (the revoke reaches no one).
+    assert_eq!(a.delete(&format!("/api/v3/shares/{uuid}/"), Some(&owner)).await.status(), StatusCode::NO_CONTENT);
+    assert_error(view(&b, uuid).await, StatusCode::GONE, "share_revoked").await;
 
     redis.restart();
     redis.wait_ready().await;

@@ -5,3 +5,11 @@ CREATE TABLE deployment (
     id BIGINT PRIMARY KEY,
     uuid TEXT NOT NULL
 );
+
+-- Deployment-wide periodic jobs (retention, the blob sweeper): the instance whose lease is current
+-- runs the job; another takes over once the lease has run out (one instance does it once).
+CREATE TABLE job_leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    until_ms BIGINT NOT NULL
+);
