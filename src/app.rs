@@ -31,6 +31,8 @@ pub struct Inner {
     pub analytics: Arc<crate::analytics::Analytics>,
     /// Rooms: live delivery on this instance and, through the bus, across instances.
     pub rooms: Arc<crate::realtime::Rooms>,
+    /// Every WebSocket of this instance: told to go away (1001) on shutdown, and waited for.
+    pub sockets: crate::realtime::socket::Sockets,
     /// Outgoing mail (off without `smtp_url`).
     pub mailer: crate::mail::Mailer,
     /// Last access e-mail per share (throttle).
@@ -130,6 +132,7 @@ impl AppState {
             views: Default::default(),
             analytics,
             rooms,
+            sockets: Default::default(),
             mailer,
             mailed: Default::default(),
             scanner,

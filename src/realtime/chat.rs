@@ -144,6 +144,10 @@ async fn run(state: &AppState, reach: &Reach, sub: &mut Subscription, ws: &mut W
                 Some(Ok(_)) => heartbeat.heard(),
             },
             _ = heartbeat.due() => if !heartbeat.beat(ws).await { return },
+            () = state.sockets.going_away() => {
+                socket::going_away(ws).await;
+                return;
+            }
         }
     }
 }

@@ -305,6 +305,10 @@ async fn run(state: &AppState, seat: &Seat, sub: &mut Subscription, ws: &mut Web
             Some(reply) = next_reply(&mut local.replies) => {
                 if send_text(ws, &reply).await { Flow::Continue } else { Flow::Gone }
             }
+            () = state.sockets.going_away() => {
+                socket::going_away(ws).await;
+                Flow::Gone
+            }
             () = &mut timer => {
                 let now = tokio::time::Instant::now();
                 if now >= expires {

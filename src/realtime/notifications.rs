@@ -88,6 +88,10 @@ pub async fn serve(state: AppState, user: User, last_seq: Option<i64>, mut ws: W
                 Some(Ok(_)) => heartbeat.heard(),
             },
             _ = heartbeat.due() => ok = heartbeat.beat(&mut ws).await,
+            () = state.sockets.going_away() => {
+                socket::going_away(&mut ws).await;
+                break;
+            }
         }
     }
     metrics::gauge!("vitrine_websockets_open", "channel" => "notifications").decrement(1.0);
