@@ -19,4 +19,5 @@ mod realtime;
 mod s3;
 mod scan;
 mod shares;
+mod shutdown;
 mod store;
