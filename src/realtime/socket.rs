@@ -140,7 +140,11 @@ pub struct Sockets {
 
 impl Default for Sockets {
     fn default() -> Self {
-        Sockets { away: CancellationToken::new(), cut: CancellationToken::new(), open: tokio::sync::watch::Sender::new(()) }
+        Sockets {
+            away: CancellationToken::new(),
+            cut: CancellationToken::new(),
+            open: tokio::sync::watch::Sender::new(()),
+        }
     }
 }
 

@@ -65,12 +65,17 @@ async fn chat_path(app: &TestApp, admin: &str, admin_id: i64) -> String {
     assert_eq!(r.status(), StatusCode::CREATED);
     let c: Value = r.json().await.expect("json");
     let (company, key) = (c["company_id"].as_str().expect("id"), c["widget_key"].as_str().expect("key"));
-    let r = app.post_json(&format!("/api/companies/{company}/agents/"), Some(admin), &json!({"user_id": admin_id})).await;
+    let r =
+        app.post_json(&format!("/api/companies/{company}/agents/"), Some(admin), &json!({"user_id": admin_id})).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let r = app.post_json("/api/chat/sessions/", None, &json!({"widget_key": key})).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let s: Value = r.json().await.expect("json");
-    format!("/ws/chat/{company}/{}/?token={}", s["session_id"].as_str().expect("session"), s["token"].as_str().expect("t"))
+    format!(
+        "/ws/chat/{company}/{}/?token={}",
+        s["session_id"].as_str().expect("session"),
+        s["token"].as_str().expect("t")
+    )
 }
 
 /// A public link to a PDF of about `size` bytes: (owner token, link path, e.g. `/share/{uuid}/`,
@@ -126,8 +131,10 @@ async fn every_socket_is_told_to_go_away_with_1001_and_run_returns_promptly() {
 fn streamed_upload(
     app: &TestApp,
     token: &str,
-) -> (tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>, futures::channel::mpsc::Sender<std::io::Result<Vec<u8>>>)
-{
+) -> (
+    tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>,
+    futures::channel::mpsc::Sender<std::io::Result<Vec<u8>>>,
+) {
     let (tx, rx) = futures::channel::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
     let part = reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(rx))
         .file_name("streamed.pdf")
