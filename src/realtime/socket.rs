@@ -150,6 +150,7 @@ impl Default for Sockets {
 
 impl Sockets {
     /// Resolves once the instance is going away: the socket's loop then calls `going_away`.
+    /// (Pin it once outside the loop: every socket waits on this one token.)
     pub fn going_away(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
         self.away.cancelled()
     }
