@@ -204,6 +204,52 @@ async fn a_transfer_longer_than_the_grace_period_is_cut_and_run_returns() {
     assert!(took >= Duration::from_millis(900), "the grace period was granted (took {took:?})");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_stuck_writing_to_a_client_that_does_not_read_is_cut_at_the_end_of_the_grace() {
+    let app = TestApp::spawn_with(Spawn { tweak: Box::new(|c| c.shutdown_grace_secs = 1), ..Default::default() }).await;
+    let (owner, _, rita, session) = session(&app).await;
+    // Rita's client has a tiny receive window and stops reading after the greeting.
+    let tcp = tokio::net::TcpSocket::new_v4().expect("socket");
+    tcp.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let tcp = tcp.connect(app.addr).await.expect("connect");
+    let url = format!("ws://{}{}", app.addr, collab_path(&session, &rita));
+    let (inner, _) =
+        tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(tcp)).await.expect("upgrade");
+    let mut rita = Ws { inner };
+    rita.next_of("session_state").await;
+    // About 3.6 MB of comments: the server's writes to her socket block long before that (and
+    // stay under the room's 1,024-frame window, so her socket is not dropped as too slow).
+    let path = format!("/api/v3/assets/{}/comments/", session["asset_id"]);
+    let text = "x".repeat(9_000);
+    let mut posted = 0;
+    for chunk in 0..100 {
+        let bodies: Vec<Value> = (0..4).map(|i| json!({"content": format!("{chunk}-{i} {text}")})).collect();
+        for r in futures::future::join_all(bodies.iter().map(|b| app.post_json(&path, Some(&owner), b))).await {
+            assert_eq!(r.status(), StatusCode::CREATED);
+            posted += 1;
+        }
+    }
+
+    let started = Instant::now();
+    let run = app.shutdown();
+    stopped_within(run, Duration::from_secs(6)).await;
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(900), "the grace period was granted (took {took:?})");
+    // What reached her: part of the comments, then the connection ends without the 1001 that
+    // could not be written.
+    let mut got = 0;
+    let closed_with = loop {
+        match tokio::time::timeout(Duration::from_secs(5), rita.inner.next()).await.expect("the socket ends") {
+            Some(Ok(Message::Text(t))) if t.contains(r#""type":"comment""#) => got += 1,
+            Some(Ok(Message::Close(f))) => break f.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => break None,
+        }
+    };
+    assert!(got < posted, "the server was still writing when it was cut ({got} of {posted})");
+    assert_eq!(closed_with, None, "cut, not closed");
+}
+
 crate::on_both_databases!(analytics_and_view_counts_captured_just_before_shutdown_are_written);
 
 async fn analytics_and_view_counts_captured_just_before_shutdown_are_written(db: Db) {
