@@ -183,6 +183,7 @@ pub async fn run(listener: TcpListener, state: AppState, shutdown: CancellationT
         }
     });
     tokio::select! {
+        biased;
         () = shutdown.cancelled() => {}
         () = served.cancelled() => tracing::error!("the server stopped by itself; shutting down"),
     }
