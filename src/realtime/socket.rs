@@ -171,10 +171,22 @@ impl Sockets {
         self.open.closed().await;
     }
 
-    /// How many sockets are running.
+    /// How many sockets are running (with the work they handed off, see `hold`).
     pub fn count(&self) -> usize {
         self.open.receiver_count()
     }
+
+    /// Keeps shutdown waiting (within the grace period) while the guard lives: for work a socket
+    /// hands off its loop that must still finish when the socket is gone, such as storing the
+    /// messages it had received.
+    pub fn hold(&self) -> Held {
+        Held { _open: self.open.subscribe() }
+    }
+}
+
+/// See `Sockets::hold`.
+pub struct Held {
+    _open: tokio::sync::watch::Receiver<()>,
 }
 
 /// Upgrades to a socket with small buffers (`configure`) that runs `serve` as one of the
@@ -184,7 +196,7 @@ where
     F: FnOnce(AppState, WebSocket) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let held = state.sockets.open.subscribe();
+    let held = state.sockets.hold();
     let cut = state.sockets.cut.clone();
     configure(ws).on_upgrade(move |socket| async move {
         tokio::select! {
