@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
@@ -31,6 +31,8 @@ pub struct Inner {
     pub analytics: Arc<crate::analytics::Analytics>,
     /// Rooms: live delivery on this instance and, through the bus, across instances.
     pub rooms: Arc<crate::realtime::Rooms>,
+    /// Every WebSocket of this instance: told to go away (1001) on shutdown, and waited for.
+    pub sockets: crate::realtime::socket::Sockets,
     /// Outgoing mail (off without `smtp_url`).
     pub mailer: crate::mail::Mailer,
     /// Last access e-mail per share (throttle).
@@ -133,6 +135,7 @@ impl AppState {
             views: Default::default(),
             analytics,
             rooms,
+            sockets: Default::default(),
             mailer,
             mailed: Default::default(),
             scanner,
@@ -141,29 +144,84 @@ impl AppState {
     }
 }
 
-/// Serves `state` on `listener` until `shutdown` is cancelled, then drains in-flight requests
-/// and stops the background jobs.
+/// How long connections cut at the end of the grace period get to notice it before `run` goes on.
+const CUT_WAIT: Duration = Duration::from_secs(2);
+
+/// Serves `state` on `listener` until `shutdown` is cancelled, then shuts down gracefully
+/// (SPEC §9): stops accepting connections, closes every WebSocket with 1001, lets requests in
+/// flight finish for up to `shutdown_grace_secs` and cuts what is left, then stops the background
+/// jobs (the analytics writer writes what is queued) and writes the last view counts.
 pub async fn run(listener: TcpListener, state: AppState, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let mut jobs = crate::jobs::spawn_all(state.clone(), shutdown.clone());
-    jobs.extend(state.rooms.start(shutdown.clone()));
+    // Background work outlives the requests and sockets it serves: a download finishing in the
+    // grace period still records its analytics, a socket leaving still publishes its presence.
+    let background = CancellationToken::new();
+    let mut jobs = crate::jobs::spawn_all(state.clone(), background.clone());
+    jobs.extend(state.rooms.start(background.clone()));
     let app = crate::http::service(state.clone());
     let addr = listener.local_addr()?;
     tracing::info!(%addr, public_url = %state.config.public_url, "vitrine is listening");
-    let stop = shutdown.clone();
+    let cut = CancellationToken::new();
     // Small frames (WebSocket broadcasts, short JSON) go out at once instead of waiting for
     // Nagle's algorithm and the peer's delayed ACK (up to 40 ms).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
+    let listener = axum::serve::ListenerExt::tap_io(crate::http::conn::Listener::new(listener, cut.clone()), |c| {
+        if let Err(e) = c.tcp().set_nodelay(true) {
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
     });
-    axum::serve(
-        listener,
-        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(app),
-    )
-    .with_graceful_shutdown(async move { stop.cancelled().await })
-    .await?;
+    let stop = shutdown.clone();
+    // Axum stops accepting at the signal and ends once every HTTP connection is done (upgraded
+    // ones are not HTTP any more: `state.sockets` follows those).
+    let served = CancellationToken::new();
+    let http = tokio::spawn({
+        let served = served.clone();
+        let serve = axum::serve(
+            listener,
+            axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(app),
+        )
+        .with_graceful_shutdown(async move { stop.cancelled().await });
+        async move {
+            let r = serve.await;
+            served.cancel();
+            r
+        }
+    });
+    tokio::select! {
+        biased;
+        () = shutdown.cancelled() => {}
+        () = served.cancelled() => tracing::error!("the server stopped by itself; shutting down"),
+    }
     shutdown.cancel();
+    let grace = Duration::from_secs(state.config.shutdown_grace_secs);
+    tracing::info!(
+        grace_secs = grace.as_secs(),
+        sockets = state.sockets.count(),
+        "shutting down: no new connections, sockets told to reconnect elsewhere (1001), requests in flight may finish"
+    );
+    state.sockets.go_away();
+    let everything_done = || async {
+        served.cancelled().await;
+        state.sockets.closed().await;
+    };
+    if tokio::time::timeout(grace, everything_done()).await.is_err() {
+        tracing::warn!(
+            grace_secs = grace.as_secs(),
+            sockets = state.sockets.count(),
+            "grace period over: cutting the requests and sockets still open"
+        );
+        cut.cancel();
+        state.sockets.cut();
+        if tokio::time::timeout(CUT_WAIT, everything_done()).await.is_err() {
+            tracing::warn!("some connections did not end when cut; stopping anyway");
+        }
+    }
+    if served.is_cancelled() {
+        if let Ok(Err(e)) = http.await {
+            tracing::warn!(error = %e, "the server ended with an error");
+        }
+    } else {
+        http.abort();
+    }
+    background.cancel();
     for j in jobs {
         let _ = j.await;
     }

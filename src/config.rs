@@ -148,6 +148,8 @@ pub struct Config {
     pub clamd_fail_open: bool,
     /// Longest a clamd scan may take.
     pub clamd_timeout_secs: u64,
+    /// On SIGTERM, how long requests in flight (uploads, downloads) may run before they are cut.
+    pub shutdown_grace_secs: u64,
     /// Social-network message templates (`{title}`, `{url}`, `{description}`) and hashtags.
     pub social: crate::domain::shares::SocialConfig,
 }
@@ -251,6 +253,7 @@ impl Default for Config {
             chat_url_ttl_secs: 3_600,
             clamd_fail_open: false,
             clamd_timeout_secs: 30,
+            shutdown_grace_secs: 30,
             social: crate::domain::shares::SocialConfig::default(),
         }
     }
@@ -460,6 +463,9 @@ impl Config {
         if self.share_password_max_failures == 0 {
             problems.push("`share_password_max_failures` must be at least 1".into());
         }
+        if !(1..=3600).contains(&self.shutdown_grace_secs) {
+            problems.push("`shutdown_grace_secs` must be between 1 and 3600".into());
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
             problems.push(format!("`log_level` = {:?} is not a level such as info or debug", self.log_level));
         }
@@ -600,6 +606,13 @@ mod tests {
         let c = Config { listen: "nonsense".into(), ..Config::default() };
         let e = c.validate().expect_err("must fail").to_string();
         assert!(e.contains("`listen`"), "{e}");
+    }
+
+    #[test]
+    fn a_shutdown_grace_of_zero_names_the_setting() {
+        let c = Config { shutdown_grace_secs: 0, ..Config::default() };
+        let e = c.validate().expect_err("must fail").to_string();
+        assert!(e.contains("`shutdown_grace_secs`"), "{e}");
     }
 
     #[test]

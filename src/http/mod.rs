@@ -1,6 +1,7 @@
 //! The URL space: `router()` merges every feature router; shared layers live here.
 
 pub mod api;
+pub mod conn;
 pub mod extract;
 pub mod files;
 pub mod pages;

@@ -105,6 +105,7 @@ async fn send_replayed(state: &AppState, reach: &Reach, missed: &[Arc<Envelope>]
 async fn run(state: &AppState, reach: &Reach, sub: &mut Subscription, ws: &mut WebSocket) {
     let limiter = socket::inbound_limiter(INBOUND_PER_SECOND);
     let mut heartbeat = socket::Heartbeat::default();
+    let mut away = std::pin::pin!(state.sockets.going_away());
     loop {
         tokio::select! {
             next = sub.next() => match next {
@@ -144,6 +145,10 @@ async fn run(state: &AppState, reach: &Reach, sub: &mut Subscription, ws: &mut W
                 Some(Ok(_)) => heartbeat.heard(),
             },
             _ = heartbeat.due() => if !heartbeat.beat(ws).await { return },
+            () = &mut away => {
+                socket::going_away(ws).await;
+                return;
+            }
         }
     }
 }

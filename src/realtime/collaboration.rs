@@ -327,6 +327,7 @@ async fn run(state: &AppState, seat: &Seat, sub: &mut Subscription, ws: &mut Web
     let expires = tokio::time::Instant::now() + ends_in;
     // One timer per socket: the next ping, the next coalesced cursor or the session's end.
     let mut timer = std::pin::pin!(tokio::time::sleep_until(heartbeat.next().min(expires)));
+    let mut away = std::pin::pin!(state.sockets.going_away());
     loop {
         let due = local.cursor_due().map_or(heartbeat.next(), |c| c.min(heartbeat.next())).min(expires);
         if timer.deadline() != due {
@@ -348,6 +349,10 @@ async fn run(state: &AppState, seat: &Seat, sub: &mut Subscription, ws: &mut Web
             },
             Some(reply) = next_reply(&mut local.lane) => {
                 if send_text(ws, &reply).await { Flow::Continue } else { Flow::Gone }
+            }
+            () = &mut away => {
+                socket::going_away(ws).await;
+                Flow::Gone
             }
             () = &mut timer => {
                 let now = tokio::time::Instant::now();

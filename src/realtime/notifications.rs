@@ -51,6 +51,7 @@ pub async fn serve(state: AppState, user: User, last_seq: Option<i64>, mut ws: W
         ok = ok && send_frame(&mut ws, &env.frame).await;
     }
     let mut heartbeat = socket::Heartbeat::default();
+    let mut away = std::pin::pin!(state.sockets.going_away());
     while ok {
         tokio::select! {
             next = sub.next() => match next {
@@ -88,6 +89,10 @@ pub async fn serve(state: AppState, user: User, last_seq: Option<i64>, mut ws: W
                 Some(Ok(_)) => heartbeat.heard(),
             },
             _ = heartbeat.due() => ok = heartbeat.beat(&mut ws).await,
+            () = &mut away => {
+                socket::going_away(&mut ws).await;
+                break;
+            }
         }
     }
     metrics::gauge!("vitrine_websockets_open", "channel" => "notifications").decrement(1.0);

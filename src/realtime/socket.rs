@@ -1,13 +1,17 @@
-//! What every live socket shares: buffer sizes, limits, the inbound rate limiter, heartbeats and
-//! small frame helpers.
+//! What every live socket shares: buffer sizes, limits, the inbound rate limiter, heartbeats,
+//! small frame helpers, and `Sockets`, the one shutdown signal of every socket of the instance.
 
+use std::future::Future;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
 use futures::SinkExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio_util::sync::CancellationToken;
 
+use crate::app::AppState;
 use crate::bus::Frame;
 
 /// Largest inbound message we act on; larger ones get an `error` and are dropped.
@@ -26,7 +30,7 @@ pub const READ_BUFFER: usize = 1024;
 pub const WRITE_BATCH: usize = 16 * 1024;
 
 /// Small buffers: idle sockets must stay cheap (axum's defaults cost over 100 KB each).
-pub fn configure(ws: WebSocketUpgrade) -> WebSocketUpgrade {
+fn configure(ws: WebSocketUpgrade) -> WebSocketUpgrade {
     ws.read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BATCH)
         // A cap, not an allocation: one large frame (a session state) must fit.
@@ -117,3 +121,101 @@ pub const CLOSE_TOO_SLOW: u16 = 1013;
 pub const CLOSE_NORMAL: u16 = 1000;
 /// 1001: the server is going away, or the peer stopped answering.
 pub const CLOSE_AWAY: u16 = 1001;
+
+/// The reason sent with 1001 when the instance shuts down (at most 123 bytes).
+pub const GOING_AWAY: &str = "server shutting down; reconnect with last_seq";
+/// How long a socket told to go away waits for the client's close frame before dropping the TCP
+/// connection (dropping it with unread bytes would reset it, and the client could lose our close).
+const CLOSE_REPLY_WAIT: Duration = Duration::from_secs(1);
+
+/// Every live socket of this instance (collaboration, chat, notifications), for shutdown: one
+/// signal tells them all to close with 1001 ("going away"); shutdown waits for them to be gone,
+/// up to the grace period, and then cuts what is left.
+pub struct Sockets {
+    away: CancellationToken,
+    cut: CancellationToken,
+    /// Each running socket holds a receiver: the sender is closed when none is left.
+    open: tokio::sync::watch::Sender<()>,
+}
+
+impl Default for Sockets {
+    fn default() -> Self {
+        Sockets {
+            away: CancellationToken::new(),
+            cut: CancellationToken::new(),
+            open: tokio::sync::watch::Sender::new(()),
+        }
+    }
+}
+
+impl Sockets {
+    /// Resolves once the instance is going away: the socket's loop then calls `going_away`.
+    /// (Pin it once outside the loop: every socket waits on this one token.)
+    pub fn going_away(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.away.cancelled()
+    }
+
+    /// Tells every socket to close with 1001 (sockets opened later close at once).
+    pub fn go_away(&self) {
+        self.away.cancel();
+    }
+
+    /// The grace period is over: sockets still running are dropped where they stand (one blocked
+    /// writing to a client that does not read, for instance).
+    pub fn cut(&self) {
+        self.cut.cancel();
+    }
+
+    /// Resolves when no socket is running.
+    pub async fn closed(&self) {
+        self.open.closed().await;
+    }
+
+    /// How many sockets are running (with the work they handed off, see `hold`).
+    pub fn count(&self) -> usize {
+        self.open.receiver_count()
+    }
+
+    /// Keeps shutdown waiting (within the grace period) while the guard lives: for work a socket
+    /// hands off its loop that must still finish when the socket is gone, such as storing the
+    /// messages it had received.
+    pub fn hold(&self) -> Held {
+        Held { _open: self.open.subscribe() }
+    }
+}
+
+/// See `Sockets::hold`.
+pub struct Held {
+    _open: tokio::sync::watch::Receiver<()>,
+}
+
+/// Upgrades to a socket with small buffers (`configure`) that runs `serve` as one of the
+/// instance's `Sockets`: counted from the upgrade on, and ended by `Sockets::cut`.
+pub fn upgrade<F, Fut>(state: AppState, ws: WebSocketUpgrade, serve: F) -> Response
+where
+    F: FnOnce(AppState, WebSocket) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let held = state.sockets.hold();
+    let cut = state.sockets.cut.clone();
+    configure(ws).on_upgrade(move |socket| async move {
+        tokio::select! {
+            () = serve(state, socket) => {}
+            () = cut.cancelled() => {}
+        }
+        drop(held);
+    })
+}
+
+/// Closes with 1001 because the instance shuts down, then waits briefly for the client's close.
+pub async fn going_away(socket: &mut WebSocket) {
+    close(socket, CLOSE_AWAY, GOING_AWAY).await;
+    let _ = tokio::time::timeout(CLOSE_REPLY_WAIT, async {
+        while let Some(Ok(m)) = socket.recv().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}

@@ -56,6 +56,9 @@
   var DEAD_AFTER_MS = 70000;      // no frame at all (not even a pong) for this long: dead socket
   var MIN_BACKOFF_MS = 1000;
   var MAX_BACKOFF_MS = 30000;
+  // A socket closed with 1001 (the server is shutting down; another instance takes over) comes
+  // back at once, without the backoff, at most once in this long.
+  var AWAY_RETRY_MS = 10000;
   var URL_REFRESH_MS = 40 * 60 * 1000;
   var MAX_TEXT_CHARS = 4000;
   var WS_CONNECTING = 0;
@@ -195,6 +198,7 @@
       this._generation = 0;     // bumped by close(): late answers of an older life are dropped
       this._attempt = 0;
       this._reconnectTimer = null;
+      this._awayAt = 0;
       this._pingTimer = null;
       this._refreshTimer = null;
       this._lastFrameAt = 0;
@@ -288,6 +292,13 @@
         return;
       }
       this._setStatus('closed');
+      // 1001 "going away": the server shuts down and another instance serves the session; come
+      // back now with last_seq (a failure then takes the usual backoff).
+      if (opened && event && event.code === 1001 && Date.now() - this._awayAt >= AWAY_RETRY_MS) {
+        this._awayAt = Date.now();
+        this._open();
+        return;
+      }
       if (opened) {
         this._scheduleReconnect();
         return;

@@ -46,6 +46,9 @@
 
   var CURSOR_IDLE_MS = 10000;     // a cursor that has not moved for this long fades out
   var MAX_RECONNECT_MS = 30000;
+  // A socket closed with 1001 (the server is shutting down; another instance takes over) comes
+  // back at once, without the backoff, at most once in this long.
+  var AWAY_RETRY_MS = 10000;
   var HEARTBEAT_MS = 25000;       // below the usual 30-60 s idle timeout of reverse proxies
   var DEAD_AFTER_MS = 70000;      // no frame at all (not even a pong) for this long: dead socket
   var ERROR_SHOW_MS = 10000;
@@ -814,6 +817,7 @@
       this._failures = 0;
       this._suspended = false;
       this._reconnectTimer = null;
+      this._awayAt = 0;
       this._heartbeat = null;
       this._lastFrameAt = 0;
       this._lastSentType = null;
@@ -920,22 +924,30 @@
       ws.onerror = function () {
         // always followed by a close event, which is where reconnection is decided
       };
-      ws.onclose = () => {
+      ws.onclose = (event) => {
         if (ws !== this.websocket) return;
-        this._socketGone();
+        this._socketGone(event);
       };
       return ws;
     }
 
-    _socketGone() {
+    _socketGone(event) {
       // A socket that closed before its session_state did not get in (403/404/410 at upgrade,
       // server down): such failures grow the delay; a working connection that dropped does not.
+      var wasConnected = this.connected;
       if (!this.connected) this._failures++;
       this.websocket = null;
       this.connected = false;
       this._stopHeartbeat();
       this._cancelCursor();
       if (this.closed || this.ended || this._suspended) return;
+      // 1001 "going away": the server shuts down and another instance serves the session; come
+      // back now with last_seq (a failure then takes the usual backoff).
+      if (wasConnected && event && event.code === 1001 && Date.now() - this._awayAt >= AWAY_RETRY_MS) {
+        this._awayAt = Date.now();
+        this.connectWebSocket();
+        return;
+      }
       this._scheduleReconnect();
     }
 

@@ -130,6 +130,8 @@ pub struct TestApp {
     pub dir: tempfile::TempDir,
     pub s3: Option<Arc<S3Server>>,
     shutdown: CancellationToken,
+    /// `vitrine::app::run`'s task, for `shutdown`.
+    run: std::sync::Mutex<Option<tokio::task::JoinHandle<anyhow::Result<()>>>>,
 }
 
 impl Drop for TestApp {
@@ -181,9 +183,15 @@ impl TestApp {
             None => AppState::build(config).await.expect("app builds"),
         };
         let shutdown = CancellationToken::new();
-        tokio::spawn(vitrine::app::run(listener, state.clone(), shutdown.clone()));
+        let run = tokio::spawn(vitrine::app::run(listener, state.clone(), shutdown.clone()));
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-        TestApp { base, addr, client, state, dir, s3: opts.s3, shutdown }
+        TestApp { base, addr, client, state, dir, s3: opts.s3, shutdown, run: std::sync::Mutex::new(Some(run)) }
+    }
+
+    /// Starts a graceful shutdown, as SIGTERM does; await the handle for `run`'s end.
+    pub fn shutdown(&self) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+        self.shutdown.cancel();
+        self.run.lock().unwrap_or_else(|e| e.into_inner()).take().expect("the app is shut down once")
     }
 
     pub fn url(&self, path: &str) -> String {

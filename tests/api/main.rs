@@ -21,5 +21,6 @@ mod s3;
 mod scaleout;
 mod scan;
 mod shares;
+mod shutdown;
 mod store;
 mod tls;

@@ -648,6 +648,7 @@ pub async fn connect(
 ) -> AppResult<Response> {
     let caller = Caller::from_request(&state, &headers, q.token.as_deref(), true).await?;
     let reach = caller.reach(&state, Some(&company_id), Some(&session_id)).await?;
-    Ok(crate::realtime::socket::configure(ws)
-        .on_upgrade(move |socket| crate::realtime::chat::serve(state, reach, q.last_seq, socket)))
+    Ok(crate::realtime::socket::upgrade(state, ws, move |state, socket| {
+        crate::realtime::chat::serve(state, reach, q.last_seq, socket)
+    }))
 }

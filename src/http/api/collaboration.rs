@@ -524,6 +524,7 @@ pub async fn connect(
     let asset = state.store.asset(session.asset_id).await?.ok_or(AppError::NotFound("session"))?;
     let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let member = Box::new(crate::realtime::collaboration::Member { session, asset, user, ip, user_agent });
-    Ok(crate::realtime::socket::configure(ws)
-        .on_upgrade(move |socket| crate::realtime::collaboration::serve(state, member, q.last_seq, socket)))
+    Ok(crate::realtime::socket::upgrade(state, ws, move |state, socket| {
+        crate::realtime::collaboration::serve(state, member, q.last_seq, socket)
+    }))
 }

@@ -39,6 +39,7 @@ pub async fn connect(
     ws: WebSocketUpgrade,
 ) -> AppResult<Response> {
     let user = socket_user(&state, &headers, q.token.as_deref()).await?;
-    Ok(crate::realtime::socket::configure(ws)
-        .on_upgrade(move |socket| crate::realtime::notifications::serve(state, user, q.last_seq, socket)))
+    Ok(crate::realtime::socket::upgrade(state, ws, move |state, socket| {
+        crate::realtime::notifications::serve(state, user, q.last_seq, socket)
+    }))
 }
