@@ -247,7 +247,10 @@ impl CommentLane {
             user_agent: seat.user_agent.clone(),
         };
         let (state, target, user_id) = (state.clone(), seat.target, seat.user_id);
+        // Shutdown waits (within its grace) for the comments this socket has queued.
+        let held = state.sockets.hold();
         tokio::spawn(async move {
+            let _held = held;
             // Comments already queued when the socket closes are still stored: they were sent.
             while let Some(comment) = comments.recv().await {
                 let created = crate::http::api::comments::create(

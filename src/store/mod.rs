@@ -343,6 +343,27 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Claims the periodic job `name` for `holder` until `until` (ms): true when no other holder's
+    /// lease is current (an expired one is taken over; the holder's own is extended).
+    pub async fn claim_job(&self, name: &str, holder: &str, now: i64, until: i64) -> anyhow::Result<bool> {
+        let res = self
+            .write(
+                sqlx::query(
+                    "INSERT INTO job_leases (name, holder, until_ms) VALUES ($1, $2, $3)
+                     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until_ms = excluded.until_ms
+                     WHERE job_leases.until_ms <= $4 OR job_leases.holder = excluded.holder",
+                )
+                .bind(name)
+                .bind(holder)
+                .bind(until)
+                .bind(now),
+            )
+            .await?;
+        Ok(res.rows_affected() == 1)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::libpq_sslmode;
@@ -363,26 +384,5 @@ mod tests {
         ] {
             assert_eq!(libpq_sslmode(url), url);
         }
-    }
-}
-
-impl Store {
-    /// Claims the periodic job `name` for `holder` until `until` (ms): true when no other holder's
-    /// lease is current (an expired one is taken over; the holder's own is extended).
-    pub async fn claim_job(&self, name: &str, holder: &str, now: i64, until: i64) -> anyhow::Result<bool> {
-        let res = self
-            .write(
-                sqlx::query(
-                    "INSERT INTO job_leases (name, holder, until_ms) VALUES ($1, $2, $3)
-                     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until_ms = excluded.until_ms
-                     WHERE job_leases.until_ms <= $4 OR job_leases.holder = excluded.holder",
-                )
-                .bind(name)
-                .bind(holder)
-                .bind(until)
-                .bind(now),
-            )
-            .await?;
-        Ok(res.rows_affected() == 1)
     }
 }
