@@ -27,7 +27,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use vitrine::config::Config;
 
-use crate::helpers::{Db, S3Server, Spawn, TestApp, Ws, assert_error, fixtures};
+use crate::helpers::{Db, S3Server, Spawn, TestApp, Ws, assert_error, contents, created, fixtures, recorded_comments};
 
 const JWT: &str = "0123456789abcdef0123456789abcdef-jwt-shared-by-the-cluster";
 const HMAC: &str = "0123456789abcdef0123456789abcdef-hmac-shared-by-the-cluster";
@@ -657,11 +657,7 @@ async fn owner_with_pdf(cluster: &Cluster) -> (String, i64) {
 }
 
 async fn create_link(cluster: &Cluster, token: &str, asset: i64, body: Value) -> Value {
-    let r = cluster.post_json(&format!("/api/v3/assets/{asset}/share/"), Some(token), &body).await;
-    let status = r.status();
-    let text = r.text().await.expect("body");
-    assert_eq!(status, StatusCode::CREATED, "{text}");
-    serde_json::from_str(&text).expect("json")
+    created(cluster.post_json(&format!("/api/v3/assets/{asset}/share/"), Some(token), &body).await).await
 }
 
 /// The share page's JSON twin from one client address.
@@ -900,12 +896,5 @@ async fn through_the_proxy_a_burst_of_fifty_comments_is_stored_delivered_and_rec
         .json()
         .await
         .expect("json");
-    let recorded: Vec<&str> = rec["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .filter(|e| e["type"] == "comment")
-        .filter_map(|e| e["data"]["comment"]["content"].as_str())
-        .collect();
-    assert_eq!(recorded, sent, "recorded in send order");
+    assert_eq!(contents(&recorded_comments(&rec)), sent, "recorded in send order");
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Db, Spawn, TestApp, Ws, assert_error, fixtures};
+use crate::helpers::{Db, Spawn, TestApp, Ws, assert_error, contents, fixtures, recorded_comments};
 
 /// An owner with a 60-second audio asset, and a reviewer with an account.
 struct Review {
@@ -302,14 +302,7 @@ async fn a_burst_on_one_socket_is_stored_delivered_and_recorded_in_send_order(db
         .json()
         .await
         .expect("json");
-    let recorded: Vec<&str> = rec["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .filter(|e| e["type"] == "comment")
-        .filter_map(|e| e["data"]["comment"]["content"].as_str())
-        .collect();
-    assert_eq!(recorded, sent, "recorded in send order");
+    assert_eq!(contents(&recorded_comments(&rec)), sent, "recorded in send order");
     let mut again = Ws::connect(&r.app, &format!("{}&last_seq={start}", ws_path(&s, &r.reviewer))).await;
     assert_eq!(again.next_of("session_state").await["recovered"], true);
     let mut replayed = Vec::new();
@@ -365,13 +358,7 @@ async fn concurrent_comments_reach_the_room_once_each_in_order(db: Db) {
         .json()
         .await
         .expect("json");
-    let stored: Vec<Value> = rec["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .filter(|e| e["type"] == "comment")
-        .map(|e| e["data"]["comment"].clone())
-        .collect();
+    let stored = recorded_comments(&rec);
     assert_eq!(stored, live, "the stored events are the ones delivered");
     // Ids are given in commit order, so the room's order is the id order.
     let mut sorted = seen.clone();

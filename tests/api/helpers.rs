@@ -284,6 +284,30 @@ pub async fn assert_error(r: reqwest::Response, status: StatusCode, code: &str) 
     v
 }
 
+/// Asserts a 201 and returns the JSON body (the body is shown when it is not a 201).
+pub async fn created(r: reqwest::Response) -> Value {
+    let status = r.status();
+    let text = r.text().await.expect("body");
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    serde_json::from_str(&text).expect("json")
+}
+
+/// The comment objects of a session recording's `comment` events, in the recording's order.
+pub fn recorded_comments(recording: &Value) -> Vec<Value> {
+    recording["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["type"] == "comment")
+        .map(|e| e["data"]["comment"].clone())
+        .collect()
+}
+
+/// The `content` of each comment.
+pub fn contents(comments: &[Value]) -> Vec<String> {
+    comments.iter().map(|c| c["content"].as_str().expect("content").to_string()).collect()
+}
+
 /// Test files.
 pub mod fixtures {
     /// A silent mono 8 kHz 16-bit WAV of `seconds`.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_error, fixtures};
+use crate::helpers::{TestApp, assert_error, created, fixtures};
 use crate::realtime::{pair_with, redis_url};
 
 /// An owner with a PDF on `a`.
@@ -18,11 +18,7 @@ async fn owner_with_pdf(a: &TestApp) -> (String, i64) {
 }
 
 async fn share(app: &TestApp, token: &str, asset: i64, body: Value) -> Value {
-    let r = app.post_json(&format!("/api/v3/assets/{asset}/share/"), Some(token), &body).await;
-    let status = r.status();
-    let text = r.text().await.expect("body");
-    assert_eq!(status, StatusCode::CREATED, "{text}");
-    serde_json::from_str(&text).expect("json")
+    created(app.post_json(&format!("/api/v3/assets/{asset}/share/"), Some(token), &body).await).await
 }
 
 /// The JSON twin of a share page, as a recipient asks for it.

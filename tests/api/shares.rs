@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Db, Spawn, TestApp, assert_error, fixtures};
+use crate::helpers::{Db, Spawn, TestApp, assert_error, created, fixtures};
 
 /// An app with generous share rate limits (tests hammer one IP).
 async fn app_on(db: Db) -> TestApp {
@@ -27,11 +27,7 @@ async fn owner_with_pdf(app: &TestApp) -> (String, i64) {
 }
 
 async fn create(app: &TestApp, token: &str, asset: i64, body: Value) -> Value {
-    let r = app.post_json(&format!("/api/v3/assets/{asset}/share/"), Some(token), &body).await;
-    let status = r.status();
-    let text = r.text().await.expect("body");
-    assert_eq!(status, StatusCode::CREATED, "{text}");
-    serde_json::from_str(&text).expect("json")
+    created(app.post_json(&format!("/api/v3/assets/{asset}/share/"), Some(token), &body).await).await
 }
 
 fn path_of(share: &Value) -> String {
