@@ -898,3 +898,74 @@ async fn through_the_proxy_a_burst_of_fifty_comments_is_stored_delivered_and_rec
         .expect("json");
     assert_eq!(contents(&recorded_comments(&rec)), sent, "recorded in send order");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_proxy_a_client_of_a_stopping_instance_resumes_on_the_other_and_loses_nothing() {
+    let Some(cluster) = Cluster::start(|_| {}).await else { return };
+    let (owner, asset) = owner_with_pdf(&cluster).await;
+    let (reviewer, _) = cluster.register("rita@example.com", "Rita Reviewer").await;
+    let session = created(
+        cluster
+            .post_json(
+                "/api/v3/collaboration/sessions/",
+                Some(&owner),
+                &json!({"asset_id": asset, "participants": [{"email": "rita@example.com"}]}),
+            )
+            .await,
+    )
+    .await;
+    let ws_path = |token: &str| format!("{}?token={token}", session["websocket_url"].as_str().expect("url"));
+    let (mut rita, on) = cluster.ws(&ws_path(&reviewer)).await;
+    let mut last = rita.next_of("session_state").await["seq"].as_i64().expect("seq");
+    let survivor = cluster.app(on.other());
+    let comments = format!("/api/v3/assets/{asset}/comments/");
+    let post = |i: usize| {
+        let body = json!({"content": format!("c{i}")});
+        let (comments, owner) = (&comments, &owner);
+        async move { survivor.post_json(comments, Some(owner), &body).await }
+    };
+    let mut seen = Vec::new();
+    for i in 0..5 {
+        assert_eq!(post(i).await.status(), StatusCode::CREATED);
+    }
+    while seen.len() < 5 {
+        let v = rita.next().await;
+        if let Some(seq) = v["seq"].as_i64() {
+            last = seq;
+        }
+        if v["type"] == "comment" {
+            seen.push(v["comment"]["content"].as_str().expect("content").to_string());
+        }
+    }
+    // Rita's instance stops: she is told to go away, while comments keep coming on the other.
+    let stopping = cluster.app(on).shutdown();
+    assert_eq!(crate::shutdown::close_code(&mut rita, std::time::Duration::from_secs(5)).await, Some(1001));
+    for i in 5..10 {
+        assert_eq!(post(i).await.status(), StatusCode::CREATED);
+    }
+    let _ = stopping.await;
+    // She reconnects through the proxy (nginx now reaches only the other instance) from last_seq.
+    let (mut again, now_on) = cluster.ws(&format!("{}&last_seq={last}", ws_path(&reviewer))).await;
+    assert_eq!(now_on, on.other());
+    assert_eq!(again.next_of("session_state").await["recovered"], true);
+    while seen.len() < 10 {
+        let v = again.next().await;
+        if let Some(seq) = v["seq"].as_i64() {
+            assert_eq!(seq, last + 1, "each missed event once, in order: {v}");
+            last = seq;
+        }
+        if v["type"] == "comment" {
+            seen.push(v["comment"]["content"].as_str().expect("content").to_string());
+        }
+    }
+    let expected: Vec<String> = (0..10).map(|i| format!("c{i}")).collect();
+    assert_eq!(seen, expected, "nothing lost, nothing twice");
+    // What follows (her own arrival) continues the sequence; no comment comes twice.
+    while let Some(v) = again.next_within(std::time::Duration::from_millis(300)).await {
+        assert_ne!(v["type"], "comment", "no comment twice: {v}");
+        if let Some(seq) = v["seq"].as_i64() {
+            assert_eq!(seq, last + 1, "{v}");
+            last = seq;
+        }
+    }
+}

@@ -14,7 +14,7 @@ use crate::realtime::{pair, redis_url};
 
 /// The close code of the socket's close frame (frames before it are skipped); None when the
 /// socket ends without one (1006) or nothing comes within `d`. Answers the close, as browsers do.
-async fn close_code(ws: &mut Ws, d: Duration) -> Option<u16> {
+pub async fn close_code(ws: &mut Ws, d: Duration) -> Option<u16> {
     let deadline = tokio::time::Instant::now() + d;
     loop {
         match tokio::time::timeout_at(deadline, ws.inner.next()).await.ok()?? {
