@@ -559,7 +559,8 @@ async fn run(shape: &Shape) -> anyhow::Result<bool> {
         );
     }
     println!(
-        "shared server: vitrine_limiter_shared {still:?}, {fallbacks} checks counted on its own; server logs: {} and {} warning/error lines; load average {}",
+        "shared server: vitrine_limiter_shared {}, {fallbacks} checks counted on its own; server logs: {} and {} warning/error lines; load average {}",
+        still.map_or("absent".to_string(), |v| v.to_string()),
         local.server.problems(),
         shared.server.problems(),
         loadavg()
