@@ -22,6 +22,9 @@ pub use assets::AssetFilter;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// The PostgreSQL advisory lock key of Vitrine's start-up work (`Store::migrate`).
+const MIGRATION_LOCK: i64 = 0x5649_5452_494e_4531; // "VITRINE1"
+
 /// Which SQL engine is behind the pool; only the few dialect-specific queries look at it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -137,7 +140,38 @@ impl Store {
     }
 
     /// Applies the embedded migrations that have not run yet.
+    ///
+    /// On PostgreSQL the whole start-up work (migrations, data moves, search index) runs under one
+    /// session advisory lock, so that instances starting together on an empty database take turns:
+    /// the first does the work, the others wait for it and then find nothing to do. (SQLite has
+    /// one writer anyway.)
     pub async fn migrate(&self) -> anyhow::Result<()> {
+        let mut lock = match self.dialect {
+            Dialect::Postgres => {
+                let mut conn = self.pool.acquire().await.context("database migration: no connection")?;
+                sqlx::query("SELECT pg_advisory_lock($1)")
+                    .bind(MIGRATION_LOCK)
+                    .execute(&mut *conn)
+                    .await
+                    .context("database migration: waiting for another instance's start-up")?;
+                Some(conn)
+            }
+            Dialect::Sqlite => None,
+        };
+        let done = self.migrate_unlocked().await;
+        if let Some(conn) = lock.as_mut() {
+            let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)").bind(MIGRATION_LOCK).execute(&mut **conn).await;
+            if unlocked.is_err()
+                && let Some(conn) = lock.take()
+            {
+                // Closing the session releases the lock.
+                let _ = sqlx::Connection::close(conn.detach()).await;
+            }
+        }
+        done
+    }
+
+    async fn migrate_unlocked(&self) -> anyhow::Result<()> {
         MIGRATOR.run(&self.pool).await.context("database migration failed")?;
         self.convert_legacy_events().await.context("moving raw analytics events into batches failed")?;
         self.ensure_search_index().await.context("creating the search index failed")?;

@@ -34,7 +34,7 @@ impl Db {
     }
 
     /// A fresh database URL for one app.
-    async fn fresh_url(&self, dir: &std::path::Path) -> String {
+    pub async fn fresh_url(&self, dir: &std::path::Path) -> String {
         match self {
             Db::Sqlite => format!("sqlite://{}?mode=rwc", dir.join("vitrine.db").display()),
             Db::Postgres(base) => {

@@ -225,3 +225,31 @@ fn serve_stops_gracefully_on_sigterm() {
     let code = child.wait().expect("wait");
     assert!(code.success(), "exit status {code:?}");
 }
+
+/// Instances started together on an empty PostgreSQL database take turns for the migrations and
+/// start-up data moves (an advisory lock): every one of them starts (issue 18, item 9).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_starting_together_on_an_empty_postgres_database_all_start() {
+    let Some(db) = crate::helpers::Db::postgres() else { return };
+    crate::helpers::init();
+    for _ in 0..3 {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = db.fresh_url(dir.path()).await;
+        let config = |n: usize| vitrine::config::Config {
+            data_dir: dir.path().join(format!("instance-{n}")),
+            database_url: Some(url.clone()),
+            jwt_secret: Some("0123456789abcdef0123456789abcdef-jwt".into()),
+            hmac_secret: Some("0123456789abcdef0123456789abcdef-hmac".into()),
+            log_level: "warn".into(),
+            ..vitrine::config::Config::default()
+        };
+        let built = futures::future::join_all((0..3).map(|n| vitrine::app::AppState::build(config(n)))).await;
+        let mut ids = std::collections::BTreeSet::new();
+        for b in built {
+            let state = b.expect("every instance starts");
+            ids.insert(state.store.deployment_id().await.expect("deployment id"));
+            state.store.close().await;
+        }
+        assert_eq!(ids.len(), 1, "one deployment, whoever made it");
+    }
+}
