@@ -381,3 +381,15 @@ async fn owner_pages_refuse_other_people_and_send_strangers_to_sign_in() {
         .expect("json");
     assert_eq!(s["status"], "active");
 }
+
+/// The login form only ever sends a visitor on to a path of this site (issue 18, item 5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_login_page_never_redirects_off_site() {
+    let app = TestApp::spawn().await;
+    for next in ["%2F%09%2Fevil.example", "%2F%2Fevil.example", "%2F%5Cevil.example", "https%3A%2F%2Fevil.example"] {
+        let html = app.get(&format!("/login?next={next}"), None).await.text().await.expect("html");
+        assert!(html.contains(r#"name="next" value="/""#), "{next} becomes /");
+    }
+    let html = app.get("/login?next=%2Fshares", None).await.text().await.expect("html");
+    assert!(html.contains(r#"name="next" value="/shares""#));
+}

@@ -70,10 +70,22 @@ pub fn session_cookie(state: &AppState, jwt: String) -> Option<HeaderValue> {
     HeaderValue::from_str(&session.to_string()).ok()
 }
 
-/// Only same-site paths are followed after login.
+/// Only same-origin paths are followed after login: one leading `/`, no `//`, no `\`, no control
+/// character or white space, neither as given nor once more percent-decoded (browsers ignore a
+/// tab in `/\t/evil.example` and read `//evil.example`); anything else goes to `/`.
 fn safe_next(next: Option<&str>) -> String {
+    let path_only = |s: &str| {
+        s.starts_with('/')
+            && !s.contains("//")
+            && !s.contains('\\')
+            && !s.chars().any(|c| c.is_control() || c.is_whitespace())
+    };
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => n.to_string(),
+        Some(n)
+            if path_only(n) && percent_encoding::percent_decode_str(n).decode_utf8().is_ok_and(|d| path_only(&d)) =>
+        {
+            n.to_string()
+        }
         _ => "/".to_string(),
     }
 }
@@ -193,4 +205,39 @@ pub async fn logout(State(state): State<AppState>, csrf: CsrfCookie, ApiForm(for
     let mut r = Redirect::to("/login").into_response();
     *r.status_mut() = StatusCode::SEE_OTHER;
     with_cookie(r, HeaderValue::from_str(&gone.to_string()).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_same_origin_paths_are_followed_after_login() {
+        for good in ["/", "/shares", "/share/0b6a/?token=abc", "/collaborate/x/replay/", "/a/b?c=d#e"] {
+            assert_eq!(safe_next(Some(good)), good, "{good:?} is kept");
+        }
+        for bad in [
+            "//evil.example",
+            "/\t/evil.example",
+            "/\t\t/evil.example",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "/%2F/evil.example",
+            "/%2f%2fevil.example",
+            "/%5Cevil.example",
+            "/%09/evil.example",
+            "/ /evil.example",
+            "/\n/evil.example",
+            "/\r\n//evil.example",
+            "https://evil.example",
+            "evil.example",
+            "javascript:alert(1)",
+            "/\u{85}/evil.example",
+            "/\u{3000}/evil.example",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?} is refused");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
 }
