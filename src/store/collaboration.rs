@@ -145,6 +145,17 @@ impl Store {
     }
 
     /// Sessions `user_id` owns or takes part in, newest first.
+    /// The sessions on `asset_id` that have not been ended (expired ones included).
+    pub async fn open_sessions_of_asset(&self, asset_id: i64) -> anyhow::Result<Vec<Session>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SESSION_COLUMNS} FROM collab_sessions WHERE asset_id = $1 AND ended_at IS NULL"
+        )))
+        .bind(asset_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(session_from_row).collect::<Result<_, _>>()?)
+    }
+
     pub async fn sessions_of_user(&self, user_id: i64, limit: i64) -> anyhow::Result<Vec<Session>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {SESSION_COLUMNS} FROM collab_sessions WHERE owner_id = $1 OR id IN

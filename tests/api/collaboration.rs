@@ -241,8 +241,37 @@ crate::on_both_databases!(
     comments_on,
     sessions_on,
     concurrent_comments_reach_the_room_once_each_in_order,
-    a_burst_on_one_socket_is_stored_delivered_and_recorded_in_send_order
+    a_burst_on_one_socket_is_stored_delivered_and_recorded_in_send_order,
+    deleting_the_asset_ends_its_sessions_and_they_are_still_listed
 );
+
+/// Deleting an asset under review (issue 18, item 3): its sessions end at once (members told,
+/// sockets closed), and the session list and detail keep answering, without the link; the
+/// recording is kept.
+async fn deleting_the_asset_ends_its_sessions_and_they_are_still_listed(db: Db) {
+    let r = review_on(TestApp::on(db).await).await;
+    let s = session(&r, json!({})).await;
+    let sid = s["session_id"].as_str().expect("sid");
+    let mut rita = Ws::connect(&r.app, &ws_path(&s, &r.reviewer)).await;
+    rita.next_of("session_state").await;
+    let gone = r.app.delete(&format!("/api/v3/assets/{}/", r.asset_id), Some(&r.owner)).await;
+    assert_eq!(gone.status(), StatusCode::NO_CONTENT);
+    assert_eq!(rita.next_of("session_ended").await["reason"], "ended");
+    assert!(rita.closed_within(Duration::from_secs(5)).await, "the member's socket closes");
+    for token in [&r.owner, &r.reviewer] {
+        let list = r.app.get("/api/v3/collaboration/sessions/", Some(token)).await;
+        assert_eq!(list.status(), StatusCode::OK);
+        let list: Value = list.json().await.expect("json");
+        assert_eq!(list[0]["session_id"], sid);
+        assert_eq!(list[0]["status"], "ended");
+        assert_eq!(list[0]["share_link"], Value::Null);
+        let one = r.app.get(&format!("/api/v3/collaboration/sessions/{sid}/"), Some(token)).await;
+        assert_eq!(one.status(), StatusCode::OK);
+    }
+    let rec = r.app.get(&format!("/api/v3/collaboration/sessions/{sid}/recording/"), Some(&r.owner)).await;
+    assert_eq!(rec.status(), StatusCode::OK, "the recording is kept");
+    assert_eq!(Ws::try_connect(&r.app, &ws_path(&s, &r.reviewer)).await.err().map(|c| c >= 400), Some(true));
+}
 
 /// Fifty comments sent at once on one socket (SPEC §9): stored with rising seqs in the order they
 /// were sent, delivered to the other member in that order, recorded and replayed in that order,

@@ -54,12 +54,14 @@ pub struct OwnerOut {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionOut {
     pub session_id: String,
-    pub share_link: ShareOut,
+    /// The session's link; null once its asset was deleted (the session ended with it).
+    pub share_link: Option<ShareOut>,
     pub participants: Vec<ParticipantOut>,
     pub features: Features,
     pub websocket_url: String,
-    pub collaboration_url: String,
-    pub replay_url: String,
+    /// Null once the asset was deleted, like `share_link`.
+    pub collaboration_url: Option<String>,
+    pub replay_url: Option<String>,
     pub expires_at: String,
     pub invitation_message: String,
     pub asset_id: i64,
@@ -104,20 +106,22 @@ fn participant_out(state: &AppState, p: &Participant, share_uuid: &str) -> Parti
     ParticipantOut { email: p.email.clone(), user_id: p.user_id, invite_url, removed: p.removed_at.is_some() }
 }
 
+/// A session as the API shows it. Its link is gone when its asset was deleted (the session ended
+/// then): the session is still listed, without link and page URLs, never an error.
 async fn session_out(state: &AppState, s: &Session) -> AppResult<SessionOut> {
-    let share =
-        state.store.share_by_id(s.share_id).await?.ok_or_else(|| anyhow::anyhow!("session without its link"))?;
+    let share = state.store.share_by_id(s.share_id).await?;
     let owner = state.store.user_by_id(s.owner_id).await?;
     let participants = state.store.participants(s.id).await?;
     let now = state.clock.now_ms();
+    let share_uuid = share.as_ref().map(|sh| sh.uuid.as_str()).unwrap_or_default();
     Ok(SessionOut {
         session_id: s.uuid.clone(),
-        share_link: ShareOut::new(state, &share, false)?,
-        participants: participants.iter().map(|p| participant_out(state, p, &share.uuid)).collect(),
+        share_link: share.as_ref().map(|sh| ShareOut::new(state, sh, false)).transpose()?,
+        participants: participants.iter().map(|p| participant_out(state, p, share_uuid)).collect(),
         features: s.features,
         websocket_url: format!("/ws/collaboration/{}/", s.uuid),
-        collaboration_url: format!("/collaborate/{}/", share.uuid),
-        replay_url: format!("/collaborate/{}/replay/", share.uuid),
+        collaboration_url: share.as_ref().map(|sh| format!("/collaborate/{}/", sh.uuid)),
+        replay_url: share.as_ref().map(|sh| format!("/collaborate/{}/replay/", sh.uuid)),
         expires_at: rfc3339(s.expires_at),
         invitation_message: s.invitation_message.clone(),
         asset_id: s.asset_id,
