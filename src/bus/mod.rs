@@ -69,6 +69,18 @@ pub trait Sink: Send + Sync {
     fn resync(&self);
     /// Another instance committed a write that cached values may predate.
     fn forget_caches(&self);
+    /// Another instance revoked access: close the sockets it covers.
+    fn revoked(&self, r: Revocation);
+}
+
+/// Access that ended: every socket it covers closes at once, on every instance.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Revocation {
+    /// The account was disabled: all of its sockets.
+    Account { user_id: i64 },
+    /// The account is no longer an agent of the company: its chat sockets of that company.
+    Agent { user_id: i64, company_id: i64 },
 }
 
 /// What a lockout round trip does (`EventBus::failures`).
@@ -97,6 +109,8 @@ pub trait EventBus: Send + Sync {
     fn shared(&self) -> bool;
     /// Tells the other instances to forget their caches (`store::cache::Peers::invalidate`).
     fn invalidate(&self, wait: bool) -> BoxFuture<'static, ()>;
+    /// Tells the other instances that access was revoked (never waits; losses are counted).
+    fn revoke(&self, r: Revocation);
     /// Spends one request of a budget shared by every instance: `burst` requests, one more every
     /// `interval_ms`. `Some(0)` allowed, `Some(ms)` refused for that long, `None` when there is no
     /// shared store or it cannot be reached (the caller then counts on this instance alone).
@@ -127,6 +141,7 @@ impl EventBus for InProcess {
     fn invalidate(&self, _wait: bool) -> BoxFuture<'static, ()> {
         Box::pin(async {})
     }
+    fn revoke(&self, _r: Revocation) {}
     fn spend(&self, _key: &str, _interval_ms: u64, _burst: u32) -> BoxFuture<'static, Option<u64>> {
         Box::pin(async { None })
     }

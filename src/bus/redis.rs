@@ -24,7 +24,7 @@ use rustls::pki_types::pem::PemObject;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Envelope, EventBus, FailureOp, PresenceSnapshot, Sink};
+use super::{Envelope, EventBus, FailureOp, PresenceSnapshot, Revocation, Sink};
 
 /// Envelopes waiting for the publisher before new ones are dropped (and counted).
 const QUEUE: usize = 65_536;
@@ -115,6 +115,10 @@ impl RedisBus {
         format!("{}invalidate", self.prefix)
     }
 
+    fn revoke_channel(&self) -> String {
+        format!("{}revoke", self.prefix)
+    }
+
     fn ack_channel(&self, instance: &str) -> String {
         format!("{}ack:{instance}", self.prefix)
     }
@@ -161,6 +165,13 @@ impl RedisBus {
             }
         })
     }
+}
+
+/// A revocation on the bus, with the instance that made it (which acted on it already).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Revoked {
+    origin: String,
+    revocation: Revocation,
 }
 
 /// Invalidations waiting for their acknowledgements, by nonce. Acks may arrive before PUBLISH's
@@ -366,6 +377,7 @@ impl EventBus for RedisBus {
         let rooms = self.room_channel("*");
         let invalidate = self.invalidate_channel();
         let acks = self.ack_channel(&self.instance);
+        let revocations = self.revoke_channel();
         let ack_prefix = self.ack_channel("");
         let bus = self.heal();
         let waiters = self.waiters.clone();
@@ -376,6 +388,7 @@ impl EventBus for RedisBus {
                     Ok(Ok(mut p)) => match async {
                         p.psubscribe(&rooms).await?;
                         p.subscribe(&invalidate).await?;
+                        p.subscribe(&revocations).await?;
                         p.subscribe(&acks).await
                     }
                     .await
@@ -415,6 +428,14 @@ impl EventBus for RedisBus {
                         }
                         if !nonce.is_empty() {
                             bus.ack(format!("{ack_prefix}{origin}"), nonce.to_string());
+                        }
+                        continue;
+                    }
+                    if channel == revocations {
+                        match serde_json::from_slice::<Revoked>(msg.get_payload_bytes()) {
+                            Ok(r) if r.origin != me => sink.revoked(r.revocation),
+                            Ok(_) => {}
+                            Err(e) => tracing::debug!(error = %e, "ignoring a malformed revocation"),
                         }
                         continue;
                     }
@@ -517,6 +538,26 @@ impl EventBus for RedisBus {
             }
             waiters.forget(nonce);
         })
+    }
+
+    fn revoke(&self, revocation: Revocation) {
+        let conn = self.conn();
+        let channel = self.revoke_channel();
+        let payload = Revoked { origin: self.instance.clone(), revocation };
+        let Some(mut conn) = conn else {
+            metrics::counter!("vitrine_bus_dropped_total").increment(1);
+            return;
+        };
+        let healer = self.heal();
+        tokio::spawn(async move {
+            let Ok(text) = serde_json::to_string(&payload) else { return };
+            let sent = tokio::time::timeout(LIMIT_TIMEOUT, conn.publish::<_, _, i64>(&channel, text)).await;
+            if !matches!(sent, Ok(Ok(_))) {
+                healer.start();
+                metrics::counter!("vitrine_bus_dropped_total").increment(1);
+                tracing::warn!("could not tell the other instances of a revocation; their sockets close at reconnect");
+            }
+        });
     }
 
     fn spend(&self, key: &str, interval_ms: u64, burst: u32) -> BoxFuture<'static, Option<u64>> {

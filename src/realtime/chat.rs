@@ -106,6 +106,16 @@ async fn run(state: &AppState, reach: &Reach, sub: &mut Subscription, ws: &mut W
     let limiter = socket::inbound_limiter(INBOUND_PER_SECOND);
     let mut heartbeat = socket::Heartbeat::default();
     let mut away = std::pin::pin!(state.sockets.going_away());
+    let mut revocations = state.rooms.revocations();
+    // A visitor's socket rests on its session token alone; an account's on the account and, for
+    // an agent, on being the company's agent.
+    let covers = |r: &crate::bus::Revocation| match (*r, reach.user_id) {
+        (crate::bus::Revocation::Account { user_id }, Some(me)) => user_id == me,
+        (crate::bus::Revocation::Agent { user_id, company_id }, Some(me)) => {
+            user_id == me && company_id == reach.session.company_id
+        }
+        _ => false,
+    };
     loop {
         tokio::select! {
             next = sub.next() => match next {
@@ -147,6 +157,10 @@ async fn run(state: &AppState, reach: &Reach, sub: &mut Subscription, ws: &mut W
             _ = heartbeat.due() => if !heartbeat.beat(ws).await { return },
             () = &mut away => {
                 socket::going_away(ws).await;
+                return;
+            }
+            () = socket::revoked(&mut revocations, covers) => {
+                socket::close(ws, socket::CLOSE_REVOKED, socket::REVOKED).await;
                 return;
             }
         }

@@ -331,6 +331,8 @@ async fn run(state: &AppState, seat: &Seat, sub: &mut Subscription, ws: &mut Web
     // One timer per socket: the next ping, the next coalesced cursor or the session's end.
     let mut timer = std::pin::pin!(tokio::time::sleep_until(heartbeat.next().min(expires)));
     let mut away = std::pin::pin!(state.sockets.going_away());
+    let mut revocations = state.rooms.revocations();
+    let me = seat.user_id;
     loop {
         let due = local.cursor_due().map_or(heartbeat.next(), |c| c.min(heartbeat.next())).min(expires);
         if timer.deadline() != due {
@@ -356,6 +358,9 @@ async fn run(state: &AppState, seat: &Seat, sub: &mut Subscription, ws: &mut Web
             () = &mut away => {
                 socket::going_away(ws).await;
                 Flow::Gone
+            }
+            () = socket::revoked(&mut revocations, |r| matches!(r, crate::bus::Revocation::Account { user_id } if *user_id == me)) => {
+                Flow::Close(socket::CLOSE_REVOKED, socket::REVOKED)
             }
             () = &mut timer => {
                 let now = tokio::time::Instant::now();

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::{Envelope, EventBus, PresenceSnapshot, Sink};
+use crate::bus::{Envelope, EventBus, PresenceSnapshot, Revocation, Sink};
 use crate::store::Store;
 use crate::store::rooms::{CursorSample, RoomEvent};
 
@@ -22,6 +22,9 @@ use crate::store::rooms::{CursorSample, RoomEvent};
 const ROOM_BUFFER: usize = 1024;
 /// How long a room waits for a missing sequence number before reading it from the store.
 const GAP_WAIT: Duration = Duration::from_millis(25);
+/// Revocations a socket may fall behind by before it closes to be safe (it reconnects, and its
+/// access is checked again).
+const REVOCATIONS: usize = 256;
 /// How often presence is refreshed on the bus, and how long a refresh is believed.
 const PRESENCE_REFRESH: Duration = Duration::from_secs(10);
 const PRESENCE_VALID_MS: i64 = 30_000;
@@ -148,6 +151,8 @@ pub struct Rooms {
     pub window: i64,
     cursors: mpsc::Sender<CursorSample>,
     cursor_rx: Mutex<Option<mpsc::Receiver<CursorSample>>>,
+    /// Revoked access, for this instance's sockets (`socket::revoked`).
+    revocations: broadcast::Sender<Revocation>,
 }
 
 /// A gap too old (or a `last_seq` that never existed): the client must rebuild from the state.
@@ -282,7 +287,19 @@ impl Rooms {
             window,
             cursors,
             cursor_rx: Mutex::new(Some(rx)),
+            revocations: broadcast::channel(REVOCATIONS).0,
         })
+    }
+
+    /// Access ended: the sockets it covers close at once, here and on every other instance.
+    pub fn revoke(&self, r: Revocation) {
+        let _ = self.revocations.send(r);
+        self.bus.revoke(r);
+    }
+
+    /// What a socket watches to close when its access is revoked.
+    pub fn revocations(&self) -> broadcast::Receiver<Revocation> {
+        self.revocations.subscribe()
     }
 
     pub fn bus(&self) -> &Arc<dyn EventBus> {
@@ -494,6 +511,10 @@ impl Sink for Rooms {
 
     fn forget_caches(&self) {
         self.store.caches().forget();
+    }
+
+    fn revoked(&self, r: Revocation) {
+        let _ = self.revocations.send(r);
     }
 
     /// Messages may have been lost while the bus was away: every room reads what it missed, and

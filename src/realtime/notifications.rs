@@ -52,6 +52,8 @@ pub async fn serve(state: AppState, user: User, last_seq: Option<i64>, mut ws: W
     }
     let mut heartbeat = socket::Heartbeat::default();
     let mut away = std::pin::pin!(state.sockets.going_away());
+    let mut revocations = state.rooms.revocations();
+    let me = user.id;
     while ok {
         tokio::select! {
             next = sub.next() => match next {
@@ -91,6 +93,10 @@ pub async fn serve(state: AppState, user: User, last_seq: Option<i64>, mut ws: W
             _ = heartbeat.due() => ok = heartbeat.beat(&mut ws).await,
             () = &mut away => {
                 socket::going_away(&mut ws).await;
+                break;
+            }
+            () = socket::revoked(&mut revocations, |r| matches!(r, crate::bus::Revocation::Account { user_id } if *user_id == me)) => {
+                socket::close(&mut ws, socket::CLOSE_REVOKED, socket::REVOKED).await;
                 break;
             }
         }

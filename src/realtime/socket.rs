@@ -115,6 +115,27 @@ pub async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
     let _ = socket.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
 }
 
+/// 1008 "policy violation": the socket's access was revoked (account disabled, agent removed).
+pub const CLOSE_REVOKED: u16 = 1008;
+pub const REVOKED: &str = "access revoked";
+
+/// Resolves when a revocation that `covers` this socket arrives, or when revocations were missed
+/// (the socket then closes to be safe: its client reconnects and its access is checked again).
+pub async fn revoked(
+    rx: &mut tokio::sync::broadcast::Receiver<crate::bus::Revocation>,
+    covers: impl Fn(&crate::bus::Revocation) -> bool,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match rx.recv().await {
+            Ok(r) if covers(&r) => return,
+            Ok(_) => {}
+            Err(RecvError::Lagged(_)) => return,
+            Err(RecvError::Closed) => std::future::pending::<()>().await,
+        }
+    }
+}
+
 /// 1013 "try again later": the socket fell behind; it reconnects with `last_seq`.
 pub const CLOSE_TOO_SLOW: u16 = 1013;
 /// 1000: the session is over.

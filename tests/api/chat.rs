@@ -801,3 +801,32 @@ async fn a_burst_of_messages_on_one_socket_is_stored_and_delivered_in_send_order
     }
     assert_eq!(replayed, sent, "replayed in send order");
 }
+
+/// Revoked access closes the sockets it covers at once, on every instance (issue 18, item 4):
+/// an agent removed from the company on instance A loses their chat socket on instance B (the
+/// visitor's stays), and a disabled account loses its notification socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_an_agent_or_disabling_an_account_closes_their_sockets_on_every_instance() {
+    let Some(bus) = crate::realtime::redis_url().await else { return };
+    let (a, b) = crate::realtime::pair(&bus).await;
+    let (admin, c) = setup(&a).await;
+    let me: Value = a.get("/api/auth/me/", Some(&c.agent)).await.json().await.expect("json");
+    let agent_id = me["id"].as_i64().expect("id");
+    let mut agent = Ws::connect(&b, &ws_path(&c, &c.agent)).await;
+    agent.next_of("connection_established").await;
+    let mut visitor = Ws::connect(&b, &ws_path(&c, &c.visitor)).await;
+    visitor.next_of("connection_established").await;
+    let mut notes = Ws::connect(&b, &format!("/ws/notifications/?token={}", c.agent)).await;
+    notes.next_of("connection_established").await;
+
+    let r = a.delete(&format!("/api/companies/{}/agents/{agent_id}/", c.company_id), Some(&admin)).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(crate::shutdown::close_code(&mut agent, Duration::from_secs(1)).await, Some(1008), "closed within 1 s");
+    assert_eq!(Ws::try_connect(&b, &ws_path(&c, &c.agent)).await.err(), Some(403));
+    visitor.send(&json!({"type": "ping"})).await;
+    assert_eq!(visitor.next_of("pong").await["type"], "pong", "the visitor's socket stays");
+
+    let r = a.patch_json(&format!("/api/admin/users/{agent_id}/"), Some(&admin), &json!({"is_active": false})).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(crate::shutdown::close_code(&mut notes, Duration::from_secs(1)).await, Some(1008), "closed within 1 s");
+}

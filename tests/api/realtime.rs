@@ -257,3 +257,25 @@ async fn losing_redis_keeps_local_clients_served_and_the_bus_recovers_what_was_m
     rita.send(&json!({"type": "comment", "comment": {"content": "after"}})).await;
     assert_eq!(olive.next_of("comment").await["comment"]["content"], "after");
 }
+
+/// A disabled account's collaboration socket on the other instance closes at once (issue 18,
+/// item 4), with 1008, and cannot come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabling_an_account_closes_its_collaboration_socket_on_every_instance() {
+    let Some(bus) = redis_url().await else { return };
+    let (a, b) = pair(&bus).await;
+    let s = setup(&a).await;
+    let mut rita = Ws::connect(&b, &ws_path(&s, &s.reviewer)).await;
+    rita.next_of("session_state").await;
+    let mut olive = Ws::connect(&a, &ws_path(&s, &s.owner)).await;
+    olive.next_of("session_state").await;
+    // The owner is the first account: the admin.
+    let r = a
+        .patch_json(&format!("/api/admin/users/{}/", s.reviewer_id), Some(&s.owner), &json!({"is_active": false}))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(crate::shutdown::close_code(&mut rita, Duration::from_secs(1)).await, Some(1008), "closed within 1 s");
+    assert!(Ws::try_connect(&b, &ws_path(&s, &s.reviewer)).await.is_err());
+    olive.send(&json!({"type": "ping"})).await;
+    assert_eq!(olive.next_of("pong").await["type"], "pong", "other members stay");
+}

@@ -99,6 +99,10 @@ pub async fn update(
         });
     }
     let user = state.store.update_user(id, role, body.is_active).await?.ok_or(AppError::NotFound("user"))?;
+    if !user.is_active {
+        // Its open sockets close now, on every instance (its next request is refused anyway).
+        state.rooms.revoke(crate::bus::Revocation::Account { user_id: user.id });
+    }
     tracing::info!(user_id = id, role = user.role.as_str(), is_active = user.is_active, "account updated");
     Ok(axum::Json(UserOut::from(&user)))
 }

@@ -254,6 +254,8 @@ pub async fn remove_agent(
     if !state.store.remove_agent(company.id, user_id).await? {
         return Err(AppError::NotFound("agent"));
     }
+    // Their chat sockets of this company close now, on every instance.
+    state.rooms.revoke(crate::bus::Revocation::Agent { user_id, company_id: company.id });
     Ok(crate::http::empty(StatusCode::NO_CONTENT))
 }
 
