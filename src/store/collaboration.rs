@@ -147,10 +147,19 @@ impl Store {
     /// Sessions `user_id` owns or takes part in, newest first.
     /// The sessions on `asset_id` that have not been ended (expired ones included).
     pub async fn open_sessions_of_asset(&self, asset_id: i64) -> anyhow::Result<Vec<Session>> {
+        self.open_sessions_where("asset_id", asset_id).await
+    }
+
+    /// The sessions reached through the link `share_id` that have not been ended.
+    pub async fn open_sessions_of_share(&self, share_id: i64) -> anyhow::Result<Vec<Session>> {
+        self.open_sessions_where("share_id", share_id).await
+    }
+
+    async fn open_sessions_where(&self, column: &'static str, id: i64) -> anyhow::Result<Vec<Session>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {SESSION_COLUMNS} FROM collab_sessions WHERE asset_id = $1 AND ended_at IS NULL"
+            "SELECT {SESSION_COLUMNS} FROM collab_sessions WHERE {column} = $1 AND ended_at IS NULL"
         )))
-        .bind(asset_id)
+        .bind(id)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(session_from_row).collect::<Result<_, _>>()?)

@@ -273,6 +273,25 @@ async fn deleting_the_asset_ends_its_sessions_and_they_are_still_listed(db: Db) 
     assert_eq!(Ws::try_connect(&r.app, &ws_path(&s, &r.reviewer)).await.err().map(|c| c >= 400), Some(true));
 }
 
+/// Revoking the link a session is reached through ends the session (issue 18, item 4): its
+/// members are told and their sockets close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_a_sessions_link_ends_the_session_and_closes_its_sockets() {
+    let r = review_on(TestApp::spawn().await).await;
+    let s = session(&r, json!({})).await;
+    let sid = s["session_id"].as_str().expect("sid");
+    let mut rita = Ws::connect(&r.app, &ws_path(&s, &r.reviewer)).await;
+    rita.next_of("session_state").await;
+    let link = s["share_link"]["uuid"].as_str().expect("link uuid");
+    let revoked = r.app.delete(&format!("/api/v3/shares/{link}/"), Some(&r.owner)).await;
+    assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
+    assert_eq!(rita.next_of("session_ended").await["reason"], "ended");
+    assert!(rita.closed_within(Duration::from_secs(5)).await, "the member's socket closes");
+    let one: Value =
+        r.app.get(&format!("/api/v3/collaboration/sessions/{sid}/"), Some(&r.owner)).await.json().await.expect("json");
+    assert_eq!(one["status"], "ended");
+}
+
 /// Fifty comments sent at once on one socket (SPEC §9): stored with rising seqs in the order they
 /// were sent, delivered to the other member in that order, recorded and replayed in that order,
 /// none refused (a sender that outruns the store is slowed down, not dropped).

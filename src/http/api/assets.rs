@@ -346,12 +346,7 @@ pub async fn delete(
     let a = visible_asset(&state, &user, id).await?;
     // Its review sessions end first, so that their members are told (`session_ended`, sockets
     // closed) on every instance; their recordings are kept for the replay.
-    let now = state.clock.now_ms();
-    for s in state.store.open_sessions_of_asset(id).await? {
-        if let Some(e) = state.store.end_session(&s, now).await? {
-            state.rooms.publish(&e);
-        }
-    }
+    crate::http::api::collaboration::end_sessions(&state, state.store.open_sessions_of_asset(id).await?).await?;
     state.store.delete_shares_of_asset(id).await?;
     state.store.delete_asset(id).await?;
     crate::jobs::blob_gc::release(&state, &a.blob_key).await;

@@ -287,6 +287,18 @@ pub async fn get(
     Ok(axum::Json(o))
 }
 
+/// Ends `sessions` (their asset or link is gone): each member is told (`session_ended`) and
+/// their sockets close, on every instance; the recordings stay.
+pub async fn end_sessions(state: &AppState, sessions: Vec<Session>) -> AppResult<()> {
+    let now = state.clock.now_ms();
+    for s in sessions {
+        if let Some(e) = state.store.end_session(&s, now).await? {
+            state.rooms.publish(&e);
+        }
+    }
+    Ok(())
+}
+
 async fn end_session(state: &AppState, user: &User, id: &str) -> AppResult<axum::Json<SessionOut>> {
     let s = owned_session(state, user, id).await?;
     let now = state.clock.now_ms();

@@ -218,6 +218,9 @@ pub async fn revoke(
 ) -> AppResult<Response> {
     let s = owned_share(&state, &user, &uuid).await?;
     state.store.revoke_share(s.id).await?;
+    // A review session reached through this link ends with it: its members are told and their
+    // sockets close, on every instance.
+    crate::http::api::collaboration::end_sessions(&state, state.store.open_sessions_of_share(s.id).await?).await?;
     tracing::info!(share_id = s.id, "share link revoked");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
