@@ -166,8 +166,21 @@ async fn observe(State(_state): State<AppState>, req: Request, next: Next) -> Re
     resp
 }
 
+/// The standard methods by name, anything else as `other`: a label never takes a value the
+/// client chose, so `/metrics` stays bounded (issue 18, item 8).
 fn method_label(m: &Method) -> String {
-    m.as_str().to_string()
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    if KNOWN.contains(m) { m.as_str() } else { "other" }.to_string()
 }
 
 /// Headers every response carries; pages may never be framed (the embed page will opt out).

@@ -253,3 +253,18 @@ async fn instances_starting_together_on_an_empty_postgres_database_all_start() {
         assert_eq!(ids.len(), 1, "one deployment, whoever made it");
     }
 }
+
+/// Methods a client makes up never become metric labels (issue 18, item 8): `/metrics` does not
+/// grow with them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_methods_do_not_grow_the_metrics() {
+    let app = TestApp::spawn().await;
+    for i in 0..50 {
+        let method = reqwest::Method::from_bytes(format!("MADEUP{i}").as_bytes()).expect("method");
+        let r = app.req(method, "/healthz", None).send().await.expect("request");
+        assert!(r.status().is_client_error(), "{}", r.status());
+    }
+    let metrics = app.get("/metrics", None).await.text().await.expect("metrics");
+    assert!(!metrics.contains("MADEUP"), "no made-up method is a label");
+    assert!(metrics.contains(r#"method="other""#));
+}
