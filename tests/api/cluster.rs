@@ -98,9 +98,11 @@ impl Cluster {
         let db = Db::postgres()?;
         let bus_url = crate::realtime::redis_url().await?;
         let s3 = Arc::new(S3Server::start().await);
-        // nginx's port first: it is every instance's public_url. (Free when chosen; taken by
-        // nginx a moment later.)
-        let listen = free_port();
+        // nginx's port first: it is every instance's public_url. It stays bound here until nginx
+        // starts, so that no instance or other test takes it meanwhile (a port another test's
+        // instance took would send this test's requests to that test's cluster).
+        let reserved = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+        let listen = reserved.local_addr().expect("addr");
         let proxy = format!("http://{listen}");
 
         let shared = {
@@ -138,9 +140,27 @@ impl Cluster {
         wait_on_bus(&a).await;
         wait_on_bus(&b).await;
 
+        drop(reserved);
         let nginx = Nginx::start(&nginx_bin, listen, [a.addr, b.addr]).await;
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-        Some(Cluster { proxy, client, a, b, s3, database_url, bus_url, nginx })
+        // Whoever answers on the port must be this cluster's nginx.
+        let r = client.get(format!("{proxy}/healthz")).send().await.expect("healthz through the proxy");
+        let upstream = r.headers().get(UPSTREAM_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        assert!(
+            upstream == a.addr.to_string() || upstream == b.addr.to_string(),
+            "{listen} is not this cluster's nginx (upstream {upstream:?}): another process took the port\n{}",
+            nginx.errors()
+        );
+        let cluster = Cluster { proxy, client, a, b, s3, database_url, bus_url, nginx };
+        // That check's line is in nginx's log before a test reads it (nginx writes it just after
+        // the response).
+        for _ in 0..100 {
+            if !cluster.upstreams_logged().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Some(cluster)
     }
 
     /// The instance `which`, to reach it directly (not through nginx) or to read its state.
@@ -260,12 +280,6 @@ async fn wait_on_bus(app: &TestApp) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("instance {} did not connect to the bus", app.addr);
-}
-
-/// An unused loopback address for nginx to listen on.
-fn free_port() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("addr")
 }
 
 /// The shipped site file, with the upstream servers and the `listen` line made local, and the
@@ -404,6 +418,8 @@ const CHROME: &str =
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_through_the_proxy_alternate_between_the_two_instances() {
     let Some(cluster) = Cluster::start(|_| {}).await else { return };
+    // The harness's own check at start is in the log before these.
+    let before = cluster.upstreams_logged().len();
     let mut seen = vec![];
     for _ in 0..10 {
         let r = cluster.get("/healthz", None).await;
@@ -416,14 +432,14 @@ async fn requests_through_the_proxy_alternate_between_the_two_instances() {
     // so the last one may lag a moment.)
     let mut logged = cluster.upstreams_logged();
     for _ in 0..100 {
-        if logged.len() >= seen.len() {
+        if logged.len() >= before + seen.len() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
         logged = cluster.upstreams_logged();
     }
     let logged: Vec<Instance> =
-        logged.iter().map(|u| cluster.instance_at(u).unwrap_or_else(|| panic!("logged {u}"))).collect();
+        logged.iter().skip(before).map(|u| cluster.instance_at(u).unwrap_or_else(|| panic!("logged {u}"))).collect();
     assert_eq!(logged, seen);
 
     // Either instance accepts what the other issued: an account registered on one is known to
