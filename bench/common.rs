@@ -1,5 +1,6 @@
 //! Helpers shared by the Rust benchmarks (`#[path = "common.rs"] mod common;` in each): scratch
-//! PostgreSQL databases, percentiles, JSON answers.
+//! PostgreSQL databases, percentiles, JSON answers, the machine line, and the entry point's
+//! verdict handling (`run_bench`).
 #![allow(dead_code)] // each benchmark uses its own subset
 
 use serde_json::Value;
@@ -38,4 +39,58 @@ pub async fn drop_postgres(name: &str) -> anyhow::Result<()> {
     let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&base).await?;
     sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut conn).await?;
     Ok(())
+}
+
+/// "CPU model, N cores, Linux version", for the report.
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{cpu}, {cores} cores, Linux {}", kernel.trim())
+}
+
+/// Runs a benchmark's `run` on a fresh runtime within `overall`, prints the verdict and exits:
+/// 0 when `run` says every target was met, 1 with the targets it names as missed, 2 when it failed,
+/// ran out of time or was interrupted.
+pub fn run_bench<F>(name: &str, overall: std::time::Duration, run: F) -> anyhow::Result<()>
+where
+    F: std::future::Future<Output = anyhow::Result<Vec<String>>>,
+{
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let code = rt.block_on(async {
+        tokio::select! {
+            r = tokio::time::timeout(overall, run) => match r {
+                Ok(Ok(missed)) if missed.is_empty() => {
+                    println!("{name}: every target met");
+                    0
+                }
+                Ok(Ok(missed)) => {
+                    println!("{name}: targets missed: {}", missed.join(", "));
+                    1
+                }
+                Ok(Err(e)) => {
+                    eprintln!("{name} benchmark failed: {e:#}");
+                    2
+                }
+                Err(_) => {
+                    eprintln!("{name} benchmark failed: not finished after {} s", overall.as_secs());
+                    2
+                }
+            },
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("{name} benchmark interrupted");
+                2
+            }
+        }
+    });
+    // Servers and temp dirs are gone by now (dropped inside the future); sockets go with the runtime.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    std::process::exit(code);
 }

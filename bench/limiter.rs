@@ -218,20 +218,6 @@ fn vitrine_bin() -> anyhow::Result<PathBuf> {
     Ok(bin)
 }
 
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    format!("{cpu}, {cores} cores, Linux {}", kernel.trim())
-}
-
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .unwrap_or_default()
@@ -496,7 +482,7 @@ async fn redis_floor(url: &str) -> anyhow::Result<String> {
 
 async fn run(shape: &Shape) -> anyhow::Result<bool> {
     let started = Instant::now();
-    println!("machine: {}; load average {}", machine(), loadavg());
+    println!("machine: {}; load average {}", common::machine(), loadavg());
     let commit = Command::new("git")
         .args(["describe", "--always", "--dirty"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -577,34 +563,7 @@ fn main() -> anyhow::Result<()> {
     }
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let shape = Shape::from_env();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let code = rt.block_on(async {
-        tokio::select! {
-            r = tokio::time::timeout(OVERALL, run(&shape)) => match r {
-                Ok(Ok(true)) => {
-                    println!("limiter: target met");
-                    0
-                }
-                Ok(Ok(false)) => {
-                    println!("limiter: target MISSED");
-                    1
-                }
-                Ok(Err(e)) => {
-                    eprintln!("limiter benchmark failed: {e:#}");
-                    2
-                }
-                Err(_) => {
-                    eprintln!("limiter benchmark failed: not finished after {} s", OVERALL.as_secs());
-                    2
-                }
-            },
-            _ = tokio::signal::ctrl_c() => {
-                eprintln!("limiter benchmark interrupted");
-                2
-            }
-        }
-    });
-    // The servers and the temp dir are gone by now (dropped inside the future).
-    rt.shutdown_timeout(Duration::from_secs(2));
-    std::process::exit(code);
+    common::run_bench("limiter", OVERALL, async {
+        Ok(if run(&shape).await? { Vec::new() } else { vec!["shared limiter p50 within 0.3 ms".to_string()] })
+    })
 }

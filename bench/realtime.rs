@@ -71,6 +71,9 @@
 //! did not start, setup was refused, a socket could not join a latency or throughput room).
 //! Under `cargo test --all-targets` the binary starts without `--bench` and returns at once.
 
+#[path = "common.rs"]
+mod common;
+
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -443,19 +446,6 @@ fn clock_ticks_per_second() -> f64 {
         .ok()
         .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
         .unwrap_or(100.0)
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    format!("{cpu}, {} cores, Linux {}", cores(), kernel.trim())
 }
 
 fn cores() -> usize {
@@ -1438,7 +1428,7 @@ fn print_latency(v: &mut Verdicts, label: &str, vit: &Latency, reference: &Laten
 async fn run(shape: &Shape) -> anyhow::Result<Verdicts> {
     let started = Instant::now();
     let mut v = Verdicts { missed: Vec::new() };
-    println!("machine: {}", machine());
+    println!("machine: {}", common::machine());
     let commit = Command::new("git")
         .args(["describe", "--always", "--dirty"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -1696,34 +1686,5 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let shape = Shape::from_env();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let code = rt.block_on(async {
-        tokio::select! {
-            r = tokio::time::timeout(OVERALL, run(&shape)) => match r {
-                Ok(Ok(v)) if v.missed.is_empty() => {
-                    println!("realtime: every target met");
-                    0
-                }
-                Ok(Ok(v)) => {
-                    println!("realtime: targets missed: {}", v.missed.join(", "));
-                    1
-                }
-                Ok(Err(e)) => {
-                    eprintln!("realtime benchmark failed: {e:#}");
-                    2
-                }
-                Err(_) => {
-                    eprintln!("realtime benchmark failed: not finished after {} s", OVERALL.as_secs());
-                    2
-                }
-            },
-            _ = tokio::signal::ctrl_c() => {
-                eprintln!("realtime benchmark interrupted");
-                2
-            }
-        }
-    });
-    // Servers and temp dirs are gone by now (dropped inside the future); sockets go with the runtime.
-    rt.shutdown_timeout(Duration::from_secs(2));
-    std::process::exit(code);
+    common::run_bench("realtime", OVERALL, async { Ok(run(&shape).await?.missed) })
 }
