@@ -101,9 +101,9 @@ async fn state_frame(
 ) -> String {
     let online: Vec<serde_json::Value> =
         state.rooms.online(&sub.room).await.into_iter().map(|(id, name)| who(id, &name)).collect();
-    let comments = match state.store.comments_of_asset(asset.id).await {
+    let comments = match state.store.latest_comments(asset.id, STATE_COMMENTS as i64).await {
         // The most recent ones; the rest is one REST call away.
-        Ok(c) => build_trees(&c[c.len().saturating_sub(STATE_COMMENTS)..]),
+        Ok(c) => build_trees(&c),
         Err(e) => {
             tracing::warn!(error = %e, "could not read comments for a session state");
             Vec::new()

@@ -7,6 +7,7 @@ use sqlx::any::AnyRow;
 use super::rooms::{RoomEvent, append};
 use super::{Float, Store, flag, next_id};
 use crate::domain::comments::{Comment, CommentOut, NewComment};
+use crate::domain::pagination::PageRequest;
 
 /// The columns of a comment as `comment_from_row` reads them; the author's name is the guest's,
 /// else the account's, else (the account was deleted) "deleted account".
@@ -386,6 +387,64 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.as_ref().map(comment_from_row).transpose()?)
+    }
+
+    /// One page of the asset's threads, newest thread first: the top-level comments of the page
+    /// and every reply under them (at most `MAX_LISTED` rows), oldest first within the page; and
+    /// the number of threads. `build_trees` then nests them, newest thread first.
+    pub async fn comment_threads(&self, asset_id: i64, page: PageRequest) -> anyhow::Result<(Vec<Comment>, i64)> {
+        let (count,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM comments WHERE asset_id = $1 AND parent_id IS NULL")
+                .bind(asset_id)
+                .fetch_one(&self.pool)
+                .await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "WITH RECURSIVE roots(id) AS (
+                 SELECT id FROM comments WHERE asset_id = $1 AND parent_id IS NULL ORDER BY id DESC LIMIT $2 OFFSET $3
+             ), thread(id) AS (
+                 SELECT id FROM roots
+                 UNION ALL SELECT r.id FROM comments r JOIN thread t ON r.asset_id = $1 AND r.parent_id = t.id
+             )
+             {SELECT} WHERE c.id IN (SELECT id FROM thread) ORDER BY c.id LIMIT $4"
+        )))
+        .bind(asset_id)
+        .bind(page.limit())
+        .bind(page.offset())
+        .bind(MAX_LISTED)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok((rows.iter().map(comment_from_row).collect::<Result<_, _>>()?, count))
+    }
+
+    /// One thread of the asset: the comment `root_id` (a top-level comment of `asset_id`) and
+    /// every reply under it, oldest first (at most `MAX_LISTED`); empty when there is no such thread.
+    pub async fn comment_thread(&self, asset_id: i64, root_id: i64) -> anyhow::Result<Vec<Comment>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "WITH RECURSIVE thread(id) AS (
+                 SELECT id FROM comments WHERE id = $2 AND asset_id = $1 AND parent_id IS NULL
+                 UNION ALL SELECT r.id FROM comments r JOIN thread t ON r.asset_id = $1 AND r.parent_id = t.id
+             )
+             {SELECT} WHERE c.id IN (SELECT id FROM thread) ORDER BY c.id LIMIT $3"
+        )))
+        .bind(asset_id)
+        .bind(root_id)
+        .bind(MAX_LISTED)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(comment_from_row).collect::<Result<_, _>>()?)
+    }
+
+    /// The asset's `n` most recent comments, oldest first.
+    pub async fn latest_comments(&self, asset_id: i64, n: i64) -> anyhow::Result<Vec<Comment>> {
+        let rows =
+            sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT} WHERE c.asset_id = $1 ORDER BY c.id DESC LIMIT $2")))
+                .bind(asset_id)
+                .bind(n.clamp(0, MAX_LISTED))
+                .fetch_all(&self.pool)
+                .await?;
+        let mut list = rows.iter().map(comment_from_row).collect::<Result<Vec<_>, _>>()?;
+        list.reverse();
+        Ok(list)
     }
 
     /// The asset's comments, oldest first (at most `MAX_LISTED`).

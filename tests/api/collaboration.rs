@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Db, Spawn, TestApp, Ws, assert_error, contents, fixtures, recorded_comments};
+use crate::helpers::{Db, Spawn, TestApp, Ws, assert_error, contents, created, fixtures, recorded_comments};
 
 /// An owner with a 60-second audio asset, and a reviewer with an account.
 struct Review {
@@ -96,6 +96,8 @@ async fn comments_on(db: Db) {
         .await
         .expect("json");
     let list: Value = r.app.get(&path, Some(&r.owner)).await.json().await.expect("json");
+    assert_eq!((list["count"].as_i64(), list["next"].as_str()), (Some(1), None), "{list}");
+    let list = &list["results"];
     assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
     assert_eq!(list[0]["replies"][0]["id"], reply["id"]);
     assert_eq!(list[0]["replies"][0]["replies"][0]["id"], deeper["id"]);
@@ -174,6 +176,7 @@ async fn comments_on(db: Db) {
         StatusCode::NO_CONTENT
     );
     let list: Value = r.app.get(&path, Some(&r.owner)).await.json().await.expect("json");
+    let list = &list["results"];
     assert_eq!(list.as_array().map(Vec::len), Some(1));
     assert_eq!(list[0]["content"], "mine, edited");
     assert_error(
@@ -237,7 +240,131 @@ async fn sessions_on(db: Db) {
     assert_eq!(Ws::try_connect(&r.app, &ws_path(&s, &r.owner)).await.err(), Some(410));
 }
 
+/// Comments are paginated by thread, newest thread first (issue 18 item 10): the REST list and
+/// the link's JSON list use SPEC §0 paging with `next`/`previous`; the share page shows 20 threads
+/// with at most five replies each (the rest behind the thread's own page) and stays small
+/// whatever the count.
+async fn comments_are_paginated_by_thread_on(db: Db) {
+    let r = review_on(TestApp::on(db).await).await;
+    let path = format!("/api/v3/assets/{}/comments/", r.asset_id);
+    let share = created(
+        r.app
+            .post_json(
+                &format!("/api/v3/assets/{}/share/", r.asset_id),
+                Some(&r.owner),
+                &json!({"allow_comments": true}),
+            )
+            .await,
+    )
+    .await;
+    let uuid = share["uuid"].as_str().expect("uuid").to_string();
+    // 45 threads; the first has 30 replies (nested two deep), the others none.
+    let mut roots = Vec::new();
+    for i in 0..45 {
+        let c = created(r.app.post_json(&path, Some(&r.owner), &json!({"content": format!("thread {i}")})).await).await;
+        roots.push(c["id"].as_i64().expect("id"));
+    }
+    let mut parent = roots[0];
+    for j in 0..30 {
+        let c = created(
+            r.app
+                .post_json(
+                    &path,
+                    Some(&r.owner),
+                    &json!({"content": format!("reply {j}"), "parent_comment_id": parent}),
+                )
+                .await,
+        )
+        .await;
+        if j == 0 {
+            parent = c["id"].as_i64().expect("id");
+        }
+    }
+    // REST: newest thread first, 20 per page, links that keep the page size.
+    let first: Value = r.app.get(&path, Some(&r.owner)).await.json().await.expect("json");
+    assert_eq!(first["count"], 45, "{first}");
+    assert_eq!(first["previous"], Value::Null);
+    let contents_of = |v: &Value| -> Vec<String> {
+        v["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .map(|c| c["content"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    assert_eq!(contents_of(&first)[..2], ["thread 44".to_string(), "thread 43".to_string()]);
+    assert_eq!(contents_of(&first).len(), 20);
+    let next = first["next"].as_str().expect("next");
+    assert!(next.ends_with(&format!("/api/v3/assets/{}/comments/?page=2&page_size=20", r.asset_id)), "{next}");
+    let last: Value = r.app.get(&format!("{path}?page=3"), Some(&r.owner)).await.json().await.expect("json");
+    assert_eq!(contents_of(&last).len(), 5);
+    assert_eq!(last["next"], Value::Null);
+    assert_eq!(contents_of(&last)[4], "thread 0");
+    // The oldest thread carries all its replies, nested.
+    let oldest = &last["results"][4];
+    assert_eq!(oldest["replies"].as_array().map(Vec::len), Some(1));
+    assert_eq!(oldest["replies"][0]["replies"].as_array().map(Vec::len), Some(29));
+    // Bad paging is a clear 400.
+    for q in ["page=0", "page=x", "page_size=101"] {
+        assert_error(
+            r.app.get(&format!("{path}?{q}"), Some(&r.owner)).await,
+            StatusCode::BAD_REQUEST,
+            "validation_error",
+        )
+        .await;
+    }
+    // The link's JSON list pages the same way.
+    let listed: Value = r
+        .app
+        .client
+        .get(r.app.url(&format!("/share/{uuid}/comments/?page=2&page_size=40")))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!((listed["count"].as_i64(), contents_of(&listed).len()), (Some(45), 5), "{listed}");
+    assert!(listed["previous"].as_str().expect("previous").contains(&format!("/share/{uuid}/comments/?page=1")));
+
+    // The page: 20 threads, newest first, and a link to older ones.
+    let page = |q: String| {
+        let app = &r.app;
+        let url = app.url(&format!("/share/{uuid}/{q}"));
+        async move { app.client.get(url).send().await.expect("page").text().await.expect("html") }
+    };
+    let html = page(String::new()).await;
+    assert!(html.contains("thread 44") && html.contains("thread 25") && !html.contains("thread 24<"), "first page");
+    assert!(html.contains("45 threads, newest first"));
+    assert!(html.contains(&format!("href=\"/share/{uuid}/?page=2#comments\"")), "older link");
+    let html = page("?page=3".into()).await;
+    assert!(html.contains("thread 0<") && !html.contains("thread 5<"));
+    // Thread 0 shows five of its 30 replies and a link to the rest.
+    assert!(html.contains("reply 4<") && !html.contains("reply 5<"), "five replies shown");
+    assert!(html.contains("25 more replies: see the whole thread"));
+    assert!(html.contains(&format!("href=\"/share/{uuid}/?thread={}#comments\"", roots[0])));
+    // The thread's page shows it whole, 50 comments per page.
+    let html = page(format!("?thread={}", roots[0])).await;
+    assert!(html.contains("reply 29<") && html.contains("thread 0<") && html.contains("All comments"));
+    let html = page(format!("?thread={}", roots[1])).await;
+    assert!(html.contains("thread 1<") && !html.contains("thread 0<"));
+    // A thread that is not one (a reply, unknown, garbage) says so; a bad page shows the first.
+    for q in [format!("?thread={parent}"), "?thread=99999999".into(), "?thread=%FF".into()] {
+        assert!(page(q.clone()).await.contains("This thread no longer exists"), "{q}");
+    }
+    assert!(page("?page=abc".into()).await.contains("thread 44"));
+
+    // Many comments: the page stays small.
+    for i in 0..200 {
+        let body = json!({"content": format!("more {i} {}", "x".repeat(300))});
+        created(r.app.post_json(&path, Some(&r.owner), &body).await).await;
+    }
+    let html = page(String::new()).await;
+    assert!(html.len() < 100 * 1024, "share page is {} bytes", html.len());
+}
+
 crate::on_both_databases!(
+    comments_are_paginated_by_thread_on,
     comments_on,
     sessions_on,
     concurrent_comments_reach_the_room_once_each_in_order,
@@ -335,12 +462,15 @@ async fn a_burst_on_one_socket_is_stored_delivered_and_recorded_in_send_order(db
     // Stored (REST list, ids in commit order), recorded and replayed in send order.
     let list: Value = r
         .app
-        .get(&format!("/api/v3/assets/{}/comments/", r.asset_id), Some(&r.owner))
+        .get(&format!("/api/v3/assets/{}/comments/?page_size=100", r.asset_id), Some(&r.owner))
         .await
         .json()
         .await
         .expect("json");
-    let stored: Vec<&str> = list.as_array().expect("list").iter().filter_map(|c| c["content"].as_str()).collect();
+    // Newest thread first.
+    let mut stored: Vec<&str> =
+        list["results"].as_array().expect("list").iter().filter_map(|c| c["content"].as_str()).collect();
+    stored.reverse();
     assert_eq!(stored, sent);
     let sid = s["session_id"].as_str().expect("sid");
     let rec: Value = r
@@ -458,7 +588,7 @@ async fn two_members_see_each_others_cursors_and_comments_and_cannot_spoof() {
         .json()
         .await
         .expect("json");
-    assert_eq!(stored[0]["content"], "Too quiet");
+    assert_eq!(stored["results"][0]["content"], "Too quiet");
     // A comment through REST is broadcast too.
     r.app
         .post_json(&format!("/api/v3/assets/{}/comments/", r.asset_id), Some(&r.owner), &json!({"content": "Agreed"}))
@@ -834,7 +964,7 @@ async fn share_visitors_comment_as_guests_only_where_comments_are_allowed() {
         .json()
         .await
         .expect("json");
-    assert_eq!(listed.as_array().map(Vec::len), Some(2));
+    assert_eq!((listed["count"].as_i64(), listed["results"].as_array().map(Vec::len)), (Some(2), Some(2)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

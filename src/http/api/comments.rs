@@ -16,9 +16,10 @@ use utoipa_axum::routes;
 use crate::app::AppState;
 use crate::domain::assets::Asset;
 use crate::domain::comments::{Comment, CommentIn, CommentOut, NewComment, build_trees};
+use crate::domain::pagination::{Page, PageQuery, PageRequest};
 use crate::domain::users::User;
 use crate::error::{AppError, AppResult, ErrorResponse};
-use crate::http::extract::{ApiJson, ApiPath, CurrentUser};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, CurrentUser};
 use crate::store::comments::Author;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -124,17 +125,37 @@ pub async fn create_on_asset(
     Ok((StatusCode::CREATED, axum::Json(CommentOut::of(&c))).into_response())
 }
 
-/// The asset's comments: top-level ones oldest first, replies nested.
+/// The asset's comment threads, newest thread first, paginated (SPEC §0): each top-level comment
+/// with its replies nested, oldest first.
 #[utoipa::path(get, path = "/api/v3/assets/{id}/comments", tag = "comments", security(("bearer" = [])),
-    params(("id" = i64, Path, description = "asset id")),
-    responses((status = 200, body = Vec<CommentOut>), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+    params(("id" = i64, Path, description = "asset id"), PageQuery),
+    responses((status = 200, body = Page<CommentOut>), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
+        (status = 404, body = ErrorResponse)))]
 pub async fn list(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     ApiPath(id): ApiPath<i64>,
-) -> AppResult<axum::Json<Vec<CommentOut>>> {
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> AppResult<axum::Json<Page<CommentOut>>> {
+    let page = PageRequest::try_from(&q)?;
     let asset = reviewable_asset(&state, &user, id).await?;
-    Ok(axum::Json(build_trees(&state.store.comments_of_asset(asset.id).await?)))
+    let base = format!("{}/api/v3/assets/{}/comments/", state.config.base_url(), asset.id);
+    Ok(axum::Json(threads_page(&state, asset.id, page, &base, &[]).await?))
+}
+
+/// One page of an asset's threads, newest first, as the SPEC §0 envelope (`base` and `extra`
+/// make the `next`/`previous` links). Shared by the REST list and the share link's JSON twin.
+pub async fn threads_page(
+    state: &AppState,
+    asset_id: i64,
+    page: PageRequest,
+    base: &str,
+    extra: &[(&str, String)],
+) -> AppResult<Page<CommentOut>> {
+    let (list, count) = state.store.comment_threads(asset_id, page).await?;
+    let mut threads = build_trees(&list);
+    threads.reverse();
+    Ok(Page::new(threads, count, page, base, extra))
 }
 
 /// A comment the caller may see, with its asset.

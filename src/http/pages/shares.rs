@@ -16,6 +16,7 @@ use crate::analytics::Kind;
 use crate::app::AppState;
 use crate::blob::Disposition;
 use crate::domain::assets::MediaType;
+use crate::domain::pagination::{Page, PageQuery, PageRequest};
 use crate::domain::shares::{ShareStatus, ShareType};
 use crate::domain::time::{now_ms, rfc3339};
 use crate::error::{AppError, ErrorResponse};
@@ -119,15 +120,19 @@ struct SharePage {
     downloads_remaining: Option<i64>,
     allow_comments: bool,
     beacon_url: String,
-    /// Comments in thread order, replies indented by `depth`.
-    comments: Vec<CommentRow>,
+    /// Comments in thread order, replies indented by `depth`, and their navigation.
+    comments: CommentSection,
     comment_action: String,
     /// The signed-in viewer comments under this name; guests give one.
     viewer_name: Option<String>,
     collaborate_url: Option<String>,
 }
 
+/// One line of the share page's comment list: a comment, or the link to the rest of a thread
+/// whose replies do not all fit on the list page.
 struct CommentRow {
+    /// `(hidden replies, thread URL)` on a link line.
+    more: Option<(usize, String)>,
     id: i64,
     depth: usize,
     author: String,
@@ -141,6 +146,7 @@ struct CommentRow {
 fn comment_rows(trees: &[crate::domain::comments::CommentOut], depth: usize, out: &mut Vec<CommentRow>) {
     for c in trees {
         out.push(CommentRow {
+            more: None,
             id: c.id,
             depth: depth.min(6),
             author: c.author.name.clone(),
@@ -152,6 +158,135 @@ fn comment_rows(trees: &[crate::domain::comments::CommentOut], depth: usize, out
         });
         comment_rows(&c.replies, depth + 1, out);
     }
+}
+
+/// Threads on one page of the share page's comments (the page stays small whatever the count).
+const THREADS_PER_PAGE: u32 = 20;
+/// Replies shown under a thread on the list; the rest is behind the thread's own page.
+const REPLIES_SHOWN: usize = 5;
+/// Comments on one page of a single thread.
+const THREAD_ROWS_PER_PAGE: usize = 50;
+
+/// Which comments the share page shows: `?page=N` pages through the threads, newest first;
+/// `?thread=ID` shows one thread whole, `page` then paging through its comments. A value that is
+/// not a page number shows the first page.
+#[derive(Debug, Default)]
+pub struct CommentsView {
+    page: Option<String>,
+    thread: Option<String>,
+}
+
+impl CommentsView {
+    /// Leniently: the page itself never fails on a bad navigation parameter.
+    fn parse(query: Option<&str>) -> CommentsView {
+        let mut view = CommentsView::default();
+        for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            match &*k {
+                "page" => view.page = Some(v.into_owned()),
+                "thread" => view.thread = Some(v.into_owned()),
+                _ => {}
+            }
+        }
+        view
+    }
+}
+
+/// The comment list of the share page and its navigation.
+#[derive(Default)]
+struct CommentSection {
+    rows: Vec<CommentRow>,
+    /// Threads in all (list view).
+    threads: i64,
+    older_url: Option<String>,
+    newer_url: Option<String>,
+    /// In the thread view: back to every thread.
+    all_url: Option<String>,
+    /// The thread view found no such thread.
+    missing_thread: bool,
+}
+
+/// `/share/{uuid}/` with the link token (when it must follow) and `pairs`, anchored at the comments.
+fn comments_url(uuid: &str, token: Option<&str>, pairs: &[(&str, String)]) -> String {
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    if let Some(t) = token {
+        q.append_pair("token", t);
+    }
+    for (k, v) in pairs {
+        q.append_pair(k, v);
+    }
+    let q = q.finish();
+    if q.is_empty() { format!("/share/{uuid}/#comments") } else { format!("/share/{uuid}/?{q}#comments") }
+}
+
+async fn comment_section(
+    state: &AppState,
+    asset_id: i64,
+    uuid: &str,
+    token: Option<&str>,
+    view: &CommentsView,
+) -> anyhow::Result<CommentSection> {
+    use crate::domain::comments::build_trees;
+    let page = view
+        .page
+        .as_deref()
+        .and_then(|p| p.trim().parse::<u32>().ok())
+        .filter(|p| (1..=1_000_000).contains(p))
+        .unwrap_or(1);
+    let mut out = CommentSection::default();
+    if let Some(thread) = &view.thread {
+        out.all_url = Some(comments_url(uuid, token, &[]));
+        let list = match thread.trim().parse::<i64>() {
+            Ok(id) => state.store.comment_thread(asset_id, id).await?,
+            Err(_) => Vec::new(),
+        };
+        if list.is_empty() {
+            out.missing_thread = true;
+            return Ok(out);
+        }
+        let mut rows = Vec::new();
+        comment_rows(&build_trees(&list), 0, &mut rows);
+        let start = (page as usize - 1).saturating_mul(THREAD_ROWS_PER_PAGE);
+        let thread_page =
+            |p: u32| comments_url(uuid, token, &[("thread", thread.trim().to_string()), ("page", p.to_string())]);
+        if start + THREAD_ROWS_PER_PAGE < rows.len() {
+            out.older_url = Some(thread_page(page + 1));
+        }
+        if page > 1 {
+            out.newer_url = Some(thread_page(page - 1));
+        }
+        out.rows = rows.into_iter().skip(start).take(THREAD_ROWS_PER_PAGE).collect();
+        return Ok(out);
+    }
+    let req = PageRequest { page, page_size: THREADS_PER_PAGE };
+    let (list, count) = state.store.comment_threads(asset_id, req).await?;
+    out.threads = count;
+    for tree in build_trees(&list).iter().rev() {
+        let mut rows = Vec::new();
+        comment_rows(std::slice::from_ref(tree), 0, &mut rows);
+        let hidden = rows.len().saturating_sub(1 + REPLIES_SHOWN);
+        out.rows.extend(rows.into_iter().take(1 + REPLIES_SHOWN));
+        if hidden > 0 {
+            let url = comments_url(uuid, token, &[("thread", tree.id.to_string())]);
+            out.rows.push(CommentRow {
+                more: Some((hidden, url)),
+                id: tree.id,
+                depth: 1,
+                author: String::new(),
+                is_guest: false,
+                content: String::new(),
+                timestamp: None,
+                created_at: String::new(),
+                resolved: false,
+            });
+        }
+    }
+    if (req.offset() + req.limit()) < count {
+        out.older_url = Some(comments_url(uuid, token, &[("page", (page + 1).to_string())]));
+    }
+    if page > 1 {
+        out.newer_url = Some(comments_url(uuid, token, &[("page", (page - 1).to_string())]));
+    }
+    Ok(out)
 }
 
 /// Renders a refusal as a page (HTML) or an error (JSON).
@@ -240,10 +375,19 @@ fn previewable(a: &Access) -> bool {
 
 /// The page a recipient opens (HTML; JSON with `Accept: application/json`).
 #[utoipa::path(get, path = "/share/{uuid}", tag = "share links",
-    params(("uuid" = String, Path, description = "share uuid"), ("token" = Option<String>, Query, description = "link token from unlock")),
+    params(("uuid" = String, Path, description = "share uuid"), ("token" = Option<String>, Query, description = "link token from unlock"),
+        ("page" = Option<u32>, Query, description = "comments: page of threads (newest first), or of the thread's comments"),
+        ("thread" = Option<i64>, Query, description = "comments: show this thread whole")),
     responses((status = 200, body = SharedView, description = "the shared file (HTML or JSON)"), (status = 401, description = "password form / login required", body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse), (status = 410, description = "expired, revoked or download limit reached", body = ErrorResponse)))]
-pub async fn page(State(state): State<AppState>, req: ShareRequest, csrf: CsrfCookie, method: Method) -> Response {
+pub async fn page(
+    State(state): State<AppState>,
+    req: ShareRequest,
+    csrf: CsrfCookie,
+    method: Method,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    let view = CommentsView::parse(query.as_deref());
     let json = wants_json(&req.headers);
     let access = match resolve(&state, &req).await {
         Ok(a) => a,
@@ -329,10 +473,11 @@ pub async fn page(State(state): State<AppState>, req: ShareRequest, csrf: CsrfCo
         }
     };
     let media = crate::domain::assets::preview_kind(asset);
-    let mut comments = Vec::new();
+    let mut comments = CommentSection::default();
     if share.allow_comments {
-        match state.store.comments_of_asset(asset.id).await {
-            Ok(list) => comment_rows(&crate::domain::comments::build_trees(&list), 0, &mut comments),
+        let token = (!token_query.is_empty()).then_some(req.link_token.as_deref()).flatten();
+        match comment_section(&state, asset.id, uuid, token, &view).await {
+            Ok(section) => comments = section,
             Err(e) => tracing::warn!(error = %e, "could not read the comments of a shared file"),
         }
     }
@@ -815,14 +960,35 @@ async fn commentable(state: &AppState, req: &ShareRequest) -> Result<Access, App
     Ok(access)
 }
 
-/// The comments of a link's file (when the link allows comments).
-#[utoipa::path(get, path = "/share/{uuid}/comments", tag = "share links", params(("uuid" = String, Path, description = "share uuid")),
-    responses((status = 200, body = Vec<crate::domain::comments::CommentOut>), (status = 403, body = ErrorResponse),
+/// Query of the share link's comment list: SPEC §0 paging, and the link token when it came in the URL
+/// (kept in the `next`/`previous` links).
+#[derive(Debug, Default, Deserialize, IntoParams)]
+pub struct CommentsQuery {
+    /// 1-based page number (default 1).
+    pub page: Option<String>,
+    /// Threads per page (default 20, max 100).
+    pub page_size: Option<String>,
+    /// Link token from unlock.
+    pub token: Option<String>,
+}
+
+/// The comments of a link's file (when the link allows comments): threads newest first, paginated.
+#[utoipa::path(get, path = "/share/{uuid}/comments", tag = "share links", params(("uuid" = String, Path, description = "share uuid"), CommentsQuery),
+    responses((status = 200, body = Page<crate::domain::comments::CommentOut>), (status = 400, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse), (status = 410, body = ErrorResponse)))]
-pub async fn comments(State(state): State<AppState>, req: ShareRequest) -> Result<Response, AppError> {
+pub async fn comments(
+    State(state): State<AppState>,
+    req: ShareRequest,
+    ApiQuery(q): ApiQuery<CommentsQuery>,
+) -> Result<Response, AppError> {
+    let page = PageRequest::try_from(&PageQuery { page: q.page.clone(), page_size: q.page_size.clone() })?;
     let access = commentable(&state, &req).await?;
-    let list = crate::domain::comments::build_trees(&state.store.comments_of_asset(access.asset.id).await?);
-    Ok(axum::Json(list).into_response())
+    let base = format!("{}/share/{}/comments/", state.config.base_url(), access.share.uuid);
+    let extra: Vec<(&str, String)> = q.token.iter().map(|t| ("token", t.clone())).collect();
+    let out = crate::http::api::comments::threads_page(&state, access.asset.id, page, &base, &extra).await?;
+    let mut r = axum::Json(out).into_response();
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    Ok(r)
 }
 
 /// Comments through a link (`allow_comments`): as the signed-in account, or as a guest with a
