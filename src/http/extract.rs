@@ -309,6 +309,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_requests_from_this_origin_count_as_same_origin() {
+        let base = "https://files.example.com";
+        let h = |pairs: &[(&'static str, &'static str)]| {
+            let mut m = axum::http::HeaderMap::new();
+            for (k, v) in pairs {
+                m.insert(*k, axum::http::HeaderValue::from_static(v));
+            }
+            m
+        };
+        assert!(!cross_origin(&h(&[]), base), "no Origin, no fetch metadata: a plain client");
+        assert!(!cross_origin(&h(&[("origin", "https://files.example.com")]), base));
+        assert!(cross_origin(&h(&[("origin", "https://evil.example")]), base));
+        assert!(cross_origin(&h(&[("origin", "null")]), base));
+        assert!(cross_origin(&h(&[("origin", "http://files.example.com")]), base), "another scheme");
+        assert!(cross_origin(&h(&[("sec-fetch-site", "same-site"), ("sec-fetch-mode", "cors")]), base));
+        assert!(!cross_origin(&h(&[("sec-fetch-site", "cross-site"), ("sec-fetch-mode", "navigate")]), base));
+        assert!(!cross_origin(&h(&[("sec-fetch-site", "same-origin"), ("sec-fetch-mode", "cors")]), base));
+    }
+
+    #[test]
     fn forwarded_for_is_believed_only_from_trusted_proxies() {
         let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap_or_else(|_| panic!())];
         let peer: IpAddr = "10.1.2.3".parse().unwrap_or_else(|_| panic!());

@@ -27,6 +27,27 @@ async fn with_cookie(app: &TestApp, method: Method, path: &str, cookies: &str) -
     app.client.request(method, app.url(path)).header("cookie", cookies)
 }
 
+/// Opens the notification socket with the page cookie from this origin: the HTTP status of the
+/// handshake (101 when it opened).
+async fn cookie_socket_status(app: &TestApp, cookies: &str) -> u16 {
+    let req = tokio_tungstenite::tungstenite::http::Request::builder()
+        .uri(format!("ws://{}/ws/notifications/", app.addr))
+        .header("Host", app.addr.to_string())
+        .header("Origin", origin(app))
+        .header("Cookie", cookies)
+        .header("Connection", "Upgrade")
+        .header("Upgrade", "websocket")
+        .header("Sec-WebSocket-Version", "13")
+        .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .body(())
+        .expect("request");
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((_socket, resp)) => resp.status().as_u16(),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
+        Err(e) => panic!("handshake failed: {e}"),
+    }
+}
+
 async fn logout_page(app: &TestApp, cookies: &str, csrf: &str) {
     let r = app
         .client
@@ -56,9 +77,12 @@ async fn signing_out_ends_the_page_session_on_pages_and_on_the_api() {
     let me = with_cookie(&app, Method::GET, "/api/auth/me/", &cookies).await.send().await.expect("me");
     assert_eq!(me.status(), StatusCode::OK, "the cookie authenticates same-origin API reads");
 
+    assert_eq!(cookie_socket_status(&app, &cookies).await, 101, "a same-origin page's socket rides the cookie");
+
     logout_page(&app, &cookies, &csrf).await;
 
-    // The same cookie value, replayed: signed out on pages, refused on the API.
+    // The same cookie value, replayed: signed out on pages, refused on the API and the sockets.
+    assert_eq!(cookie_socket_status(&app, &cookies).await, 401);
     let shares = with_cookie(&app, Method::GET, "/shares", &cookies).await.send().await.expect("shares");
     assert!(shares.status().is_redirection(), "{}", shares.status());
     let to = shares.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("");
