@@ -82,6 +82,24 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
+/// Series that name a tenant (company ids): a registry of their own, never the global one, so
+/// `/metrics` shows them only to a scraper with `metrics_token` (issue 18 item 8). Write to it
+/// with `tenant_metric(|| metrics::gauge!(…).set(…))`.
+fn tenant_recorder() -> &'static metrics_exporter_prometheus::PrometheusRecorder {
+    static RECORDER: OnceLock<metrics_exporter_prometheus::PrometheusRecorder> = OnceLock::new();
+    RECORDER.get_or_init(|| PrometheusBuilder::new().build_recorder())
+}
+
+/// Runs `f` (a `metrics::` macro call naming a tenant) against the tenant registry.
+pub fn tenant_metric<T>(f: impl FnOnce() -> T) -> T {
+    metrics::with_local_recorder(tenant_recorder(), f)
+}
+
+/// The Prometheus text of the tenant registry.
+pub fn render_tenant_metrics() -> String {
+    tenant_recorder().handle().render()
+}
+
 impl AppState {
     /// Opens the database (migrating it), the blob store and the secrets.
     pub async fn build(config: Config) -> anyhow::Result<AppState> {

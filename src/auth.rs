@@ -80,9 +80,19 @@ pub struct Claims {
     pub sub: String,
     pub exp: u64,
     pub iat: u64,
-    /// Token kind: "access" for accounts (others later: share links, chat sessions).
+    /// Token kind: `ACCESS` (API bearer tokens of accounts), `PAGE_SESSION` (the login cookie,
+    /// never accepted as a bearer token), "share" (a link), "chat" (a chat visitor).
     pub typ: String,
+    /// The sign-in session an account token belongs to (`ACCESS`, `PAGE_SESSION`): it is honoured
+    /// only while that session is live in the database (issue 18 item 7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
+
+/// Kind of an account's API bearer token (`Authorization: Bearer`, `?token=`).
+pub const ACCESS: &str = "access";
+/// Kind of the HTML login cookie's token: a different kind, so the cookie is never a bearer token.
+pub const PAGE_SESSION: &str = "session";
 
 /// Password hashing and token signing.
 pub struct Auth {
@@ -146,12 +156,18 @@ impl Auth {
 
     pub fn issue(&self, subject: &str, typ: &str, ttl_secs: u64) -> Result<String, AppError> {
         let now = crate::blob::unix_now() as u64;
-        let claims = Claims { sub: subject.to_string(), exp: now + ttl_secs, iat: now, typ: typ.to_string() };
+        let claims =
+            Claims { sub: subject.to_string(), exp: now + ttl_secs, iat: now, typ: typ.to_string(), sid: None };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(AppError::internal)
     }
 
-    pub fn issue_access(&self, user_id: i64) -> Result<String, AppError> {
-        self.issue(&user_id.to_string(), "access", self.ttl_secs)
+    /// An account token of kind `typ` (`ACCESS` or `PAGE_SESSION`) bound to the sign-in session
+    /// `sid`, expiring at `exp` (unix seconds, the session's own expiry).
+    pub fn issue_for_session(&self, user_id: i64, typ: &str, sid: &str, exp: u64) -> Result<String, AppError> {
+        let now = crate::blob::unix_now() as u64;
+        let claims =
+            Claims { sub: user_id.to_string(), exp, iat: now, typ: typ.to_string(), sid: Some(sid.to_string()) };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(AppError::internal)
     }
 
     /// Decodes a token of kind `typ`; any failure is a 401.

@@ -150,6 +150,10 @@ pub struct Config {
     pub clamd_timeout_secs: u64,
     /// On SIGTERM, how long requests in flight (uploads, downloads) may run before they are cut.
     pub shutdown_grace_secs: u64,
+    /// Bearer token of `/metrics` scrapers that may see per-tenant series (company ids); without
+    /// it `/metrics` shows only series that name no tenant. At least 32 characters.
+    #[serde(deserialize_with = "lossy_opt_string")]
+    pub metrics_token: Option<String>,
     /// Social-network message templates (`{title}`, `{url}`, `{description}`) and hashtags.
     pub social: crate::domain::shares::SocialConfig,
 }
@@ -254,6 +258,7 @@ impl Default for Config {
             clamd_fail_open: false,
             clamd_timeout_secs: 30,
             shutdown_grace_secs: 30,
+            metrics_token: None,
             social: crate::domain::shares::SocialConfig::default(),
         }
     }
@@ -466,6 +471,9 @@ impl Config {
         if !(1..=3600).contains(&self.shutdown_grace_secs) {
             problems.push("`shutdown_grace_secs` must be between 1 and 3600".into());
         }
+        if self.metrics_token.as_ref().is_some_and(|t| t.trim().len() < 32) {
+            problems.push("`metrics_token` must be at least 32 characters long (a random secret)".into());
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
             problems.push(format!("`log_level` = {:?} is not a level such as info or debug", self.log_level));
         }
@@ -504,7 +512,7 @@ impl Config {
     pub fn to_masked_toml(&self) -> anyhow::Result<String> {
         let mut c = self.clone();
         c.database_url = Some(mask_url_password(&self.effective_database_url()));
-        for secret in [&mut c.s3_secret_key, &mut c.jwt_secret, &mut c.hmac_secret] {
+        for secret in [&mut c.s3_secret_key, &mut c.jwt_secret, &mut c.hmac_secret, &mut c.metrics_token] {
             if secret.is_some() {
                 *secret = Some("***".into());
             }
@@ -613,6 +621,16 @@ mod tests {
         let c = Config { shutdown_grace_secs: 0, ..Config::default() };
         let e = c.validate().expect_err("must fail").to_string();
         assert!(e.contains("`shutdown_grace_secs`"), "{e}");
+    }
+
+    #[test]
+    fn a_short_metrics_token_is_refused_and_a_long_one_masked() {
+        let c = Config { metrics_token: Some("short".into()), ..Config::default() };
+        let e = c.validate().expect_err("must fail").to_string();
+        assert!(e.contains("`metrics_token`"), "{e}");
+        let c = Config { metrics_token: Some("m".repeat(40)), ..Config::default() };
+        c.validate().expect("valid");
+        assert!(!c.to_masked_toml().expect("toml").contains(&"m".repeat(40)));
     }
 
     #[test]

@@ -77,51 +77,140 @@ pub fn bearer_in(headers: &axum::http::HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// Loads the account of a verified access token; disabled or deleted accounts are refused.
-pub async fn user_from_token(state: &AppState, token: &str) -> Result<User, AppError> {
-    let claims = state.auth.verify(token, "access")?;
+/// A signed-in account and the sign-in session its token belongs to.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub user: User,
+    /// The session id (`sid` claim): logging out revokes it.
+    pub session_id: String,
+    /// When the token expires (unix seconds).
+    pub expires: u64,
+}
+
+/// Verifies an account token of kind `typ` and loads its account and session in one query:
+/// a token whose session ended (logged out, expired, deleted) is a 401; a disabled account a 403.
+async fn signed_in(state: &AppState, token: &str, typ: &str) -> Result<SignedIn, AppError> {
+    let claims = state.auth.verify(token, typ)?;
     let id: i64 = claims.sub.parse().map_err(|_| AppError::Unauthenticated("the token is not valid".into()))?;
+    // Tokens made before sessions existed name none: they cannot be revoked, so they end here.
+    let sid =
+        claims.sid.ok_or_else(|| AppError::Unauthenticated("the token is no longer valid; log in again".into()))?;
     let user = state
         .store
-        .user_by_id(id)
+        .session_user(&sid, id, crate::domain::time::now_ms())
         .await?
-        .ok_or_else(|| AppError::Unauthenticated("the account no longer exists".into()))?;
+        .ok_or_else(|| AppError::Unauthenticated("the session has ended; log in again".into()))?;
     if !user.is_active {
         return Err(AppError::Forbidden { code: "account_disabled", message: "this account is disabled".into() });
     }
-    Ok(user)
+    Ok(SignedIn { user, session_id: sid, expires: claims.exp })
 }
 
-/// An authenticated API caller (`Authorization: Bearer <JWT>`).
+/// The account and session of an API access token (`Authorization: Bearer`, `?token=`).
+pub async fn access_session(state: &AppState, token: &str) -> Result<SignedIn, AppError> {
+    signed_in(state, token, crate::auth::ACCESS).await
+}
+
+/// Loads the account of an access token; ended sessions, disabled or deleted accounts are refused.
+/// The page cookie's value is not an access token and is refused here.
+pub async fn user_from_token(state: &AppState, token: &str) -> Result<User, AppError> {
+    access_session(state, token).await.map(|s| s.user)
+}
+
+/// The account and session of the page session cookie's value.
+pub async fn page_session(state: &AppState, cookie_value: &str) -> Result<SignedIn, AppError> {
+    signed_in(state, cookie_value, crate::auth::PAGE_SESSION).await
+}
+
+/// Whether the request comes from another origin: a foreign (or opaque `null`) `Origin`, or a
+/// browser's `Sec-Fetch-Site` naming another site for anything but a top-level navigation. Such
+/// requests are never authenticated by the cookie (SPEC §0).
+pub fn cross_origin(headers: &axum::http::HeaderMap, base_url: &str) -> bool {
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        return !origin.to_str().is_ok_and(|o| same_origin(o, base_url));
+    }
+    let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mode = headers.get("sec-fetch-mode").and_then(|v| v.to_str().ok()).unwrap_or("");
+    matches!(site, "cross-site" | "same-site") && mode != "navigate"
+}
+
+fn csrf_refused(message: &str) -> AppError {
+    AppError::Forbidden { code: "csrf_failed", message: message.into() }
+}
+
+/// The CSRF rule of a request authenticated by a cookie (SPEC §0): from this origin only, and a
+/// state-changing one carries the page's CSRF token (`token`: the form's `csrf_token` field or
+/// the `X-CSRF-Token` header), equal to the CSRF cookie (double submit, constant-time compare).
+pub fn check_cookie_request(
+    state: &AppState,
+    method: &axum::http::Method,
+    headers: &axum::http::HeaderMap,
+    token: Option<&str>,
+) -> Result<(), AppError> {
+    if cross_origin(headers, state.config.base_url()) {
+        return Err(csrf_refused("cross-site request refused"));
+    }
+    if method.is_safe() {
+        return Ok(());
+    }
+    match (cookie_in(headers, CSRF_COOKIE), token) {
+        (Some(c), Some(t)) if crate::auth::same(&c, t) => Ok(()),
+        _ => Err(csrf_refused("the CSRF token is missing or wrong: send the page's token in X-CSRF-Token")),
+    }
+}
+
+/// The `X-CSRF-Token` header of a request.
+pub fn csrf_header(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok())
+}
+
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// An authenticated API caller and its session: `Authorization: Bearer <access token>`, or the
+/// page session cookie of a same-origin request (writes with the page's `X-CSRF-Token`).
+pub struct CurrentSession(pub SignedIn);
+
+impl FromRequestParts<AppState> for CurrentSession {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        if let Some(token) = bearer(parts) {
+            return Ok(CurrentSession(access_session(state, token).await?));
+        }
+        if let Some(session) = cookie(parts, SESSION_COOKIE) {
+            check_cookie_request(state, &parts.method, &parts.headers, csrf_header(&parts.headers))?;
+            return Ok(CurrentSession(page_session(state, &session).await?));
+        }
+        Err(AppError::Unauthenticated("authentication required: send Authorization: Bearer <token>".into()))
+    }
+}
+
+/// An authenticated API caller (see `CurrentSession`).
 pub struct CurrentUser(pub User);
 
 impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        if let Some(token) = bearer(parts) {
-            return Ok(CurrentUser(user_from_token(state, token).await?));
-        }
-        // Reads may also use the page session (the dashboard's scripts); writes never do, so a
-        // cookie can never be used for a cross-site state change.
-        if matches!(parts.method, axum::http::Method::GET | axum::http::Method::HEAD)
-            && let Some(session) = cookie(parts, SESSION_COOKIE)
-        {
-            return Ok(CurrentUser(user_from_token(state, &session).await?));
-        }
-        Err(AppError::Unauthenticated("authentication required: send Authorization: Bearer <token>".into()))
+        let CurrentSession(s) = CurrentSession::from_request_parts(parts, state).await?;
+        Ok(CurrentUser(s.user))
     }
 }
 
 impl OptionalFromRequestParts<AppState> for CurrentUser {
     type Rejection = AppError;
 
-    /// No credentials: `None`; bad credentials: still an error (never silently anonymous).
+    /// No credentials: `None`; a bad bearer token: still an error (never silently anonymous). A
+    /// cookie that may not be used here (another origin, no CSRF token, ended) is ignored.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Option<Self>, AppError> {
-        match bearer(parts) {
-            None => Ok(None),
-            Some(token) => Ok(Some(CurrentUser(user_from_token(state, token).await?))),
+        if let Some(token) = bearer(parts) {
+            return Ok(Some(CurrentUser(user_from_token(state, token).await?)));
         }
+        let Some(session) = cookie(parts, SESSION_COOKIE) else { return Ok(None) };
+        if check_cookie_request(state, &parts.method, &parts.headers, csrf_header(&parts.headers)).is_err() {
+            return Ok(None);
+        }
+        Ok(page_session(state, &session).await.ok().map(|s| CurrentUser(s.user)))
     }
 }
 
@@ -161,6 +250,21 @@ pub fn cookie_in(headers: &axum::http::HeaderMap, name: &str) -> Option<String> 
     None
 }
 
+/// The signed-in session of an HTML page (session cookie), if any.
+pub struct PageSession(pub Option<SignedIn>);
+
+impl FromRequestParts<AppState> for PageSession {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let Some(token) = cookie(parts, SESSION_COOKIE) else {
+            return Ok(PageSession(None));
+        };
+        // An expired or revoked session simply means "not signed in" on a page.
+        Ok(PageSession(page_session(state, &token).await.ok()))
+    }
+}
+
 /// The signed-in user of an HTML page (session cookie), if any.
 pub struct PageUser(pub Option<User>);
 
@@ -168,11 +272,8 @@ impl FromRequestParts<AppState> for PageUser {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let Some(token) = cookie(parts, SESSION_COOKIE) else {
-            return Ok(PageUser(None));
-        };
-        // An expired or revoked session simply means "not signed in" on a page.
-        Ok(PageUser(user_from_token(state, &token).await.ok()))
+        let PageSession(s) = PageSession::from_request_parts(parts, state).await?;
+        Ok(PageUser(s.map(|s| s.user)))
     }
 }
 
@@ -206,6 +307,26 @@ pub fn same_origin(origin: &str, base: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_requests_from_this_origin_count_as_same_origin() {
+        let base = "https://files.example.com";
+        let h = |pairs: &[(&'static str, &'static str)]| {
+            let mut m = axum::http::HeaderMap::new();
+            for (k, v) in pairs {
+                m.insert(*k, axum::http::HeaderValue::from_static(v));
+            }
+            m
+        };
+        assert!(!cross_origin(&h(&[]), base), "no Origin, no fetch metadata: a plain client");
+        assert!(!cross_origin(&h(&[("origin", "https://files.example.com")]), base));
+        assert!(cross_origin(&h(&[("origin", "https://evil.example")]), base));
+        assert!(cross_origin(&h(&[("origin", "null")]), base));
+        assert!(cross_origin(&h(&[("origin", "http://files.example.com")]), base), "another scheme");
+        assert!(cross_origin(&h(&[("sec-fetch-site", "same-site"), ("sec-fetch-mode", "cors")]), base));
+        assert!(!cross_origin(&h(&[("sec-fetch-site", "cross-site"), ("sec-fetch-mode", "navigate")]), base));
+        assert!(!cross_origin(&h(&[("sec-fetch-site", "same-origin"), ("sec-fetch-mode", "cors")]), base));
+    }
 
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_proxies() {

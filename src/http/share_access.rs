@@ -16,7 +16,7 @@ use crate::domain::time::now_ms;
 use crate::domain::users::User;
 use crate::domain::visitors::{is_bot, is_prefetch, visitor_key};
 use crate::error::AppError;
-use crate::http::extract::{ClientIp, SESSION_COOKIE, cookie, user_from_token};
+use crate::http::extract::{ClientIp, SESSION_COOKIE, cookie, cross_origin, page_session, user_from_token};
 
 /// Cookie carrying a link's access token; its Path is the link, so it never leaves it.
 pub const SHARE_COOKIE: &str = "vitrine_share";
@@ -31,6 +31,9 @@ pub struct ShareRequest {
     pub link_token: Option<String>,
     /// The signed-in account (session cookie or Bearer access token), if any.
     pub viewer: Option<User>,
+    /// Whether a cookie (login session or the link's) stands for the caller: its state-changing
+    /// requests must then pass the CSRF rule (`extract::check_cookie_request`).
+    pub cookie_auth: bool,
 }
 
 #[derive(Deserialize)]
@@ -58,20 +61,29 @@ impl FromRequestParts<AppState> for ShareRequest {
             .map(|(_, t)| t.trim().to_string());
         // A Bearer token is either an account's access token or a link token.
         let mut viewer = None;
-        let mut link_token = query_token.or_else(|| cookie(parts, SHARE_COOKIE));
+        let share_cookie = cookie(parts, SHARE_COOKIE);
+        let mut cookie_auth = query_token.is_none() && share_cookie.is_some();
+        let mut link_token = query_token.or(share_cookie);
         if let Some(b) = bearer {
-            match state.auth.verify(&b, "access") {
+            match state.auth.verify(&b, crate::auth::ACCESS) {
                 Ok(_) => viewer = Some(user_from_token(state, &b).await?),
-                Err(_) => link_token = Some(b),
+                Err(_) => {
+                    link_token = Some(b);
+                    cookie_auth = false;
+                }
             }
         }
+        // The login cookie names the viewer on this site's own requests only (SPEC §0).
         if viewer.is_none()
             && let Some(session) = cookie(parts, SESSION_COOKIE)
         {
-            viewer = user_from_token(state, &session).await.ok();
+            cookie_auth = true;
+            if !cross_origin(&parts.headers, state.config.base_url()) {
+                viewer = page_session(state, &session).await.ok().map(|s| s.user);
+            }
         }
         let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-        Ok(ShareRequest { uuid, ip, user_agent, headers: parts.headers.clone(), link_token, viewer })
+        Ok(ShareRequest { uuid, ip, user_agent, headers: parts.headers.clone(), link_token, viewer, cookie_auth })
     }
 }
 

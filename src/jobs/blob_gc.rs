@@ -42,7 +42,9 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<GcReport> {
     }
     metrics::gauge!("vitrine_stored_bytes").set(state.store.stored_bytes().await? as f64);
     for (company, bytes) in state.store.chat_stored_bytes().await? {
-        metrics::gauge!("vitrine_chat_stored_bytes", "company_id" => company).set(bytes as f64);
+        crate::app::tenant_metric(|| {
+            metrics::gauge!("vitrine_chat_stored_bytes", "company_id" => company).set(bytes as f64)
+        });
     }
     Ok(report)
 }

@@ -1,5 +1,6 @@
 //! Retention: raw analytics events older than `analytics_retention_days` are deleted (hourly, and
-//! by `vitrine retention run`); the daily rollups the reports read stay.
+//! by `vitrine retention run`); the daily rollups the reports read stay. Sign-in sessions that
+//! expired or were revoked are deleted in the same round (their tokens are refused either way).
 
 use crate::app::AppState;
 
@@ -11,5 +12,10 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<u64> {
         tracing::info!(removed, "analytics retention removed old events");
     }
     metrics::counter!("vitrine_analytics_events_expired_total").increment(removed);
+    // Session expiry follows the tokens' `exp`, which is wall-clock time.
+    let sessions = state.store.delete_dead_sessions(crate::domain::time::now_ms()).await?;
+    if sessions > 0 {
+        tracing::info!(sessions, "retention removed ended sign-in sessions");
+    }
     Ok(removed)
 }

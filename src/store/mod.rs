@@ -9,6 +9,7 @@ pub mod collaboration;
 pub mod comments;
 pub mod gallery;
 pub mod rooms;
+pub mod sessions;
 pub mod shares;
 pub mod users;
 

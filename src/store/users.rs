@@ -10,7 +10,7 @@ use crate::domain::users::{Email, PersonName, Role, User};
 
 const USER_COLUMNS: &str = "id, email, name, password_hash, role, is_active, created_at";
 
-fn user_from_row(r: &AnyRow) -> Result<User, sqlx::Error> {
+pub(crate) fn user_from_row(r: &AnyRow) -> Result<User, sqlx::Error> {
     let role: String = r.try_get("role")?;
     Ok(User {
         id: r.try_get("id")?,

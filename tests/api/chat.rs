@@ -9,6 +9,8 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Clamd, Db, S3Server, Spawn, TestApp, Ws, assert_error, fixtures};
 
+const METRICS_TOKEN: &str = "metrics-token-for-the-chat-tests-0123456789";
+
 /// A company, its agent (token) and one visitor session.
 struct Chat {
     company_id: String,
@@ -212,7 +214,12 @@ async fn companies_agents_and_sessions_are_managed_by_admins() {
 /// Seed scenarios 1 and 2: a user's upload reaches the agent, an agent's upload the user, live,
 /// with the seed's fields; on SQLite and PostgreSQL.
 async fn uploads_reach_both_sides_on(db: Db) {
-    let app = TestApp::on(db).await;
+    let app = TestApp::spawn_with(Spawn {
+        db,
+        tweak: Box::new(|c| c.metrics_token = Some(METRICS_TOKEN.into())),
+        ..Default::default()
+    })
+    .await;
     let (_, c) = setup(&app).await;
     let mut visitor_ws = Ws::connect(&app, &ws_path(&c, &c.visitor)).await;
     let mut agent_ws = Ws::connect(&app, &ws_path(&c, &c.agent)).await;
@@ -316,8 +323,8 @@ async fn uploads_reach_both_sides_on(db: Db) {
     visitor_ws.send(&json!({"type": "ping"})).await;
     visitor_ws.next_of("pong").await;
 
-    // Metrics.
-    let metrics = app.get("/metrics", None).await.text().await.expect("text");
+    // Metrics (the per-company series only for the scraper with the metrics token).
+    let metrics = app.get("/metrics", Some(METRICS_TOKEN)).await.text().await.expect("text");
     assert!(metrics.contains("vitrine_chat_uploads_total{result=\"accepted\""), "{metrics}");
     assert!(metrics.contains("vitrine_chat_upload_size_bytes"));
     assert!(metrics.contains(&format!("vitrine_chat_stored_bytes{{company_id=\"{}\"}}", c.company_id)));
@@ -510,8 +517,13 @@ async fn uploads_are_rate_limited_per_uploader() {
 /// A chat token whose expiry has passed.
 fn expired_chat_token(app: &TestApp, session_id: &str) -> String {
     let now = vitrine::blob::unix_now() as u64;
-    let claims =
-        vitrine::auth::Claims { sub: session_id.to_string(), exp: now - 3600, iat: now - 7200, typ: "chat".into() };
+    let claims = vitrine::auth::Claims {
+        sub: session_id.to_string(),
+        exp: now - 3600,
+        iat: now - 7200,
+        typ: "chat".into(),
+        sid: None,
+    };
     jsonwebtoken::encode(
         &jsonwebtoken::Header::default(),
         &claims,

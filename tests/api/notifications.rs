@@ -189,7 +189,7 @@ async fn the_dashboard_shows_cards_and_charts_to_the_owner_only() {
             .status(),
         StatusCode::BAD_REQUEST
     );
-    // Cookies never authorise writes on the API.
+    // A cookie authorises an API write only with the page's CSRF token (SPEC §0; issue 18 item 7).
     let r = app
         .client
         .delete(app.url(&format!("/api/v3/shares/{uuid}/")))
@@ -197,5 +197,18 @@ async fn the_dashboard_shows_cards_and_charts_to_the_owner_only() {
         .send()
         .await
         .expect("delete");
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.client
+            .get(app.url(&format!("/api/v3/shares/{uuid}/")))
+            .header("cookie", &cookies)
+            .send()
+            .await
+            .expect("get")
+            .json::<serde_json::Value>()
+            .await
+            .expect("json")["status"],
+        "active",
+        "the link is still there"
+    );
 }

@@ -1,4 +1,5 @@
-//! Accounts: register, log in, who am I (SPEC §1).
+//! Accounts: register, log in, log out, who am I (SPEC §1). Every token names a sign-in session
+//! kept in the database; logging out revokes it on every instance (issue 18 item 7).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,11 +14,12 @@ use crate::config::Registration;
 use crate::domain::time::rfc3339;
 use crate::domain::users::{NewUser, Role, User};
 use crate::error::{AppError, AppResult, ErrorResponse};
-use crate::http::extract::{ApiJson, ClientIp, CurrentUser};
+use crate::http::extract::{ApiJson, ClientIp, CurrentSession, CurrentUser};
+use crate::store::sessions::SessionKind;
 use crate::store::users::Created;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(register)).routes(routes!(login)).routes(routes!(me))
+    OpenApiRouter::new().routes(routes!(register)).routes(routes!(login)).routes(routes!(logout)).routes(routes!(me))
 }
 
 /// An account as the API shows it.
@@ -74,7 +76,7 @@ pub async fn register(
         });
     }
     let user = create_account(&state, new).await?;
-    let access_token = state.auth.issue_access(user.id)?;
+    let access_token = start_session(&state, user.id, SessionKind::Api).await?;
     Ok((StatusCode::CREATED, axum::Json(RegisterResponse { user: UserOut::from(&user), access_token })))
 }
 
@@ -120,10 +122,37 @@ pub async fn login(
     let (email, password) = require_credentials(body.email, body.password)?;
     let user = check_credentials(&state, ip, &email, &password).await?;
     Ok(axum::Json(LoginResponse {
-        access_token: state.auth.issue_access(user.id)?,
+        access_token: start_session(&state, user.id, SessionKind::Api).await?,
         token_type: "Bearer",
         expires_in: state.auth.ttl_secs(),
     }))
+}
+
+/// Opens a sign-in session of `user_id` (random id from the CSRNG, expiring with its token) and
+/// returns its token: an API access token (`Api`), or the login cookie's value (`Page`), which is
+/// of another kind and never verifies as a bearer token.
+pub async fn start_session(state: &AppState, user_id: i64, kind: SessionKind) -> AppResult<String> {
+    let sid = crate::auth::random_token();
+    let now = crate::blob::unix_now() as u64;
+    let exp = now + state.auth.ttl_secs();
+    state.store.create_session(&sid, user_id, kind, now as i64 * 1000, exp as i64 * 1000).await?;
+    let typ = match kind {
+        SessionKind::Api => crate::auth::ACCESS,
+        SessionKind::Page => crate::auth::PAGE_SESSION,
+    };
+    state.auth.issue_for_session(user_id, typ, &sid, exp)
+}
+
+/// Ends the caller's session: the access token of the request (or, from a same-origin page, its
+/// login session) is refused from now on, on every instance. Other sessions of the account
+/// (other devices, the browser) are not affected.
+#[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(("bearer" = [])),
+    responses((status = 204, description = "signed out: the token no longer works"), (status = 401, body = ErrorResponse),
+        (status = 403, description = "account disabled, or a cookie request without its CSRF token", body = ErrorResponse)))]
+pub async fn logout(State(state): State<AppState>, CurrentSession(s): CurrentSession) -> AppResult<StatusCode> {
+    state.store.revoke_session(&s.session_id, crate::domain::time::now_ms()).await?;
+    tracing::info!(user_id = s.user.id, "signed out");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 pub fn require_credentials(email: Option<String>, password: Option<String>) -> AppResult<(String, String)> {

@@ -545,7 +545,9 @@ async fn store_upload(state: &AppState, caller: &Caller, form: &upload::Form, re
     metrics::counter!("vitrine_chat_uploads_total", "result" => "accepted", "reason" => "").increment(1);
     metrics::histogram!("vitrine_chat_upload_size_bytes").record(rec.size as f64);
     // The sweeper sets the exact figure from the database; between its runs uploads add to it.
-    metrics::gauge!("vitrine_chat_stored_bytes", "company_id" => s.company_uuid.clone()).increment(rec.size as f64);
+    crate::app::tenant_metric(|| {
+        metrics::gauge!("vitrine_chat_stored_bytes", "company_id" => s.company_uuid.clone()).increment(rec.size as f64)
+    });
     tracing::info!(file_id = stored.id, session_id = %s.uuid, uploader = reach.side.as_str(), size = rec.size, "chat file stored");
     Ok(FileOut::of(state, &stored))
 }

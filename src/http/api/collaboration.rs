@@ -514,7 +514,7 @@ pub async fn socket_user(state: &AppState, headers: &HeaderMap, token: Option<&s
     if !crate::http::extract::same_origin(origin, state.config.base_url()) {
         return Err(AppError::Forbidden { code: "csrf_failed", message: "cross-site WebSocket refused".into() });
     }
-    user_from_token(state, &cookie).await
+    Ok(crate::http::extract::page_session(state, &cookie).await?.user)
 }
 
 /// Joins a session live (owner and participants only).

@@ -1,7 +1,7 @@
 //! Operations: liveness, readiness (database, storage), Prometheus metrics.
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -9,6 +9,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
+use crate::auth::same;
+use crate::error::AppError;
+use crate::http::extract::bearer_in;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz)).routes(routes!(metrics))
@@ -57,9 +60,24 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-/// Prometheus text exposition.
-#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus metrics", content_type = "text/plain")))]
-pub async fn metrics(State(state): State<AppState>) -> Response {
+/// Prometheus text exposition. Anonymous scrapers see the series that name no tenant; with
+/// `Authorization: Bearer <metrics_token>` (when configured) the per-tenant series too.
+#[utoipa::path(get, path = "/metrics", tag = "ops",
+    responses((status = 200, description = "Prometheus metrics", content_type = "text/plain"),
+        (status = 401, description = "wrong metrics token", body = crate::error::ErrorResponse)))]
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let with_tenants = match (bearer_in(&headers), state.config.metrics_token.as_deref()) {
+        (None, _) | (Some(_), None) => false,
+        (Some(given), Some(expected)) if same(given, expected.trim()) => true,
+        // A scraper that sends a token expects to be checked: a wrong one is not silently anonymous.
+        (Some(_), Some(_)) => {
+            return AppError::Unauthenticated("the metrics token is not valid".into()).into_response();
+        }
+    };
     metrics::gauge!("vitrine_uptime_seconds").set(state.started.elapsed().as_secs_f64());
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+    let mut text = state.metrics.render();
+    if with_tenants {
+        text.push_str(&crate::app::render_tenant_metrics());
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -15,7 +15,7 @@ use crate::app::AppState;
 use crate::auth::{random_token, same};
 use crate::error::AppError;
 use crate::http::api::auth::check_credentials;
-use crate::http::extract::{ApiForm, ApiQuery, CSRF_COOKIE, ClientIp, CsrfCookie, PageUser, SESSION_COOKIE};
+use crate::http::extract::{ApiForm, ApiQuery, CSRF_COOKIE, ClientIp, CsrfCookie, PageUser, SESSION_COOKIE, cookie_in};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(login_form, login)).routes(routes!(logout))
@@ -48,14 +48,19 @@ pub fn csrf_token(cookie: &CsrfCookie, secure: bool) -> (String, Option<HeaderVa
 }
 
 /// Checks the form's token against the cookie (constant time).
-pub fn check_csrf(cookie: &CsrfCookie, form_token: Option<&str>) -> Result<(), AppError> {
-    match (&cookie.0, form_token) {
+pub fn check_csrf(csrf: &CsrfCookie, form_token: Option<&str>) -> Result<(), AppError> {
+    match (&csrf.0, form_token) {
         (Some(c), Some(f)) if same(c, f) => Ok(()),
         _ => Err(AppError::Forbidden {
             code: "csrf_failed",
             message: "the form has expired; reload the page and try again".into(),
         }),
     }
+}
+
+/// Opens a page (login cookie) session of `user_id`; returns the cookie's value.
+pub async fn start_page_session(state: &AppState, user_id: i64) -> Result<String, AppError> {
+    crate::http::api::auth::start_session(state, user_id, crate::store::sessions::SessionKind::Page).await
 }
 
 /// The session cookie carrying `jwt` (HttpOnly, SameSite=Lax, Secure on https).
@@ -160,7 +165,7 @@ pub async fn login(
     };
     match check_credentials(&state, ip, &email_v, &password).await {
         Ok(user) => {
-            let jwt = match state.auth.issue_access(user.id) {
+            let jwt = match start_page_session(&state, user.id).await {
                 Ok(t) => t,
                 Err(e) => return e.into_response(),
             };
@@ -188,12 +193,25 @@ pub struct LogoutForm {
     pub csrf_token: Option<String>,
 }
 
-/// Signs out (clears the session cookie).
+/// Signs out: ends the page session on the server (its cookie value is refused from now on, on
+/// every instance) and clears the cookie.
 #[utoipa::path(post, path = "/logout", tag = "pages", request_body(content = LogoutForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 303, description = "signed out"), (status = 403, description = "CSRF check failed")))]
-pub async fn logout(State(state): State<AppState>, csrf: CsrfCookie, ApiForm(form): ApiForm<LogoutForm>) -> Response {
+pub async fn logout(
+    State(state): State<AppState>,
+    csrf: CsrfCookie,
+    headers: axum::http::HeaderMap,
+    ApiForm(form): ApiForm<LogoutForm>,
+) -> Response {
     if let Err(e) = check_csrf(&csrf, form.csrf_token.as_deref()) {
         return super::error_page(e.status(), "Sign-out refused", &e.public_message());
+    }
+    if let Some(value) = cookie_in(&headers, SESSION_COOKIE)
+        && let Ok(claims) = state.auth.verify(&value, crate::auth::PAGE_SESSION)
+        && let Some(sid) = claims.sid
+        && let Err(e) = state.store.revoke_session(&sid, crate::domain::time::now_ms()).await
+    {
+        return AppError::from(e).into_response();
     }
     let gone = Cookie::build((SESSION_COOKIE, ""))
         .path("/")

@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::http::extract::{ApiQuery, PageUser};
+use crate::http::extract::{ApiQuery, PageSession};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(widget)).routes(routes!(agent))
@@ -70,16 +70,18 @@ pub async fn widget(State(state): State<AppState>, ApiQuery(q): ApiQuery<WidgetQ
 /// The agents' dashboard: their companies' sessions, live.
 #[utoipa::path(get, path = "/agent", tag = "pages",
     responses((status = 200, description = "HTML dashboard", content_type = "text/html"), (status = 303, description = "sign in first")))]
-pub async fn agent(State(state): State<AppState>, PageUser(user): PageUser) -> Response {
-    let Some(user) = user else {
+pub async fn agent(State(state): State<AppState>, PageSession(session): PageSession) -> Response {
+    let Some(session) = session else {
         return Redirect::to("/login?next=/agent/").into_response();
     };
+    let user = &session.user;
     let companies = match state.store.companies(Some(user.id)).await {
         Ok(c) => c,
         Err(e) => return crate::error::AppError::from(e).into_response(),
     };
-    // The page's scripts call the API and the socket with an access token of the signed-in user.
-    let token = match state.auth.issue_access(user.id) {
+    // The page's scripts call the API and the socket with an access token of the signed-in user,
+    // bound to the page's session: signing out ends it too.
+    let token = match state.auth.issue_for_session(user.id, crate::auth::ACCESS, &session.session_id, session.expires) {
         Ok(t) => t,
         Err(e) => return e.into_response(),
     };

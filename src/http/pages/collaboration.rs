@@ -288,7 +288,7 @@ pub async fn accept_invite(
     if let Err(e) = state.store.link_invitations(&p.email, user.id).await {
         return AppError::from(e).into_response();
     }
-    let jwt = match state.auth.issue_access(user.id) {
+    let jwt = match super::auth::start_page_session(&state, user.id).await {
         Ok(t) => t,
         Err(e) => return e.into_response(),
     };

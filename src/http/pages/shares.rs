@@ -123,6 +123,8 @@ struct SharePage {
     /// Comments in thread order, replies indented by `depth`, and their navigation.
     comments: CommentSection,
     comment_action: String,
+    /// The comment form's CSRF token (double submit with the CSRF cookie).
+    csrf: String,
     /// The signed-in viewer comments under this name; guests give one.
     viewer_name: Option<String>,
     collaborate_url: Option<String>,
@@ -485,6 +487,7 @@ pub async fn page(
         (true, Some(_)) => Some(format!("/collaborate/{uuid}/")),
         _ => None,
     };
+    let (csrf_value, set_csrf) = csrf_token(&csrf, state.config.secure_cookies());
     let mut r = super::render(&SharePage {
         meta,
         title: share.title.clone(),
@@ -500,9 +503,13 @@ pub async fn page(
         beacon_url: format!("/share/{uuid}/beacon{token_query}"),
         comments,
         comment_action: format!("/share/{uuid}/comments{token_query}"),
+        csrf: csrf_value,
         viewer_name: req.viewer.as_ref().map(|u| u.name.clone()),
         collaborate_url,
     });
+    if let Some(c) = set_csrf {
+        r.headers_mut().append(header::SET_COOKIE, c);
+    }
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
     r.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept, Cookie, Authorization"));
     r
@@ -936,6 +943,8 @@ pub struct CommentForm {
     pub guest_name: Option<String>,
     pub parent_comment_id: Option<String>,
     pub timestamp: Option<String>,
+    /// The page's CSRF token (required when a cookie signs the request in).
+    pub csrf_token: Option<String>,
 }
 
 impl CommentForm {
@@ -1009,26 +1018,32 @@ pub async fn comment(
     if access.status == ShareStatus::Exhausted {
         return Err(AppError::from(Refusal::Gone(ShareStatus::Exhausted)));
     }
-    state.limits.guest_comment_per_ip.check(req.ip).await?;
     let is_form = req
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let input = if is_form {
-        crate::http::extract::ApiForm::<CommentForm>::from_request(request, &state).await?.0.into_input()
+    let (input, form_token) = if is_form {
+        let form = crate::http::extract::ApiForm::<CommentForm>::from_request(request, &state).await?.0;
+        let token = form.csrf_token.clone();
+        (form.into_input(), token)
     } else {
-        crate::http::extract::ApiJson::<crate::domain::comments::CommentIn>::from_request(request, &state).await?.0
+        (
+            crate::http::extract::ApiJson::<crate::domain::comments::CommentIn>::from_request(request, &state).await?.0,
+            None,
+        )
     };
-    // A signed-in viewer comments as themselves, unless the request comes from another site
-    // riding their cookie: then it is a guest comment like any other.
-    let cross_site = req
-        .headers
-        .get(header::ORIGIN)
-        .and_then(|o| o.to_str().ok())
-        .is_some_and(|o| !crate::http::extract::same_origin(o, state.config.base_url()));
+    // A cookie (the login session, the link's unlock cookie) stands for the caller: the request
+    // must come from this site with the page's CSRF token (form field or X-CSRF-Token), like every
+    // cookie-authenticated form. Without cookies it is a guest's comment and nothing is forged.
+    if req.cookie_auth {
+        let token = form_token.as_deref().or_else(|| crate::http::extract::csrf_header(&req.headers));
+        crate::http::extract::check_cookie_request(&state, &Method::POST, &req.headers, token)?;
+    }
+    state.limits.guest_comment_per_ip.check(req.ip).await?;
+    // A signed-in viewer comments as themselves (the cookie is only believed from this site).
     let author = match &req.viewer {
-        Some(u) if !cross_site => crate::store::comments::Author::User(u.id),
+        Some(u) => crate::store::comments::Author::User(u.id),
         _ => crate::store::comments::Author::Guest {
             name: crate::domain::comments::parse_guest_name(input.guest_name.as_deref())?,
             share_id: access.share.id,

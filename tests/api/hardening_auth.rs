@@ -1,0 +1,473 @@
+//! Issue 18, items 7, 8 and 13: sign-in sessions that end on logout (page cookie and API tokens),
+//! the cookie rule of SPEC §0 on the API, CSRF on the share comment form, and a `/metrics` page
+//! that is bounded and shows tenants only to the scraper with the metrics token.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{Spawn, TestApp, Ws, assert_error, fixtures};
+use crate::pages::session;
+
+/// The value of the `vitrine_session` cookie in a Cookie header made by `pages::session`.
+fn session_value(cookies: &str) -> String {
+    cookies
+        .split(';')
+        .map(str::trim)
+        .find_map(|c| c.strip_prefix("vitrine_session="))
+        .expect("session cookie")
+        .to_string()
+}
+
+/// The origin of the test app (what a same-origin browser sends as `Origin`).
+fn origin(app: &TestApp) -> String {
+    app.base.clone()
+}
+
+async fn with_cookie(app: &TestApp, method: Method, path: &str, cookies: &str) -> reqwest::RequestBuilder {
+    app.client.request(method, app.url(path)).header("cookie", cookies)
+}
+
+/// Opens the notification socket with the page cookie from this origin: the HTTP status of the
+/// handshake (101 when it opened).
+async fn cookie_socket_status(app: &TestApp, cookies: &str) -> u16 {
+    let req = tokio_tungstenite::tungstenite::http::Request::builder()
+        .uri(format!("ws://{}/ws/notifications/", app.addr))
+        .header("Host", app.addr.to_string())
+        .header("Origin", origin(app))
+        .header("Cookie", cookies)
+        .header("Connection", "Upgrade")
+        .header("Upgrade", "websocket")
+        .header("Sec-WebSocket-Version", "13")
+        .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .body(())
+        .expect("request");
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((_socket, resp)) => resp.status().as_u16(),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
+        Err(e) => panic!("handshake failed: {e}"),
+    }
+}
+
+async fn logout_page(app: &TestApp, cookies: &str, csrf: &str) {
+    let r = app
+        .client
+        .post(app.url("/logout"))
+        .header("cookie", cookies)
+        .form(&[("csrf_token", csrf)])
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+}
+
+async fn api_login(app: &TestApp, email: &str) -> String {
+    let r = app.post_json("/api/auth/login/", None, &json!({"email": email, "password": "correct horse"})).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.expect("json");
+    v["access_token"].as_str().expect("token").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_ends_the_page_session_on_pages_and_on_the_api() {
+    let app = TestApp::spawn().await;
+    app.register("ada@example.com", "Ada").await;
+    let (cookies, csrf) = session(&app, "ada@example.com").await;
+    let shares = with_cookie(&app, Method::GET, "/shares", &cookies).await.send().await.expect("shares");
+    assert_eq!(shares.status(), StatusCode::OK);
+    let me = with_cookie(&app, Method::GET, "/api/auth/me/", &cookies).await.send().await.expect("me");
+    assert_eq!(me.status(), StatusCode::OK, "the cookie authenticates same-origin API reads");
+
+    assert_eq!(cookie_socket_status(&app, &cookies).await, 101, "a same-origin page's socket rides the cookie");
+
+    logout_page(&app, &cookies, &csrf).await;
+
+    // The same cookie value, replayed: signed out on pages, refused on the API and the sockets.
+    assert_eq!(cookie_socket_status(&app, &cookies).await, 401);
+    let shares = with_cookie(&app, Method::GET, "/shares", &cookies).await.send().await.expect("shares");
+    assert!(shares.status().is_redirection(), "{}", shares.status());
+    let to = shares.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("");
+    assert!(to.starts_with("/login"), "{to}");
+    let home = with_cookie(&app, Method::GET, "/", &cookies).await.send().await.expect("home");
+    assert!(!home.text().await.expect("html").contains("Signed in as"));
+    let me = with_cookie(&app, Method::GET, "/api/auth/me/", &cookies).await.send().await.expect("me");
+    assert_error(me, StatusCode::UNAUTHORIZED, "not_authenticated").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_cookie_is_not_a_bearer_token() {
+    let app = TestApp::spawn().await;
+    app.register("ada@example.com", "Ada").await;
+    let (cookies, _) = session(&app, "ada@example.com").await;
+    let value = session_value(&cookies);
+    assert_error(app.get("/api/auth/me/", Some(&value)).await, StatusCode::UNAUTHORIZED, "not_authenticated").await;
+    assert_eq!(Ws::try_connect(&app, &format!("/ws/notifications/?token={value}")).await.err(), Some(401));
+    // Tokens made before sessions existed (no `sid`) cannot be revoked: they are refused.
+    let old = app.state.auth.issue("1", vitrine::auth::ACCESS, 3600).expect("token");
+    assert_error(app.get("/api/auth/me/", Some(&old)).await, StatusCode::UNAUTHORIZED, "not_authenticated").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cookie_writes_to_the_api_only_from_this_origin_with_the_csrf_header() {
+    let app = TestApp::spawn().await;
+    app.register("ada@example.com", "Ada Admin").await;
+    let (cookies, csrf) = session(&app, "ada@example.com").await;
+    let company = |name: &str| json!({"name": name});
+
+    let r = with_cookie(&app, Method::POST, "/api/companies/", &cookies).await.json(&company("A")).send().await;
+    assert_error(r.expect("post"), StatusCode::FORBIDDEN, "csrf_failed").await;
+    let r = with_cookie(&app, Method::POST, "/api/companies/", &cookies)
+        .await
+        .header("x-csrf-token", "not-the-token")
+        .json(&company("B"))
+        .send()
+        .await;
+    assert_error(r.expect("post"), StatusCode::FORBIDDEN, "csrf_failed").await;
+    let r = with_cookie(&app, Method::POST, "/api/companies/", &cookies)
+        .await
+        .header("x-csrf-token", &csrf)
+        .header("origin", "https://evil.example")
+        .json(&company("C"))
+        .send()
+        .await;
+    assert_error(r.expect("post"), StatusCode::FORBIDDEN, "csrf_failed").await;
+    let r = with_cookie(&app, Method::POST, "/api/companies/", &cookies)
+        .await
+        .header("x-csrf-token", &csrf)
+        .header("origin", origin(&app))
+        .json(&company("D"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::CREATED);
+
+    // Cross-origin reads are not authenticated by the cookie either.
+    let r = with_cookie(&app, Method::GET, "/api/auth/me/", &cookies)
+        .await
+        .header("origin", "https://evil.example")
+        .send()
+        .await;
+    assert_error(r.expect("me"), StatusCode::FORBIDDEN, "csrf_failed").await;
+    let r = with_cookie(&app, Method::GET, "/api/auth/me/", &cookies)
+        .await
+        .header("origin", origin(&app))
+        .send()
+        .await
+        .expect("me");
+    assert_eq!(r.status(), StatusCode::OK);
+    // Only the companies created with the token exist.
+    let list: Value = app
+        .client
+        .get(app.url("/api/companies/"))
+        .header("cookie", &cookies)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let names: Vec<&str> = list["results"]
+        .as_array()
+        .or(list.as_array())
+        .map(|a| a.iter().filter_map(|c| c["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, vec!["D"], "{list}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_logout_ends_that_token_only() {
+    let app = TestApp::spawn().await;
+    let (registered, _) = app.register("ada@example.com", "Ada").await;
+    let phone = api_login(&app, "ada@example.com").await;
+    let laptop = api_login(&app, "ada@example.com").await;
+    let (cookies, _) = session(&app, "ada@example.com").await;
+
+    let r = app.post_json("/api/auth/logout/", Some(&phone), &json!({})).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_error(app.get("/api/auth/me/", Some(&phone)).await, StatusCode::UNAUTHORIZED, "not_authenticated").await;
+    assert_error(
+        app.post_json("/api/auth/logout/", Some(&phone), &json!({})).await,
+        StatusCode::UNAUTHORIZED,
+        "not_authenticated",
+    )
+    .await;
+    assert_eq!(Ws::try_connect(&app, &format!("/ws/notifications/?token={phone}")).await.err(), Some(401));
+
+    // The other sessions of the same account go on.
+    for token in [&laptop, &registered] {
+        assert_eq!(app.get("/api/auth/me/", Some(token)).await.status(), StatusCode::OK);
+    }
+    let me = with_cookie(&app, Method::GET, "/api/auth/me/", &cookies).await.send().await.expect("me");
+    assert_eq!(me.status(), StatusCode::OK);
+    let _socket = Ws::connect(&app, &format!("/ws/notifications/?token={laptop}")).await;
+
+    // Ended sessions are deleted by the retention job.
+    let count = |state: vitrine::app::AppState| async move {
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM sessions").fetch_one(state.store.pool()).await.expect("count");
+        n
+    };
+    let before = count(app.state.clone()).await;
+    vitrine::jobs::retention::run_once(&app.state).await.expect("retention");
+    assert_eq!(count(app.state.clone()).await, before - 1, "the revoked session is gone, the live ones stay");
+    assert_eq!(app.get("/api/auth/me/", Some(&laptop)).await.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_accounts_sessions_are_refused() {
+    let app = TestApp::spawn().await;
+    let (admin, _) = app.register("admin@example.com", "Ada Admin").await;
+    let (token, id) = app.register("bob@example.com", "Bob").await;
+    let (cookies, _) = session(&app, "bob@example.com").await;
+    let r = app.patch_json(&format!("/api/admin/users/{id}/"), Some(&admin), &json!({"is_active": false})).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_error(app.get("/api/auth/me/", Some(&token)).await, StatusCode::FORBIDDEN, "account_disabled").await;
+    let me = with_cookie(&app, Method::GET, "/api/auth/me/", &cookies).await.send().await.expect("me");
+    assert_error(me, StatusCode::FORBIDDEN, "account_disabled").await;
+    let shares = with_cookie(&app, Method::GET, "/shares", &cookies).await.send().await.expect("shares");
+    assert!(shares.status().is_redirection(), "a disabled account is signed out of pages");
+}
+
+/// An account with a file shared by a public link that allows comments: (owner token, uuid).
+async fn commentable_link(app: &TestApp) -> (String, String) {
+    let (owner, _) = app.register("owner@example.com", "Olive Owner").await;
+    let asset = app.upload(&owner, "photo.png", fixtures::png(8, 8)).await;
+    let r = app
+        .post_json(
+            &format!("/api/v3/assets/{}/share/", asset["id"]),
+            Some(&owner),
+            &json!({"share_type": "public", "allow_comments": true}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let v: Value = r.json().await.expect("json");
+    (owner, v["uuid"].as_str().expect("uuid").to_string())
+}
+
+async fn link_comments(app: &TestApp, uuid: &str) -> Vec<Value> {
+    let v: Value = app.get(&format!("/share/{uuid}/comments/"), None).await.json().await.expect("json");
+    v.as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_share_comment_form_needs_the_csrf_token_of_a_signed_in_viewer() {
+    let app = TestApp::spawn().await;
+    let (_, uuid) = commentable_link(&app).await;
+    let (cookies, csrf) = session(&app, "owner@example.com").await;
+    let path = format!("/share/{uuid}/comments/");
+
+    // The page carries the form's token.
+    let page = with_cookie(&app, Method::GET, &format!("/share/{uuid}/"), &cookies).await.send().await.expect("page");
+    let html = page.text().await.expect("html");
+    assert!(html.contains(&format!("name=\"csrf_token\" value=\"{csrf}\"")), "the comment form has the token");
+
+    let post = |form: Vec<(&'static str, String)>, origin: Option<&'static str>| {
+        let mut r = app.client.post(app.url(&path)).header("cookie", &cookies).form(&form);
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        r.send()
+    };
+    let text = |t: &str| ("content", t.to_string());
+    assert_error(post(vec![text("no token")], None).await.expect("post"), StatusCode::FORBIDDEN, "csrf_failed").await;
+    assert_error(
+        post(vec![text("bad token"), ("csrf_token", "x".repeat(64))], None).await.expect("post"),
+        StatusCode::FORBIDDEN,
+        "csrf_failed",
+    )
+    .await;
+    assert_error(
+        post(vec![text("from afar"), ("csrf_token", csrf.clone())], Some("https://evil.example")).await.expect("post"),
+        StatusCode::FORBIDDEN,
+        "csrf_failed",
+    )
+    .await;
+    // JSON riding the cookie needs the header.
+    let r = app.client.post(app.url(&path)).header("cookie", &cookies).json(&json!({"content": "json"})).send().await;
+    assert_error(r.expect("post"), StatusCode::FORBIDDEN, "csrf_failed").await;
+    assert!(link_comments(&app, &uuid).await.is_empty(), "nothing was stored");
+
+    let ok = post(vec![text("with the token"), ("csrf_token", csrf.clone())], None).await.expect("post");
+    assert_eq!(ok.status(), StatusCode::SEE_OTHER);
+    let r = app
+        .client
+        .post(app.url(&path))
+        .header("cookie", &cookies)
+        .header("x-csrf-token", &csrf)
+        .json(&json!({"content": "json with the header"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let stored = link_comments(&app, &uuid).await;
+    let authors: Vec<(&str, bool)> = stored
+        .iter()
+        .map(|c| (c["author"]["name"].as_str().unwrap_or(""), c["author"]["is_guest"].as_bool().unwrap_or(true)))
+        .collect();
+    assert_eq!(authors, vec![("Olive Owner", false), ("Olive Owner", false)], "{stored:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guests_still_comment_through_the_page_form() {
+    let app = TestApp::spawn().await;
+    let (_, uuid) = commentable_link(&app).await;
+    // A browser: the page sets the CSRF cookie and puts its token in the form.
+    let page = app.client.get(app.url(&format!("/share/{uuid}/"))).send().await.expect("page");
+    let csrf_cookie = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("vitrine_csrf="))
+        .and_then(|c| c.split(';').next())
+        .expect("csrf cookie")
+        .to_string();
+    let html = page.text().await.expect("html");
+    let token =
+        html.split("name=\"csrf_token\" value=\"").nth(1).and_then(|s| s.split('"').next()).expect("token").to_string();
+    let r = app
+        .client
+        .post(app.url(&format!("/share/{uuid}/comments/")))
+        .header("cookie", &csrf_cookie)
+        .form(&[("content", "Lovely"), ("guest_name", "Gus"), ("csrf_token", &token)])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // A client without cookies has nothing to forge: a guest comment as before.
+    let r = app
+        .client
+        .post(app.url(&format!("/share/{uuid}/comments/")))
+        .form(&[("content", "Plain"), ("guest_name", "Fay")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let names: Vec<String> =
+        link_comments(&app, &uuid).await.iter().map(|c| c["author"]["name"].as_str().unwrap_or("").into()).collect();
+    assert_eq!(names, vec!["Gus", "Fay"]);
+}
+
+const METRICS_TOKEN: &str = "a-metrics-token-of-at-least-32-characters";
+
+/// A company with one chat file, so that a per-company series exists: its company id.
+async fn company_with_a_chat_file(app: &TestApp) -> String {
+    let (admin, _) = app.register("admin@example.com", "Ada Admin").await;
+    let r = app.post_json("/api/companies/", Some(&admin), &json!({"name": "Acme"})).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let c: Value = r.json().await.expect("json");
+    let company_id = c["company_id"].as_str().expect("id").to_string();
+    let r = app.post_json("/api/chat/sessions/", None, &json!({"widget_key": c["widget_key"]})).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let s: Value = r.json().await.expect("json");
+    let pdf = fixtures::pdf(2_000);
+    let size = pdf.len().to_string();
+    let form = reqwest::multipart::Form::new()
+        .text("company_id", company_id.clone())
+        .text("session_id", s["session_id"].as_str().expect("session").to_string())
+        .text("uploader", "user")
+        .text("original_name", "brief.pdf")
+        .text("mime_type", "application/pdf")
+        .text("size", size)
+        .part("file", reqwest::multipart::Part::bytes(pdf).file_name("brief.pdf"));
+    let r =
+        app.req(Method::POST, "/api/chat/upload/", s["token"].as_str()).multipart(form).send().await.expect("upload");
+    assert_eq!(r.status(), StatusCode::CREATED, "{:?}", r.text().await);
+    company_id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_series_are_shown_only_with_the_metrics_token() {
+    let app = TestApp::spawn_with(Spawn {
+        tweak: Box::new(|c| c.metrics_token = Some(METRICS_TOKEN.into())),
+        ..Default::default()
+    })
+    .await;
+    let company_id = company_with_a_chat_file(&app).await;
+    vitrine::jobs::blob_gc::run_once(&app.state).await.expect("gc");
+
+    let anonymous = app.get("/metrics", None).await;
+    assert_eq!(anonymous.status(), StatusCode::OK);
+    let text = anonymous.text().await.expect("text");
+    assert!(!text.contains("company_id") && !text.contains(&company_id), "no tenant data for anonymous scrapers");
+    assert!(text.contains("vitrine_http_requests_total"), "the other series stay public");
+
+    let full = app.get("/metrics", Some(METRICS_TOKEN)).await.text().await.expect("text");
+    assert!(full.contains(&format!("vitrine_chat_stored_bytes{{company_id=\"{company_id}\"}}")), "{full}");
+
+    assert_error(
+        app.get("/metrics", Some("not-the-metrics-token")).await,
+        StatusCode::UNAUTHORIZED,
+        "not_authenticated",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_labels_stay_bounded_whatever_clients_send() {
+    let app = TestApp::spawn().await;
+    let before = app.get("/metrics", None).await.text().await.expect("text");
+    let methods = ["GET", "POST", "DELETE", "PURGE", "ZZFROB"];
+    for chunk in (0..5_000).collect::<Vec<u32>>().chunks(100) {
+        let sends = chunk.iter().map(|i| {
+            let method = if i % 7 == 0 {
+                Method::from_bytes(format!("ZZM{i}").as_bytes()).expect("method")
+            } else {
+                Method::from_bytes(methods[*i as usize % methods.len()].as_bytes()).expect("method")
+            };
+            let path = format!("/zz-{}/{i}", uuid::Uuid::new_v4().simple());
+            app.client.request(method, app.url(&path)).send()
+        });
+        for r in futures::future::join_all(sends).await {
+            r.expect("request");
+        }
+    }
+    let after = app.get("/metrics", None).await.text().await.expect("text");
+    assert!(!after.contains("/zz-") && !after.contains("ZZ"), "no client string became a label");
+    let unmatched = after.lines().filter(|l| l.contains("route=\"unmatched\"")).count();
+    assert!(unmatched <= 400, "{unmatched} unmatched series");
+    // Other tests of this binary share the recorder: allow for their series, not for ours.
+    assert!(after.len() < before.len() + 200_000, "{} -> {} bytes", before.len(), after.len());
+}
+
+/// Two instances on one database with shared secrets: a logout on one is seen by the other.
+async fn logout_holds_across_instances_on(db: crate::helpers::Db) {
+    const SECRET: &str = "a-shared-signing-secret-of-32-characters-or-more";
+    let shared = |c: &mut vitrine::config::Config| {
+        c.jwt_secret = Some(SECRET.into());
+        c.hmac_secret = Some(SECRET.into());
+    };
+    let one = TestApp::spawn_with(Spawn { db: db.clone(), tweak: Box::new(shared), ..Default::default() }).await;
+    let url = one.state.config.database_url.clone();
+    let two = TestApp::spawn_with(Spawn {
+        db,
+        tweak: Box::new(move |c| {
+            shared(c);
+            c.database_url = url;
+        }),
+        ..Default::default()
+    })
+    .await;
+    let (token, _) = one.register("ada@example.com", "Ada").await;
+    let (cookies, csrf) = session(&one, "ada@example.com").await;
+    assert_eq!(two.get("/api/auth/me/", Some(&token)).await.status(), StatusCode::OK);
+    let me = with_cookie(&two, Method::GET, "/api/auth/me/", &cookies).await.send().await.expect("me");
+    assert_eq!(me.status(), StatusCode::OK);
+
+    assert_eq!(one.post_json("/api/auth/logout/", Some(&token), &json!({})).await.status(), StatusCode::NO_CONTENT);
+    assert_error(two.get("/api/auth/me/", Some(&token)).await, StatusCode::UNAUTHORIZED, "not_authenticated").await;
+    logout_page(&two, &cookies, &csrf).await;
+    let me = with_cookie(&one, Method::GET, "/api/auth/me/", &cookies).await.send().await.expect("me");
+    assert_error(me, StatusCode::UNAUTHORIZED, "not_authenticated").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_holds_across_instances_sqlite() {
+    logout_holds_across_instances_on(crate::helpers::Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_holds_across_instances_postgres() {
+    if let Some(db) = crate::helpers::Db::postgres() {
+        logout_holds_across_instances_on(db).await;
+    }
+}
