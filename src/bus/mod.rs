@@ -74,9 +74,11 @@ pub trait Sink: Send + Sync {
 }
 
 /// Access that ended: every socket it covers closes at once, on every instance.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Revocation {
+    /// A sign-in session ended (logout): the sockets opened with its tokens or cookie.
+    Session { user_id: i64, session_id: String },
     /// The account was disabled: all of its sockets.
     Account { user_id: i64 },
     /// The account is no longer an agent of the company: its chat sockets of that company.

@@ -109,11 +109,11 @@ async fn run(state: &AppState, reach: &Reach, sub: &mut Subscription, ws: &mut W
     let mut revocations = state.rooms.revocations();
     // A visitor's socket rests on its session token alone; an account's on the account and, for
     // an agent, on being the company's agent.
-    let covers = |r: &crate::bus::Revocation| match (*r, reach.user_id) {
-        (crate::bus::Revocation::Account { user_id }, Some(me)) => user_id == me,
+    let covers = |r: &crate::bus::Revocation| match (r, reach.user_id) {
         (crate::bus::Revocation::Agent { user_id, company_id }, Some(me)) => {
-            user_id == me && company_id == reach.session.company_id
+            *user_id == me && *company_id == reach.session.company_id
         }
+        (r, Some(me)) => socket::ends_login(r, me, reach.login.as_deref().unwrap_or("")),
         _ => false,
     };
     loop {

@@ -38,6 +38,8 @@ pub struct Member {
     pub session: Session,
     pub asset: Asset,
     pub user: User,
+    /// The sign-in session the socket was opened with: its logout closes the socket.
+    pub login: String,
     pub ip: std::net::IpAddr,
     pub user_agent: String,
 }
@@ -46,6 +48,8 @@ pub struct Member {
 /// is mostly this and its buffers).
 struct Seat {
     user_id: i64,
+    /// The sign-in session the socket was opened with.
+    login: String,
     user_name: String,
     session_id: i64,
     session_uuid: String,
@@ -62,6 +66,7 @@ impl Seat {
     fn of(m: &Member) -> Seat {
         Seat {
             user_id: m.user.id,
+            login: m.login.clone(),
             user_name: m.user.name.clone(),
             session_id: m.session.id,
             session_uuid: m.session.uuid.clone(),
@@ -332,7 +337,7 @@ async fn run(state: &AppState, seat: &Seat, sub: &mut Subscription, ws: &mut Web
     let mut timer = std::pin::pin!(tokio::time::sleep_until(heartbeat.next().min(expires)));
     let mut away = std::pin::pin!(state.sockets.going_away());
     let mut revocations = state.rooms.revocations();
-    let me = seat.user_id;
+    let (me, login) = (seat.user_id, seat.login.as_str());
     loop {
         let due = local.cursor_due().map_or(heartbeat.next(), |c| c.min(heartbeat.next())).min(expires);
         if timer.deadline() != due {
@@ -359,7 +364,7 @@ async fn run(state: &AppState, seat: &Seat, sub: &mut Subscription, ws: &mut Web
                 socket::going_away(ws).await;
                 Flow::Gone
             }
-            () = socket::revoked(&mut revocations, |r| matches!(r, crate::bus::Revocation::Account { user_id } if *user_id == me)) => {
+            () = socket::revoked(&mut revocations, |r| socket::ends_login(r, me, login)) => {
                 Flow::Close(socket::CLOSE_REVOKED, socket::REVOKED)
             }
             () = &mut timer => {

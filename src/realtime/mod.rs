@@ -293,7 +293,7 @@ impl Rooms {
 
     /// Access ended: the sockets it covers close at once, here and on every other instance.
     pub fn revoke(&self, r: Revocation) {
-        let _ = self.revocations.send(r);
+        let _ = self.revocations.send(r.clone());
         self.bus.revoke(r);
     }
 

@@ -24,7 +24,8 @@ pub fn notify(state: &AppState, user_id: i64, fields: serde_json::Value) {
 }
 
 /// Runs an account's notification socket until it closes.
-pub async fn serve(state: AppState, user: User, last_seq: Option<i64>, mut ws: WebSocket) {
+/// `login` is the sign-in session the socket was opened with: its logout closes the socket.
+pub async fn serve(state: AppState, user: User, login: String, last_seq: Option<i64>, mut ws: WebSocket) {
     let mut sub = match Box::pin(state.rooms.subscribe(&room(user.id))).await {
         Ok(s) => s,
         Err(e) => {
@@ -95,7 +96,7 @@ pub async fn serve(state: AppState, user: User, last_seq: Option<i64>, mut ws: W
                 socket::going_away(&mut ws).await;
                 break;
             }
-            () = socket::revoked(&mut revocations, |r| matches!(r, crate::bus::Revocation::Account { user_id } if *user_id == me)) => {
+            () = socket::revoked(&mut revocations, |r| socket::ends_login(r, me, &login)) => {
                 socket::close(&mut ws, socket::CLOSE_REVOKED, socket::REVOKED).await;
                 break;
             }

@@ -136,6 +136,16 @@ pub async fn revoked(
     }
 }
 
+/// Whether `r` ends the access of an account's socket: the account (`me`) was disabled, or the
+/// sign-in session it was opened with (`login`) ended.
+pub fn ends_login(r: &crate::bus::Revocation, me: i64, login: &str) -> bool {
+    match r {
+        crate::bus::Revocation::Account { user_id } => *user_id == me,
+        crate::bus::Revocation::Session { user_id, session_id } => *user_id == me && session_id == login,
+        crate::bus::Revocation::Agent { .. } => false,
+    }
+}
+
 /// 1013 "try again later": the socket fell behind; it reconnects with `last_seq`.
 pub const CLOSE_TOO_SLOW: u16 = 1013;
 /// 1000: the session is over.

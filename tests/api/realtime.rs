@@ -279,3 +279,34 @@ async fn disabling_an_account_closes_its_collaboration_socket_on_every_instance(
     olive.send(&json!({"type": "ping"})).await;
     assert_eq!(olive.next_of("pong").await["type"], "pong", "other members stay");
 }
+
+/// Logging out (issue 18 item 4, "token revoke") closes the sockets opened with that session's
+/// token at once, on every instance, with 1008; the same account's other sessions keep theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logging_out_closes_that_sessions_sockets_on_every_instance() {
+    let Some(bus) = redis_url().await else { return };
+    let (a, b) = pair(&bus).await;
+    let s = setup(&a).await;
+    // A second sign-in of the same account.
+    let login: Value = a
+        .post_json("/api/auth/login/", None, &json!({"email": "rita@example.com", "password": "correct horse"}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let other = login["access_token"].as_str().expect("token").to_string();
+    let mut collab = Ws::connect(&b, &ws_path(&s, &s.reviewer)).await;
+    collab.next_of("session_state").await;
+    let mut notes = Ws::connect(&b, &format!("/ws/notifications/?token={}", s.reviewer)).await;
+    notes.next_of("connection_established").await;
+    let mut kept = Ws::connect(&b, &ws_path(&s, &other)).await;
+    kept.next_of("session_state").await;
+
+    let r = a.req(reqwest::Method::POST, "/api/auth/logout/", Some(&s.reviewer)).send().await.expect("logout");
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(crate::shutdown::close_code(&mut collab, Duration::from_secs(1)).await, Some(1008), "closed within 1 s");
+    assert_eq!(crate::shutdown::close_code(&mut notes, Duration::from_secs(1)).await, Some(1008), "closed within 1 s");
+    assert_eq!(Ws::try_connect(&b, &ws_path(&s, &s.reviewer)).await.err(), Some(401));
+    kept.send(&json!({"type": "ping"})).await;
+    assert_eq!(kept.next_of("pong").await["type"], "pong", "the other session's socket stays");
+}

@@ -150,9 +150,17 @@ pub async fn start_session(state: &AppState, user_id: i64, kind: SessionKind) ->
     responses((status = 204, description = "signed out: the token no longer works"), (status = 401, body = ErrorResponse),
         (status = 403, description = "account disabled, or a cookie request without its CSRF token", body = ErrorResponse)))]
 pub async fn logout(State(state): State<AppState>, CurrentSession(s): CurrentSession) -> AppResult<StatusCode> {
-    state.store.revoke_session(&s.session_id, crate::domain::time::now_ms()).await?;
-    tracing::info!(user_id = s.user.id, "signed out");
+    sign_out(&state, s.user.id, &s.session_id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Ends the sign-in session `session_id` of `user_id` (API and page logout): its tokens and cookie
+/// are refused from now on, and the sockets opened with them close at once, on every instance.
+pub async fn sign_out(state: &AppState, user_id: i64, session_id: &str) -> AppResult<()> {
+    state.store.revoke_session(session_id, crate::domain::time::now_ms()).await?;
+    state.rooms.revoke(crate::bus::Revocation::Session { user_id, session_id: session_id.to_string() });
+    tracing::info!(user_id, "signed out");
+    Ok(())
 }
 
 pub fn require_credentials(email: Option<String>, password: Option<String>) -> AppResult<(String, String)> {

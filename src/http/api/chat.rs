@@ -21,7 +21,7 @@ use crate::domain::pagination::{Page, PageQuery, PageRequest};
 use crate::domain::time::rfc3339;
 use crate::domain::users::User;
 use crate::error::{AppError, AppResult, ErrorResponse};
-use crate::http::extract::{AdminUser, ApiJson, ApiPath, ApiQuery, ClientIp, CurrentUser, bearer_in, user_from_token};
+use crate::http::extract::{AdminUser, ApiJson, ApiPath, ApiQuery, ClientIp, CurrentUser, bearer_in};
 use crate::http::upload::{self, Received};
 use crate::store::chat::NewChatFile;
 
@@ -48,8 +48,9 @@ const CHAT_TOKEN: &str = "chat";
 pub enum Caller {
     /// A visitor, bound to one session.
     Visitor(ChatSession),
-    /// An account; it reaches the sessions of the companies it is an agent of.
-    Agent(User),
+    /// An account (and the sign-in session of its token); it reaches the sessions of the
+    /// companies it is an agent of.
+    Agent(User, String),
 }
 
 /// A session the caller may act on, and as which side.
@@ -57,6 +58,8 @@ pub struct Reach {
     pub session: ChatSession,
     pub side: Side,
     pub user_id: Option<i64>,
+    /// An agent's sign-in session: its logout closes the agent's sockets.
+    pub login: Option<String>,
 }
 
 fn no_access() -> AppError {
@@ -74,7 +77,8 @@ impl Caller {
                 .ok_or_else(|| AppError::Unauthenticated("this chat session no longer exists".into()))?;
             return Ok(Caller::Visitor(session));
         }
-        Ok(Caller::Agent(user_from_token(state, token).await?))
+        let signed = crate::http::extract::access_session(state, token).await?;
+        Ok(Caller::Agent(signed.user, signed.session_id))
     }
 
     /// From `Authorization: Bearer`, then `?token=`, then (same-origin sockets and reads) the page
@@ -89,7 +93,8 @@ impl Caller {
             return Caller::from_token(state, t).await;
         }
         if cookie_ok {
-            return Ok(Caller::Agent(crate::http::api::collaboration::socket_user(state, headers, None).await?));
+            let signed = crate::http::api::collaboration::socket_user(state, headers, None).await?;
+            return Ok(Caller::Agent(signed.user, signed.session_id));
         }
         Err(AppError::Unauthenticated("authentication required: send Authorization: Bearer <token>".into()))
     }
@@ -110,9 +115,9 @@ impl Caller {
                 if company_id.is_some_and(|c| c != s.company_uuid) || session_id.is_some_and(|id| id != s.uuid) {
                     return Err(no_access());
                 }
-                Ok(Reach { session: s.clone(), side: Side::User, user_id: None })
+                Ok(Reach { session: s.clone(), side: Side::User, user_id: None, login: None })
             }
-            Caller::Agent(user) => {
+            Caller::Agent(user, login) => {
                 let Some(session_id) = session_id else {
                     return Err(AppError::validation("session_id", "is required"));
                 };
@@ -122,7 +127,7 @@ impl Caller {
                 {
                     return Err(no_access());
                 }
-                Ok(Reach { session, side: Side::Agent, user_id: Some(user.id) })
+                Ok(Reach { session, side: Side::Agent, user_id: Some(user.id), login: Some(login.clone()) })
             }
         }
     }
@@ -131,7 +136,7 @@ impl Caller {
     fn limit_key(&self) -> String {
         match self {
             Caller::Visitor(s) => format!("session:{}", s.uuid),
-            Caller::Agent(u) => format!("agent:{}", u.id),
+            Caller::Agent(u, _) => format!("agent:{}", u.id),
         }
     }
 }

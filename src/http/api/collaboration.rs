@@ -20,7 +20,7 @@ use crate::domain::shares::{ShareSettings, ShareType};
 use crate::domain::time::rfc3339;
 use crate::domain::users::User;
 use crate::error::{AppError, AppResult, ErrorResponse};
-use crate::http::extract::{ApiJson, ApiPath, ApiQuery, ClientIp, CurrentUser, user_from_token};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, ClientIp, CurrentUser, SignedIn};
 use crate::store::collaboration::NewParticipant;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -504,9 +504,9 @@ pub struct WsQuery {
 
 /// The account behind a WebSocket upgrade: `?token=`, or the session cookie of a same-origin page
 /// (a cross-site page cannot ride the cookie: its Origin is refused).
-pub async fn socket_user(state: &AppState, headers: &HeaderMap, token: Option<&str>) -> AppResult<User> {
+pub async fn socket_user(state: &AppState, headers: &HeaderMap, token: Option<&str>) -> AppResult<SignedIn> {
     if let Some(t) = token.filter(|t| !t.is_empty()) {
-        return user_from_token(state, t).await;
+        return crate::http::extract::access_session(state, t).await;
     }
     let cookie = crate::http::extract::cookie_in(headers, crate::http::extract::SESSION_COOKIE)
         .ok_or_else(|| AppError::Unauthenticated("add ?token=<access token>".into()))?;
@@ -514,7 +514,7 @@ pub async fn socket_user(state: &AppState, headers: &HeaderMap, token: Option<&s
     if !crate::http::extract::same_origin(origin, state.config.base_url()) {
         return Err(AppError::Forbidden { code: "csrf_failed", message: "cross-site WebSocket refused".into() });
     }
-    Ok(crate::http::extract::page_session(state, &cookie).await?.user)
+    crate::http::extract::page_session(state, &cookie).await
 }
 
 /// Joins a session live (owner and participants only).
@@ -529,7 +529,7 @@ pub async fn connect(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> AppResult<Response> {
-    let user = socket_user(&state, &headers, q.token.as_deref()).await?;
+    let SignedIn { user, session_id: login, .. } = socket_user(&state, &headers, q.token.as_deref()).await?;
     let session = state.store.session_by_uuid(&session_id).await?.ok_or(AppError::NotFound("session"))?;
     if session.owner_id != user.id && !state.store.is_participant(session.id, user.id).await? {
         return Err(AppError::forbidden("you are not a participant of this session"));
@@ -539,7 +539,7 @@ pub async fn connect(
     }
     let asset = state.store.asset(session.asset_id).await?.ok_or(AppError::NotFound("session"))?;
     let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    let member = Box::new(crate::realtime::collaboration::Member { session, asset, user, ip, user_agent });
+    let member = Box::new(crate::realtime::collaboration::Member { session, asset, user, login, ip, user_agent });
     Ok(crate::realtime::socket::upgrade(state, ws, move |state, socket| {
         crate::realtime::collaboration::serve(state, member, q.last_seq, socket)
     }))

@@ -38,8 +38,8 @@ pub async fn connect(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> AppResult<Response> {
-    let user = socket_user(&state, &headers, q.token.as_deref()).await?;
+    let signed = socket_user(&state, &headers, q.token.as_deref()).await?;
     Ok(crate::realtime::socket::upgrade(state, ws, move |state, socket| {
-        crate::realtime::notifications::serve(state, user, q.last_seq, socket)
+        crate::realtime::notifications::serve(state, signed.user, signed.session_id, q.last_seq, socket)
     }))
 }

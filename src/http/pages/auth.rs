@@ -209,9 +209,10 @@ pub async fn logout(
     if let Some(value) = cookie_in(&headers, SESSION_COOKIE)
         && let Ok(claims) = state.auth.verify(&value, crate::auth::PAGE_SESSION)
         && let Some(sid) = claims.sid
-        && let Err(e) = state.store.revoke_session(&sid, crate::domain::time::now_ms()).await
+        && let Ok(user_id) = claims.sub.parse::<i64>()
+        && let Err(e) = crate::http::api::auth::sign_out(&state, user_id, &sid).await
     {
-        return AppError::from(e).into_response();
+        return e.into_response();
     }
     let gone = Cookie::build((SESSION_COOKIE, ""))
         .path("/")
