@@ -84,8 +84,8 @@ fn sentence(bytes: &[u8]) -> Option<String> {
 }
 
 /// Rewrites an error response that is not in the client's shape: text (or nothing) to the §0
-/// JSON on the API; anything but HTML to the error page for a browser on a page route. Headers
-/// (Retry-After, Allow, security headers…) are kept.
+/// JSON, or to the HTML error page for a browser on a page route, as is the §0 JSON there.
+/// Headers (Retry-After, Allow, security headers…) are kept.
 pub async fn uniform_errors(req: Request, next: Next) -> Response {
     let html = wants_html(req.uri().path(), req.headers().get(header::ACCEPT));
     let head = req.method() == axum::http::Method::HEAD;
@@ -95,7 +95,10 @@ pub async fn uniform_errors(req: Request, next: Next) -> Response {
         return resp;
     }
     let ct = essence(resp.headers());
-    if (html && ct == "text/html") || (!html && is_json(&ct)) || head {
+    // A handler's own HTML (a form shown again with its error) stands; so does the §0 JSON
+    // except to a browser on a page route. Text, or nothing, is what axum's layers write.
+    let plain = ct.is_empty() || ct == "text/plain";
+    if head || ct == "text/html" || !(plain || (html && is_json(&ct))) {
         return resp;
     }
     let (mut parts, body) = resp.into_parts();

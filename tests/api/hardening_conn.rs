@@ -295,15 +295,13 @@ async fn refused(app: &TestApp) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_per_address_cap_refuses_extra_connections_while_another_client_is_served() {
-    let app = TestApp::spawn_with(Spawn { tweak: Box::new(|c| c.max_connections_per_ip = 20), ..Default::default() })
-        .await;
+    let app =
+        TestApp::spawn_with(Spawn { tweak: Box::new(|c| c.max_connections_per_ip = 20), ..Default::default() }).await;
     let mut held = held_connections(&app, 20).await;
     assert!(refused(&app).await, "the 21st connection from 127.0.0.1 is refused");
     // Another address is served (all of 127.0.0.0/8 is this machine).
-    let other = reqwest::Client::builder()
-        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
-        .build()
-        .expect("client");
+    let other =
+        reqwest::Client::builder().local_address(std::net::IpAddr::from([127, 0, 0, 2])).build().expect("client");
     let r = other.get(app.url("/healthz")).send().await.expect("another client");
     assert_eq!(r.status(), StatusCode::OK);
     // A place given back is a place taken again.
