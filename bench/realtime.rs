@@ -283,6 +283,9 @@ impl Server {
             .env("VITRINE_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
             .env("VITRINE_DATA_DIR", &data)
             .env("VITRINE_LOG_LEVEL", "warn")
+            // Every client is on 127.0.0.1, and there are 10,000 of them: no per-address cap.
+            .env("VITRINE_MAX_CONNECTIONS", "100000")
+            .env("VITRINE_MAX_CONNECTIONS_PER_IP", "0")
             // Each durable event's publication time, for latency from commit (debug, not trace:
             // a trace directive would send every library's per-frame trace call through the filter).
             .env("RUST_LOG", "warn,vitrine::commits=debug");

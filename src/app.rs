@@ -1,6 +1,5 @@
 //! `AppState` (everything a handler may use) and `App`: build from config, serve until shutdown.
 
-use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -179,28 +178,24 @@ pub async fn run(listener: TcpListener, state: AppState, shutdown: CancellationT
     let addr = listener.local_addr()?;
     tracing::info!(%addr, public_url = %state.config.public_url, "vitrine is listening");
     let cut = CancellationToken::new();
-    // Small frames (WebSocket broadcasts, short JSON) go out at once instead of waiting for
-    // Nagle's algorithm and the peer's delayed ACK (up to 40 ms).
-    let listener = axum::serve::ListenerExt::tap_io(crate::http::conn::Listener::new(listener, cut.clone()), |c| {
-        if let Err(e) = c.tcp().set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
+    // Room for many connections, and the caps below what that room allows (issue 18, item 1).
+    let fd_limit = crate::http::conn::raise_fd_limit();
+    let settings = crate::http::conn::Settings::from_config(&state.config, fd_limit);
+    tracing::info!(
+        max_connections = settings.max_connections,
+        max_connections_per_ip = settings.max_connections_per_ip,
+        fd_limit,
+        "connection limits"
+    );
     let stop = shutdown.clone();
-    // Axum stops accepting at the signal and ends once every HTTP connection is done (upgraded
-    // ones are not HTTP any more: `state.sockets` follows those).
+    // The server stops accepting at the signal and ends once every HTTP connection is done
+    // (upgraded ones are not HTTP any more: `state.sockets` follows those).
     let served = CancellationToken::new();
     let http = tokio::spawn({
-        let served = served.clone();
-        let serve = axum::serve(
-            listener,
-            axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(app),
-        )
-        .with_graceful_shutdown(async move { stop.cancelled().await });
+        let (served, cut) = (served.clone(), cut.clone());
         async move {
-            let r = serve.await;
+            crate::http::conn::serve(listener, app, settings, stop, cut).await;
             served.cancel();
-            r
         }
     });
     tokio::select! {
@@ -233,9 +228,7 @@ pub async fn run(listener: TcpListener, state: AppState, shutdown: CancellationT
         }
     }
     if served.is_cancelled() {
-        if let Ok(Err(e)) = http.await {
-            tracing::warn!(error = %e, "the server ended with an error");
-        }
+        let _ = http.await;
     } else {
         http.abort();
     }

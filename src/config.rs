@@ -154,6 +154,18 @@ pub struct Config {
     /// it `/metrics` shows only series that name no tenant. At least 32 characters.
     #[serde(deserialize_with = "lossy_opt_string")]
     pub metrics_token: Option<String>,
+    /// A request's line and headers must arrive within this many seconds of its first byte.
+    pub header_timeout_secs: u64,
+    /// A keep-alive connection with no request under way is closed after this many seconds.
+    pub idle_timeout_secs: u64,
+    /// Longest wait for request-body bytes, and the window `body_min_rate_bytes` is averaged over.
+    pub body_timeout_secs: u64,
+    /// Slowest accepted request body, in bytes per second of waiting (0: only the stall rule).
+    pub body_min_rate_bytes: u64,
+    /// Live connections (WebSockets included); lowered to fit the open-files limit.
+    pub max_connections: u64,
+    /// Live connections from one client address (0: no cap); a trusted proxy counts only globally.
+    pub max_connections_per_ip: u64,
     /// Social-network message templates (`{title}`, `{url}`, `{description}`) and hashtags.
     pub social: crate::domain::shares::SocialConfig,
 }
@@ -259,6 +271,12 @@ impl Default for Config {
             clamd_timeout_secs: 30,
             shutdown_grace_secs: 30,
             metrics_token: None,
+            header_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            body_timeout_secs: 10,
+            body_min_rate_bytes: 1024,
+            max_connections: 10_000,
+            max_connections_per_ip: 200,
             social: crate::domain::shares::SocialConfig::default(),
         }
     }
@@ -474,6 +492,21 @@ impl Config {
         if self.metrics_token.as_ref().is_some_and(|t| t.trim().len() < 32) {
             problems.push("`metrics_token` must be at least 32 characters long (a random secret)".into());
         }
+        for (key, secs) in [
+            ("header_timeout_secs", self.header_timeout_secs),
+            ("idle_timeout_secs", self.idle_timeout_secs),
+            ("body_timeout_secs", self.body_timeout_secs),
+        ] {
+            if !(1..=3600).contains(&secs) {
+                problems.push(format!("`{key}` must be between 1 and 3600"));
+            }
+        }
+        if self.max_connections == 0 {
+            problems.push("`max_connections` must be at least 1".into());
+        }
+        if self.max_connections_per_ip > self.max_connections {
+            problems.push("`max_connections_per_ip` must not exceed `max_connections` (0 turns it off)".into());
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
             problems.push(format!("`log_level` = {:?} is not a level such as info or debug", self.log_level));
         }
@@ -631,6 +664,17 @@ mod tests {
         let c = Config { metrics_token: Some("m".repeat(40)), ..Config::default() };
         c.validate().expect("valid");
         assert!(!c.to_masked_toml().expect("toml").contains(&"m".repeat(40)));
+    }
+
+    #[test]
+    fn connection_limits_name_the_setting() {
+        let c = Config { header_timeout_secs: 0, max_connections: 0, ..Config::default() };
+        let e = c.validate().expect_err("must fail").to_string();
+        assert!(e.contains("`header_timeout_secs`") && e.contains("`max_connections`"), "{e}");
+        let c = Config { max_connections: 10, max_connections_per_ip: 11, ..Config::default() };
+        let e = c.validate().expect_err("must fail").to_string();
+        assert!(e.contains("`max_connections_per_ip`"), "{e}");
+        Config { max_connections_per_ip: 0, ..Config::default() }.validate().expect("0 turns the cap off");
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub enum AppError {
     /// 405.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// 408: the request (its body) did not arrive in time.
+    #[error("the request body arrived too slowly; the connection is closed")]
+    RequestTimeout,
     /// 409.
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
@@ -59,6 +62,10 @@ pub enum AppError {
     /// 503: a dependency is down.
     #[error("{0}")]
     Unavailable(String),
+    /// Any other error status, made by a layer below the handlers (hyper, axum's own rejections)
+    /// and given the §0 shape by `http::errors`.
+    #[error("{message}")]
+    Status { status: StatusCode, code: &'static str, message: String },
     /// 500: never for bad input; details are logged, never sent.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -108,6 +115,7 @@ impl AppError {
             AppError::Forbidden { .. } => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            AppError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             AppError::Conflict { .. } => StatusCode::CONFLICT,
             AppError::Gone { .. } => StatusCode::GONE,
             AppError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -117,6 +125,7 @@ impl AppError {
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::UnsupportedFormat(_) => StatusCode::NOT_IMPLEMENTED,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Status { status, .. } => *status,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -128,10 +137,12 @@ impl AppError {
             | AppError::Forbidden { code, .. }
             | AppError::Conflict { code, .. }
             | AppError::Gone { code, .. }
-            | AppError::Rejected { code, .. } => code,
+            | AppError::Rejected { code, .. }
+            | AppError::Status { code, .. } => code,
             AppError::Unauthenticated(_) => "not_authenticated",
             AppError::NotFound(_) => "not_found",
             AppError::MethodNotAllowed => "method_not_allowed",
+            AppError::RequestTimeout => "request_timeout",
             AppError::TooLarge { .. } => "too_large",
             AppError::UnsupportedType(_) => "unsupported_type",
             AppError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
@@ -207,7 +218,13 @@ impl From<QueryRejection> for AppError {
 
 impl From<FormRejection> for AppError {
     fn from(r: FormRejection) -> Self {
-        AppError::bad_request("invalid_form", r.body_text())
+        match r.status() {
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                AppError::UnsupportedType("send the form as application/x-www-form-urlencoded".into())
+            }
+            StatusCode::PAYLOAD_TOO_LARGE => AppError::TooLarge { limit: crate::http::JSON_BODY_LIMIT as u64 },
+            _ => AppError::bad_request("invalid_form", r.body_text()),
+        }
     }
 }
 

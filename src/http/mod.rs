@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod conn;
+pub mod errors;
 pub mod extract;
 pub mod files;
 pub mod pages;
@@ -92,12 +93,14 @@ pub fn router(state: AppState) -> Router {
         .merge(docs)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(errors::refuse_undecodable_paths))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(middleware::from_fn(security_headers))
         .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
             AppError::internal(anyhow::anyhow!("a handler panicked")).into_response()
         }))
+        .layer(middleware::from_fn(errors::uniform_errors))
         .layer(cors())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -138,12 +141,8 @@ fn normalize_path(mut req: Request) -> Request {
     req
 }
 
-fn wants_html(req_path: &str, accept: Option<&HeaderValue>) -> bool {
-    !req_path.starts_with("/api/") && accept.and_then(|a| a.to_str().ok()).is_some_and(|a| a.contains("text/html"))
-}
-
 async fn not_found(req: Request) -> Response {
-    if wants_html(req.uri().path(), req.headers().get(header::ACCEPT)) {
+    if errors::wants_html(req.uri().path(), req.headers().get(header::ACCEPT)) {
         return pages::error_page(StatusCode::NOT_FOUND, "Not found", "There is nothing at this address.");
     }
     AppError::NotFound("page").into_response()

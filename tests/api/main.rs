@@ -13,6 +13,7 @@ mod collaboration;
 mod files;
 mod gallery;
 mod hardening_auth;
+mod hardening_conn;
 mod jobs;
 mod notifications;
 mod ops;

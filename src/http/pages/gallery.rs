@@ -351,7 +351,12 @@ pub struct DeleteForm {
 /// Back to the dashboard page the form came from, with the outcome's code.
 fn back_to(back: Option<String>, done: &str) -> Response {
     let back = back
-        .filter(|b| b.starts_with("/dashboard/gallery/") && !b.contains("//") && !b.contains('\\'))
+        .filter(|b| {
+            b.starts_with("/dashboard/gallery/")
+                && !b.contains("//")
+                && !b.contains('\\')
+                && !b.chars().any(char::is_control)
+        })
         .unwrap_or_else(|| "/dashboard/gallery/".into());
     let back = back.split("&done=").next().unwrap_or(&back).to_string();
     let sep = if back.contains('?') { '&' } else { '?' };

@@ -294,7 +294,11 @@ pub async fn revoke_link(
     if let Err(e) = state.store.revoke_share(share.id).await {
         return AppError::Internal(e).into_response();
     }
-    let back = form.back.filter(|b| b.starts_with('/') && !b.starts_with("//")).unwrap_or_else(|| "/shares".into());
+    // A control character could not go into the Location header (issue 18, item 12).
+    let back = form
+        .back
+        .filter(|b| b.starts_with('/') && !b.starts_with("//") && !b.chars().any(char::is_control))
+        .unwrap_or_else(|| "/shares".into());
     let mut r = Redirect::to(&back).into_response();
     *r.status_mut() = StatusCode::SEE_OTHER;
     r
