@@ -270,11 +270,15 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// emptied (`wal_checkpoint(TRUNCATE)`), so an idle server keeps no WAL on disk.
 const CHECKPOINT_IDLE: Duration = Duration::from_secs(3);
 
-/// SQLite: the bound on the WAL file, 64 MiB. Under load a WAL past it is emptied at once
-/// (TRUNCATE) instead of waiting for an idle moment, and `journal_size_limit` (set on every
-/// connection, the same number) cuts a reset WAL back to it. Passive checkpoints alone never bound it: while readers keep arriving one of them
+/// SQLite: the bound on the WAL file, 64 MiB. Under load a WAL past half of it
+/// (`WAL_TRUNCATE_AT`) is emptied at once (TRUNCATE) instead of waiting for an idle moment, so
+/// that a truncation put off by a reader or two still leaves it under the bound; and
+/// `journal_size_limit` (set on every connection, the same number) cuts a reset WAL back to it. Passive checkpoints alone never bound it: while readers keep arriving one of them
 /// always holds a snapshot in the WAL, so SQLite never starts it over and it only grows.
 pub const WAL_BOUND: u64 = 64 * 1024 * 1024;
+
+/// SQLite: the WAL size past which it is emptied under load (see `WAL_BOUND`).
+const WAL_TRUNCATE_AT: u64 = WAL_BOUND / 2;
 
 /// SQLite: copies committed WAL frames into the database file, off the commit path. With
 /// SQLite's automatic checkpoints, the commit that takes the WAL past 1,000 pages copies them
@@ -282,7 +286,7 @@ pub const WAL_BOUND: u64 = 64 * 1024 * 1024;
 /// every write, comments included). Here a pooled connection does it every second, PASSIVE:
 /// it neither waits for nor blocks readers and writers, and with nothing new it does nothing.
 /// The WAL therefore holds about a second of writes. When the database has been idle for
-/// `CHECKPOINT_IDLE`, or the WAL file (`wal`) is past `WAL_BOUND`, the WAL is emptied
+/// `CHECKPOINT_IDLE`, or the WAL file (`wal`) is past `WAL_TRUNCATE_AT`, the WAL is emptied
 /// (`empty_wal`). The last connection to close still checkpoints everything. Ends when the pool
 /// is closed.
 async fn checkpoints(
@@ -317,7 +321,7 @@ async fn checkpoints(
             changed = tokio::time::Instant::now();
         }
         let size = wal.as_deref().and_then(|p| std::fs::metadata(p).ok()).map_or(0, |m| m.len());
-        if size == 0 || (changed.elapsed() < CHECKPOINT_IDLE && size <= WAL_BOUND) {
+        if size == 0 || (changed.elapsed() < CHECKPOINT_IDLE && size <= WAL_TRUNCATE_AT) {
             continue;
         }
         match empty_wal(&pool, &write_gate).await {
