@@ -94,3 +94,44 @@ where
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     std::process::exit(code);
 }
+
+/// A free loopback port (a small race until the server binds it, acceptable here).
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// `VmRSS` of a process, in KiB.
+pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    use anyhow::Context;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS")?;
+    Ok(line.split_whitespace().nth(1).context("VmRSS value")?.parse()?)
+}
+
+/// The server binary: VITRINE_BIN, target/release/vitrine, or a fresh `cargo build --release`.
+pub fn vitrine_bin() -> anyhow::Result<std::path::PathBuf> {
+    use std::path::PathBuf;
+    if let Some(p) = std::env::var_os("VITRINE_BIN") {
+        let p = PathBuf::from(p);
+        anyhow::ensure!(p.is_file(), "VITRINE_BIN={} is not a file", p.display());
+        // Servers run in their data dirs: a relative path would not resolve there.
+        let p = p.canonicalize()?;
+        println!("server binary: {} (VITRINE_BIN)", p.display());
+        return Ok(p);
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(t) => root.join(t),
+        None => root.join("target"),
+    };
+    let bin = target.join("release").join("vitrine");
+    if !bin.is_file() {
+        println!("server binary {} is missing: running `cargo build --release` in {}", bin.display(), root.display());
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = std::process::Command::new(cargo).args(["build", "--release"]).current_dir(&root).status()?;
+        anyhow::ensure!(status.success() && bin.is_file(), "`cargo build --release` failed ({status})");
+    }
+    let age = std::fs::metadata(&bin)?.modified()?.elapsed().unwrap_or_default().as_secs();
+    println!("server binary: {} (built {} min ago)", bin.display(), age / 60);
+    Ok(bin)
+}

@@ -111,7 +111,7 @@ impl AppState {
         clock: Arc<dyn crate::domain::time::Clock>,
     ) -> anyhow::Result<AppState> {
         config.validate()?;
-        std::fs::create_dir_all(&config.data_dir)
+        crate::private_fs::create_dir(&config.data_dir)
             .map_err(|e| anyhow::anyhow!("cannot create data_dir {}: {e}", config.data_dir.display()))?;
         let secrets = Secrets::load(&config)?;
         let store = Store::connect(&config.effective_database_url(), config.database_max_connections).await?;

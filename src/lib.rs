@@ -28,6 +28,8 @@ pub mod limits;
 pub mod mail;
 /// Image dimensions and thumbnails, media durations.
 pub mod media;
+/// Owner-only files and directories under `data_dir`.
+pub mod private_fs;
 /// QR codes (PNG, SVG).
 pub mod qr;
 /// Rooms: ordered live delivery, recovery, presence; the collaboration and notification sockets.

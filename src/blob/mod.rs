@@ -65,7 +65,7 @@ impl BlobStore {
         match config.storage {
             StorageKind::Local => {
                 let root = config.data_dir.join("blobs");
-                std::fs::create_dir_all(&root)
+                crate::private_fs::create_dir(&root)
                     .with_context(|| format!("cannot create the blob directory {}", root.display()))?;
                 let root = root.canonicalize()?;
                 let fs = LocalFileSystem::new_with_prefix(&root)?.with_automatic_cleanup(true);

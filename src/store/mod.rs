@@ -89,6 +89,10 @@ impl Store {
         let shown = crate::config::mask_url_password(url);
         let url = &*libpq_sslmode(url);
         let dialect = if url.starts_with("sqlite:") { Dialect::Sqlite } else { Dialect::Postgres };
+        if dialect == Dialect::Sqlite {
+            crate::private_fs::prepare_sqlite_file(url)
+                .with_context(|| format!("cannot create the database {shown}"))?;
+        }
         let options = |max: u32| {
             let opts = AnyPoolOptions::new().max_connections(max).acquire_timeout(Duration::from_secs(10));
             if dialect == Dialect::Postgres {
@@ -102,6 +106,8 @@ impl Store {
                     conn.execute("PRAGMA synchronous = NORMAL").await?;
                     // Checkpoints run in the background (`checkpoints`), not in a commit.
                     conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
+                    // A WAL reset after a checkpoint cuts the file down to this size (see `WAL_BOUND`).
+                    conn.execute("PRAGMA journal_size_limit = 67108864").await?;
                     conn.execute("PRAGMA foreign_keys = ON").await?;
                     Ok(())
                 })
@@ -120,24 +126,19 @@ impl Store {
             })
         };
         let pool = open(options(max_connections).connect(url).await)?;
+        let write_gate: std::sync::Arc<tokio::sync::Mutex<()>> = Default::default();
         let writer = match dialect {
             // SQLite writes one at a time anyway: every write of this instance goes through the
             // write gate and this one connection, so none waits in SQLite's busy handler.
             Dialect::Sqlite => {
                 let writer = open(options(1).connect(url).await)?;
-                tokio::spawn(checkpoints(pool.clone()));
+                let wal = crate::private_fs::sqlite_path(url).map(|db| std::path::PathBuf::from(format!("{db}-wal")));
+                tokio::spawn(checkpoints(pool.clone(), write_gate.clone(), wal));
                 writer
             }
             Dialect::Postgres => pool.clone(),
         };
-        Ok(Store {
-            pool,
-            writer,
-            dialect,
-            caches: Default::default(),
-            write_gate: Default::default(),
-            comment_queue: Default::default(),
-        })
+        Ok(Store { pool, writer, dialect, caches: Default::default(), write_gate, comment_queue: Default::default() })
     }
 
     /// Applies the embedded migrations that have not run yet.
@@ -266,28 +267,90 @@ impl Store {
 /// SQLite: how often committed WAL frames are copied into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
+/// SQLite: after this long without a new WAL frame the database is idle, and the WAL file is
+/// emptied (`wal_checkpoint(TRUNCATE)`), so an idle server keeps no WAL on disk.
+const CHECKPOINT_IDLE: Duration = Duration::from_secs(3);
+
+/// SQLite: the bound on the WAL file, 64 MiB. Under load a WAL past half of it
+/// (`WAL_TRUNCATE_AT`) is emptied at once (TRUNCATE) instead of waiting for an idle moment, so
+/// that a truncation put off by a reader or two still leaves it under the bound; and
+/// `journal_size_limit` (set on every connection, the same number) cuts a reset WAL back to it. Passive checkpoints alone never bound it: while readers keep arriving one of them
+/// always holds a snapshot in the WAL, so SQLite never starts it over and it only grows.
+pub const WAL_BOUND: u64 = 64 * 1024 * 1024;
+
+/// SQLite: the WAL size past which it is emptied under load (see `WAL_BOUND`).
+const WAL_TRUNCATE_AT: u64 = WAL_BOUND / 2;
+
 /// SQLite: copies committed WAL frames into the database file, off the commit path. With
 /// SQLite's automatic checkpoints, the commit that takes the WAL past 1,000 pages copies them
 /// and fsyncs the file itself before it returns (1 to 7 ms each on a VM disk: the tail of
 /// every write, comments included). Here a pooled connection does it every second, PASSIVE:
 /// it neither waits for nor blocks readers and writers, and with nothing new it does nothing.
-/// The WAL therefore holds about a second of writes; the last connection to close still
-/// checkpoints everything. Ends when the pool is closed.
-async fn checkpoints(pool: AnyPool) {
+/// The WAL therefore holds about a second of writes. When the database has been idle for
+/// `CHECKPOINT_IDLE`, or the WAL file (`wal`) is past `WAL_TRUNCATE_AT`, the WAL is emptied
+/// (`empty_wal`). The last connection to close still checkpoints everything. Ends when the pool
+/// is closed.
+async fn checkpoints(
+    pool: AnyPool,
+    write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
+    wal: Option<std::path::PathBuf>,
+) {
     let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The WAL's frame count at the last change, and when it changed.
+    let mut frames = -1;
+    let mut changed = tokio::time::Instant::now();
     loop {
         tick.tick().await;
         if pool.is_closed() {
             return;
         }
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
-            if pool.is_closed() {
+        let checkpoint: Result<(i64, i64, i64), sqlx::Error> =
+            sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&pool).await;
+        let (_busy, log, _copied) = match checkpoint {
+            Ok(row) => row,
+            Err(e) => {
+                if pool.is_closed() {
+                    return;
+                }
+                tracing::warn!(error = %e, "SQLite checkpoint failed; retrying in a second");
+                continue;
+            }
+        };
+        if log != frames {
+            frames = log;
+            changed = tokio::time::Instant::now();
+        }
+        let size = wal.as_deref().and_then(|p| std::fs::metadata(p).ok()).map_or(0, |m| m.len());
+        if size == 0 || (changed.elapsed() < CHECKPOINT_IDLE && size <= WAL_TRUNCATE_AT) {
+            continue;
+        }
+        match empty_wal(&pool, &write_gate).await {
+            Ok(true) => frames = -1,
+            Ok(false) => tracing::debug!(wal_bytes = size, "SQLite WAL still in use by a reader; retrying in a second"),
+            Err(e) if pool.is_closed() => {
+                let _ = e;
                 return;
             }
-            tracing::warn!(error = %e, "SQLite checkpoint failed; retrying in a second");
+            Err(e) => tracing::warn!(error = %e, "SQLite WAL truncation failed; retrying in a second"),
         }
     }
+}
+
+/// SQLite: copies the whole WAL into the database and truncates the file to zero bytes, in this
+/// instance's write turn (its writers wait on the gate, not in SQLite's busy handler), waiting
+/// at most a second (its `busy_timeout`) for readers still using the WAL. False when a reader kept it.
+async fn empty_wal(pool: &AnyPool, write_gate: &tokio::sync::Mutex<()>) -> Result<bool, sqlx::Error> {
+    let _writing = write_gate.lock().await;
+    let mut conn = pool.acquire().await?;
+    conn.execute("PRAGMA busy_timeout = 1000").await?;
+    let done: Result<(i64, i64, i64), sqlx::Error> =
+        sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&mut *conn).await;
+    if conn.execute("PRAGMA busy_timeout = 10000").await.is_err() {
+        // Not back to the pool with the short timeout.
+        conn.close_on_drop();
+    }
+    Ok(done?.0 == 0)
 }
 
 /// Takes the next id of a named sequence inside `tx`; portable (upsert + RETURNING) on both engines.
@@ -360,7 +423,7 @@ fn libpq_sslmode(url: &str) -> std::borrow::Cow<'_, str> {
 impl Store {
     /// Connects to the database the configuration names.
     pub async fn connect_for(config: &crate::config::Config) -> anyhow::Result<Store> {
-        std::fs::create_dir_all(&config.data_dir)?;
+        crate::private_fs::create_dir(&config.data_dir)?;
         Store::connect(&config.effective_database_url(), config.database_max_connections).await
     }
 }

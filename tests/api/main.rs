@@ -14,6 +14,7 @@ mod files;
 mod gallery;
 mod hardening_auth;
 mod hardening_conn;
+mod hardening_ops;
 mod jobs;
 mod notifications;
 mod ops;

@@ -46,7 +46,7 @@ pub struct WidgetQuery {
 
 /// The widget may sit in an iframe on any site; it talks only to this server.
 const WIDGET_CSP: &str = "default-src 'self'; img-src * data: blob:; style-src 'self' 'unsafe-inline'; \
-    script-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors *; base-uri 'none'; form-action 'self'";
+    script-src 'self'; connect-src 'self'; frame-ancestors *; base-uri 'none'; form-action 'self'";
 
 /// The visitor's chat widget of a company.
 #[utoipa::path(get, path = "/chat/widget", tag = "pages", params(WidgetQuery),

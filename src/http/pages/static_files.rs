@@ -25,6 +25,13 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../../static/sdk/chat-file-upload.js"),
     ),
     ("js/pages.js", "text/javascript; charset=utf-8", include_str!("../../../static/js/pages.js")),
+    ("js/chat-styles.js", "text/javascript; charset=utf-8", include_str!("../../../static/js/chat-styles.js")),
+    ("js/chat-widget.js", "text/javascript; charset=utf-8", include_str!("../../../static/js/chat-widget.js")),
+    ("js/chat-agent.js", "text/javascript; charset=utf-8", include_str!("../../../static/js/chat-agent.js")),
+    ("js/collab-page.js", "text/javascript; charset=utf-8", include_str!("../../../static/js/collab-page.js")),
+    ("js/collab-replay.js", "text/javascript; charset=utf-8", include_str!("../../../static/js/collab-replay.js")),
+    ("js/share-beacon.js", "text/javascript; charset=utf-8", include_str!("../../../static/js/share-beacon.js")),
+    ("js/analytics-page.js", "text/javascript; charset=utf-8", include_str!("../../../static/js/analytics-page.js")),
 ];
 
 pub fn router() -> Router<AppState> {
