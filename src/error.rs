@@ -59,9 +59,46 @@ pub enum AppError {
     /// 503: a dependency is down.
     #[error("{0}")]
     Unavailable(String),
+    /// 507: the disk (blob store or database) is full; nothing was half-written.
+    #[error("{0}")]
+    InsufficientStorage(String),
     /// 500: never for bad input; details are logged, never sent.
     #[error(transparent)]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
+}
+
+/// An error that a full disk caused: ENOSPC / EDQUOT from a file write, SQLite's SQLITE_FULL,
+/// PostgreSQL's `disk_full` class (53100).
+pub fn is_storage_full(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && (io.kind() == std::io::ErrorKind::StorageFull
+                || io.kind() == std::io::ErrorKind::QuotaExceeded
+                || matches!(io.raw_os_error(), Some(28 /* ENOSPC */ | 122 /* EDQUOT */)))
+        {
+            return true;
+        }
+        if let Some(sqlx::Error::Database(db)) = err.downcast_ref::<sqlx::Error>()
+            && matches!(db.code().as_deref(), Some("13" | "53100"))
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+const STORAGE_FULL: &str = "the server has no room left to store this; nothing was stored — try again later";
+
+impl From<anyhow::Error> for AppError {
+    fn from(e: anyhow::Error) -> Self {
+        if e.chain().any(|c| is_storage_full(c)) {
+            tracing::error!(error = %e, "storage is full");
+            return AppError::InsufficientStorage(STORAGE_FULL.into());
+        }
+        AppError::Internal(e)
+    }
 }
 
 #[derive(Serialize)]
@@ -98,7 +135,7 @@ impl AppError {
     }
 
     pub fn internal(e: impl Into<anyhow::Error>) -> Self {
-        AppError::Internal(e.into())
+        AppError::from(e.into())
     }
 
     pub fn status(&self) -> StatusCode {
@@ -117,6 +154,7 @@ impl AppError {
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::UnsupportedFormat(_) => StatusCode::NOT_IMPLEMENTED,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -138,6 +176,7 @@ impl AppError {
             AppError::RateLimited { .. } => "rate_limited",
             AppError::UnsupportedFormat(_) => "format_not_supported",
             AppError::Unavailable(_) => "unavailable",
+            AppError::InsufficientStorage(_) => "insufficient_storage",
             AppError::Internal(_) => "internal_error",
         }
     }
@@ -219,7 +258,7 @@ impl From<PathRejection> for AppError {
 
 impl From<sqlx::Error> for AppError {
     fn from(e: sqlx::Error) -> Self {
-        AppError::Internal(e.into())
+        AppError::from(anyhow::Error::from(e))
     }
 }
 
@@ -227,7 +266,7 @@ impl From<object_store::Error> for AppError {
     fn from(e: object_store::Error) -> Self {
         match e {
             object_store::Error::NotFound { .. } => AppError::NotFound("file"),
-            other => AppError::Internal(other.into()),
+            other => AppError::from(anyhow::Error::from(other)),
         }
     }
 }

@@ -12,6 +12,7 @@ mod cluster;
 mod collaboration;
 mod files;
 mod gallery;
+mod hardening_media;
 mod jobs;
 mod notifications;
 mod ops;
