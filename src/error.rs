@@ -93,7 +93,7 @@ const STORAGE_FULL: &str = "the server has no room left to store this; nothing w
 
 impl From<anyhow::Error> for AppError {
     fn from(e: anyhow::Error) -> Self {
-        if e.chain().any(|c| is_storage_full(c)) {
+        if e.chain().any(is_storage_full) {
             tracing::error!(error = %e, "storage is full");
             return AppError::InsufficientStorage(STORAGE_FULL.into());
         }

@@ -120,7 +120,7 @@ where
     let reduced = (tw, th) != (width, height);
     let small = match format {
         Some(ImageFormat::Png) if reduced => png_reduced(open(), (tw, th), max_alloc, too_large)?,
-        Some(ImageFormat::Jpeg) if reduced => jpeg_reduced(open(), max_alloc)?,
+        Some(ImageFormat::Jpeg) if reduced => jpeg_reduced(open(), max_alloc, too_large)?,
         _ => None,
     };
     let small = match small {
@@ -187,7 +187,8 @@ fn png_reduced<R: Read + Seek>(
         return Ok(None);
     }
     // The largest band of rows kept at once.
-    let band = (h.div_ceil(th) as u64 + 1).saturating_mul(reader.output_line_size(w) as u64);
+    let line = reader.output_line_size(w).map_or(u64::MAX, |n| n as u64);
+    let band = (h.div_ceil(th) as u64 + 1).saturating_mul(line);
     if band > max_alloc {
         return Err(too_large);
     }
@@ -235,14 +236,22 @@ where
 
 /// A JPEG decoded at the smallest of 1/1, 1/2, 1/4, 1/8 that still covers the thumbnail, then
 /// resized. `None` for pixel formats left to the general decoder (16-bit grey, CMYK).
-fn jpeg_reduced<R: Read>(r: R, max_alloc: u64) -> Result<Option<DynamicImage>, ImageError> {
+fn jpeg_reduced<R: Read>(r: R, max_alloc: u64, too_large: ImageError) -> Result<Option<DynamicImage>, ImageError> {
     let mut decoder = jpeg_decoder::Decoder::new(BufReader::new(r));
     decoder.set_max_decoding_buffer_size(usize::try_from(max_alloc).unwrap_or(usize::MAX));
     // What this decoder cannot read (arithmetic coding, odd markers) goes the general way.
     let Ok((sw, sh)) = decoder.scale(THUMB_MAX as u16, THUMB_MAX as u16) else {
         return Ok(None);
     };
-    let format = decoder.info().map(|i| i.pixel_format);
+    let Some(info) = decoder.info() else { return Ok(None) };
+    // A progressive JPEG keeps every coefficient of the full-size picture (2 bytes each).
+    if info.coding_process == jpeg_decoder::CodingProcess::DctProgressive
+        && let ImageError::TooLarge { width, height } = too_large
+        && width as u64 * height as u64 * info.pixel_format.pixel_bytes() as u64 * 2 > max_alloc
+    {
+        return Err(too_large);
+    }
+    let format = Some(info.pixel_format);
     let (sw, sh) = (sw as u32, sh as u32);
     let img = match format {
         Some(jpeg_decoder::PixelFormat::L8) => {
@@ -418,10 +427,10 @@ mod tests {
         assert!(rgb.get_pixel(10, 80)[0] > 200 && rgb.get_pixel(10, 80)[2] < 50, "left stays red");
         assert!(rgb.get_pixel(310, 80)[2] > 200 && rgb.get_pixel(310, 80)[0] < 50, "right stays blue");
         // A full decode of the same file does not fit that budget.
-        let gif = encode(DynamicImage::ImageRgb8(halves(3000, 1500)), ImageFormat::Gif);
+        let gif = encode(DynamicImage::ImageRgb8(halves(1000, 1000)), ImageFormat::Gif);
         assert_eq!(
             probe_image(|| Cursor::new(gif.clone()), 100_000_000, 2 * 1024 * 1024).err(),
-            Some(ImageError::TooLarge { width: 3000, height: 1500 })
+            Some(ImageError::TooLarge { width: 1000, height: 1000 })
         );
     }
 
