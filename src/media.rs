@@ -15,7 +15,7 @@
 use std::io::{BufReader, Cursor, Read, Seek, SeekFrom};
 use std::sync::Arc;
 
-use image::{DynamicImage, ImageBuffer, ImageFormat, ImageReader, Limits, Luma, LumaA, Pixel, Rgb, Rgba};
+use image::{DynamicImage, ImageBuffer, ImageFormat, ImageReader, Limits};
 use tokio::sync::Semaphore;
 
 /// Longest side of a thumbnail.
@@ -192,46 +192,40 @@ fn png_reduced<R: Read + Seek>(
     if band > max_alloc {
         return Err(too_large);
     }
-    let img = match reader.output_color_type().0 {
-        png::ColorType::Grayscale => DynamicImage::ImageLuma8(bands::<Luma<u8>, _>(&mut reader, (w, h), (tw, th))?),
-        png::ColorType::GrayscaleAlpha => {
-            DynamicImage::ImageLumaA8(bands::<LumaA<u8>, _>(&mut reader, (w, h), (tw, th))?)
-        }
-        png::ColorType::Rgb => DynamicImage::ImageRgb8(bands::<Rgb<u8>, _>(&mut reader, (w, h), (tw, th))?),
-        png::ColorType::Rgba => DynamicImage::ImageRgba8(bands::<Rgba<u8>, _>(&mut reader, (w, h), (tw, th))?),
+    let make: fn(u32, u32, Vec<u8>) -> Option<DynamicImage> = match reader.output_color_type().0 {
+        png::ColorType::Grayscale => |w, h, px| ImageBuffer::from_raw(w, h, px).map(DynamicImage::ImageLuma8),
+        png::ColorType::GrayscaleAlpha => |w, h, px| ImageBuffer::from_raw(w, h, px).map(DynamicImage::ImageLumaA8),
+        png::ColorType::Rgb => |w, h, px| ImageBuffer::from_raw(w, h, px).map(DynamicImage::ImageRgb8),
+        png::ColorType::Rgba => |w, h, px| ImageBuffer::from_raw(w, h, px).map(DynamicImage::ImageRgba8),
         // EXPAND turns palettes into RGB(A); anything else goes the general way.
         png::ColorType::Indexed => return Ok(None),
     };
-    Ok(Some(img))
+    bands(&mut reader, (w, h), (tw, th), make).map(Some)
 }
 
-fn bands<P, R>(
+/// Output row `oy` is the area average (`thumbnail_exact`, compiled optimised inside `image`) of
+/// its band of input rows `[oy*h/th, (oy+1)*h/th)`; `th <= h`, so every band has a row.
+fn bands<R: std::io::BufRead + Seek>(
     reader: &mut png::Reader<R>,
     (w, h): (u32, u32),
     (tw, th): (u32, u32),
-) -> Result<ImageBuffer<P, Vec<u8>>, ImageError>
-where
-    P: Pixel<Subpixel = u8> + 'static,
-    R: std::io::BufRead + Seek,
-{
-    let mut out = Vec::with_capacity(tw as usize * th as usize * P::CHANNEL_COUNT as usize);
-    let mut band = Vec::new();
+    make: fn(u32, u32, Vec<u8>) -> Option<DynamicImage>,
+) -> Result<DynamicImage, ImageError> {
+    let mut out = Vec::new();
     let mut y = 0u32;
     for oy in 0..th {
-        // Output row `oy` averages input rows [y, end); `th <= h`, so every band has a row.
         let end = ((oy as u64 + 1) * h as u64 / th as u64) as u32;
-        band.clear();
         let first = y;
+        let mut band = Vec::new();
         while y < end {
             let row = reader.next_row().map_err(corrupt)?.ok_or_else(|| corrupt("the image data ends early"))?;
             band.extend_from_slice(row.data());
             y += 1;
         }
-        let rows: ImageBuffer<P, &[u8]> =
-            ImageBuffer::from_raw(w, end - first, &band[..]).ok_or_else(|| corrupt("a row has the wrong length"))?;
-        out.extend_from_slice(image::imageops::thumbnail(&rows, tw, 1).as_raw());
+        let rows = make(w, end - first, band).ok_or_else(|| corrupt("a row has the wrong length"))?;
+        out.extend_from_slice(rows.thumbnail_exact(tw, 1).as_bytes());
     }
-    ImageBuffer::from_raw(tw, th, out).ok_or_else(|| corrupt("the thumbnail has the wrong size"))
+    make(tw, th, out).ok_or_else(|| corrupt("the thumbnail has the wrong size"))
 }
 
 /// A JPEG decoded at the smallest of 1/1, 1/2, 1/4, 1/8 that still covers the thumbnail, then
