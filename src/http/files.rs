@@ -145,7 +145,10 @@ pub async fn download(
             return Err(AppError::Forbidden { code: "link_expired", message: "this download link has expired".into() });
         }
         Err(_) => {
-            return Err(AppError::Forbidden { code: "invalid_link", message: "this download link is not valid".into() });
+            return Err(AppError::Forbidden {
+                code: "invalid_link",
+                message: "this download link is not valid".into(),
+            });
         }
     };
     if !still_served(&state, &grant).await? {

@@ -180,11 +180,12 @@ impl Store {
 
     /// Whether asset `id` exists and `key` is its file or its thumbnail (signed links check this).
     pub async fn asset_serves(&self, id: i64, key: &str) -> anyhow::Result<bool> {
-        let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM assets WHERE id = $1 AND (blob_key = $2 OR thumb_key = $2)")
-            .bind(id)
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT id FROM assets WHERE id = $1 AND (blob_key = $2 OR thumb_key = $2)")
+                .bind(id)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.is_some())
     }
 

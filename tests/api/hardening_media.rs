@@ -156,12 +156,10 @@ async fn decode_permits_come_back_after_errors() {
     let r = app.upload_with(Some(&token), "bomb.png", fixtures::png_claiming(50_000, 50_000), &[]).await;
     assert_error(r, StatusCode::UNPROCESSABLE_ENTITY, "image_too_large").await;
     assert_eq!(app.state.decoder.available(), 1);
-    let ok = tokio::time::timeout(
-        std::time::Duration::from_secs(60),
-        app.upload_with(Some(&token), "fine.png", whole, &[]),
-    )
-    .await
-    .expect("the permit was given back");
+    let ok =
+        tokio::time::timeout(std::time::Duration::from_secs(60), app.upload_with(Some(&token), "fine.png", whole, &[]))
+            .await
+            .expect("the permit was given back");
     created(ok).await;
     assert_eq!(app.state.decoder.available(), 1);
     // Nothing of the refused uploads is left in the listing.
@@ -204,7 +202,8 @@ async fn chat_file_links_stop_with_their_row() {
     let (company, session, visitor) = chat_session(&app).await;
     let r = chat_upload(&app, &visitor, (&company, &session), "p.png", fixtures::png(640, 480)).await;
     let f = created(r).await;
-    let (url, thumb) = (f["url"].as_str().expect("url").to_string(), f["thumbnail"].as_str().expect("thumb").to_string());
+    let (url, thumb) =
+        (f["url"].as_str().expect("url").to_string(), f["thumbnail"].as_str().expect("thumb").to_string());
     assert_eq!(status_of(&app, &url).await, StatusCode::OK);
     assert_eq!(status_of(&app, &thumb).await, StatusCode::OK);
     // No endpoint deletes chat files yet: remove the row as an operator's cleanup would.
@@ -260,10 +259,8 @@ async fn a_re_upload_during_the_grace_period_keeps_working() {
     let a = app.upload(&token, "a.pdf", bytes.clone()).await;
     let key = format!("assets/{uid}/{}", a["sha256"].as_str().expect("sha"));
     let path = format!("/api/v3/assets/{}/", a["id"]);
-    let (del, again) = tokio::join!(
-        app.delete(&path, Some(&token)),
-        app.upload_with(Some(&token), "again.pdf", bytes.clone(), &[]),
-    );
+    let (del, again) =
+        tokio::join!(app.delete(&path, Some(&token)), app.upload_with(Some(&token), "again.pdf", bytes.clone(), &[]),);
     assert_eq!(del.status(), StatusCode::NO_CONTENT);
     let c = created(again).await;
     let r = app.client.get(a["download_url"].as_str().expect("url")).send().await.expect("get");
