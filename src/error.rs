@@ -284,3 +284,19 @@ pub struct ErrorResponse {
     /// Per-field reasons (validation errors only).
     fields: Option<BTreeMap<String, String>>,
 }
+
+#[cfg(test)]
+mod storage_full_tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_anywhere_in_the_chain_is_507() {
+        let enospc = anyhow::Error::from(std::io::Error::from_raw_os_error(28)).context("writing a blob");
+        let e = AppError::from(enospc);
+        assert_eq!((e.status(), e.code()), (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage"));
+        let kind = anyhow::Error::from(std::io::Error::from(std::io::ErrorKind::StorageFull));
+        assert_eq!(AppError::internal(kind).status(), StatusCode::INSUFFICIENT_STORAGE);
+        let other = anyhow::Error::from(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
+        assert_eq!(AppError::from(other).status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}
