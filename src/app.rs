@@ -40,6 +40,8 @@ pub struct Inner {
     pub scanner: Option<crate::scan::Scanner>,
     /// The app's notion of now (analytics days, retention); tests move it by hand.
     pub clock: Arc<dyn crate::domain::time::Clock>,
+    /// The one gate of image decoding (bounded concurrency and memory), shared by every upload path.
+    pub decoder: crate::media::Decoder,
 }
 
 /// Shared state of one running app; cheap to clone.
@@ -139,6 +141,7 @@ impl AppState {
         store.caches().set_peers(Arc::new(crate::bus::CachePeers(bus.clone())));
         let limits = Limits::new(&config, bus.clone());
         let rooms = crate::realtime::Rooms::new(store.clone(), bus, instance, config.realtime_recovery_window);
+        let decoder = crate::media::Decoder::new(config.image_decode_concurrency, config.image_decode_max_bytes);
         Ok(AppState(Arc::new(Inner {
             config,
             store,
@@ -157,6 +160,7 @@ impl AppState {
             mailed: Default::default(),
             scanner,
             clock,
+            decoder,
         })))
     }
 }

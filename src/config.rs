@@ -168,6 +168,14 @@ pub struct Config {
     pub max_connections_per_ip: u64,
     /// Social-network message templates (`{title}`, `{url}`, `{description}`) and hashtags.
     pub social: crate::domain::shares::SocialConfig,
+    /// Images decoded at once (uploads wait their turn); 0 = one per CPU core.
+    pub image_decode_concurrency: usize,
+    /// Memory one image decode may allocate; an image needing more is refused (422).
+    pub image_decode_max_bytes: u64,
+    /// Largest image (width x height) accepted in chat uploads (below `image_max_pixels`).
+    pub chat_image_max_pixels: u64,
+    /// Local storage: `/readyz` reports storage `full` below this much free space.
+    pub storage_min_free_bytes: u64,
 }
 
 const IMAGE_TYPES: &[&str] = &["image/jpeg", "image/png", "image/gif", "image/webp"];
@@ -278,6 +286,10 @@ impl Default for Config {
             max_connections: 10_000,
             max_connections_per_ip: 200,
             social: crate::domain::shares::SocialConfig::default(),
+            image_decode_concurrency: 0,
+            image_decode_max_bytes: 512 * 1024 * 1024,
+            chat_image_max_pixels: 50_000_000,
+            storage_min_free_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -509,6 +521,12 @@ impl Config {
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
             problems.push(format!("`log_level` = {:?} is not a level such as info or debug", self.log_level));
+        }
+        if self.image_decode_max_bytes < 16 * 1024 * 1024 {
+            problems.push("`image_decode_max_bytes` must be at least 16777216 (16 MiB)".into());
+        }
+        if self.chat_image_max_pixels == 0 {
+            problems.push("`chat_image_max_pixels` must be greater than 0".into());
         }
         if problems.is_empty() { Ok(()) } else { bail!("invalid configuration:\n  {}", problems.join("\n  ")) }
     }

@@ -66,9 +66,46 @@ pub enum AppError {
     /// and given the §0 shape by `http::errors`.
     #[error("{message}")]
     Status { status: StatusCode, code: &'static str, message: String },
+    /// 507: the disk (blob store or database) is full; nothing was half-written.
+    #[error("{0}")]
+    InsufficientStorage(String),
     /// 500: never for bad input; details are logged, never sent.
     #[error(transparent)]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
+}
+
+/// An error that a full disk caused: ENOSPC / EDQUOT from a file write, SQLite's SQLITE_FULL,
+/// PostgreSQL's `disk_full` class (53100).
+pub fn is_storage_full(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && (io.kind() == std::io::ErrorKind::StorageFull
+                || io.kind() == std::io::ErrorKind::QuotaExceeded
+                || matches!(io.raw_os_error(), Some(28 /* ENOSPC */ | 122 /* EDQUOT */)))
+        {
+            return true;
+        }
+        if let Some(sqlx::Error::Database(db)) = err.downcast_ref::<sqlx::Error>()
+            && matches!(db.code().as_deref(), Some("13" | "53100"))
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+const STORAGE_FULL: &str = "the server has no room left to store this; nothing was stored — try again later";
+
+impl From<anyhow::Error> for AppError {
+    fn from(e: anyhow::Error) -> Self {
+        if e.chain().any(is_storage_full) {
+            tracing::error!(error = %e, "storage is full");
+            return AppError::InsufficientStorage(STORAGE_FULL.into());
+        }
+        AppError::Internal(e)
+    }
 }
 
 #[derive(Serialize)]
@@ -105,7 +142,7 @@ impl AppError {
     }
 
     pub fn internal(e: impl Into<anyhow::Error>) -> Self {
-        AppError::Internal(e.into())
+        AppError::from(e.into())
     }
 
     pub fn status(&self) -> StatusCode {
@@ -126,6 +163,7 @@ impl AppError {
             AppError::UnsupportedFormat(_) => StatusCode::NOT_IMPLEMENTED,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Status { status, .. } => *status,
+            AppError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -149,6 +187,7 @@ impl AppError {
             AppError::RateLimited { .. } => "rate_limited",
             AppError::UnsupportedFormat(_) => "format_not_supported",
             AppError::Unavailable(_) => "unavailable",
+            AppError::InsufficientStorage(_) => "insufficient_storage",
             AppError::Internal(_) => "internal_error",
         }
     }
@@ -236,7 +275,7 @@ impl From<PathRejection> for AppError {
 
 impl From<sqlx::Error> for AppError {
     fn from(e: sqlx::Error) -> Self {
-        AppError::Internal(e.into())
+        AppError::from(anyhow::Error::from(e))
     }
 }
 
@@ -244,7 +283,7 @@ impl From<object_store::Error> for AppError {
     fn from(e: object_store::Error) -> Self {
         match e {
             object_store::Error::NotFound { .. } => AppError::NotFound("file"),
-            other => AppError::Internal(other.into()),
+            other => AppError::from(anyhow::Error::from(other)),
         }
     }
 }
@@ -261,4 +300,20 @@ pub struct ErrorResponse {
     code: String,
     /// Per-field reasons (validation errors only).
     fields: Option<BTreeMap<String, String>>,
+}
+
+#[cfg(test)]
+mod storage_full_tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_anywhere_in_the_chain_is_507() {
+        let enospc = anyhow::Error::from(std::io::Error::from_raw_os_error(28)).context("writing a blob");
+        let e = AppError::from(enospc);
+        assert_eq!((e.status(), e.code()), (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage"));
+        let kind = anyhow::Error::from(std::io::Error::from(std::io::ErrorKind::StorageFull));
+        assert_eq!(AppError::internal(kind).status(), StatusCode::INSUFFICIENT_STORAGE);
+        let other = anyhow::Error::from(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
+        assert_eq!(AppError::from(other).status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
 }

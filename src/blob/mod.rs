@@ -23,7 +23,7 @@ use object_store::{
 };
 
 pub use reader::BlobReader;
-pub use token::{Disposition, Grant, TokenError};
+pub use token::{Disposition, Grant, Owner, TokenError};
 
 use crate::config::{Config, StorageKind};
 
@@ -189,9 +189,14 @@ impl BlobStore {
         self.ttl
     }
 
-    /// Checks a download token; S3 answers with a presigned URL carrying the same disposition.
-    pub async fn resolve(&self, token: &str) -> Result<Download, TokenError> {
-        let grant = token::verify(&self.hmac_key, token, unix_now())?;
+    /// Checks a download token's signature and expiry (not whether its file still exists).
+    pub fn verify(&self, token: &str) -> Result<Grant, TokenError> {
+        token::verify(&self.hmac_key, token, unix_now())
+    }
+
+    /// How to deliver a verified grant: streamed here (local), or a presigned URL carrying the
+    /// same disposition (S3), valid for what is left of the token's life.
+    pub async fn deliver(&self, grant: Grant) -> anyhow::Result<Download> {
         match &self.backend {
             Backend::Local { .. } => Ok(Download::Stream(grant)),
             Backend::S3 { s3 } => {
@@ -207,11 +212,21 @@ impl BlobStore {
                         Duration::from_secs(remaining),
                         &opts,
                     )
-                    .await
-                    .map_err(|_| TokenError::Malformed)?;
+                    .await?;
                 Ok(Download::Redirect(url.to_string()))
             }
         }
+    }
+
+    /// Bytes free to unprivileged writers on the local backend's filesystem (statvfs); `None`
+    /// for S3, whose space is not ours to measure.
+    pub async fn free_bytes(&self) -> Option<std::io::Result<u64>> {
+        let root = self.local_root()?.to_path_buf();
+        let stat = tokio::task::spawn_blocking(move || rustix::fs::statvfs(&root))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r.map_err(std::io::Error::from));
+        Some(stat.map(|s| s.f_bavail.saturating_mul(s.f_frsize)))
     }
 
     /// Readiness: the store answers a listing.

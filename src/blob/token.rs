@@ -16,6 +16,18 @@ pub enum Disposition {
     Attachment,
 }
 
+/// The row a download token was issued for: the link works only while that row exists and still
+/// points at the blob (issue 18 item 6: a deleted asset's links stop at once, on every instance).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Owner {
+    /// An asset (its file or its thumbnail).
+    #[serde(rename = "a")]
+    Asset(i64),
+    /// A chat file (its file or its thumbnail).
+    #[serde(rename = "c")]
+    ChatFile(i64),
+}
+
 /// What a download token grants.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {
@@ -35,6 +47,9 @@ pub struct Grant {
     /// Strong validator (content hash) for ETag / If-Range.
     #[serde(rename = "h")]
     pub etag: String,
+    /// The row the link belongs to; tokens without one are checked against every row.
+    #[serde(rename = "o", default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -90,6 +105,7 @@ mod tests {
             name: "a.pdf".into(),
             mime: "application/pdf".into(),
             etag: "abc".into(),
+            owner: Some(Owner::Asset(7)),
         }
     }
 

@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::blob::{Disposition, Download, Grant, TokenError, content_disposition};
+use crate::blob::{Disposition, Download, Grant, Owner, TokenError, content_disposition};
 use crate::error::{AppError, AppResult, ErrorResponse};
 use crate::http::extract::ApiPath;
 
@@ -126,30 +126,52 @@ pub async fn serve(state: &AppState, info: &FileInfo, method: &Method, headers: 
 }
 
 /// Streams the file a signed URL names (local storage) or redirects to a presigned URL (S3).
-/// Expired or altered tokens get 403.
+/// Expired or altered tokens get 403; a link whose file was deleted since it was signed gets 410
+/// (checked against the database, so on every instance at once).
 #[utoipa::path(get, path = "/files/{token}", tag = "files",
     params(("token" = String, Path, description = "signed download token")),
     responses((status = 200, description = "the file"), (status = 206, description = "a range of the file"),
         (status = 302, description = "redirect to a presigned S3 URL"), (status = 403, body = ErrorResponse),
-        (status = 416, body = ErrorResponse)))]
+        (status = 410, body = ErrorResponse), (status = 416, body = ErrorResponse)))]
 pub async fn download(
     State(state): State<AppState>,
     ApiPath(token): ApiPath<String>,
     method: Method,
     headers: HeaderMap,
 ) -> AppResult<Response> {
-    match state.blobs.resolve(&token).await {
-        Ok(Download::Stream(grant)) => serve(&state, &FileInfo::from(grant), &method, &headers).await,
-        Ok(Download::Redirect(url)) => {
+    let grant = match state.blobs.verify(&token) {
+        Ok(g) => g,
+        Err(TokenError::Expired) => {
+            return Err(AppError::Forbidden { code: "link_expired", message: "this download link has expired".into() });
+        }
+        Err(_) => {
+            return Err(AppError::Forbidden {
+                code: "invalid_link",
+                message: "this download link is not valid".into(),
+            });
+        }
+    };
+    if !still_served(&state, &grant).await? {
+        return Err(AppError::Gone { code: "file_deleted", message: "this file has been deleted".into() });
+    }
+    match state.blobs.deliver(grant).await? {
+        Download::Stream(grant) => serve(&state, &FileInfo::from(grant), &method, &headers).await,
+        Download::Redirect(url) => {
             let mut r = Redirect::temporary(&url).into_response();
             r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             Ok(r)
         }
-        Err(TokenError::Expired) => {
-            Err(AppError::Forbidden { code: "link_expired", message: "this download link has expired".into() })
-        }
-        Err(_) => Err(AppError::Forbidden { code: "invalid_link", message: "this download link is not valid".into() }),
     }
+}
+
+/// Whether the row a link was signed for still exists and still points at the blob; links
+/// signed without an owner need some row to point at it.
+async fn still_served(state: &AppState, grant: &Grant) -> AppResult<bool> {
+    Ok(match grant.owner {
+        Some(Owner::Asset(id)) => state.store.asset_serves(id, &grant.key).await?,
+        Some(Owner::ChatFile(id)) => state.store.chat_file_serves(id, &grant.key).await?,
+        None => state.store.blob_referenced(&grant.key).await?,
+    })
 }
 
 #[cfg(test)]

@@ -215,9 +215,19 @@ pub struct Probed {
     pub thumbnail: Option<(Bytes, &'static str)>,
 }
 
+/// Which pixel limit an image upload is held to.
+#[derive(Debug, Clone, Copy)]
+pub enum PixelLimit {
+    /// Assets: `image_max_pixels`.
+    Asset,
+    /// Chat uploads (anonymous visitors among them): `chat_image_max_pixels`.
+    Chat,
+}
+
 /// Decodes what is needed of a received file of type `mime`: an image too large to decode or that
-/// cannot be decoded is refused (422); other kinds never fail.
-pub async fn probe(state: &AppState, rec: &Received, mime: &str) -> AppResult<Probed> {
+/// cannot be decoded is refused (422); other kinds never fail. Images are decoded through the
+/// shared [`crate::media::Decoder`] (bounded concurrency and memory).
+pub async fn probe(state: &AppState, rec: &Received, mime: &str, limit: PixelLimit) -> AppResult<Probed> {
     let mut out = Probed::default();
     match crate::domain::assets::MediaType::from_mime(mime) {
         crate::domain::assets::MediaType::Image => {
@@ -225,11 +235,13 @@ pub async fn probe(state: &AppState, rec: &Received, mime: &str) -> AppResult<Pr
                 let (key, size, st) = (rec.key.clone(), rec.size, state.clone());
                 move || st.blobs.reader(&key, size)
             };
-            let max = state.config.image_max_pixels;
-            let info = tokio::task::spawn_blocking(move || crate::media::probe_image(open, max))
-                .await
-                .map_err(AppError::internal)?;
-            match info {
+            let (max, setting) = match limit {
+                PixelLimit::Asset => (state.config.image_max_pixels, "image_max_pixels"),
+                PixelLimit::Chat => {
+                    (state.config.chat_image_max_pixels.min(state.config.image_max_pixels), "chat_image_max_pixels")
+                }
+            };
+            match state.decoder.probe(open, max).await {
                 Ok(info) => {
                     out.width = Some(info.width as i64);
                     out.height = Some(info.height as i64);
@@ -237,12 +249,17 @@ pub async fn probe(state: &AppState, rec: &Received, mime: &str) -> AppResult<Pr
                 }
                 Err(crate::media::ImageError::TooLarge { width, height }) => {
                     count("image_too_large");
+                    let why = if width as u64 * height as u64 > max {
+                        format!("more than the limit of {max} pixels ({setting})")
+                    } else {
+                        format!(
+                            "more than one decode may use (image_decode_max_bytes = {})",
+                            state.config.image_decode_max_bytes
+                        )
+                    };
                     return Err(AppError::rejected(
                         "image_too_large",
-                        format!(
-                            "the image is {width}x{height} pixels, more than the limit of {} pixels; it was not processed",
-                            state.config.image_max_pixels
-                        ),
+                        format!("the image is {width}x{height} pixels, {why}; it was not processed"),
                     ));
                 }
                 Err(crate::media::ImageError::Corrupt(why)) => {

@@ -178,6 +178,28 @@ impl Store {
         Ok(row.is_some())
     }
 
+    /// Whether asset `id` exists and `key` is its file or its thumbnail (signed links check this).
+    pub async fn asset_serves(&self, id: i64, key: &str) -> anyhow::Result<bool> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT id FROM assets WHERE id = $1 AND (blob_key = $2 OR thumb_key = $2)")
+                .bind(id)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.is_some())
+    }
+
+    /// Whether chat file `id` exists and `key` is its file or its thumbnail.
+    pub async fn chat_file_serves(&self, id: i64, key: &str) -> anyhow::Result<bool> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT id FROM chat_files WHERE id = $1 AND (blob_key = $2 OR thumb_key = $2)")
+                .bind(id)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.is_some())
+    }
+
     pub async fn stored_bytes(&self) -> anyhow::Result<i64> {
         let (n,): (Option<i64>,) =
             sqlx::query_as("SELECT CAST(SUM(size) AS BIGINT) FROM assets").fetch_one(&self.pool).await?;

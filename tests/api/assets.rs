@@ -172,8 +172,8 @@ async fn deleting_an_asset_removes_it_and_its_file(db: Db) {
         "not_found",
     )
     .await;
-    // The blob and thumbnail are gone: even a still-valid signed URL finds nothing.
-    assert_eq!(app.client.get(&url).send().await.expect("get").status(), StatusCode::NOT_FOUND);
+    // The blob and thumbnail are gone, and a still-valid signed URL says so (410).
+    assert_error(app.client.get(&url).send().await.expect("get"), StatusCode::GONE, "file_deleted").await;
     assert!(app.state.blobs.list("assets").await.expect("list").is_empty());
     assert!(app.state.blobs.list("thumbs").await.expect("list").is_empty());
 }

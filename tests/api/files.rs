@@ -137,6 +137,7 @@ async fn tampered_and_expired_download_tokens_get_403() {
             name: "a".into(),
             mime: "application/pdf".into(),
             etag: "x".into(),
+            owner: None,
         },
     );
     let r = app.client.get(format!("{prefix}/{expired}")).send().await.expect("get");
@@ -156,6 +157,7 @@ async fn only_safe_types_are_ever_served_inline() {
         name: "notes.txt".into(),
         mime: "text/plain".into(),
         etag: "e".into(),
+        owner: None,
     });
     let r = app.client.get(&url).send().await.expect("get");
     assert!(r.headers()["content-disposition"].to_str().unwrap_or("").starts_with("attachment"));

@@ -15,6 +15,7 @@ mod gallery;
 mod hardening_auth;
 mod hardening_conn;
 mod hardening_ops;
+mod hardening_media;
 mod jobs;
 mod notifications;
 mod ops;

@@ -70,6 +70,7 @@ impl AssetOut {
             name: name.to_string(),
             mime: mime.to_string(),
             etag: a.sha256.clone(),
+            owner: Some(crate::blob::Owner::Asset(a.id)),
         };
         let thumbnail_url = a.thumb_key.as_deref().map(|k| {
             let mime = if k.ends_with(".png") { "image/png" } else { "image/jpeg" };
@@ -201,7 +202,7 @@ async fn store_asset(state: &AppState, user: &User, form: &upload::Form, rec: &R
         height: None,
         duration_seconds: None,
     };
-    let probed = upload::probe(state, rec, &mime).await?;
+    let probed = upload::probe(state, rec, &mime, upload::PixelLimit::Asset).await?;
     (file.width, file.height, file.duration_seconds) = (probed.width, probed.height, probed.duration_seconds);
     let thumb = probed.thumbnail;
     if let Some((bytes, tmime)) = thumb {

@@ -386,6 +386,7 @@ impl FileOut {
             name: name.to_string(),
             mime: mime.to_string(),
             etag,
+            owner: Some(crate::blob::Owner::ChatFile(f.id)),
         };
         // Images open in the browser; everything else downloads.
         let disposition = if f.mime_type.starts_with("image/") || f.mime_type == "application/pdf" {
@@ -520,7 +521,7 @@ async fn store_upload(state: &AppState, caller: &Caller, form: &upload::Form, re
         ));
     }
     scan(state, rec).await?;
-    let probed = upload::probe(state, rec, &mime).await?;
+    let probed = upload::probe(state, rec, &mime, upload::PixelLimit::Chat).await?;
     let name = match form.text("original_name").map(str::trim).filter(|n| !n.is_empty()) {
         Some(n) => crate::domain::assets::sanitize_file_name(n),
         None => rec.name.clone(),

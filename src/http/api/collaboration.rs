@@ -141,6 +141,7 @@ pub fn asset_summary(state: &AppState, a: &Asset, allow_download: bool) -> serde
         name: a.name.clone(),
         mime: a.mime_type.clone(),
         etag: a.sha256.clone(),
+        owner: Some(crate::blob::Owner::Asset(a.id)),
     };
     let kind = preview_kind(a);
     let content_url = (kind != "file").then(|| state.blobs.signed_url(grant(Disposition::Inline)));

@@ -421,6 +421,7 @@ pub fn media_item(state: &AppState, i: SearchItem) -> MediaItem {
         name: name.to_string(),
         mime: mime.to_string(),
         etag,
+        owner: Some(crate::blob::Owner::Asset(i.id)),
     };
     let thumbnail_url = i.thumb_key.as_deref().map(|k| {
         let mime = if k.ends_with(".png") { "image/png" } else { "image/jpeg" };

@@ -1,4 +1,4 @@
-//! Operations: liveness, readiness (database, storage), Prometheus metrics.
+//! Operations: liveness, readiness (database, storage and its free space, bus), Prometheus metrics.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -36,11 +36,12 @@ pub struct Readiness {
     pub bus: &'static str,
 }
 
-/// Database, storage and event bus answer.
+/// Database, storage and event bus answer. `storage` is `ok`, `unavailable`, or `full` when the
+/// local blob store's filesystem has less than `storage_min_free_bytes` free (uploads would get 507).
 #[utoipa::path(get, path = "/readyz", tag = "ops",
     responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let (db, storage) = tokio::join!(state.store.ping(), state.blobs.ping());
+    let (db, storage, free) = tokio::join!(state.store.ping(), state.blobs.ping(), state.blobs.free_bytes());
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
     if let Err(e) = &db {
         tracing::warn!(error = %e, "readiness: database unavailable");
@@ -48,14 +49,35 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     if let Err(e) = &storage {
         tracing::warn!(error = %e, "readiness: storage unavailable");
     }
+    let full = match free {
+        Some(Ok(free)) => {
+            metrics::gauge!("vitrine_storage_free_bytes").set(free as f64);
+            let full = free < state.config.storage_min_free_bytes;
+            if full {
+                tracing::warn!(free, min = state.config.storage_min_free_bytes, "readiness: storage is full");
+            }
+            full
+        }
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: cannot measure the free space of the blob store");
+            false
+        }
+        None => false,
+    };
     // A shared bus that is down leaves this instance counting limits alone: not ready (SPEC §9).
     let bus = state.rooms.bus().connected();
     if !bus {
         tracing::warn!("readiness: the bus is unreachable");
     }
-    let ready = db.is_ok() && storage.is_ok() && bus;
-    let body =
-        Readiness { status: word(ready), database: word(db.is_ok()), storage: word(storage.is_ok()), bus: word(bus) };
+    let ready = db.is_ok() && storage.is_ok() && !full && bus;
+    let storage_word = if storage.is_err() {
+        "unavailable"
+    } else if full {
+        "full"
+    } else {
+        "ok"
+    };
+    let body = Readiness { status: word(ready), database: word(db.is_ok()), storage: storage_word, bus: word(bus) };
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, axum::Json(body)).into_response()
 }
