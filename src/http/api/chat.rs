@@ -269,6 +269,7 @@ pub struct SessionIn {
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(as = ChatSessionOut)]
 pub struct SessionOut {
     pub company_id: String,
     pub session_id: String,
