@@ -103,8 +103,10 @@ fn is_page(op: &Operation) -> bool {
 }
 
 fn complete_operation(op: &mut Operation) {
-    let has_bearer =
-        op.security.as_ref().is_some_and(|reqs| reqs.iter().any(|r| serde_json::to_value(r).is_ok_and(|v| v.get("bearer").is_some())));
+    let has_bearer = op
+        .security
+        .as_ref()
+        .is_some_and(|reqs| reqs.iter().any(|r| serde_json::to_value(r).is_ok_and(|v| v.get("bearer").is_some())));
     let params = op.parameters.as_deref().unwrap_or_default();
     let has_path = params.iter().any(|p| matches!(p, RefOr::T(p) if p.parameter_in == ParameterIn::Path));
     let has_query = params.iter().any(|p| matches!(p, RefOr::T(p) if p.parameter_in == ParameterIn::Query));
@@ -137,7 +139,8 @@ fn complete_operation(op: &mut Operation) {
         for (status, description) in
             [("400", "Not a WebSocket handshake"), ("426", "The connection cannot be upgraded to a WebSocket")]
         {
-            let entry = op.responses.responses.entry(status.to_string()).or_insert_with(|| RefOr::T(json_error(description)));
+            let entry =
+                op.responses.responses.entry(status.to_string()).or_insert_with(|| RefOr::T(json_error(description)));
             if let RefOr::T(r) = entry {
                 r.content.entry("text/plain".to_string()).or_insert_with(untyped);
             }
@@ -220,7 +223,10 @@ mod tests {
             let responses = op["responses"].as_object().expect("responses");
             let has = |s: &str| responses.contains_key(s);
             let label = format!("{method} {path}");
-            assert!(responses.keys().any(|s| s.starts_with('1') || s.starts_with('2') || s.starts_with('3')), "{label}: a success");
+            assert!(
+                responses.keys().any(|s| s.starts_with('1') || s.starts_with('2') || s.starts_with('3')),
+                "{label}: a success"
+            );
             let secured = op["security"].as_array().is_some_and(|r| r.iter().any(|r| r.get("bearer").is_some()));
             if secured {
                 assert!(has("401") && has("403"), "{label}: 401 and 403 for its bearer token");

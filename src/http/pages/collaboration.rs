@@ -139,7 +139,8 @@ pub async fn replay(
     ApiPath(uuid): ApiPath<String>,
 ) -> Response {
     let Some(user) = user else {
-        return Redirect::to(&format!("/login?next=/collaborate/{}/replay/", super::url_segment(&uuid))).into_response();
+        return Redirect::to(&format!("/login?next=/collaborate/{}/replay/", super::url_segment(&uuid)))
+            .into_response();
     };
     let session = match member_session(&state, &user, &uuid).await {
         Ok(s) => s,
