@@ -298,6 +298,6 @@ mod tests {
             .map(|r| r.trim_start_matches("#/components/schemas/").to_string())
             .unwrap_or_default();
         assert_ne!(item, deleted, "a chat message is not the gallery's confirmation");
-        assert!(doc["components"]["schemas"][&item]["properties"].get("seq").is_some() || !item.is_empty(), "{item}");
+        assert_eq!(item, "ChatMessageOut");
     }
 }
