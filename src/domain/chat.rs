@@ -90,6 +90,7 @@ pub struct ChatMessage {
 
 /// A message as clients see it (REST and the socket's `message` event).
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = ChatMessageOut)]
 pub struct MessageOut {
     pub id: i64,
     pub company_id: String,

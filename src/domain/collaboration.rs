@@ -11,6 +11,7 @@ pub const MAX_DURATION_HOURS: i64 = 720;
 pub const MAX_PARTICIPANTS: usize = 200;
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = SessionParticipantIn)]
 pub struct ParticipantIn {
     pub email: Option<String>,
 }

@@ -11,10 +11,31 @@ use crate::app::AppState;
 use crate::domain::users::User;
 use crate::error::AppError;
 
-/// JSON body whose rejections are our 400/413/415.
+/// JSON body whose rejections are our 400/413/415. The body must be a JSON object.
 #[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(AppError))]
+#[from_request(via(JsonObject), rejection(AppError))]
 pub struct ApiJson<T>(pub T);
+
+/// A JSON body that is an object (serde would also read a struct from an array: `[null]` must not
+/// pass for `{}`), read into `T`.
+pub struct JsonObject<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for JsonObject<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, AppError> {
+        let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(req, state).await?;
+        Ok(JsonObject(json_object(value)?))
+    }
+}
+
+/// `value` read as `T` when it is a JSON object; any other JSON is a 400 `invalid_body`.
+pub fn json_object<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, AppError> {
+    if !value.is_object() {
+        return Err(AppError::bad_request("invalid_body", "the body must be a JSON object"));
+    }
+    serde_json::from_value(value).map_err(|e| AppError::bad_request("invalid_body", format!("invalid JSON body: {e}")))
+}
 
 /// Query string whose rejections are our 400.
 #[derive(FromRequestParts)]

@@ -5,6 +5,7 @@ pub mod conn;
 pub mod errors;
 pub mod extract;
 pub mod files;
+pub mod openapi;
 pub mod pages;
 pub mod share_access;
 pub mod upload;
@@ -30,63 +31,50 @@ use crate::error::AppError;
 /// Largest JSON or form body accepted (uploads are streamed and limited separately).
 pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
 
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "Vitrine API", description = "Share files through links you control, review them together, see who looked, curate a gallery, exchange files in support chat."),
-    modifiers(&SecurityAddon),
-    tags(
-        (name = "auth", description = "Accounts and sessions"),
-        (name = "admin", description = "User management"),
-        (name = "assets", description = "Uploaded files"),
-        (name = "files", description = "Signed downloads"),
-        (name = "shares", description = "Share links (owner)"),
-        (name = "analytics", description = "Who looked at what"),
-        (name = "notifications", description = "Live notifications"),
-        (name = "chat", description = "Chat file sharing: companies, sessions, files, messages"),
-        (name = "share links", description = "Share links (recipient)"),
-        (name = "ops", description = "Health, readiness, metrics"),
-        (name = "pages", description = "HTML pages")
-    )
-)]
-pub struct ApiDoc;
+/// Every feature's routes with their documentation, one router each.
+pub fn feature_routers() -> Vec<OpenApiRouter<AppState>> {
+    vec![
+        api::auth::router(),
+        api::admin::router(),
+        api::assets::router(),
+        api::shares::router(),
+        api::analytics::router(),
+        api::notifications::router(),
+        api::comments::router(),
+        api::collaboration::router(),
+        api::chat::router(),
+        api::gallery::router(),
+        pages::shares::router(),
+        pages::collaboration::router(),
+        pages::library::router(),
+        pages::analytics::router(),
+        pages::chat::router(),
+        pages::gallery::router(),
+        api::ops::router(),
+        files::router(),
+        pages::auth::router(),
+        pages::home::router(),
+    ]
+}
 
-struct SecurityAddon;
+/// The documented routes, and the document built from the same declarations.
+fn documented_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let merged = feature_routers()
+        .into_iter()
+        .fold(OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()), |all, r| all.merge(r));
+    let (routes, mut doc) = merged.split_for_parts();
+    openapi::complete(&mut doc);
+    (routes, doc)
+}
 
-impl utoipa::Modify for SecurityAddon {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
-        );
-    }
+/// The OpenAPI document served at `/api/openapi.json`.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    documented_routes().1
 }
 
 /// Every route of the app, and the OpenAPI document built from the same declarations.
 pub fn router(state: AppState) -> Router {
-    let (routes, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(api::auth::router())
-        .merge(api::admin::router())
-        .merge(api::assets::router())
-        .merge(api::shares::router())
-        .merge(api::analytics::router())
-        .merge(api::notifications::router())
-        .merge(api::comments::router())
-        .merge(api::collaboration::router())
-        .merge(api::chat::router())
-        .merge(api::gallery::router())
-        .merge(pages::shares::router())
-        .merge(pages::collaboration::router())
-        .merge(pages::library::router())
-        .merge(pages::analytics::router())
-        .merge(pages::chat::router())
-        .merge(pages::gallery::router())
-        .merge(api::ops::router())
-        .merge(files::router())
-        .merge(pages::auth::router())
-        .merge(pages::home::router())
-        .split_for_parts();
+    let (routes, openapi) = documented_routes();
     let docs = utoipa_swagger_ui::SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi);
     routes
         .merge(pages::static_files::router())

@@ -268,3 +268,89 @@ async fn made_up_methods_do_not_grow_the_metrics() {
     assert!(!metrics.contains("MADEUP"), "no made-up method is a label");
     assert!(metrics.contains(r#"method="other""#));
 }
+
+/// Issue 18, item 14: a JSON body is an object. serde reads a struct from an array too, so
+/// `[null]` passed for `{}` (resolve) and `["e", "p", "n"]` for a registration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_bodies_that_are_not_objects_are_refused() {
+    let app = TestApp::spawn().await;
+    let (token, _) = app.register("ada@example.com", "Ada").await;
+    let asset = app.upload(&token, "a.txt", b"hello\n".to_vec()).await;
+    let comment: Value = app
+        .post_json(
+            &format!("/api/v3/assets/{}/comments", asset["id"]),
+            Some(&token),
+            &serde_json::json!({"content": "hi"}),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let resolve = format!("/api/v3/comments/{}/resolve", comment["id"]);
+    for body in
+        [serde_json::json!([null]), serde_json::json!([false]), serde_json::json!(null), serde_json::json!(true)]
+    {
+        assert_error(app.post_json(&resolve, Some(&token), &body).await, StatusCode::BAD_REQUEST, "invalid_body").await;
+    }
+    let r = app
+        .post_json(
+            "/api/auth/register",
+            None,
+            &serde_json::json!(["bob@example.com", "correct-horse-battery-staple", "Bob"]),
+        )
+        .await;
+    assert_error(r, StatusCode::BAD_REQUEST, "invalid_body").await;
+    // An object still works, and so does the empty body resolve allows.
+    let r = app.post_json(&resolve, Some(&token), &serde_json::json!({"resolved": true})).await;
+    assert_eq!(r.json::<Value>().await.expect("json")["resolved"], true);
+    let r = app.req(reqwest::Method::POST, &resolve, Some(&token)).send().await.expect("post");
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+/// Issue 18, item 14: the served document names each schema once (the chat session is not the
+/// collaboration session, the gallery's confirmation is not a chat message), and every error
+/// answer refers to the one error schema.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_served_document_has_the_real_schemas_and_statuses() {
+    let app = TestApp::spawn().await;
+    let doc: Value = app.get("/api/openapi.json", None).await.json().await.expect("json");
+    let schema = |path: &str, method: &str, status: &str| {
+        doc["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]["$ref"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(schema("/api/chat/sessions", "post", "201"), "#/components/schemas/ChatSessionOut");
+    assert_eq!(schema("/api/v3/collaboration/sessions", "post", "201"), "#/components/schemas/CollaborationSessionOut");
+    assert_eq!(
+        schema("/api/dashboard/shared-media/{id}/delete", "delete", "200"),
+        "#/components/schemas/GalleryMessage"
+    );
+    assert_eq!(
+        doc["components"]["schemas"]["MessageList"]["properties"]["messages"]["items"]["$ref"],
+        "#/components/schemas/ChatMessageOut"
+    );
+    for status in ["400", "401", "403", "404", "413", "415"] {
+        assert_eq!(
+            schema("/api/v3/comments/{id}/resolve", "post", status),
+            "#/components/schemas/ErrorResponse",
+            "resolve documents {status}"
+        );
+    }
+}
+
+/// Issue 18, item 14 (found by schemathesis): a page's sign-in redirect carries an id from the
+/// URL; one with a control character was a 500 (an invalid `Location`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_redirects_survive_any_id() {
+    let app = TestApp::spawn().await;
+    for path in ["/collaborate/%01%C2%A0x", "/collaborate/%01x/replay", "/dashboard/analytics/%11%0F"] {
+        let r = app.get(path, None).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{path}");
+        let location = r.headers()["location"].to_str().expect("ascii").to_string();
+        assert!(
+            location.starts_with("/login?next=/") && (location.contains("%01") || location.contains("%11")),
+            "{location}"
+        );
+    }
+}

@@ -31,6 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(as = AssetOwner)]
 pub struct OwnerOut {
     pub id: i64,
     pub name: String,

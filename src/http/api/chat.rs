@@ -274,6 +274,7 @@ pub struct SessionIn {
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(as = ChatSessionOut)]
 pub struct SessionOut {
     pub company_id: String,
     pub session_id: String,

@@ -45,6 +45,7 @@ pub struct ParticipantOut {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SessionOwner)]
 pub struct OwnerOut {
     pub id: i64,
     pub name: String,
@@ -52,6 +53,7 @@ pub struct OwnerOut {
 
 /// A session as the seed returns it, plus its state.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = CollaborationSessionOut)]
 pub struct SessionOut {
     pub session_id: String,
     /// The session's link; null once its asset was deleted (the session ended with it).
@@ -342,6 +344,7 @@ pub async fn end_action(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = AddParticipantIn)]
 pub struct ParticipantIn {
     pub email: Option<String>,
 }

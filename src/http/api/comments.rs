@@ -235,8 +235,9 @@ pub async fn resolve(
     let input: ResolveIn = if body.iter().all(u8::is_ascii_whitespace) {
         ResolveIn::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|_| AppError::bad_request("malformed_json", "the body is not valid JSON"))?
+        let value = serde_json::from_slice(&body)
+            .map_err(|_| AppError::bad_request("malformed_json", "the body is not valid JSON"))?;
+        crate::http::extract::json_object(value)?
     };
     let (c, asset) = visible_comment(&state, &user, id).await?;
     if c.author_id != Some(user.id) && asset.owner_id != user.id && !user.is_admin() {

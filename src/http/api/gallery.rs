@@ -136,6 +136,7 @@ pub struct SharedOut {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = GalleryMessage)]
 pub struct MessageOut {
     pub message: String,
 }

@@ -53,7 +53,8 @@ pub async fn dashboard(
     ApiQuery(q): ApiQuery<DaysQuery>,
 ) -> Response {
     let Some(user) = user else {
-        return Redirect::to(&format!("/login?next=/dashboard/analytics/{uuid}/")).into_response();
+        return Redirect::to(&format!("/login?next=/dashboard/analytics/{}/", super::url_segment(&uuid)))
+            .into_response();
     };
     let days = match parse_days(&q) {
         Ok(d) => d,

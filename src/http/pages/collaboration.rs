@@ -96,7 +96,7 @@ async fn member_session(state: &AppState, user: &User, share_uuid: &str) -> Resu
         (status = 403, description = "not invited"), (status = 404, description = "no such session"), (status = 410, description = "the session is over")))]
 pub async fn page(State(state): State<AppState>, PageUser(user): PageUser, ApiPath(uuid): ApiPath<String>) -> Response {
     let Some(user) = user else {
-        return Redirect::to(&format!("/login?next=/collaborate/{uuid}/")).into_response();
+        return Redirect::to(&format!("/login?next=/collaborate/{}/", super::url_segment(&uuid))).into_response();
     };
     let session = match member_session(&state, &user, &uuid).await {
         Ok(s) => s,
@@ -139,7 +139,8 @@ pub async fn replay(
     ApiPath(uuid): ApiPath<String>,
 ) -> Response {
     let Some(user) = user else {
-        return Redirect::to(&format!("/login?next=/collaborate/{uuid}/replay/")).into_response();
+        return Redirect::to(&format!("/login?next=/collaborate/{}/replay/", super::url_segment(&uuid)))
+            .into_response();
     };
     let session = match member_session(&state, &user, &uuid).await {
         Ok(s) => s,

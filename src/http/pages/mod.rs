@@ -52,3 +52,9 @@ pub fn human_size(n: i64) -> String {
         n => format!("{n} B"),
     }
 }
+
+/// `s` made safe inside a URL path segment or a `Location` header (an id taken from the request
+/// may hold any character; a valid one is unchanged).
+pub fn url_segment(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}

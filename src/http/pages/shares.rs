@@ -526,7 +526,8 @@ pub struct UnlockForm {
 #[utoipa::path(post, path = "/share/{uuid}/unlock", tag = "share links", request_body(content = UnlockForm, content_type = "application/x-www-form-urlencoded"),
     params(("uuid" = String, Path, description = "share uuid")),
     responses((status = 303, description = "unlocked: back to the link"), (status = 401, description = "wrong password: the form again", content_type = "text/html"),
-        (status = 429, description = "locked out")))]
+        (status = 403, description = "CSRF check failed: the form again", content_type = "text/html"), (status = 404, body = ErrorResponse),
+        (status = 410, description = "expired or revoked link", content_type = "text/html"), (status = 429, description = "locked out")))]
 pub async fn unlock(
     State(state): State<AppState>,
     req: ShareRequest,
