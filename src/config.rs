@@ -359,7 +359,8 @@ impl Config {
             }
         }
         // `VITRINE_SOCIAL__TWITTER=...` sets `social.twitter`.
-        fig = fig.merge(Env::prefixed("VITRINE_").split("__"));
+        // `VITRINE_NEW_USER_PASSWORD` is an argument of `vitrine user create`, not a setting.
+        fig = fig.merge(Env::prefixed("VITRINE_").ignore(&["new_user_password"]).split("__"));
         let config: Config = fig.extract().map_err(|e| {
             let mut msgs = vec![];
             for err in e {

@@ -196,6 +196,15 @@ fn user_create_and_migrate_work_from_the_command_line() {
     assert!(!out.status.success());
     let out = run(&["user", "create", "--email", "x@example.com", "--password", "short", "--name", "X"]);
     assert!(!out.status.success());
+    // The password may come from VITRINE_NEW_USER_PASSWORD (not read as a setting).
+    let out = vitrine()
+        .args(["user", "create", "--email", "env@example.com", "--name", "Env"])
+        .current_dir(dir.path())
+        .env("VITRINE_DATA_DIR", &data)
+        .env("VITRINE_NEW_USER_PASSWORD", "correct horse")
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // Secrets were generated with mode 0600.
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(data.join("secrets/jwt.key")).expect("jwt key").permissions().mode();
