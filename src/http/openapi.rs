@@ -129,7 +129,11 @@ fn complete_operation(op: &mut Operation) {
     if has_query || !body_types.is_empty() {
         add("400", "Invalid request");
     }
+    // The connection rules (http::conn) answer every route: over a connection cap, 503
+    // `too_many_connections`; a request body that stalls or trickles under the minimum rate, 408.
+    add("503", "Unavailable: too many connections, or a service the request needs is down");
     if !body_types.is_empty() {
+        add("408", "The request body stalled or came slower than the minimum rate");
         add("413", "The body is larger than the limit");
         if body_types.iter().any(|t| t == "application/json") {
             add("415", "The body is not sent as application/json");
@@ -243,6 +247,10 @@ mod tests {
             }
             if op["requestBody"]["content"].get("application/json").is_some() {
                 assert!(has("413") && has("415"), "{label}: 413 and 415 for its JSON body");
+            }
+            assert!(has("503"), "{label}: 503 over the connection caps");
+            if op.get("requestBody").is_some() {
+                assert!(has("408"), "{label}: 408 for a body under the minimum rate");
             }
             for (status, response) in responses {
                 if status == "204" {

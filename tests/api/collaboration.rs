@@ -991,7 +991,11 @@ async fn the_collaboration_pages_are_for_members_and_the_replay_outlives_the_ses
     let ok = get(page.clone(), Some(rita.clone())).await;
     assert_eq!(ok.status(), StatusCode::OK);
     let html = ok.text().await.expect("html");
-    assert!(html.contains("new CollaborationClient(") && html.contains(s["session_id"].as_str().expect("sid")));
+    // The page's script is a file (no inline scripts); the session travels in data attributes.
+    assert!(
+        html.contains("<script src=\"/static/js/collab-page.js\"></script>")
+            && html.contains(&format!("data-session-id=\"{}\"", s["session_id"].as_str().expect("sid")))
+    );
     assert!(
         html.contains("id=\"collab-voice\"") && !html.contains("id=\"collab-screen\""),
         "buttons follow the features"

@@ -167,6 +167,9 @@ impl TestApp {
             database_url: Some(opts.db.fresh_url(dir.path()).await),
             database_max_connections: 8,
             log_level: "warn".into(),
+            // Every test client is 127.0.0.1, and some open hundreds of connections at once on
+            // purpose (concurrent downloads); the per-address cap has its own tests.
+            max_connections_per_ip: 1_000,
             ..Config::default()
         };
         if let Some(s3) = &opts.s3 {

@@ -349,17 +349,20 @@ async fn the_served_document_has_the_real_schemas_and_statuses() {
 }
 
 /// Issue 18, item 14 (found by schemathesis): a page's sign-in redirect carries an id from the
-/// URL; one with a control character was a 500 (an invalid `Location`).
+/// URL; one with a control character was a 500 (an invalid `Location`). Such a path is now a 404
+/// before any handler (item 12); an id with other characters that need encoding still reaches
+/// the page, whose redirect encodes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_redirects_survive_any_id() {
     let app = TestApp::spawn().await;
     for path in ["/collaborate/%01%C2%A0x", "/collaborate/%01x/replay", "/dashboard/analytics/%11%0F"] {
         let r = app.get(path, None).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    for path in ["/collaborate/%C2%A0x%22%3C", "/collaborate/%25x/replay", "/dashboard/analytics/%C3%A9x"] {
+        let r = app.get(path, None).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER, "{path}");
         let location = r.headers()["location"].to_str().expect("ascii").to_string();
-        assert!(
-            location.starts_with("/login?next=/") && (location.contains("%01") || location.contains("%11")),
-            "{location}"
-        );
+        assert!(location.starts_with("/login?next=/") && location.contains('%'), "{location}");
     }
 }
