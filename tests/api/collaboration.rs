@@ -1014,6 +1014,9 @@ async fn the_collaboration_pages_are_for_members_and_the_replay_outlives_the_ses
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_disconnected_and_recovers_with_last_seq() {
+    async fn patient(ws: &mut Ws) -> Value {
+        ws.next_within(Duration::from_secs(60)).await.expect("a frame within 60 s")
+    }
     let r = review_on(TestApp::spawn().await).await;
     let s = session(&r, json!({})).await;
     let mut slow = Ws::connect(&r.app, &ws_path(&s, &r.reviewer)).await;
@@ -1042,12 +1045,20 @@ async fn a_client_that_stops_reading_is_disconnected_and_recovers_with_last_seq(
     }
     assert!(got < posted, "the slow socket was cut off ({got} of {posted} delivered)");
     // It comes back with last_seq and receives the rest, in order.
+    // The replay reads ~19 MB of events back from the database: in a debug build on a busy CI
+    // machine that takes longer than `next`'s 5 s, so this waits up to a minute per frame.
     let mut back = Ws::connect(&r.app, &format!("{}&last_seq={start}", ws_path(&s, &r.reviewer))).await;
-    assert_eq!(back.next_of("session_state").await["recovered"], true);
+    let state = loop {
+        let v = patient(&mut back).await;
+        if v["type"] == "session_state" {
+            break v;
+        }
+    };
+    assert_eq!(state["recovered"], true);
     let mut comments = 0;
     let mut last = start;
     while comments < posted {
-        let v = back.next().await;
+        let v = patient(&mut back).await;
         if let Some(seq) = v["seq"].as_i64() {
             assert_eq!(seq, last + 1);
             last = seq;
