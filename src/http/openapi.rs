@@ -64,7 +64,7 @@ impl utoipa::Modify for SecurityAddon {
 /// Adds to every operation the statuses its extractors can answer, and gives every error answer
 /// the `Error` schema (see the module documentation).
 pub fn complete(doc: &mut Document) {
-    for item in doc.paths.paths.values_mut() {
+    for (path, item) in doc.paths.paths.iter_mut() {
         let ops = [
             &mut item.get,
             &mut item.put,
@@ -76,7 +76,7 @@ pub fn complete(doc: &mut Document) {
             &mut item.trace,
         ];
         for op in ops.into_iter().flatten() {
-            complete_operation(op);
+            complete_operation(path, op);
         }
     }
 }
@@ -102,7 +102,7 @@ fn is_page(op: &Operation) -> bool {
     op.tags.as_ref().is_some_and(|t| t.iter().any(|t| t == "pages"))
 }
 
-fn complete_operation(op: &mut Operation) {
+fn complete_operation(path: &str, op: &mut Operation) {
     let has_bearer = op
         .security
         .as_ref()
@@ -135,9 +135,14 @@ fn complete_operation(op: &mut Operation) {
     if !body_types.is_empty() {
         add("408", "The request body stalled or came slower than the minimum rate");
         add("413", "The body is larger than the limit");
-        if body_types.iter().any(|t| t == "application/json") {
-            add("415", "The body is not sent as application/json");
-        }
+        add("415", "The body is not sent in the documented content type");
+    }
+    // Credentials are optional on share links, embeds, the gallery's public API and the forms of
+    // pages, but bad ones are refused rather than ignored.
+    let path_reads_credentials =
+        path.starts_with("/api/") || path.starts_with("/share/") || path.starts_with("/embed/");
+    if !is_socket && (path_reads_credentials || !body_types.is_empty()) {
+        add("401", "Not authenticated: the credentials sent are expired or invalid");
     }
     if is_socket {
         for (status, description) in
