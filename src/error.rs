@@ -11,6 +11,10 @@ use serde::Serialize;
 /// Field name -> why it was refused.
 pub type FieldErrors = BTreeMap<String, String>;
 
+/// Largest JSON or form body accepted (uploads are streamed and limited separately); the 413
+/// for a larger one names it.
+pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
+
 /// Every error a client can see. Variants name what the client sees; each has a stable `code`.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -242,7 +246,7 @@ impl From<JsonRejection> for AppError {
             }
             JsonRejection::JsonSyntaxError(_) => AppError::bad_request("malformed_json", "the body is not valid JSON"),
             JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                AppError::TooLarge { limit: crate::http::JSON_BODY_LIMIT as u64 }
+                AppError::TooLarge { limit: JSON_BODY_LIMIT as u64 }
             }
             other => AppError::bad_request("invalid_body", other.body_text()),
         }
@@ -261,7 +265,7 @@ impl From<FormRejection> for AppError {
             StatusCode::UNSUPPORTED_MEDIA_TYPE => {
                 AppError::UnsupportedType("send the form as application/x-www-form-urlencoded".into())
             }
-            StatusCode::PAYLOAD_TOO_LARGE => AppError::TooLarge { limit: crate::http::JSON_BODY_LIMIT as u64 },
+            StatusCode::PAYLOAD_TOO_LARGE => AppError::TooLarge { limit: JSON_BODY_LIMIT as u64 },
             _ => AppError::bad_request("invalid_form", r.body_text()),
         }
     }

@@ -28,8 +28,8 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::app::AppState;
 use crate::error::AppError;
 
-/// Largest JSON or form body accepted (uploads are streamed and limited separately).
-pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
+/// Largest JSON or form body accepted (defined next to the error that names it).
+pub use crate::error::JSON_BODY_LIMIT;
 
 /// Every feature's routes with their documentation, one router each.
 pub fn feature_routers() -> Vec<OpenApiRouter<AppState>> {
