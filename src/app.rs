@@ -31,7 +31,7 @@ pub struct Inner {
     /// Rooms: live delivery on this instance and, through the bus, across instances.
     pub rooms: Arc<crate::realtime::Rooms>,
     /// Every WebSocket of this instance: told to go away (1001) on shutdown, and waited for.
-    pub sockets: crate::realtime::socket::Sockets,
+    pub sockets: crate::realtime::sockets::Sockets,
     /// Outgoing mail (off without `smtp_url`).
     pub mailer: crate::mail::Mailer,
     /// Last access e-mail per share (throttle).

@@ -97,7 +97,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let state = AppState::build(config).await?;
             let new = NewUser::parse(Some(&email), Some(&password), Some(&name), Some(&role))
                 .map_err(|e| anyhow::anyhow!("{}", e.public_message()))?;
-            let user = crate::http::api::auth::create_account(&state, new)
+            let user = crate::service::auth::create_account(&state, new)
                 .await
                 .map_err(|e| anyhow::anyhow!("{}", e.public_message()))?;
             println!("created {} account {} (id {})", user.role.as_str(), user.email, user.id);

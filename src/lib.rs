@@ -18,7 +18,7 @@ pub mod config;
 pub mod domain;
 /// `AppError`: the one place statuses and error codes are chosen.
 pub mod error;
-/// Routers, extractors, handlers and pages.
+/// The edge: routers, extractors, JSON handlers, pages and WebSocket protocols.
 pub mod http;
 /// Background jobs (leftover sweeper, analytics writer and retention, view counts, limiter cleanup).
 pub mod jobs;
@@ -32,9 +32,11 @@ pub mod media;
 pub mod private_fs;
 /// QR codes (PNG, SVG).
 pub mod qr;
-/// Rooms: ordered live delivery, recovery, presence; the collaboration and notification sockets.
+/// Rooms: ordered live delivery, recovery, presence; the count of live sockets.
 pub mod realtime;
 /// Virus scanning of uploads through clamd.
 pub mod scan;
+/// The operations of each feature, below the HTTP edge (handlers, pages, sockets) and the CLI.
+pub mod service;
 /// Every SQL query, written once for SQLite and PostgreSQL.
 pub mod store;

@@ -10,6 +10,7 @@ use axum::http::request::Parts;
 use crate::app::AppState;
 use crate::domain::users::User;
 use crate::error::AppError;
+use crate::service::auth::{SignedIn, access_session, page_session, user_from_token};
 
 /// JSON body whose rejections are our 400/413/415. The body must be a JSON object.
 #[derive(FromRequest)]
@@ -96,51 +97,6 @@ pub fn bearer_in(headers: &axum::http::HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-/// A signed-in account and the sign-in session its token belongs to.
-#[derive(Debug, Clone)]
-pub struct SignedIn {
-    pub user: User,
-    /// The session id (`sid` claim): logging out revokes it.
-    pub session_id: String,
-    /// When the token expires (unix seconds).
-    pub expires: u64,
-}
-
-/// Verifies an account token of kind `typ` and loads its account and session in one query:
-/// a token whose session ended (logged out, expired, deleted) is a 401; a disabled account a 403.
-async fn signed_in(state: &AppState, token: &str, typ: &str) -> Result<SignedIn, AppError> {
-    let claims = state.auth.verify(token, typ)?;
-    let id: i64 = claims.sub.parse().map_err(|_| AppError::Unauthenticated("the token is not valid".into()))?;
-    // Tokens made before sessions existed name none: they cannot be revoked, so they end here.
-    let sid =
-        claims.sid.ok_or_else(|| AppError::Unauthenticated("the token is no longer valid; log in again".into()))?;
-    let user = state
-        .store
-        .session_user(&sid, id, crate::domain::time::now_ms())
-        .await?
-        .ok_or_else(|| AppError::Unauthenticated("the session has ended; log in again".into()))?;
-    if !user.is_active {
-        return Err(AppError::Forbidden { code: "account_disabled", message: "this account is disabled".into() });
-    }
-    Ok(SignedIn { user, session_id: sid, expires: claims.exp })
-}
-
-/// The account and session of an API access token (`Authorization: Bearer`, `?token=`).
-pub async fn access_session(state: &AppState, token: &str) -> Result<SignedIn, AppError> {
-    signed_in(state, token, crate::auth::ACCESS).await
-}
-
-/// Loads the account of an access token; ended sessions, disabled or deleted accounts are refused.
-/// The page cookie's value is not an access token and is refused here.
-pub async fn user_from_token(state: &AppState, token: &str) -> Result<User, AppError> {
-    access_session(state, token).await.map(|s| s.user)
-}
-
-/// The account and session of the page session cookie's value.
-pub async fn page_session(state: &AppState, cookie_value: &str) -> Result<SignedIn, AppError> {
-    signed_in(state, cookie_value, crate::auth::PAGE_SESSION).await
 }
 
 /// Whether the request comes from another origin: a foreign (or opaque `null`) `Origin`, or a

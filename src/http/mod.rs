@@ -9,6 +9,7 @@ pub mod openapi;
 pub mod pages;
 pub mod share_access;
 pub mod upload;
+pub mod ws;
 
 use std::time::Instant;
 

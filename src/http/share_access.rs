@@ -16,7 +16,8 @@ use crate::domain::time::now_ms;
 use crate::domain::users::User;
 use crate::domain::visitors::{is_bot, is_prefetch, visitor_key};
 use crate::error::AppError;
-use crate::http::extract::{ClientIp, SESSION_COOKIE, cookie, cross_origin, page_session, user_from_token};
+use crate::http::extract::{ClientIp, SESSION_COOKIE, cookie, cross_origin};
+use crate::service::auth::{page_session, user_from_token};
 
 /// Cookie carrying a link's access token; its Path is the link, so it never leaves it.
 pub const SHARE_COOKIE: &str = "vitrine_share";
@@ -262,7 +263,7 @@ pub fn notify_access(state: &AppState, req: &ShareRequest, access: &Access) {
         "device": agent.device,
         "browser": agent.browser,
     });
-    crate::realtime::notifications::notify(state, access.share.owner_id, message);
+    crate::service::notifications::notify(state, access.share.owner_id, message);
     if !state.mailer.enabled() {
         return;
     }
@@ -277,7 +278,7 @@ pub fn notify_access(state: &AppState, req: &ShareRequest, access: &Access) {
     let state = state.clone();
     let owner_id = access.share.owner_id;
     let title = access.share.title.clone();
-    let url = crate::http::api::shares::share_url(&state, &access.share.uuid);
+    let url = crate::service::shares::share_url(&state, &access.share.uuid);
     let when = crate::domain::time::rfc3339(now);
     let device = agent.device;
     tokio::spawn(async move {

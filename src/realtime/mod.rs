@@ -1,11 +1,9 @@
 //! Rooms (docs/realtime.md): local delivery in sequence order, recovery from the store, presence,
 //! and the bridge to the other instances through the bus. Every live feature (collaboration,
-//! notifications, chat) uses these; the per-feature WebSocket protocols live next to this file.
+//! notifications, chat) uses these; the per-feature WebSocket protocols are edge code, in
+//! `http/ws/`. `sockets` counts every live socket of the instance for shutdown.
 
-pub mod chat;
-pub mod collaboration;
-pub mod notifications;
-pub mod socket;
+pub mod sockets;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -8,12 +8,13 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::{UserOut, create_account};
+use super::auth::UserOut;
 use crate::app::AppState;
 use crate::domain::pagination::{Page, PageQuery, PageRequest};
 use crate::domain::users::{NewUser, Role};
 use crate::error::{AppError, AppResult, ErrorResponse, FieldErrors};
 use crate::http::extract::{AdminUser, ApiJson, ApiPath, ApiQuery};
+use crate::service::auth::create_account;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(update))

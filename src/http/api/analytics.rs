@@ -6,13 +6,13 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::assets::visible_asset;
-use super::shares::owned_share;
-use crate::analytics::report::{Report, build};
+use crate::analytics::report::Report;
 use crate::app::AppState;
-use crate::domain::time::day_of;
 use crate::error::{AppError, AppResult, ErrorResponse};
 use crate::http::extract::{ApiPath, ApiQuery, CurrentUser};
+use crate::service::analytics::report;
+use crate::service::assets::visible_asset;
+use crate::service::shares::owned_share;
 use crate::store::analytics::Scope;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -34,15 +34,6 @@ pub fn parse_days(q: &DaysQuery) -> AppResult<u32> {
             .filter(|d| (1..=365).contains(d))
             .ok_or_else(|| AppError::validation("days", "must be a whole number from 1 to 365")),
     }
-}
-
-/// Builds the report of `scope` for the `days` days up to today (by the app's clock).
-pub async fn report(state: &AppState, scope: Scope, days: u32) -> AppResult<Report> {
-    let now = state.clock.now_ms();
-    let from = day_of(now - (days as i64 - 1) * 86_400_000);
-    let to = day_of(now);
-    let data = state.store.analytics_report(scope, &from, &to).await?;
-    Ok(build(data, now, days))
 }
 
 /// Views, downloads, visitors and breakdowns of an asset over all its links.

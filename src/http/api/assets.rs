@@ -22,9 +22,10 @@ use crate::domain::users::User;
 use crate::error::{AppError, AppResult, ErrorResponse, FieldErrors};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, CurrentUser};
 use crate::http::files::{FileInfo, serve};
-use crate::http::upload::{self, Received};
+use crate::http::upload;
+use crate::service::assets::{self, visible_asset};
+use crate::service::uploads;
 use crate::store::AssetFilter;
-use crate::store::assets::StoredFile;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(upload, list)).routes(routes!(get, patch, delete)).routes(routes!(content))
@@ -103,14 +104,6 @@ impl AssetOut {
     }
 }
 
-/// The asset if `user` may see it: its owner or an admin. Others get 404 (nothing is revealed).
-pub async fn visible_asset(state: &AppState, user: &User, id: i64) -> AppResult<Asset> {
-    match state.store.asset(id).await? {
-        Some(a) if a.owner_id == user.id || user.is_admin() => Ok(a),
-        _ => Err(AppError::NotFound("asset")),
-    }
-}
-
 /// The multipart fields of an upload, for the documentation.
 #[derive(ToSchema)]
 #[allow(dead_code, reason = "documents the multipart form read by upload::receive")]
@@ -140,16 +133,15 @@ pub async fn upload(
     let Some(rec) = form.file.take() else {
         return Err(AppError::validation("file", "is required"));
     };
-    match store_asset(&state, &user, &form, &rec).await {
-        Ok(asset) => {
-            upload::accepted(rec.size);
-            Ok((StatusCode::CREATED, axum::Json(AssetOut::new(&state, &asset))))
-        }
+    let meta = match parse_meta(&form) {
+        Ok(m) => m,
         Err(e) => {
-            upload::discard(&state, &rec).await;
-            Err(e)
+            uploads::discard(&state, &rec).await;
+            return Err(e);
         }
-    }
+    };
+    let asset = assets::receive(&state, &user, meta, rec).await?;
+    Ok((StatusCode::CREATED, axum::Json(AssetOut::new(&state, &asset))))
 }
 
 fn parse_meta(form: &upload::Form) -> AppResult<AssetMeta> {
@@ -180,42 +172,6 @@ fn parse_meta(form: &upload::Form) -> AppResult<AssetMeta> {
         }
     }
     if fields.is_empty() { Ok(meta) } else { Err(AppError::from_fields(fields)) }
-}
-
-/// Validates the received bytes, makes the thumbnail, moves the blob to its content-hash key and
-/// commits the row: the asset exists only once both are durable.
-async fn store_asset(state: &AppState, user: &User, form: &upload::Form, rec: &Received) -> AppResult<Asset> {
-    let mut meta = parse_meta(form)?;
-    let mime = upload::inspect(state, rec, &state.config.asset_allowed_types).await?;
-    if meta.title.is_empty() {
-        meta.title = rec.name.clone();
-    }
-    let media_type = MediaType::from_mime(&mime);
-    let mut file = StoredFile {
-        name: rec.name.clone(),
-        mime_type: mime.clone(),
-        media_type,
-        size: rec.size as i64,
-        sha256: rec.sha256.clone(),
-        blob_key: format!("assets/{}/{}", user.id, rec.sha256),
-        thumb_key: None,
-        width: None,
-        height: None,
-        duration_seconds: None,
-    };
-    let probed = upload::probe(state, rec, &mime, upload::PixelLimit::Asset).await?;
-    (file.width, file.height, file.duration_seconds) = (probed.width, probed.height, probed.duration_seconds);
-    let thumb = probed.thumbnail;
-    if let Some((bytes, tmime)) = thumb {
-        let ext = if tmime == "image/png" { "png" } else { "jpg" };
-        let key = format!("thumbs/{}/{}.{ext}", user.id, rec.sha256);
-        state.blobs.put_bytes(&key, bytes, tmime).await?;
-        file.thumb_key = Some(key);
-    }
-    state.blobs.commit(&rec.key, &file.blob_key).await?;
-    let id = state.store.insert_asset(user.id, &meta, &file).await?;
-    tracing::info!(asset_id = id, owner_id = user.id, size = rec.size, mime = %mime, "asset stored");
-    state.store.asset(id).await?.ok_or(AppError::NotFound("asset"))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -348,7 +304,7 @@ pub async fn delete(
     let a = visible_asset(&state, &user, id).await?;
     // Its review sessions end first, so that their members are told (`session_ended`, sockets
     // closed) on every instance; their recordings are kept for the replay.
-    crate::http::api::collaboration::end_sessions(&state, state.store.open_sessions_of_asset(id).await?).await?;
+    crate::service::collaboration::end_sessions(&state, state.store.open_sessions_of_asset(id).await?).await?;
     state.store.delete_shares_of_asset(id).await?;
     state.store.delete_asset(id).await?;
     crate::jobs::blob_gc::release(&state, &a.blob_key).await;

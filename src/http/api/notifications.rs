@@ -13,8 +13,8 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::error::{AppResult, ErrorResponse};
-use crate::http::api::collaboration::socket_user;
 use crate::http::extract::ApiQuery;
+use crate::http::ws::socket_user;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(connect))
@@ -39,7 +39,7 @@ pub async fn connect(
     ws: WebSocketUpgrade,
 ) -> AppResult<Response> {
     let signed = socket_user(&state, &headers, q.token.as_deref()).await?;
-    Ok(crate::realtime::socket::upgrade(state, ws, move |state, socket| {
-        crate::realtime::notifications::serve(state, signed.user, signed.session_id, q.last_seq, socket)
+    Ok(crate::http::ws::upgrade(state, ws, move |state, socket| {
+        crate::http::ws::notifications::serve(state, signed.user, signed.session_id, q.last_seq, socket)
     }))
 }

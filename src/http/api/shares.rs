@@ -8,15 +8,14 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::assets::visible_asset;
 use crate::app::AppState;
 use crate::domain::pagination::{Page, PageQuery, PageRequest};
 use crate::domain::shares::{Share, ShareSettings, ShareSettingsIn, ShareStatus, ShareType, social_links};
 use crate::domain::time::{now_ms, rfc3339};
-use crate::domain::users::User;
 use crate::error::{AppError, AppResult, ErrorResponse};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, CurrentUser};
 use crate::http::share_access::{ShareRequest, unlock as unlock_link};
+use crate::service::shares::{create_share, embed_code, owned_share, share_url};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -60,17 +59,6 @@ pub struct ShareOut {
     pub revoked_at: Option<String>,
 }
 
-pub fn share_url(state: &AppState, uuid: &str) -> String {
-    format!("{}/share/{uuid}/", state.config.base_url())
-}
-
-pub fn embed_code(state: &AppState, uuid: &str) -> String {
-    format!(
-        "<iframe src='{}/embed/{uuid}/' width='600' height='400' frameborder='0' allowfullscreen></iframe>",
-        state.config.base_url()
-    )
-}
-
 impl ShareOut {
     pub fn new(state: &AppState, s: &Share, with_qr: bool) -> AppResult<ShareOut> {
         let url = share_url(state, &s.uuid);
@@ -106,28 +94,6 @@ impl ShareOut {
     }
 }
 
-/// Creates a link from validated settings (the API and the owner's page form).
-pub async fn create_share(state: &AppState, user: &User, asset_id: i64, input: ShareSettingsIn) -> AppResult<Share> {
-    let asset = visible_asset(state, user, asset_id).await?;
-    state.limits.share_create_per_user.check(user.id).await?;
-    // One instant for created_at and for the expiry computed from expires_in_hours.
-    let now = now_ms();
-    let settings = ShareSettings::parse(input, &ShareSettings::defaults(&asset.title), false, now)?;
-    let hash = match &settings.new_password {
-        Some(p) => Some(state.auth.hash_password(p).await?),
-        None => None,
-    };
-    let uuid = uuid::Uuid::new_v4().to_string();
-    let share = state.store.insert_share(&uuid, asset.id, asset.owner_id, &settings, hash.as_deref(), now).await?;
-    tracing::info!(
-        share_id = share.id,
-        asset_id = asset.id,
-        share_type = share.share_type.as_str(),
-        "share link created"
-    );
-    Ok(share)
-}
-
 /// Creates a share link for an asset.
 #[utoipa::path(post, path = "/api/v3/assets/{id}/share", tag = "shares", security(("bearer" = [])),
     params(("id" = i64, Path, description = "asset id")), request_body = ShareSettingsIn,
@@ -156,17 +122,6 @@ pub async fn list(
     let results = shares.iter().map(|s| ShareOut::new(&state, s, false)).collect::<AppResult<Vec<_>>>()?;
     let base = format!("{}/api/v3/shares/", state.config.base_url());
     Ok(axum::Json(Page::new(results, count, page, &base, &[])))
-}
-
-/// A link the caller owns (or any link, for admins); others get 404.
-pub async fn owned_share(state: &AppState, user: &User, uuid: &str) -> AppResult<Share> {
-    if uuid::Uuid::parse_str(uuid).is_err() {
-        return Err(AppError::NotFound("share"));
-    }
-    match state.store.share_by_uuid(uuid).await? {
-        Some(s) if s.owner_id == user.id || user.is_admin() => Ok(s),
-        _ => Err(AppError::NotFound("share")),
-    }
 }
 
 /// One link with its counts and status.
@@ -220,7 +175,7 @@ pub async fn revoke(
     state.store.revoke_share(s.id).await?;
     // A review session reached through this link ends with it: its members are told and their
     // sockets close, on every instance.
-    crate::http::api::collaboration::end_sessions(&state, state.store.open_sessions_of_share(s.id).await?).await?;
+    crate::service::collaboration::end_sessions(&state, state.store.open_sessions_of_share(s.id).await?).await?;
     tracing::info!(share_id = s.id, "share link revoked");
     Ok(StatusCode::NO_CONTENT.into_response())
 }

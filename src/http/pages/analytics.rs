@@ -11,9 +11,10 @@ use utoipa_axum::routes;
 use crate::analytics::charts;
 use crate::analytics::geo::ATTRIBUTION_HTML;
 use crate::app::AppState;
-use crate::http::api::analytics::{DaysQuery, parse_days, report};
-use crate::http::api::shares::{owned_share, share_url};
+use crate::http::api::analytics::{DaysQuery, parse_days};
 use crate::http::extract::{ApiPath, ApiQuery, PageUser};
+use crate::service::analytics::report;
+use crate::service::shares::{owned_share, share_url};
 use crate::store::analytics::Scope;
 
 pub fn router() -> OpenApiRouter<AppState> {

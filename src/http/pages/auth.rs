@@ -14,8 +14,8 @@ use utoipa_axum::routes;
 use crate::app::AppState;
 use crate::auth::{random_token, same};
 use crate::error::AppError;
-use crate::http::api::auth::check_credentials;
 use crate::http::extract::{ApiForm, ApiQuery, CSRF_COOKIE, ClientIp, CsrfCookie, PageUser, SESSION_COOKIE, cookie_in};
+use crate::service::auth::check_credentials;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(login_form, login)).routes(routes!(logout))
@@ -60,7 +60,7 @@ pub fn check_csrf(csrf: &CsrfCookie, form_token: Option<&str>) -> Result<(), App
 
 /// Opens a page (login cookie) session of `user_id`; returns the cookie's value.
 pub async fn start_page_session(state: &AppState, user_id: i64) -> Result<String, AppError> {
-    crate::http::api::auth::start_session(state, user_id, crate::store::sessions::SessionKind::Page).await
+    crate::service::auth::start_session(state, user_id, crate::store::sessions::SessionKind::Page).await
 }
 
 /// The session cookie carrying `jwt` (HttpOnly, SameSite=Lax, Secure on https).
@@ -156,14 +156,14 @@ pub async fn login(
     if let Err(e) = check_csrf(&csrf, form.csrf_token.as_deref()) {
         return fail(e.status(), e.public_message());
     }
-    let creds = crate::http::api::auth::require_credentials(form.email.clone(), form.password.clone());
+    let creds = crate::service::auth::require_credentials(form.email.clone(), form.password.clone());
     let (email_v, password) = match creds {
         Ok(c) => c,
         Err(_) => {
             return fail(StatusCode::BAD_REQUEST, "Enter your e-mail address and password.".into());
         }
     };
-    match check_credentials(&state, ip, &email_v, &password).await {
+    match check_credentials(&state, ip.0, &email_v, &password).await {
         Ok(user) => {
             let jwt = match start_page_session(&state, user.id).await {
                 Ok(t) => t,
@@ -210,7 +210,7 @@ pub async fn logout(
         && let Ok(claims) = state.auth.verify(&value, crate::auth::PAGE_SESSION)
         && let Some(sid) = claims.sid
         && let Ok(user_id) = claims.sub.parse::<i64>()
-        && let Err(e) = crate::http::api::auth::sign_out(&state, user_id, &sid).await
+        && let Err(e) = crate::service::auth::sign_out(&state, user_id, &sid).await
     {
         return e.into_response();
     }

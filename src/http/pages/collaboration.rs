@@ -17,8 +17,8 @@ use crate::domain::collaboration::{Participant, Session};
 use crate::domain::time::rfc3339;
 use crate::domain::users::{NewUser, User};
 use crate::error::AppError;
-use crate::http::api::collaboration::{asset_summary, participant_of_invite};
 use crate::http::extract::{ApiForm, ApiPath, CsrfCookie, PageUser};
+use crate::service::collaboration::{asset_summary, participant_of_invite};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(page)).routes(routes!(replay)).routes(routes!(invite_form, accept_invite))
@@ -274,7 +274,7 @@ pub async fn accept_invite(
         Ok(n) => n,
         Err(e) => return again(StatusCode::BAD_REQUEST, e.public_message()).await,
     };
-    let user = match crate::http::api::auth::create_account(&state, new).await {
+    let user = match crate::service::auth::create_account(&state, new).await {
         Ok(u) => u,
         Err(AppError::Conflict { .. }) => {
             return again(

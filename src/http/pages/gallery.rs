@@ -20,8 +20,9 @@ use crate::domain::gallery::{
 use crate::domain::pagination::PageRequest;
 use crate::domain::users::{Role, User};
 use crate::error::AppError;
-use crate::http::api::gallery::{media_item, post_links, share, staff, unshare};
+use crate::http::api::gallery::media_item;
 use crate::http::extract::{ApiForm, ApiPath, ApiQuery, CsrfCookie, PageUser};
+use crate::service::gallery::{post_links, share, staff, unshare};
 use crate::store::gallery::PostFilter;
 
 pub fn router() -> OpenApiRouter<AppState> {

@@ -18,9 +18,10 @@ use crate::domain::shares::{Share, ShareSettingsIn};
 use crate::domain::time::{now_ms, rfc3339};
 use crate::domain::users::User;
 use crate::error::AppError;
-use crate::http::api::assets::{AssetOut, visible_asset};
-use crate::http::api::shares::{create_share, owned_share, share_url};
+use crate::http::api::assets::AssetOut;
 use crate::http::extract::{ApiForm, ApiPath, ApiQuery, CsrfCookie, PageUser};
+use crate::service::assets::visible_asset;
+use crate::service::shares::{create_share, owned_share, share_url};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

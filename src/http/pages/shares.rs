@@ -20,12 +20,12 @@ use crate::domain::pagination::{Page, PageQuery, PageRequest};
 use crate::domain::shares::{ShareStatus, ShareType};
 use crate::domain::time::{now_ms, rfc3339};
 use crate::error::{AppError, ErrorResponse};
-use crate::http::api::shares::{embed_code, share_url};
 use crate::http::extract::{ApiForm, ApiQuery, CsrfCookie};
 use crate::http::files::{FileInfo, safe_inline, serve};
 use crate::http::share_access::{
     Access, Refusal, SHARE_COOKIE, ShareRequest, capture, capture_with, notify_access, resolve, unlock as unlock_link,
 };
+use crate::service::shares::{embed_code, share_url};
 use crate::store::shares::Reservation;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -995,7 +995,7 @@ pub async fn comments(
     let access = commentable(&state, &req).await?;
     let base = format!("{}/share/{}/comments/", state.config.base_url(), access.share.uuid);
     let extra: Vec<(&str, String)> = q.token.iter().map(|t| ("token", t.clone())).collect();
-    let out = crate::http::api::comments::threads_page(&state, access.asset.id, page, &base, &extra).await?;
+    let out = crate::service::comments::threads_page(&state, access.asset.id, page, &base, &extra).await?;
     let mut r = axum::Json(out).into_response();
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
     Ok(r)
@@ -1050,14 +1050,11 @@ pub async fn comment(
             share_id: access.share.id,
         },
     };
-    let origin = crate::http::api::comments::Origin {
-        share_id: access.share.id,
-        ip: req.ip,
-        user_agent: req.user_agent.clone(),
-    };
-    let c = crate::http::api::comments::create(
+    let origin =
+        crate::service::comments::Origin { share_id: access.share.id, ip: req.ip, user_agent: req.user_agent.clone() };
+    let c = crate::service::comments::create(
         &state,
-        crate::http::api::comments::Target::of(&access.asset),
+        crate::service::comments::Target::of(&access.asset),
         author,
         &input,
         Some(origin),

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use axum::extract::ws::{Message, WebSocket};
 use serde::Deserialize;
 
-use super::Next;
-use super::Subscription;
-use super::socket::{self, CLOSE_TOO_SLOW, error_frame, send_frame, send_text};
+use super::{self as socket, CLOSE_TOO_SLOW, error_frame, send_frame, send_text};
 use crate::app::AppState;
 use crate::bus::Envelope;
 use crate::domain::chat::{MessageOut, parse_message};
-use crate::http::api::chat::{FileOut, Reach, file_list};
+use crate::realtime::{Next, Subscription};
+use crate::service::chat::access::Reach;
+use crate::service::chat::files::{FileOut, file_list};
 
 /// Inbound messages per second per socket.
 const INBOUND_PER_SECOND: u32 = 20;

@@ -1,5 +1,10 @@
-//! What every live socket shares: buffer sizes, limits, the inbound rate limiter, heartbeats,
-//! small frame helpers, and `Sockets`, the one shutdown signal of every socket of the instance.
+//! The WebSocket edge: what every live socket shares (buffer sizes, limits, the inbound rate
+//! limiter, heartbeats, small frame helpers, the upgrade that counts a socket in
+//! `realtime::sockets::Sockets`), and one module per feature's protocol.
+
+pub mod chat;
+pub mod collaboration;
+pub mod notifications;
 
 use std::future::Future;
 use std::num::NonZeroU32;
@@ -9,10 +14,11 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use futures::SinkExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use tokio_util::sync::CancellationToken;
 
 use crate::app::AppState;
 use crate::bus::Frame;
+use crate::error::{AppError, AppResult};
+use crate::service::auth::SignedIn;
 
 /// Largest inbound message we act on; larger ones get an `error` and are dropped.
 pub const MAX_MESSAGE: usize = 64 * 1024;
@@ -159,67 +165,6 @@ pub const GOING_AWAY: &str = "server shutting down; reconnect with last_seq";
 /// connection (dropping it with unread bytes would reset it, and the client could lose our close).
 const CLOSE_REPLY_WAIT: Duration = Duration::from_secs(1);
 
-/// Every live socket of this instance (collaboration, chat, notifications), for shutdown: one
-/// signal tells them all to close with 1001 ("going away"); shutdown waits for them to be gone,
-/// up to the grace period, and then cuts what is left.
-pub struct Sockets {
-    away: CancellationToken,
-    cut: CancellationToken,
-    /// Each running socket holds a receiver: the sender is closed when none is left.
-    open: tokio::sync::watch::Sender<()>,
-}
-
-impl Default for Sockets {
-    fn default() -> Self {
-        Sockets {
-            away: CancellationToken::new(),
-            cut: CancellationToken::new(),
-            open: tokio::sync::watch::Sender::new(()),
-        }
-    }
-}
-
-impl Sockets {
-    /// Resolves once the instance is going away: the socket's loop then calls `going_away`.
-    /// (Pin it once outside the loop: every socket waits on this one token.)
-    pub fn going_away(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
-        self.away.cancelled()
-    }
-
-    /// Tells every socket to close with 1001 (sockets opened later close at once).
-    pub fn go_away(&self) {
-        self.away.cancel();
-    }
-
-    /// The grace period is over: sockets still running are dropped where they stand (one blocked
-    /// writing to a client that does not read, for instance).
-    pub fn cut(&self) {
-        self.cut.cancel();
-    }
-
-    /// Resolves when no socket is running.
-    pub async fn closed(&self) {
-        self.open.closed().await;
-    }
-
-    /// How many sockets are running (with the work they handed off, see `hold`).
-    pub fn count(&self) -> usize {
-        self.open.receiver_count()
-    }
-
-    /// Keeps shutdown waiting (within the grace period) while the guard lives: for work a socket
-    /// hands off its loop that must still finish when the socket is gone, such as storing the
-    /// messages it had received.
-    pub fn hold(&self) -> Held {
-        Held { _open: self.open.subscribe() }
-    }
-}
-
-/// See `Sockets::hold`.
-pub struct Held {
-    _open: tokio::sync::watch::Receiver<()>,
-}
-
 /// Upgrades to a socket with small buffers (`configure`) that runs `serve` as one of the
 /// instance's `Sockets`: counted from the upgrade on, and ended by `Sockets::cut`.
 pub fn upgrade<F, Fut>(state: AppState, ws: WebSocketUpgrade, serve: F) -> Response
@@ -228,7 +173,7 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     let held = state.sockets.hold();
-    let cut = state.sockets.cut.clone();
+    let cut = state.sockets.cut_token();
     configure(ws).on_upgrade(move |socket| async move {
         tokio::select! {
             () = serve(state, socket) => {}
@@ -249,4 +194,23 @@ pub async fn going_away(socket: &mut WebSocket) {
         }
     })
     .await;
+}
+
+/// The account behind a WebSocket upgrade: `?token=`, or the session cookie of a same-origin page
+/// (a cross-site page cannot ride the cookie: its Origin is refused).
+pub async fn socket_user(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    token: Option<&str>,
+) -> AppResult<SignedIn> {
+    if let Some(t) = token.filter(|t| !t.is_empty()) {
+        return crate::service::auth::access_session(state, t).await;
+    }
+    let cookie = crate::http::extract::cookie_in(headers, crate::http::extract::SESSION_COOKIE)
+        .ok_or_else(|| AppError::Unauthenticated("add ?token=<access token>".into()))?;
+    let origin = headers.get(axum::http::header::ORIGIN).and_then(|o| o.to_str().ok()).unwrap_or("");
+    if !crate::http::extract::same_origin(origin, state.config.base_url()) {
+        return Err(AppError::Forbidden { code: "csrf_failed", message: "cross-site WebSocket refused".into() });
+    }
+    crate::service::auth::page_session(state, &cookie).await
 }

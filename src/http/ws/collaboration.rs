@@ -8,8 +8,7 @@ use axum::extract::ws::{Message, WebSocket};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::socket::{self, CLOSE_NORMAL, CLOSE_TOO_SLOW, error_frame, queue_frame, send_text};
-use super::{Next, Subscription};
+use super::{self as socket, CLOSE_NORMAL, CLOSE_TOO_SLOW, error_frame, queue_frame, send_text};
 use crate::app::AppState;
 use crate::bus::Envelope;
 use crate::domain::assets::Asset;
@@ -17,7 +16,8 @@ use crate::domain::collaboration::{Features, Session};
 use crate::domain::comments::{CommentIn, build_trees};
 use crate::domain::users::User;
 use crate::error::AppError;
-use crate::http::api::comments::Target;
+use crate::realtime::{Next, Subscription};
+use crate::service::comments::Target;
 use crate::store::comments::Author;
 use crate::store::rooms::CursorSample;
 
@@ -122,7 +122,7 @@ async fn state_frame(
         "online": online,
         "comments": comments,
         "features": seat.features,
-        "asset": crate::http::api::collaboration::asset_summary(state, asset, seat.features.allow_download),
+        "asset": crate::service::collaboration::asset_summary(state, asset, seat.features.allow_download),
         "expires_at": crate::domain::time::rfc3339(seat.expires_at),
     });
     if let Some(r) = recovered {
@@ -246,7 +246,7 @@ impl CommentLane {
     fn start(state: &AppState, seat: &Seat) -> CommentLane {
         let (queue, mut comments) = mpsc::channel::<CommentIn>(COMMENTS_IN_FLIGHT);
         let (answer, replies) = mpsc::unbounded_channel();
-        let origin = crate::http::api::comments::Origin {
+        let origin = crate::service::comments::Origin {
             share_id: seat.share_id,
             ip: seat.ip,
             user_agent: seat.user_agent.clone(),
@@ -258,7 +258,7 @@ impl CommentLane {
             let _held = held;
             // Comments already queued when the socket closes are still stored: they were sent.
             while let Some(comment) = comments.recv().await {
-                let created = crate::http::api::comments::create(
+                let created = crate::service::comments::create(
                     &state,
                     target,
                     Author::User(user_id),

@@ -1,27 +1,13 @@
-//! An account's notifications: durable events of the room `user:{id}`, delivered on
-//! `/ws/notifications/` (and across instances through the bus) with the same recovery as every room.
+//! The notification socket (`/ws/notifications/`): an account's durable events of the room
+//! `user:{id}` (`service::notifications`), with the same recovery as every room.
 
 use axum::extract::ws::{Message, WebSocket};
 
-use super::Next;
-use super::socket::{self, CLOSE_TOO_SLOW, error_frame, send_frame, send_text};
+use super::{self as socket, CLOSE_TOO_SLOW, error_frame, send_frame, send_text};
 use crate::app::AppState;
 use crate::domain::users::User;
-
-pub fn room(user_id: i64) -> String {
-    format!("user:{user_id}")
-}
-
-/// Records a notification for `user_id` and delivers it live; never waits for it.
-/// `fields` are the notification's fields (`kind`, …) next to `type`, `seq` and `at`.
-pub fn notify(state: &AppState, user_id: i64, fields: serde_json::Value) {
-    let state = state.clone();
-    tokio::spawn(async move {
-        if let Err(e) = state.rooms.emit(&room(user_id), "notification", fields).await {
-            tracing::warn!(error = %e, "could not record a notification");
-        }
-    });
-}
+use crate::realtime::Next;
+use crate::service::notifications::room;
 
 /// Runs an account's notification socket until it closes.
 /// `login` is the sign-in session the socket was opened with: its logout closes the socket.

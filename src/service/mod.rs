@@ -1,0 +1,15 @@
+//! The operations of each feature (create an account, post a comment, receive a chat file, …):
+//! what HTTP handlers, pages, sockets, the CLI and jobs all call. No HTTP types here: callers
+//! parse and authorise the request, services do the work through the store, the blob store, the
+//! bus and the rooms, and return domain values or `AppError`.
+
+pub mod analytics;
+pub mod assets;
+pub mod auth;
+pub mod chat;
+pub mod collaboration;
+pub mod comments;
+pub mod gallery;
+pub mod notifications;
+pub mod shares;
+pub mod uploads;

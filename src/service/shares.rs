@@ -1,0 +1,55 @@
+//! Share links (SPEC §2): their public URLs, creating one from validated settings, and which links
+//! a user may manage.
+
+use crate::app::AppState;
+use crate::domain::shares::{Share, ShareSettings, ShareSettingsIn};
+use crate::domain::time::now_ms;
+use crate::domain::users::User;
+use crate::error::{AppError, AppResult};
+use crate::service::assets::visible_asset;
+
+/// The public page of a link.
+pub fn share_url(state: &AppState, uuid: &str) -> String {
+    format!("{}/share/{uuid}/", state.config.base_url())
+}
+
+/// The `<iframe>` that embeds a link's player.
+pub fn embed_code(state: &AppState, uuid: &str) -> String {
+    format!(
+        "<iframe src='{}/embed/{uuid}/' width='600' height='400' frameborder='0' allowfullscreen></iframe>",
+        state.config.base_url()
+    )
+}
+
+/// Creates a link from validated settings (the API and the owner's page form).
+pub async fn create_share(state: &AppState, user: &User, asset_id: i64, input: ShareSettingsIn) -> AppResult<Share> {
+    let asset = visible_asset(state, user, asset_id).await?;
+    state.limits.share_create_per_user.check(user.id).await?;
+    // One instant for created_at and for the expiry computed from expires_in_hours.
+    let now = now_ms();
+    let settings = ShareSettings::parse(input, &ShareSettings::defaults(&asset.title), false, now)?;
+    let hash = match &settings.new_password {
+        Some(p) => Some(state.auth.hash_password(p).await?),
+        None => None,
+    };
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let share = state.store.insert_share(&uuid, asset.id, asset.owner_id, &settings, hash.as_deref(), now).await?;
+    tracing::info!(
+        share_id = share.id,
+        asset_id = asset.id,
+        share_type = share.share_type.as_str(),
+        "share link created"
+    );
+    Ok(share)
+}
+
+/// A link the caller owns (or any link, for admins); others get 404.
+pub async fn owned_share(state: &AppState, user: &User, uuid: &str) -> AppResult<Share> {
+    if uuid::Uuid::parse_str(uuid).is_err() {
+        return Err(AppError::NotFound("share"));
+    }
+    match state.store.share_by_uuid(uuid).await? {
+        Some(s) if s.owner_id == user.id || user.is_admin() => Ok(s),
+        _ => Err(AppError::NotFound("share")),
+    }
+}
