@@ -734,8 +734,8 @@ async fn the_widget_and_agent_pages_render() {
 /// A visitor on one instance and the agent on another share the session through Redis.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn visitor_and_agent_on_two_instances_share_the_session() {
-    let Some(bus) = crate::realtime::redis_url().await else { return };
-    let (a, b) = crate::realtime::pair(&bus).await;
+    let Some(bus) = crate::helpers::redis::redis_url().await else { return };
+    let (a, b) = crate::helpers::redis::pair(&bus).await;
     let (_, c) = setup(&a).await;
     let mut visitor = Ws::connect(&a, &ws_path(&c, &c.visitor)).await;
     visitor.next_of("connection_established").await;
@@ -819,8 +819,8 @@ async fn a_burst_of_messages_on_one_socket_is_stored_and_delivered_in_send_order
 /// visitor's stays), and a disabled account loses its notification socket.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_an_agent_or_disabling_an_account_closes_their_sockets_on_every_instance() {
-    let Some(bus) = crate::realtime::redis_url().await else { return };
-    let (a, b) = crate::realtime::pair(&bus).await;
+    let Some(bus) = crate::helpers::redis::redis_url().await else { return };
+    let (a, b) = crate::helpers::redis::pair(&bus).await;
     let (admin, c) = setup(&a).await;
     let me: Value = a.get("/api/auth/me/", Some(&c.agent)).await.json().await.expect("json");
     let agent_id = me["id"].as_i64().expect("id");
@@ -833,12 +833,12 @@ async fn removing_an_agent_or_disabling_an_account_closes_their_sockets_on_every
 
     let r = a.delete(&format!("/api/companies/{}/agents/{agent_id}/", c.company_id), Some(&admin)).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    assert_eq!(crate::shutdown::close_code(&mut agent, Duration::from_secs(1)).await, Some(1008), "closed within 1 s");
+    assert_eq!(agent.close_code(Duration::from_secs(1)).await, Some(1008), "closed within 1 s");
     assert_eq!(Ws::try_connect(&b, &ws_path(&c, &c.agent)).await.err(), Some(403));
     visitor.send(&json!({"type": "ping"})).await;
     assert_eq!(visitor.next_of("pong").await["type"], "pong", "the visitor's socket stays");
 
     let r = a.patch_json(&format!("/api/admin/users/{agent_id}/"), Some(&admin), &json!({"is_active": false})).await;
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(crate::shutdown::close_code(&mut notes, Duration::from_secs(1)).await, Some(1008), "closed within 1 s");
+    assert_eq!(notes.close_code(Duration::from_secs(1)).await, Some(1008), "closed within 1 s");
 }

@@ -96,7 +96,7 @@ impl Cluster {
             )
         });
         let db = Db::postgres()?;
-        let bus_url = crate::realtime::redis_url().await?;
+        let bus_url = crate::helpers::redis::redis_url().await?;
         let s3 = Arc::new(S3Server::start().await);
         // nginx's port first: it is every instance's public_url. It stays bound here until nginx
         // starts, so that no instance or other test takes it meanwhile (a port another test's
@@ -123,7 +123,7 @@ impl Cluster {
             ..Default::default()
         })
         .await;
-        // B opens the database A created (as `realtime::pair_with` shares its SQLite file); the
+        // B opens the database A created (as `helpers::redis::pair_with` shares its SQLite file); the
         // SQLite default below only stands in until the tweak replaces it (no database made).
         let database_url = a.state.config.database_url.clone().expect("A has a database_url");
         let url = database_url.clone();
@@ -955,7 +955,7 @@ async fn through_the_proxy_a_client_of_a_stopping_instance_resumes_on_the_other_
     }
     // Rita's instance stops: she is told to go away, while comments keep coming on the other.
     let stopping = cluster.app(on).shutdown();
-    assert_eq!(crate::shutdown::close_code(&mut rita, std::time::Duration::from_secs(5)).await, Some(1001));
+    assert_eq!(rita.close_code(std::time::Duration::from_secs(5)).await, Some(1001));
     for i in 5..10 {
         assert_eq!(post(i).await.status(), StatusCode::CREATED);
     }

@@ -525,8 +525,8 @@ async fn dashboard_users_and_admins_have_hourly_budgets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_budget_is_shared_by_instances_on_redis() {
-    let Some(bus) = crate::realtime::redis_url().await else { return };
-    let (a, b) = crate::realtime::pair_with(&bus, |c| c.gallery_rate_dashboard_per_hour = 4).await;
+    let Some(bus) = crate::helpers::redis::redis_url().await else { return };
+    let (a, b) = crate::helpers::redis::pair_with(&bus, |c| c.gallery_rate_dashboard_per_hour = 4).await;
     let (admin, _) = a.register("admin@example.com", "Ada Admin").await;
     let (dash, dash_id) = a.register("dash@example.com", "Dana Dash").await;
     promote(&a, &admin, dash_id, "dashboard").await;

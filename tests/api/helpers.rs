@@ -3,6 +3,9 @@
 //! unreachable); S3 is a real s3s-fs server started in-process.
 #![allow(dead_code, reason = "helpers are shared by many test files; not every file uses each")]
 
+pub mod browser;
+pub mod redis;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -540,6 +543,25 @@ impl Ws {
                     return true;
                 }
                 Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+
+    /// The close code of the socket's close frame (frames before it are skipped); None when the
+    /// socket ends without one (1006) or nothing comes within `d`. Answers the close, as browsers do.
+    pub async fn close_code(&mut self, d: Duration) -> Option<u16> {
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let deadline = tokio::time::Instant::now() + d;
+        loop {
+            match tokio::time::timeout_at(deadline, self.inner.next()).await.ok()?? {
+                Ok(Message::Close(frame)) => {
+                    // Polling on sends our answer to the close.
+                    let _ = tokio::time::timeout(Duration::from_secs(1), self.inner.next()).await;
+                    return frame.map(|f| u16::from(f.code));
+                }
+                Ok(_) => {}
+                Err(_) => return None,
             }
         }
     }

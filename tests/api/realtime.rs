@@ -6,71 +6,8 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Spawn, TestApp, Ws, fixtures};
-
-/// `TEST_REDIS_URL`, checked: set but unreachable fails the test; unset skips it.
-pub async fn redis_url() -> Option<String> {
-    let Ok(url) = std::env::var("TEST_REDIS_URL") else {
-        eprintln!("skipped: TEST_REDIS_URL is not set (multi-instance tests need Redis)");
-        return None;
-    };
-    let client = redis::Client::open(url.as_str()).expect("TEST_REDIS_URL is a Redis URL");
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap_or_else(|e| panic!("TEST_REDIS_URL is set but Redis is unreachable: {e}"));
-    let _: String = redis::cmd("PING").query_async(&mut conn).await.expect("PING");
-    Some(url)
-}
-
-const JWT: &str = "0123456789abcdef0123456789abcdef-jwt-shared-by-instances";
-const HMAC: &str = "0123456789abcdef0123456789abcdef-hmac-shared-by-instances";
-
-/// Two instances on one database (a SQLite file in WAL mode) and one bus.
-pub async fn pair(bus: &str) -> (TestApp, TestApp) {
-    pair_with(bus, |_| {}).await
-}
-
-/// `pair`, with the same extra settings on both instances.
-pub async fn pair_with(bus: &str, tweak: fn(&mut vitrine::config::Config)) -> (TestApp, TestApp) {
-    let b = bus.to_string();
-    let a = TestApp::spawn_with(Spawn {
-        tweak: Box::new(move |c| {
-            c.bus_url = Some(b);
-            c.jwt_secret = Some(JWT.into());
-            c.hmac_secret = Some(HMAC.into());
-            tweak(c);
-        }),
-        ..Default::default()
-    })
-    .await;
-    let db = a.state.config.database_url.clone();
-    let b = bus.to_string();
-    let other = TestApp::spawn_with(Spawn {
-        tweak: Box::new(move |c| {
-            c.bus_url = Some(b);
-            c.jwt_secret = Some(JWT.into());
-            c.hmac_secret = Some(HMAC.into());
-            c.database_url = db;
-            tweak(c);
-        }),
-        ..Default::default()
-    })
-    .await;
-    wait_connected(&a).await;
-    wait_connected(&other).await;
-    (a, other)
-}
-
-async fn wait_connected(app: &TestApp) {
-    for _ in 0..100 {
-        if app.state.rooms.bus().connected() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the instance did not connect to the bus");
-}
+use crate::helpers::redis::{OwnRedis, free_port, pair, redis_url, wait_connected};
+use crate::helpers::{TestApp, Ws, fixtures};
 
 struct Setup {
     owner: String,
@@ -168,60 +105,6 @@ async fn clients_on_two_instances_share_rooms_presence_and_notifications() {
     assert!(n["seq"].as_i64().is_some());
 }
 
-/// A free loopback port.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port()
-}
-
-/// A Redis server of our own, on a free port, that the test may kill.
-pub struct OwnRedis {
-    port: u16,
-    child: Option<std::process::Child>,
-    dir: tempfile::TempDir,
-}
-
-impl OwnRedis {
-    pub fn start_on(port: u16, dir: tempfile::TempDir) -> OwnRedis {
-        let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .current_dir(dir.path())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("TEST_REDIS_URL is set, so redis-server must be installed: {e}"));
-        OwnRedis { port, child: Some(child), dir }
-    }
-
-    pub async fn wait_ready(&self) {
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("redis-server did not start");
-    }
-
-    pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// Starts it again on the same port (after `kill`), empty.
-    pub fn restart(&mut self) {
-        self.kill();
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("dir"));
-        *self = OwnRedis::start_on(self.port, dir);
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_redis_keeps_local_clients_served_and_the_bus_recovers_what_was_missed() {
     if redis_url().await.is_none() {
@@ -274,7 +157,7 @@ async fn disabling_an_account_closes_its_collaboration_socket_on_every_instance(
         .patch_json(&format!("/api/admin/users/{}/", s.reviewer_id), Some(&s.owner), &json!({"is_active": false}))
         .await;
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(crate::shutdown::close_code(&mut rita, Duration::from_secs(1)).await, Some(1008), "closed within 1 s");
+    assert_eq!(rita.close_code(Duration::from_secs(1)).await, Some(1008), "closed within 1 s");
     assert!(Ws::try_connect(&b, &ws_path(&s, &s.reviewer)).await.is_err());
     olive.send(&json!({"type": "ping"})).await;
     assert_eq!(olive.next_of("pong").await["type"], "pong", "other members stay");
@@ -304,8 +187,8 @@ async fn logging_out_closes_that_sessions_sockets_on_every_instance() {
 
     let r = a.req(reqwest::Method::POST, "/api/auth/logout/", Some(&s.reviewer)).send().await.expect("logout");
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    assert_eq!(crate::shutdown::close_code(&mut collab, Duration::from_secs(1)).await, Some(1008), "closed within 1 s");
-    assert_eq!(crate::shutdown::close_code(&mut notes, Duration::from_secs(1)).await, Some(1008), "closed within 1 s");
+    assert_eq!(collab.close_code(Duration::from_secs(1)).await, Some(1008), "closed within 1 s");
+    assert_eq!(notes.close_code(Duration::from_secs(1)).await, Some(1008), "closed within 1 s");
     assert_eq!(Ws::try_connect(&b, &ws_path(&s, &s.reviewer)).await.err(), Some(401));
     kept.send(&json!({"type": "ping"})).await;
     assert_eq!(kept.next_of("pong").await["type"], "pong", "the other session's socket stays");

@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, assert_error, created, fixtures};
-use crate::realtime::{pair_with, redis_url};
+use crate::helpers::redis::{OwnRedis, free_port, pair_with, redis_url};
 
 /// An owner with a PDF on `a`.
 async fn owner_with_pdf(a: &TestApp) -> (String, i64) {
@@ -186,8 +186,8 @@ async fn without_redis_each_instance_counts_alone_and_sharing_resumes_when_it_is
     if redis_url().await.is_none() {
         return;
     }
-    let port = crate::realtime::free_port();
-    let mut redis = crate::realtime::OwnRedis::start_on(port, tempfile::tempdir().expect("dir"));
+    let port = free_port();
+    let mut redis = OwnRedis::start_on(port, tempfile::tempdir().expect("dir"));
     redis.wait_ready().await;
     let (a, b) = pair_with(&format!("redis://127.0.0.1:{port}"), |c| c.login_rate_per_account_per_minute = 2).await;
     let (owner, _) = a.register("olive@example.com", "Olive Owner").await;

@@ -9,25 +9,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::helpers::redis::{pair, redis_url};
 use crate::helpers::{Db, Spawn, TestApp, Ws, fixtures};
-use crate::realtime::{pair, redis_url};
-
-/// The close code of the socket's close frame (frames before it are skipped); None when the
-/// socket ends without one (1006) or nothing comes within `d`. Answers the close, as browsers do.
-pub async fn close_code(ws: &mut Ws, d: Duration) -> Option<u16> {
-    let deadline = tokio::time::Instant::now() + d;
-    loop {
-        match tokio::time::timeout_at(deadline, ws.inner.next()).await.ok()?? {
-            Ok(Message::Close(frame)) => {
-                // Polling on sends our answer to the close.
-                let _ = tokio::time::timeout(Duration::from_secs(1), ws.inner.next()).await;
-                return frame.map(|f| u16::from(f.code));
-            }
-            Ok(_) => {}
-            Err(_) => return None,
-        }
-    }
-}
 
 /// Waits for `run` to return; panics after `d`.
 async fn stopped_within(run: tokio::task::JoinHandle<anyhow::Result<()>>, d: Duration) {
@@ -121,7 +104,7 @@ async fn every_socket_is_told_to_go_away_with_1001_and_run_returns_promptly() {
     let run = app.shutdown();
     // The default grace is 30 s: sockets neither wait for it nor hold `run` up.
     for (name, ws) in [("collaboration", &mut collab), ("chat", &mut chat), ("notifications", &mut notes)] {
-        assert_eq!(close_code(ws, Duration::from_secs(3)).await, Some(1001), "{name} socket closed with 1001");
+        assert_eq!(ws.close_code(Duration::from_secs(3)).await, Some(1001), "{name} socket closed with 1001");
     }
     stopped_within(run, Duration::from_secs(5)).await;
     assert!(started.elapsed() < Duration::from_secs(6), "took {:?}", started.elapsed());

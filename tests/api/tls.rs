@@ -389,7 +389,7 @@ async fn wait_connected(app: &TestApp) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_events_and_limits_over_rediss_with_a_password_or_an_acl_user() {
-    if crate::realtime::redis_url().await.is_none() {
+    if crate::helpers::redis::redis_url().await.is_none() {
         return;
     }
     crate::helpers::init();
@@ -429,7 +429,7 @@ async fn two_instances_share_events_and_limits_over_rediss_with_a_password_or_an
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_ca_or_password_keeps_the_rediss_bus_down_while_the_instance_serves() {
-    if crate::realtime::redis_url().await.is_none() {
+    if crate::helpers::redis::redis_url().await.is_none() {
         return;
     }
     crate::helpers::init();
