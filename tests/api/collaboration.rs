@@ -844,30 +844,12 @@ async fn an_invitation_creates_the_account_and_opens_the_session() {
     let r = review_on(TestApp::spawn().await).await;
     let s = session(&r, json!({"invitation_message": "Have a listen"})).await;
     let invite = s["participants"][1]["invite_url"].as_str().expect("invite").to_string();
-    let form = r.app.client.get(&invite).send().await.expect("form");
-    assert_eq!(form.status(), StatusCode::OK);
-    let csrf_cookie = form
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("vitrine_csrf="))
-        .map(|c| c.split(';').next().unwrap_or("").to_string())
-        .expect("csrf cookie");
-    let html = form.text().await.expect("html");
+    let (nina, status, html) = r.app.visit(&invite).await;
+    assert_eq!(status, StatusCode::OK);
     assert!(html.contains("new@example.com") && html.contains("Have a listen"));
-    let csrf = csrf_cookie.trim_start_matches("vitrine_csrf=").to_string();
     // A forged token is refused.
     assert_eq!(r.app.client.get(format!("{invite}x")).send().await.expect("bad").status(), StatusCode::NOT_FOUND);
-    let done = r
-        .app
-        .client
-        .post(&invite)
-        .header("Cookie", &csrf_cookie)
-        .form(&[("name", "Nina Newcomer"), ("password", "a long password"), ("csrf_token", csrf.as_str())])
-        .send()
-        .await
-        .expect("accept");
+    let done = nina.post_form(&invite, &[("name", "Nina Newcomer"), ("password", "a long password")]).await;
     assert_eq!(done.status(), StatusCode::SEE_OTHER);
     assert_eq!(done.headers()["location"], s["collaboration_url"].as_str().expect("url"));
     let login = r
@@ -974,21 +956,14 @@ async fn the_collaboration_pages_are_for_members_and_the_replay_outlives_the_ses
     let s = session(&r, json!({"voice_chat": true})).await;
     let page = s["collaboration_url"].as_str().expect("url").to_string();
     let replay = s["replay_url"].as_str().expect("url").to_string();
-    let get = |path: String, cookie: Option<String>| {
-        let mut req = r.app.client.get(r.app.url(&path));
-        if let Some(c) = cookie {
-            req = req.header("cookie", c);
-        }
-        async move { req.send().await.expect("page") }
-    };
-    let anonymous = get(page.clone(), None).await;
+    let anonymous = r.app.get(&page, None).await;
     assert_eq!(anonymous.status(), StatusCode::SEE_OTHER);
     assert_eq!(anonymous.headers()["location"], format!("/login?next={page}"));
-    let (rita, _) = crate::pages::signed_in(&r.app, "rita@example.com").await;
-    let (sam, _) = crate::pages::signed_in(&r.app, "sam@example.com").await;
-    let (olive, _) = crate::pages::signed_in(&r.app, "owner@example.com").await;
-    assert_eq!(get(page.clone(), Some(sam.clone())).await.status(), StatusCode::FORBIDDEN);
-    let ok = get(page.clone(), Some(rita.clone())).await;
+    let rita = r.app.page_session("rita@example.com").await;
+    let sam = r.app.page_session("sam@example.com").await;
+    let olive = r.app.page_session("owner@example.com").await;
+    assert_eq!(sam.get(&page).await.status(), StatusCode::FORBIDDEN);
+    let ok = rita.get(&page).await;
     assert_eq!(ok.status(), StatusCode::OK);
     let html = ok.text().await.expect("html");
     // The page's script is a file (no inline scripts); the session travels in data attributes.
@@ -1000,16 +975,16 @@ async fn the_collaboration_pages_are_for_members_and_the_replay_outlives_the_ses
         html.contains("id=\"collab-voice\"") && !html.contains("id=\"collab-screen\""),
         "buttons follow the features"
     );
-    let unknown = get(format!("/collaborate/{}/", uuid::Uuid::new_v4()), Some(rita.clone())).await;
+    let unknown = rita.get(&format!("/collaborate/{}/", uuid::Uuid::new_v4())).await;
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
     r.app
         .delete(&format!("/api/v3/collaboration/sessions/{}/", s["session_id"].as_str().expect("sid")), Some(&r.owner))
         .await;
-    assert_eq!(get(page.clone(), Some(olive.clone())).await.status(), StatusCode::GONE);
-    let rep = get(replay.clone(), Some(rita)).await;
+    assert_eq!(olive.get(&page).await.status(), StatusCode::GONE);
+    let rep = rita.get(&replay).await;
     assert_eq!(rep.status(), StatusCode::OK);
     assert!(rep.text().await.expect("html").contains("/recording/"));
-    assert_eq!(get(replay, Some(sam)).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(sam.get(&replay).await.status(), StatusCode::FORBIDDEN);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

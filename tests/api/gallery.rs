@@ -553,61 +553,46 @@ async fn the_pages_show_the_gallery_and_let_curators_share_and_remove_without_ja
     let b = w.asset("Harbour boats", "", "", "vehicle", false).await;
     let theirs = w.share_ok(&w.dash2, "vehicle", b, "trending").await["id"].as_i64().expect("id");
 
-    let (cookie, csrf) = crate::pages::session(&w.app, "dash@example.com").await;
-    let get = |path: &str, cookie: Option<&str>| {
-        let mut r = w.app.client.get(w.app.url(path));
-        if let Some(c) = cookie {
-            r = r.header("cookie", c.to_string());
-        }
-        r.send()
-    };
+    let dana = w.app.page_session("dash@example.com").await;
     // Signed out: sent to the login form; a plain user is refused.
-    let r = get("/dashboard/gallery/", None).await.expect("get");
+    let r = w.app.get("/dashboard/gallery/", None).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert!(r.headers()["location"].to_str().expect("loc").starts_with("/login"));
-    let (user_cookie, _) = crate::pages::session(&w.app, "user@example.com").await;
-    assert_eq!(get("/dashboard/gallery/", Some(&user_cookie)).await.expect("get").status(), StatusCode::FORBIDDEN);
+    let user = w.app.page_session("user@example.com").await;
+    assert_eq!(user.get("/dashboard/gallery/").await.status(), StatusCode::FORBIDDEN);
 
     // Search, then share through the form.
-    let html = get("/dashboard/gallery/?q=harbour", Some(&cookie)).await.expect("get").text().await.expect("html");
+    let html = dana.get("/dashboard/gallery/?q=harbour").await.text().await.expect("html");
     assert!(html.contains(&format!("id=\"hit-{a}\"")) && html.contains("Harbour boats"), "{html}");
-    let post = |path: &str, form: Vec<(&str, String)>| {
-        w.app.client.post(w.app.url(path)).header("cookie", cookie.clone()).form(&form).send()
-    };
-    let share_form = |token: &str| {
-        vec![
-            ("csrf_token", token.to_string()),
-            ("content_type", "location".to_string()),
-            ("object_id", a.to_string()),
-            ("caption", "Blue hour <script>alert(1)</script>".to_string()),
-            ("category", "spotlight".to_string()),
-            ("back", "/dashboard/gallery/?q=harbour".to_string()),
-        ]
-    };
-    let r = post("/dashboard/gallery/share", share_form("wrong")).await.expect("post");
+    let (a_id, b_id) = (a.to_string(), b.to_string());
+    let share_form = [
+        ("content_type", "location"),
+        ("object_id", a_id.as_str()),
+        ("caption", "Blue hour <script>alert(1)</script>"),
+        ("category", "spotlight"),
+        ("back", "/dashboard/gallery/?q=harbour"),
+    ];
+    let mut wrong = vec![("csrf_token", "wrong")];
+    wrong.extend(share_form);
+    let r = dana.post_form_as_is("/dashboard/gallery/share", &wrong).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let r = post("/dashboard/gallery/share", share_form(&csrf)).await.expect("post");
+    let r = dana.post_form("/dashboard/gallery/share", &share_form).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(r.headers()["location"], "/dashboard/gallery/?q=harbour&done=shared");
-    let r = post("/dashboard/gallery/share", share_form(&csrf)).await.expect("post");
+    let r = dana.post_form("/dashboard/gallery/share", &share_form).await;
     assert_eq!(r.headers()["location"], "/dashboard/gallery/?q=harbour&done=already_shared");
-    let html = get("/dashboard/gallery/?q=harbour&done=already_shared", Some(&cookie))
-        .await
-        .expect("get")
-        .text()
-        .await
-        .expect("html");
+    let html = dana.get("/dashboard/gallery/?q=harbour&done=already_shared").await.text().await.expect("html");
     assert!(html.contains("You have already shared this media") && html.contains("In the gallery"), "{html}");
     // A back link off the dashboard is not followed.
-    let mut evil = share_form(&csrf);
-    evil[1].1 = "vehicle".into();
-    evil[2].1 = b.to_string();
-    evil[5].1 = "https://evil.example/".into();
-    let r = post("/dashboard/gallery/share", evil).await.expect("post");
+    let mut evil = share_form;
+    evil[0].1 = "vehicle";
+    evil[1].1 = &b_id;
+    evil[4].1 = "https://evil.example/";
+    let r = dana.post_form("/dashboard/gallery/share", &evil).await;
     assert_eq!(r.headers()["location"], "/dashboard/gallery/?done=shared");
 
     // The public page: cards, escaped caption, categories, no addresses.
-    let r = get("/gallery/", None).await.expect("get");
+    let r = w.app.get("/gallery/", None).await;
     assert_eq!(r.status(), StatusCode::OK);
     let html = r.text().await.expect("html");
     assert!(
@@ -616,19 +601,17 @@ async fn the_pages_show_the_gallery_and_let_curators_share_and_remove_without_ja
     assert!(html.contains("Blue hour &") && !html.contains("<script>alert"), "escaped");
     assert!(!html.contains("@example.com"), "no addresses on the public page");
     assert!(html.contains("3 posts"), "{html}");
-    let html = get("/gallery/?category=trending", None).await.expect("get").text().await.expect("html");
+    let html = w.app.get("/gallery/?category=trending", None).await.text().await.expect("html");
     assert!(html.contains("1 post ") && html.contains("Harbour boats") && !html.contains("Harbour lights"), "{html}");
-    assert_eq!(get("/gallery/?category=best", None).await.expect("get").status(), StatusCode::BAD_REQUEST);
-    assert_eq!(get("/gallery/?page=0", None).await.expect("get").status(), StatusCode::BAD_REQUEST);
+    assert_eq!(w.app.get("/gallery/?category=best", None).await.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(w.app.get("/gallery/?page=0", None).await.status(), StatusCode::BAD_REQUEST);
 
     // Remove: someone else's post is refused, your own goes.
-    let r =
-        post(&format!("/dashboard/gallery/{theirs}/delete"), vec![("csrf_token", csrf.clone())]).await.expect("post");
+    let r = dana.post_form(&format!("/dashboard/gallery/{theirs}/delete"), &[]).await;
     assert_eq!(r.headers()["location"], "/dashboard/gallery/?done=forbidden");
     let mine: Value = w.json("/api/dashboard/my-shared-media/", Some(&w.dash)).await;
     let first = mine["results"][0]["id"].as_i64().expect("id");
-    let r =
-        post(&format!("/dashboard/gallery/{first}/delete"), vec![("csrf_token", csrf.clone())]).await.expect("post");
+    let r = dana.post_form(&format!("/dashboard/gallery/{first}/delete"), &[]).await;
     assert_eq!(r.headers()["location"], "/dashboard/gallery/?done=deleted");
     assert_eq!(w.json("/api/dashboard/my-shared-media/", Some(&w.dash)).await["count"], 1);
 }

@@ -5,12 +5,13 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Spawn, TestApp, Ws, assert_error, fixtures};
-use crate::pages::session;
+use crate::helpers::pages::PageSession;
+use crate::helpers::{Db, Spawn, TestApp, Ws, assert_error, fixtures};
 
-/// The value of the `vitrine_session` cookie in a Cookie header made by `pages::session`.
-fn session_value(cookies: &str) -> String {
-    cookies
+/// The value of the `vitrine_session` cookie of a page session.
+fn session_value(session: &PageSession) -> String {
+    session
+        .cookies
         .split(';')
         .map(str::trim)
         .find_map(|c| c.strip_prefix("vitrine_session="))
@@ -21,10 +22,6 @@ fn session_value(cookies: &str) -> String {
 /// The origin of the test app (what a same-origin browser sends as `Origin`).
 fn origin(app: &TestApp) -> String {
     app.base.clone()
-}
-
-async fn with_cookie(app: &TestApp, method: Method, path: &str, cookies: &str) -> reqwest::RequestBuilder {
-    app.client.request(method, app.url(path)).header("cookie", cookies)
 }
 
 /// Opens the notification socket with the page cookie from this origin: the HTTP status of the
@@ -48,15 +45,8 @@ async fn cookie_socket_status(app: &TestApp, cookies: &str) -> u16 {
     }
 }
 
-async fn logout_page(app: &TestApp, cookies: &str, csrf: &str) {
-    let r = app
-        .client
-        .post(app.url("/logout"))
-        .header("cookie", cookies)
-        .form(&[("csrf_token", csrf)])
-        .send()
-        .await
-        .expect("logout");
+async fn logout_page(session: &PageSession) {
+    let r = session.post_form("/logout", &[]).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
 }
 
@@ -71,25 +61,25 @@ async fn api_login(app: &TestApp, email: &str) -> String {
 async fn signing_out_ends_the_page_session_on_pages_and_on_the_api() {
     let app = TestApp::spawn().await;
     app.register("ada@example.com", "Ada").await;
-    let (cookies, csrf) = session(&app, "ada@example.com").await;
-    let shares = with_cookie(&app, Method::GET, "/shares", &cookies).await.send().await.expect("shares");
+    let ada = app.page_session("ada@example.com").await;
+    let shares = ada.get("/shares").await;
     assert_eq!(shares.status(), StatusCode::OK);
-    let me = with_cookie(&app, Method::GET, "/api/auth/me/", &cookies).await.send().await.expect("me");
+    let me = ada.get("/api/auth/me/").await;
     assert_eq!(me.status(), StatusCode::OK, "the cookie authenticates same-origin API reads");
 
-    assert_eq!(cookie_socket_status(&app, &cookies).await, 101, "a same-origin page's socket rides the cookie");
+    assert_eq!(cookie_socket_status(&app, &ada.cookies).await, 101, "a same-origin page's socket rides the cookie");
 
-    logout_page(&app, &cookies, &csrf).await;
+    logout_page(&ada).await;
 
     // The same cookie value, replayed: signed out on pages, refused on the API and the sockets.
-    assert_eq!(cookie_socket_status(&app, &cookies).await, 401);
-    let shares = with_cookie(&app, Method::GET, "/shares", &cookies).await.send().await.expect("shares");
+    assert_eq!(cookie_socket_status(&app, &ada.cookies).await, 401);
+    let shares = ada.get("/shares").await;
     assert!(shares.status().is_redirection(), "{}", shares.status());
     let to = shares.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("");
     assert!(to.starts_with("/login"), "{to}");
-    let home = with_cookie(&app, Method::GET, "/", &cookies).await.send().await.expect("home");
+    let home = ada.get("/").await;
     assert!(!home.text().await.expect("html").contains("Signed in as"));
-    let me = with_cookie(&app, Method::GET, "/api/auth/me/", &cookies).await.send().await.expect("me");
+    let me = ada.get("/api/auth/me/").await;
     assert_error(me, StatusCode::UNAUTHORIZED, "not_authenticated").await;
 }
 
@@ -97,8 +87,7 @@ async fn signing_out_ends_the_page_session_on_pages_and_on_the_api() {
 async fn the_page_cookie_is_not_a_bearer_token() {
     let app = TestApp::spawn().await;
     app.register("ada@example.com", "Ada").await;
-    let (cookies, _) = session(&app, "ada@example.com").await;
-    let value = session_value(&cookies);
+    let value = session_value(&app.page_session("ada@example.com").await);
     assert_error(app.get("/api/auth/me/", Some(&value)).await, StatusCode::UNAUTHORIZED, "not_authenticated").await;
     assert_eq!(Ws::try_connect(&app, &format!("/ws/notifications/?token={value}")).await.err(), Some(401));
     // Tokens made before sessions existed (no `sid`) cannot be revoked: they are refused.
@@ -110,29 +99,27 @@ async fn the_page_cookie_is_not_a_bearer_token() {
 async fn the_cookie_writes_to_the_api_only_from_this_origin_with_the_csrf_header() {
     let app = TestApp::spawn().await;
     app.register("ada@example.com", "Ada Admin").await;
-    let (cookies, csrf) = session(&app, "ada@example.com").await;
+    let ada = app.page_session("ada@example.com").await;
     let company = |name: &str| json!({"name": name});
 
-    let r = with_cookie(&app, Method::POST, "/api/companies/", &cookies).await.json(&company("A")).send().await;
+    let r = ada.req(Method::POST, "/api/companies/").json(&company("A")).send().await;
     assert_error(r.expect("post"), StatusCode::FORBIDDEN, "csrf_failed").await;
-    let r = with_cookie(&app, Method::POST, "/api/companies/", &cookies)
-        .await
+    let r = ada
+        .req(Method::POST, "/api/companies/")
         .header("x-csrf-token", "not-the-token")
         .json(&company("B"))
         .send()
         .await;
     assert_error(r.expect("post"), StatusCode::FORBIDDEN, "csrf_failed").await;
-    let r = with_cookie(&app, Method::POST, "/api/companies/", &cookies)
-        .await
-        .header("x-csrf-token", &csrf)
+    let r = ada
+        .req_with_csrf(Method::POST, "/api/companies/")
         .header("origin", "https://evil.example")
         .json(&company("C"))
         .send()
         .await;
     assert_error(r.expect("post"), StatusCode::FORBIDDEN, "csrf_failed").await;
-    let r = with_cookie(&app, Method::POST, "/api/companies/", &cookies)
-        .await
-        .header("x-csrf-token", &csrf)
+    let r = ada
+        .req_with_csrf(Method::POST, "/api/companies/")
         .header("origin", origin(&app))
         .json(&company("D"))
         .send()
@@ -141,30 +128,12 @@ async fn the_cookie_writes_to_the_api_only_from_this_origin_with_the_csrf_header
     assert_eq!(r.status(), StatusCode::CREATED);
 
     // Cross-origin reads are not authenticated by the cookie either.
-    let r = with_cookie(&app, Method::GET, "/api/auth/me/", &cookies)
-        .await
-        .header("origin", "https://evil.example")
-        .send()
-        .await;
+    let r = ada.req(Method::GET, "/api/auth/me/").header("origin", "https://evil.example").send().await;
     assert_error(r.expect("me"), StatusCode::FORBIDDEN, "csrf_failed").await;
-    let r = with_cookie(&app, Method::GET, "/api/auth/me/", &cookies)
-        .await
-        .header("origin", origin(&app))
-        .send()
-        .await
-        .expect("me");
+    let r = ada.req(Method::GET, "/api/auth/me/").header("origin", origin(&app)).send().await.expect("me");
     assert_eq!(r.status(), StatusCode::OK);
     // Only the companies created with the token exist.
-    let list: Value = app
-        .client
-        .get(app.url("/api/companies/"))
-        .header("cookie", &cookies)
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let list: Value = ada.get("/api/companies/").await.json().await.expect("json");
     let names: Vec<&str> = list["results"]
         .as_array()
         .or(list.as_array())
@@ -179,7 +148,7 @@ async fn api_logout_ends_that_token_only() {
     let (registered, _) = app.register("ada@example.com", "Ada").await;
     let phone = api_login(&app, "ada@example.com").await;
     let laptop = api_login(&app, "ada@example.com").await;
-    let (cookies, _) = session(&app, "ada@example.com").await;
+    let page = app.page_session("ada@example.com").await;
 
     let r = app.post_json("/api/auth/logout/", Some(&phone), &json!({})).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
@@ -196,7 +165,7 @@ async fn api_logout_ends_that_token_only() {
     for token in [&laptop, &registered] {
         assert_eq!(app.get("/api/auth/me/", Some(token)).await.status(), StatusCode::OK);
     }
-    let me = with_cookie(&app, Method::GET, "/api/auth/me/", &cookies).await.send().await.expect("me");
+    let me = page.get("/api/auth/me/").await;
     assert_eq!(me.status(), StatusCode::OK);
     let _socket = Ws::connect(&app, &format!("/ws/notifications/?token={laptop}")).await;
 
@@ -217,13 +186,13 @@ async fn a_disabled_accounts_sessions_are_refused() {
     let app = TestApp::spawn().await;
     let (admin, _) = app.register("admin@example.com", "Ada Admin").await;
     let (token, id) = app.register("bob@example.com", "Bob").await;
-    let (cookies, _) = session(&app, "bob@example.com").await;
+    let bob = app.page_session("bob@example.com").await;
     let r = app.patch_json(&format!("/api/admin/users/{id}/"), Some(&admin), &json!({"is_active": false})).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_error(app.get("/api/auth/me/", Some(&token)).await, StatusCode::FORBIDDEN, "account_disabled").await;
-    let me = with_cookie(&app, Method::GET, "/api/auth/me/", &cookies).await.send().await.expect("me");
+    let me = bob.get("/api/auth/me/").await;
     assert_error(me, StatusCode::FORBIDDEN, "account_disabled").await;
-    let shares = with_cookie(&app, Method::GET, "/shares", &cookies).await.send().await.expect("shares");
+    let shares = bob.get("/shares").await;
     assert!(shares.status().is_redirection(), "a disabled account is signed out of pages");
 }
 
@@ -252,47 +221,33 @@ async fn link_comments(app: &TestApp, uuid: &str) -> Vec<Value> {
 async fn the_share_comment_form_needs_the_csrf_token_of_a_signed_in_viewer() {
     let app = TestApp::spawn().await;
     let (_, uuid) = commentable_link(&app).await;
-    let (cookies, csrf) = session(&app, "owner@example.com").await;
+    let olive = app.page_session("owner@example.com").await;
     let path = format!("/share/{uuid}/comments/");
 
     // The page carries the form's token.
-    let page = with_cookie(&app, Method::GET, &format!("/share/{uuid}/"), &cookies).await.send().await.expect("page");
-    let html = page.text().await.expect("html");
-    assert!(html.contains(&format!("name=\"csrf_token\" value=\"{csrf}\"")), "the comment form has the token");
+    let html = olive.get(&format!("/share/{uuid}/")).await.text().await.expect("html");
+    assert!(html.contains(&format!("name=\"csrf_token\" value=\"{}\"", olive.csrf)), "the comment form has the token");
 
-    let post = |form: Vec<(&'static str, String)>, origin: Option<&'static str>| {
-        let mut r = app.client.post(app.url(&path)).header("cookie", &cookies).form(&form);
-        if let Some(o) = origin {
-            r = r.header("origin", o);
-        }
-        r.send()
-    };
-    let text = |t: &str| ("content", t.to_string());
-    assert_error(post(vec![text("no token")], None).await.expect("post"), StatusCode::FORBIDDEN, "csrf_failed").await;
-    assert_error(
-        post(vec![text("bad token"), ("csrf_token", "x".repeat(64))], None).await.expect("post"),
-        StatusCode::FORBIDDEN,
-        "csrf_failed",
-    )
-    .await;
-    assert_error(
-        post(vec![text("from afar"), ("csrf_token", csrf.clone())], Some("https://evil.example")).await.expect("post"),
-        StatusCode::FORBIDDEN,
-        "csrf_failed",
-    )
-    .await;
+    let r = olive.post_form_as_is(&path, &[("content", "no token")]).await;
+    assert_error(r, StatusCode::FORBIDDEN, "csrf_failed").await;
+    let r = olive.post_form_as_is(&path, &[("content", "bad token"), ("csrf_token", &"x".repeat(64))]).await;
+    assert_error(r, StatusCode::FORBIDDEN, "csrf_failed").await;
+    let r = olive
+        .req(Method::POST, &path)
+        .header("origin", "https://evil.example")
+        .form(&[("content", "from afar"), ("csrf_token", olive.csrf.as_str())])
+        .send()
+        .await;
+    assert_error(r.expect("post"), StatusCode::FORBIDDEN, "csrf_failed").await;
     // JSON riding the cookie needs the header.
-    let r = app.client.post(app.url(&path)).header("cookie", &cookies).json(&json!({"content": "json"})).send().await;
+    let r = olive.req(Method::POST, &path).json(&json!({"content": "json"})).send().await;
     assert_error(r.expect("post"), StatusCode::FORBIDDEN, "csrf_failed").await;
     assert!(link_comments(&app, &uuid).await.is_empty(), "nothing was stored");
 
-    let ok = post(vec![text("with the token"), ("csrf_token", csrf.clone())], None).await.expect("post");
+    let ok = olive.post_form(&path, &[("content", "with the token")]).await;
     assert_eq!(ok.status(), StatusCode::SEE_OTHER);
-    let r = app
-        .client
-        .post(app.url(&path))
-        .header("cookie", &cookies)
-        .header("x-csrf-token", &csrf)
+    let r = olive
+        .req_with_csrf(Method::POST, &path)
         .json(&json!({"content": "json with the header"}))
         .send()
         .await
@@ -311,27 +266,8 @@ async fn guests_still_comment_through_the_page_form() {
     let app = TestApp::spawn().await;
     let (_, uuid) = commentable_link(&app).await;
     // A browser: the page sets the CSRF cookie and puts its token in the form.
-    let page = app.client.get(app.url(&format!("/share/{uuid}/"))).send().await.expect("page");
-    let csrf_cookie = page
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("vitrine_csrf="))
-        .and_then(|c| c.split(';').next())
-        .expect("csrf cookie")
-        .to_string();
-    let html = page.text().await.expect("html");
-    let token =
-        html.split("name=\"csrf_token\" value=\"").nth(1).and_then(|s| s.split('"').next()).expect("token").to_string();
-    let r = app
-        .client
-        .post(app.url(&format!("/share/{uuid}/comments/")))
-        .header("cookie", &csrf_cookie)
-        .form(&[("content", "Lovely"), ("guest_name", "Gus"), ("csrf_token", &token)])
-        .send()
-        .await
-        .expect("post");
+    let (guest, _, _) = app.visit(&format!("/share/{uuid}/")).await;
+    let r = guest.post_form(&format!("/share/{uuid}/comments/"), &[("content", "Lovely"), ("guest_name", "Gus")]).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     // A client without cookies has nothing to forge: a guest comment as before.
     let r = app
@@ -432,7 +368,7 @@ async fn metrics_labels_stay_bounded_whatever_clients_send() {
 }
 
 /// Two instances on one database with shared secrets: a logout on one is seen by the other.
-async fn logout_holds_across_instances_on(db: crate::helpers::Db) {
+async fn logout_holds_across_instances_on(db: Db) {
     const SECRET: &str = "a-shared-signing-secret-of-32-characters-or-more";
     let shared = |c: &mut vitrine::config::Config| {
         c.jwt_secret = Some(SECRET.into());
@@ -450,17 +386,19 @@ async fn logout_holds_across_instances_on(db: crate::helpers::Db) {
     })
     .await;
     let (token, _) = one.register("ada@example.com", "Ada").await;
-    let (cookies, csrf) = session(&one, "ada@example.com").await;
+    let on_one = one.page_session("ada@example.com").await;
+    let on_two = on_one.on(&two);
     assert_eq!(two.get("/api/auth/me/", Some(&token)).await.status(), StatusCode::OK);
-    let me = with_cookie(&two, Method::GET, "/api/auth/me/", &cookies).await.send().await.expect("me");
+    let me = on_two.get("/api/auth/me/").await;
     assert_eq!(me.status(), StatusCode::OK);
 
     assert_eq!(one.post_json("/api/auth/logout/", Some(&token), &json!({})).await.status(), StatusCode::NO_CONTENT);
     assert_error(two.get("/api/auth/me/", Some(&token)).await, StatusCode::UNAUTHORIZED, "not_authenticated").await;
-    logout_page(&two, &cookies, &csrf).await;
-    let me = with_cookie(&one, Method::GET, "/api/auth/me/", &cookies).await.send().await.expect("me");
+    logout_page(&on_two).await;
+    let me = on_one.get("/api/auth/me/").await;
     assert_error(me, StatusCode::UNAUTHORIZED, "not_authenticated").await;
 }
+
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_holds_across_instances_sqlite() {

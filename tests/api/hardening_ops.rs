@@ -196,7 +196,7 @@ async fn no_page_allows_or_contains_inline_scripts() {
     let app = TestApp::spawn().await;
     let (owner, owner_id) = app.register("owner@example.com", "Olive Owner").await;
     app.register("rita@example.com", "Rita Reviewer").await;
-    let (cookie, _) = crate::pages::session(&app, "owner@example.com").await;
+    let olive = app.page_session("owner@example.com").await;
     let a = app.upload(&owner, "poster.png", fixtures::png(40, 30)).await;
     let id = a["id"].as_i64().expect("id");
     let share =
@@ -255,7 +255,7 @@ async fn no_page_allows_or_contains_inline_scripts() {
     let mut scripts_seen = 0;
     for path in pages {
         // The login page sends a signed-in person on.
-        let cookie = if path == "/login" { "" } else { cookie.as_str() };
+        let cookie = if path == "/login" { "" } else { olive.cookies.as_str() };
         let r = app
             .client
             .get(app.url(&path))

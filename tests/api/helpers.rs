@@ -4,6 +4,7 @@
 #![allow(dead_code, reason = "helpers are shared by many test files; not every file uses each")]
 
 pub mod browser;
+pub mod pages;
 pub mod redis;
 
 use std::net::SocketAddr;

@@ -138,17 +138,8 @@ async fn the_dashboard_shows_cards_and_charts_to_the_owner_only() {
     app.state.analytics.flush().await.expect("flush");
     let path = format!("/dashboard/analytics/{uuid}/");
     assert_eq!(app.get(&path, None).await.headers()["location"], format!("/login?next={path}"));
-    let (cookies, _) = crate::pages::signed_in(&app, "owner@example.com").await;
-    let html = app
-        .client
-        .get(app.url(&path))
-        .header("cookie", &cookies)
-        .send()
-        .await
-        .expect("get")
-        .text()
-        .await
-        .expect("html");
+    let olive = app.page_session("owner@example.com").await;
+    let html = olive.get(&path).await.text().await.expect("html");
     for id in [
         "total-views",
         "total-downloads",
@@ -166,48 +157,16 @@ async fn the_dashboard_shows_cards_and_charts_to_the_owner_only() {
     );
     assert!(html.contains("id=\"total-views\">1<"), "one view counted");
     // The dashboard's script reads the report with the page session (GET only).
-    let r = app
-        .client
-        .get(app.url(&format!("/api/v3/shares/{uuid}/analytics/")))
-        .header("cookie", &cookies)
-        .send()
-        .await
-        .expect("get");
+    let r = olive.get(&format!("/api/v3/shares/{uuid}/analytics/")).await;
     assert_eq!(r.status(), StatusCode::OK);
-    let (other, _) = crate::pages::signed_in(&app, "other@example.com").await;
-    assert_eq!(
-        app.client.get(app.url(&path)).header("cookie", &other).send().await.expect("get").status(),
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        app.client
-            .get(app.url(&format!("{path}?days=999")))
-            .header("cookie", &cookies)
-            .send()
-            .await
-            .expect("get")
-            .status(),
-        StatusCode::BAD_REQUEST
-    );
+    let other = app.page_session("other@example.com").await;
+    assert_eq!(other.get(&path).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(olive.get(&format!("{path}?days=999")).await.status(), StatusCode::BAD_REQUEST);
     // A cookie authorises an API write only with the page's CSRF token (SPEC §0; issue 18 item 7).
-    let r = app
-        .client
-        .delete(app.url(&format!("/api/v3/shares/{uuid}/")))
-        .header("cookie", &cookies)
-        .send()
-        .await
-        .expect("delete");
+    let r = olive.req(reqwest::Method::DELETE, &format!("/api/v3/shares/{uuid}/")).send().await.expect("delete");
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert_eq!(
-        app.client
-            .get(app.url(&format!("/api/v3/shares/{uuid}/")))
-            .header("cookie", &cookies)
-            .send()
-            .await
-            .expect("get")
-            .json::<serde_json::Value>()
-            .await
-            .expect("json")["status"],
+        olive.get(&format!("/api/v3/shares/{uuid}/")).await.json::<serde_json::Value>().await.expect("json")["status"],
         "active",
         "the link is still there"
     );

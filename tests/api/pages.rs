@@ -2,114 +2,45 @@
 
 use reqwest::StatusCode;
 
+use crate::helpers::pages::{PageSession, cookie_pair, csrf_of, set_cookie};
 use crate::helpers::{Spawn, TestApp};
 
-/// Fetches the login form; returns (csrf cookie header value, csrf token from the form).
-pub async fn login_form(app: &TestApp) -> (String, String) {
+/// Fetches the login form as a browser without cookies: that browser, with the CSRF cookie
+/// (checked: HttpOnly, SameSite=Strict) and the form's token.
+async fn login_form(app: &TestApp) -> PageSession {
     let r = app.get("/login", None).await;
     assert_eq!(r.status(), StatusCode::OK);
-    let cookie = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("vitrine_csrf="))
-        .expect("csrf cookie")
-        .to_string();
+    let cookie = set_cookie(&r, "vitrine_csrf").expect("csrf cookie");
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
     let html = r.text().await.expect("html");
-    let token =
-        html.split("name=\"csrf_token\" value=\"").nth(1).and_then(|s| s.split('"').next()).expect("token").to_string();
-    (cookie.split(';').next().unwrap_or("").to_string(), token)
-}
-
-/// Signs in through the form (password "correct horse"): returns (cookie header, csrf token).
-pub async fn session(app: &TestApp, email: &str) -> (String, String) {
-    let (csrf_cookie, token) = login_form(app).await;
-    let r = app
-        .client
-        .post(app.url("/login"))
-        .header("cookie", &csrf_cookie)
-        .form(&[("email", email), ("password", "correct horse"), ("csrf_token", &token), ("next", "/")])
-        .send()
-        .await
-        .expect("post");
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let session = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("vitrine_session="))
-        .expect("session cookie")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .to_string();
-    (format!("{session}; {csrf_cookie}"), token)
+    PageSession::new(app, cookie_pair(&cookie), csrf_of(&html))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_in_sets_an_http_only_lax_session_cookie_and_signing_out_clears_it() {
     let app = TestApp::spawn().await;
     app.register("ada@example.com", "Ada").await;
-    let (csrf_cookie, token) = login_form(&app).await;
-    let r = app
-        .client
-        .post(app.url("/login"))
-        .header("cookie", &csrf_cookie)
-        .form(&[("email", "ada@example.com"), ("password", "correct horse"), ("csrf_token", &token), ("next", "/")])
-        .send()
-        .await
-        .expect("post");
+    let visitor = login_form(&app).await;
+    let r = visitor
+        .post_form("/login", &[("email", "ada@example.com"), ("password", "correct horse"), ("next", "/")])
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let session = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("vitrine_session="))
-        .expect("session cookie")
-        .to_string();
+    let session = set_cookie(&r, "vitrine_session").expect("session cookie");
     assert!(
         session.contains("HttpOnly") && session.contains("SameSite=Lax") && !session.contains("Secure"),
         "{session}"
     );
-    let session_pair = session.split(';').next().unwrap_or("").to_string();
-    let home = app
-        .client
-        .get(app.url("/"))
-        .header("cookie", format!("{session_pair}; {csrf_cookie}"))
-        .send()
-        .await
-        .expect("home");
+    let ada = visitor.with_cookie(&cookie_pair(&session));
+    let home = ada.get("/").await;
     assert_eq!(home.status(), StatusCode::OK);
     assert!(home.text().await.expect("html").contains("Signed in as <strong>Ada</strong>"));
     // Sign out needs the CSRF token too.
-    let r = app
-        .client
-        .post(app.url("/logout"))
-        .header("cookie", format!("{session_pair}; {csrf_cookie}"))
-        .form(&[("csrf_token", "wrong")])
-        .send()
-        .await
-        .expect("post");
+    let r = ada.post_form_as_is("/logout", &[("csrf_token", "wrong")]).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let r = app
-        .client
-        .post(app.url("/logout"))
-        .header("cookie", format!("{session_pair}; {csrf_cookie}"))
-        .form(&[("csrf_token", &token)])
-        .send()
-        .await
-        .expect("post");
+    let r = ada.post_form("/logout", &[]).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let cleared = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|c| c.starts_with("vitrine_session=;") && c.contains("Max-Age=0"));
+    let cleared = set_cookie(&r, "vitrine_session")
+        .is_some_and(|c| c.starts_with("vitrine_session=;") && c.contains("Max-Age=0"));
     assert!(cleared);
 }
 
@@ -121,23 +52,9 @@ async fn the_session_cookie_is_secure_when_public_url_is_https() {
     })
     .await;
     app.register("ada@example.com", "Ada").await;
-    let (csrf_cookie, token) = login_form(&app).await;
-    let r = app
-        .client
-        .post(app.url("/login"))
-        .header("cookie", &csrf_cookie)
-        .form(&[("email", "ada@example.com"), ("password", "correct horse"), ("csrf_token", &token)])
-        .send()
-        .await
-        .expect("post");
-    let session = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("vitrine_session="))
-        .expect("cookie")
-        .to_string();
+    let visitor = login_form(&app).await;
+    let r = visitor.post_form("/login", &[("email", "ada@example.com"), ("password", "correct horse")]).await;
+    let session = set_cookie(&r, "vitrine_session").expect("cookie");
     assert!(session.contains("Secure"), "{session}");
 }
 
@@ -145,31 +62,22 @@ async fn the_session_cookie_is_secure_when_public_url_is_https() {
 async fn login_forms_without_a_valid_csrf_token_or_from_another_site_are_refused() {
     let app = TestApp::spawn().await;
     app.register("ada@example.com", "Ada").await;
-    let (csrf_cookie, token) = login_form(&app).await;
+    let visitor = login_form(&app).await;
     let creds = [("email", "ada@example.com"), ("password", "correct horse")];
     let r = app
         .client
         .post(app.url("/login"))
-        .form(&[creds[0], creds[1], ("csrf_token", token.as_str())])
+        .form(&[creds[0], creds[1], ("csrf_token", visitor.csrf.as_str())])
         .send()
         .await
         .expect("post");
     assert_eq!(r.status(), StatusCode::FORBIDDEN, "no cookie");
-    let r = app
-        .client
-        .post(app.url("/login"))
-        .header("cookie", &csrf_cookie)
-        .form(&[creds[0], creds[1], ("csrf_token", "x")])
-        .send()
-        .await
-        .expect("post");
+    let r = visitor.post_form_as_is("/login", &[creds[0], creds[1], ("csrf_token", "x")]).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN, "wrong token");
-    let r = app
-        .client
-        .post(app.url("/login"))
-        .header("cookie", &csrf_cookie)
+    let r = visitor
+        .req(reqwest::Method::POST, "/login")
         .header("origin", "https://evil.example")
-        .form(&[creds[0], creds[1], ("csrf_token", token.as_str())])
+        .form(&[creds[0], creds[1], ("csrf_token", visitor.csrf.as_str())])
         .send()
         .await
         .expect("post");
@@ -180,31 +88,17 @@ async fn login_forms_without_a_valid_csrf_token_or_from_another_site_are_refused
 async fn a_wrong_password_shows_the_form_again_with_an_error_and_next_stays_on_site() {
     let app = TestApp::spawn().await;
     app.register("ada@example.com", "Ada").await;
-    let (csrf_cookie, token) = login_form(&app).await;
-    let r = app
-        .client
-        .post(app.url("/login"))
-        .header("cookie", &csrf_cookie)
-        .form(&[("email", "ada@example.com"), ("password", "nope nope"), ("csrf_token", &token)])
-        .send()
-        .await
-        .expect("post");
+    let visitor = login_form(&app).await;
+    let r = visitor.post_form("/login", &[("email", "ada@example.com"), ("password", "nope nope")]).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let html = r.text().await.expect("html");
     assert!(html.contains("id=\"login-error\"") && html.contains("value=\"ada@example.com\""));
-    let r = app
-        .client
-        .post(app.url("/login"))
-        .header("cookie", &csrf_cookie)
-        .form(&[
-            ("email", "ada@example.com"),
-            ("password", "correct horse"),
-            ("csrf_token", &token),
-            ("next", "//evil.example/x"),
-        ])
-        .send()
-        .await
-        .expect("post");
+    let r = visitor
+        .post_form(
+            "/login",
+            &[("email", "ada@example.com"), ("password", "correct horse"), ("next", "//evil.example/x")],
+        )
+        .await;
     assert_eq!(r.headers()["location"], "/");
     // Not signed in: the home page sends you to the form.
     assert_eq!(app.get("/", None).await.headers()["location"], "/login");
@@ -219,83 +113,32 @@ async fn pages_may_not_be_framed_and_escape_what_users_typed() {
     assert!(!html.contains("<script>"));
 }
 
-/// Signs in through the form; returns the Cookie header (session + CSRF) and the CSRF token.
-pub async fn signed_in(app: &TestApp, email: &str) -> (String, String) {
-    let (csrf_cookie, token) = login_form(app).await;
-    let r = app
-        .client
-        .post(app.url("/login"))
-        .header("cookie", &csrf_cookie)
-        .form(&[("email", email), ("password", "correct horse"), ("csrf_token", &token)])
-        .send()
-        .await
-        .expect("post");
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let session = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("vitrine_session="))
-        .map(|c| c.split(';').next().unwrap_or("").to_string())
-        .expect("session");
-    (format!("{session}; {csrf_cookie}"), token)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_share_form_creates_links_and_shows_errors_on_the_page() {
     let app = TestApp::spawn().await;
     let (api, _) = app.register("owner@example.com", "Olive").await;
     let a = app.upload(&api, "notes.txt", b"hello\n".to_vec()).await;
     let id = a["id"].as_i64().expect("id");
-    let (cookies, csrf) = signed_in(&app, "owner@example.com").await;
-    let page = app.client.get(app.url(&format!("/assets/{id}"))).header("cookie", &cookies).send().await.expect("get");
+    let olive = app.page_session("owner@example.com").await;
+    let page = olive.get(&format!("/assets/{id}")).await;
     assert_eq!(page.status(), StatusCode::OK);
     assert!(page.text().await.expect("html").contains("id=\"share-form\""));
+    let shares = format!("/assets/{id}/shares");
     // A protected link without a password: the page again, with the reason.
-    let r = app
-        .client
-        .post(app.url(&format!("/assets/{id}/shares")))
-        .header("cookie", &cookies)
-        .form(&[("csrf_token", csrf.as_str()), ("share_type", "protected"), ("allow_download", "on")])
-        .send()
-        .await
-        .expect("post");
+    let r = olive.post_form(&shares, &[("share_type", "protected"), ("allow_download", "on")]).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(r.text().await.expect("html").contains("id=\"share-error\""));
-    let r = app
-        .client
-        .post(app.url(&format!("/assets/{id}/shares")))
-        .header("cookie", &cookies)
-        .form(&[("csrf_token", csrf.as_str()), ("max_downloads", "abc")])
-        .send()
-        .await
-        .expect("post");
+    let r = olive.post_form(&shares, &[("max_downloads", "abc")]).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     // Without the CSRF token nothing is created.
-    let r = app
-        .client
-        .post(app.url(&format!("/assets/{id}/shares")))
-        .header("cookie", &cookies)
-        .form(&[("share_type", "public")])
-        .send()
-        .await
-        .expect("post");
+    let r = olive.post_form_as_is(&shares, &[("share_type", "public")]).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let r = app
-        .client
-        .post(app.url(&format!("/assets/{id}/shares")))
-        .header("cookie", &cookies)
-        .form(&[
-            ("csrf_token", csrf.as_str()),
-            ("share_type", "public"),
-            ("expires_in_hours", "24"),
-            ("max_downloads", "3"),
-            ("allow_download", "on"),
-        ])
-        .send()
-        .await
-        .expect("post");
+    let r = olive
+        .post_form(
+            &shares,
+            &[("share_type", "public"), ("expires_in_hours", "24"), ("max_downloads", "3"), ("allow_download", "on")],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let list: serde_json::Value = app.get("/api/v3/shares/", Some(&api)).await.json().await.expect("json");
     assert_eq!(list["count"], 1);
@@ -304,34 +147,12 @@ async fn the_share_form_creates_links_and_shows_errors_on_the_page() {
         (Some(3), Some(false))
     );
     let uuid = list["results"][0]["uuid"].as_str().expect("uuid").to_string();
-    let links = app
-        .client
-        .get(app.url("/shares"))
-        .header("cookie", &cookies)
-        .send()
-        .await
-        .expect("get")
-        .text()
-        .await
-        .expect("html");
+    let links = olive.get("/shares").await.text().await.expect("html");
     assert!(links.contains(&format!("id=\"link-{uuid}\"")));
-    let r = app
-        .client
-        .post(app.url(&format!("/shares/{uuid}/revoke")))
-        .header("cookie", &cookies)
-        .form(&[("csrf_token", "nope")])
-        .send()
-        .await
-        .expect("post");
+    let revoke = format!("/shares/{uuid}/revoke");
+    let r = olive.post_form_as_is(&revoke, &[("csrf_token", "nope")]).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let r = app
-        .client
-        .post(app.url(&format!("/shares/{uuid}/revoke")))
-        .header("cookie", &cookies)
-        .form(&[("csrf_token", csrf.as_str()), ("back", "https://evil.example/")])
-        .send()
-        .await
-        .expect("post");
+    let r = olive.post_form(&revoke, &[("back", "https://evil.example/")]).await;
     assert_eq!(r.headers()["location"], "/shares", "back stays on this site");
     let s: serde_json::Value =
         app.get(&format!("/api/v3/shares/{uuid}/"), Some(&api)).await.json().await.expect("json");
@@ -352,26 +173,12 @@ async fn owner_pages_refuse_other_people_and_send_strangers_to_sign_in() {
         format!("/login?next=/assets/{id}")
     );
     assert_eq!(app.get("/shares", None).await.status(), StatusCode::SEE_OTHER);
-    let (cookies, csrf) = signed_in(&app, "other@example.com").await;
-    let r = app.client.get(app.url(&format!("/assets/{id}"))).header("cookie", &cookies).send().await.expect("get");
+    let otto = app.page_session("other@example.com").await;
+    let r = otto.get(&format!("/assets/{id}")).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let r = app
-        .client
-        .post(app.url(&format!("/assets/{id}/shares")))
-        .header("cookie", &cookies)
-        .form(&[("csrf_token", csrf.as_str())])
-        .send()
-        .await
-        .expect("post");
+    let r = otto.post_form(&format!("/assets/{id}/shares"), &[]).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let r = app
-        .client
-        .post(app.url(&format!("/shares/{}/revoke", share["uuid"].as_str().expect("u"))))
-        .header("cookie", &cookies)
-        .form(&[("csrf_token", csrf.as_str())])
-        .send()
-        .await
-        .expect("post");
+    let r = otto.post_form(&format!("/shares/{}/revoke", share["uuid"].as_str().expect("u")), &[]).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let s: serde_json::Value = app
         .get(&format!("/api/v3/shares/{}/", share["uuid"].as_str().expect("u")), Some(&api))

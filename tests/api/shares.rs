@@ -4,6 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::helpers::pages::{cookie_pair, set_cookie};
 use crate::helpers::{Db, Spawn, TestApp, assert_error, created, fixtures};
 
 /// An app with generous share rate limits (tests hammer one IP).
@@ -297,49 +298,18 @@ async fn the_password_form_sets_a_cookie_scoped_to_the_link() {
     let (token, asset) = owner_with_pdf(&app).await;
     let s = create(&app, &token, asset, json!({"share_type": "protected", "password": "secure123"})).await;
     let path = path_of(&s);
-    let r = app.get(&path, None).await;
-    let csrf_cookie = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("vitrine_csrf="))
-        .map(|c| c.split(';').next().unwrap_or("").to_string())
-        .expect("csrf");
-    let csrf = csrf_cookie.trim_start_matches("vitrine_csrf=").to_string();
+    let (visitor, _, _) = app.visit(&path).await;
     let unlock = format!("{path}unlock");
-    let wrong = app
-        .client
-        .post(app.url(&unlock))
-        .header("cookie", &csrf_cookie)
-        .form(&[("password", "nope nope"), ("csrf_token", &csrf)])
-        .send()
-        .await
-        .expect("post");
+    let wrong = visitor.post_form(&unlock, &[("password", "nope nope")]).await;
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     let html = wrong.text().await.expect("html");
     assert!(html.contains("id=\"unlock-error\"") && html.contains("id=\"share-password\""));
-    let ok = app
-        .client
-        .post(app.url(&unlock))
-        .header("cookie", &csrf_cookie)
-        .form(&[("password", "secure123"), ("csrf_token", &csrf)])
-        .send()
-        .await
-        .expect("post");
+    let ok = visitor.post_form(&unlock, &[("password", "secure123")]).await;
     assert_eq!(ok.status(), StatusCode::SEE_OTHER);
-    let cookie = ok
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("vitrine_share="))
-        .expect("cookie")
-        .to_string();
+    let cookie = set_cookie(&ok, "vitrine_share").expect("cookie");
     let uuid = s["uuid"].as_str().expect("uuid");
     assert!(cookie.contains(&format!("Path=/share/{uuid}")) && cookie.contains("HttpOnly"), "{cookie}");
-    let pair = cookie.split(';').next().unwrap_or("").to_string();
-    let page = app.client.get(app.url(&path)).header("cookie", &pair).send().await.expect("get");
+    let page = app.client.get(app.url(&path)).header("cookie", cookie_pair(&cookie)).send().await.expect("get");
     assert_eq!(page.status(), StatusCode::OK);
     assert!(page.text().await.expect("html").contains("plan.pdf"));
 }
