@@ -211,9 +211,14 @@ async fn companies_agents_and_sessions_are_managed_by_admins() {
     .await;
 }
 
+crate::on_both_databases!(
+    uploads_reach_both_sides_live,
+    a_burst_of_messages_on_one_socket_is_stored_and_delivered_in_send_order
+);
+
 /// Seed scenarios 1 and 2: a user's upload reaches the agent, an agent's upload the user, live,
 /// with the seed's fields; on SQLite and PostgreSQL.
-async fn uploads_reach_both_sides_on(db: Db) {
+async fn uploads_reach_both_sides_live(db: Db) {
     let app = TestApp::spawn_with(Spawn {
         db,
         tweak: Box::new(|c| c.metrics_token = Some(METRICS_TOKEN.into())),
@@ -329,18 +334,6 @@ async fn uploads_reach_both_sides_on(db: Db) {
     assert!(metrics.contains("vitrine_chat_upload_size_bytes"));
     assert!(metrics.contains(&format!("vitrine_chat_stored_bytes{{company_id=\"{}\"}}", c.company_id)));
     assert!(metrics.contains("vitrine_websockets_open{channel=\"chat\"}"));
-}
-
-#[tokio::test]
-async fn uploads_reach_both_sides_live_sqlite() {
-    uploads_reach_both_sides_on(Db::Sqlite).await;
-}
-
-#[tokio::test]
-async fn uploads_reach_both_sides_live_postgres() {
-    if let Some(db) = Db::postgres() {
-        uploads_reach_both_sides_on(db).await;
-    }
 }
 
 /// Seed scenario 3: a client that reconnects receives what it missed, in order, once.
@@ -766,8 +759,6 @@ async fn visitor_and_agent_on_two_instances_share_the_session() {
     // Both instances number the session's events in one sequence.
     assert_eq!(agent.next_of("message").await["seq"], m["seq"]);
 }
-
-crate::on_both_databases!(a_burst_of_messages_on_one_socket_is_stored_and_delivered_in_send_order);
 
 /// Messages one socket sends at once (SPEC §9) are stored with rising seqs in send order, reach
 /// the other side in that order, and are listed and replayed in that order; none is refused.

@@ -367,8 +367,10 @@ async fn metrics_labels_stay_bounded_whatever_clients_send() {
     assert!(after.len() < before.len() + 200_000, "{} -> {} bytes", before.len(), after.len());
 }
 
+crate::on_both_databases!(logout_holds_across_instances);
+
 /// Two instances on one database with shared secrets: a logout on one is seen by the other.
-async fn logout_holds_across_instances_on(db: Db) {
+async fn logout_holds_across_instances(db: Db) {
     const SECRET: &str = "a-shared-signing-secret-of-32-characters-or-more";
     let shared = |c: &mut vitrine::config::Config| {
         c.jwt_secret = Some(SECRET.into());
@@ -397,17 +399,4 @@ async fn logout_holds_across_instances_on(db: Db) {
     logout_page(&on_two).await;
     let me = on_one.get("/api/auth/me/").await;
     assert_error(me, StatusCode::UNAUTHORIZED, "not_authenticated").await;
-}
-
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn logout_holds_across_instances_sqlite() {
-    logout_holds_across_instances_on(crate::helpers::Db::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn logout_holds_across_instances_postgres() {
-    if let Some(db) = crate::helpers::Db::postgres() {
-        logout_holds_across_instances_on(db).await;
-    }
 }
