@@ -27,6 +27,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use vitrine::config::Config;
 
+use crate::helpers::redis::{redis_url, wait_connected};
 use crate::helpers::{Db, S3Server, Spawn, TestApp, Ws, assert_error, contents, created, fixtures, recorded_comments};
 
 const JWT: &str = "0123456789abcdef0123456789abcdef-jwt-shared-by-the-cluster";
@@ -96,7 +97,7 @@ impl Cluster {
             )
         });
         let db = Db::postgres()?;
-        let bus_url = crate::helpers::redis::redis_url().await?;
+        let bus_url = redis_url().await?;
         let s3 = Arc::new(S3Server::start().await);
         // nginx's port first: it is every instance's public_url. It stays bound here until nginx
         // starts, so that no instance or other test takes it meanwhile (a port another test's
@@ -137,8 +138,8 @@ impl Cluster {
             ..Default::default()
         })
         .await;
-        wait_on_bus(&a).await;
-        wait_on_bus(&b).await;
+        wait_connected(&a, Duration::from_secs(5)).await;
+        wait_connected(&b, Duration::from_secs(5)).await;
 
         drop(reserved);
         let nginx = Nginx::start(&nginx_bin, listen, [a.addr, b.addr]).await;
@@ -269,17 +270,6 @@ impl Cluster {
     pub fn nginx_errors(&self) -> String {
         self.nginx.errors()
     }
-}
-
-/// Waits (up to 5 s) until `app` is subscribed to the Redis bus.
-async fn wait_on_bus(app: &TestApp) {
-    for _ in 0..100 {
-        if app.state.rooms.bus().connected() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("instance {} did not connect to the bus", app.addr);
 }
 
 /// The shipped site file, with the upstream servers and the `listen` line made local, and the

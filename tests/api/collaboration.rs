@@ -657,21 +657,9 @@ async fn only_members_of_a_live_session_may_connect() {
     let unknown = format!("/ws/collaboration/{}/?token={}", uuid::Uuid::new_v4(), r.owner);
     assert_eq!(Ws::try_connect(&r.app, &unknown).await.err(), Some(404));
     // A cookie session from another site cannot ride into the socket.
-    let req = tokio_tungstenite::tungstenite::http::Request::builder()
-        .uri(format!("ws://{}{}", r.app.addr, s["websocket_url"].as_str().expect("url")))
-        .header("Host", r.app.addr.to_string())
-        .header("Origin", "https://evil.example")
-        .header("Cookie", format!("vitrine_session={}", r.reviewer))
-        .header("Connection", "Upgrade")
-        .header("Upgrade", "websocket")
-        .header("Sec-WebSocket-Version", "13")
-        .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
-        .body(())
-        .expect("request");
-    match tokio_tungstenite::connect_async(req).await {
-        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status().as_u16(), 403),
-        other => panic!("expected 403, got {:?}", other.map(|_| ())),
-    }
+    let cookie = format!("vitrine_session={}", r.reviewer);
+    let headers = [("Origin", "https://evil.example"), ("Cookie", cookie.as_str())];
+    assert_eq!(Ws::handshake_status(&r.app, s["websocket_url"].as_str().expect("url"), &headers).await, 403);
     // After the session's hours, it is gone.
     clock.advance_ms(3_600_001);
     assert_eq!(Ws::try_connect(&r.app, &ws_path(&s, &r.reviewer)).await.err(), Some(410));

@@ -27,22 +27,7 @@ fn origin(app: &TestApp) -> String {
 /// Opens the notification socket with the page cookie from this origin: the HTTP status of the
 /// handshake (101 when it opened).
 async fn cookie_socket_status(app: &TestApp, cookies: &str) -> u16 {
-    let req = tokio_tungstenite::tungstenite::http::Request::builder()
-        .uri(format!("ws://{}/ws/notifications/", app.addr))
-        .header("Host", app.addr.to_string())
-        .header("Origin", origin(app))
-        .header("Cookie", cookies)
-        .header("Connection", "Upgrade")
-        .header("Upgrade", "websocket")
-        .header("Sec-WebSocket-Version", "13")
-        .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
-        .body(())
-        .expect("request");
-    match tokio_tungstenite::connect_async(req).await {
-        Ok((_socket, resp)) => resp.status().as_u16(),
-        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
-        Err(e) => panic!("handshake failed: {e}"),
-    }
+    Ws::handshake_status(app, "/ws/notifications/", &[("Origin", origin(app).as_str()), ("Cookie", cookies)]).await
 }
 
 async fn logout_page(session: &PageSession) {

@@ -163,24 +163,6 @@ async fn slowloris_sockets_are_closed_on_time_while_healthz_keeps_answering() {
     }
 }
 
-/// A multipart upload whose bytes the test sends when it wants: (response future, sender).
-fn streamed_upload(
-    app: &TestApp,
-    token: &str,
-) -> (
-    tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>,
-    futures::channel::mpsc::Sender<std::io::Result<Vec<u8>>>,
-) {
-    let (tx, rx) = futures::channel::mpsc::channel::<std::io::Result<Vec<u8>>>(1);
-    let part = reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(rx))
-        .file_name("slow.pdf")
-        .mime_str("application/pdf")
-        .expect("mime");
-    let form = reqwest::multipart::Form::new().part("file", part);
-    let req = app.req(reqwest::Method::POST, "/api/v3/assets/", Some(token)).multipart(form);
-    (tokio::spawn(req.send()), tx)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_upload_that_keeps_moving_finishes_and_a_trickle_is_cut() {
     let app = TestApp::spawn_with(Spawn { tweak: Box::new(short_timeouts), ..Default::default() }).await;
@@ -189,7 +171,7 @@ async fn a_slow_upload_that_keeps_moving_finishes_and_a_trickle_is_cut() {
     // 8 KiB every 250 ms (32 KiB/s, over the 1 KiB/s minimum) for about 6 s: three times the
     // 2 s body timeout, which is a limit on waits, not on the whole upload.
     let pdf = fixtures::pdf(192 * 1024);
-    let (upload, mut bytes) = streamed_upload(&app, &token);
+    let (upload, mut bytes) = app.streamed_upload(&token);
     let started = Instant::now();
     for piece in pdf.chunks(8 * 1024) {
         bytes.send(Ok(piece.to_vec())).await.expect("piece");

@@ -1,6 +1,9 @@
 //! `TestApp::spawn()`: the real app on port 0 with a fresh database and blob directory, plus typed
 //! helpers. PostgreSQL runs when `TEST_DATABASE_URL` is set (and fails loudly if it is set but
-//! unreachable); S3 is a real s3s-fs server started in-process.
+//! unreachable); S3 is a real s3s-fs server started in-process. Beside it: `pages` (a page
+//! session: cookies and the pages' CSRF token), `redis` (the checked `TEST_REDIS_URL`, instances
+//! on one bus, a redis-server of the test's own) and `browser` (headless Chromium). Feature files
+//! import from these helpers only, never from each other.
 #![allow(dead_code, reason = "helpers are shared by many test files; not every file uses each")]
 
 pub mod browser;
@@ -278,6 +281,30 @@ impl TestApp {
         assert_eq!(status, StatusCode::CREATED, "upload {name}: {body}");
         serde_json::from_str(&body).expect("json")
     }
+
+    /// A multipart upload of a PDF whose bytes the test sends when it wants: (the task that
+    /// sends the request and gets its response, the sender of the bytes).
+    pub fn streamed_upload(
+        &self,
+        token: &str,
+    ) -> (
+        tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>,
+        futures::channel::mpsc::Sender<std::io::Result<Vec<u8>>>,
+    ) {
+        let (tx, rx) = futures::channel::mpsc::channel::<std::io::Result<Vec<u8>>>(1);
+        let part = reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(rx))
+            .file_name("streamed.pdf")
+            .mime_str("application/pdf")
+            .expect("mime");
+        let form = reqwest::multipart::Form::new().part("file", part);
+        let req = self.req(Method::POST, "/api/v3/assets/", Some(token)).multipart(form);
+        (tokio::spawn(req.send()), tx)
+    }
+}
+
+/// A free loopback port (free when chosen: whoever binds it later may find it taken).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port").local_addr().expect("addr").port()
 }
 
 /// Asserts the SPEC §0 error shape and returns the body.
@@ -493,6 +520,29 @@ impl Ws {
         }
     }
 
+    /// The HTTP status of a WebSocket handshake for `path` sent with the extra `headers` (an
+    /// `Origin`, a `Cookie`): 101 when the socket opened.
+    pub async fn handshake_status(app: &TestApp, path: &str, headers: &[(&str, &str)]) -> u16 {
+        let mut req = tokio_tungstenite::tungstenite::http::Request::builder()
+            .uri(format!("ws://{}{path}", app.addr))
+            .header("Host", app.addr.to_string());
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let req = req
+            .header("Connection", "Upgrade")
+            .header("Upgrade", "websocket")
+            .header("Sec-WebSocket-Version", "13")
+            .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .body(())
+            .expect("request");
+        match tokio_tungstenite::connect_async(req).await {
+            Ok((_socket, resp)) => resp.status().as_u16(),
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
+            Err(e) => panic!("handshake of {path} failed: {e}"),
+        }
+    }
+
     pub async fn send(&mut self, v: &Value) {
         self.send_text(&v.to_string()).await;
     }
@@ -604,10 +654,7 @@ impl Clamd {
             .expect("write signature database");
         // The port is free when chosen but could be taken before clamd binds it: try a few.
         for _ in 0..3 {
-            let port = {
-                let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-                l.local_addr().expect("addr").port()
-            };
+            let port = free_port();
             let d = dir.path().display();
             // No `User` and no `LocalSocket`: clamd runs as whoever runs the tests (root included).
             let conf = format!(

@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::redis::{OwnRedis, free_port, pair, redis_url, wait_connected};
+use crate::helpers::redis::{OwnRedis, pair, redis_url, wait_connected};
 use crate::helpers::{TestApp, Ws, fixtures};
 
 struct Setup {
@@ -110,10 +110,8 @@ async fn losing_redis_keeps_local_clients_served_and_the_bus_recovers_what_was_m
     if redis_url().await.is_none() {
         return;
     }
-    let port = free_port();
-    let mut redis = OwnRedis::start_on(port, tempfile::tempdir().expect("dir"));
-    redis.wait_ready().await;
-    let (a, b) = pair(&format!("redis://127.0.0.1:{port}")).await;
+    let mut redis = OwnRedis::start().await;
+    let (a, b) = pair(&redis.url()).await;
     let s = setup(&a).await;
     let mut olive = Ws::connect(&a, &ws_path(&s, &s.owner)).await;
     olive.next_of("session_state").await;
@@ -130,13 +128,11 @@ async fn losing_redis_keeps_local_clients_served_and_the_bus_recovers_what_was_m
 
     // Redis comes back on the same port: the instances reconnect, and what B's client missed
     // while the bus was away is read from the store, in order.
-    let dir = std::mem::replace(&mut redis.dir, tempfile::tempdir().expect("dir"));
-    let redis = OwnRedis::start_on(port, dir);
-    redis.wait_ready().await;
+    redis.restart().await;
     let missed = rita.next_of("comment").await;
     assert_eq!(missed["comment"]["content"], "while Redis is down");
-    wait_connected(&a).await;
-    wait_connected(&b).await;
+    wait_connected(&a, Duration::from_secs(5)).await;
+    wait_connected(&b, Duration::from_secs(5)).await;
     rita.send(&json!({"type": "comment", "comment": {"content": "after"}})).await;
     assert_eq!(olive.next_of("comment").await["comment"]["content"], "after");
 }

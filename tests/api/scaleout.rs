@@ -7,8 +7,8 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::helpers::redis::{OwnRedis, pair_with, redis_url};
 use crate::helpers::{TestApp, assert_error, created, fixtures};
-use crate::helpers::redis::{OwnRedis, free_port, pair_with, redis_url};
 
 /// An owner with a PDF on `a`.
 async fn owner_with_pdf(a: &TestApp) -> (String, i64) {
@@ -186,10 +186,8 @@ async fn without_redis_each_instance_counts_alone_and_sharing_resumes_when_it_is
     if redis_url().await.is_none() {
         return;
     }
-    let port = free_port();
-    let mut redis = OwnRedis::start_on(port, tempfile::tempdir().expect("dir"));
-    redis.wait_ready().await;
-    let (a, b) = pair_with(&format!("redis://127.0.0.1:{port}"), |c| c.login_rate_per_account_per_minute = 2).await;
+    let mut redis = OwnRedis::start().await;
+    let (a, b) = pair_with(&redis.url(), |c| c.login_rate_per_account_per_minute = 2).await;
     let (owner, _) = a.register("olive@example.com", "Olive Owner").await;
     let asset = a.upload(&owner, "deck.pdf", fixtures::pdf(3)).await["id"].as_i64().expect("id");
     let link = share(&a, &owner, asset, json!({"share_type": "public"})).await;
@@ -246,8 +244,7 @@ async fn without_redis_each_instance_counts_alone_and_sharing_resumes_when_it_is
     assert_eq!(a.delete(&format!("/api/v3/shares/{uuid}/"), Some(&owner)).await.status(), StatusCode::NO_CONTENT);
     assert_error(view(&b, uuid).await, StatusCode::GONE, "share_revoked").await;
 
-    redis.restart();
-    redis.wait_ready().await;
+    redis.restart().await;
     // Back: the instances share again (the restarted Redis starts from an empty budget).
     let mut shared = false;
     for _ in 0..100 {

@@ -110,24 +110,6 @@ async fn every_socket_is_told_to_go_away_with_1001_and_run_returns_promptly() {
     assert!(started.elapsed() < Duration::from_secs(6), "took {:?}", started.elapsed());
 }
 
-/// A multipart upload whose bytes the test sends when it wants: (response future, sender).
-fn streamed_upload(
-    app: &TestApp,
-    token: &str,
-) -> (
-    tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>,
-    futures::channel::mpsc::Sender<std::io::Result<Vec<u8>>>,
-) {
-    let (tx, rx) = futures::channel::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
-    let part = reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(rx))
-        .file_name("streamed.pdf")
-        .mime_str("application/pdf")
-        .expect("mime");
-    let form = reqwest::multipart::Form::new().part("file", part);
-    let req = app.req(reqwest::Method::POST, "/api/v3/assets/", Some(token)).multipart(form);
-    (tokio::spawn(req.send()), tx)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_download_and_an_upload_in_flight_finish_while_new_connections_are_refused() {
     use futures::SinkExt;
@@ -136,7 +118,7 @@ async fn a_download_and_an_upload_in_flight_finish_while_new_connections_are_ref
     let mut download = app.client.get(app.url(&format!("{link}download"))).send().await.expect("download");
     assert_eq!(download.status(), StatusCode::OK);
     let mut got = download.chunk().await.expect("first bytes").expect("a chunk").len();
-    let (upload, mut bytes) = streamed_upload(&app, &owner);
+    let (upload, mut bytes) = app.streamed_upload(&owner);
     let pdf = fixtures::pdf(4 * 1024 * 1024);
     let mut pieces = pdf.chunks(256 * 1024);
     bytes.send(Ok(pieces.next().expect("piece").to_vec())).await.expect("first piece");

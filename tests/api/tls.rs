@@ -14,7 +14,8 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Spawn, TestApp, Ws, fixtures};
+use crate::helpers::redis::{HMAC, JWT, wait_connected};
+use crate::helpers::{Spawn, TestApp, Ws, fixtures, free_port};
 
 /// A CA, and a server certificate and key it signed, as PEM files.
 struct Pki {
@@ -67,10 +68,6 @@ fn wrong_ca(dir: &Path) -> PathBuf {
     let path = dir.join("wrong-ca.pem");
     write(&path, &params.self_signed(&key).expect("self-sign").pem());
     path
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port").local_addr().expect("addr").port()
 }
 
 /// A throwaway PostgreSQL cluster with `ssl = on` that accepts TLS connections only
@@ -275,8 +272,6 @@ async fn postgres_over_tls_checks_the_server_certificate_as_sslmode_asks() {
 const REDIS_PASSWORD: &str = "default-user-password";
 const ACL_USER: &str = "vitrine";
 const ACL_PASSWORD: &str = "acl-user-password";
-const JWT: &str = "0123456789abcdef0123456789abcdef-jwt-shared-by-instances";
-const HMAC: &str = "0123456789abcdef0123456789abcdef-hmac-shared-by-instances";
 
 /// A redis-server of our own that speaks TLS only (`--port 0 --tls-port`), with a password for the
 /// default user and an ACL user.
@@ -377,16 +372,6 @@ async fn instance(database_url: Option<String>, bus_url: String, bus_tls_ca: Opt
     .await
 }
 
-async fn wait_connected(app: &TestApp) {
-    for _ in 0..200 {
-        if app.state.rooms.bus().connected() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the instance did not connect to the bus over TLS");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_events_and_limits_over_rediss_with_a_password_or_an_acl_user() {
     if crate::helpers::redis::redis_url().await.is_none() {
@@ -399,8 +384,8 @@ async fn two_instances_share_events_and_limits_over_rediss_with_a_password_or_an
     let a = instance(None, format!("rediss://:{REDIS_PASSWORD}@localhost:{}", redis.port), ca.clone()).await;
     let db = a.state.config.database_url.clone();
     let b = instance(db, format!("rediss://{ACL_USER}:{ACL_PASSWORD}@localhost:{}/0", redis.port), ca).await;
-    wait_connected(&a).await;
-    wait_connected(&b).await;
+    wait_connected(&a, Duration::from_secs(10)).await;
+    wait_connected(&b, Duration::from_secs(10)).await;
 
     // A budget spent on A is spent for B (the GCRA script runs on the TLS connection).
     let key = format!("tls-test:{}", uuid::Uuid::new_v4().simple());
@@ -445,7 +430,7 @@ async fn a_wrong_ca_or_password_keeps_the_rediss_bus_down_while_the_instance_ser
         instance(None, good, None).await,
         instance(None, format!("rediss://:not-the-password@localhost:{port}"), Some(redis.pki.ca.clone())).await,
     ];
-    wait_connected(&control).await;
+    wait_connected(&control, Duration::from_secs(10)).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     for (i, app) in bad.iter().enumerate() {
         assert!(!app.state.rooms.bus().connected(), "misconfigured instance {i} must not be connected");

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 
-use super::TestApp;
+use super::{TestApp, free_port};
 
 /// A chromedriver process and a WebDriver session; both end when dropped/closed.
 pub struct Browser {
@@ -38,7 +38,7 @@ impl Browser {
             eprintln!("skipped: Chromium/chromedriver not installed (apt-get install chromium chromium-driver)");
             return None;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let port = free_port();
         let driver = Command::new(&driver_bin)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())

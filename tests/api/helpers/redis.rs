@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{Spawn, TestApp};
+use super::{Spawn, TestApp, free_port};
 
 /// `TEST_REDIS_URL`, checked: set but unreachable fails the test; unset skips it.
 pub async fn redis_url() -> Option<String> {
@@ -20,6 +20,7 @@ pub async fn redis_url() -> Option<String> {
     Some(url)
 }
 
+/// The signing secrets that the instances of one deployment share.
 pub const JWT: &str = "0123456789abcdef0123456789abcdef-jwt-shared-by-instances";
 pub const HMAC: &str = "0123456789abcdef0123456789abcdef-hmac-shared-by-instances";
 
@@ -30,60 +31,64 @@ pub async fn pair(bus: &str) -> (TestApp, TestApp) {
 
 /// `pair`, with the same extra settings on both instances.
 pub async fn pair_with(bus: &str, tweak: fn(&mut vitrine::config::Config)) -> (TestApp, TestApp) {
-    let b = bus.to_string();
-    let a = TestApp::spawn_with(Spawn {
-        tweak: Box::new(move |c| {
-            c.bus_url = Some(b);
-            c.jwt_secret = Some(JWT.into());
-            c.hmac_secret = Some(HMAC.into());
-            tweak(c);
-        }),
-        ..Default::default()
-    })
-    .await;
-    let db = a.state.config.database_url.clone();
-    let b = bus.to_string();
-    let other = TestApp::spawn_with(Spawn {
-        tweak: Box::new(move |c| {
-            c.bus_url = Some(b);
-            c.jwt_secret = Some(JWT.into());
-            c.hmac_secret = Some(HMAC.into());
-            c.database_url = db;
-            tweak(c);
-        }),
-        ..Default::default()
-    })
-    .await;
-    wait_connected(&a).await;
-    wait_connected(&other).await;
+    // The second instance opens the first one's database.
+    let spawn = |database_url: Option<String>| {
+        let bus = bus.to_string();
+        TestApp::spawn_with(Spawn {
+            tweak: Box::new(move |c| {
+                c.bus_url = Some(bus);
+                c.jwt_secret = Some(JWT.into());
+                c.hmac_secret = Some(HMAC.into());
+                if database_url.is_some() {
+                    c.database_url = database_url;
+                }
+                tweak(c);
+            }),
+            ..Default::default()
+        })
+    };
+    let a = spawn(None).await;
+    let other = spawn(a.state.config.database_url.clone()).await;
+    wait_connected(&a, Duration::from_secs(5)).await;
+    wait_connected(&other, Duration::from_secs(5)).await;
     (a, other)
 }
 
-/// Waits until `app` is subscribed to the bus; panics after 5 seconds.
-pub async fn wait_connected(app: &TestApp) {
-    for _ in 0..100 {
-        if app.state.rooms.bus().connected() {
-            return;
-        }
+/// Waits until `app` is subscribed to the bus; panics after `within`.
+pub async fn wait_connected(app: &TestApp, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !app.state.rooms.bus().connected() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "instance {} did not connect to the bus within {within:?}",
+            app.addr
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("the instance did not connect to the bus");
-}
-
-/// A free loopback port.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port()
 }
 
 /// A Redis server of our own, on a free port, that the test may kill.
 pub struct OwnRedis {
     port: u16,
     child: Option<std::process::Child>,
-    pub dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl OwnRedis {
-    pub fn start_on(port: u16, dir: tempfile::TempDir) -> OwnRedis {
+    /// Starts redis-server on a free port, in a directory of its own, and waits until it accepts
+    /// connections.
+    pub async fn start() -> OwnRedis {
+        let redis = OwnRedis::start_on(free_port(), tempfile::tempdir().expect("dir"));
+        redis.wait_ready().await;
+        redis
+    }
+
+    /// Its URL, for `bus_url`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn start_on(port: u16, dir: tempfile::TempDir) -> OwnRedis {
         let child = std::process::Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .current_dir(dir.path())
@@ -93,7 +98,7 @@ impl OwnRedis {
         OwnRedis { port, child: Some(child), dir }
     }
 
-    pub async fn wait_ready(&self) {
+    async fn wait_ready(&self) {
         for _ in 0..100 {
             if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
                 return;
@@ -110,11 +115,13 @@ impl OwnRedis {
         }
     }
 
-    /// Starts it again on the same port (after `kill`), empty.
-    pub fn restart(&mut self) {
+    /// Starts it again on the same port (after `kill`), empty, and waits until it accepts
+    /// connections.
+    pub async fn restart(&mut self) {
         self.kill();
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("dir"));
         *self = OwnRedis::start_on(self.port, dir);
+        self.wait_ready().await;
     }
 }
 
