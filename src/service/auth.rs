@@ -12,7 +12,7 @@ use crate::store::users::Created;
 /// Hashes the password and stores the account; the one path for API, admin and CLI.
 pub async fn create_account(state: &AppState, new: NewUser) -> AppResult<User> {
     let hash = state.auth.hash_password(new.password.expose()).await?;
-    match state.store.create_user(&new.email, &new.name, &hash, new.role).await? {
+    match state.store.create_user(&new.email, &new.name, &hash, new.role, state.clock.now_ms()).await? {
         Created::Ok(u) => {
             tracing::info!(user_id = u.id, role = u.role.as_str(), "account created");
             Ok(u)

@@ -157,7 +157,7 @@ pub async fn patch(
         Some(p) => Some(state.auth.hash_password(p).await?),
         None => None,
     };
-    state.store.update_share(s.id, &settings, hash.as_deref()).await?;
+    state.store.update_share(s.id, &settings, hash.as_deref(), state.clock.now_ms()).await?;
     let s = state.store.share_by_uuid(&uuid).await?.ok_or(AppError::NotFound("share"))?;
     Ok(axum::Json(ShareOut::new(&state, &s, false)?))
 }
@@ -172,7 +172,7 @@ pub async fn revoke(
     ApiPath(uuid): ApiPath<String>,
 ) -> AppResult<Response> {
     let s = owned_share(&state, &user, &uuid).await?;
-    state.store.revoke_share(s.id).await?;
+    state.store.revoke_share(s.id, state.clock.now_ms()).await?;
     // A review session reached through this link ends with it: its members are told and their
     // sockets close, on every instance.
     crate::service::collaboration::end_sessions(&state, state.store.open_sessions_of_share(s.id).await?).await?;
