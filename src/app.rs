@@ -118,7 +118,7 @@ impl AppState {
         let secrets = Secrets::load(&config)?;
         let store = Store::connect(&config.effective_database_url(), config.database_max_connections).await?;
         store.migrate().await?;
-        let blobs = BlobStore::from_config(&config, secrets.hmac.clone())?;
+        let blobs = BlobStore::from_config(&config, secrets.hmac.clone(), clock.clone())?;
         let auth = Auth::new(&secrets, config.token_ttl_secs, clock.clone())?;
         let trusted_proxies = config.trusted_proxy_nets();
         let mailer = crate::mail::Mailer::new(config.smtp_url.as_deref(), &config.smtp_from)?;

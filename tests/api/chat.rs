@@ -516,7 +516,7 @@ async fn uploads_are_rate_limited_per_uploader() {
 
 /// A chat token whose expiry has passed.
 fn expired_chat_token(app: &TestApp, session_id: &str) -> String {
-    let now = vitrine::blob::unix_now() as u64;
+    let now = (app.state.clock.now_ms() / 1000) as u64;
     let claims = vitrine::auth::Claims {
         sub: session_id.to_string(),
         exp: now - 3600,
