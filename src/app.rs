@@ -140,7 +140,8 @@ impl AppState {
             crate::bus::from_config(config.bus_url.as_deref(), config.bus_tls_ca.as_deref(), &instance, &deployment)?;
         store.caches().set_peers(Arc::new(crate::bus::CachePeers(bus.clone())));
         let limits = Limits::new(&config, bus.clone());
-        let rooms = crate::realtime::Rooms::new(store.clone(), bus, instance, config.realtime_recovery_window);
+        let rooms =
+            crate::realtime::Rooms::new(store.clone(), bus, instance, config.realtime_recovery_window, clock.clone());
         let decoder = crate::media::Decoder::new(config.image_decode_concurrency, config.image_decode_max_bytes);
         Ok(AppState(Arc::new(Inner {
             config,
