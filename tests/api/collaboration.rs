@@ -647,7 +647,9 @@ async fn disabled_features_malformed_and_oversized_messages_get_errors_and_the_s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_members_of_a_live_session_may_connect() {
-    let clock = std::sync::Arc::new(vitrine::domain::time::ManualClock::new(vitrine::domain::time::now_ms()));
+    let clock = std::sync::Arc::new(vitrine::domain::time::ManualClock::new(vitrine::domain::time::Clock::now_ms(
+        &vitrine::domain::time::SystemClock,
+    )));
     let r = review_on(TestApp::spawn_with(Spawn { clock: Some(clock.clone()), ..Default::default() }).await).await;
     let s = session(&r, json!({"duration_hours": 1})).await;
     let (stranger, _) = r.app.register("sam@example.com", "Sam Stranger").await;

@@ -203,7 +203,7 @@ async fn unknown_revoked_and_expired_links_say_which() {
     // Expired, exactly at the boundary: move the expiry to "now" in the database.
     let s2 = create(&app, &token, asset, json!({"share_type": "time_limited", "expires_in_hours": 1})).await;
     sqlx::query("UPDATE shares SET expires_at = $1 WHERE uuid = $2")
-        .bind(vitrine::domain::time::now_ms())
+        .bind(app.state.clock.now_ms())
         .bind(s2["uuid"].as_str().expect("uuid"))
         .execute(app.state.store.pool())
         .await
