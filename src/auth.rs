@@ -228,3 +228,23 @@ pub fn keyed_digest(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     }
     m.finalize().into_bytes().into()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::time::ManualClock;
+
+    #[test]
+    fn tokens_are_stamped_and_expire_by_the_apps_clock() {
+        // 2024: long past by the system's time, so only the app's clock can call it valid.
+        let clock = Arc::new(ManualClock::new(1_705_314_600_000));
+        let auth = Auth::new(&Secrets { jwt: vec![7; 32], hmac: vec![8; 32] }, 3600, clock.clone()).expect("auth");
+        let token = auth.issue("abc", "share", 60).expect("token");
+        let claims = auth.verify(&token, "share").expect("valid");
+        assert_eq!((claims.iat, claims.exp), (1_705_314_600, 1_705_314_660));
+        clock.advance_ms((60 + LEEWAY_SECS as i64) * 1000);
+        assert!(auth.verify(&token, "share").is_ok(), "still valid within the leeway");
+        clock.advance_ms(1000);
+        assert!(auth.verify(&token, "share").is_err(), "expired");
+    }
+}
