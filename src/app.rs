@@ -118,8 +118,8 @@ impl AppState {
         let secrets = Secrets::load(&config)?;
         let store = Store::connect(&config.effective_database_url(), config.database_max_connections).await?;
         store.migrate().await?;
-        let blobs = BlobStore::from_config(&config, secrets.hmac.clone())?;
-        let auth = Auth::new(&secrets, config.token_ttl_secs)?;
+        let blobs = BlobStore::from_config(&config, secrets.hmac.clone(), clock.clone())?;
+        let auth = Auth::new(&secrets, config.token_ttl_secs, clock.clone())?;
         let trusted_proxies = config.trusted_proxy_nets();
         let mailer = crate::mail::Mailer::new(config.smtp_url.as_deref(), &config.smtp_from)?;
         let geo = crate::analytics::geo::Geo::open(config.geoip_db.as_deref())?;
@@ -140,7 +140,8 @@ impl AppState {
             crate::bus::from_config(config.bus_url.as_deref(), config.bus_tls_ca.as_deref(), &instance, &deployment)?;
         store.caches().set_peers(Arc::new(crate::bus::CachePeers(bus.clone())));
         let limits = Limits::new(&config, bus.clone());
-        let rooms = crate::realtime::Rooms::new(store.clone(), bus, instance, config.realtime_recovery_window);
+        let rooms =
+            crate::realtime::Rooms::new(store.clone(), bus, instance, config.realtime_recovery_window, clock.clone());
         let decoder = crate::media::Decoder::new(config.image_decode_concurrency, config.image_decode_max_bytes);
         Ok(AppState(Arc::new(Inner {
             config,

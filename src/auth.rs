@@ -13,6 +13,7 @@ use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 use crate::config::Config;
+use crate::domain::time::Clock;
 use crate::error::AppError;
 
 /// Signing keys, from the config or generated on first start.
@@ -102,15 +103,21 @@ pub struct Auth {
     ttl_secs: u64,
     hash_permits: Arc<Semaphore>,
     dummy_hash: String,
+    /// The app's clock: `iat`/`exp` of new tokens and the expiry check.
+    clock: Arc<dyn Clock>,
 }
 
+/// Seconds a token is still accepted after its `exp` (clock skew between instances).
+const LEEWAY_SECS: u64 = 5;
+
 impl Auth {
-    pub fn new(secrets: &Secrets, ttl_secs: u64) -> anyhow::Result<Auth> {
+    pub fn new(secrets: &Secrets, ttl_secs: u64, clock: Arc<dyn Clock>) -> anyhow::Result<Auth> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.algorithms = vec![Algorithm::HS256];
         validation.set_required_spec_claims(&["exp", "sub", "iat"]);
-        validation.leeway = 5;
-        validation.validate_exp = true;
+        // `exp` is required here and checked in `verify` against the app's clock (jsonwebtoken
+        // would read the system time).
+        validation.validate_exp = false;
         let dummy_hash = hash_now("not a real password, used to equalise timing")?;
         Ok(Auth {
             encoding: EncodingKey::from_secret(&secrets.jwt),
@@ -122,7 +129,13 @@ impl Auth {
                 std::thread::available_parallelism().map(|n| n.get() * 2).unwrap_or(4),
             )),
             dummy_hash,
+            clock,
         })
+    }
+
+    /// Unix seconds by the app's clock.
+    fn now_secs(&self) -> u64 {
+        (self.clock.now_ms() / 1000).max(0) as u64
     }
 
     pub fn ttl_secs(&self) -> u64 {
@@ -155,7 +168,7 @@ impl Auth {
     }
 
     pub fn issue(&self, subject: &str, typ: &str, ttl_secs: u64) -> Result<String, AppError> {
-        let now = crate::blob::unix_now() as u64;
+        let now = self.now_secs();
         let claims =
             Claims { sub: subject.to_string(), exp: now + ttl_secs, iat: now, typ: typ.to_string(), sid: None };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(AppError::internal)
@@ -164,7 +177,7 @@ impl Auth {
     /// An account token of kind `typ` (`ACCESS` or `PAGE_SESSION`) bound to the sign-in session
     /// `sid`, expiring at `exp` (unix seconds, the session's own expiry).
     pub fn issue_for_session(&self, user_id: i64, typ: &str, sid: &str, exp: u64) -> Result<String, AppError> {
-        let now = crate::blob::unix_now() as u64;
+        let now = self.now_secs();
         let claims =
             Claims { sub: user_id.to_string(), exp, iat: now, typ: typ.to_string(), sid: Some(sid.to_string()) };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(AppError::internal)
@@ -172,13 +185,11 @@ impl Auth {
 
     /// Decodes a token of kind `typ`; any failure is a 401.
     pub fn verify(&self, token: &str, typ: &str) -> Result<Claims, AppError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
-            use jsonwebtoken::errors::ErrorKind;
-            match e.kind() {
-                ErrorKind::ExpiredSignature => AppError::Unauthenticated("the token has expired; log in again".into()),
-                _ => AppError::Unauthenticated("the token is not valid".into()),
-            }
-        })?;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|_| AppError::Unauthenticated("the token is not valid".into()))?;
+        if data.claims.exp < self.now_secs().saturating_sub(LEEWAY_SECS) {
+            return Err(AppError::Unauthenticated("the token has expired; log in again".into()));
+        }
         if data.claims.typ != typ {
             return Err(AppError::Unauthenticated("the token is not valid here".into()));
         }
@@ -216,4 +227,24 @@ pub fn keyed_digest(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
         m.update(p);
     }
     m.finalize().into_bytes().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::time::ManualClock;
+
+    #[test]
+    fn tokens_are_stamped_and_expire_by_the_apps_clock() {
+        // 2024: long past by the system's time, so only the app's clock can call it valid.
+        let clock = Arc::new(ManualClock::new(1_705_314_600_000));
+        let auth = Auth::new(&Secrets { jwt: vec![7; 32], hmac: vec![8; 32] }, 3600, clock.clone()).expect("auth");
+        let token = auth.issue("abc", "share", 60).expect("token");
+        let claims = auth.verify(&token, "share").expect("valid");
+        assert_eq!((claims.iat, claims.exp), (1_705_314_600, 1_705_314_660));
+        clock.advance_ms((60 + LEEWAY_SECS as i64) * 1000);
+        assert!(auth.verify(&token, "share").is_ok(), "still valid within the leeway");
+        clock.advance_ms(1000);
+        assert!(auth.verify(&token, "share").is_err(), "expired");
+    }
 }

@@ -26,6 +26,7 @@ pub use reader::BlobReader;
 pub use token::{Disposition, Grant, Owner, TokenError};
 
 use crate::config::{Config, StorageKind};
+use crate::domain::time::Clock;
 
 /// Temporary keys live here until their upload is validated and committed.
 pub const TMP_PREFIX: &str = "tmp";
@@ -49,6 +50,8 @@ pub struct BlobStore {
     hmac_key: Vec<u8>,
     ttl: Duration,
     base_url: String,
+    /// The app's clock: expiry of signed links.
+    clock: Arc<dyn Clock>,
 }
 
 /// A body stream of a blob or a part of it.
@@ -59,7 +62,7 @@ pub struct BlobBody {
 }
 
 impl BlobStore {
-    pub fn from_config(config: &Config, hmac_key: Vec<u8>) -> anyhow::Result<BlobStore> {
+    pub fn from_config(config: &Config, hmac_key: Vec<u8>, clock: Arc<dyn Clock>) -> anyhow::Result<BlobStore> {
         let ttl = Duration::from_secs(config.download_url_ttl_secs);
         let base_url = config.base_url().to_string();
         match config.storage {
@@ -69,7 +72,7 @@ impl BlobStore {
                     .with_context(|| format!("cannot create the blob directory {}", root.display()))?;
                 let root = root.canonicalize()?;
                 let fs = LocalFileSystem::new_with_prefix(&root)?.with_automatic_cleanup(true);
-                Ok(BlobStore { store: Arc::new(fs), backend: Backend::Local { root }, hmac_key, ttl, base_url })
+                Ok(BlobStore { store: Arc::new(fs), backend: Backend::Local { root }, hmac_key, ttl, base_url, clock })
             }
             StorageKind::S3 => {
                 let bucket = config.s3_bucket.clone().context("`s3_bucket` is required when storage = \"s3\"")?;
@@ -84,7 +87,7 @@ impl BlobStore {
                     b = b.with_access_key_id(k).with_secret_access_key(s);
                 }
                 let s3 = Arc::new(b.build().context("invalid S3 settings")?);
-                Ok(BlobStore { store: s3.clone(), backend: Backend::S3 { s3 }, hmac_key, ttl, base_url })
+                Ok(BlobStore { store: s3.clone(), backend: Backend::S3 { s3 }, hmac_key, ttl, base_url, clock })
             }
         }
     }
@@ -181,7 +184,7 @@ impl BlobStore {
 
     /// `{public_url}/files/{token}`: valid for `ttl`.
     pub fn signed_url_for(&self, mut grant: Grant, ttl: Duration) -> String {
-        grant.expires = unix_now() + ttl.as_secs() as i64;
+        grant.expires = self.now_secs() + ttl.as_secs() as i64;
         format!("{}/files/{}", self.base_url, token::sign(&self.hmac_key, &grant))
     }
 
@@ -189,9 +192,14 @@ impl BlobStore {
         self.ttl
     }
 
+    /// Unix seconds by the app's clock.
+    fn now_secs(&self) -> i64 {
+        self.clock.now_ms() / 1000
+    }
+
     /// Checks a download token's signature and expiry (not whether its file still exists).
     pub fn verify(&self, token: &str) -> Result<Grant, TokenError> {
-        token::verify(&self.hmac_key, token, unix_now())
+        token::verify(&self.hmac_key, token, self.now_secs())
     }
 
     /// How to deliver a verified grant: streamed here (local), or a presigned URL carrying the
@@ -200,7 +208,7 @@ impl BlobStore {
         match &self.backend {
             Backend::Local { .. } => Ok(Download::Stream(grant)),
             Backend::S3 { s3 } => {
-                let remaining = (grant.expires - unix_now()).max(1) as u64;
+                let remaining = (grant.expires - self.now_secs()).max(1) as u64;
                 let opts = SignedUrlOptions::new().with_query([
                     ("response-content-disposition".to_string(), content_disposition(grant.disposition, &grant.name)),
                     ("response-content-type".to_string(), grant.mime.clone()),
@@ -296,10 +304,6 @@ fn file_stream(file: std::fs::File, range: Range<u64>) -> BoxStream<'static, std
         }
     })
     .boxed()
-}
-
-pub fn unix_now() -> i64 {
-    crate::domain::time::now_ms() / 1000
 }
 
 /// RFC 6266 header value with an ASCII fallback and the UTF-8 name.

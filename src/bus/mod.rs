@@ -103,8 +103,9 @@ pub trait EventBus: Send + Sync {
     fn publish(&self, env: &Envelope);
     /// Stores this instance's presence in a room for the others.
     fn put_presence(&self, room: &str, snapshot: PresenceSnapshot) -> BoxFuture<'static, ()>;
-    /// The other instances' presence in a room (empty when unknown or unreachable).
-    fn presence(&self, room: &str) -> BoxFuture<'static, Vec<PresenceSnapshot>>;
+    /// The other instances' presence in a room that is still valid at `now` (unix ms; empty when
+    /// unknown or unreachable).
+    fn presence(&self, room: &str, now: i64) -> BoxFuture<'static, Vec<PresenceSnapshot>>;
     /// Whether the bus is connected (always true in-process).
     fn connected(&self) -> bool;
     /// Whether there are other instances to share with (false in-process).
@@ -131,7 +132,7 @@ impl EventBus for InProcess {
     fn put_presence(&self, _room: &str, _snapshot: PresenceSnapshot) -> BoxFuture<'static, ()> {
         Box::pin(async {})
     }
-    fn presence(&self, _room: &str) -> BoxFuture<'static, Vec<PresenceSnapshot>> {
+    fn presence(&self, _room: &str, _now: i64) -> BoxFuture<'static, Vec<PresenceSnapshot>> {
         Box::pin(async { Vec::new() })
     }
     fn connected(&self) -> bool {

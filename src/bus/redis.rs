@@ -478,7 +478,7 @@ impl EventBus for RedisBus {
         })
     }
 
-    fn presence(&self, room: &str) -> BoxFuture<'static, Vec<PresenceSnapshot>> {
+    fn presence(&self, room: &str, now: i64) -> BoxFuture<'static, Vec<PresenceSnapshot>> {
         let conn = self.conn();
         let key = self.presence_key(room);
         let me = self.instance.clone();
@@ -488,7 +488,6 @@ impl EventBus for RedisBus {
                 Ok(m) => m,
                 Err(_) => return Vec::new(),
             };
-            let now = crate::domain::time::now_ms();
             all.into_iter()
                 .filter(|(instance, _)| *instance != me)
                 .filter_map(|(_, v)| serde_json::from_str::<PresenceSnapshot>(&v).ok())

@@ -1,13 +1,11 @@
 //! Timestamps: stored as unix milliseconds, printed as RFC 3339 UTC (`2024-01-15T10:30:00Z`).
+//! The time of day comes from the app's injected `Clock` only; this file is the one place that
+//! reads the system time.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
-/// Microseconds since the Unix epoch (for timing deliveries across processes of one machine).
+/// Microseconds since the Unix epoch by the system, never by the app's clock: a log stamp that
+/// another process of the same machine (the real-time benchmark) compares with its own.
 pub fn now_us() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }
@@ -36,6 +34,7 @@ mod tests {
 
 /// The time as the app sees it; tests substitute a clock they move by hand.
 pub trait Clock: Send + Sync {
+    /// Milliseconds since the Unix epoch, now.
     fn now_ms(&self) -> i64;
 }
 
@@ -44,7 +43,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
-        now_ms()
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
     }
 }
 

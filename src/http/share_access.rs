@@ -12,7 +12,6 @@ use serde::Deserialize;
 use crate::app::AppState;
 use crate::domain::assets::Asset;
 use crate::domain::shares::{Share, ShareStatus, ShareType};
-use crate::domain::time::now_ms;
 use crate::domain::users::User;
 use crate::domain::visitors::{is_bot, is_prefetch, visitor_key};
 use crate::error::AppError;
@@ -148,7 +147,7 @@ pub async fn resolve(state: &AppState, req: &ShareRequest) -> Result<Access, Ref
     }
     let view = state.store.share_view(&req.uuid).await?.ok_or(Refusal::NotFound)?;
     let (share, asset) = (view.0.clone(), view.1.clone());
-    let status = share.status(now_ms());
+    let status = share.status(state.clock.now_ms());
     if matches!(status, ShareStatus::Revoked | ShareStatus::Expired) {
         return Err(Refusal::Gone(status));
     }
@@ -179,11 +178,11 @@ pub async fn resolve(state: &AppState, req: &ShareRequest) -> Result<Access, Ref
     Ok(Access { share, asset, status, is_owner, visitor, counts })
 }
 
-/// Lifetime of a link token: 12 hours, never past the link's expiry.
-pub fn link_token_ttl(share: &Share) -> u64 {
+/// Lifetime of a link token issued at `now`: 12 hours, never past the link's expiry.
+pub fn link_token_ttl(share: &Share, now: i64) -> u64 {
     let twelve_hours = 12 * 3600;
     match share.expires_at {
-        Some(e) => (((e - now_ms()) / 1000).max(1) as u64).min(twelve_hours),
+        Some(e) => (((e - now) / 1000).max(1) as u64).min(twelve_hours),
         None => twelve_hours,
     }
 }
@@ -195,7 +194,7 @@ pub async fn unlock(state: &AppState, req: &ShareRequest, password: &str) -> Res
         return Err(AppError::NotFound("share"));
     }
     let share = state.store.share_by_uuid(&req.uuid).await?.ok_or(AppError::NotFound("share"))?;
-    let status = share.status(now_ms());
+    let status = share.status(state.clock.now_ms());
     if matches!(status, ShareStatus::Revoked | ShareStatus::Expired) {
         return Err(Refusal::Gone(status).into());
     }
@@ -210,7 +209,7 @@ pub async fn unlock(state: &AppState, req: &ShareRequest, password: &str) -> Res
         return Err(AppError::Forbidden { code: "wrong_password", message: "wrong password".into() });
     }
     state.limits.share_password.success(&key).await;
-    let ttl = link_token_ttl(&share);
+    let ttl = link_token_ttl(&share, state.clock.now_ms());
     Ok((state.auth.issue(&share.uuid, "share", ttl)?, ttl))
 }
 

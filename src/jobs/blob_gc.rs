@@ -2,7 +2,7 @@
 //! row references any more, once they are older than the grace period (an upload may be
 //! between its blob commit and its row commit).
 
-use std::time::{Duration, SystemTime};
+use std::time::UNIX_EPOCH;
 
 use crate::app::AppState;
 use crate::blob::TMP_PREFIX;
@@ -13,9 +13,10 @@ pub struct GcReport {
     pub orphans_removed: usize,
 }
 
+/// Whether a blob modified at `modified_ms` (unix ms) is past the grace period by the app's clock.
 fn older_than_grace(state: &AppState, modified_ms: i64) -> bool {
     let grace_ms = state.config.blob_gc_grace_secs as i64 * 1000;
-    crate::domain::time::now_ms() - modified_ms >= grace_ms
+    state.clock.now_ms() - modified_ms >= grace_ms
 }
 
 /// One sweep over temporary and content blobs.
@@ -59,7 +60,6 @@ fn sweep_local_staging(state: &AppState) -> anyhow::Result<usize> {
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return Ok(0);
     };
-    let grace = Duration::from_secs(state.config.blob_gc_grace_secs);
     let mut removed = 0;
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().to_string();
@@ -67,8 +67,8 @@ fn sweep_local_staging(state: &AppState) -> anyhow::Result<usize> {
             .metadata()
             .and_then(|m| m.modified())
             .ok()
-            .and_then(|t| SystemTime::now().duration_since(t).ok())
-            .is_some_and(|age| age >= grace);
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .is_some_and(|t| older_than_grace(state, t.as_millis() as i64));
         if name.contains('#') && old && std::fs::remove_file(e.path()).is_ok() {
             removed += 1;
         }

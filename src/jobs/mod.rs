@@ -38,7 +38,7 @@ pub fn spawn_all(state: AppState, shutdown: CancellationToken) -> Vec<JoinHandle
         }),
         every("rate_limit_cleanup", Duration::from_secs(60), state, shutdown, |s| async move {
             s.limits.retain_recent();
-            s.store.purge_download_grants(crate::domain::time::now_ms()).await.map(|_| ())
+            s.store.purge_download_grants(s.clock.now_ms()).await.map(|_| ())
         }),
     ]
 }

@@ -12,8 +12,7 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<u64> {
         tracing::info!(removed, "analytics retention removed old events");
     }
     metrics::counter!("vitrine_analytics_events_expired_total").increment(removed);
-    // Session expiry follows the tokens' `exp`, which is wall-clock time.
-    let sessions = state.store.delete_dead_sessions(crate::domain::time::now_ms()).await?;
+    let sessions = state.store.delete_dead_sessions(state.clock.now_ms()).await?;
     if sessions > 0 {
         tracing::info!(sessions, "retention removed ended sign-in sessions");
     }

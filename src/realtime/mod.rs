@@ -13,6 +13,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::{Envelope, EventBus, PresenceSnapshot, Revocation, Sink};
+use crate::domain::time::Clock;
 use crate::store::Store;
 use crate::store::rooms::{CursorSample, RoomEvent};
 
@@ -151,6 +152,8 @@ pub struct Rooms {
     cursor_rx: Mutex<Option<mpsc::Receiver<CursorSample>>>,
     /// Revoked access, for this instance's sockets (`socket::revoked`).
     revocations: broadcast::Sender<Revocation>,
+    /// The app's clock: events' `at`, how long presence snapshots are valid.
+    clock: Arc<dyn Clock>,
 }
 
 /// A gap too old (or a `last_seq` that never existed): the client must rebuild from the state.
@@ -275,7 +278,13 @@ impl Drop for Subscription {
 }
 
 impl Rooms {
-    pub fn new(store: Store, bus: Arc<dyn EventBus>, instance: String, window: i64) -> Arc<Rooms> {
+    pub fn new(
+        store: Store,
+        bus: Arc<dyn EventBus>,
+        instance: String,
+        window: i64,
+        clock: Arc<dyn Clock>,
+    ) -> Arc<Rooms> {
         let (cursors, rx) = mpsc::channel(16_384);
         Arc::new(Rooms {
             instance,
@@ -286,6 +295,7 @@ impl Rooms {
             cursors,
             cursor_rx: Mutex::new(Some(rx)),
             revocations: broadcast::channel(REVOCATIONS).0,
+            clock,
         })
     }
 
@@ -371,7 +381,7 @@ impl Rooms {
 
     /// Appends a durable event in its own transaction and publishes it.
     pub async fn emit(&self, room: &str, kind: &str, data: serde_json::Value) -> anyhow::Result<RoomEvent> {
-        let e = self.store.append_event(room, kind, data, crate::domain::time::now_ms()).await?;
+        let e = self.store.append_event(room, kind, data, self.clock.now_ms()).await?;
         self.publish(&e);
         Ok(e)
     }
@@ -422,7 +432,7 @@ impl Rooms {
     fn share_presence(&self, room: &Room) {
         let snapshot = PresenceSnapshot {
             instance: self.instance.clone(),
-            until: crate::domain::time::now_ms() + PRESENCE_VALID_MS,
+            until: self.clock.now_ms() + PRESENCE_VALID_MS,
             users: room.local_users(),
         };
         tokio::spawn(self.bus.put_presence(&room.name, snapshot));
@@ -431,7 +441,8 @@ impl Rooms {
     /// Everyone online in `room` on any instance, by user id.
     pub async fn online(&self, room: &Room) -> Vec<(i64, String)> {
         let mut all: BTreeMap<i64, String> = room.local_users().into_iter().collect();
-        let remote = tokio::time::timeout(Duration::from_millis(500), self.bus.presence(&room.name)).await;
+        let remote =
+            tokio::time::timeout(Duration::from_millis(500), self.bus.presence(&room.name, self.clock.now_ms())).await;
         for s in remote.unwrap_or_default() {
             for (id, name) in s.users {
                 all.entry(id).or_insert(name);
@@ -442,7 +453,8 @@ impl Rooms {
 
     /// Whether `user_id` has a socket in `room` on another instance.
     pub async fn online_elsewhere(&self, room: &Room, user_id: i64) -> bool {
-        let remote = tokio::time::timeout(Duration::from_millis(500), self.bus.presence(&room.name)).await;
+        let remote =
+            tokio::time::timeout(Duration::from_millis(500), self.bus.presence(&room.name, self.clock.now_ms())).await;
         remote.unwrap_or_default().iter().any(|s| s.users.iter().any(|(id, _)| *id == user_id))
     }
 

@@ -46,7 +46,7 @@ async fn store_asset(state: &AppState, user: &User, mut meta: AssetMeta, rec: &R
         file.thumb_key = Some(key);
     }
     state.blobs.commit(&rec.key, &file.blob_key).await?;
-    let id = state.store.insert_asset(user.id, &meta, &file).await?;
+    let id = state.store.insert_asset(user.id, &meta, &file, state.clock.now_ms()).await?;
     tracing::info!(asset_id = id, owner_id = user.id, size = rec.size, mime = %mime, "asset stored");
     state.store.asset(id).await?.ok_or(AppError::NotFound("asset"))
 }

@@ -12,7 +12,7 @@ use crate::store::users::Created;
 /// Hashes the password and stores the account; the one path for API, admin and CLI.
 pub async fn create_account(state: &AppState, new: NewUser) -> AppResult<User> {
     let hash = state.auth.hash_password(new.password.expose()).await?;
-    match state.store.create_user(&new.email, &new.name, &hash, new.role).await? {
+    match state.store.create_user(&new.email, &new.name, &hash, new.role, state.clock.now_ms()).await? {
         Created::Ok(u) => {
             tracing::info!(user_id = u.id, role = u.role.as_str(), "account created");
             Ok(u)
@@ -29,7 +29,7 @@ pub async fn create_account(state: &AppState, new: NewUser) -> AppResult<User> {
 /// of another kind and never verifies as a bearer token.
 pub async fn start_session(state: &AppState, user_id: i64, kind: SessionKind) -> AppResult<String> {
     let sid = crate::auth::random_token();
-    let now = crate::blob::unix_now() as u64;
+    let now = (state.clock.now_ms() / 1000) as u64;
     let exp = now + state.auth.ttl_secs();
     state.store.create_session(&sid, user_id, kind, now as i64 * 1000, exp as i64 * 1000).await?;
     let typ = match kind {
@@ -42,7 +42,7 @@ pub async fn start_session(state: &AppState, user_id: i64, kind: SessionKind) ->
 /// Ends the sign-in session `session_id` of `user_id` (API and page logout): its tokens and cookie
 /// are refused from now on, and the sockets opened with them close at once, on every instance.
 pub async fn sign_out(state: &AppState, user_id: i64, session_id: &str) -> AppResult<()> {
-    state.store.revoke_session(session_id, crate::domain::time::now_ms()).await?;
+    state.store.revoke_session(session_id, state.clock.now_ms()).await?;
     state.rooms.revoke(crate::bus::Revocation::Session { user_id, session_id: session_id.to_string() });
     tracing::info!(user_id, "signed out");
     Ok(())
@@ -108,7 +108,7 @@ async fn signed_in(state: &AppState, token: &str, typ: &str) -> Result<SignedIn,
         claims.sid.ok_or_else(|| AppError::Unauthenticated("the token is no longer valid; log in again".into()))?;
     let user = state
         .store
-        .session_user(&sid, id, crate::domain::time::now_ms())
+        .session_user(&sid, id, state.clock.now_ms())
         .await?
         .ok_or_else(|| AppError::Unauthenticated("the session has ended; log in again".into()))?;
     if !user.is_active {

@@ -252,7 +252,7 @@ pub async fn end(state: &AppState, user: &User, uuid: &str) -> AppResult<Session
         state.rooms.publish(&e);
     }
     // The link ends with the session.
-    state.store.revoke_share(s.share_id).await?;
+    state.store.revoke_share(s.share_id, now).await?;
     state.store.session_by_uuid(&s.uuid).await?.ok_or(AppError::NotFound("session"))
 }
 
@@ -278,7 +278,7 @@ pub async fn add_participant(
     let mut share = state.store.share_by_id(s.share_id).await?.ok_or(AppError::NotFound("session"))?;
     if !share.allowed_emails.contains(&email) {
         share.allowed_emails.push(email.clone());
-        state.store.update_share(share.id, &ShareSettings::of(&share), None).await?;
+        state.store.update_share(share.id, &ShareSettings::of(&share), None, state.clock.now_ms()).await?;
     }
     let p = state
         .store
@@ -325,7 +325,7 @@ pub async fn remove_participant(state: &AppState, user: &User, uuid: &str, who: 
     {
         share.allowed_emails.push(owner.email);
     }
-    state.store.update_share(share.id, &ShareSettings::of(&share), None).await?;
+    state.store.update_share(share.id, &ShareSettings::of(&share), None, state.clock.now_ms()).await?;
     Ok(())
 }
 

@@ -3,7 +3,6 @@
 
 use crate::app::AppState;
 use crate::domain::shares::{Share, ShareSettings, ShareSettingsIn};
-use crate::domain::time::now_ms;
 use crate::domain::users::User;
 use crate::error::{AppError, AppResult};
 use crate::service::assets::visible_asset;
@@ -26,7 +25,7 @@ pub async fn create_share(state: &AppState, user: &User, asset_id: i64, input: S
     let asset = visible_asset(state, user, asset_id).await?;
     state.limits.share_create_per_user.check(user.id).await?;
     // One instant for created_at and for the expiry computed from expires_in_hours.
-    let now = now_ms();
+    let now = state.clock.now_ms();
     let settings = ShareSettings::parse(input, &ShareSettings::defaults(&asset.title), false, now)?;
     let hash = match &settings.new_password {
         Some(p) => Some(state.auth.hash_password(p).await?),

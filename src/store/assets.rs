@@ -6,7 +6,6 @@ use sqlx::any::AnyRow;
 use super::{Store, next_id};
 use crate::domain::assets::{Asset, AssetMeta, AssetPatch, MediaType};
 use crate::domain::pagination::PageRequest;
-use crate::domain::time::now_ms;
 
 const ASSET_COLUMNS: &str = "a.id, a.owner_id, u.name AS owner_name, a.title, a.description, a.tags, a.name,
     a.mime_type, a.media_type, a.size, a.sha256, a.blob_key, a.thumb_key, a.width, a.height,
@@ -62,10 +61,15 @@ pub enum AssetFilter {
 
 impl Store {
     /// Commits the row of an uploaded file whose blob is already in its final place.
-    pub async fn insert_asset(&self, owner_id: i64, meta: &AssetMeta, file: &StoredFile) -> anyhow::Result<i64> {
+    pub async fn insert_asset(
+        &self,
+        owner_id: i64,
+        meta: &AssetMeta,
+        file: &StoredFile,
+        now: i64,
+    ) -> anyhow::Result<i64> {
         let (_writing, mut tx) = self.begin_write().await?;
         let id = next_id(&mut tx, "assets").await?;
-        let now = now_ms();
         sqlx::query(
             "INSERT INTO assets (id, owner_id, title, description, tags, name, mime_type, media_type, size,
                 sha256, blob_key, thumb_key, width, height, duration_seconds, content_type, created_at, updated_at)
@@ -127,7 +131,7 @@ impl Store {
         Ok((rows.iter().map(asset_from_row).collect::<Result<Vec<_>, _>>()?, count))
     }
 
-    pub async fn update_asset(&self, id: i64, patch: &AssetPatch) -> anyhow::Result<Option<Asset>> {
+    pub async fn update_asset(&self, id: i64, patch: &AssetPatch, now: i64) -> anyhow::Result<Option<Asset>> {
         self.write(
             sqlx::query(
                 "UPDATE assets SET title = COALESCE($1, title), description = COALESCE($2, description),
@@ -140,7 +144,7 @@ impl Store {
             .bind(patch.tags.as_ref().map(|t| t.join(",")))
             .bind(patch.content_type.clone())
             .bind(patch.name.clone())
-            .bind(now_ms())
+            .bind(now)
             .bind(id),
         )
         .await?;
@@ -150,7 +154,7 @@ impl Store {
 
     /// Deletes the row with its comments and ends its live sessions; the caller removes blobs
     /// that no other row references.
-    pub async fn delete_asset(&self, id: i64) -> anyhow::Result<bool> {
+    pub async fn delete_asset(&self, id: i64, now: i64) -> anyhow::Result<bool> {
         let (_writing, mut tx) = self.begin_write().await?;
         let res = sqlx::query("DELETE FROM assets WHERE id = $1").bind(id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM comments WHERE asset_id = $1").bind(id).execute(&mut *tx).await?;
@@ -158,7 +162,7 @@ impl Store {
         sqlx::query("UPDATE gallery_posts SET is_active = 0 WHERE object_id = $1").bind(id).execute(&mut *tx).await?;
         sqlx::query("UPDATE collab_sessions SET ended_at = $2 WHERE asset_id = $1 AND ended_at IS NULL")
             .bind(id)
-            .bind(crate::domain::time::now_ms())
+            .bind(now)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;

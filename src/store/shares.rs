@@ -7,7 +7,6 @@ use sqlx::any::AnyRow;
 use super::{Store, flag, next_id};
 use crate::domain::pagination::PageRequest;
 use crate::domain::shares::{Share, ShareSettings, ShareType};
-use crate::domain::time::now_ms;
 
 const COLUMNS: &str = "id, uuid, asset_id, owner_id, share_type, password_hash, allow_preview, allow_download,
     allow_comments, allow_collaboration, notify_on_access, expires_at, max_downloads, download_count, view_count,
@@ -97,7 +96,13 @@ impl Store {
     }
 
     /// Rewrites a link's settings (`password_hash` None keeps the stored one).
-    pub async fn update_share(&self, id: i64, s: &ShareSettings, password_hash: Option<&str>) -> anyhow::Result<()> {
+    pub async fn update_share(
+        &self,
+        id: i64,
+        s: &ShareSettings,
+        password_hash: Option<&str>,
+        now: i64,
+    ) -> anyhow::Result<()> {
         let q = sqlx::query(
             "UPDATE shares SET share_type = $1, password_hash = CASE WHEN $2 = 1 THEN $3 ELSE password_hash END,
                 allow_preview = $4, allow_download = $5, allow_comments = $6, allow_collaboration = $7,
@@ -108,7 +113,7 @@ impl Store {
         .bind(s.share_type.as_str())
         .bind(flag(password_hash.is_some() || s.share_type != ShareType::Protected))
         .bind(password_hash.map(str::to_string));
-        self.write(bind_settings(q, s).bind(now_ms()).bind(id)).await?;
+        self.write(bind_settings(q, s).bind(now).bind(id)).await?;
         self.content_changed().await;
         Ok(())
     }
@@ -186,10 +191,10 @@ impl Store {
         Ok(rows.iter().map(share_from_row).collect::<Result<_, _>>()?)
     }
 
-    pub async fn revoke_share(&self, id: i64) -> anyhow::Result<()> {
+    pub async fn revoke_share(&self, id: i64, now: i64) -> anyhow::Result<()> {
         self.write(
             sqlx::query("UPDATE shares SET revoked_at = $1, updated_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-                .bind(now_ms())
+                .bind(now)
                 .bind(id),
         )
         .await?;

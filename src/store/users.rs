@@ -5,7 +5,6 @@ use sqlx::any::AnyRow;
 
 use super::{Store, flag, next_id};
 use crate::domain::pagination::PageRequest;
-use crate::domain::time::now_ms;
 use crate::domain::users::{Email, PersonName, Role, User};
 
 const USER_COLUMNS: &str = "id, email, name, password_hash, role, is_active, created_at";
@@ -38,6 +37,7 @@ impl Store {
         name: &PersonName,
         password_hash: &str,
         role: Option<Role>,
+        now: i64,
     ) -> anyhow::Result<Created<User>> {
         let (_writing, mut tx) = self.begin_write().await?;
         let id = next_id(&mut tx, "users").await?;
@@ -50,7 +50,6 @@ impl Store {
         if taken.is_some() {
             return Ok(Created::EmailTaken);
         }
-        let now = now_ms();
         let res = sqlx::query(
             "INSERT INTO users (id, email, name, password_hash, role, is_active, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, 1, $6, $6)",
@@ -105,6 +104,7 @@ impl Store {
         id: i64,
         role: Option<Role>,
         is_active: Option<bool>,
+        now: i64,
     ) -> anyhow::Result<Option<User>> {
         self.write(
             sqlx::query(
@@ -113,7 +113,7 @@ impl Store {
             )
             .bind(role.map(|r| r.as_str().to_string()))
             .bind(is_active.map(flag))
-            .bind(now_ms())
+            .bind(now)
             .bind(id),
         )
         .await?;

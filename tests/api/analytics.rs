@@ -34,6 +34,8 @@ async fn fixture(db: Db) -> Fixture {
         tweak: Box::new(|c| {
             c.trusted_proxies = vec!["127.0.0.1".into()];
             c.share_access_rate_per_ip_per_minute = 10_000;
+            // The owner stays signed in over the days (up to a year) the tests move the clock on.
+            c.token_ttl_secs = 400 * 86_400;
         }),
         ..Default::default()
     })

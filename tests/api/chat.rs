@@ -509,7 +509,7 @@ async fn uploads_are_rate_limited_per_uploader() {
 
 /// A chat token whose expiry has passed.
 fn expired_chat_token(app: &TestApp, session_id: &str) -> String {
-    let now = vitrine::blob::unix_now() as u64;
+    let now = (app.state.clock.now_ms() / 1000) as u64;
     let claims = vitrine::auth::Claims {
         sub: session_id.to_string(),
         exp: now - 3600,
@@ -629,8 +629,8 @@ async fn links_expire_and_resist_tampering(app: TestApp) {
     t[i] = if t[i] == 'A' { 'B' } else { 'A' };
     let tampered = format!("{head}/{}", t.into_iter().collect::<String>());
     assert_eq!(app.client.get(&tampered).send().await.expect("get").status(), StatusCode::FORBIDDEN);
-    // After the TTL (one second here) the link answers 403.
-    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    // After the TTL (one second here) on the app's clock, the link answers 403.
+    app.advance(Duration::from_secs(2));
     assert_eq!(app.client.get(&url).send().await.expect("get").status(), StatusCode::FORBIDDEN);
     // A fresh list signs fresh links.
     let list = files(&app, &c, &c.visitor).await;

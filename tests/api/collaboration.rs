@@ -647,8 +647,7 @@ async fn disabled_features_malformed_and_oversized_messages_get_errors_and_the_s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_members_of_a_live_session_may_connect() {
-    let clock = std::sync::Arc::new(vitrine::domain::time::ManualClock::new(vitrine::domain::time::now_ms()));
-    let r = review_on(TestApp::spawn_with(Spawn { clock: Some(clock.clone()), ..Default::default() }).await).await;
+    let r = review_on(TestApp::spawn().await).await;
     let s = session(&r, json!({"duration_hours": 1})).await;
     let (stranger, _) = r.app.register("sam@example.com", "Sam Stranger").await;
     assert_eq!(Ws::try_connect(&r.app, &ws_path(&s, &stranger)).await.err(), Some(403));
@@ -661,7 +660,7 @@ async fn only_members_of_a_live_session_may_connect() {
     let headers = [("Origin", "https://evil.example"), ("Cookie", cookie.as_str())];
     assert_eq!(Ws::handshake_status(&r.app, s["websocket_url"].as_str().expect("url"), &headers).await, 403);
     // After the session's hours, it is gone.
-    clock.advance_ms(3_600_001);
+    r.app.advance(Duration::from_millis(3_600_001));
     assert_eq!(Ws::try_connect(&r.app, &ws_path(&s, &r.reviewer)).await.err(), Some(410));
 }
 

@@ -12,6 +12,7 @@ pub mod redis;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -19,6 +20,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use vitrine::app::AppState;
 use vitrine::config::{Config, StorageKind};
+use vitrine::domain::time::{Clock, SystemClock};
 
 /// Which database a test runs on.
 #[derive(Debug, Clone)]
@@ -119,13 +121,27 @@ pub struct Spawn {
     pub db: Db,
     pub s3: Option<Arc<S3Server>>,
     pub tweak: Box<dyn FnOnce(&mut Config) + Send>,
-    /// A clock the test moves by hand (analytics days, retention).
+    /// A clock the test sets by hand (a fixed date: analytics days, job leases); without it the
+    /// app follows the system's. `TestApp::advance` moves either.
     pub clock: Option<Arc<vitrine::domain::time::ManualClock>>,
 }
 
 impl Default for Spawn {
     fn default() -> Self {
         Spawn { db: Db::Sqlite, s3: None, tweak: Box::new(|_| {}), clock: None }
+    }
+}
+
+/// The clock of a test app: the given clock (the system's by default) moved on by
+/// `TestApp::advance`, so a test expires tokens, links and sessions without editing rows.
+pub struct TestClock {
+    base: Arc<dyn Clock>,
+    ahead_ms: AtomicI64,
+}
+
+impl Clock for TestClock {
+    fn now_ms(&self) -> i64 {
+        self.base.now_ms() + self.ahead_ms.load(Ordering::SeqCst)
     }
 }
 
@@ -136,6 +152,8 @@ pub struct TestApp {
     pub state: AppState,
     pub dir: tempfile::TempDir,
     pub s3: Option<Arc<S3Server>>,
+    /// The app's clock (`advance` moves it).
+    pub clock: Arc<TestClock>,
     shutdown: CancellationToken,
     /// `vitrine::app::run`'s task, for `shutdown`.
     run: std::sync::Mutex<Option<tokio::task::JoinHandle<anyhow::Result<()>>>>,
@@ -188,14 +206,21 @@ impl TestApp {
             config.s3_path_style = true;
         }
         (opts.tweak)(&mut config);
-        let state = match &opts.clock {
-            Some(c) => AppState::build_with_clock(config, c.clone()).await.expect("app builds"),
-            None => AppState::build(config).await.expect("app builds"),
+        let from: Arc<dyn Clock> = match opts.clock {
+            Some(c) => c,
+            None => Arc::new(SystemClock),
         };
+        let clock = Arc::new(TestClock { base: from, ahead_ms: AtomicI64::new(0) });
+        let state = AppState::build_with_clock(config, clock.clone()).await.expect("app builds");
         let shutdown = CancellationToken::new();
         let run = tokio::spawn(vitrine::app::run(listener, state.clone(), shutdown.clone()));
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-        TestApp { base, addr, client, state, dir, s3: opts.s3, shutdown, run: std::sync::Mutex::new(Some(run)) }
+        TestApp { base, addr, client, state, dir, s3: opts.s3, clock, shutdown, run: std::sync::Mutex::new(Some(run)) }
+    }
+
+    /// Moves the app's clock on by `by` (tokens, links, sessions and grants then expire).
+    pub fn advance(&self, by: Duration) {
+        self.clock.ahead_ms.fetch_add(by.as_millis() as i64, Ordering::SeqCst);
     }
 
     /// Starts a graceful shutdown, as SIGTERM does; await the handle for `run`'s end.

@@ -44,6 +44,10 @@ async fn the_sweeper_leaves_young_blobs_alone() {
     app.state.blobs.put_bytes("assets/1/committing", Bytes::from_static(b"x"), "application/pdf").await.expect("put");
     let report = vitrine::jobs::blob_gc::run_once(&app.state).await.expect("sweep");
     assert_eq!(report, vitrine::jobs::blob_gc::GcReport::default());
+    // Once the grace period has passed on the app's clock, they are leftovers.
+    app.advance(std::time::Duration::from_secs(app.state.config.blob_gc_grace_secs));
+    let report = vitrine::jobs::blob_gc::run_once(&app.state).await.expect("sweep");
+    assert_eq!(report, vitrine::jobs::blob_gc::GcReport { temporary_removed: 1, orphans_removed: 1 });
 }
 
 /// Jobs over the whole deployment run on one instance at a time (SPEC §9): the instance holding

@@ -8,6 +8,7 @@ mod analytics;
 mod assets;
 mod browser;
 mod chat;
+mod clock;
 mod cluster;
 mod collaboration;
 mod files;

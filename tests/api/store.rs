@@ -17,11 +17,13 @@ crate::on_both_databases!(
 );
 
 const ADA: &str = "ada@example.com";
+/// When the story's writes happen (the store takes the time from its callers).
+const NOW: i64 = 1_705_314_600_000;
 
 /// Ada, the first account (so an admin).
 async fn ada(store: &Store) -> User {
     let (email, name) = (Email::parse(ADA).expect("email"), PersonName::parse("Ada").expect("name"));
-    match store.create_user(&email, &name, "hash", None).await.expect("create") {
+    match store.create_user(&email, &name, "hash", None, NOW).await.expect("create") {
         Created::Ok(u) => u,
         Created::EmailTaken => panic!("{ADA} is new"),
     }
@@ -48,14 +50,15 @@ async fn the_store_keeps_accounts_and_assets_consistent(db: Db) {
     let ada = ada(store).await;
     assert_eq!(ada.role, Role::Admin);
     let (email, name) = (Email::parse(ADA).expect("email"), PersonName::parse("Ada").expect("name"));
-    assert!(matches!(store.create_user(&email, &name, "hash", None).await.expect("create"), Created::EmailTaken));
+    assert!(matches!(store.create_user(&email, &name, "hash", None, NOW).await.expect("create"), Created::EmailTaken));
     let bob_email = Email::parse("bob@example.com").expect("email");
-    let Created::Ok(bob) = store.create_user(&bob_email, &name, "hash", None).await.expect("create") else {
+    let Created::Ok(bob) = store.create_user(&bob_email, &name, "hash", None, NOW).await.expect("create") else {
         panic!("created")
     };
     assert_eq!(bob.role, Role::User);
     assert_eq!(store.user_by_email("BOB@example.com").await.expect("q").map(|u| u.id), Some(bob.id));
-    let bob = store.update_user(bob.id, Some(Role::Dashboard), Some(false)).await.expect("update").expect("exists");
+    let bob =
+        store.update_user(bob.id, Some(Role::Dashboard), Some(false), NOW).await.expect("update").expect("exists");
     assert_eq!((bob.role, bob.is_active), (Role::Dashboard, false));
     assert_eq!(store.count_admins().await.expect("count"), 1);
 
@@ -68,11 +71,11 @@ async fn the_store_keeps_accounts_and_assets_consistent(db: Db) {
     // A file without a duration first: the duration parameter is then NULL, and a later
     // duration must still be stored (PostgreSQL fixes a cached statement's parameter types).
     let undated = StoredFile { duration_seconds: None, ..file("zzz") };
-    let id0 = store.insert_asset(ada.id, &meta, &undated).await.expect("insert without a duration");
+    let id0 = store.insert_asset(ada.id, &meta, &undated, NOW).await.expect("insert without a duration");
     assert_eq!(store.asset(id0).await.expect("q").expect("exists").duration_seconds, None);
-    assert!(store.delete_asset(id0).await.expect("delete"));
-    let id1 = store.insert_asset(ada.id, &meta, &file("aaa")).await.expect("insert");
-    let id2 = store.insert_asset(ada.id, &meta, &file("bbb")).await.expect("insert");
+    assert!(store.delete_asset(id0, NOW).await.expect("delete"));
+    let id1 = store.insert_asset(ada.id, &meta, &file("aaa"), NOW).await.expect("insert");
+    let id2 = store.insert_asset(ada.id, &meta, &file("bbb"), NOW).await.expect("insert");
     assert!(id2 > id1);
     let a = store.asset(id1).await.expect("q").expect("exists");
     assert_eq!((a.owner_name.as_str(), a.tags.len(), a.height, a.duration_seconds), ("Ada", 2, Some(7), Some(1.5)));
@@ -85,15 +88,15 @@ async fn the_store_keeps_accounts_and_assets_consistent(db: Db) {
     let (_, all) = store.list_assets(AssetFilter::All, PageRequest { page: 1, page_size: 10 }).await.expect("list");
     assert_eq!(all, 2);
     let patched = store
-        .update_asset(id1, &AssetPatch { title: Some("New".into()), tags: Some(vec![]), ..Default::default() })
+        .update_asset(id1, &AssetPatch { title: Some("New".into()), tags: Some(vec![]), ..Default::default() }, NOW)
         .await
         .expect("patch")
         .expect("exists");
     assert_eq!((patched.title.as_str(), patched.description.as_str(), patched.tags.len()), ("New", "D", 0));
     assert!(store.blob_referenced("assets/1/aaa").await.expect("q"));
     assert_eq!(store.stored_bytes().await.expect("sum"), 20);
-    assert!(store.delete_asset(id1).await.expect("delete"));
-    assert!(!store.delete_asset(id1).await.expect("delete"));
+    assert!(store.delete_asset(id1, NOW).await.expect("delete"));
+    assert!(!store.delete_asset(id1, NOW).await.expect("delete"));
     assert!(!store.blob_referenced("assets/1/aaa").await.expect("q"));
 }
 
@@ -105,7 +108,7 @@ async fn concurrent_registrations_get_distinct_ids_and_one_admin(db: Db) {
         tasks.push(tokio::spawn(async move {
             let email = Email::parse(&format!("u{i}@example.com")).expect("email");
             let name = PersonName::parse("U").expect("name");
-            match store.create_user(&email, &name, "hash", None).await.expect("create") {
+            match store.create_user(&email, &name, "hash", None, NOW).await.expect("create") {
                 Created::Ok(u) => u,
                 Created::EmailTaken => panic!("distinct emails"),
             }
@@ -133,7 +136,7 @@ async fn a_comment_that_cannot_be_stored_fails_alone(db: Db) {
     let store = &app.state.store;
     let ada = ada(store).await;
     let meta = AssetMeta { title: "T".into(), description: String::new(), tags: vec![], content_type: "prop".into() };
-    let asset = store.insert_asset(ada.id, &meta, &file("ccc")).await.expect("insert");
+    let asset = store.insert_asset(ada.id, &meta, &file("ccc"), NOW).await.expect("insert");
     let refuse: &[&str] = match store.dialect() {
         vitrine::store::Dialect::Sqlite => &["CREATE TRIGGER refuse BEFORE INSERT ON comments
              WHEN NEW.content = 'refuse' BEGIN SELECT RAISE(ABORT, 'refused'); END"],

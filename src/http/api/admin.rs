@@ -99,7 +99,11 @@ pub async fn update(
             message: "this is the last active admin; make another admin first".into(),
         });
     }
-    let user = state.store.update_user(id, role, body.is_active).await?.ok_or(AppError::NotFound("user"))?;
+    let user = state
+        .store
+        .update_user(id, role, body.is_active, state.clock.now_ms())
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
     if !user.is_active {
         // Its open sockets close now, on every instance (its next request is refused anyway).
         state.rooms.revoke(crate::bus::Revocation::Account { user_id: user.id });

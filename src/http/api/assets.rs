@@ -288,7 +288,7 @@ pub async fn patch(
     if !fields.is_empty() {
         return Err(AppError::from_fields(fields));
     }
-    let a = state.store.update_asset(id, &patch).await?.ok_or(AppError::NotFound("asset"))?;
+    let a = state.store.update_asset(id, &patch, state.clock.now_ms()).await?.ok_or(AppError::NotFound("asset"))?;
     Ok(axum::Json(AssetOut::new(&state, &a)))
 }
 
@@ -306,7 +306,7 @@ pub async fn delete(
     // closed) on every instance; their recordings are kept for the replay.
     crate::service::collaboration::end_sessions(&state, state.store.open_sessions_of_asset(id).await?).await?;
     state.store.delete_shares_of_asset(id).await?;
-    state.store.delete_asset(id).await?;
+    state.store.delete_asset(id, state.clock.now_ms()).await?;
     crate::jobs::blob_gc::release(&state, &a.blob_key).await;
     if let Some(t) = &a.thumb_key {
         crate::jobs::blob_gc::release(&state, t).await;

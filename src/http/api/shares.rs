@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 use crate::app::AppState;
 use crate::domain::pagination::{Page, PageQuery, PageRequest};
 use crate::domain::shares::{Share, ShareSettings, ShareSettingsIn, ShareStatus, ShareType, social_links};
-use crate::domain::time::{now_ms, rfc3339};
+use crate::domain::time::rfc3339;
 use crate::error::{AppError, AppResult, ErrorResponse};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, CurrentUser};
 use crate::http::share_access::{ShareRequest, unlock as unlock_link};
@@ -85,7 +85,7 @@ impl ShareOut {
             title: s.title.clone(),
             description: s.description.clone(),
             allowed_emails: s.allowed_emails.clone(),
-            status: s.status(now_ms()),
+            status: s.status(state.clock.now_ms()),
             view_count: s.view_count,
             download_count: s.download_count,
             downloads_remaining: s.downloads_remaining(),
@@ -152,12 +152,12 @@ pub async fn patch(
     if s.revoked_at.is_some() {
         return Err(AppError::Gone { code: "share_revoked", message: "a revoked link cannot be changed".into() });
     }
-    let settings = ShareSettings::parse(body, &ShareSettings::of(&s), s.password_hash.is_some(), now_ms())?;
+    let settings = ShareSettings::parse(body, &ShareSettings::of(&s), s.password_hash.is_some(), state.clock.now_ms())?;
     let hash = match &settings.new_password {
         Some(p) => Some(state.auth.hash_password(p).await?),
         None => None,
     };
-    state.store.update_share(s.id, &settings, hash.as_deref()).await?;
+    state.store.update_share(s.id, &settings, hash.as_deref(), state.clock.now_ms()).await?;
     let s = state.store.share_by_uuid(&uuid).await?.ok_or(AppError::NotFound("share"))?;
     Ok(axum::Json(ShareOut::new(&state, &s, false)?))
 }
@@ -172,7 +172,7 @@ pub async fn revoke(
     ApiPath(uuid): ApiPath<String>,
 ) -> AppResult<Response> {
     let s = owned_share(&state, &user, &uuid).await?;
-    state.store.revoke_share(s.id).await?;
+    state.store.revoke_share(s.id, state.clock.now_ms()).await?;
     // A review session reached through this link ends with it: its members are told and their
     // sockets close, on every instance.
     crate::service::collaboration::end_sessions(&state, state.store.open_sessions_of_share(s.id).await?).await?;

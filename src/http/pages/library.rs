@@ -15,7 +15,7 @@ use super::auth::{check_csrf, csrf_token};
 use crate::app::AppState;
 use crate::domain::pagination::PageRequest;
 use crate::domain::shares::{Share, ShareSettingsIn};
-use crate::domain::time::{now_ms, rfc3339};
+use crate::domain::time::rfc3339;
 use crate::domain::users::User;
 use crate::error::AppError;
 use crate::http::api::assets::AssetOut;
@@ -47,7 +47,7 @@ struct LinkRow {
 }
 
 fn row(state: &AppState, s: &Share) -> LinkRow {
-    let status = s.status(now_ms());
+    let status = s.status(state.clock.now_ms());
     LinkRow {
         uuid: s.uuid.clone(),
         url: share_url(state, &s.uuid),
@@ -292,7 +292,7 @@ pub async fn revoke_link(
         Ok(s) => s,
         Err(_) => return super::error_page(StatusCode::NOT_FOUND, "Not found", "You have no such link."),
     };
-    if let Err(e) = state.store.revoke_share(share.id).await {
+    if let Err(e) = state.store.revoke_share(share.id, state.clock.now_ms()).await {
         return AppError::Internal(e).into_response();
     }
     // A control character could not go into the Location header (issue 18, item 12).

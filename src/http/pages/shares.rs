@@ -18,7 +18,7 @@ use crate::blob::Disposition;
 use crate::domain::assets::MediaType;
 use crate::domain::pagination::{Page, PageQuery, PageRequest};
 use crate::domain::shares::{ShareStatus, ShareType};
-use crate::domain::time::{now_ms, rfc3339};
+use crate::domain::time::rfc3339;
 use crate::error::{AppError, ErrorResponse};
 use crate::http::extract::{ApiForm, ApiQuery, CsrfCookie};
 use crate::http::files::{FileInfo, safe_inline, serve};
@@ -622,7 +622,7 @@ async fn download_inner(state: &AppState, req: &ShareRequest, method: &Method) -
             message: "prefetches and link previews do not download files".into(),
         });
     }
-    let now = now_ms();
+    let now = state.clock.now_ms();
     let is_range = req.headers.contains_key(header::RANGE);
     if is_range && state.store.has_download_grant(access.share.id, &access.visitor, now).await? {
         return serve(state, &info, method, &req.headers).await;
@@ -902,7 +902,7 @@ async fn oembed_inner(state: &AppState, q: OembedQuery) -> Result<Oembed, AppErr
     let width = 600.min(dim(q.maxwidth, "maxwidth", 600)?);
     let height = 400.min(dim(q.maxheight, "maxheight", 400)?);
     let share = state.store.share_by_uuid(&uuid).await?.ok_or(AppError::NotFound("share"))?;
-    if share.status(now_ms()) != ShareStatus::Active {
+    if share.status(state.clock.now_ms()) != ShareStatus::Active {
         return Err(AppError::NotFound("share"));
     }
     if !share.share_type.is_open() {

@@ -299,7 +299,7 @@ impl Local {
         state.rooms.publish_ephemeral(room, "cursor_position", frame.to_string(), Some(seat.user_id), None);
         if self.last_sample.elapsed() >= SAMPLE_PERIOD {
             self.last_sample = Instant::now();
-            let at = crate::domain::time::now_ms();
+            let at = state.clock.now_ms();
             state.rooms.record_cursor(CursorSample { room: room.to_string(), at, user_id: seat.user_id, x, y });
         }
     }
@@ -331,7 +331,7 @@ async fn run(state: &AppState, seat: &Seat, sub: &mut Subscription, ws: &mut Web
         lane: None,
     };
     let mut heartbeat = socket::Heartbeat::default();
-    let ends_in = Duration::from_millis(seat.expires_at.saturating_sub(crate::domain::time::now_ms()).max(0) as u64);
+    let ends_in = Duration::from_millis(seat.expires_at.saturating_sub(state.clock.now_ms()).max(0) as u64);
     let expires = tokio::time::Instant::now() + ends_in;
     // One timer per socket: the next ping, the next coalesced cursor or the session's end.
     let mut timer = std::pin::pin!(tokio::time::sleep_until(heartbeat.next().min(expires)));
