@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
-use crate::config::Config;
 use crate::error::AppError;
 
 /// Signing keys, from the config or generated on first start.
@@ -29,14 +28,15 @@ impl std::fmt::Debug for Secrets {
 }
 
 impl Secrets {
-    /// Configured secrets win; otherwise `data_dir/secrets/<name>.key` is read or created (0600).
-    pub fn load(config: &Config) -> anyhow::Result<Secrets> {
-        let dir = config.data_dir.join("secrets");
-        let jwt = match &config.jwt_secret {
+    /// Configured secrets (`jwt_secret`, `hmac_secret`) win; otherwise
+    /// `data_dir/secrets/<name>.key` is read or created (0600).
+    pub fn load(data_dir: &Path, jwt_secret: Option<&str>, hmac_secret: Option<&str>) -> anyhow::Result<Secrets> {
+        let dir = data_dir.join("secrets");
+        let jwt = match jwt_secret {
             Some(s) => s.as_bytes().to_vec(),
             None => load_or_create(&dir, "jwt")?,
         };
-        let hmac = match &config.hmac_secret {
+        let hmac = match hmac_secret {
             Some(s) => s.as_bytes().to_vec(),
             None => load_or_create(&dir, "hmac")?,
         };
