@@ -155,7 +155,7 @@ impl Auth {
     }
 
     pub fn issue(&self, subject: &str, typ: &str, ttl_secs: u64) -> Result<String, AppError> {
-        let now = crate::blob::unix_now() as u64;
+        let now = (crate::domain::time::now_ms() / 1000) as u64;
         let claims =
             Claims { sub: subject.to_string(), exp: now + ttl_secs, iat: now, typ: typ.to_string(), sid: None };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(AppError::internal)
@@ -164,7 +164,7 @@ impl Auth {
     /// An account token of kind `typ` (`ACCESS` or `PAGE_SESSION`) bound to the sign-in session
     /// `sid`, expiring at `exp` (unix seconds, the session's own expiry).
     pub fn issue_for_session(&self, user_id: i64, typ: &str, sid: &str, exp: u64) -> Result<String, AppError> {
-        let now = crate::blob::unix_now() as u64;
+        let now = (crate::domain::time::now_ms() / 1000) as u64;
         let claims =
             Claims { sub: user_id.to_string(), exp, iat: now, typ: typ.to_string(), sid: Some(sid.to_string()) };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(AppError::internal)
