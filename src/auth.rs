@@ -204,16 +204,3 @@ pub fn random_token() -> String {
 pub fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
-
-/// HMAC-SHA256 of the concatenated `parts` under `key` (callers put their own separators and a
-/// context prefix in `parts`, so digests made for one purpose never verify for another).
-pub fn keyed_digest(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    use hmac::{Hmac, Mac};
-    // HMAC accepts keys of any length, so this cannot fail.
-    let mut m =
-        <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| panic!("HMAC takes any key length"));
-    for p in parts {
-        m.update(p);
-    }
-    m.finalize().into_bytes().into()
-}

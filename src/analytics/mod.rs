@@ -135,7 +135,7 @@ impl Enricher {
 /// same key; the next day's salt gives another.
 pub fn visitor_key(salt: &[u8], ip: IpAddr, user_agent: &str) -> String {
     let ip = ip.to_string();
-    hex::encode(&crate::auth::keyed_digest(salt, &[ip.as_bytes(), b"\0", user_agent.as_bytes()])[..16])
+    hex::encode(&crate::domain::digest::keyed_digest(salt, &[ip.as_bytes(), b"\0", user_agent.as_bytes()])[..16])
 }
 
 impl Analytics {

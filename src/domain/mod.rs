@@ -6,6 +6,7 @@ pub mod assets;
 pub mod chat;
 pub mod collaboration;
 pub mod comments;
+pub mod digest;
 pub mod filetype;
 pub mod gallery;
 pub mod pagination;
