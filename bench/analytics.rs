@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 #[path = "common.rs"]
 mod common;
 
-use vitrine::analytics::{Event, Kind};
+use vitrine::domain::analytics::{Event, Kind};
 use vitrine::store::Store;
 use vitrine::store::analytics::Scope;
 
@@ -325,7 +325,7 @@ async fn under_load(kind: &str) -> anyhow::Result<()> {
                 for _ in 0..INJECT_RATE / 100 {
                     n += 1;
                     state.analytics.capture(Hit {
-                        kind: vitrine::analytics::Kind::View,
+                        kind: vitrine::domain::analytics::Kind::View,
                         at_ms: state.analytics.now_ms(),
                         share_id,
                         asset_id,

@@ -115,7 +115,7 @@ impl AppState {
         config.validate()?;
         crate::private_fs::create_dir(&config.data_dir)
             .map_err(|e| anyhow::anyhow!("cannot create data_dir {}: {e}", config.data_dir.display()))?;
-        let secrets = Secrets::load(&config)?;
+        let secrets = Secrets::load(&config.data_dir, config.jwt_secret.as_deref(), config.hmac_secret.as_deref())?;
         let store = Store::connect(&config.effective_database_url(), config.database_max_connections).await?;
         store.migrate().await?;
         let blobs = BlobStore::from_config(&config, secrets.hmac.clone(), clock.clone())?;

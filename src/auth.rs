@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
-use crate::config::Config;
 use crate::domain::time::Clock;
 use crate::error::AppError;
 
@@ -30,14 +29,15 @@ impl std::fmt::Debug for Secrets {
 }
 
 impl Secrets {
-    /// Configured secrets win; otherwise `data_dir/secrets/<name>.key` is read or created (0600).
-    pub fn load(config: &Config) -> anyhow::Result<Secrets> {
-        let dir = config.data_dir.join("secrets");
-        let jwt = match &config.jwt_secret {
+    /// Configured secrets (`jwt_secret`, `hmac_secret`) win; otherwise
+    /// `data_dir/secrets/<name>.key` is read or created (0600).
+    pub fn load(data_dir: &Path, jwt_secret: Option<&str>, hmac_secret: Option<&str>) -> anyhow::Result<Secrets> {
+        let dir = data_dir.join("secrets");
+        let jwt = match jwt_secret {
             Some(s) => s.as_bytes().to_vec(),
             None => load_or_create(&dir, "jwt")?,
         };
-        let hmac = match &config.hmac_secret {
+        let hmac = match hmac_secret {
             Some(s) => s.as_bytes().to_vec(),
             None => load_or_create(&dir, "hmac")?,
         };
@@ -214,19 +214,6 @@ pub fn random_token() -> String {
 /// Constant-time string equality.
 pub fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
-}
-
-/// HMAC-SHA256 of the concatenated `parts` under `key` (callers put their own separators and a
-/// context prefix in `parts`, so digests made for one purpose never verify for another).
-pub fn keyed_digest(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    use hmac::{Hmac, Mac};
-    // HMAC accepts keys of any length, so this cannot fail.
-    let mut m =
-        <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| panic!("HMAC takes any key length"));
-    for p in parts {
-        m.update(p);
-    }
-    m.finalize().into_bytes().into()
 }
 
 #[cfg(test)]

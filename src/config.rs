@@ -178,48 +178,6 @@ pub struct Config {
     pub storage_min_free_bytes: u64,
 }
 
-const IMAGE_TYPES: &[&str] = &["image/jpeg", "image/png", "image/gif", "image/webp"];
-const MEDIA_TYPES: &[&str] = &[
-    "video/mp4",
-    "video/webm",
-    "video/quicktime",
-    "audio/mpeg",
-    "audio/wav",
-    "audio/ogg",
-    "video/ogg",
-    "application/ogg",
-    "audio/mp4",
-    "audio/flac",
-];
-const DOCUMENT_TYPES: &[&str] = &[
-    "application/pdf",
-    "application/msword",
-    "application/vnd.ms-excel",
-    "application/vnd.ms-powerpoint",
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-    "application/vnd.oasis.opendocument.text",
-    "application/vnd.oasis.opendocument.spreadsheet",
-    "application/vnd.oasis.opendocument.presentation",
-    "application/rtf",
-];
-const TEXT_TYPES: &[&str] = &["text/plain", "text/csv"];
-
-fn types(groups: &[&[&str]]) -> Vec<String> {
-    groups.iter().flat_map(|g| g.iter().map(|t| t.to_string())).collect()
-}
-
-/// Assets accept images, audio and video, documents and text.
-pub fn default_asset_types() -> Vec<String> {
-    types(&[IMAGE_TYPES, MEDIA_TYPES, DOCUMENT_TYPES, TEXT_TYPES])
-}
-
-/// Chat accepts images, PDF, office documents and text (SPEC §7).
-pub fn default_chat_types() -> Vec<String> {
-    types(&[IMAGE_TYPES, DOCUMENT_TYPES, TEXT_TYPES])
-}
-
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -250,7 +208,7 @@ impl Default for Config {
             hmac_secret: None,
             token_ttl_secs: 24 * 3600,
             asset_max_bytes: 2 * 1024 * 1024 * 1024,
-            asset_allowed_types: default_asset_types(),
+            asset_allowed_types: crate::domain::filetype::default_asset_types(),
             image_max_pixels: 100_000_000,
             download_url_ttl_secs: 3600,
             login_rate_per_ip_per_minute: 10,
@@ -270,7 +228,7 @@ impl Default for Config {
             gallery_rate_dashboard_per_hour: 200,
             gallery_rate_admin_per_hour: 300,
             chat_max_bytes: 25 * 1024 * 1024,
-            chat_allowed_types: default_chat_types(),
+            chat_allowed_types: crate::domain::filetype::default_chat_types(),
             chat_upload_rate_per_minute: 10,
             chat_session_rate_per_ip_per_minute: 30,
             chat_token_ttl_secs: 86_400,

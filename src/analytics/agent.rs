@@ -23,14 +23,6 @@ fn known(s: &str) -> String {
     if s.is_empty() || s == "UNKNOWN" { "unknown".to_string() } else { s.to_string() }
 }
 
-/// The device types, as stored.
-pub const DEVICES: [&str; 4] = ["desktop", "mobile", "tablet", "bot"];
-
-/// The stored name of a device type read back from storage (`desktop` when unknown).
-pub fn device_name(s: &str) -> &'static str {
-    DEVICES.into_iter().find(|d| *d == s).unwrap_or("desktop")
-}
-
 pub fn parse(user_agent: &str) -> Agent {
     let bot_by_list = crate::domain::visitors::is_bot(user_agent);
     let Some(r) = parser().parse(user_agent) else {

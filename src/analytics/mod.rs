@@ -6,10 +6,9 @@
 pub mod agent;
 pub mod charts;
 pub mod geo;
-pub mod hll;
 pub mod report;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,37 +16,9 @@ use std::time::Duration;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::domain::analytics::{Event, Kind};
 use crate::domain::time::{Clock, day_of};
 use crate::store::Store;
-
-/// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    View,
-    Preview,
-    Download,
-    Comment,
-    /// Time on page and load time reported by the page's beacon.
-    Engagement,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::View => "view",
-            Kind::Preview => "preview",
-            Kind::Download => "download",
-            Kind::Comment => "comment",
-            Kind::Engagement => "engagement",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Kind> {
-        [Kind::View, Kind::Preview, Kind::Download, Kind::Comment, Kind::Engagement]
-            .into_iter()
-            .find(|k| k.as_str() == s)
-    }
-}
 
 /// A request as captured on the request path: cheap to build, nothing looked up yet. The IP lives
 /// only in memory until the writer turns it into a visitor key and a country.
@@ -60,24 +31,6 @@ pub struct Hit {
     pub ip: IpAddr,
     pub user_agent: String,
     pub referrer: Option<String>,
-    pub time_on_page_ms: Option<i64>,
-    pub load_ms: Option<i64>,
-}
-
-/// An event as stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Event {
-    pub kind: Kind,
-    pub at_ms: i64,
-    pub share_id: i64,
-    pub asset_id: i64,
-    pub visitor: String,
-    pub country: String,
-    pub device: &'static str,
-    pub browser: String,
-    pub os: String,
-    pub referrer: String,
-    pub is_bot: bool,
     pub time_on_page_ms: Option<i64>,
     pub load_ms: Option<i64>,
 }
@@ -182,7 +135,7 @@ impl Enricher {
 /// same key; the next day's salt gives another.
 pub fn visitor_key(salt: &[u8], ip: IpAddr, user_agent: &str) -> String {
     let ip = ip.to_string();
-    hex::encode(&crate::auth::keyed_digest(salt, &[ip.as_bytes(), b"\0", user_agent.as_bytes()])[..16])
+    hex::encode(&crate::domain::digest::keyed_digest(salt, &[ip.as_bytes(), b"\0", user_agent.as_bytes()])[..16])
 }
 
 impl Analytics {
@@ -300,66 +253,4 @@ impl Analytics {
             self.write_batch(msgs).await;
         }
     }
-}
-
-/// Per-batch rollup key: (asset, share, day, dimension, value).
-pub type RollupKey = (i64, i64, String, &'static str, String);
-
-/// (asset, share, day): the unit of a unique-visitor sketch.
-pub type DayKey = (i64, i64, String);
-
-/// Counters of one rollup row.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Counts {
-    pub views: i64,
-    pub downloads: i64,
-    pub previews: i64,
-    pub comments: i64,
-    pub time_sum_ms: i64,
-    pub time_count: i64,
-    pub load_sum_ms: i64,
-    pub load_count: i64,
-}
-
-/// Aggregates a batch into rollup rows and unique-visitor sketches; bots are left out of both.
-/// Sorted maps: writers of several instances upsert the same rows in the same order, so their
-/// transactions wait for each other instead of deadlocking.
-pub fn rollup(events: &[Event]) -> (BTreeMap<RollupKey, Counts>, BTreeMap<DayKey, hll::Hll>) {
-    let mut rows: BTreeMap<RollupKey, Counts> = BTreeMap::new();
-    let mut visitors: BTreeMap<DayKey, hll::Hll> = BTreeMap::new();
-    for e in events.iter().filter(|e| !e.is_bot) {
-        let day = day_of(e.at_ms);
-        let mut add = |dim: &'static str, value: &str, total: bool| {
-            let c = rows.entry((e.asset_id, e.share_id, day.clone(), dim, value.to_string())).or_default();
-            match e.kind {
-                Kind::View => c.views += 1,
-                Kind::Download => c.downloads += 1,
-                Kind::Preview => c.previews += 1,
-                Kind::Comment => c.comments += 1,
-                Kind::Engagement => {}
-            }
-            if total {
-                if let Some(t) = e.time_on_page_ms {
-                    c.time_sum_ms += t;
-                    c.time_count += 1;
-                }
-                if let Some(l) = e.load_ms {
-                    c.load_sum_ms += l;
-                    c.load_count += 1;
-                }
-            }
-        };
-        add("total", "", true);
-        if e.kind == Kind::View {
-            add("country", &e.country, false);
-            add("device", e.device, false);
-            add("browser", &e.browser, false);
-            add("os", &e.os, false);
-            add("referrer", &e.referrer, false);
-        }
-        if matches!(e.kind, Kind::View | Kind::Download) {
-            visitors.entry((e.asset_id, e.share_id, day)).or_default().add_key(&e.visitor);
-        }
-    }
-    (rows, visitors)
 }

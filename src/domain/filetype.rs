@@ -212,13 +212,56 @@ pub fn classify<R: Read + Seek>(reader: R, prefix: &[u8], name: &str, allowed: &
     }
 }
 
+// The default allow-lists: config's `asset_allowed_types` and `chat_allowed_types`.
+const IMAGE_TYPES: &[&str] = &["image/jpeg", "image/png", "image/gif", "image/webp"];
+const MEDIA_TYPES: &[&str] = &[
+    "video/mp4",
+    "video/webm",
+    "video/quicktime",
+    "audio/mpeg",
+    "audio/wav",
+    "audio/ogg",
+    "video/ogg",
+    "application/ogg",
+    "audio/mp4",
+    "audio/flac",
+];
+const DOCUMENT_TYPES: &[&str] = &[
+    "application/pdf",
+    "application/msword",
+    "application/vnd.ms-excel",
+    "application/vnd.ms-powerpoint",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "application/vnd.oasis.opendocument.text",
+    "application/vnd.oasis.opendocument.spreadsheet",
+    "application/vnd.oasis.opendocument.presentation",
+    "application/rtf",
+];
+const TEXT_TYPES: &[&str] = &["text/plain", "text/csv"];
+
+fn types(groups: &[&[&str]]) -> Vec<String> {
+    groups.iter().flat_map(|g| g.iter().map(|t| t.to_string())).collect()
+}
+
+/// Assets accept images, audio and video, documents and text.
+pub fn default_asset_types() -> Vec<String> {
+    types(&[IMAGE_TYPES, MEDIA_TYPES, DOCUMENT_TYPES, TEXT_TYPES])
+}
+
+/// Chat accepts images, PDF, office documents and text (SPEC §7).
+pub fn default_chat_types() -> Vec<String> {
+    types(&[IMAGE_TYPES, DOCUMENT_TYPES, TEXT_TYPES])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Cursor;
 
     fn check(bytes: &[u8], name: &str) -> Verdict {
-        let allowed = crate::config::default_asset_types();
+        let allowed = default_asset_types();
         classify(Cursor::new(bytes), &bytes[..bytes.len().min(65536)], name, &allowed)
     }
 

@@ -1,10 +1,12 @@
 //! Types that are valid by construction: request bodies are parsed into these at the edge,
 //! and the store accepts only these. No I/O here.
 
+pub mod analytics;
 pub mod assets;
 pub mod chat;
 pub mod collaboration;
 pub mod comments;
+pub mod digest;
 pub mod filetype;
 pub mod gallery;
 pub mod pagination;

@@ -8,7 +8,7 @@ use http::HeaderMap;
 /// A stable pseudonymous key of (IP, user agent) under `key`; the IP itself is never kept.
 pub fn visitor_key(key: &[u8], ip: IpAddr, user_agent: &str) -> String {
     let ip = ip.to_string();
-    hex::encode(&crate::auth::keyed_digest(key, &[b"visitor\0", ip.as_bytes(), b"\0", user_agent.as_bytes()])[..16])
+    hex::encode(&super::digest::keyed_digest(key, &[b"visitor\0", ip.as_bytes(), b"\0", user_agent.as_bytes()])[..16])
 }
 
 /// Fetchers that unfurl links for chats and social networks, and crawlers.

@@ -215,7 +215,7 @@ pub async fn unlock(state: &AppState, req: &ShareRequest, password: &str) -> Res
 
 /// Records what a recipient did (never the owner's own visits, never prefetches); bots are
 /// recorded with their flag and left out of the counts by the rollups.
-pub fn capture(state: &AppState, req: &ShareRequest, access: &Access, kind: crate::analytics::Kind) {
+pub fn capture(state: &AppState, req: &ShareRequest, access: &Access, kind: crate::domain::analytics::Kind) {
     capture_with(state, req, access, kind, None, None);
 }
 
@@ -223,7 +223,7 @@ pub fn capture_with(
     state: &AppState,
     req: &ShareRequest,
     access: &Access,
-    kind: crate::analytics::Kind,
+    kind: crate::domain::analytics::Kind,
     time_on_page_ms: Option<i64>,
     load_ms: Option<i64>,
 ) {

@@ -41,8 +41,22 @@ pub fn envelope_of(e: &RoomEvent, origin: &str) -> Envelope {
         kind: e.kind.clone(),
         from: e.data.pointer("/user/user_id").and_then(|v| v.as_i64()),
         to: None,
-        frame: e.frame().into(),
+        frame: frame(e).into(),
     }
+}
+
+/// The frame clients receive for a durable event: `{"type", "seq", "at", ...data}`.
+fn frame(e: &RoomEvent) -> String {
+    let mut m = serde_json::Map::new();
+    m.insert("type".into(), e.kind.clone().into());
+    m.insert("seq".into(), e.seq.into());
+    m.insert("at".into(), crate::domain::time::rfc3339(e.at).into());
+    if let serde_json::Value::Object(fields) = &e.data {
+        for (k, v) in fields {
+            m.insert(k.clone(), v.clone());
+        }
+    }
+    serde_json::Value::Object(m).to_string()
 }
 
 #[derive(Default)]

@@ -19,7 +19,7 @@ use crate::store::collaboration::NewParticipant;
 pub fn invite_token(state: &AppState, p: &Participant) -> String {
     let id = p.id.to_string();
     let sid = p.session_id.to_string();
-    let mac = crate::auth::keyed_digest(
+    let mac = crate::domain::digest::keyed_digest(
         &state.secrets.hmac,
         &[b"invite\0", id.as_bytes(), b"\0", sid.as_bytes(), b"\0", p.email.as_bytes()],
     );

@@ -81,7 +81,7 @@ pub async fn create(
         && !by_owner
     {
         state.analytics.capture(crate::analytics::Hit {
-            kind: crate::analytics::Kind::Comment,
+            kind: crate::domain::analytics::Kind::Comment,
             at_ms: now,
             share_id: o.share_id,
             asset_id: asset.asset_id,

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use rand::RngCore;
 
 use super::Store;
-use crate::analytics::hll::Hll;
-use crate::analytics::{Counts, Event, Kind, rollup};
+use crate::domain::analytics::hll::Hll;
+use crate::domain::analytics::{Counts, Event, Kind, device_name, rollup};
 
 /// Which events a report covers.
 #[derive(Debug, Clone, Copy)]
@@ -282,7 +282,7 @@ impl Store {
                     asset_id: r.4,
                     visitor: r.5,
                     country: r.6,
-                    device: crate::analytics::agent::device_name(&r.7),
+                    device: device_name(&r.7),
                     browser: r.8,
                     os: r.9,
                     referrer: r.10,

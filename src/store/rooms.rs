@@ -18,22 +18,6 @@ pub struct RoomEvent {
     pub data: serde_json::Value,
 }
 
-impl RoomEvent {
-    /// The frame clients receive: `{"type", "seq", "at", ...data}`.
-    pub fn frame(&self) -> String {
-        let mut m = serde_json::Map::new();
-        m.insert("type".into(), self.kind.clone().into());
-        m.insert("seq".into(), self.seq.into());
-        m.insert("at".into(), crate::domain::time::rfc3339(self.at).into());
-        if let serde_json::Value::Object(fields) = &self.data {
-            for (k, v) in fields {
-                m.insert(k.clone(), v.clone());
-            }
-        }
-        serde_json::Value::Object(m).to_string()
-    }
-}
-
 /// A sampled cursor position, kept for session recordings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CursorSample {

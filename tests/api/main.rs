@@ -18,6 +18,7 @@ mod hardening_conn;
 mod hardening_media;
 mod hardening_ops;
 mod jobs;
+mod layers;
 mod notifications;
 mod ops;
 mod pages;

@@ -12,9 +12,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::{check_csrf, csrf_token};
-use crate::analytics::Kind;
 use crate::app::AppState;
 use crate::blob::Disposition;
+use crate::domain::analytics::Kind;
 use crate::domain::assets::MediaType;
 use crate::domain::pagination::{Page, PageQuery, PageRequest};
 use crate::domain::shares::{ShareStatus, ShareType};
