@@ -64,3 +64,19 @@ pub async fn receive(state: &AppState, user: &User, meta: AssetMeta, rec: Receiv
         }
     }
 }
+
+/// Deletes an asset (its owner or an admin): its review sessions end first, so that their members
+/// are told (`session_ended`, sockets closed) on every instance (their recordings are kept for the
+/// replay); then its links, the row, and the blobs no other row uses.
+pub async fn delete(state: &AppState, user: &User, id: i64) -> AppResult<()> {
+    let a = visible_asset(state, user, id).await?;
+    crate::service::collaboration::end_sessions(state, state.store.open_sessions_of_asset(id).await?).await?;
+    state.store.delete_shares_of_asset(id).await?;
+    state.store.delete_asset(id, state.clock.now_ms()).await?;
+    crate::service::blobs::release(state, &a.blob_key).await;
+    if let Some(t) = &a.thumb_key {
+        crate::service::blobs::release(state, t).await;
+    }
+    tracing::info!(asset_id = id, by = user.id, "asset deleted");
+    Ok(())
+}

@@ -6,6 +6,7 @@
 pub mod analytics;
 pub mod assets;
 pub mod auth;
+pub mod blobs;
 pub mod chat;
 pub mod collaboration;
 pub mod comments;

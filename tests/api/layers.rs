@@ -50,22 +50,6 @@ const ALLOWED: &[(&str, &str)] = &[
 /// Only the edge and its wiring name `crate::http`.
 const HTTP_USERS: &[&str] = &["http", "app", "main"];
 
-/// Known breaches that moves under way remove (issue 19): (file, used module). They are
-/// tolerated and printed; delete an entry when its move lands (the test fails on a stale entry).
-const KNOWN_PENDING: &[(&str, &str)] = &[
-    // The per-feature socket handlers move to `http/ws/`, their operations to `service/`.
-    ("src/realtime/chat.rs", "app"),
-    ("src/realtime/chat.rs", "http"),
-    ("src/realtime/collaboration.rs", "app"),
-    ("src/realtime/collaboration.rs", "http"),
-    ("src/realtime/notifications.rs", "app"),
-    ("src/realtime/socket.rs", "app"),
-    // `vitrine user create` calls `http::api::auth::create_account`, which moves to `service/`.
-    ("src/cli.rs", "http"),
-    // Deleting an asset calls `jobs::blob_gc::release`; it moves below the edge with the deletion.
-    ("src/http/api/assets.rs", "jobs"),
-];
-
 fn rank(module: &str) -> Option<u8> {
     RANKS.iter().find(|(m, _)| *m == module).map(|(_, r)| *r)
 }
@@ -145,7 +129,7 @@ fn every_module_uses_only_the_layers_below_it() {
     let mut files = vec![];
     rust_files(&root.join("src"), &mut files);
     files.sort();
-    let (mut broken, mut pending) = (vec![], BTreeSet::new());
+    let mut broken = vec![];
     for path in &files {
         let relative = path.strip_prefix(root).expect("under the manifest dir").to_string_lossy().replace('\\', "/");
         let module = module_of(&relative);
@@ -168,18 +152,9 @@ fn every_module_uses_only_the_layers_below_it() {
                 }
                 _ => None,
             };
-            let Some(why) = why else { continue };
-            if KNOWN_PENDING.contains(&(relative.as_str(), used.as_str())) {
-                pending.insert((relative.clone(), used.clone()));
-                println!("known, pending a move: {relative}: {why}");
-            } else {
+            if let Some(why) = why {
                 broken.push(format!("{relative}: {why}"));
             }
-        }
-    }
-    for (file, used) in KNOWN_PENDING {
-        if !pending.contains(&(file.to_string(), used.to_string())) {
-            broken.push(format!("KNOWN_PENDING lists ({file}, {used}), which no longer happens: delete the entry"));
         }
     }
     assert!(broken.is_empty(), "imports that break the layers:\n{}", broken.join("\n"));

@@ -301,17 +301,7 @@ pub async fn delete(
     CurrentUser(user): CurrentUser,
     ApiPath(id): ApiPath<i64>,
 ) -> AppResult<Response> {
-    let a = visible_asset(&state, &user, id).await?;
-    // Its review sessions end first, so that their members are told (`session_ended`, sockets
-    // closed) on every instance; their recordings are kept for the replay.
-    crate::service::collaboration::end_sessions(&state, state.store.open_sessions_of_asset(id).await?).await?;
-    state.store.delete_shares_of_asset(id).await?;
-    state.store.delete_asset(id, state.clock.now_ms()).await?;
-    crate::jobs::blob_gc::release(&state, &a.blob_key).await;
-    if let Some(t) = &a.thumb_key {
-        crate::jobs::blob_gc::release(&state, t).await;
-    }
-    tracing::info!(asset_id = id, by = user.id, "asset deleted");
+    assets::delete(&state, &user, id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
