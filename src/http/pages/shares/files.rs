@@ -2,18 +2,15 @@
 //! thumbnail.
 
 use axum::extract::State;
-use axum::http::{Method, header};
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 
-use crate::analytics::Kind;
 use crate::app::AppState;
 use crate::blob::Disposition;
 use crate::domain::shares::ShareStatus;
-use crate::domain::time::now_ms;
 use crate::error::{AppError, ErrorResponse};
 use crate::http::files::{FileInfo, safe_inline, serve};
-use crate::http::share_access::{Access, Refusal, ShareRequest, capture, resolve};
-use crate::store::shares::Reservation;
+use crate::http::share_access::{Access, Refusal, ShareRequest, count_download, resolve};
 
 /// The link lets the file play inline: previews allowed and a type that is safe inline.
 pub(super) fn previewable(a: &Access) -> bool {
@@ -56,44 +53,7 @@ async fn download_inner(state: &AppState, req: &ShareRequest, method: &Method) -
         });
     }
     let info = file_info(&access, Disposition::Attachment);
-    if method == Method::HEAD || access.is_owner {
-        return serve(state, &info, method, &req.headers).await;
-    }
-    if !access.counts {
-        return Err(AppError::Forbidden {
-            code: "not_a_download",
-            message: "prefetches and link previews do not download files".into(),
-        });
-    }
-    let now = now_ms();
-    let is_range = req.headers.contains_key(header::RANGE);
-    if is_range && state.store.has_download_grant(access.share.id, &access.visitor, now).await? {
-        return serve(state, &info, method, &req.headers).await;
-    }
-    if state.store.reserve_download(access.share.id, now).await? == Reservation::Refused {
-        let fresh = state.store.share_by_uuid(&access.share.uuid).await?.ok_or(AppError::NotFound("share"))?;
-        return Err(Refusal::Gone(match fresh.status(now) {
-            ShareStatus::Active => ShareStatus::Exhausted,
-            s => s,
-        })
-        .into());
-    }
-    match serve(state, &info, method, &req.headers).await {
-        Ok(resp) if resp.status().is_success() => {
-            let until = now + state.config.share_resume_window_secs as i64 * 1000;
-            state.store.grant_download(access.share.id, &access.visitor, until).await?;
-            capture(state, req, &access, Kind::Download);
-            metrics::counter!("vitrine_share_downloads_total").increment(1);
-            Ok(resp)
-        }
-        // Nothing was sent: give the download back.
-        other => {
-            if let Err(e) = state.store.refund_download(access.share.id).await {
-                tracing::error!(error = %e, share_id = access.share.id, "could not refund a download");
-            }
-            other
-        }
-    }
+    count_download(state, req, &access, method, serve(state, &info, method, &req.headers)).await
 }
 
 /// Streams the file inline for the preview player (images, video, audio, PDF); never counts.

@@ -26,7 +26,7 @@ use crate::error::{AppError, ErrorResponse};
 use crate::http::api::shares::share_url;
 use crate::http::extract::{ApiForm, CsrfCookie};
 use crate::http::share_access::{
-    Refusal, SHARE_COOKIE, ShareRequest, capture, notify_access, resolve, unlock as unlock_link,
+    Refusal, SHARE_COOKIE, ShareRequest, UnlockRefused, capture, notify_access, resolve, unlock as unlock_link,
 };
 use comments::{CommentSection, CommentsView, comment_section};
 use files::previewable;
@@ -360,7 +360,7 @@ pub async fn unlock(
             }
             r
         }
-        Err(AppError::RateLimited { retry_after_secs }) => {
+        Err(UnlockRefused::RateLimited(retry_after_secs) | UnlockRefused::LockedOut(retry_after_secs)) => {
             let mins = retry_after_secs.div_ceil(60);
             let mut r = password_page(
                 &state,
@@ -372,13 +372,12 @@ pub async fn unlock(
             r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             r
         }
-        Err(AppError::Forbidden { code: "wrong_password", .. }) => {
+        Err(UnlockRefused::WrongPassword) => {
             password_page(&state, &req.uuid, &csrf, Some("Wrong password. Try again.".into()), StatusCode::UNAUTHORIZED)
         }
-        Err(AppError::NotFound(_)) => refusal_response(&state, &req, Refusal::NotFound, false, &csrf),
-        Err(AppError::Gone { code, .. }) => {
-            gone_page(if code == "share_expired" { ShareStatus::Expired } else { ShareStatus::Revoked })
-        }
-        Err(e) => e.into_response(),
+        Err(UnlockRefused::NotFound) => refusal_response(&state, &req, Refusal::NotFound, false, &csrf),
+        Err(UnlockRefused::Expired) => gone_page(ShareStatus::Expired),
+        Err(UnlockRefused::Revoked) => gone_page(ShareStatus::Revoked),
+        Err(r) => AppError::from(r).into_response(),
     }
 }
