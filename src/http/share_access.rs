@@ -1,12 +1,14 @@
 //! Who may open a share link, decided in one place for the recipient's page, its JSON twin, the
 //! preview, the download and the embed page: unknown -> 404; revoked/expired -> 410; protected ->
-//! a link token (cookie, Bearer or `?token=`); private -> a signed-in, allowed account.
+//! a link token (cookie, Bearer or `?token=`); private -> a signed-in, allowed account. Next to it:
+//! the download count kept around a served file, and unlocking a link with its password.
 
 use std::net::IpAddr;
 
 use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, Method, header};
+use axum::response::Response;
 use serde::Deserialize;
 
 use crate::app::AppState;
@@ -17,6 +19,7 @@ use crate::domain::visitors::{is_bot, is_prefetch, visitor_key};
 use crate::error::AppError;
 use crate::http::extract::{ClientIp, SESSION_COOKIE, cookie, cross_origin};
 use crate::service::auth::{page_session, user_from_token};
+use crate::store::shares::Reservation;
 
 /// Cookie carrying a link's access token; its Path is the link, so it never leaves it.
 pub const SHARE_COOKIE: &str = "vitrine_share";
@@ -187,30 +190,138 @@ pub fn link_token_ttl(share: &Share, now: i64) -> u64 {
     }
 }
 
-/// Checks a link's password with lockout and rate limits; on success returns a link token.
-pub async fn unlock(state: &AppState, req: &ShareRequest, password: &str) -> Result<(String, u64), AppError> {
-    state.limits.share_access_per_ip.check(req.ip).await?;
-    if uuid::Uuid::parse_str(&req.uuid).is_err() {
-        return Err(AppError::NotFound("share"));
+/// Why a password did not unlock a link; `AppError::from` gives each its status and code.
+#[derive(Debug)]
+pub enum UnlockRefused {
+    /// No such link (404).
+    NotFound,
+    /// The link has expired (410 `share_expired`).
+    Expired,
+    /// The link was revoked (410 `share_revoked`).
+    Revoked,
+    /// The link has no password (400 `not_protected`).
+    NotProtected,
+    /// The password is wrong (403 `wrong_password`).
+    WrongPassword,
+    /// Too many requests to share links from this address: retry after this many seconds (429).
+    RateLimited(u64),
+    /// Too many wrong passwords for this link from this address: retry after this many seconds (429).
+    LockedOut(u64),
+    /// Anything else (the store, hashing, the token).
+    Failed(AppError),
+}
+
+impl From<anyhow::Error> for UnlockRefused {
+    fn from(e: anyhow::Error) -> Self {
+        UnlockRefused::Failed(AppError::from(e))
     }
-    let share = state.store.share_by_uuid(&req.uuid).await?.ok_or(AppError::NotFound("share"))?;
-    let status = share.status(state.clock.now_ms());
-    if matches!(status, ShareStatus::Revoked | ShareStatus::Expired) {
-        return Err(Refusal::Gone(status).into());
+}
+
+impl From<UnlockRefused> for AppError {
+    fn from(r: UnlockRefused) -> Self {
+        match r {
+            UnlockRefused::NotFound => AppError::NotFound("share"),
+            UnlockRefused::Expired => Refusal::Gone(ShareStatus::Expired).into(),
+            UnlockRefused::Revoked => Refusal::Gone(ShareStatus::Revoked).into(),
+            UnlockRefused::NotProtected => AppError::bad_request("not_protected", "this link has no password"),
+            UnlockRefused::WrongPassword => {
+                AppError::Forbidden { code: "wrong_password", message: "wrong password".into() }
+            }
+            UnlockRefused::RateLimited(retry_after_secs) | UnlockRefused::LockedOut(retry_after_secs) => {
+                AppError::RateLimited { retry_after_secs }
+            }
+            UnlockRefused::Failed(e) => e,
+        }
+    }
+}
+
+/// A limiter's refusal as `refused(retry after)`; any other error as `Failed`.
+fn over_limit(e: AppError, refused: fn(u64) -> UnlockRefused) -> UnlockRefused {
+    match e {
+        AppError::RateLimited { retry_after_secs } => refused(retry_after_secs),
+        other => UnlockRefused::Failed(other),
+    }
+}
+
+/// Checks a link's password with lockout and rate limits; on success returns a link token and
+/// its lifetime in seconds.
+pub async fn unlock(state: &AppState, req: &ShareRequest, password: &str) -> Result<(String, u64), UnlockRefused> {
+    state.limits.share_access_per_ip.check(req.ip).await.map_err(|e| over_limit(e, UnlockRefused::RateLimited))?;
+    if uuid::Uuid::parse_str(&req.uuid).is_err() {
+        return Err(UnlockRefused::NotFound);
+    }
+    let share = state.store.share_by_uuid(&req.uuid).await?.ok_or(UnlockRefused::NotFound)?;
+    match share.status(state.clock.now_ms()) {
+        ShareStatus::Expired => return Err(UnlockRefused::Expired),
+        ShareStatus::Revoked => return Err(UnlockRefused::Revoked),
+        _ => {}
     }
     if share.share_type != ShareType::Protected {
-        return Err(AppError::bad_request("not_protected", "this link has no password"));
+        return Err(UnlockRefused::NotProtected);
     }
     let key = crate::limits::share_password_key(req.ip, share.id);
-    state.limits.share_password.check(&key).await?;
-    if !state.auth.verify_password(password, share.password_hash.as_deref()).await? {
+    state.limits.share_password.check(&key).await.map_err(|e| over_limit(e, UnlockRefused::LockedOut))?;
+    if !state.auth.verify_password(password, share.password_hash.as_deref()).await.map_err(UnlockRefused::Failed)? {
         state.limits.share_password.failure(&key).await;
         metrics::counter!("vitrine_share_password_failures_total").increment(1);
-        return Err(AppError::Forbidden { code: "wrong_password", message: "wrong password".into() });
+        return Err(UnlockRefused::WrongPassword);
     }
     state.limits.share_password.success(&key).await;
     let ttl = link_token_ttl(&share, state.clock.now_ms());
-    Ok((state.auth.issue(&share.uuid, "share", ttl)?, ttl))
+    Ok((state.auth.issue(&share.uuid, "share", ttl).map_err(UnlockRefused::Failed)?, ttl))
+}
+
+/// Serves a download of `access`'s file with `serve` and keeps the link's download count
+/// (exactly `max_downloads` ever succeed). HEAD and the owner never count; link-preview bots and
+/// prefetches are refused; a Range request by a visitor whose download was counted within the
+/// resume window continues without counting, even once the link is exhausted. Any other request
+/// reserves one download first (410 when none is left); a successful response grants the visitor
+/// the resume window, any other gives the download back.
+pub async fn count_download(
+    state: &AppState,
+    req: &ShareRequest,
+    access: &Access,
+    method: &Method,
+    serve: impl Future<Output = Result<Response, AppError>>,
+) -> Result<Response, AppError> {
+    if method == Method::HEAD || access.is_owner {
+        return serve.await;
+    }
+    if !access.counts {
+        return Err(AppError::Forbidden {
+            code: "not_a_download",
+            message: "prefetches and link previews do not download files".into(),
+        });
+    }
+    let now = state.clock.now_ms();
+    let is_range = req.headers.contains_key(header::RANGE);
+    if is_range && state.store.has_download_grant(access.share.id, &access.visitor, now).await? {
+        return serve.await;
+    }
+    if state.store.reserve_download(access.share.id, now).await? == Reservation::Refused {
+        let fresh = state.store.share_by_uuid(&access.share.uuid).await?.ok_or(AppError::NotFound("share"))?;
+        return Err(Refusal::Gone(match fresh.status(now) {
+            ShareStatus::Active => ShareStatus::Exhausted,
+            s => s,
+        })
+        .into());
+    }
+    match serve.await {
+        Ok(resp) if resp.status().is_success() => {
+            let until = now + state.config.share_resume_window_secs as i64 * 1000;
+            state.store.grant_download(access.share.id, &access.visitor, until).await?;
+            capture(state, req, access, crate::domain::analytics::Kind::Download);
+            metrics::counter!("vitrine_share_downloads_total").increment(1);
+            Ok(resp)
+        }
+        // Nothing was sent: give the download back.
+        other => {
+            if let Err(e) = state.store.refund_download(access.share.id).await {
+                tracing::error!(error = %e, share_id = access.share.id, "could not refund a download");
+            }
+            other
+        }
+    }
 }
 
 /// Records what a recipient did (never the owner's own visits, never prefetches); bots are

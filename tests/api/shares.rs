@@ -310,6 +310,60 @@ async fn the_password_form_sets_a_cookie_scoped_to_the_link() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_password_form_answers_each_refusal_with_its_own_page() {
+    let app = app_on(Db::Sqlite).await;
+    let (token, asset) = owner_with_pdf(&app).await;
+    let s = create(&app, &token, asset, json!({"share_type": "protected", "password": "secure123"})).await;
+    let r = app.get(&path_of(&s), None).await;
+    let csrf_cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("vitrine_csrf="))
+        .map(|c| c.split(';').next().unwrap_or("").to_string())
+        .expect("csrf");
+    let csrf = csrf_cookie.trim_start_matches("vitrine_csrf=").to_string();
+    let post = |path: String, password: &'static str| {
+        app.client
+            .post(app.url(&format!("{path}unlock")))
+            .header("cookie", &csrf_cookie)
+            .form(&[("password", password), ("csrf_token", csrf.as_str())])
+            .send()
+    };
+    // Five wrong passwords are each the form again; then the form says how long to wait.
+    for _ in 0..5 {
+        assert_eq!(post(path_of(&s), "nope nope").await.expect("post").status(), StatusCode::UNAUTHORIZED);
+    }
+    let r = post(path_of(&s), "secure123").await.expect("post");
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers().get("retry-after").is_some());
+    let html = r.text().await.expect("html");
+    assert!(html.contains("Too many attempts") && html.contains("id=\"share-password\""), "{html}");
+    // Unknown: the not-found page; no password to check: the JSON error.
+    let r = post(format!("/share/{}/", uuid::Uuid::new_v4()), "secure123").await.expect("post");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(r.text().await.expect("html").contains("Link not found"));
+    let public = create(&app, &token, asset, json!({})).await;
+    assert_error(post(path_of(&public), "secure123").await.expect("post"), StatusCode::BAD_REQUEST, "not_protected")
+        .await;
+    // Revoked and expired: the gone page says which.
+    let revoked = create(&app, &token, asset, json!({"share_type": "protected", "password": "secure123"})).await;
+    let uuid = revoked["uuid"].as_str().expect("uuid");
+    assert_eq!(app.delete(&format!("/api/v3/shares/{uuid}/"), Some(&token)).await.status(), StatusCode::NO_CONTENT);
+    let r = post(path_of(&revoked), "secure123").await.expect("post");
+    assert_eq!(r.status(), StatusCode::GONE);
+    assert!(r.text().await.expect("html").contains("revoked"));
+    let expired =
+        create(&app, &token, asset, json!({"share_type": "protected", "password": "secure123", "expires_in_hours": 1}))
+            .await;
+    app.advance(std::time::Duration::from_secs(3601));
+    let r = post(path_of(&expired), "secure123").await.expect("post");
+    assert_eq!(r.status(), StatusCode::GONE);
+    assert!(r.text().await.expect("html").contains("expired"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_private_link_needs_an_allowed_account() {
     let app = app_on(Db::Sqlite).await;
     let (owner, asset) = owner_with_pdf(&app).await;

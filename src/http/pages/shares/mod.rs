@@ -1,0 +1,383 @@
+//! The recipient's side of a share link: the router of every share endpoint, and the page itself
+//! (HTML, or JSON on `Accept: application/json`) with its password form. The file responses,
+//! embeds and comments live in the submodules.
+
+pub mod comments;
+pub mod embed;
+pub mod files;
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use cookie::{Cookie, SameSite};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::auth::{check_csrf, csrf_token};
+use crate::app::AppState;
+use crate::domain::analytics::Kind;
+use crate::domain::assets::MediaType;
+use crate::domain::shares::{ShareStatus, ShareType};
+use crate::domain::time::rfc3339;
+use crate::error::{AppError, ErrorResponse};
+use crate::http::extract::{ApiForm, CsrfCookie};
+use crate::http::share_access::{
+    Refusal, SHARE_COOKIE, ShareRequest, UnlockRefused, capture, notify_access, resolve, unlock as unlock_link,
+};
+use crate::service::shares::share_url;
+use comments::{CommentSection, CommentsView, comment_section};
+use files::previewable;
+
+/// Every share endpoint, in the order they are documented.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(page))
+        .routes(routes!(unlock))
+        .routes(routes!(files::download))
+        .routes(routes!(files::preview))
+        .routes(routes!(files::thumbnail))
+        .routes(routes!(embed::qr_png))
+        .routes(routes!(embed::qr_svg))
+        .routes(routes!(embed::embed))
+        .routes(routes!(embed::oembed))
+        .routes(routes!(comments::beacon))
+        .routes(routes!(comments::comments, comments::comment))
+}
+
+fn wants_json(headers: &HeaderMap) -> bool {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    accept.contains("application/json") && !accept.contains("text/html")
+}
+
+#[derive(Template)]
+#[template(path = "shares/gone.html")]
+struct GonePage {
+    reason: &'static str,
+    title: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "shares/password.html")]
+struct PasswordPage {
+    uuid: String,
+    csrf: String,
+    error: Option<String>,
+}
+
+/// Open Graph / Twitter Card data; protected and private links reveal nothing.
+struct Meta {
+    title: String,
+    description: String,
+    image: Option<String>,
+    url: String,
+    oembed: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "shares/page.html")]
+struct SharePage {
+    meta: Meta,
+    title: String,
+    description: String,
+    file_name: String,
+    size: String,
+    media: &'static str,
+    preview_url: Option<String>,
+    download_url: Option<String>,
+    expires_at: Option<String>,
+    downloads_remaining: Option<i64>,
+    allow_comments: bool,
+    beacon_url: String,
+    /// Comments in thread order, replies indented by `depth`, and their navigation.
+    comments: CommentSection,
+    comment_action: String,
+    /// The comment form's CSRF token (double submit with the CSRF cookie).
+    csrf: String,
+    /// The signed-in viewer comments under this name; guests give one.
+    viewer_name: Option<String>,
+    collaborate_url: Option<String>,
+}
+
+/// Renders a refusal as a page (HTML) or an error (JSON).
+fn refusal_response(state: &AppState, req: &ShareRequest, r: Refusal, json: bool, csrf: &CsrfCookie) -> Response {
+    if json {
+        return AppError::from(r).into_response();
+    }
+    match r {
+        Refusal::NotFound => super::error_page(
+            StatusCode::NOT_FOUND,
+            "Link not found",
+            "There is no shared file at this address. Check the link you were sent.",
+        ),
+        Refusal::Gone(s) => gone_page(s),
+        Refusal::NeedPassword => password_page(state, &req.uuid, csrf, None, StatusCode::UNAUTHORIZED),
+        Refusal::NeedLogin => Redirect::to(&format!("/login?next=/share/{}/", req.uuid)).into_response(),
+        Refusal::NotAllowed => super::error_page(
+            StatusCode::FORBIDDEN,
+            "Not shared with you",
+            "This private link was shared with other accounts. Sign in with the account it was sent to.",
+        ),
+        Refusal::Failed(e) => e.into_response(),
+    }
+}
+
+fn gone_page(s: ShareStatus) -> Response {
+    let (title, reason) = match s {
+        ShareStatus::Expired => ("This link has expired", "expired"),
+        ShareStatus::Revoked => ("This link was revoked", "revoked"),
+        _ => ("This link's download limit was reached", "download limit reached"),
+    };
+    let mut r = super::render(&GonePage { reason, title });
+    *r.status_mut() = StatusCode::GONE;
+    r
+}
+
+fn password_page(
+    state: &AppState,
+    uuid: &str,
+    csrf: &CsrfCookie,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let (token, set) = csrf_token(csrf, state.config.secure_cookies());
+    let mut r = super::render(&PasswordPage { uuid: uuid.to_string(), csrf: token, error });
+    *r.status_mut() = status;
+    if let Some(c) = set {
+        r.headers_mut().append(header::SET_COOKIE, c);
+    }
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// The recipient's view as JSON.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SharedView {
+    pub uuid: String,
+    pub title: String,
+    pub description: String,
+    pub share_type: ShareType,
+    pub status: ShareStatus,
+    pub file: SharedFile,
+    pub allow_preview: bool,
+    pub allow_download: bool,
+    pub allow_comments: bool,
+    pub preview_url: Option<String>,
+    pub download_url: Option<String>,
+    pub expires_at: Option<String>,
+    pub downloads_remaining: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SharedFile {
+    pub name: String,
+    pub mime_type: String,
+    pub media_type: MediaType,
+    pub size: i64,
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+    pub duration_seconds: Option<f64>,
+}
+
+/// The page a recipient opens (HTML; JSON with `Accept: application/json`).
+#[utoipa::path(get, path = "/share/{uuid}", tag = "share links",
+    params(("uuid" = String, Path, description = "share uuid"), ("token" = Option<String>, Query, description = "link token from unlock"),
+        ("page" = Option<u32>, Query, description = "comments: page of threads (newest first), or of the thread's comments"),
+        ("thread" = Option<i64>, Query, description = "comments: show this thread whole")),
+    responses((status = 200, body = SharedView, description = "the shared file (HTML or JSON)"), (status = 401, description = "password form / login required", body = ErrorResponse),
+        (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse), (status = 410, description = "expired, revoked or download limit reached", body = ErrorResponse)))]
+pub async fn page(
+    State(state): State<AppState>,
+    req: ShareRequest,
+    csrf: CsrfCookie,
+    method: Method,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    let view = CommentsView::parse(query.as_deref());
+    let json = wants_json(&req.headers);
+    let access = match resolve(&state, &req).await {
+        Ok(a) => a,
+        Err(r) => return refusal_response(&state, &req, r, json, &csrf),
+    };
+    if access.status == ShareStatus::Exhausted {
+        return refusal_response(&state, &req, Refusal::Gone(ShareStatus::Exhausted), json, &csrf);
+    }
+    if method != Method::HEAD {
+        if access.counts {
+            state.views.add(access.share.id);
+        }
+        capture(&state, &req, &access, Kind::View);
+        notify_access(&state, &req, &access);
+    }
+    let base = state.config.base_url();
+    let uuid = &access.share.uuid;
+    // A link token given in the URL must follow the preview and download links.
+    let token_query = match (&req.link_token, access.share.share_type) {
+        (Some(t), ShareType::Protected) if !access.is_owner => format!("?token={t}"),
+        _ => String::new(),
+    };
+    let preview_url = previewable(&access).then(|| format!("{base}/share/{uuid}/preview{token_query}"));
+    let download_url = access.share.allow_download.then(|| format!("{base}/share/{uuid}/download{token_query}"));
+    let share = &access.share;
+    let asset = &access.asset;
+    if json {
+        let view = SharedView {
+            uuid: uuid.clone(),
+            title: share.title.clone(),
+            description: share.description.clone(),
+            share_type: share.share_type,
+            status: access.status,
+            file: SharedFile {
+                name: asset.name.clone(),
+                mime_type: asset.mime_type.clone(),
+                media_type: asset.media_type,
+                size: asset.size,
+                width: asset.width,
+                height: asset.height,
+                duration_seconds: asset.duration_seconds,
+            },
+            allow_preview: share.allow_preview,
+            allow_download: share.allow_download,
+            allow_comments: share.allow_comments,
+            preview_url,
+            download_url,
+            expires_at: share.expires_at.map(rfc3339),
+            downloads_remaining: share.downloads_remaining(),
+        };
+        let mut r = axum::Json(view).into_response();
+        r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+        r.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept, Cookie, Authorization"));
+        return r;
+    }
+    let open = share.share_type.is_open();
+    let meta = if open {
+        Meta {
+            title: share.title.clone(),
+            description: if share.description.is_empty() {
+                format!("{} shared with Vitrine", asset.name)
+            } else {
+                share.description.clone()
+            },
+            image: (share.allow_preview && asset.thumb_key.is_some()).then(|| format!("{base}/share/{uuid}/thumb")),
+            url: share_url(&state, uuid),
+            oembed: Some(format!(
+                "{base}/oembed?format=json&url={}",
+                crate::domain::shares::encode(&share_url(&state, uuid))
+            )),
+        }
+    } else {
+        Meta {
+            title: if share.share_type == ShareType::Protected {
+                "Protected file".into()
+            } else {
+                "Private file".into()
+            },
+            description: "A file shared with Vitrine".into(),
+            image: None,
+            url: share_url(&state, uuid),
+            oembed: None,
+        }
+    };
+    let media = crate::domain::assets::preview_kind(asset);
+    let mut comments = CommentSection::default();
+    if share.allow_comments {
+        let token = (!token_query.is_empty()).then_some(req.link_token.as_deref()).flatten();
+        match comment_section(&state, asset.id, uuid, token, &view).await {
+            Ok(section) => comments = section,
+            Err(e) => tracing::warn!(error = %e, "could not read the comments of a shared file"),
+        }
+    }
+    let collaborate_url = match (share.allow_collaboration, &req.viewer) {
+        (true, Some(_)) => Some(format!("/collaborate/{uuid}/")),
+        _ => None,
+    };
+    let (csrf_value, set_csrf) = csrf_token(&csrf, state.config.secure_cookies());
+    let mut r = super::render(&SharePage {
+        meta,
+        title: share.title.clone(),
+        description: share.description.clone(),
+        file_name: asset.name.clone(),
+        size: super::human_size(asset.size),
+        media,
+        preview_url,
+        download_url,
+        expires_at: share.expires_at.map(rfc3339),
+        downloads_remaining: share.downloads_remaining(),
+        allow_comments: share.allow_comments,
+        beacon_url: format!("/share/{uuid}/beacon{token_query}"),
+        comments,
+        comment_action: format!("/share/{uuid}/comments{token_query}"),
+        csrf: csrf_value,
+        viewer_name: req.viewer.as_ref().map(|u| u.name.clone()),
+        collaborate_url,
+    });
+    if let Some(c) = set_csrf {
+        r.headers_mut().append(header::SET_COOKIE, c);
+    }
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    r.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept, Cookie, Authorization"));
+    r
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UnlockForm {
+    pub password: Option<String>,
+    pub csrf_token: Option<String>,
+}
+
+/// The password form: a right password sets a cookie scoped to this link; a wrong one shows the
+/// same form with an error; after repeated failures the IP is locked out (429).
+#[utoipa::path(post, path = "/share/{uuid}/unlock", tag = "share links", request_body(content = UnlockForm, content_type = "application/x-www-form-urlencoded"),
+    params(("uuid" = String, Path, description = "share uuid")),
+    responses((status = 303, description = "unlocked: back to the link"), (status = 401, description = "wrong password: the form again", content_type = "text/html"),
+        (status = 403, description = "CSRF check failed: the form again", content_type = "text/html"), (status = 404, body = ErrorResponse),
+        (status = 410, description = "expired or revoked link", content_type = "text/html"), (status = 429, description = "locked out")))]
+pub async fn unlock(
+    State(state): State<AppState>,
+    req: ShareRequest,
+    csrf: CsrfCookie,
+    ApiForm(form): ApiForm<UnlockForm>,
+) -> Response {
+    if let Err(e) = check_csrf(&csrf, form.csrf_token.as_deref()) {
+        return password_page(&state, &req.uuid, &csrf, Some(e.public_message()), StatusCode::FORBIDDEN);
+    }
+    let password = form.password.unwrap_or_default();
+    match unlock_link(&state, &req, &password).await {
+        Ok((token, ttl)) => {
+            let c = Cookie::build((SHARE_COOKIE, token))
+                .path(format!("/share/{}", req.uuid))
+                .http_only(true)
+                .secure(state.config.secure_cookies())
+                .same_site(SameSite::Lax)
+                .max_age(cookie::time::Duration::seconds(ttl as i64))
+                .build();
+            let mut r = Redirect::to(&format!("/share/{}/", req.uuid)).into_response();
+            *r.status_mut() = StatusCode::SEE_OTHER;
+            if let Ok(v) = HeaderValue::from_str(&c.to_string()) {
+                r.headers_mut().append(header::SET_COOKIE, v);
+            }
+            r
+        }
+        Err(UnlockRefused::RateLimited(retry_after_secs) | UnlockRefused::LockedOut(retry_after_secs)) => {
+            let mins = retry_after_secs.div_ceil(60);
+            let mut r = password_page(
+                &state,
+                &req.uuid,
+                &csrf,
+                Some(format!("Too many attempts. Try again in {mins} minute{}.", if mins == 1 { "" } else { "s" })),
+                StatusCode::TOO_MANY_REQUESTS,
+            );
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            r
+        }
+        Err(UnlockRefused::WrongPassword) => {
+            password_page(&state, &req.uuid, &csrf, Some("Wrong password. Try again.".into()), StatusCode::UNAUTHORIZED)
+        }
+        Err(UnlockRefused::NotFound) => refusal_response(&state, &req, Refusal::NotFound, false, &csrf),
+        Err(UnlockRefused::Expired) => gone_page(ShareStatus::Expired),
+        Err(UnlockRefused::Revoked) => gone_page(ShareStatus::Revoked),
+        Err(r) => AppError::from(r).into_response(),
+    }
+}
