@@ -15,7 +15,7 @@ use crate::domain::shares::{Share, ShareStatus, ShareType};
 use crate::domain::time::now_ms;
 use crate::domain::users::User;
 use crate::domain::visitors::{is_bot, is_prefetch, visitor_key};
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
 use crate::http::extract::{ClientIp, SESSION_COOKIE, cookie, cross_origin};
 use crate::service::auth::{page_session, user_from_token};
 
@@ -111,9 +111,9 @@ impl From<Refusal> for AppError {
             Refusal::NotFound => AppError::NotFound("share"),
             Refusal::Gone(s) => AppError::Gone {
                 code: match s {
-                    ShareStatus::Expired => "share_expired",
-                    ShareStatus::Revoked => "share_revoked",
-                    _ => "share_exhausted",
+                    ShareStatus::Expired => ErrorCode::ShareExpired,
+                    ShareStatus::Revoked => ErrorCode::ShareRevoked,
+                    _ => ErrorCode::ShareExhausted,
                 },
                 message: format!("this link is no longer available: {}", s.explain()),
             },
@@ -200,14 +200,14 @@ pub async fn unlock(state: &AppState, req: &ShareRequest, password: &str) -> Res
         return Err(Refusal::Gone(status).into());
     }
     if share.share_type != ShareType::Protected {
-        return Err(AppError::bad_request("not_protected", "this link has no password"));
+        return Err(AppError::bad_request(ErrorCode::NotProtected, "this link has no password"));
     }
     let key = crate::limits::share_password_key(req.ip, share.id);
     state.limits.share_password.check(&key).await?;
     if !state.auth.verify_password(password, share.password_hash.as_deref()).await? {
         state.limits.share_password.failure(&key).await;
         metrics::counter!("vitrine_share_password_failures_total").increment(1);
-        return Err(AppError::Forbidden { code: "wrong_password", message: "wrong password".into() });
+        return Err(AppError::Forbidden { code: ErrorCode::WrongPassword, message: "wrong password".into() });
     }
     state.limits.share_password.success(&key).await;
     let ttl = link_token_ttl(&share);

@@ -19,7 +19,7 @@ use crate::domain::assets::MediaType;
 use crate::domain::pagination::{Page, PageQuery, PageRequest};
 use crate::domain::shares::{ShareStatus, ShareType};
 use crate::domain::time::{now_ms, rfc3339};
-use crate::error::{AppError, ErrorResponse};
+use crate::error::{AppError, ErrorCode, ErrorResponse};
 use crate::http::extract::{ApiForm, ApiQuery, CsrfCookie};
 use crate::http::files::{FileInfo, safe_inline, serve};
 use crate::http::share_access::{
@@ -63,7 +63,7 @@ pub async fn beacon(
         return Err(AppError::TooLarge { limit: 2048 });
     }
     let b: BeaconIn = serde_json::from_slice(&body)
-        .map_err(|_| AppError::bad_request("malformed_json", "the beacon is not valid JSON"))?;
+        .map_err(|_| AppError::bad_request(ErrorCode::MalformedJson, "the beacon is not valid JSON"))?;
     // Bounded, whole milliseconds: a day on the page at most, load times up to ten minutes.
     let clamp =
         |v: Option<f64>, max: f64| v.filter(|x| x.is_finite() && *x >= 0.0 && *x <= max).map(|x| x.round() as i64);
@@ -566,12 +566,12 @@ pub async fn unlock(
             r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             r
         }
-        Err(AppError::Forbidden { code: "wrong_password", .. }) => {
+        Err(AppError::Forbidden { code: ErrorCode::WrongPassword, .. }) => {
             password_page(&state, &req.uuid, &csrf, Some("Wrong password. Try again.".into()), StatusCode::UNAUTHORIZED)
         }
         Err(AppError::NotFound(_)) => refusal_response(&state, &req, Refusal::NotFound, false, &csrf),
         Err(AppError::Gone { code, .. }) => {
-            gone_page(if code == "share_expired" { ShareStatus::Expired } else { ShareStatus::Revoked })
+            gone_page(if code == ErrorCode::ShareExpired { ShareStatus::Expired } else { ShareStatus::Revoked })
         }
         Err(e) => e.into_response(),
     }
@@ -608,7 +608,7 @@ async fn download_inner(state: &AppState, req: &ShareRequest, method: &Method) -
     let access = resolve(state, req).await?;
     if !access.share.allow_download {
         return Err(AppError::Forbidden {
-            code: "download_not_allowed",
+            code: ErrorCode::DownloadNotAllowed,
             message: "this link does not allow downloads".into(),
         });
     }
@@ -618,7 +618,7 @@ async fn download_inner(state: &AppState, req: &ShareRequest, method: &Method) -
     }
     if !access.counts {
         return Err(AppError::Forbidden {
-            code: "not_a_download",
+            code: ErrorCode::NotADownload,
             message: "prefetches and link previews do not download files".into(),
         });
     }
@@ -666,7 +666,7 @@ pub async fn preview(State(state): State<AppState>, req: ShareRequest, method: M
         }
         if !previewable(&access) {
             return Err(AppError::Forbidden {
-                code: "preview_not_allowed",
+                code: ErrorCode::PreviewNotAllowed,
                 message: "this link has no preview for this file".into(),
             });
         }
