@@ -1,4 +1,4 @@
-//! `AppError`: the one place where an HTTP status and an error `code` are chosen (SPEC §0).
+//! `AppError` and `ErrorCode`: the one place where an HTTP status and an error `code` are chosen (SPEC §0).
 
 use std::collections::BTreeMap;
 
@@ -68,7 +68,7 @@ error_codes! {
     /// 401: no or invalid credentials.
     NotAuthenticated = "not_authenticated",
     // 403
-    /// 403: authenticated but not allowed.
+    /// 403: authenticated but not allowed (also a chat `error` frame for another session).
     Forbidden = "forbidden",
     /// 403: the CSRF token or the request's origin did not check out.
     CsrfFailed = "csrf_failed",
@@ -84,9 +84,9 @@ error_codes! {
     InvalidLink = "invalid_link",
     /// 403: the share link does not allow downloads.
     DownloadNotAllowed = "download_not_allowed",
-    /// 403: the asset cannot be downloaded through this route.
+    /// 403: a prefetch or link preview asked for a download; nothing is served or counted.
     NotADownload = "not_a_download",
-    /// 403: the share link does not allow a preview.
+    /// 403: the share link has no preview for this file.
     PreviewNotAllowed = "preview_not_allowed",
     // 404, 405, 406, 408
     /// 404.
@@ -107,13 +107,13 @@ error_codes! {
     /// 409: the person already takes part in the session.
     AlreadyParticipant = "already_participant",
     // 410
-    /// 410 made by a layer below the handlers.
+    /// 410 made by a layer below the handlers; in a chat `error` frame, the socket closed during a resume.
     Gone = "gone",
     /// 410: the share link has expired.
     ShareExpired = "share_expired",
     /// 410: the share link was revoked.
     ShareRevoked = "share_revoked",
-    /// 410: the share link has no views or downloads left.
+    /// 410: the share link has reached its download limit.
     ShareExhausted = "share_exhausted",
     /// 410: the file has been deleted.
     FileDeleted = "file_deleted",
@@ -510,6 +510,14 @@ mod error_code_tests {
         }
         assert_eq!(serde_json::to_string(&ErrorCode::WrongPassword).expect("a code serialises"), "\"wrong_password\"");
         assert_eq!(ErrorCode::parse("no_such_code"), None);
+    }
+
+    #[test]
+    fn the_readme_lists_every_code() {
+        let readme = include_str!("../README.md");
+        for code in ErrorCode::ALL {
+            assert!(readme.contains(&format!("`{}`", code.as_str())), "README.md does not list {}", code.as_str());
+        }
     }
 
     #[tokio::test]
