@@ -1,4 +1,4 @@
-//! `AppError`: the one place where an HTTP status and an error `code` are chosen (SPEC §0).
+//! `AppError` and `ErrorCode`: the one place where an HTTP status and an error `code` are chosen (SPEC §0).
 
 use std::collections::BTreeMap;
 
@@ -15,6 +15,170 @@ pub type FieldErrors = BTreeMap<String, String>;
 /// for a larger one names it.
 pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
 
+/// Declares `ErrorCode` from one list of `Variant = "wire_string"` lines, so that the enum, its
+/// strings and `ErrorCode::ALL` cannot disagree.
+macro_rules! error_codes {
+    ($($(#[doc = $doc:literal])+ $variant:ident = $wire:literal,)+) => {
+        /// Every machine `code` a client can see: in an error body, a WebSocket `error` frame or a
+        /// refused connection's answer. Serialized as its wire string (`ErrorCode::as_str`).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+        pub enum ErrorCode {
+            $($(#[doc = $doc])+ #[serde(rename = $wire)] $variant,)+
+        }
+
+        impl ErrorCode {
+            /// Every code, in declaration order.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant),+];
+
+            /// The exact string sent to clients.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $wire,)+
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    // 400
+    /// 400: per-field reasons in `fields`.
+    Validation = "validation_error",
+    /// 400 made by a layer below the handlers.
+    BadRequest = "bad_request",
+    /// 400: the JSON body does not have the expected fields or types.
+    InvalidBody = "invalid_body",
+    /// 400: the body is not JSON at all.
+    MalformedJson = "malformed_json",
+    /// 400: the query string cannot be read.
+    InvalidQuery = "invalid_query",
+    /// 400: the form body cannot be read.
+    InvalidForm = "invalid_form",
+    /// 400: the multipart upload cannot be read or was cut short.
+    MalformedMultipart = "malformed_multipart",
+    /// 400: a chat upload's declared size is not the file's.
+    SizeMismatch = "size_mismatch",
+    /// 400: a chat upload's declared type is not the file's.
+    TypeMismatch = "type_mismatch",
+    /// 400: a password was sent to a link that has none.
+    NotProtected = "not_protected",
+    /// 400: the user has already shared this media to the gallery.
+    AlreadyShared = "already_shared",
+    // 401
+    /// 401: no or invalid credentials.
+    NotAuthenticated = "not_authenticated",
+    // 403
+    /// 403: authenticated but not allowed (also a chat `error` frame for another session).
+    Forbidden = "forbidden",
+    /// 403: the CSRF token or the request's origin did not check out.
+    CsrfFailed = "csrf_failed",
+    /// 403: the share link's password is wrong.
+    WrongPassword = "wrong_password",
+    /// 403: the account is disabled.
+    AccountDisabled = "account_disabled",
+    /// 403: self-registration is closed.
+    RegistrationClosed = "registration_closed",
+    /// 403: a signed download link has expired.
+    LinkExpired = "link_expired",
+    /// 403: a signed download link is not valid.
+    InvalidLink = "invalid_link",
+    /// 403: the share link does not allow downloads.
+    DownloadNotAllowed = "download_not_allowed",
+    /// 403: a prefetch or link preview asked for a download; nothing is served or counted.
+    NotADownload = "not_a_download",
+    /// 403: the share link has no preview for this file.
+    PreviewNotAllowed = "preview_not_allowed",
+    // 404, 405, 406, 408
+    /// 404.
+    NotFound = "not_found",
+    /// 405.
+    MethodNotAllowed = "method_not_allowed",
+    /// 406 made by a layer below the handlers.
+    NotAcceptable = "not_acceptable",
+    /// 408: the request body did not arrive in time.
+    RequestTimeout = "request_timeout",
+    // 409
+    /// 409 made by a layer below the handlers.
+    Conflict = "conflict",
+    /// 409: an account with this e-mail address exists.
+    EmailTaken = "email_taken",
+    /// 409: the last active admin cannot lose the role.
+    LastAdmin = "last_admin",
+    /// 409: the person already takes part in the session.
+    AlreadyParticipant = "already_participant",
+    // 410
+    /// 410 made by a layer below the handlers; in a chat `error` frame, the socket closed during a resume.
+    Gone = "gone",
+    /// 410: the share link has expired.
+    ShareExpired = "share_expired",
+    /// 410: the share link was revoked.
+    ShareRevoked = "share_revoked",
+    /// 410: the share link has reached its download limit.
+    ShareExhausted = "share_exhausted",
+    /// 410: the file has been deleted.
+    FileDeleted = "file_deleted",
+    /// 410: the collaboration session has ended or expired.
+    SessionOver = "session_over",
+    // 411 to 431
+    /// 411 made by a layer below the handlers.
+    LengthRequired = "length_required",
+    /// 412 made by a layer below the handlers.
+    PreconditionFailed = "precondition_failed",
+    /// 413: the body or a message is over the limit.
+    TooLarge = "too_large",
+    /// 414 made by a layer below the handlers.
+    UriTooLong = "uri_too_long",
+    /// 415.
+    UnsupportedType = "unsupported_type",
+    /// 416.
+    RangeNotSatisfiable = "range_not_satisfiable",
+    /// 417 made by a layer below the handlers.
+    ExpectationFailed = "expectation_failed",
+    /// 422 made by a layer below the handlers.
+    Rejected = "rejected",
+    /// 422: executable content is refused.
+    ExecutableRefused = "executable_refused",
+    /// 422: the image has too many pixels or would need too much memory to decode.
+    ImageTooLarge = "image_too_large",
+    /// 422: the image cannot be decoded.
+    CorruptImage = "corrupt_image",
+    /// 422: the virus scanner found something.
+    Infected = "infected",
+    /// 426 made by a layer below the handlers.
+    UpgradeRequired = "upgrade_required",
+    /// 429; `Retry-After` says when to try again.
+    RateLimited = "rate_limited",
+    /// 431 made by a layer below the handlers.
+    HeadersTooLarge = "headers_too_large",
+    // 5xx
+    /// 500: details are logged, never sent.
+    Internal = "internal_error",
+    /// 501: a response format we do not offer.
+    FormatNotSupported = "format_not_supported",
+    /// 503: a dependency is down.
+    Unavailable = "unavailable",
+    /// 503 before the app sees the request: the server holds too many connections.
+    TooManyConnections = "too_many_connections",
+    /// 507: the disk is full; nothing was half-written.
+    InsufficientStorage = "insufficient_storage",
+    // WebSocket `error` frames only
+    /// A WebSocket text frame that is not a JSON object with a `type`.
+    Malformed = "malformed",
+    /// A WebSocket message of a type the protocol does not have.
+    UnknownType = "unknown_type",
+    /// A WebSocket message with wrong fields.
+    Invalid = "invalid",
+    /// A WebSocket message for a feature the session has turned off.
+    FeatureDisabled = "feature_disabled",
+}
+
+impl ErrorCode {
+    /// The code whose wire string is `s`, if any.
+    pub fn parse(s: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL.iter().copied().find(|c| c.as_str() == s)
+    }
+}
+
 /// Every error a client can see. Variants name what the client sees; each has a stable `code`.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -23,13 +187,13 @@ pub enum AppError {
     Validation { message: String, fields: FieldErrors },
     /// 400 with a specific code (malformed body, bad query...).
     #[error("{message}")]
-    BadRequest { code: &'static str, message: String },
+    BadRequest { code: ErrorCode, message: String },
     /// 401: no or invalid credentials.
     #[error("{0}")]
     Unauthenticated(String),
     /// 403: authenticated but not allowed.
     #[error("{message}")]
-    Forbidden { code: &'static str, message: String },
+    Forbidden { code: ErrorCode, message: String },
     /// 404.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -41,10 +205,10 @@ pub enum AppError {
     RequestTimeout,
     /// 409.
     #[error("{message}")]
-    Conflict { code: &'static str, message: String },
+    Conflict { code: ErrorCode, message: String },
     /// 410.
     #[error("{message}")]
-    Gone { code: &'static str, message: String },
+    Gone { code: ErrorCode, message: String },
     /// 413.
     #[error("the file is larger than the limit of {limit} bytes")]
     TooLarge { limit: u64 },
@@ -56,7 +220,7 @@ pub enum AppError {
     RangeNotSatisfiable { size: u64 },
     /// 422: content refused (executables, decompression bombs...).
     #[error("{message}")]
-    Rejected { code: &'static str, message: String },
+    Rejected { code: ErrorCode, message: String },
     /// 429.
     #[error("too many requests; try again in {retry_after_secs} seconds")]
     RateLimited { retry_after_secs: u64 },
@@ -69,7 +233,7 @@ pub enum AppError {
     /// Any other error status, made by a layer below the handlers (hyper, axum's own rejections)
     /// and given the §0 shape by `http::errors`.
     #[error("{message}")]
-    Status { status: StatusCode, code: &'static str, message: String },
+    Status { status: StatusCode, code: ErrorCode, message: String },
     /// 507: the disk (blob store or database) is full; nothing was half-written.
     #[error("{0}")]
     InsufficientStorage(String),
@@ -115,7 +279,7 @@ impl From<anyhow::Error> for AppError {
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error: String,
-    code: &'a str,
+    code: ErrorCode,
     #[serde(skip_serializing_if = "Option::is_none")]
     fields: Option<&'a FieldErrors>,
 }
@@ -133,15 +297,15 @@ impl AppError {
         AppError::Validation { message, fields }
     }
 
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         AppError::BadRequest { code, message: message.into() }
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
-        AppError::Forbidden { code: "forbidden", message: message.into() }
+        AppError::Forbidden { code: ErrorCode::Forbidden, message: message.into() }
     }
 
-    pub fn rejected(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn rejected(code: ErrorCode, message: impl Into<String>) -> Self {
         AppError::Rejected { code, message: message.into() }
     }
 
@@ -172,27 +336,28 @@ impl AppError {
         }
     }
 
-    pub fn code(&self) -> &'static str {
+    /// The machine code sent with this error.
+    pub fn code(&self) -> ErrorCode {
         match self {
-            AppError::Validation { .. } => "validation_error",
+            AppError::Validation { .. } => ErrorCode::Validation,
             AppError::BadRequest { code, .. }
             | AppError::Forbidden { code, .. }
             | AppError::Conflict { code, .. }
             | AppError::Gone { code, .. }
             | AppError::Rejected { code, .. }
-            | AppError::Status { code, .. } => code,
-            AppError::Unauthenticated(_) => "not_authenticated",
-            AppError::NotFound(_) => "not_found",
-            AppError::MethodNotAllowed => "method_not_allowed",
-            AppError::RequestTimeout => "request_timeout",
-            AppError::TooLarge { .. } => "too_large",
-            AppError::UnsupportedType(_) => "unsupported_type",
-            AppError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
-            AppError::RateLimited { .. } => "rate_limited",
-            AppError::UnsupportedFormat(_) => "format_not_supported",
-            AppError::Unavailable(_) => "unavailable",
-            AppError::InsufficientStorage(_) => "insufficient_storage",
-            AppError::Internal(_) => "internal_error",
+            | AppError::Status { code, .. } => *code,
+            AppError::Unauthenticated(_) => ErrorCode::NotAuthenticated,
+            AppError::NotFound(_) => ErrorCode::NotFound,
+            AppError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            AppError::RequestTimeout => ErrorCode::RequestTimeout,
+            AppError::TooLarge { .. } => ErrorCode::TooLarge,
+            AppError::UnsupportedType(_) => ErrorCode::UnsupportedType,
+            AppError::RangeNotSatisfiable { .. } => ErrorCode::RangeNotSatisfiable,
+            AppError::RateLimited { .. } => ErrorCode::RateLimited,
+            AppError::UnsupportedFormat(_) => ErrorCode::FormatNotSupported,
+            AppError::Unavailable(_) => ErrorCode::Unavailable,
+            AppError::InsufficientStorage(_) => ErrorCode::InsufficientStorage,
+            AppError::Internal(_) => ErrorCode::Internal,
         }
     }
 
@@ -242,20 +407,22 @@ impl From<JsonRejection> for AppError {
                 AppError::UnsupportedType("send the body as JSON with Content-Type: application/json".into())
             }
             JsonRejection::JsonDataError(e) => {
-                AppError::bad_request("invalid_body", format!("invalid JSON body: {}", e.body_text()))
+                AppError::bad_request(ErrorCode::InvalidBody, format!("invalid JSON body: {}", e.body_text()))
             }
-            JsonRejection::JsonSyntaxError(_) => AppError::bad_request("malformed_json", "the body is not valid JSON"),
+            JsonRejection::JsonSyntaxError(_) => {
+                AppError::bad_request(ErrorCode::MalformedJson, "the body is not valid JSON")
+            }
             JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 AppError::TooLarge { limit: JSON_BODY_LIMIT as u64 }
             }
-            other => AppError::bad_request("invalid_body", other.body_text()),
+            other => AppError::bad_request(ErrorCode::InvalidBody, other.body_text()),
         }
     }
 }
 
 impl From<QueryRejection> for AppError {
     fn from(r: QueryRejection) -> Self {
-        AppError::bad_request("invalid_query", r.body_text())
+        AppError::bad_request(ErrorCode::InvalidQuery, r.body_text())
     }
 }
 
@@ -266,7 +433,7 @@ impl From<FormRejection> for AppError {
                 AppError::UnsupportedType("send the form as application/x-www-form-urlencoded".into())
             }
             StatusCode::PAYLOAD_TOO_LARGE => AppError::TooLarge { limit: JSON_BODY_LIMIT as u64 },
-            _ => AppError::bad_request("invalid_form", r.body_text()),
+            _ => AppError::bad_request(ErrorCode::InvalidForm, r.body_text()),
         }
     }
 }
@@ -314,10 +481,52 @@ mod storage_full_tests {
     fn a_full_disk_anywhere_in_the_chain_is_507() {
         let enospc = anyhow::Error::from(std::io::Error::from_raw_os_error(28)).context("writing a blob");
         let e = AppError::from(enospc);
-        assert_eq!((e.status(), e.code()), (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage"));
+        assert_eq!((e.status(), e.code()), (StatusCode::INSUFFICIENT_STORAGE, ErrorCode::InsufficientStorage));
         let kind = anyhow::Error::from(std::io::Error::from(std::io::ErrorKind::StorageFull));
         assert_eq!(AppError::internal(kind).status(), StatusCode::INSUFFICIENT_STORAGE);
         let other = anyhow::Error::from(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
         assert_eq!(AppError::from(other).status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}
+
+#[cfg(test)]
+mod error_code_tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn every_code_is_unique_snake_case_and_serializes_to_its_string() {
+        let mut seen = HashSet::new();
+        for &code in ErrorCode::ALL {
+            let s = code.as_str();
+            assert!(seen.insert(s), "{s} is used twice");
+            assert!(
+                !s.is_empty() && s.split('_').all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase())),
+                "{s} is not snake_case"
+            );
+            assert_eq!(serde_json::to_string(&code).expect("a code serialises"), format!("\"{s}\""));
+            assert_eq!(ErrorCode::parse(s), Some(code));
+        }
+        assert_eq!(serde_json::to_string(&ErrorCode::WrongPassword).expect("a code serialises"), "\"wrong_password\"");
+        assert_eq!(ErrorCode::parse("no_such_code"), None);
+    }
+
+    #[test]
+    fn the_readme_lists_every_code() {
+        let readme = include_str!("../README.md");
+        for code in ErrorCode::ALL {
+            assert!(readme.contains(&format!("`{}`", code.as_str())), "README.md does not list {}", code.as_str());
+        }
+    }
+
+    #[tokio::test]
+    async fn the_body_carries_the_code_string() {
+        let resp = AppError::bad_request(ErrorCode::NotProtected, "this link has no password").into_response();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX).await.expect("the body is in memory");
+        assert_eq!(&body[..], br#"{"error":"this link has no password","code":"not_protected"}"#);
+        let e = AppError::Gone { code: ErrorCode::SessionOver, message: "the session has ended".into() };
+        assert_eq!((e.status(), e.code().as_str()), (StatusCode::GONE, "session_over"));
     }
 }

@@ -46,7 +46,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::config::Config;
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -207,7 +207,7 @@ impl Drop for Slot {
 fn refusal_response() -> Vec<u8> {
     let body = serde_json::json!({
         "error": "the server has too many connections; try again later",
-        "code": "too_many_connections",
+        "code": ErrorCode::TooManyConnections,
     })
     .to_string();
     format!(

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
 
 /// Whether the client is a browser on a page route: it gets the HTML error page.
 pub fn wants_html(req_path: &str, accept: Option<&HeaderValue>) -> bool {
@@ -33,32 +33,34 @@ pub async fn refuse_undecodable_paths(req: Request, next: Next) -> Response {
 }
 
 /// The machine code of an error status that no handler chose.
-fn code_for(status: StatusCode) -> &'static str {
+fn code_for(status: StatusCode) -> ErrorCode {
     match status {
-        StatusCode::BAD_REQUEST => "bad_request",
-        StatusCode::UNAUTHORIZED => "not_authenticated",
-        StatusCode::FORBIDDEN => "forbidden",
-        StatusCode::NOT_FOUND => "not_found",
-        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
-        StatusCode::NOT_ACCEPTABLE => "not_acceptable",
-        StatusCode::REQUEST_TIMEOUT => "request_timeout",
-        StatusCode::CONFLICT => "conflict",
-        StatusCode::GONE => "gone",
-        StatusCode::LENGTH_REQUIRED => "length_required",
-        StatusCode::PRECONDITION_FAILED => "precondition_failed",
-        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
-        StatusCode::URI_TOO_LONG => "uri_too_long",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_type",
-        StatusCode::RANGE_NOT_SATISFIABLE => "range_not_satisfiable",
-        StatusCode::EXPECTATION_FAILED => "expectation_failed",
-        StatusCode::UNPROCESSABLE_ENTITY => "rejected",
-        StatusCode::UPGRADE_REQUIRED => "upgrade_required",
-        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
-        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "headers_too_large",
-        StatusCode::NOT_IMPLEMENTED => "format_not_supported",
-        StatusCode::SERVICE_UNAVAILABLE | StatusCode::BAD_GATEWAY | StatusCode::GATEWAY_TIMEOUT => "unavailable",
-        s if s.is_server_error() => "internal_error",
-        _ => "bad_request",
+        StatusCode::BAD_REQUEST => ErrorCode::BadRequest,
+        StatusCode::UNAUTHORIZED => ErrorCode::NotAuthenticated,
+        StatusCode::FORBIDDEN => ErrorCode::Forbidden,
+        StatusCode::NOT_FOUND => ErrorCode::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
+        StatusCode::NOT_ACCEPTABLE => ErrorCode::NotAcceptable,
+        StatusCode::REQUEST_TIMEOUT => ErrorCode::RequestTimeout,
+        StatusCode::CONFLICT => ErrorCode::Conflict,
+        StatusCode::GONE => ErrorCode::Gone,
+        StatusCode::LENGTH_REQUIRED => ErrorCode::LengthRequired,
+        StatusCode::PRECONDITION_FAILED => ErrorCode::PreconditionFailed,
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::TooLarge,
+        StatusCode::URI_TOO_LONG => ErrorCode::UriTooLong,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedType,
+        StatusCode::RANGE_NOT_SATISFIABLE => ErrorCode::RangeNotSatisfiable,
+        StatusCode::EXPECTATION_FAILED => ErrorCode::ExpectationFailed,
+        StatusCode::UNPROCESSABLE_ENTITY => ErrorCode::Rejected,
+        StatusCode::UPGRADE_REQUIRED => ErrorCode::UpgradeRequired,
+        StatusCode::TOO_MANY_REQUESTS => ErrorCode::RateLimited,
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => ErrorCode::HeadersTooLarge,
+        StatusCode::NOT_IMPLEMENTED => ErrorCode::FormatNotSupported,
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::BAD_GATEWAY | StatusCode::GATEWAY_TIMEOUT => {
+            ErrorCode::Unavailable
+        }
+        s if s.is_server_error() => ErrorCode::Internal,
+        _ => ErrorCode::BadRequest,
     }
 }
 

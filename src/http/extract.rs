@@ -9,7 +9,7 @@ use axum::http::request::Parts;
 
 use crate::app::AppState;
 use crate::domain::users::User;
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
 use crate::service::auth::{SignedIn, access_session, page_session, user_from_token};
 
 /// JSON body whose rejections are our 400/413/415. The body must be a JSON object.
@@ -33,9 +33,10 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for JsonObje
 /// `value` read as `T` when it is a JSON object; any other JSON is a 400 `invalid_body`.
 pub fn json_object<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, AppError> {
     if !value.is_object() {
-        return Err(AppError::bad_request("invalid_body", "the body must be a JSON object"));
+        return Err(AppError::bad_request(ErrorCode::InvalidBody, "the body must be a JSON object"));
     }
-    serde_json::from_value(value).map_err(|e| AppError::bad_request("invalid_body", format!("invalid JSON body: {e}")))
+    serde_json::from_value(value)
+        .map_err(|e| AppError::bad_request(ErrorCode::InvalidBody, format!("invalid JSON body: {e}")))
 }
 
 /// Query string whose rejections are our 400.
@@ -112,7 +113,7 @@ pub fn cross_origin(headers: &axum::http::HeaderMap, base_url: &str) -> bool {
 }
 
 fn csrf_refused(message: &str) -> AppError {
-    AppError::Forbidden { code: "csrf_failed", message: message.into() }
+    AppError::Forbidden { code: ErrorCode::CsrfFailed, message: message.into() }
 }
 
 /// The CSRF rule of a request authenticated by a cookie (SPEC §0): from this origin only, and a
@@ -267,7 +268,10 @@ impl FromRequestParts<AppState> for CsrfCookie {
             && !same_origin(origin, state.config.base_url())
             && parts.method != axum::http::Method::GET
         {
-            return Err(AppError::Forbidden { code: "csrf_failed", message: "cross-site request refused".into() });
+            return Err(AppError::Forbidden {
+                code: ErrorCode::CsrfFailed,
+                message: "cross-site request refused".into(),
+            });
         }
         Ok(CsrfCookie(cookie(parts, CSRF_COOKIE)))
     }

@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::blob::{Disposition, Download, Grant, Owner, TokenError, content_disposition};
-use crate::error::{AppError, AppResult, ErrorResponse};
+use crate::error::{AppError, AppResult, ErrorCode, ErrorResponse};
 use crate::http::extract::ApiPath;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -142,17 +142,20 @@ pub async fn download(
     let grant = match state.blobs.verify(&token) {
         Ok(g) => g,
         Err(TokenError::Expired) => {
-            return Err(AppError::Forbidden { code: "link_expired", message: "this download link has expired".into() });
+            return Err(AppError::Forbidden {
+                code: ErrorCode::LinkExpired,
+                message: "this download link has expired".into(),
+            });
         }
         Err(_) => {
             return Err(AppError::Forbidden {
-                code: "invalid_link",
+                code: ErrorCode::InvalidLink,
                 message: "this download link is not valid".into(),
             });
         }
     };
     if !still_served(&state, &grant).await? {
-        return Err(AppError::Gone { code: "file_deleted", message: "this file has been deleted".into() });
+        return Err(AppError::Gone { code: ErrorCode::FileDeleted, message: "this file has been deleted".into() });
     }
     match state.blobs.deliver(grant).await? {
         Download::Stream(grant) => serve(&state, &FileInfo::from(grant), &method, &headers).await,

@@ -16,7 +16,7 @@ use crate::domain::assets::Asset;
 use crate::domain::shares::{Share, ShareStatus, ShareType};
 use crate::domain::users::User;
 use crate::domain::visitors::{is_bot, is_prefetch, visitor_key};
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
 use crate::http::extract::{ClientIp, SESSION_COOKIE, cookie, cross_origin};
 use crate::service::auth::{page_session, user_from_token};
 use crate::store::shares::Reservation;
@@ -113,9 +113,9 @@ impl From<Refusal> for AppError {
             Refusal::NotFound => AppError::NotFound("share"),
             Refusal::Gone(s) => AppError::Gone {
                 code: match s {
-                    ShareStatus::Expired => "share_expired",
-                    ShareStatus::Revoked => "share_revoked",
-                    _ => "share_exhausted",
+                    ShareStatus::Expired => ErrorCode::ShareExpired,
+                    ShareStatus::Revoked => ErrorCode::ShareRevoked,
+                    _ => ErrorCode::ShareExhausted,
                 },
                 message: format!("this link is no longer available: {}", s.explain()),
             },
@@ -223,9 +223,9 @@ impl From<UnlockRefused> for AppError {
             UnlockRefused::NotFound => AppError::NotFound("share"),
             UnlockRefused::Expired => Refusal::Gone(ShareStatus::Expired).into(),
             UnlockRefused::Revoked => Refusal::Gone(ShareStatus::Revoked).into(),
-            UnlockRefused::NotProtected => AppError::bad_request("not_protected", "this link has no password"),
+            UnlockRefused::NotProtected => AppError::bad_request(ErrorCode::NotProtected, "this link has no password"),
             UnlockRefused::WrongPassword => {
-                AppError::Forbidden { code: "wrong_password", message: "wrong password".into() }
+                AppError::Forbidden { code: ErrorCode::WrongPassword, message: "wrong password".into() }
             }
             UnlockRefused::RateLimited(retry_after_secs) | UnlockRefused::LockedOut(retry_after_secs) => {
                 AppError::RateLimited { retry_after_secs }
@@ -289,7 +289,7 @@ pub async fn count_download(
     }
     if !access.counts {
         return Err(AppError::Forbidden {
-            code: "not_a_download",
+            code: ErrorCode::NotADownload,
             message: "prefetches and link previews do not download files".into(),
         });
     }

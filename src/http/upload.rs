@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::app::AppState;
 use crate::blob::Upload;
 use crate::domain::assets::sanitize_file_name;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ErrorCode};
 use crate::service::uploads::{Received, count, discard};
 
 /// Bytes kept from the start of the file for quick checks.
@@ -73,13 +73,13 @@ async fn read_parts(
 ) -> AppResult<()> {
     let malformed = |e: multer::Error| {
         count("malformed");
-        AppError::bad_request("malformed_multipart", format!("the multipart body could not be read: {e}"))
+        AppError::bad_request(ErrorCode::MalformedMultipart, format!("the multipart body could not be read: {e}"))
     };
     let mut parts = 0;
     while let Some(mut field) = multipart.next_field().await.map_err(malformed)? {
         parts += 1;
         if parts > MAX_FIELDS {
-            return Err(AppError::bad_request("malformed_multipart", "too many form fields"));
+            return Err(AppError::bad_request(ErrorCode::MalformedMultipart, "too many form fields"));
         }
         let name = field.name().unwrap_or("").to_string();
         if name == file_field {
@@ -138,7 +138,10 @@ async fn stream_file(
             Ok(c) => c,
             Err(e) => {
                 count("interrupted");
-                return Err(AppError::bad_request("malformed_multipart", format!("the upload was interrupted: {e}")));
+                return Err(AppError::bad_request(
+                    ErrorCode::MalformedMultipart,
+                    format!("the upload was interrupted: {e}"),
+                ));
             }
         };
         let Some(chunk) = chunk else { break };

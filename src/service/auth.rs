@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use crate::app::AppState;
 use crate::domain::users::{NewUser, User};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ErrorCode};
 use crate::store::sessions::SessionKind;
 use crate::store::users::Created;
 
@@ -18,7 +18,7 @@ pub async fn create_account(state: &AppState, new: NewUser) -> AppResult<User> {
             Ok(u)
         }
         Created::EmailTaken => Err(AppError::Conflict {
-            code: "email_taken",
+            code: ErrorCode::EmailTaken,
             message: "an account with this e-mail address already exists".into(),
         }),
     }
@@ -75,7 +75,7 @@ pub async fn check_credentials(state: &AppState, ip: IpAddr, email: &str, passwo
         Some(u) if ok => {
             if !u.is_active {
                 return Err(AppError::Forbidden {
-                    code: "account_disabled",
+                    code: ErrorCode::AccountDisabled,
                     message: "this account is disabled".into(),
                 });
             }
@@ -112,7 +112,10 @@ async fn signed_in(state: &AppState, token: &str, typ: &str) -> Result<SignedIn,
         .await?
         .ok_or_else(|| AppError::Unauthenticated("the session has ended; log in again".into()))?;
     if !user.is_active {
-        return Err(AppError::Forbidden { code: "account_disabled", message: "this account is disabled".into() });
+        return Err(AppError::Forbidden {
+            code: ErrorCode::AccountDisabled,
+            message: "this account is disabled".into(),
+        });
     }
     Ok(SignedIn { user, session_id: sid, expires: claims.exp })
 }

@@ -11,7 +11,7 @@ use crate::domain::collaboration::{NewSession, Participant, Session};
 use crate::domain::shares::{ShareSettings, ShareType};
 use crate::domain::time::rfc3339;
 use crate::domain::users::User;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ErrorCode};
 use crate::store::collaboration::NewParticipant;
 
 /// The invitation token of a participant: their row id and an HMAC of it, so nothing secret is
@@ -246,7 +246,10 @@ pub async fn end(state: &AppState, user: &User, uuid: &str) -> AppResult<Session
     let s = owned_session(state, user, uuid).await?;
     let now = state.clock.now_ms();
     if let Some(reason) = s.over(now) {
-        return Err(AppError::Gone { code: "session_over", message: format!("the session has already {reason}") });
+        return Err(AppError::Gone {
+            code: ErrorCode::SessionOver,
+            message: format!("the session has already {reason}"),
+        });
     }
     if let Some(e) = state.store.end_session(&s, now).await? {
         state.rooms.publish(&e);
@@ -267,12 +270,15 @@ pub async fn add_participant(
     let s = owned_session(state, user, uuid).await?;
     let now = state.clock.now_ms();
     if let Some(reason) = s.over(now) {
-        return Err(AppError::Gone { code: "session_over", message: format!("the session has {reason}") });
+        return Err(AppError::Gone { code: ErrorCode::SessionOver, message: format!("the session has {reason}") });
     }
     let email = crate::domain::collaboration::parse_email(email).map_err(|why| AppError::validation("email", why))?;
     let np = new_participants(state, std::slice::from_ref(&email)).await?.remove(0);
     if !state.store.add_participant(s.id, &np, now).await? {
-        return Err(AppError::Conflict { code: "already_participant", message: format!("{email} already takes part") });
+        return Err(AppError::Conflict {
+            code: ErrorCode::AlreadyParticipant,
+            message: format!("{email} already takes part"),
+        });
     }
     // The link follows the participants.
     let mut share = state.store.share_by_id(s.share_id).await?.ok_or(AppError::NotFound("session"))?;
@@ -336,7 +342,7 @@ pub async fn joinable(state: &AppState, user: &User, uuid: &str) -> AppResult<(S
         return Err(AppError::forbidden("you are not a participant of this session"));
     }
     if let Some(reason) = session.over(state.clock.now_ms()) {
-        return Err(AppError::Gone { code: "session_over", message: format!("the session has {reason}") });
+        return Err(AppError::Gone { code: ErrorCode::SessionOver, message: format!("the session has {reason}") });
     }
     let asset = state.store.asset(session.asset_id).await?.ok_or(AppError::NotFound("session"))?;
     Ok((session, asset))

@@ -4,7 +4,7 @@
 use crate::app::AppState;
 use crate::domain::gallery::{Audience, NewPost, Post};
 use crate::domain::users::{Role, User};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ErrorCode};
 use crate::store::gallery::PostRefused;
 
 /// Which answers `user` gets, after spending one request of their hourly budget (SPEC §6:
@@ -37,7 +37,7 @@ pub async fn share(state: &AppState, user: &User, new: NewPost) -> AppResult<Pos
         Ok(id) => id,
         Err(PostRefused::NoSuchContent) => return Err(AppError::NotFound("content")),
         Err(PostRefused::AlreadyShared) => {
-            return Err(AppError::bad_request("already_shared", "You have already shared this media"));
+            return Err(AppError::bad_request(ErrorCode::AlreadyShared, "You have already shared this media"));
         }
     };
     metrics::counter!("vitrine_gallery_posts_total").increment(1);

@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use crate::app::AppState;
 use crate::domain::filetype::{Verdict, classify};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ErrorCode};
 
 /// Counts an upload's outcome (`vitrine_uploads_total{result}`).
 pub fn count(result: &'static str) {
@@ -54,7 +54,7 @@ pub async fn inspect(state: &AppState, rec: &Received, allowed: &[String]) -> Ap
         }
         Verdict::Executable(kind) => {
             count("executable");
-            Err(AppError::rejected("executable_refused", format!("executable content is refused ({kind})")))
+            Err(AppError::rejected(ErrorCode::ExecutableRefused, format!("executable content is refused ({kind})")))
         }
     }
 }
@@ -112,13 +112,16 @@ pub async fn probe(state: &AppState, rec: &Received, mime: &str, limit: PixelLim
                         )
                     };
                     return Err(AppError::rejected(
-                        "image_too_large",
+                        ErrorCode::ImageTooLarge,
                         format!("the image is {width}x{height} pixels, {why}; it was not processed"),
                     ));
                 }
                 Err(crate::media::ImageError::Corrupt(why)) => {
                     count("corrupt_image");
-                    return Err(AppError::rejected("corrupt_image", format!("the image cannot be decoded: {why}")));
+                    return Err(AppError::rejected(
+                        ErrorCode::CorruptImage,
+                        format!("the image cannot be decoded: {why}"),
+                    ));
                 }
             }
         }

@@ -12,7 +12,7 @@ use super::auth::UserOut;
 use crate::app::AppState;
 use crate::domain::pagination::{Page, PageQuery, PageRequest};
 use crate::domain::users::{NewUser, Role};
-use crate::error::{AppError, AppResult, ErrorResponse, FieldErrors};
+use crate::error::{AppError, AppResult, ErrorCode, ErrorResponse, FieldErrors};
 use crate::http::extract::{AdminUser, ApiJson, ApiPath, ApiQuery};
 use crate::service::auth::create_account;
 
@@ -95,7 +95,7 @@ pub async fn update(
         && (role.is_some_and(|r| r != Role::Admin) || body.is_active == Some(false));
     if loses_admin && state.store.count_admins().await? <= 1 {
         return Err(AppError::Conflict {
-            code: "last_admin",
+            code: ErrorCode::LastAdmin,
             message: "this is the last active admin; make another admin first".into(),
         });
     }

@@ -13,7 +13,7 @@ use crate::app::AppState;
 use crate::config::Registration;
 use crate::domain::time::rfc3339;
 use crate::domain::users::{NewUser, Role, User};
-use crate::error::{AppError, AppResult, ErrorResponse};
+use crate::error::{AppError, AppResult, ErrorCode, ErrorResponse};
 use crate::http::extract::{ApiJson, ClientIp, CurrentSession, CurrentUser};
 use crate::service::auth::{check_credentials, create_account, require_credentials, sign_out, start_session};
 use crate::store::sessions::SessionKind;
@@ -71,7 +71,7 @@ pub async fn register(
     let new = NewUser::parse(body.email.as_deref(), body.password.as_deref(), body.name.as_deref(), None)?;
     if state.config.registration == Registration::Closed {
         return Err(AppError::Forbidden {
-            code: "registration_closed",
+            code: ErrorCode::RegistrationClosed,
             message: "registration is closed; ask an administrator for an account".into(),
         });
     }

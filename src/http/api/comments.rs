@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 use crate::app::AppState;
 use crate::domain::comments::{CommentIn, CommentOut};
 use crate::domain::pagination::{Page, PageQuery, PageRequest};
-use crate::error::{AppError, AppResult, ErrorResponse};
+use crate::error::{AppError, AppResult, ErrorCode, ErrorResponse};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, CurrentUser};
 use crate::service::comments::{self, Target};
 use crate::store::comments::Author;
@@ -111,7 +111,7 @@ pub async fn resolve(
         ResolveIn::default()
     } else {
         let value = serde_json::from_slice(&body)
-            .map_err(|_| AppError::bad_request("malformed_json", "the body is not valid JSON"))?;
+            .map_err(|_| AppError::bad_request(ErrorCode::MalformedJson, "the body is not valid JSON"))?;
         crate::http::extract::json_object(value)?
     };
     let c = comments::set_resolved(&state, &user, id, input.resolved.unwrap_or(true)).await?;

@@ -12,7 +12,7 @@ use crate::app::AppState;
 use crate::domain::pagination::{Page, PageQuery, PageRequest};
 use crate::domain::shares::{Share, ShareSettings, ShareSettingsIn, ShareStatus, ShareType, social_links};
 use crate::domain::time::rfc3339;
-use crate::error::{AppError, AppResult, ErrorResponse};
+use crate::error::{AppError, AppResult, ErrorCode, ErrorResponse};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, CurrentUser};
 use crate::http::share_access::{ShareRequest, unlock as unlock_link};
 use crate::service::shares::{create_share, embed_code, owned_share, share_url};
@@ -150,7 +150,10 @@ pub async fn patch(
 ) -> AppResult<axum::Json<ShareOut>> {
     let s = owned_share(&state, &user, &uuid).await?;
     if s.revoked_at.is_some() {
-        return Err(AppError::Gone { code: "share_revoked", message: "a revoked link cannot be changed".into() });
+        return Err(AppError::Gone {
+            code: ErrorCode::ShareRevoked,
+            message: "a revoked link cannot be changed".into(),
+        });
     }
     let settings = ShareSettings::parse(body, &ShareSettings::of(&s), s.password_hash.is_some(), state.clock.now_ms())?;
     let hash = match &settings.new_password {

@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::auth::{random_token, same};
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
 use crate::http::extract::{ApiForm, ApiQuery, CSRF_COOKIE, ClientIp, CsrfCookie, PageUser, SESSION_COOKIE, cookie_in};
 use crate::service::auth::check_credentials;
 
@@ -52,7 +52,7 @@ pub fn check_csrf(csrf: &CsrfCookie, form_token: Option<&str>) -> Result<(), App
     match (&csrf.0, form_token) {
         (Some(c), Some(f)) if same(c, f) => Ok(()),
         _ => Err(AppError::Forbidden {
-            code: "csrf_failed",
+            code: ErrorCode::CsrfFailed,
             message: "the form has expired; reload the page and try again".into(),
         }),
     }

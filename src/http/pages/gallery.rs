@@ -19,7 +19,7 @@ use crate::domain::gallery::{
 };
 use crate::domain::pagination::PageRequest;
 use crate::domain::users::{Role, User};
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
 use crate::http::api::gallery::media_item;
 use crate::http::extract::{ApiForm, ApiPath, ApiQuery, CsrfCookie, PageUser};
 use crate::service::gallery::{post_links, share, staff, unshare};
@@ -215,14 +215,17 @@ fn outcome(done: Option<&str>) -> (Option<&'static str>, Option<String>) {
     match done {
         Some("shared") => (Some("Shared to the gallery."), None),
         Some("deleted") => (Some("Removed from the gallery."), None),
-        Some("already_shared") => (None, Some("You have already shared this media".into())),
-        Some("not_found") => (None, Some("That media or post no longer exists.".into())),
-        Some("validation_error") => {
-            (None, Some("Check the caption (at most 2,000 characters) and the category.".into()))
-        }
-        Some("forbidden") => (None, Some("Can only delete your own posts".into())),
-        Some("rate_limited") => (None, Some("Too many requests this hour; try again later.".into())),
-        _ => (None, None),
+        Some(code) => match ErrorCode::parse(code) {
+            Some(ErrorCode::AlreadyShared) => (None, Some("You have already shared this media".into())),
+            Some(ErrorCode::NotFound) => (None, Some("That media or post no longer exists.".into())),
+            Some(ErrorCode::Validation) => {
+                (None, Some("Check the caption (at most 2,000 characters) and the category.".into()))
+            }
+            Some(ErrorCode::Forbidden) => (None, Some("Can only delete your own posts".into())),
+            Some(ErrorCode::RateLimited) => (None, Some("Too many requests this hour; try again later.".into())),
+            _ => (None, None),
+        },
+        None => (None, None),
     }
 }
 
@@ -368,11 +371,11 @@ fn back_to(back: Option<String>, done: &str) -> Response {
 
 fn error_code(e: &AppError) -> &'static str {
     match e {
-        AppError::BadRequest { code, .. } => code,
-        AppError::Validation { .. } => "validation_error",
-        AppError::NotFound(_) => "not_found",
-        AppError::Forbidden { .. } => "forbidden",
-        AppError::RateLimited { .. } => "rate_limited",
+        AppError::BadRequest { code, .. } => code.as_str(),
+        AppError::Validation { .. } => ErrorCode::Validation.as_str(),
+        AppError::NotFound(_) => ErrorCode::NotFound.as_str(),
+        AppError::Forbidden { .. } => ErrorCode::Forbidden.as_str(),
+        AppError::RateLimited { .. } => ErrorCode::RateLimited.as_str(),
         _ => "error",
     }
 }

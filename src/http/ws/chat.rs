@@ -10,6 +10,7 @@ use super::{self as socket, CLOSE_TOO_SLOW, error_frame, send_frame, send_text};
 use crate::app::AppState;
 use crate::bus::Envelope;
 use crate::domain::chat::{MessageOut, parse_message};
+use crate::error::ErrorCode;
 use crate::realtime::{Next, Subscription};
 use crate::service::chat::access::Reach;
 use crate::service::chat::files::{FileOut, file_list};
@@ -33,7 +34,8 @@ pub async fn serve(state: AppState, reach: Reach, last_seq: Option<i64>, mut ws:
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "could not join a chat room");
-            let _ = send_text(&mut ws, &error_frame("unavailable", "the chat is unavailable; try again")).await;
+            let _ =
+                send_text(&mut ws, &error_frame(ErrorCode::Unavailable, "the chat is unavailable; try again")).await;
             socket::close(&mut ws, CLOSE_TOO_SLOW, "unavailable").await;
             return;
         }
@@ -135,9 +137,9 @@ async fn run(state: &AppState, reach: &Reach, sub: &mut Subscription, ws: &mut W
                 Some(Ok(Message::Text(text))) => {
                     heartbeat.heard();
                     let answer = if text.len() > socket::MAX_MESSAGE {
-                        Some(error_frame("too_large", &format!("messages are limited to {} bytes", socket::MAX_MESSAGE)))
+                        Some(error_frame(ErrorCode::TooLarge, &format!("messages are limited to {} bytes", socket::MAX_MESSAGE)))
                     } else if limiter.check().is_err() {
-                        Some(error_frame("rate_limited", "too many messages; slow down"))
+                        Some(error_frame(ErrorCode::RateLimited, "too many messages; slow down"))
                     } else {
                         Box::pin(inbound(state, reach, sub, ws, text.as_str())).await
                     };
@@ -147,7 +149,7 @@ async fn run(state: &AppState, reach: &Reach, sub: &mut Subscription, ws: &mut W
                 }
                 Some(Ok(Message::Binary(_))) => {
                     heartbeat.heard();
-                    if !send_text(ws, &error_frame("malformed", "send JSON text frames")).await {
+                    if !send_text(ws, &error_frame(ErrorCode::Malformed, "send JSON text frames")).await {
                         return;
                     }
                 }
@@ -177,25 +179,25 @@ async fn inbound(
 ) -> Option<String> {
     let v: serde_json::Value = match serde_json::from_str(text) {
         Ok(v) => v,
-        Err(_) => return Some(error_frame("malformed", "messages are JSON objects with a type")),
+        Err(_) => return Some(error_frame(ErrorCode::Malformed, "messages are JSON objects with a type")),
     };
     match v.get("type").and_then(|t| t.as_str()) {
-        None => return Some(error_frame("malformed", "messages are JSON objects with a type")),
+        None => return Some(error_frame(ErrorCode::Malformed, "messages are JSON objects with a type")),
         Some(t) if !matches!(t, "request_file_list" | "message" | "resume" | "ping") => {
-            return Some(error_frame("unknown_type", &format!("unknown message type {t:?}")));
+            return Some(error_frame(ErrorCode::UnknownType, &format!("unknown message type {t:?}")));
         }
         Some(_) => {}
     }
     let msg = match serde_json::from_value::<Inbound>(v) {
         Ok(m) => m,
-        Err(e) => return Some(error_frame("invalid", &format!("invalid message: {e}"))),
+        Err(e) => return Some(error_frame(ErrorCode::Invalid, &format!("invalid message: {e}"))),
     };
     let s = &reach.session;
     match msg {
         Inbound::Ping => Some(r#"{"type":"pong"}"#.to_string()),
         Inbound::RequestFileList { session_id, company_id } => {
             if session_id.is_some_and(|id| id != s.uuid) || company_id.is_some_and(|c| c != s.company_uuid) {
-                return Some(error_frame("forbidden", "this socket belongs to another session"));
+                return Some(error_frame(ErrorCode::Forbidden, "this socket belongs to another session"));
             }
             match file_list(state, s).await {
                 Ok(list) => Some(
@@ -209,7 +211,7 @@ async fn inbound(
         Inbound::Message { text } => {
             let text = match parse_message(&text) {
                 Ok(t) => t,
-                Err(why) => return Some(error_frame("invalid", &why)),
+                Err(why) => return Some(error_frame(ErrorCode::Invalid, &why)),
             };
             let stored = state
                 .store
@@ -225,7 +227,7 @@ async fn inbound(
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "could not store a chat message");
-                    Some(error_frame("unavailable", "the message could not be stored; send it again"))
+                    Some(error_frame(ErrorCode::Unavailable, "the message could not be stored; send it again"))
                 }
             }
         }
@@ -234,7 +236,7 @@ async fn inbound(
                 if send_replayed(state, reach, &missed, ws).await {
                     None
                 } else {
-                    Some(error_frame("gone", "the socket closed"))
+                    Some(error_frame(ErrorCode::Gone, "the socket closed"))
                 }
             }
             Err(_) => Some(established(reach, sub, Some(false))),

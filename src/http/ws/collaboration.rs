@@ -15,7 +15,7 @@ use crate::domain::assets::Asset;
 use crate::domain::collaboration::{Features, Session};
 use crate::domain::comments::{CommentIn, build_trees};
 use crate::domain::users::User;
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
 use crate::realtime::{Next, Subscription};
 use crate::service::comments::Target;
 use crate::store::comments::Author;
@@ -135,10 +135,10 @@ async fn state_frame(
 async fn fresh_state_frame(state: &AppState, seat: &Seat, sub: &Subscription) -> String {
     match state.store.asset(seat.target.asset_id).await {
         Ok(Some(asset)) => state_frame(state, seat, &asset, sub, Some(false)).await,
-        Ok(None) => error_frame("not_found", "the asset of this session is gone"),
+        Ok(None) => error_frame(ErrorCode::NotFound, "the asset of this session is gone"),
         Err(e) => {
             tracing::warn!(error = %e, "could not read the asset for a session state");
-            error_frame("unavailable", "the session state is unavailable; reconnect")
+            error_frame(ErrorCode::Unavailable, "the session state is unavailable; reconnect")
         }
     }
 }
@@ -169,7 +169,7 @@ async fn enter(
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "could not join a collaboration room");
-            let _ = send_text(ws, &error_frame("unavailable", "the session is unavailable; try again")).await;
+            let _ = send_text(ws, &error_frame(ErrorCode::Unavailable, "the session is unavailable; try again")).await;
             socket::close(ws, CLOSE_TOO_SLOW, "unavailable").await;
             return None;
         }
@@ -269,7 +269,7 @@ impl CommentLane {
                 let refusal = match created {
                     Ok(_) => continue,
                     Err(AppError::Validation { message, fields }) => {
-                        serde_json::json!({"type": "error", "code": "invalid", "error": message, "fields": fields})
+                        serde_json::json!({"type": "error", "code": ErrorCode::Invalid, "error": message, "fields": fields})
                             .to_string()
                     }
                     Err(e) => error_frame(e.code(), &e.public_message()),
@@ -352,7 +352,7 @@ async fn run(state: &AppState, seat: &Seat, sub: &mut Subscription, ws: &mut Web
                 }
                 Some(Ok(Message::Binary(_))) => {
                     heartbeat.heard();
-                    if send_text(ws, &error_frame("malformed", "send JSON text frames")).await { Flow::Continue } else { Flow::Gone }
+                    if send_text(ws, &error_frame(ErrorCode::Malformed, "send JSON text frames")).await { Flow::Continue } else { Flow::Gone }
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => Flow::Gone,
                 Some(Ok(_)) => { heartbeat.heard(); Flow::Continue }
@@ -456,9 +456,9 @@ async fn inbound(
     text: &str,
 ) -> Flow {
     let answer = if text.len() > socket::MAX_MESSAGE {
-        Some(error_frame("too_large", &format!("messages are limited to {} bytes", socket::MAX_MESSAGE)))
+        Some(error_frame(ErrorCode::TooLarge, &format!("messages are limited to {} bytes", socket::MAX_MESSAGE)))
     } else if local.limiter.check().is_err() {
-        Some(error_frame("rate_limited", "too many messages; slow down"))
+        Some(error_frame(ErrorCode::RateLimited, "too many messages; slow down"))
     } else {
         match serde_json::from_str::<Inbound>(text) {
             Ok(msg) => handle(state, seat, sub, ws, local, msg).await,
@@ -475,13 +475,13 @@ async fn inbound(
 /// The error frame for a message that is not a valid `Inbound`.
 fn refusal(text: &str, e: serde_json::Error) -> String {
     match serde_json::from_str::<serde_json::Value>(text) {
-        Err(_) => error_frame("malformed", "messages are JSON objects with a type"),
+        Err(_) => error_frame(ErrorCode::Malformed, "messages are JSON objects with a type"),
         Ok(v) => match v.get("type").and_then(|t| t.as_str()) {
-            None => error_frame("malformed", "messages are JSON objects with a type"),
+            None => error_frame(ErrorCode::Malformed, "messages are JSON objects with a type"),
             Some(t) if !matches!(t, "cursor_position" | "comment" | "signal" | "resume" | "ping") => {
-                error_frame("unknown_type", &format!("unknown message type {t:?}"))
+                error_frame(ErrorCode::UnknownType, &format!("unknown message type {t:?}"))
             }
-            Some(_) => error_frame("invalid", &format!("invalid message: {e}")),
+            Some(_) => error_frame(ErrorCode::Invalid, &format!("invalid message: {e}")),
         },
     }
 }
@@ -500,10 +500,10 @@ async fn handle(
         Inbound::Ping => Some(serde_json::json!({"type": "pong"}).to_string()),
         Inbound::CursorPosition { x, y } => {
             if !f.cursor_tracking {
-                return Some(error_frame("feature_disabled", "cursor tracking is off in this session"));
+                return Some(error_frame(ErrorCode::FeatureDisabled, "cursor tracking is off in this session"));
             }
             if !(x.is_finite() && y.is_finite() && (0.0..=1.0).contains(&x) && (0.0..=1.0).contains(&y)) {
-                return Some(error_frame("invalid", "x and y are fractions between 0 and 1"));
+                return Some(error_frame(ErrorCode::Invalid, "x and y are fractions between 0 and 1"));
             }
             local.pending_cursor = Some((x, y));
             local.send_cursor(state, seat, &sub.room.name);
@@ -515,18 +515,21 @@ async fn handle(
             // a comment is stored (backpressure): nothing is dropped or reordered.
             let lane = local.lane.get_or_insert_with(|| CommentLane::start(state, seat));
             if lane.queue.send(comment).await.is_err() {
-                return Some(error_frame("unavailable", "the comment could not be stored; send it again"));
+                return Some(error_frame(ErrorCode::Unavailable, "the comment could not be stored; send it again"));
             }
             None
         }
         Inbound::Signal { to, data } => {
             if !(f.voice_chat || f.screen_sharing) {
-                return Some(error_frame("feature_disabled", "voice chat and screen sharing are off in this session"));
+                return Some(error_frame(
+                    ErrorCode::FeatureDisabled,
+                    "voice chat and screen sharing are off in this session",
+                ));
             }
             let allowed = to != seat.user_id
                 && (to == seat.owner_id || state.store.is_participant(seat.session_id, to).await.unwrap_or(false));
             if !allowed {
-                return Some(error_frame("invalid", "signals go to another participant of this session"));
+                return Some(error_frame(ErrorCode::Invalid, "signals go to another participant of this session"));
             }
             let frame = serde_json::json!({"type": "signal", "from": seat.user_id, "data": data}).to_string();
             state.rooms.publish_ephemeral(&sub.room.name, "signal", frame, Some(seat.user_id), Some(to));

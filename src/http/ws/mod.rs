@@ -17,7 +17,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use crate::app::AppState;
 use crate::bus::Frame;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ErrorCode};
 use crate::service::auth::SignedIn;
 
 /// Largest inbound message we act on; larger ones get an `error` and are dropped.
@@ -93,7 +93,7 @@ impl Heartbeat {
 }
 
 /// An `error` frame (docs/realtime.md).
-pub fn error_frame(code: &str, message: &str) -> String {
+pub fn error_frame(code: ErrorCode, message: &str) -> String {
     serde_json::json!({"type": "error", "code": code, "error": message}).to_string()
 }
 
@@ -210,7 +210,10 @@ pub async fn socket_user(
         .ok_or_else(|| AppError::Unauthenticated("add ?token=<access token>".into()))?;
     let origin = headers.get(axum::http::header::ORIGIN).and_then(|o| o.to_str().ok()).unwrap_or("");
     if !crate::http::extract::same_origin(origin, state.config.base_url()) {
-        return Err(AppError::Forbidden { code: "csrf_failed", message: "cross-site WebSocket refused".into() });
+        return Err(AppError::Forbidden {
+            code: ErrorCode::CsrfFailed,
+            message: "cross-site WebSocket refused".into(),
+        });
     }
     crate::service::auth::page_session(state, &cookie).await
 }

@@ -6,6 +6,7 @@ use axum::extract::ws::{Message, WebSocket};
 use super::{self as socket, CLOSE_TOO_SLOW, error_frame, send_frame, send_text};
 use crate::app::AppState;
 use crate::domain::users::User;
+use crate::error::ErrorCode;
 use crate::realtime::Next;
 use crate::service::notifications::room;
 
@@ -16,7 +17,9 @@ pub async fn serve(state: AppState, user: User, login: String, last_seq: Option<
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "could not open a notification room");
-            let _ = send_text(&mut ws, &error_frame("unavailable", "notifications are unavailable; try again")).await;
+            let _ =
+                send_text(&mut ws, &error_frame(ErrorCode::Unavailable, "notifications are unavailable; try again"))
+                    .await;
             socket::close(&mut ws, CLOSE_TOO_SLOW, "unavailable").await;
             return;
         }
@@ -72,7 +75,7 @@ pub async fn serve(state: AppState, user: User, login: String, last_seq: Option<
                             }
                         },
                         (Some("ping"), _) => ok = send_text(&mut ws, r#"{"type":"pong"}"#).await,
-                        _ => ok = send_text(&mut ws, &error_frame("unknown_type", "send resume {last_seq} or ping")).await,
+                        _ => ok = send_text(&mut ws, &error_frame(ErrorCode::UnknownType, "send resume {last_seq} or ping")).await,
                     }
                 }
                 Some(Ok(_)) => heartbeat.heard(),

@@ -5,7 +5,7 @@ use super::access::{Caller, Reach};
 use super::files::FileOut;
 use crate::app::AppState;
 use crate::domain::chat::{no_claim, same_mime};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ErrorCode};
 use crate::service::uploads::{self, PixelLimit, Received};
 use crate::store::chat::NewChatFile;
 
@@ -17,15 +17,15 @@ pub fn count_refusal(e: &AppError) {
 /// The metric reason of a refusal.
 fn reason_of(e: &AppError) -> &'static str {
     match e.code() {
-        "not_authenticated" => "unauthenticated",
-        "forbidden" => "forbidden",
-        "too_large" => "too_large",
-        "unsupported_type" => "unsupported_type",
-        "executable_refused" => "executable",
-        "infected" => "infected",
-        "rate_limited" => "rate_limited",
-        "unavailable" => "scanner_unavailable",
-        "size_mismatch" | "type_mismatch" => "declared_mismatch",
+        ErrorCode::NotAuthenticated => "unauthenticated",
+        ErrorCode::Forbidden => "forbidden",
+        ErrorCode::TooLarge => "too_large",
+        ErrorCode::UnsupportedType => "unsupported_type",
+        ErrorCode::ExecutableRefused => "executable",
+        ErrorCode::Infected => "infected",
+        ErrorCode::RateLimited => "rate_limited",
+        ErrorCode::Unavailable => "scanner_unavailable",
+        ErrorCode::SizeMismatch | ErrorCode::TypeMismatch => "declared_mismatch",
         _ => "invalid",
     }
 }
@@ -67,7 +67,7 @@ async fn store_upload(state: &AppState, caller: &Caller, form: &Declared<'_>, re
             Ok(n) if n == rec.size => {}
             Ok(n) => {
                 return Err(AppError::bad_request(
-                    "size_mismatch",
+                    ErrorCode::SizeMismatch,
                     format!("the declared size ({n} bytes) is not the size of the file ({} bytes)", rec.size),
                 ));
             }
@@ -78,7 +78,7 @@ async fn store_upload(state: &AppState, caller: &Caller, form: &Declared<'_>, re
         && !same_mime(declared, &mime)
     {
         return Err(AppError::bad_request(
-            "type_mismatch",
+            ErrorCode::TypeMismatch,
             format!("the file was declared as {} but is {mime}", declared.trim()),
         ));
     }
@@ -129,7 +129,10 @@ async fn scan(state: &AppState, rec: &Received) -> AppResult<()> {
         Ok(crate::scan::Verdict::Infected(name)) => {
             tracing::warn!(signature = %name, "an infected chat upload was refused");
             metrics::counter!("vitrine_scan_infected_total").increment(1);
-            Err(AppError::rejected("infected", format!("the file contains a virus ({name}); it was not stored")))
+            Err(AppError::rejected(
+                ErrorCode::Infected,
+                format!("the file contains a virus ({name}); it was not stored"),
+            ))
         }
         Err(e) if state.config.clamd_fail_open => {
             tracing::warn!(error = %e, "clamd is unreachable; storing the upload unscanned (clamd_fail_open)");

@@ -11,7 +11,7 @@ use crate::app::AppState;
 use crate::domain::analytics::Kind;
 use crate::domain::pagination::{Page, PageQuery, PageRequest};
 use crate::domain::shares::ShareStatus;
-use crate::error::{AppError, ErrorResponse};
+use crate::error::{AppError, ErrorCode, ErrorResponse};
 use crate::http::extract::ApiQuery;
 use crate::http::share_access::{Access, Refusal, ShareRequest, capture_with, resolve};
 
@@ -35,7 +35,7 @@ pub async fn beacon(
         return Err(AppError::TooLarge { limit: 2048 });
     }
     let b: BeaconIn = serde_json::from_slice(&body)
-        .map_err(|_| AppError::bad_request("malformed_json", "the beacon is not valid JSON"))?;
+        .map_err(|_| AppError::bad_request(ErrorCode::MalformedJson, "the beacon is not valid JSON"))?;
     // Bounded, whole milliseconds: a day on the page at most, load times up to ten minutes.
     let clamp =
         |v: Option<f64>, max: f64| v.filter(|x| x.is_finite() && *x >= 0.0 && *x <= max).map(|x| x.round() as i64);

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use crate::app::AppState;
 use crate::blob::Disposition;
 use crate::domain::shares::ShareStatus;
-use crate::error::{AppError, ErrorResponse};
+use crate::error::{AppError, ErrorCode, ErrorResponse};
 use crate::http::files::{FileInfo, safe_inline, serve};
 use crate::http::share_access::{Access, Refusal, ShareRequest, count_download, resolve};
 
@@ -48,7 +48,7 @@ async fn download_inner(state: &AppState, req: &ShareRequest, method: &Method) -
     let access = resolve(state, req).await?;
     if !access.share.allow_download {
         return Err(AppError::Forbidden {
-            code: "download_not_allowed",
+            code: ErrorCode::DownloadNotAllowed,
             message: "this link does not allow downloads".into(),
         });
     }
@@ -69,7 +69,7 @@ pub async fn preview(State(state): State<AppState>, req: ShareRequest, method: M
         }
         if !previewable(&access) {
             return Err(AppError::Forbidden {
-                code: "preview_not_allowed",
+                code: ErrorCode::PreviewNotAllowed,
                 message: "this link has no preview for this file".into(),
             });
         }
