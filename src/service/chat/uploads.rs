@@ -3,7 +3,7 @@
 //! file is committed and `file_shared` published.
 
 use super::access::{Caller, Reach};
-use super::files::FileOut;
+use super::files::{FileOut, link_ttl, stored_event};
 use crate::app::AppState;
 use crate::error::{AppError, AppResult};
 use crate::service::uploads::{self, Checked, Claims, Received, Rules};
@@ -94,8 +94,10 @@ async fn store_upload(state: &AppState, reach: &Reach, form: &Declared<'_>, file
         blob_key,
         thumb_key,
     };
-    let (stored, event) =
-        state.store.insert_chat_file(s, &new, state.clock.now_ms(), |f| FileOut::of(state, f).event()).await?;
+    let (stored, mut event) = state.store.insert_chat_file(s, &new, state.clock.now_ms(), stored_event).await?;
+    // The event is stored without links; the frame sent now carries the answer's, signed once.
+    let out = FileOut::of(&state.blobs, link_ttl(state), &stored);
+    event.data = out.event();
     state.rooms.publish(&event);
     metrics::counter!("vitrine_chat_uploads_total", "result" => "accepted", "reason" => "").increment(1);
     metrics::histogram!("vitrine_chat_upload_size_bytes").record(file.size as f64);
@@ -104,5 +106,5 @@ async fn store_upload(state: &AppState, reach: &Reach, form: &Declared<'_>, file
         metrics::gauge!("vitrine_chat_stored_bytes", "company_id" => s.company_uuid.clone()).increment(file.size as f64)
     });
     tracing::info!(file_id = stored.id, session_id = %s.uuid, uploader = reach.side.as_str(), size = file.size, "chat file stored");
-    Ok(FileOut::of(state, &stored))
+    Ok(out)
 }
