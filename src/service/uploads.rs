@@ -86,7 +86,9 @@ pub enum PixelLimit {
 /// the bytes. Absent or empty fields claim nothing.
 #[derive(Debug, Default)]
 pub struct Claims<'a> {
+    /// The size in bytes, as sent.
     pub size: Option<&'a str>,
+    /// The MIME type; `application/octet-stream` claims nothing.
     pub mime_type: Option<&'a str>,
 }
 
@@ -309,12 +311,17 @@ pub struct Checked {
     key: Path,
     /// The file name the client sent (sanitised).
     pub name: String,
+    /// Its length in bytes.
     pub size: u64,
+    /// SHA-256 of the bytes, hex: the content-hash key.
     pub sha256: String,
     /// The MIME type decided from the bytes.
     pub mime: String,
+    /// An image's width in pixels.
     pub width: Option<i64>,
+    /// An image's height in pixels.
     pub height: Option<i64>,
+    /// Audio and video: the duration, when the container tells it.
     pub duration_seconds: Option<f64>,
     /// A small preview of an image (bytes, MIME type).
     pub thumbnail: Option<(Bytes, &'static str)>,
