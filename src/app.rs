@@ -140,8 +140,20 @@ impl AppState {
             crate::bus::from_config(config.bus_url.as_deref(), config.bus_tls_ca.as_deref(), &instance, &deployment)?;
         store.caches().set_peers(Arc::new(crate::bus::CachePeers(bus.clone())));
         let limits = Limits::new(&config, bus.clone());
-        let rooms =
-            crate::realtime::Rooms::new(store.clone(), bus, instance, config.realtime_recovery_window, clock.clone());
+        // Chat signs the file links of the events it reads back (they are stored without them).
+        let render = Arc::new(crate::service::chat::files::FileLinks::new(
+            store.clone(),
+            blobs.clone(),
+            Duration::from_secs(config.chat_url_ttl_secs),
+        ));
+        let rooms = crate::realtime::Rooms::new(
+            store.clone(),
+            bus,
+            render,
+            instance,
+            config.realtime_recovery_window,
+            clock.clone(),
+        );
         let decoder = crate::media::Decoder::new(config.image_decode_concurrency, config.image_decode_max_bytes);
         Ok(AppState(Arc::new(Inner {
             config,

@@ -146,7 +146,8 @@ pub struct Config {
     pub chat_url_ttl_secs: u64,
     /// With clamd unreachable: store unscanned (true) or refuse with 503 (false).
     pub clamd_fail_open: bool,
-    /// Longest a clamd scan may take.
+    /// Longest clamd may take to accept a connection, to take the next piece of an upload, or to
+    /// answer once the upload has ended (the client's pace in between is not counted).
     pub clamd_timeout_secs: u64,
     /// On SIGTERM, how long requests in flight (uploads, downloads) may run before they are cut.
     pub shutdown_grace_secs: u64,

@@ -1,6 +1,6 @@
 //! What Vitrine keeps on disk under `data_dir` (the SQLite database and its `-wal`/`-shm`, local
-//! blobs, half-written uploads, generated secrets) is readable by its own user only: directories
-//! 0700, files 0600.
+//! blobs, half-written uploads and their scratch copies, generated secrets) is readable by its own
+//! user only: directories 0700, files 0600.
 //!
 //! Two layers: the binary sets its umask to 0o077 at start-up (`restrict_umask`), so every file a
 //! library creates on our behalf (object_store's blob files and their directories, SQLite's
@@ -53,6 +53,17 @@ pub fn prepare_sqlite_file(url: &str) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A scratch file in `dir` (created 0700 if missing), open for reading and writing, mode 0600, and
+/// already unlinked: no other process can open it, and it is gone as soon as its last handle
+/// closes, whatever ends its use (done, an error, a panic, the process killed).
+pub fn scratch_file(dir: &Path) -> io::Result<std::fs::File> {
+    create_dir(dir)?;
+    let path = dir.join(format!("scratch-{}", uuid::Uuid::new_v4().simple()));
+    let file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).mode(FILE_MODE).open(&path)?;
+    std::fs::remove_file(&path)?;
+    Ok(file)
 }
 
 /// The file of a `sqlite:` URL, or None for an in-memory database.

@@ -1,5 +1,6 @@
 //! Virus scanning through clamd (the ClamAV daemon) with its `zINSTREAM` protocol: the bytes are
-//! streamed to clamd in length-prefixed pieces, never written to a temporary file, and clamd answers
+//! streamed to clamd in length-prefixed pieces as they arrive ([`Session`]: an upload is scanned
+//! while it is stored, not read back afterwards), never written to a temporary file, and clamd answers
 //! `stream: OK` or `stream: <Signature> FOUND`. Anything else (unreachable, too slow, an `ERROR`
 //! reply such as `INSTREAM size limit exceeded`) is [`ScanError::Unavailable`]; what to do then
 //! (fail closed or open) is the caller's decision.
@@ -11,9 +12,13 @@ use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 /// clamd's default `StreamMaxLength` chunking: each INSTREAM piece is at most this long.
 const MAX_PIECE: usize = 64 * 1024;
+/// Chunks a [`Session`] holds while clamd is behind (then the sender waits).
+const SESSION_QUEUE: usize = 4;
 /// Longest reply accepted from clamd (a signature name is short; this bounds a misbehaving peer).
 const MAX_REPLY: usize = 4096;
 
@@ -143,21 +148,48 @@ impl Scanner {
         }
     }
 
-    /// Streams the chunks to clamd with zINSTREAM (each chunk sent as <u32 big-endian length><bytes>,
-    /// split into pieces of at most 64 KiB; then a zero-length chunk), reads the reply up to NUL:
-    /// "stream: OK" -> Clean; "stream: <Name> FOUND" -> Infected(Name); anything else (e.g.
-    /// "... ERROR") -> Unavailable. The whole scan is bounded by `timeout`.
+    /// Scans a whole stream: [`Scanner::session`] fed with every chunk, the whole scan bounded by
+    /// `timeout`. "stream: OK" -> Clean; "stream: <Name> FOUND" -> Infected(Name); anything else
+    /// (e.g. "... ERROR") -> Unavailable.
     ///
     /// An error from `chunks` itself also ends as `Unavailable` (there is no verdict), with a
     /// message that says the upload, not clamd, failed.
-    pub async fn scan(&self, chunks: BoxStream<'static, std::io::Result<Bytes>>) -> Result<Verdict, ScanError> {
-        let reply = self.bounded(async {
-            match &self.addr {
-                ClamdAddr::Tcp(hp) => instream(self.connect_tcp(hp).await?, chunks).await,
-                ClamdAddr::Unix(p) => instream(self.connect_unix(p).await?, chunks).await,
+    pub async fn scan(&self, mut chunks: BoxStream<'static, std::io::Result<Bytes>>) -> Result<Verdict, ScanError> {
+        self.bounded(async {
+            let mut session = self.session();
+            while let Some(chunk) = chunks.next().await {
+                let chunk =
+                    chunk.map_err(|e| unavailable(format!("reading the upload for the virus scan failed: {e}")))?;
+                if !session.send(chunk).await {
+                    break;
+                }
             }
+            session.verdict().await
+        })
+        .await
+    }
+
+    /// Starts a scan that is fed as the bytes arrive (an upload streamed to clamd while it is
+    /// stored). It connects in the background; `send` each chunk, then `verdict`. Each step that
+    /// waits on clamd (connecting, accepting a piece, the reply after the last one) is bounded by
+    /// `timeout`; the time between chunks is the sender's.
+    pub fn session(&self) -> Session {
+        let (tx, rx) = mpsc::channel(SESSION_QUEUE);
+        let scanner = self.clone();
+        let task = tokio::spawn(async move {
+            let reply = match &scanner.addr {
+                ClamdAddr::Tcp(hp) => {
+                    let conn = scanner.bounded(scanner.connect_tcp(hp)).await?;
+                    instream(conn, rx, scanner.timeout, &scanner.addr).await
+                }
+                ClamdAddr::Unix(p) => {
+                    let conn = scanner.bounded(scanner.connect_unix(p)).await?;
+                    instream(conn, rx, scanner.timeout, &scanner.addr).await
+                }
+            };
+            parse_scan_reply(&reply?)
         });
-        parse_scan_reply(&reply.await?)
+        Session { tx: Some(tx), task: Some(task) }
     }
 
     /// zPING -> "PONG".
@@ -209,35 +241,73 @@ async fn command<S: AsyncRead + AsyncWrite + Unpin>(mut conn: S, cmd: &[u8]) -> 
     read_reply(&mut conn).await
 }
 
-/// Why the sending half stopped early.
-enum SendError {
-    /// Reading the upload failed: no verdict is possible, and clamd's reply is not worth waiting for.
-    Source(std::io::Error),
-    /// Writing to clamd failed: clamd may have closed the connection after an error reply.
-    Clamd(std::io::Error),
+/// A scan in progress (see [`Scanner::session`]). Dropping it before [`Session::verdict`] ends
+/// the scan without a verdict: the connection to clamd is closed.
+pub struct Session {
+    tx: Option<mpsc::Sender<Bytes>>,
+    task: Option<JoinHandle<Result<Verdict, ScanError>>>,
 }
 
-/// Runs one zINSTREAM session and returns clamd's reply. The reply is read while sending, because
-/// clamd answers (and closes) as soon as the stream passes its `StreamMaxLength`.
+impl Session {
+    /// Passes the next chunk of the file on to clamd (waits while clamd is behind). False once the
+    /// scan has ended early (clamd unreachable or its error reply): further chunks are not needed,
+    /// and [`Session::verdict`] says why.
+    pub async fn send(&mut self, chunk: Bytes) -> bool {
+        match &self.tx {
+            Some(tx) => tx.send(chunk).await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// Ends the stream (the file is complete) and returns clamd's verdict.
+    pub async fn verdict(mut self) -> Result<Verdict, ScanError> {
+        self.tx = None;
+        let Some(task) = self.task.take() else { return Err(unavailable("the scan has already ended")) };
+        match task.await {
+            Ok(r) => r,
+            Err(e) => Err(unavailable(format!("the scan failed: {e}"))),
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+/// Runs one zINSTREAM session over the chunks received on `rx` (each sent as <u32 big-endian
+/// length><bytes>, in pieces of at most 64 KiB; then a zero-length piece once `rx` ends) and
+/// returns clamd's reply, read up to NUL. The reply is read while sending, because clamd answers
+/// (and closes) as soon as the stream passes its `StreamMaxLength`. Writing a piece and waiting for
+/// the final reply are each bounded by `timeout`.
 async fn instream<S: AsyncRead + AsyncWrite + Unpin>(
     conn: S,
-    mut chunks: BoxStream<'static, std::io::Result<Bytes>>,
+    mut rx: mpsc::Receiver<Bytes>,
+    timeout: Duration,
+    addr: &ClamdAddr,
 ) -> Result<String, ScanError> {
+    let stalled = || unavailable(format!("clamd at {addr} did not answer within {timeout:?}"));
     let (mut rd, mut wr) = tokio::io::split(conn);
     let send = async move {
-        wr.write_all(b"zINSTREAM\0").await.map_err(SendError::Clamd)?;
-        while let Some(chunk) = chunks.next().await {
-            let chunk = chunk.map_err(SendError::Source)?;
+        let mut put = async |bytes: &[u8]| match tokio::time::timeout(timeout, wr.write_all(bytes)).await {
+            Ok(r) => r.map_err(Some),
+            Err(_) => Err(None),
+        };
+        put(b"zINSTREAM\0").await?;
+        while let Some(chunk) = rx.recv().await {
             for piece in chunk.chunks(MAX_PIECE) {
                 // A piece is at most 64 KiB, so its length always fits in a u32.
                 let len = u32::try_from(piece.len()).unwrap_or(u32::MAX);
-                wr.write_all(&len.to_be_bytes()).await.map_err(SendError::Clamd)?;
-                wr.write_all(piece).await.map_err(SendError::Clamd)?;
+                put(&len.to_be_bytes()).await?;
+                put(piece).await?;
             }
         }
-        wr.write_all(&0u32.to_be_bytes()).await.map_err(SendError::Clamd)?;
-        wr.flush().await.map_err(SendError::Clamd)?;
-        Ok::<_, SendError>(wr)
+        put(&0u32.to_be_bytes()).await?;
+        wr.flush().await.map_err(Some)?;
+        Ok::<_, Option<std::io::Error>>(wr)
     };
     let read = read_reply(&mut rd);
     tokio::pin!(send, read);
@@ -246,10 +316,12 @@ async fn instream<S: AsyncRead + AsyncWrite + Unpin>(
         reply = &mut read => reply,
         sent = &mut send => match sent {
             // Keep the writing half alive until the reply is read.
-            Ok(_wr) => read.await,
-            Err(SendError::Source(e)) => Err(unavailable(format!("reading the upload for the virus scan failed: {e}"))),
-            Err(SendError::Clamd(e)) => match read.await {
-                Ok(reply) if !reply.is_empty() => Ok(reply),
+            Ok(_wr) => tokio::time::timeout(timeout, read).await.unwrap_or_else(|_| Err(stalled())),
+            // clamd took no more for `timeout`.
+            Err(None) => Err(stalled()),
+            // clamd may have closed the connection after an error reply.
+            Err(Some(e)) => match tokio::time::timeout(timeout, read).await {
+                Ok(Ok(reply)) if !reply.is_empty() => Ok(reply),
                 _ => Err(unavailable(format!("sending to clamd: {e}"))),
             },
         },

@@ -31,6 +31,7 @@ use crate::domain::time::Clock;
 /// Temporary keys live here until their upload is validated and committed.
 pub const TMP_PREFIX: &str = "tmp";
 
+#[derive(Clone)]
 enum Backend {
     Local { root: PathBuf },
     S3 { s3: Arc<AmazonS3> },
@@ -44,6 +45,8 @@ pub enum Download {
     Redirect(String),
 }
 
+/// File bytes and their signed links. Cloning shares the object store client.
+#[derive(Clone)]
 pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
     backend: Backend,

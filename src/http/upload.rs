@@ -1,23 +1,18 @@
-//! Streaming multipart uploads, shared by every feature that accepts files: the `file` part goes
-//! chunk by chunk to a temporary blob while it is hashed, counted (limit enforced as it arrives)
-//! and its first bytes kept for sniffing. What the bytes are is then decided in
-//! `service::uploads`.
+//! Streaming multipart uploads, shared by every feature that accepts files: the text fields are
+//! read here, and the `file` part goes chunk by chunk into the upload pipeline
+//! (`service::uploads::Intake`: stored, hashed, counted, scanned as it arrives). What the bytes
+//! are is then decided by `service::uploads::check`.
 
 use std::collections::HashMap;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, header};
-use bytes::Bytes;
-use sha2::{Digest, Sha256};
 
 use crate::app::AppState;
-use crate::blob::Upload;
 use crate::domain::assets::sanitize_file_name;
 use crate::error::{AppError, AppResult, ErrorCode};
-use crate::service::uploads::{Received, count, discard};
+use crate::service::uploads::{Intake, Received, Rules, count};
 
-/// Bytes kept from the start of the file for quick checks.
-const PREFIX_LEN: usize = 64 * 1024;
 const MAX_TEXT_FIELD: usize = 64 * 1024;
 const MAX_FIELDS: usize = 32;
 
@@ -33,14 +28,16 @@ impl Form {
     }
 }
 
-/// Reads a multipart body; the part named `file_field` is streamed to storage, never buffered.
+/// Reads a multipart body; the part named `file_field` is streamed into the pipeline under
+/// `rules`, never buffered.
 pub async fn receive(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
     file_field: &str,
-    max_bytes: u64,
+    rules: &Rules<'_>,
 ) -> AppResult<Form> {
+    let max_bytes = rules.max_bytes;
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let boundary = multer::parse_boundary(ct)
         .map_err(|_| AppError::UnsupportedType("send the upload as multipart/form-data".into()))?;
@@ -54,10 +51,10 @@ pub async fn receive(
     }
     let mut multipart = multer::Multipart::new(body.into_data_stream(), boundary);
     let mut form = Form { fields: HashMap::new(), file: None };
-    let result = read_parts(state, &mut multipart, &mut form, file_field, max_bytes).await;
+    let result = read_parts(state, &mut multipart, &mut form, file_field, rules).await;
     if let Err(e) = result {
         if let Some(f) = form.file.take() {
-            discard(state, &f).await;
+            f.discard(state).await;
         }
         return Err(e);
     }
@@ -69,7 +66,7 @@ async fn read_parts(
     multipart: &mut multer::Multipart<'static>,
     form: &mut Form,
     file_field: &str,
-    max_bytes: u64,
+    rules: &Rules<'_>,
 ) -> AppResult<()> {
     let malformed = |e: multer::Error| {
         count("malformed");
@@ -87,24 +84,11 @@ async fn read_parts(
                 return Err(AppError::validation(file_field, "send exactly one file"));
             }
             let file_name = sanitize_file_name(field.file_name().unwrap_or("file"));
-            let declared = field.content_type().map(|m| m.essence_str().to_string());
-            let mut upload = state.blobs.begin_upload(None).await?;
-            match stream_file(&mut field, &mut upload, max_bytes).await {
-                Ok((size, sha256, prefix)) => {
-                    form.file = Some(Received {
-                        key: upload.key.clone(),
-                        name: file_name,
-                        declared_type: declared,
-                        size,
-                        sha256,
-                        prefix,
-                    });
-                }
+            let mut intake = Intake::begin(state, rules).await?;
+            match stream_file(&mut field, &mut intake).await {
+                Ok(()) => form.file = Some(intake.finish(state, file_name).await?),
                 Err(e) => {
-                    upload.abort().await;
-                    if let Err(d) = state.blobs.delete(upload.key.as_ref()).await {
-                        tracing::warn!(error = %d, "could not remove a partial upload; the sweeper will");
-                    }
+                    intake.abort(state).await;
                     return Err(e);
                 }
             }
@@ -123,19 +107,12 @@ async fn read_parts(
     Ok(())
 }
 
-/// Streams one file part into `upload`: counts (limit enforced as bytes arrive), hashes, keeps
-/// the first bytes. Returns (size, sha256 hex, prefix).
-async fn stream_file(
-    field: &mut multer::Field<'static>,
-    upload: &mut Upload,
-    max_bytes: u64,
-) -> AppResult<(u64, String, Vec<u8>)> {
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
-    let mut prefix = Vec::new();
+/// Streams one file part into the pipeline.
+async fn stream_file(field: &mut multer::Field<'static>, intake: &mut Intake) -> AppResult<()> {
     loop {
-        let chunk: Option<Bytes> = match field.chunk().await {
-            Ok(c) => c,
+        match field.chunk().await {
+            Ok(Some(chunk)) => intake.write(chunk).await?,
+            Ok(None) => return Ok(()),
             Err(e) => {
                 count("interrupted");
                 return Err(AppError::bad_request(
@@ -143,20 +120,6 @@ async fn stream_file(
                     format!("the upload was interrupted: {e}"),
                 ));
             }
-        };
-        let Some(chunk) = chunk else { break };
-        size += chunk.len() as u64;
-        if size > max_bytes {
-            count("too_large");
-            return Err(AppError::TooLarge { limit: max_bytes });
         }
-        if prefix.len() < PREFIX_LEN {
-            let take = (PREFIX_LEN - prefix.len()).min(chunk.len());
-            prefix.extend_from_slice(&chunk[..take]);
-        }
-        hasher.update(&chunk);
-        upload.write(chunk).await?;
     }
-    upload.finish().await?;
-    Ok((size, hex::encode(hasher.finalize()), prefix))
 }

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -30,6 +31,15 @@ const PRESENCE_VALID_MS: i64 = 30_000;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Completes durable events read back from the store (a gap filled, a replay, a resync) into the
+/// frames clients receive. What expires is never stored (chat's signed file links): the feature
+/// that owns the event kind adds it here, once per read, for every socket the frames go to. Live
+/// events are published already complete by whoever commits them.
+pub trait Render: Send + Sync {
+    /// Completes `events` in place.
+    fn render<'a>(&'a self, events: &'a mut [RoomEvent]) -> BoxFuture<'a, ()>;
 }
 
 /// The envelope of a durable event. `from` names the user an event is about (a participant removed).
@@ -77,6 +87,7 @@ pub struct Room {
     /// Local sockets per user: (name, count).
     presence: Mutex<HashMap<i64, (String, usize)>>,
     store: Store,
+    render: Arc<dyn Render>,
     origin: String,
 }
 
@@ -132,7 +143,8 @@ impl Room {
             };
             let Some((from, to)) = gap else { return };
             match self.store.room_events(&self.name, from - 1, to, to - from + 1).await {
-                Ok(events) => {
+                Ok(mut events) => {
+                    self.render.render(&mut events).await;
                     let mut o = lock(&self.order);
                     for e in &events {
                         o.pending.entry(e.seq).or_insert_with(|| envelope_of(e, &self.origin));
@@ -159,6 +171,7 @@ pub struct Rooms {
     pub instance: String,
     store: Store,
     bus: Arc<dyn EventBus>,
+    render: Arc<dyn Render>,
     rooms: Mutex<HashMap<String, Arc<Room>>>,
     /// How many events a reconnecting client may recover; older gaps get the current state.
     pub window: i64,
@@ -244,7 +257,11 @@ impl Subscription {
         if seq > self.last_seq + 1 {
             // Defence in depth: the room delivers in order, but never leave a gap.
             // (Boxed: this future lives inside every idle socket's task.)
-            let read = self.rooms.store.room_events(&self.room.name, self.last_seq, seq - 1, seq);
+            let read = async {
+                let mut missed = self.rooms.store.room_events(&self.room.name, self.last_seq, seq - 1, seq).await?;
+                self.rooms.render.render(&mut missed).await;
+                Ok::<_, anyhow::Error>(missed)
+            };
             match Box::pin(read).await {
                 Ok(missed) => frames.extend(missed.iter().map(|e| Arc::new(envelope_of(e, &self.rooms.instance)))),
                 Err(e) => {
@@ -264,7 +281,7 @@ impl Subscription {
         if after < 0 || after > self.last_seq || self.last_seq - after > self.rooms.window {
             return Err(NotRecovered);
         }
-        let events =
+        let mut events =
             self.rooms.store.room_events(&self.room.name, after, self.last_seq, self.rooms.window).await.map_err(
                 |e| {
                     tracing::warn!(error = %e, "could not read events to replay");
@@ -274,6 +291,7 @@ impl Subscription {
         if events.len() as i64 != self.last_seq - after {
             return Err(NotRecovered);
         }
+        self.rooms.render.render(&mut events).await;
         Ok(events.iter().map(|e| Arc::new(envelope_of(e, &self.rooms.instance))).collect())
     }
 }
@@ -292,9 +310,11 @@ impl Drop for Subscription {
 }
 
 impl Rooms {
+    /// `render` completes the durable events read back from `store` (see [`Render`]).
     pub fn new(
         store: Store,
         bus: Arc<dyn EventBus>,
+        render: Arc<dyn Render>,
         instance: String,
         window: i64,
         clock: Arc<dyn Clock>,
@@ -304,6 +324,7 @@ impl Rooms {
             instance,
             store,
             bus,
+            render,
             rooms: Mutex::new(HashMap::new()),
             window,
             cursors,
@@ -341,6 +362,7 @@ impl Rooms {
             order: Mutex::new(Order::default()),
             presence: Mutex::new(HashMap::new()),
             store: self.store.clone(),
+            render: self.render.clone(),
             origin: self.instance.clone(),
         });
         map.insert(name.to_string(), room.clone());
@@ -361,7 +383,8 @@ impl Rooms {
         Ok(Subscription { room, rx, last_seq, rooms: self.clone(), held: None })
     }
 
-    /// Publishes a durable event just committed, here and to the other instances. With `RUST_LOG=vitrine::commits=debug` each
+    /// Publishes a durable event just committed, here and to the other instances, as clients
+    /// receive it (complete: see [`Render`]). With `RUST_LOG=vitrine::commits=debug` each
     /// one is logged with the moment it was published (µs since the epoch): the real-time
     /// benchmark measures delivery from there, as the issue defines its latency.
     pub fn publish(&self, e: &RoomEvent) {
@@ -548,6 +571,7 @@ impl Sink for Rooms {
         let rooms: Vec<Arc<Room>> = lock(&self.rooms).values().cloned().collect();
         for room in rooms {
             let store = self.store.clone();
+            let render = self.render.clone();
             tokio::spawn(async move {
                 let Ok(last) = store.room_seq(&room.name).await else { return };
                 let after = lock(&room.order).expected.map(|e| e - 1);
@@ -555,7 +579,8 @@ impl Sink for Rooms {
                 if last <= after {
                     return;
                 }
-                if let Ok(events) = store.room_events(&room.name, after, last, last - after).await {
+                if let Ok(mut events) = store.room_events(&room.name, after, last, last - after).await {
+                    render.render(&mut events).await;
                     for e in &events {
                         room.deliver(envelope_of(e, &room.origin));
                     }

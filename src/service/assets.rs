@@ -5,7 +5,7 @@ use crate::app::AppState;
 use crate::domain::assets::{Asset, AssetMeta, MediaType};
 use crate::domain::users::User;
 use crate::error::{AppError, AppResult};
-use crate::service::uploads::{self, PixelLimit, Received};
+use crate::service::uploads::{self, Checked, Claims, Received, Rules};
 use crate::store::assets::StoredFile;
 
 /// The asset if `user` may see it: its owner or an admin. Others get 404 (nothing is revealed).
@@ -16,50 +16,42 @@ pub async fn visible_asset(state: &AppState, user: &User, id: i64) -> AppResult<
     }
 }
 
-/// Validates the received bytes, makes the thumbnail, moves the blob to its content-hash key and
-/// commits the row: the asset exists only once both are durable.
-async fn store_asset(state: &AppState, user: &User, mut meta: AssetMeta, rec: &Received) -> AppResult<Asset> {
-    let mime = uploads::inspect(state, rec, &state.config.asset_allowed_types).await?;
+/// Moves the checked bytes and thumbnail to their content-hash keys, then commits the row: the
+/// asset exists only once both are durable.
+async fn store_asset(state: &AppState, user: &User, mut meta: AssetMeta, file: &Checked) -> AppResult<Asset> {
     if meta.title.is_empty() {
-        meta.title = rec.name.clone();
+        meta.title = file.name.clone();
     }
-    let media_type = MediaType::from_mime(&mime);
-    let mut file = StoredFile {
-        name: rec.name.clone(),
-        mime_type: mime.clone(),
-        media_type,
-        size: rec.size as i64,
-        sha256: rec.sha256.clone(),
-        blob_key: format!("assets/{}/{}", user.id, rec.sha256),
-        thumb_key: None,
-        width: None,
-        height: None,
-        duration_seconds: None,
+    let blob_key = format!("assets/{}/{}", user.id, file.sha256);
+    let thumb_key = file.store(state, &blob_key, |ext| format!("thumbs/{}/{}.{ext}", user.id, file.sha256)).await?;
+    let stored = StoredFile {
+        name: file.name.clone(),
+        mime_type: file.mime.clone(),
+        media_type: MediaType::from_mime(&file.mime),
+        size: file.size as i64,
+        sha256: file.sha256.clone(),
+        blob_key,
+        thumb_key,
+        width: file.width,
+        height: file.height,
+        duration_seconds: file.duration_seconds,
     };
-    let probed = uploads::probe(state, rec, &mime, PixelLimit::Asset).await?;
-    (file.width, file.height, file.duration_seconds) = (probed.width, probed.height, probed.duration_seconds);
-    let thumb = probed.thumbnail;
-    if let Some((bytes, tmime)) = thumb {
-        let ext = if tmime == "image/png" { "png" } else { "jpg" };
-        let key = format!("thumbs/{}/{}.{ext}", user.id, rec.sha256);
-        state.blobs.put_bytes(&key, bytes, tmime).await?;
-        file.thumb_key = Some(key);
-    }
-    state.blobs.commit(&rec.key, &file.blob_key).await?;
-    let id = state.store.insert_asset(user.id, &meta, &file, state.clock.now_ms()).await?;
-    tracing::info!(asset_id = id, owner_id = user.id, size = rec.size, mime = %mime, "asset stored");
+    let id = state.store.insert_asset(user.id, &meta, &stored, state.clock.now_ms()).await?;
+    tracing::info!(asset_id = id, owner_id = user.id, size = file.size, mime = %file.mime, "asset stored");
     state.store.asset(id).await?.ok_or(AppError::NotFound("asset"))
 }
 
-/// Stores a received file as `user`'s asset with `meta` (`rec` is discarded on any refusal).
+/// Checks a received file and stores it as `user`'s asset with `meta` (`rec` is removed on any
+/// refusal).
 pub async fn receive(state: &AppState, user: &User, meta: AssetMeta, rec: Received) -> AppResult<Asset> {
-    match store_asset(state, user, meta, &rec).await {
+    let file = uploads::check(state, rec, &Rules::asset(&state.config), &Claims::default()).await?;
+    match store_asset(state, user, meta, &file).await {
         Ok(asset) => {
-            uploads::accepted(rec.size);
+            uploads::accepted(file.size);
             Ok(asset)
         }
         Err(e) => {
-            uploads::discard(state, &rec).await;
+            file.discard(state).await;
             Err(e)
         }
     }

@@ -306,17 +306,16 @@ impl Store {
         Ok(rows.iter().map(file_from_row).collect::<Result<_, _>>()?)
     }
 
-    /// Files of one session by id (to sign fresh links for replayed events).
-    pub async fn chat_files_by_ids(&self, session_id: i64, ids: &[i64]) -> anyhow::Result<Vec<ChatFile>> {
+    /// Files of one session (its uuid) by id (to sign fresh links for events read back).
+    pub async fn chat_files_by_ids(&self, session_uuid: &str, ids: &[i64]) -> anyhow::Result<Vec<ChatFile>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-        let rows =
-            sqlx::query(sqlx::AssertSqlSafe(format!("{FILE_SELECT} WHERE f.session_id = $1 AND f.id IN ({list})")))
-                .bind(session_id)
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{FILE_SELECT} WHERE s.uuid = $1 AND f.id IN ({list})")))
+            .bind(session_uuid)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.iter().map(file_from_row).collect::<Result<_, _>>()?)
     }
 

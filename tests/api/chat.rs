@@ -381,6 +381,56 @@ async fn a_reconnecting_client_receives_missed_files_once() {
     assert_eq!(ws.next_of("connection_established").await["recovered"], false);
 }
 
+/// Issue 19: `file_shared` is stored with ids and plain fields only; links are signed when a frame
+/// is sent. The live frame is the upload's answer; a replay after those links expired carries
+/// fresh ones, and otherwise the same JSON.
+#[tokio::test]
+async fn file_shared_is_stored_without_links_and_signed_when_sent() {
+    let app = TestApp::spawn_with(Spawn { tweak: Box::new(|c| c.chat_url_ttl_secs = 3), ..Default::default() }).await;
+    let (_, c) = setup(&app).await;
+    let mut agent_ws = Ws::connect(&app, &ws_path(&c, &c.agent)).await;
+    let seq0 = agent_ws.next_of("connection_established").await["seq"].as_i64().expect("seq");
+    let r = upload(&app, Some(&c.visitor), "p.png", fixtures::png(640, 480), &[]).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let answer: Value = r.json().await.expect("json");
+    let live = agent_ws.next_of("file_shared").await;
+    let mut expected = answer.as_object().expect("object").clone();
+    for k in ["type", "seq", "at"] {
+        expected.insert(k.into(), live[k].clone());
+    }
+    assert_eq!(live, Value::Object(expected), "the live frame is the answer, links and all");
+    assert!(live["thumbnail"].as_str().is_some_and(|t| t.contains("/files/")));
+    // The stored event: no link, no blob key.
+    let room = format!("chat:{}", c.session_id);
+    let events = app.state.store.room_events(&room, 0, i64::MAX, 100).await.expect("events");
+    let stored = events.iter().find(|e| e.kind == "file_shared").expect("stored event");
+    let text = stored.data.to_string();
+    assert!(stored.data.get("url").is_none() && stored.data.get("thumbnail").is_none(), "{text}");
+    assert!(!text.contains("/files/") && !text.contains("chat/") && !text.contains("thumbs"), "{text}");
+    assert_eq!(stored.data["id"], answer["id"]);
+    // Once the live links have expired, a replay signs fresh ones.
+    tokio::time::sleep(Duration::from_millis(4_100)).await;
+    let status = |url: &Value| {
+        let url = url.as_str().expect("link").to_string();
+        let client = app.client.clone();
+        async move { client.get(url).send().await.expect("get").status() }
+    };
+    assert_eq!(status(&live["url"]).await, StatusCode::FORBIDDEN);
+    let mut ws = Ws::connect(&app, &format!("{}&last_seq={seq0}", ws_path(&c, &c.visitor))).await;
+    assert_eq!(ws.next_of("connection_established").await["recovered"], true);
+    let replayed = ws.next().await;
+    assert_eq!(replayed["type"], "file_shared");
+    for link in ["url", "thumbnail"] {
+        assert_ne!(replayed[link], live[link], "{link} is signed afresh");
+        assert_eq!(status(&replayed[link]).await, StatusCode::OK, "{link}");
+    }
+    let keys = |v: &Value| v.as_object().expect("object").keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&replayed), keys(&live));
+    for k in keys(&live).iter().filter(|k| *k != "url" && *k != "thumbnail") {
+        assert_eq!(replayed[k], live[k], "{k}");
+    }
+}
+
 /// Seed scenarios 4 and 5, and the other refusals: nothing is stored for any of them.
 #[tokio::test]
 async fn too_large_invalid_and_contradicting_uploads_are_refused() {
@@ -747,6 +797,8 @@ async fn visitor_and_agent_on_two_instances_share_the_session() {
     }
     let first = first.expect("a file uploaded on instance A reaches the agent on instance B");
     assert_eq!(first["type"], "file_shared");
+    assert!(first["url"].as_str().is_some_and(|u| u.contains("/files/")), "signed before it crossed: {first}");
+    assert!(first.get("thumbnail").is_some());
     agent.send(&json!({"type": "message", "text": "Got it, from B"})).await;
     let m = loop {
         let v = visitor.next().await;

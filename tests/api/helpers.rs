@@ -71,6 +71,8 @@ pub struct S3Server {
     pub access_key: String,
     pub secret_key: String,
     pub root: tempfile::TempDir,
+    /// Every request the server received: (method, path).
+    pub requests: Arc<std::sync::Mutex<Vec<(String, String)>>>,
     stop: CancellationToken,
 }
 
@@ -94,7 +96,15 @@ impl S3Server {
         let (ak, sk) = ("test-access-key".to_string(), "test-secret-key-0123456789".to_string());
         let mut b = S3ServiceBuilder::new(fs);
         b.set_auth(SimpleAuth::from_single(ak.clone(), sk.clone()));
-        let service = b.build();
+        let s3 = b.build();
+        let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = requests.clone();
+        let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            log.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((req.method().to_string(), req.uri().path().to_string()));
+            hyper::service::Service::call(&s3, req)
+        });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind s3");
         let addr = listener.local_addr().expect("addr");
         let stop = CancellationToken::new();
@@ -112,7 +122,7 @@ impl S3Server {
                 });
             }
         });
-        S3Server { endpoint: format!("http://{addr}"), bucket, access_key: ak, secret_key: sk, root, stop }
+        S3Server { endpoint: format!("http://{addr}"), bucket, access_key: ak, secret_key: sk, root, requests, stop }
     }
 }
 

@@ -97,6 +97,49 @@ async fn failing_upload_stream_is_unavailable_at_once() {
     assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
 }
 
+/// A session is fed as an upload arrives: the client's pace is not clamd's, so pauses longer than
+/// the timeout between chunks still end with a verdict.
+#[tokio::test]
+async fn a_session_fed_slowly_gets_its_verdict() {
+    let Some(clamd) = Clamd::start().await else { return };
+    let scanner = Scanner::new(ClamdAddr::Tcp(clamd.address.clone()), Duration::from_millis(400));
+    let started = Instant::now();
+    let mut session = scanner.session();
+    for piece in fixtures::eicar().chunks(20) {
+        assert!(session.send(Bytes::copy_from_slice(piece)).await);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(matches!(session.verdict().await, Ok(Verdict::Infected(_))));
+    assert!(started.elapsed() > Duration::from_millis(800), "slower than the timeout in all");
+    // A clean one, and one dropped half-way (no verdict wanted): clamd is fine afterwards.
+    let mut half = scanner.session();
+    assert!(half.send(Bytes::from_static(b"the first half")).await);
+    drop(half);
+    let mut session = scanner.session();
+    assert!(session.send(Bytes::from_static(b"plain words\n")).await);
+    assert_eq!(session.verdict().await.expect("verdict"), Verdict::Clean);
+}
+
+/// Without clamd the session ends early: `send` says so and the verdict tells why.
+#[tokio::test]
+async fn a_session_without_clamd_is_unavailable() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let scanner = Scanner::new(ClamdAddr::Tcp(format!("127.0.0.1:{port}")), Duration::from_secs(5));
+    let mut session = scanner.session();
+    let mut open = true;
+    for _ in 0..50 {
+        open = session.send(Bytes::from(vec![b'a'; 64 * 1024])).await;
+        if !open {
+            break;
+        }
+    }
+    assert!(!open, "the session stops taking chunks once it knows clamd is away");
+    assert!(unavailable(session.verdict().await).contains("cannot connect"));
+}
+
 #[tokio::test]
 async fn nothing_listening_is_unavailable_quickly() {
     let port = {

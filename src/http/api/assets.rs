@@ -24,7 +24,7 @@ use crate::http::extract::{ApiJson, ApiPath, ApiQuery, CurrentUser};
 use crate::http::files::{FileInfo, serve};
 use crate::http::upload;
 use crate::service::assets::{self, visible_asset};
-use crate::service::uploads;
+use crate::service::uploads::Rules;
 use crate::store::AssetFilter;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -129,14 +129,14 @@ pub async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> AppResult<impl IntoResponse> {
-    let mut form = upload::receive(&state, &headers, body, "file", state.config.asset_max_bytes).await?;
+    let mut form = upload::receive(&state, &headers, body, "file", &Rules::asset(&state.config)).await?;
     let Some(rec) = form.file.take() else {
         return Err(AppError::validation("file", "is required"));
     };
     let meta = match parse_meta(&form) {
         Ok(m) => m,
         Err(e) => {
-            uploads::discard(&state, &rec).await;
+            rec.discard(&state).await;
             return Err(e);
         }
     };

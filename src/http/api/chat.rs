@@ -22,6 +22,7 @@ use crate::http::upload;
 use crate::service::chat::access::Caller;
 use crate::service::chat::files::{FileList, FileOut, file_list};
 use crate::service::chat::{admin, sessions, uploads};
+use crate::service::uploads::Rules;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -281,7 +282,7 @@ async fn receive_upload(state: &AppState, headers: &HeaderMap, body: Body) -> Ap
     // Who and how often, before a byte is read.
     let caller = caller_of(state, headers, None, false).await?;
     state.limits.chat_upload.check(caller.limit_key()).await?;
-    let mut form = upload::receive(state, headers, body, "file", state.config.chat_max_bytes).await?;
+    let mut form = upload::receive(state, headers, body, "file", &Rules::chat(&state.config)).await?;
     let Some(rec) = form.file.take() else {
         return Err(AppError::validation("file", "is required"));
     };

@@ -13,7 +13,7 @@ use crate::domain::chat::{MessageOut, parse_message};
 use crate::error::ErrorCode;
 use crate::realtime::{Next, Subscription};
 use crate::service::chat::access::Reach;
-use crate::service::chat::files::{FileOut, file_list};
+use crate::service::chat::files::file_list;
 
 /// Inbound messages per second per socket.
 const INBOUND_PER_SECOND: u32 = 20;
@@ -41,7 +41,7 @@ pub async fn serve(state: AppState, reach: Reach, last_seq: Option<i64>, mut ws:
         }
     };
     metrics::gauge!("vitrine_websockets_open", "channel" => "chat").increment(1.0);
-    if Box::pin(hello(&state, &reach, &sub, last_seq, &mut ws)).await {
+    if Box::pin(hello(&reach, &sub, last_seq, &mut ws)).await {
         run(&state, &reach, &mut sub, &mut ws).await;
     }
     metrics::gauge!("vitrine_websockets_open", "channel" => "chat").decrement(1.0);
@@ -63,41 +63,23 @@ fn established(reach: &Reach, sub: &Subscription, recovered: Option<bool>) -> St
 }
 
 /// `connection_established`, then what the client missed when it says where it stopped.
-async fn hello(state: &AppState, reach: &Reach, sub: &Subscription, last_seq: Option<i64>, ws: &mut WebSocket) -> bool {
+async fn hello(reach: &Reach, sub: &Subscription, last_seq: Option<i64>, ws: &mut WebSocket) -> bool {
     let Some(after) = last_seq else { return send_text(ws, &established(reach, sub, None)).await };
     match sub.replay(after).await {
         Ok(missed) => {
             if !send_text(ws, &established(reach, sub, Some(true))).await {
                 return false;
             }
-            send_replayed(state, reach, &missed, ws).await
+            send_replayed(&missed, ws).await
         }
         Err(_) => send_text(ws, &established(reach, sub, Some(false))).await,
     }
 }
 
-/// Sends replayed events; their file links are signed afresh (the stored ones may have expired).
-async fn send_replayed(state: &AppState, reach: &Reach, missed: &[Arc<Envelope>], ws: &mut WebSocket) -> bool {
-    let ids: Vec<i64> = missed
-        .iter()
-        .filter(|e| e.kind == "file_shared")
-        .filter_map(|e| serde_json::from_str::<serde_json::Value>(&e.frame).ok()?.get("id")?.as_i64())
-        .collect();
-    let files = state.store.chat_files_by_ids(reach.session.id, &ids).await.unwrap_or_default();
+/// Sends replayed events (complete: their file links were signed as they were read back).
+async fn send_replayed(missed: &[Arc<Envelope>], ws: &mut WebSocket) -> bool {
     for env in missed {
-        let frame = match (env.kind.as_str(), serde_json::from_str::<serde_json::Value>(&env.frame)) {
-            ("file_shared", Ok(mut v)) => {
-                let id = v.get("id").and_then(|i| i.as_i64());
-                if let Some(f) = files.iter().find(|f| Some(f.id) == id) {
-                    let fresh = FileOut::of(state, f);
-                    v["url"] = fresh.url.into();
-                    v["thumbnail"] = fresh.thumbnail.into();
-                }
-                v.to_string()
-            }
-            _ => env.frame.to_string(),
-        };
-        if !send_text(ws, &frame).await {
+        if !send_frame(ws, &env.frame).await {
             return false;
         }
     }
@@ -233,7 +215,7 @@ async fn inbound(
         }
         Inbound::Resume { last_seq } => match sub.replay(last_seq).await {
             Ok(missed) => {
-                if send_replayed(state, reach, &missed, ws).await {
+                if send_replayed(&missed, ws).await {
                     None
                 } else {
                     Some(error_frame(ErrorCode::Gone, "the socket closed"))

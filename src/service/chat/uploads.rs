@@ -1,12 +1,12 @@
-//! Receiving a chat upload: the caller's reach, the declared size and type checked against the
-//! bytes, the scan, the thumbnail, then the file is committed and `file_shared` published.
+//! Receiving a chat upload: the caller's reach, then the upload pipeline (the declared size and
+//! type checked against the bytes, the scan made while the bytes arrived, the thumbnail), then the
+//! file is committed and `file_shared` published.
 
 use super::access::{Caller, Reach};
-use super::files::FileOut;
+use super::files::{FileOut, link_ttl, stored_event};
 use crate::app::AppState;
-use crate::domain::chat::{no_claim, same_mime};
 use crate::error::{AppError, AppResult, ErrorCode};
-use crate::service::uploads::{self, PixelLimit, Received};
+use crate::service::uploads::{self, Checked, Claims, Received, Rules};
 use crate::store::chat::NewChatFile;
 
 /// Counts a refused chat upload by its reason (`vitrine_chat_uploads_total{result="refused"}`).
@@ -42,105 +42,69 @@ pub struct Declared<'a> {
     pub size: Option<&'a str>,
 }
 
-/// Stores a received file in the session the caller reaches (`rec` is discarded on any refusal)
-/// and publishes `file_shared` to both sides.
+/// Checks a received file and stores it in the session the caller reaches (`rec` is removed on any
+/// refusal), then publishes `file_shared` to both sides.
 pub async fn receive(state: &AppState, caller: &Caller, form: &Declared<'_>, rec: Received) -> AppResult<FileOut> {
-    match store_upload(state, caller, form, &rec).await {
+    let reach = match reach_of(state, caller, form).await {
+        Ok(r) => r,
+        Err(e) => {
+            rec.discard(state).await;
+            return Err(e);
+        }
+    };
+    let claims = Claims { size: form.size, mime_type: form.mime_type };
+    let file = uploads::check(state, rec, &Rules::chat(&state.config), &claims).await?;
+    match store_upload(state, &reach, form, &file).await {
         Ok(f) => Ok(f),
         Err(e) => {
-            uploads::discard(state, &rec).await;
+            file.discard(state).await;
             Err(e)
         }
     }
 }
 
-async fn store_upload(state: &AppState, caller: &Caller, form: &Declared<'_>, rec: &Received) -> AppResult<FileOut> {
+/// The session the caller reaches, uploading as the side it claims.
+async fn reach_of(state: &AppState, caller: &Caller, form: &Declared<'_>) -> AppResult<Reach> {
     let reach: Reach = caller.reach(state, form.company_id, form.session_id).await?;
     if let Some(u) = form.uploader.map(str::trim).filter(|u| !u.is_empty())
         && u != reach.side.as_str()
     {
         return Err(AppError::forbidden(format!("this token uploads as {}, not {u}", reach.side.as_str())));
     }
-    let mime = uploads::inspect(state, rec, &state.config.chat_allowed_types).await?;
-    if let Some(size) = form.size.map(str::trim).filter(|s| !s.is_empty()) {
-        match size.parse::<u64>() {
-            Ok(n) if n == rec.size => {}
-            Ok(n) => {
-                return Err(AppError::bad_request(
-                    ErrorCode::SizeMismatch,
-                    format!("the declared size ({n} bytes) is not the size of the file ({} bytes)", rec.size),
-                ));
-            }
-            Err(_) => return Err(AppError::validation("size", "must be a whole number of bytes")),
-        }
-    }
-    if let Some(declared) = form.mime_type.filter(|m| !no_claim(m))
-        && !same_mime(declared, &mime)
-    {
-        return Err(AppError::bad_request(
-            ErrorCode::TypeMismatch,
-            format!("the file was declared as {} but is {mime}", declared.trim()),
-        ));
-    }
-    scan(state, rec).await?;
-    let probed = uploads::probe(state, rec, &mime, PixelLimit::Chat).await?;
+    Ok(reach)
+}
+
+/// Moves the checked bytes under the session's prefix, then commits the row with its event.
+async fn store_upload(state: &AppState, reach: &Reach, form: &Declared<'_>, file: &Checked) -> AppResult<FileOut> {
     let name = match form.original_name.map(str::trim).filter(|n| !n.is_empty()) {
         Some(n) => crate::domain::assets::sanitize_file_name(n),
-        None => rec.name.clone(),
+        None => file.name.clone(),
     };
     let s = &reach.session;
     let prefix = format!("chat/{}/{}", s.company_uuid, s.uuid);
-    let mut file = NewChatFile {
+    let blob_key = format!("{prefix}/{}", file.sha256);
+    let thumb_key = file.store(state, &blob_key, |ext| format!("{prefix}/thumbs/{}.{ext}", file.sha256)).await?;
+    let new = NewChatFile {
         uploader: reach.side,
         user_id: reach.user_id,
         original_name: name,
-        mime_type: mime,
-        size: rec.size as i64,
-        sha256: rec.sha256.clone(),
-        blob_key: format!("{prefix}/{}", rec.sha256),
-        thumb_key: None,
+        mime_type: file.mime.clone(),
+        size: file.size as i64,
+        sha256: file.sha256.clone(),
+        blob_key,
+        thumb_key,
     };
-    if let Some((bytes, tmime)) = probed.thumbnail {
-        let ext = if tmime == "image/png" { "png" } else { "jpg" };
-        let key = format!("{prefix}/thumbs/{}.{ext}", rec.sha256);
-        state.blobs.put_bytes(&key, bytes, tmime).await?;
-        file.thumb_key = Some(key);
-    }
-    state.blobs.commit(&rec.key, &file.blob_key).await?;
-    let (stored, event) =
-        state.store.insert_chat_file(s, &file, state.clock.now_ms(), |f| FileOut::of(state, f).event()).await?;
+    let (stored, mut event) = state.store.insert_chat_file(s, &new, state.clock.now_ms(), stored_event).await?;
+    // The event is stored without links; the frame sent now carries the answer's, signed once.
+    let out = FileOut::of(&state.blobs, link_ttl(state), &stored);
+    event.data = out.event();
     state.rooms.publish(&event);
     metrics::counter!("vitrine_chat_uploads_total", "result" => "accepted", "reason" => "").increment(1);
-    metrics::histogram!("vitrine_chat_upload_size_bytes").record(rec.size as f64);
+    metrics::histogram!("vitrine_chat_upload_size_bytes").record(file.size as f64);
     // The sweeper sets the exact figure from the database; between its runs uploads add to it.
     crate::app::tenant_metric(|| {
-        metrics::gauge!("vitrine_chat_stored_bytes", "company_id" => s.company_uuid.clone()).increment(rec.size as f64)
+        metrics::gauge!("vitrine_chat_stored_bytes", "company_id" => s.company_uuid.clone()).increment(file.size as f64)
     });
-    tracing::info!(file_id = stored.id, session_id = %s.uuid, uploader = reach.side.as_str(), size = rec.size, "chat file stored");
-    Ok(FileOut::of(state, &stored))
-}
-
-/// Scans a received file with clamd when one is configured.
-async fn scan(state: &AppState, rec: &Received) -> AppResult<()> {
-    let Some(scanner) = &state.scanner else { return Ok(()) };
-    let body = state.blobs.open(rec.key.as_ref(), None).await.map_err(AppError::internal)?;
-    match scanner.scan(body.stream).await {
-        Ok(crate::scan::Verdict::Clean) => Ok(()),
-        Ok(crate::scan::Verdict::Infected(name)) => {
-            tracing::warn!(signature = %name, "an infected chat upload was refused");
-            metrics::counter!("vitrine_scan_infected_total").increment(1);
-            Err(AppError::rejected(
-                ErrorCode::Infected,
-                format!("the file contains a virus ({name}); it was not stored"),
-            ))
-        }
-        Err(e) if state.config.clamd_fail_open => {
-            tracing::warn!(error = %e, "clamd is unreachable; storing the upload unscanned (clamd_fail_open)");
-            Ok(())
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "clamd is unreachable; refusing the upload");
-            Err(AppError::Unavailable("the virus scanner is unavailable; try again later".into()))
-        }
-    }
+    tracing::info!(file_id = stored.id, session_id = %s.uuid, uploader = reach.side.as_str(), size = file.size, "chat file stored");
+    Ok(out)
 }
