@@ -4,11 +4,6 @@ use clap::Parser;
 use vitrine::cli::{Cli, Command};
 use vitrine::config::{Config, LogFormat};
 
-/// mimalloc, not glibc malloc: under sustained load glibc's per-thread arenas kept the process at
-/// its peak resident size for good; mimalloc returns freed pages to the system (bench/soak.sh).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() {
     // Everything created under data_dir is for this user only (files 0600, directories 0700).
     vitrine::private_fs::restrict_umask();
