@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::helpers::{Spawn, TestApp, assert_error, created, fixtures};
+use crate::helpers::{Spawn, TestApp, assert_error, chat_session, chat_upload, created, fixtures};
 
 // ---------------------------------------------------------------------------------------------
 // Item 2: image decoding.
@@ -83,27 +83,6 @@ async fn concurrent_big_png_uploads_stay_within_a_memory_bound() {
     let bytes = app.client.get(&thumb).send().await.expect("thumb").bytes().await.expect("bytes");
     let img = image::load_from_memory(&bytes).expect("thumbnail decodes");
     assert_eq!((img.width(), img.height()), (320, 320));
-}
-
-async fn chat_session(app: &TestApp) -> (String, String, String) {
-    let (admin, _) = app.register("admin@example.com", "Ada Admin").await;
-    let r = app.post_json("/api/companies/", Some(&admin), &json!({"name": "Acme"})).await;
-    let c: Value = created(r).await;
-    let r = app.post_json("/api/chat/sessions/", None, &json!({"widget_key": c["widget_key"]})).await;
-    let s: Value = created(r).await;
-    (
-        c["company_id"].as_str().expect("company").to_string(),
-        s["session_id"].as_str().expect("session").to_string(),
-        s["token"].as_str().expect("token").to_string(),
-    )
-}
-
-async fn chat_upload(app: &TestApp, token: &str, ids: (&str, &str), name: &str, bytes: Vec<u8>) -> reqwest::Response {
-    let form = reqwest::multipart::Form::new()
-        .text("company_id", ids.0.to_string())
-        .text("session_id", ids.1.to_string())
-        .part("file", reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()));
-    app.req(reqwest::Method::POST, "/api/chat/upload/", Some(token)).multipart(form).send().await.expect("upload")
 }
 
 /// Chat (anonymous visitors) has its own, lower pixel limit; the same picture is fine as an asset.

@@ -753,3 +753,29 @@ impl Clamd {
         Clamd::logs(self.dir.path())
     }
 }
+
+/// A company and one visitor session: (company id, session id, visitor token).
+pub async fn chat_session(app: &TestApp) -> (String, String, String) {
+    let (admin, _) = app.register("admin@example.com", "Ada Admin").await;
+    let c = created(app.post_json("/api/companies/", Some(&admin), &serde_json::json!({"name": "Acme"})).await).await;
+    let s =
+        created(app.post_json("/api/chat/sessions/", None, &serde_json::json!({"widget_key": c["widget_key"]})).await)
+            .await;
+    let id = |v: &Value, k: &str| v[k].as_str().expect(k).to_string();
+    (id(&c, "company_id"), id(&s, "session_id"), id(&s, "token"))
+}
+
+/// Uploads `bytes` as `name` into the chat session `ids` (company id, session id) with `token`.
+pub async fn chat_upload(
+    app: &TestApp,
+    token: &str,
+    ids: (&str, &str),
+    name: &str,
+    bytes: Vec<u8>,
+) -> reqwest::Response {
+    let form = reqwest::multipart::Form::new()
+        .text("company_id", ids.0.to_string())
+        .text("session_id", ids.1.to_string())
+        .part("file", reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()));
+    app.req(reqwest::Method::POST, "/api/chat/upload/", Some(token)).multipart(form).send().await.expect("upload")
+}

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::{Clamd, Db, S3Server, Spawn, TestApp, assert_error, created, fixtures};
+use crate::helpers::{Clamd, Db, S3Server, Spawn, TestApp, assert_error, chat_session, chat_upload, created, fixtures};
 
 async fn s3_app(db: Db) -> TestApp {
     let s3 = Arc::new(S3Server::start().await);
@@ -68,23 +68,6 @@ async fn assets_round_trip_through_s3(db: Db) {
     );
     assert!(!on_disk.exists());
     assert_eq!(app.get("/readyz", None).await.status(), StatusCode::OK);
-}
-
-/// A company and one visitor session: (company id, session id, visitor token).
-async fn chat_session(app: &TestApp) -> (String, String, String) {
-    let (admin, _) = app.register("admin@example.com", "Ada Admin").await;
-    let c = created(app.post_json("/api/companies/", Some(&admin), &json!({"name": "Acme"})).await).await;
-    let s = created(app.post_json("/api/chat/sessions/", None, &json!({"widget_key": c["widget_key"]})).await).await;
-    let id = |v: &Value, k: &str| v[k].as_str().expect(k).to_string();
-    (id(&c, "company_id"), id(&s, "session_id"), id(&s, "token"))
-}
-
-async fn chat_upload(app: &TestApp, token: &str, ids: (&str, &str), name: &str, bytes: Vec<u8>) -> reqwest::Response {
-    let form = reqwest::multipart::Form::new()
-        .text("company_id", ids.0.to_string())
-        .text("session_id", ids.1.to_string())
-        .part("file", reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()));
-    app.req(reqwest::Method::POST, "/api/chat/upload/", Some(token)).multipart(form).send().await.expect("upload")
 }
 
 /// The requests the S3 server received after the first `from`.
