@@ -55,7 +55,8 @@ fn qr_response(body: Vec<u8>, mime: &'static str) -> Response {
 
 /// QR code (PNG) of the share URL.
 #[utoipa::path(get, path = "/share/{uuid}/qr.png", tag = "share links", params(("uuid" = String, Path, description = "share uuid"), QrQuery),
-    responses((status = 200, description = "PNG", content_type = "image/png"), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+    responses((status = 200, description = "PNG", content_type = "image/png"), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse),
+        (status = 410, description = "the link was revoked", body = ErrorResponse)))]
 pub async fn qr_png(
     State(state): State<AppState>,
     axum::extract::Path(uuid): axum::extract::Path<String>,
@@ -69,7 +70,8 @@ pub async fn qr_png(
 
 /// QR code (SVG) of the share URL.
 #[utoipa::path(get, path = "/share/{uuid}/qr.svg", tag = "share links", params(("uuid" = String, Path, description = "share uuid"), QrQuery),
-    responses((status = 200, description = "SVG", content_type = "image/svg+xml"), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+    responses((status = 200, description = "SVG", content_type = "image/svg+xml"), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse),
+        (status = 410, description = "the link was revoked", body = ErrorResponse)))]
 pub async fn qr_svg(
     State(state): State<AppState>,
     axum::extract::Path(uuid): axum::extract::Path<String>,
