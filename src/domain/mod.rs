@@ -5,6 +5,7 @@ pub mod analytics;
 pub mod assets;
 pub mod chat;
 pub mod collaboration;
+pub mod collections;
 pub mod comments;
 pub mod digest;
 pub mod filetype;

@@ -7,11 +7,11 @@ use super::{Store, next_id};
 use crate::domain::assets::{Asset, AssetMeta, AssetPatch, MediaType};
 use crate::domain::pagination::PageRequest;
 
-const ASSET_COLUMNS: &str = "a.id, a.owner_id, u.name AS owner_name, a.title, a.description, a.tags, a.name,
+pub(super) const ASSET_COLUMNS: &str = "a.id, a.owner_id, u.name AS owner_name, a.title, a.description, a.tags, a.name,
     a.mime_type, a.media_type, a.size, a.sha256, a.blob_key, a.thumb_key, a.width, a.height,
     a.duration_seconds, a.content_type, a.created_at, a.updated_at";
 
-fn asset_from_row(r: &AnyRow) -> Result<Asset, sqlx::Error> {
+pub(super) fn asset_from_row(r: &AnyRow) -> Result<Asset, sqlx::Error> {
     let tags: String = r.try_get("tags")?;
     let media: String = r.try_get("media_type")?;
     Ok(Asset {

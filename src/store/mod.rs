@@ -6,6 +6,7 @@ pub mod assets;
 pub mod cache;
 pub mod chat;
 pub mod collaboration;
+pub mod collections;
 pub mod comments;
 pub mod gallery;
 pub mod rooms;
@@ -177,6 +178,7 @@ impl Store {
         MIGRATOR.run(&self.pool).await.context("database migration failed")?;
         self.convert_legacy_events().await.context("moving raw analytics events into batches failed")?;
         self.ensure_search_index().await.context("creating the search index failed")?;
+        self.relax_share_asset().await.context("letting share links target collections failed")?;
         Ok(())
     }
 
