@@ -9,6 +9,7 @@ pub mod auth;
 pub mod blobs;
 pub mod chat;
 pub mod collaboration;
+pub mod collections;
 pub mod comments;
 pub mod gallery;
 pub mod notifications;

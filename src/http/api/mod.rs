@@ -6,6 +6,7 @@ pub mod assets;
 pub mod auth;
 pub mod chat;
 pub mod collaboration;
+pub mod collections;
 pub mod comments;
 pub mod gallery;
 pub mod notifications;
