@@ -12,5 +12,6 @@ pub mod collaboration;
 pub mod comments;
 pub mod gallery;
 pub mod notifications;
+pub mod resumable;
 pub mod shares;
 pub mod uploads;

@@ -11,3 +11,4 @@ pub mod gallery;
 pub mod notifications;
 pub mod ops;
 pub mod shares;
+pub mod uploads;
