@@ -45,7 +45,7 @@ pub const MIN_PART_BYTES: u64 = 5 * 1024 * 1024;
 /// S3: parts a multipart upload may have.
 const MAX_PARTS: u64 = 10_000;
 /// S3: how long a writer's lease lasts without a part being put.
-pub const LEASE_MS: i64 = 120_000;
+pub const LEASE_MS: i64 = 30_000;
 /// A completion cut off (crash) this long ago may be taken over.
 const STALE_FINISH_MS: i64 = 10 * 60 * 1000;
 

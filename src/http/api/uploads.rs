@@ -56,7 +56,7 @@ pub const RESPONSE_HEADERS: [HeaderName; 10] = [
 ];
 
 /// Every answer carries `Tus-Resumable`; a 412 also `Tus-Version`.
-fn answer(result: AppResult<Response>) -> Response {
+pub(crate) fn answer(result: AppResult<Response>) -> Response {
     let mut resp = result.unwrap_or_else(IntoResponse::into_response);
     let h = resp.headers_mut();
     h.insert(TUS_RESUMABLE, HeaderValue::from_static(TUS_VERSION));
@@ -67,7 +67,7 @@ fn answer(result: AppResult<Response>) -> Response {
 }
 
 /// 412 unless the request speaks tus 1.0.0.
-fn require_tus(headers: &HeaderMap) -> AppResult<()> {
+pub(crate) fn require_tus(headers: &HeaderMap) -> AppResult<()> {
     match headers.get(&TUS_RESUMABLE).and_then(|v| v.to_str().ok()).map(str::trim) {
         Some(TUS_VERSION) => Ok(()),
         _ => Err(AppError::Status {
@@ -78,7 +78,7 @@ fn require_tus(headers: &HeaderMap) -> AppResult<()> {
     }
 }
 
-fn number_header(headers: &HeaderMap, name: &HeaderName, label: &str) -> AppResult<Option<u64>> {
+pub(crate) fn number_header(headers: &HeaderMap, name: &HeaderName, label: &str) -> AppResult<Option<u64>> {
     match headers.get(name) {
         None => Ok(None),
         Some(v) => v
@@ -90,7 +90,7 @@ fn number_header(headers: &HeaderMap, name: &HeaderName, label: &str) -> AppResu
     }
 }
 
-fn is_offset_stream(headers: &HeaderMap) -> bool {
+pub(crate) fn is_offset_stream(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -98,17 +98,17 @@ fn is_offset_stream(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case(OFFSET_OCTET_STREAM))
 }
 
-fn content_length(headers: &HeaderMap) -> Option<u64> {
+pub(crate) fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(parse_length)
 }
 
-fn set(h: &mut HeaderMap, name: HeaderName, value: impl ToString) {
+pub(crate) fn set(h: &mut HeaderMap, name: HeaderName, value: impl ToString) {
     if let Ok(v) = HeaderValue::from_str(&value.to_string()) {
         h.insert(name, v);
     }
 }
 
-fn http_date(ms: i64) -> String {
+pub(crate) fn http_date(ms: i64) -> String {
     httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64))
 }
 
@@ -116,7 +116,7 @@ fn location(id: &str) -> String {
     format!("/api/v3/uploads/{id}")
 }
 
-fn options_response(state: &AppState) -> Response {
+pub(crate) fn options_response(state: &AppState) -> Response {
     let mut resp = StatusCode::NO_CONTENT.into_response();
     let h = resp.headers_mut();
     h.insert(TUS_VERSION_H, HeaderValue::from_static(TUS_VERSION));
