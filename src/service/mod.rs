@@ -13,5 +13,6 @@ pub mod collections;
 pub mod comments;
 pub mod gallery;
 pub mod notifications;
+pub mod resumable;
 pub mod shares;
 pub mod uploads;

@@ -31,3 +31,4 @@ mod shares;
 mod shutdown;
 mod store;
 mod tls;
+mod uploads_tus;

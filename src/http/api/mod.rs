@@ -12,3 +12,4 @@ pub mod gallery;
 pub mod notifications;
 pub mod ops;
 pub mod shares;
+pub mod uploads;
