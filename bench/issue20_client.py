@@ -28,7 +28,7 @@ def tus(url, token, path, chunk):
     c = conn_for(url)
     meta = ",".join(
         f"{k} {base64.b64encode(v.encode()).decode()}"
-        for k, v in (("filename", os.path.basename(path)), ("title", "bench tus"), ("content_type", "application/pdf"))
+        for k, v in (("filename", os.path.basename(path)), ("title", "bench tus"))
     )
     head = {"Tus-Resumable": "1.0.0", "Authorization": f"Bearer {token}"}
     t0 = time.perf_counter()

@@ -17,7 +17,6 @@
   function viaTus(file, opts) {
     return new Promise(function (resolve, reject) {
       var metadata = Object.assign({ filename: file.name }, opts.metadata || {});
-      if (file.type && !metadata.content_type) metadata.content_type = file.type;
       var last = null;
       var upload = new window.tus.Upload(file, {
         endpoint: opts.tusEndpoint,

@@ -24,6 +24,7 @@ mod notifications;
 mod ops;
 mod pages;
 mod realtime;
+mod resumable_browser;
 mod s3;
 mod scaleout;
 mod scan;

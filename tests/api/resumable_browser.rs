@@ -88,7 +88,8 @@ async fn the_page_uploader_resumes_a_50_mb_file_after_a_network_cut() {
     let proxy_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let proxy_url = format!("http://{}", proxy_listener.local_addr().expect("addr"));
     let public = proxy_url.clone();
-    let app = TestApp::spawn_with(Spawn { tweak: Box::new(move |c| c.public_url = public), ..Default::default() }).await;
+    let app =
+        TestApp::spawn_with(Spawn { tweak: Box::new(move |c| c.public_url = public), ..Default::default() }).await;
     let proxy = CutProxy::start(proxy_listener, app.addr, 20 << 20);
     let (token, _) = app.register("ada@example.com", "Ada").await;
     let Some(browser) = Browser::start().await else { return };
@@ -116,13 +117,11 @@ async fn the_page_uploader_resumes_a_50_mb_file_after_a_network_cut() {
             done({ok: true, asset: out.asset, location: out.location, progress});
         })().catch((e) => done({ok: false, error: JSON.stringify(e && (e.body || e.message || e.status || e))}));
     "#;
-    let out = tokio::time::timeout(
-        Duration::from_secs(240),
-        c.execute_async(script, vec![json!(token), json!(BLOCKS)]),
-    )
-    .await
-    .expect("the upload finished in time")
-    .expect("script ran");
+    let out =
+        tokio::time::timeout(Duration::from_secs(240), c.execute_async(script, vec![json!(token), json!(BLOCKS)]))
+            .await
+            .expect("the upload finished in time")
+            .expect("script ran");
     assert_eq!(out["ok"], json!(true), "{out}");
     assert!(proxy.cut.load(Ordering::SeqCst), "the network was cut midway");
     assert!(proxy.forwarded.load(Ordering::SeqCst) >= (BLOCKS as u64) << 20, "every byte went through the proxy");
