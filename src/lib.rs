@@ -40,3 +40,5 @@ pub mod scan;
 pub mod service;
 /// Every SQL query, written once for SQLite and PostgreSQL.
 pub mod store;
+/// ZIP archives written while they are sent (collection downloads).
+pub mod zipstream;

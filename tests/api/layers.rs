@@ -16,6 +16,7 @@ const RANKS: &[(&str, u8)] = &[
     ("media", 2),
     ("mail", 2),
     ("qr", 2),
+    ("zipstream", 2),
     ("auth", 3),
     ("blob", 3),
     ("store", 4),

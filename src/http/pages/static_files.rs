@@ -32,6 +32,14 @@ const FILES: &[(&str, &str, &str)] = &[
     ("js/collab-replay.js", "text/javascript; charset=utf-8", include_str!("../../../static/js/collab-replay.js")),
     ("js/share-beacon.js", "text/javascript; charset=utf-8", include_str!("../../../static/js/share-beacon.js")),
     ("js/analytics-page.js", "text/javascript; charset=utf-8", include_str!("../../../static/js/analytics-page.js")),
+    ("js/resumable.js", "text/javascript; charset=utf-8", include_str!("../../../static/js/resumable.js")),
+    // tus-js-client 4.3.1 from npm, unchanged (MIT: static/js/vendor/tus-js-client.LICENSE, also served).
+    ("js/vendor/tus.min.js", "text/javascript; charset=utf-8", include_str!("../../../static/js/vendor/tus.min.js")),
+    (
+        "js/vendor/tus-js-client.LICENSE",
+        "text/plain; charset=utf-8",
+        include_str!("../../../static/js/vendor/tus-js-client.LICENSE"),
+    ),
 ];
 
 pub fn router() -> Router<AppState> {
