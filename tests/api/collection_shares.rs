@@ -2,6 +2,8 @@
 //! §3 applies to a collection link too; per-file downloads, the ZIP of every file, the recipient's
 //! page and JSON, and `file_breakdown`.
 
+use std::io::Read;
+
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -458,7 +460,6 @@ async fn the_html_page_shows_the_grid_and_download_all_without_javascript() {
     assert!(r.text().await.expect("html").contains("id=\"share-password\""));
 }
 
-#[cfg(any())] // TEMP until zipstream lands
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_zip_holds_every_file_byte_for_byte_with_unique_names() {
     let app = app_on(Db::Sqlite).await;
@@ -479,7 +480,7 @@ async fn the_zip_holds_every_file_byte_for_byte_with_unique_names() {
     let mut names = vec![];
     for (i, file) in f.files.iter().enumerate() {
         let mut entry = archive.by_index(i).expect("entry");
-        names.push(entry.name().to_string());
+        names.push(entry.name().expect("name").to_string());
         let mut bytes = vec![];
         entry.read_to_end(&mut bytes).expect("read");
         assert_eq!(bytes, file.2, "entry {i} byte-identical");
@@ -497,4 +498,35 @@ async fn the_zip_holds_every_file_byte_for_byte_with_unique_names() {
         .expect("get");
     assert_eq!(r.status(), StatusCode::OK);
     assert!(zip::ZipArchive::new(std::io::Cursor::new(r.bytes().await.expect("zip").to_vec())).is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zip_dropped_after_its_first_bytes_still_counts() {
+    let app = app_on(Db::Sqlite).await;
+    let (owner, owner_id) = app.register("owner@example.com", "Olive Owner").await;
+    let mut ids = vec![];
+    for i in 0..4u8 {
+        // Incompressible bytes, 3 MiB each: far more than the socket buffers hold.
+        let bytes: Vec<u8> = (0..3 * 1024 * 1024u32).map(|n| (n.wrapping_mul(2_654_435_761) >> 13) as u8 ^ i).collect();
+        ids.push(app.upload(&owner, &format!("part-{i}.bin"), bytes).await["id"].as_i64().expect("id"));
+    }
+    let now = app.state.clock.now_ms();
+    let c = app.state.store.insert_collection(owner_id, "Big", "", now).await.expect("collection");
+    app.state.store.add_collection_items(c.id, &ids, now).await.expect("items");
+    let s = share(&app, &owner, c.id, json!({"max_downloads": 5})).await;
+    let mut r = fetch(&app, &format!("{}download", path_of(&s))).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let first = r.chunk().await.expect("chunk").expect("some bytes");
+    assert_eq!(&first[..2], b"PK");
+    drop(r);
+    // Bytes were sent: the download stays counted, and the files are counted once.
+    let mut count = Value::Null;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        count = link(&app, &owner, &s).await["download_count"].clone();
+    }
+    assert_eq!(count, 1);
+    let r: Value =
+        app.get(&format!("/api/v3/shares/{}/analytics/", uuid_of(&s)), Some(&owner)).await.json().await.expect("json");
+    assert!(r["file_breakdown"].as_array().expect("breakdown").iter().all(|f| f["downloads"] == 1), "{r}");
 }
