@@ -89,7 +89,7 @@ pub enum ShareTarget {
 /// A link's target loaded for the recipient: the asset, or the collection with its files in order.
 #[derive(Debug, Clone)]
 pub enum Shared {
-    Asset(Asset),
+    Asset(Box<Asset>),
     Collection { collection: Collection, items: Vec<Asset> },
 }
 
@@ -97,7 +97,7 @@ impl Shared {
     /// The asset of an asset link.
     pub fn asset(&self) -> Option<&Asset> {
         match self {
-            Shared::Asset(a) => Some(a),
+            Shared::Asset(a) => Some(a.as_ref()),
             Shared::Collection { .. } => None,
         }
     }

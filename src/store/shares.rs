@@ -144,7 +144,7 @@ impl Store {
         let shared = match share.target {
             ShareTarget::Asset(id) => {
                 let Some(asset) = self.asset(id).await? else { return Ok(None) };
-                Shared::Asset(asset)
+                Shared::Asset(Box::new(asset))
             }
             ShareTarget::Collection(id) => {
                 let Some(collection) = self.collection(id).await? else { return Ok(None) };

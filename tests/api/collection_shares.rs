@@ -506,9 +506,9 @@ async fn a_zip_dropped_after_its_first_bytes_still_counts() {
     let (owner, owner_id) = app.register("owner@example.com", "Olive Owner").await;
     let mut ids = vec![];
     for i in 0..4u8 {
-        // Incompressible bytes, 3 MiB each: far more than the socket buffers hold.
-        let bytes: Vec<u8> = (0..3 * 1024 * 1024u32).map(|n| (n.wrapping_mul(2_654_435_761) >> 13) as u8 ^ i).collect();
-        ids.push(app.upload(&owner, &format!("part-{i}.bin"), bytes).await["id"].as_i64().expect("id"));
+        // PDFs are stored, not deflated: 12 MiB out, far more than the socket buffers hold.
+        let bytes = fixtures::pdf(3 * 1024 * 1024 + i as usize);
+        ids.push(app.upload(&owner, &format!("part-{i}.pdf"), bytes).await["id"].as_i64().expect("id"));
     }
     let now = app.state.clock.now_ms();
     let c = app.state.store.insert_collection(owner_id, "Big", "", now).await.expect("collection");
@@ -516,6 +516,8 @@ async fn a_zip_dropped_after_its_first_bytes_still_counts() {
     let s = share(&app, &owner, c.id, json!({"max_downloads": 5})).await;
     let mut r = fetch(&app, &format!("{}download", path_of(&s))).await;
     assert_eq!(r.status(), StatusCode::OK);
+    let len: u64 = r.headers()["content-length"].to_str().expect("len").parse().expect("n");
+    assert!(len > 12 * 1024 * 1024, "stored entries: the length is known ({len})");
     let first = r.chunk().await.expect("chunk").expect("some bytes");
     assert_eq!(&first[..2], b"PK");
     drop(r);
