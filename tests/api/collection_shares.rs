@@ -532,3 +532,26 @@ async fn a_zip_dropped_after_its_first_bytes_still_counts() {
         app.get(&format!("/api/v3/shares/{}/analytics/", uuid_of(&s)), Some(&owner)).await.json().await.expect("json");
     assert!(r["file_breakdown"].as_array().expect("breakdown").iter().all(|f| f["downloads"] == 1), "{r}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_zip_streams_from_s3_too() {
+    let s3 = std::sync::Arc::new(crate::helpers::S3Server::start().await);
+    let app = TestApp::spawn_with(Spawn {
+        s3: Some(s3),
+        tweak: Box::new(|c| c.share_access_rate_per_ip_per_minute = 100_000),
+        ..Default::default()
+    })
+    .await;
+    let f = fixture(&app).await;
+    let s = share(&app, &f.owner, f.collection, json!({"max_downloads": 1})).await;
+    let r = fetch(&app, &format!("{}download", path_of(&s))).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(r.bytes().await.expect("zip").to_vec())).expect("zip");
+    assert_eq!(archive.len(), f.files.len());
+    for (i, file) in f.files.iter().enumerate() {
+        let mut bytes = vec![];
+        archive.by_index(i).expect("entry").read_to_end(&mut bytes).expect("read");
+        assert_eq!(bytes, file.2);
+    }
+    assert_error(fetch(&app, &format!("{}download", path_of(&s))).await, StatusCode::GONE, "share_exhausted").await;
+}
