@@ -555,3 +555,37 @@ async fn the_zip_streams_from_s3_too() {
     }
     assert_error(fetch(&app, &format!("{}download", path_of(&s))).await, StatusCode::GONE, "share_exhausted").await;
 }
+
+/// A client that goes away before the first byte: the response's body is dropped unread (driven
+/// through the router itself, so nothing polls the body). The download is given back, for the
+/// ZIP and for a single file alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_dropped_before_its_first_byte_is_refunded() {
+    use tower::ServiceExt;
+    let app = app_on(Db::Sqlite).await;
+    let f = fixture(&app).await;
+    let s = share(&app, &f.owner, f.collection, json!({"max_downloads": 1})).await;
+    for tail in ["download".to_string(), format!("files/{}/download", f.files[0].0)] {
+        let req = axum::http::Request::get(format!("/share/{}/{tail}", uuid_of(&s)))
+            .header("user-agent", UA)
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let resp = vitrine::http::router(app.state.clone()).oneshot(req).await.expect("response");
+        assert_eq!(resp.status(), StatusCode::OK, "{tail}");
+        drop(resp);
+        let mut count = Value::Null;
+        for _ in 0..200 {
+            count = link(&app, &f.owner, &s).await["download_count"].clone();
+            if count == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(count, 0, "{tail}: refunded");
+    }
+    // The one download is still there to take.
+    let r = fetch(&app, &format!("{}download", path_of(&s))).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    r.bytes().await.expect("zip");
+    assert_eq!(link(&app, &f.owner, &s).await["download_count"], 1);
+}
