@@ -93,6 +93,10 @@ pub struct Config {
     pub token_ttl_secs: u64,
     /// Largest accepted asset upload.
     pub asset_max_bytes: u64,
+    /// Unfinished resumable (tus) uploads expire this long after their last bytes arrived.
+    pub upload_expiry_hours: u64,
+    /// Unfinished resumable uploads a user may have at once (429 beyond).
+    pub upload_max_open_per_user: u32,
     /// Allowed MIME types of uploaded assets (sniffed from the bytes).
     #[serde(deserialize_with = "string_list")]
     pub asset_allowed_types: Vec<String>,
@@ -209,6 +213,8 @@ impl Default for Config {
             hmac_secret: None,
             token_ttl_secs: 24 * 3600,
             asset_max_bytes: 2 * 1024 * 1024 * 1024,
+            upload_expiry_hours: 24,
+            upload_max_open_per_user: 20,
             asset_allowed_types: crate::domain::filetype::default_asset_types(),
             image_max_pixels: 100_000_000,
             download_url_ttl_secs: 3600,
@@ -378,6 +384,12 @@ impl Config {
         }
         if self.asset_max_bytes == 0 {
             problems.push("`asset_max_bytes` must be greater than 0".into());
+        }
+        if !(1..=24 * 365).contains(&self.upload_expiry_hours) {
+            problems.push("`upload_expiry_hours` must be between 1 and 8760".into());
+        }
+        if self.upload_max_open_per_user == 0 {
+            problems.push("`upload_max_open_per_user` must be at least 1".into());
         }
         if self.chat_allowed_types.is_empty() {
             problems.push("`chat_allowed_types` must list at least one MIME type".into());

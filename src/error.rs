@@ -106,6 +106,10 @@ error_codes! {
     LastAdmin = "last_admin",
     /// 409: the person already takes part in the session.
     AlreadyParticipant = "already_participant",
+    /// 409: a resumable upload's `Upload-Offset` is not its current offset.
+    OffsetMismatch = "offset_mismatch",
+    /// 409: another request is writing to (or completing) this resumable upload.
+    UploadBusy = "upload_busy",
     // 410
     /// 410 made by a layer below the handlers; in a chat `error` frame, the socket closed during a resume.
     Gone = "gone",

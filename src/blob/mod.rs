@@ -15,6 +15,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::local::LocalFileSystem;
+use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::signer::{SignedUrlOptions, Signer};
 use object_store::{
@@ -109,6 +110,47 @@ impl BlobStore {
             Backend::Local { root } => Some(root),
             Backend::S3 { .. } => None,
         }
+    }
+
+    /// Local backend: the file behind `key` (resumable uploads write their part files there).
+    pub fn local_path(&self, key: &str) -> Option<PathBuf> {
+        self.local_root().map(|root| root.join(key))
+    }
+
+    /// S3: starts a multipart upload to `key` whose parts are put one by one, possibly by
+    /// different instances (resumable uploads). `None` on the local backend.
+    pub async fn create_multipart(&self, key: &str) -> anyhow::Result<Option<String>> {
+        match &self.backend {
+            Backend::Local { .. } => Ok(None),
+            Backend::S3 { s3 } => Ok(Some(s3.create_multipart(&Path::from(key)).await?)),
+        }
+    }
+
+    /// S3: puts part `idx` (0-based) of a multipart upload; returns its id (etag).
+    pub async fn put_part(&self, key: &str, upload: &str, idx: usize, bytes: Bytes) -> anyhow::Result<String> {
+        let Backend::S3 { s3 } = &self.backend else { anyhow::bail!("multipart parts are an S3 matter") };
+        let part = s3.put_part(&Path::from(key), &upload.to_string(), idx, PutPayload::from_bytes(bytes)).await?;
+        Ok(part.content_id)
+    }
+
+    /// S3: assembles a multipart upload from its parts (ids in order, part 0 first).
+    pub async fn complete_multipart(&self, key: &str, upload: &str, parts: Vec<String>) -> anyhow::Result<()> {
+        let Backend::S3 { s3 } = &self.backend else { anyhow::bail!("multipart parts are an S3 matter") };
+        let parts = parts.into_iter().map(|content_id| PartId { content_id }).collect();
+        s3.complete_multipart(&Path::from(key), &upload.to_string(), parts).await?;
+        Ok(())
+    }
+
+    /// S3: aborts a multipart upload (its parts are deleted).
+    pub async fn abort_multipart(&self, key: &str, upload: &str) -> anyhow::Result<()> {
+        let Backend::S3 { s3 } = &self.backend else { return Ok(()) };
+        s3.abort_multipart(&Path::from(key), &upload.to_string()).await?;
+        Ok(())
+    }
+
+    /// Reads a whole (small) blob into memory.
+    pub async fn get_bytes(&self, key: &str) -> anyhow::Result<Bytes> {
+        Ok(self.store.get(&Path::from(key)).await?.bytes().await?)
     }
 
     /// Starts writing a new temporary blob. Parts are small on the local backend (memory stays

@@ -13,5 +13,6 @@ pub mod gallery;
 pub mod pagination;
 pub mod shares;
 pub mod time;
+pub mod uploads;
 pub mod users;
 pub mod visitors;

@@ -38,6 +38,8 @@ pub fn feature_routers() -> Vec<OpenApiRouter<AppState>> {
         api::auth::router(),
         api::admin::router(),
         api::assets::router(),
+        api::collections::router(),
+        api::uploads::router(),
         api::shares::router(),
         api::analytics::router(),
         api::notifications::router(),
@@ -48,6 +50,7 @@ pub fn feature_routers() -> Vec<OpenApiRouter<AppState>> {
         pages::shares::router(),
         pages::collaboration::router(),
         pages::library::router(),
+        pages::collections::router(),
         pages::analytics::router(),
         pages::chat::router(),
         pages::gallery::router(),
@@ -77,7 +80,7 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 pub fn router(state: AppState) -> Router {
     let (routes, openapi) = documented_routes();
     let docs = utoipa_swagger_ui::SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi);
-    routes
+    let inner = routes
         .merge(pages::static_files::router())
         .merge(docs)
         .fallback(not_found)
@@ -90,9 +93,18 @@ pub fn router(state: AppState) -> Router {
             AppError::internal(anyhow::anyhow!("a handler panicked")).into_response()
         }))
         .layer(middleware::from_fn(errors::uniform_errors))
-        .layer(cors())
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .with_state(state);
+    // tower-http's CORS layer answers every OPTIONS itself; a plain OPTIONS (no
+    // Access-Control-Request-Method: not a browser's preflight) goes to the routes, where tus
+    // clients ask for the server's capabilities (`api::uploads::options`).
+    let with_cors = inner.clone().layer(cors());
+    let steer = tower::service_fn(move |req: Request| {
+        let preflight =
+            req.method() != Method::OPTIONS || req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+        let svc = if preflight { with_cors.clone() } else { inner.clone() };
+        tower::ServiceExt::oneshot(svc, req)
+    });
+    Router::new().fallback_service(steer).layer(TraceLayer::new_for_http())
 }
 
 /// The API authenticates with Bearer tokens only (never ambient cookies), so any origin may call
@@ -102,8 +114,18 @@ fn cors() -> tower_http::cors::CorsLayer {
     CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE, Method::HEAD])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::RANGE, header::ACCEPT])
-        .expose_headers([header::CONTENT_RANGE, header::CONTENT_DISPOSITION, header::RETRY_AFTER])
+        .allow_headers(
+            [header::AUTHORIZATION, header::CONTENT_TYPE, header::RANGE, header::ACCEPT]
+                .into_iter()
+                .chain(api::uploads::REQUEST_HEADERS)
+                .collect::<Vec<_>>(),
+        )
+        .expose_headers(
+            [header::CONTENT_RANGE, header::CONTENT_DISPOSITION, header::RETRY_AFTER]
+                .into_iter()
+                .chain(api::uploads::RESPONSE_HEADERS)
+                .collect::<Vec<_>>(),
+        )
         .max_age(std::time::Duration::from_secs(3600))
 }
 

@@ -33,6 +33,8 @@ pub const ERROR_SCHEMA: &str = "ErrorResponse";
         (name = "auth", description = "Accounts and sessions"),
         (name = "admin", description = "User management"),
         (name = "assets", description = "Uploaded files"),
+        (name = "collections", description = "Several files behind one link"),
+        (name = "uploads", description = "Resumable uploads (tus 1.0.0)"),
         (name = "files", description = "Signed downloads"),
         (name = "shares", description = "Share links (owner)"),
         (name = "analytics", description = "Who looked at what"),

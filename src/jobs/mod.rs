@@ -5,6 +5,7 @@
 
 pub mod blob_gc;
 pub mod retention;
+pub mod upload_expiry;
 pub mod view_counts;
 
 use std::future::Future;
@@ -30,6 +31,12 @@ pub fn spawn_all(state: AppState, shutdown: CancellationToken) -> Vec<JoinHandle
         every("blob_gc", gc_every, state.clone(), shutdown.clone(), move |s| async move {
             if claimed(&s, "blob_gc", gc_every).await? {
                 blob_gc::run_once(&s).await?;
+            }
+            Ok(())
+        }),
+        every("upload_expiry", Duration::from_secs(300), state.clone(), shutdown.clone(), |s| async move {
+            if claimed(&s, "upload_expiry", Duration::from_secs(300)).await? {
+                upload_expiry::run_once(&s).await?;
             }
             Ok(())
         }),

@@ -3,8 +3,10 @@
 
 use crate::app::AppState;
 use crate::domain::assets::{Asset, AssetMeta, MediaType};
+use crate::domain::uploads::{Upload, asset_meta};
 use crate::domain::users::User;
 use crate::error::{AppError, AppResult};
+use crate::service::resumable;
 use crate::service::uploads::{self, Checked, Claims, Received, Rules};
 use crate::store::assets::StoredFile;
 
@@ -71,4 +73,34 @@ pub async fn delete(state: &AppState, user: &User, id: i64) -> AppResult<()> {
     }
     tracing::info!(asset_id = id, by = user.id, "asset deleted");
     Ok(())
+}
+
+/// Completes a resumable upload of `user`'s (`/api/v3/uploads/`) into an asset, exactly as
+/// `POST /api/v3/assets/` makes one: the metadata checked at creation (`title`, `description`,
+/// `tags`, `content_type`), the file through every check of the one pipeline. Returns the asset
+/// and marks the upload done; on any refusal the upload is removed and the refusal returned.
+pub async fn receive_resumable(state: &AppState, user: &User, up: &Upload) -> AppResult<Asset> {
+    let made = async {
+        let meta = asset_meta(&up.metadata)?;
+        let rec = resumable::assemble(state, up, &Rules::asset(&state.config)).await?;
+        receive(state, user, meta, rec).await
+    };
+    match made.await {
+        Ok(asset) => {
+            resumable::finished(state, up, Some(&asset_location(asset.id))).await?;
+            Ok(asset)
+        }
+        Err(e) => {
+            // A completion another request is running is not a refusal.
+            if !matches!(&e, AppError::Conflict { .. }) {
+                resumable::discard(state, up).await?;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The API path of an asset, as the `Vitrine-Asset` header names it.
+pub fn asset_location(id: i64) -> String {
+    format!("/api/v3/assets/{id}/")
 }

@@ -13,6 +13,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use object_store::path::Path;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
@@ -124,6 +125,12 @@ impl Claims<'_> {
 /// and the sweeper removes the temporary blob.
 pub struct Intake {
     upload: Upload,
+    tally: Tally,
+}
+
+/// What every byte of a file goes through as it is read once: the count against the limit, the
+/// hash, the prefix kept for sniffing, the scratch copy (S3) and clamd (when scanning).
+struct Tally {
     max_bytes: u64,
     size: u64,
     hasher: Sha256,
@@ -132,10 +139,9 @@ pub struct Intake {
     scan: Option<crate::scan::Session>,
 }
 
-impl Intake {
-    /// Opens the temporary blob, the scratch file (S3) and the clamd session (`rules.scan` with
-    /// clamd configured).
-    pub async fn begin(state: &AppState, rules: &Rules<'_>) -> AppResult<Intake> {
+impl Tally {
+    /// Opens the scratch file (S3) and the clamd session (`rules.scan` with clamd configured).
+    async fn begin(state: &AppState, rules: &Rules<'_>) -> AppResult<Tally> {
         let scratch = if state.blobs.is_local() {
             // The checks read the local backend's own file.
             None
@@ -148,24 +154,15 @@ impl Intake {
             let writer = tokio::fs::File::from_std(file.try_clone().map_err(AppError::internal)?);
             Some((writer, Arc::new(file)))
         };
-        let upload = state.blobs.begin_upload(None).await?;
         let scan = match &state.scanner {
             Some(scanner) if rules.scan => Some(scanner.session()),
             _ => None,
         };
-        Ok(Intake {
-            upload,
-            max_bytes: rules.max_bytes,
-            size: 0,
-            hasher: Sha256::new(),
-            prefix: Vec::new(),
-            scratch,
-            scan,
-        })
+        Ok(Tally { max_bytes: rules.max_bytes, size: 0, hasher: Sha256::new(), prefix: Vec::new(), scratch, scan })
     }
 
     /// Takes the next chunk of the file; 413 once it passes the limit.
-    pub async fn write(&mut self, chunk: Bytes) -> AppResult<()> {
+    async fn take(&mut self, chunk: &Bytes) -> AppResult<()> {
         self.size += chunk.len() as u64;
         if self.size > self.max_bytes {
             count("too_large");
@@ -175,9 +172,9 @@ impl Intake {
             let take = (PREFIX_LEN - self.prefix.len()).min(chunk.len());
             self.prefix.extend_from_slice(&chunk[..take]);
         }
-        self.hasher.update(&chunk);
+        self.hasher.update(chunk);
         if let Some((writer, _)) = &mut self.scratch {
-            writer.write_all(&chunk).await.map_err(AppError::internal)?;
+            writer.write_all(chunk).await.map_err(AppError::internal)?;
         }
         // A scan that ended early (clamd away, its error reply) takes no more; its verdict says why.
         if let Some(scan) = &mut self.scan
@@ -185,6 +182,47 @@ impl Intake {
         {
             tracing::debug!("the virus scan ended before the upload did");
         }
+        Ok(())
+    }
+
+    /// Flushes the scratch copy.
+    async fn flush(&mut self) -> AppResult<()> {
+        if let Some((writer, _)) = &mut self.scratch {
+            writer.flush().await.map_err(AppError::internal)?;
+        }
+        Ok(())
+    }
+
+    /// The file as received under `key` (the checks read the scratch copy, or the local file).
+    fn received(self, state: &AppState, key: Path, name: String) -> Received {
+        let source = match self.scratch {
+            Some((_, file)) => Source::Scratch { file, size: self.size },
+            None => Source::Blob { state: state.clone(), key: key.clone(), size: self.size },
+        };
+        Received {
+            key,
+            name,
+            size: self.size,
+            sha256: hex::encode(self.hasher.finalize()),
+            prefix: self.prefix,
+            source,
+            scan: self.scan,
+        }
+    }
+}
+
+impl Intake {
+    /// Opens the temporary blob, the scratch file (S3) and the clamd session (`rules.scan` with
+    /// clamd configured).
+    pub async fn begin(state: &AppState, rules: &Rules<'_>) -> AppResult<Intake> {
+        let tally = Tally::begin(state, rules).await?;
+        let upload = state.blobs.begin_upload(None).await?;
+        Ok(Intake { upload, tally })
+    }
+
+    /// Takes the next chunk of the file; 413 once it passes the limit.
+    pub async fn write(&mut self, chunk: Bytes) -> AppResult<()> {
+        self.tally.take(&chunk).await?;
         self.upload.write(chunk).await?;
         Ok(())
     }
@@ -193,28 +231,14 @@ impl Intake {
     pub async fn finish(mut self, state: &AppState, name: String) -> AppResult<Received> {
         let done = async {
             self.upload.finish().await?;
-            if let Some((writer, _)) = &mut self.scratch {
-                writer.flush().await.map_err(AppError::internal)?;
-            }
-            Ok::<_, AppError>(())
+            self.tally.flush().await
         };
         if let Err(e) = done.await {
             self.abort(state).await;
             return Err(e);
         }
-        let source = match self.scratch {
-            Some((_, file)) => Source::Scratch { file, size: self.size },
-            None => Source::Blob { state: state.clone(), key: self.upload.key.clone(), size: self.size },
-        };
-        Ok(Received {
-            key: self.upload.key.clone(),
-            name,
-            size: self.size,
-            sha256: hex::encode(self.hasher.finalize()),
-            prefix: self.prefix,
-            source,
-            scan: self.scan,
-        })
+        let key = self.upload.key.clone();
+        Ok(self.tally.received(state, key, name))
     }
 
     /// Gives the upload up: the temporary blob is removed (the scratch file and the scan end with it).
@@ -300,6 +324,31 @@ pub struct Received {
 }
 
 impl Received {
+    /// Takes into the pipeline a file already assembled in the blob `key` (a resumable upload):
+    /// it is read once, in order, as [`Intake`] reads a streamed one (size limit, hash, prefix,
+    /// scratch copy on S3, clamd), and is then checked with [`check`] and committed with
+    /// [`Checked::store`] like any other (on local storage the commit moves the file into place).
+    /// The blob is removed on a refusal here.
+    pub async fn adopt(state: &AppState, key: &str, name: String, rules: &Rules<'_>) -> AppResult<Received> {
+        let key = Path::from(key);
+        let read = async {
+            let mut tally = Tally::begin(state, rules).await?;
+            let mut body = state.blobs.open(key.as_ref(), None).await.map_err(AppError::internal)?;
+            while let Some(chunk) = body.stream.next().await {
+                tally.take(&chunk.map_err(AppError::internal)?).await?;
+            }
+            tally.flush().await?;
+            Ok::<_, AppError>(tally)
+        };
+        match read.await {
+            Ok(tally) => Ok(tally.received(state, key, name)),
+            Err(e) => {
+                delete_temporary(state, &key).await;
+                Err(e)
+            }
+        }
+    }
+
     /// Removes the file: it will not be committed.
     pub async fn discard(self, state: &AppState) {
         delete_temporary(state, &self.key).await;

@@ -1,14 +1,28 @@
-//! Queries on collections and their items. Positions are dense from 0 in the order the owner set;
-//! new items go last. Deleting an asset or a collection removes its items (foreign keys), and a
-//! deleted collection takes its links with it.
+//! Queries on collections and their items. Stored positions order the items (new ones go last);
+//! they are read back numbered from 0 without gaps. Deleting an asset or a collection removes its
+//! items (foreign keys), and a deleted collection takes its links with it.
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use std::collections::HashSet;
+
 use super::assets::{ASSET_COLUMNS, asset_from_row};
 use super::{Dialect, Store, next_id};
+use crate::domain::assets::Asset;
 use crate::domain::collections::{Collection, CollectionItem};
 use crate::domain::pagination::PageRequest;
+
+/// What adding assets to a collection did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Added {
+    /// This many were added (those already in it are not counted).
+    Added(u64),
+    /// There is no such collection.
+    NoCollection,
+    /// Nothing was added: the collection has `has` assets and `adding` new ones would pass the cap.
+    Full { has: i64, adding: i64 },
+}
 
 const COLUMNS: &str = "c.id, c.owner_id, c.title, c.description, c.created_at, c.updated_at,
     (SELECT COUNT(*) FROM collection_items i WHERE i.collection_id = c.id) AS item_count,
@@ -89,10 +103,11 @@ impl Store {
         Ok((rows.iter().map(collection_from_row).collect::<Result<Vec<_>, _>>()?, count))
     }
 
-    /// The collection's assets in their order.
+    /// The collection's assets in their order, numbered from 0 without gaps (a removed or
+    /// deleted asset leaves a hole in the stored positions; they only order the items).
     pub async fn collection_items(&self, id: i64) -> anyhow::Result<Vec<CollectionItem>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {ASSET_COLUMNS}, i.position FROM collection_items i
+            "SELECT {ASSET_COLUMNS} FROM collection_items i
              JOIN assets a ON a.id = i.asset_id JOIN users u ON u.id = a.owner_id
              WHERE i.collection_id = $1 ORDER BY i.position, a.id"
         )))
@@ -100,21 +115,57 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|r| Ok(CollectionItem { asset: asset_from_row(r)?, position: r.try_get("position")? }))
+            .enumerate()
+            .map(|(i, r)| Ok(CollectionItem { asset: asset_from_row(r)?, position: i as i64 }))
             .collect::<Result<Vec<_>, sqlx::Error>>()
             .map_err(Into::into)
     }
 
-    /// The ids among `asset_ids` that are not assets of `owner_id` (unknown or someone else's).
+    /// The owner's assets that are not in the collection, newest first (the pages' picker).
+    pub async fn assets_outside_collection(
+        &self,
+        owner_id: i64,
+        id: i64,
+        page: PageRequest,
+    ) -> anyhow::Result<(Vec<Asset>, i64)> {
+        const OUTSIDE: &str = "a.owner_id = $1
+            AND NOT EXISTS (SELECT 1 FROM collection_items i WHERE i.collection_id = $2 AND i.asset_id = a.id)";
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ASSET_COLUMNS} FROM assets a JOIN users u ON u.id = a.owner_id
+             WHERE {OUTSIDE} ORDER BY a.created_at DESC, a.id DESC LIMIT $3 OFFSET $4"
+        )))
+        .bind(owner_id)
+        .bind(id)
+        .bind(page.limit())
+        .bind(page.offset())
+        .fetch_all(&self.pool)
+        .await?;
+        let (count,): (i64,) =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM assets a WHERE {OUTSIDE}")))
+                .bind(owner_id)
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok((rows.iter().map(asset_from_row).collect::<Result<Vec<_>, _>>()?, count))
+    }
+
+    /// The ids among `asset_ids` that are not assets of `owner_id` (unknown or someone else's), in
+    /// the order given, each once.
     pub async fn foreign_assets(&self, owner_id: i64, asset_ids: &[i64]) -> anyhow::Result<Vec<i64>> {
+        let mut owned = HashSet::new();
+        // One query per chunk; both engines take far more parameters than this.
+        for chunk in asset_ids.chunks(500) {
+            let marks = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect::<Vec<_>>().join(", ");
+            let sql = format!("SELECT id FROM assets WHERE owner_id = $1 AND id IN ({marks})");
+            let mut q = sqlx::query_as::<_, (i64,)>(sqlx::AssertSqlSafe(sql)).bind(owner_id);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            owned.extend(q.fetch_all(&self.pool).await?.into_iter().map(|(id,)| id));
+        }
         let mut foreign = Vec::new();
         for &id in asset_ids {
-            let owned: Option<(i64,)> = sqlx::query_as("SELECT id FROM assets WHERE id = $1 AND owner_id = $2")
-                .bind(id)
-                .bind(owner_id)
-                .fetch_optional(&self.pool)
-                .await?;
-            if owned.is_none() && !foreign.contains(&id) {
+            if !owned.contains(&id) && !foreign.contains(&id) {
                 foreign.push(id);
             }
         }
@@ -122,8 +173,26 @@ impl Store {
     }
 
     /// Appends the assets not yet in the collection, in the given order; returns how many were
-    /// added. The caller has checked that they are the owner's (`foreign_assets`).
+    /// added. Only assets of the collection's owner are added (the caller has named the others to
+    /// the client with `foreign_assets`; one deleted meanwhile is skipped). No cap: the API uses
+    /// `add_collection_items_capped`.
     pub async fn add_collection_items(&self, id: i64, asset_ids: &[i64], now: i64) -> anyhow::Result<u64> {
+        match self.add_collection_items_capped(id, asset_ids, None, now).await? {
+            Added::Added(n) => Ok(n),
+            Added::NoCollection | Added::Full { .. } => Ok(0),
+        }
+    }
+
+    /// `add_collection_items`, refused as a whole (`Added::Full`) when the collection would then
+    /// hold more than `cap` assets. Checked under the collection's lock, so concurrent additions
+    /// cannot pass the cap together.
+    pub async fn add_collection_items_capped(
+        &self,
+        id: i64,
+        asset_ids: &[i64],
+        cap: Option<usize>,
+        now: i64,
+    ) -> anyhow::Result<Added> {
         let (_writing, mut tx) = self.begin_write().await?;
         // Serialises concurrent additions to one collection (PostgreSQL row lock; SQLite writes
         // one at a time anyway).
@@ -132,30 +201,56 @@ impl Store {
             Dialect::Sqlite => "SELECT id FROM collections WHERE id = $1",
         };
         if sqlx::query(lock).bind(id).fetch_optional(&mut *tx).await?.is_none() {
-            return Ok(0);
+            return Ok(Added::NoCollection);
         }
+        let present: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT asset_id, position FROM collection_items WHERE collection_id = $1")
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+        let present_ids: HashSet<i64> = present.iter().map(|(a, _)| *a).collect();
+        let mut fresh: Vec<i64> = Vec::new();
+        for &a in asset_ids {
+            if !present_ids.contains(&a) && !fresh.contains(&a) {
+                fresh.push(a);
+            }
+        }
+        if let Some(cap) = cap
+            && present.len() + fresh.len() > cap
+        {
+            return Ok(Added::Full { has: present.len() as i64, adding: fresh.len() as i64 });
+        }
+        let mut next = present.iter().map(|(_, p)| p + 1).max().unwrap_or(0);
         let mut added = 0;
-        for &asset_id in asset_ids {
+        for asset_id in fresh {
             let done = sqlx::query(
                 "INSERT INTO collection_items (collection_id, asset_id, position, added_at)
-                 SELECT $1, $2, COALESCE((SELECT MAX(position) + 1 FROM collection_items WHERE collection_id = $1), 0), $3
+                 SELECT $1, $2, $3, $4 WHERE EXISTS (
+                   SELECT 1 FROM assets a JOIN collections c ON c.owner_id = a.owner_id
+                   WHERE a.id = $2 AND c.id = $1)
                  ON CONFLICT (collection_id, asset_id) DO NOTHING",
             )
             .bind(id)
             .bind(asset_id)
+            .bind(next)
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            added += done.rows_affected();
+            if done.rows_affected() > 0 {
+                added += done.rows_affected();
+                next += 1;
+            }
         }
-        sqlx::query("UPDATE collections SET updated_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        if added > 0 {
+            sqlx::query("UPDATE collections SET updated_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         self.content_changed().await;
-        Ok(added)
+        Ok(Added::Added(added))
     }
 
     /// Removes one asset from the collection; false if it was not in it.

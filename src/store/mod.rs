@@ -12,6 +12,7 @@ pub mod gallery;
 pub mod rooms;
 pub mod sessions;
 pub mod shares;
+pub mod uploads;
 pub mod users;
 
 use std::time::Duration;
