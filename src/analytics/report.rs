@@ -77,6 +77,18 @@ pub struct Report {
     pub engagement: Engagement,
     pub performance: Performance,
     pub days: u32,
+    /// Collection links only (SPEC §10): downloads per file, a ZIP counting one for each of its
+    /// files; absent on asset links and asset reports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_breakdown: Option<Vec<FileDownloads>>,
+}
+
+/// Downloads of one file of a collection link.
+#[derive(Debug, Serialize, ToSchema, PartialEq)]
+pub struct FileDownloads {
+    pub asset_id: i64,
+    pub name: String,
+    pub downloads: i64,
 }
 
 pub fn conversion_rate(views: i64, downloads: i64) -> f64 {
@@ -123,6 +135,7 @@ pub fn build(data: ReportData, now_ms: i64, days: u32) -> Report {
         engagement: Engagement { avg_time_on_page_seconds: avg(data.total.time_sum_ms, data.total.time_count, 1000.0) },
         performance: Performance { avg_load_ms: avg(data.total.load_sum_ms, data.total.load_count, 1.0) },
         days,
+        file_breakdown: None,
     }
 }
 

@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::assets::{parse_description, parse_title};
+use crate::domain::assets::{Asset, parse_description, parse_title};
+use crate::domain::collections::Collection;
 use crate::domain::users::{Email, PASSWORD_MIN};
 use crate::error::{AppError, FieldErrors};
 
@@ -78,12 +79,50 @@ impl ShareStatus {
     }
 }
 
+/// What a link shares: one asset, or a collection of them (SPEC §10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShareTarget {
+    Asset(i64),
+    Collection(i64),
+}
+
+/// A link's target loaded for the recipient: the asset, or the collection with its files in order.
+#[derive(Debug, Clone)]
+pub enum Shared {
+    Asset(Box<Asset>),
+    Collection { collection: Collection, items: Vec<Asset> },
+}
+
+impl Shared {
+    /// The asset of an asset link.
+    pub fn asset(&self) -> Option<&Asset> {
+        match self {
+            Shared::Asset(a) => Some(a.as_ref()),
+            Shared::Collection { .. } => None,
+        }
+    }
+
+    /// The file `asset_id` of a collection link (None when it is not in the collection).
+    pub fn item(&self, asset_id: i64) -> Option<&Asset> {
+        match self {
+            Shared::Asset(_) => None,
+            Shared::Collection { items, .. } => items.iter().find(|a| a.id == asset_id),
+        }
+    }
+
+    /// The asset id analytics record: the asset, or 0 for a collection (its files' downloads are
+    /// kept per file in `share_file_downloads`).
+    pub fn analytics_asset_id(&self) -> i64 {
+        self.asset().map_or(0, |a| a.id)
+    }
+}
+
 /// A stored link.
 #[derive(Debug, Clone)]
 pub struct Share {
     pub id: i64,
     pub uuid: String,
-    pub asset_id: i64,
+    pub target: ShareTarget,
     pub owner_id: i64,
     pub share_type: ShareType,
     pub password_hash: Option<String>,
@@ -105,6 +144,20 @@ pub struct Share {
 }
 
 impl Share {
+    pub fn asset_id(&self) -> Option<i64> {
+        match self.target {
+            ShareTarget::Asset(id) => Some(id),
+            ShareTarget::Collection(_) => None,
+        }
+    }
+
+    pub fn collection_id(&self) -> Option<i64> {
+        match self.target {
+            ShareTarget::Collection(id) => Some(id),
+            ShareTarget::Asset(_) => None,
+        }
+    }
+
     /// Revoked wins over expired, which wins over exhausted.
     pub fn status(&self, now_ms: i64) -> ShareStatus {
         if self.revoked_at.is_some() {
@@ -291,7 +344,7 @@ impl ShareSettings {
         if f.is_empty() { Ok(out) } else { Err(AppError::from_fields(f)) }
     }
 
-    /// Defaults of a new link on `asset_title`.
+    /// Defaults of a new link on an asset or collection titled `asset_title`.
     pub fn defaults(asset_title: &str) -> ShareSettings {
         ShareSettings {
             share_type: ShareType::Public,
@@ -452,7 +505,7 @@ mod tests {
         let mut sh = Share {
             id: 1,
             uuid: "u".into(),
-            asset_id: 1,
+            target: ShareTarget::Asset(1),
             owner_id: 1,
             share_type: ShareType::Public,
             password_hash: None,

@@ -13,12 +13,13 @@ use serde::Deserialize;
 
 use crate::app::AppState;
 use crate::domain::assets::Asset;
-use crate::domain::shares::{Share, ShareStatus, ShareType};
+use crate::domain::shares::{Share, ShareStatus, ShareType, Shared};
 use crate::domain::users::User;
 use crate::domain::visitors::{is_bot, is_prefetch, visitor_key};
 use crate::error::{AppError, ErrorCode};
 use crate::http::extract::{ClientIp, SESSION_COOKIE, cookie, cross_origin};
 use crate::service::auth::{page_session, user_from_token};
+use crate::store::cache::ShareView;
 use crate::store::shares::Reservation;
 
 /// Cookie carrying a link's access token; its Path is the link, so it never leaves it.
@@ -132,7 +133,8 @@ impl From<Refusal> for AppError {
 /// A link the request may open.
 pub struct Access {
     pub share: Share,
-    pub asset: Asset,
+    /// The link with what it shares (an asset, or a collection and its files).
+    pub view: ShareView,
     pub status: ShareStatus,
     /// The owner or an admin is looking.
     pub is_owner: bool,
@@ -149,7 +151,7 @@ pub async fn resolve(state: &AppState, req: &ShareRequest) -> Result<Access, Ref
         return Err(Refusal::NotFound);
     }
     let view = state.store.share_view(&req.uuid).await?.ok_or(Refusal::NotFound)?;
-    let (share, asset) = (view.0.clone(), view.1.clone());
+    let share = view.0.clone();
     let status = share.status(state.clock.now_ms());
     if matches!(status, ShareStatus::Revoked | ShareStatus::Expired) {
         return Err(Refusal::Gone(status));
@@ -178,7 +180,25 @@ pub async fn resolve(state: &AppState, req: &ShareRequest) -> Result<Access, Ref
     }
     let counts = !is_owner && !is_bot(&req.user_agent) && !is_prefetch(&req.headers);
     let visitor = visitor_key(&state.secrets.hmac, req.ip, &req.user_agent);
-    Ok(Access { share, asset, status, is_owner, visitor, counts })
+    Ok(Access { share, view, status, is_owner, visitor, counts })
+}
+
+impl Access {
+    pub fn shared(&self) -> &Shared {
+        &self.view.1
+    }
+
+    /// The asset of an asset link. Endpoints that only make sense on one file (comments, review
+    /// sessions) answer 404 on a collection link.
+    pub fn asset(&self) -> Result<&Asset, AppError> {
+        self.shared().asset().ok_or(AppError::NotFound("share"))
+    }
+
+    /// The file `asset_id` of a collection link; 404 when it is not in the collection (or the link
+    /// shares one asset: its file has no `/files/` route).
+    pub fn item(&self, asset_id: i64) -> Result<&Asset, AppError> {
+        self.shared().item(asset_id).ok_or(AppError::NotFound("file"))
+    }
 }
 
 /// Lifetime of a link token issued at `now`: 12 hours, never past the link's expiry.
@@ -271,17 +291,51 @@ pub async fn unlock(state: &AppState, req: &ShareRequest, password: &str) -> Res
     Ok((state.auth.issue(&share.uuid, "share", ttl).map_err(UnlockRefused::Failed)?, ttl))
 }
 
-/// Serves a download of `access`'s file with `serve` and keeps the link's download count
-/// (exactly `max_downloads` ever succeed). HEAD and the owner never count; link-preview bots and
-/// prefetches are refused; a Range request by a visitor whose download was counted within the
-/// resume window continues without counting, even once the link is exhausted. Any other request
-/// reserves one download first (410 when none is left); a successful response grants the visitor
-/// the resume window, any other gives the download back.
+/// What a counted download sends.
+#[derive(Debug, Clone, Copy)]
+pub enum Counted<'a> {
+    /// The one file of an asset link.
+    Link,
+    /// One file of a collection link.
+    File(i64),
+    /// Every file of a collection link as one ZIP.
+    Zip(&'a [i64]),
+}
+
+impl Counted<'_> {
+    /// Whose resume window a request uses: the link's, or per file, or the ZIP's.
+    fn grant_key(&self, visitor: &str) -> String {
+        match self {
+            Counted::Link => visitor.to_string(),
+            Counted::File(id) => format!("{visitor}:file:{id}"),
+            Counted::Zip(_) => format!("{visitor}:zip"),
+        }
+    }
+
+    /// The files `share_file_downloads` counts once bytes were sent.
+    fn files(&self) -> Vec<i64> {
+        match self {
+            Counted::Link => vec![],
+            Counted::File(id) => vec![*id],
+            Counted::Zip(ids) => ids.to_vec(),
+        }
+    }
+}
+
+/// Serves a download of `access`'s file (or of one of its files, or its ZIP: `what`) with `serve`
+/// and keeps the link's download count (exactly `max_downloads` ever succeed). HEAD and the owner
+/// never count; link-preview bots and prefetches are refused; a Range request by a visitor whose
+/// download of the same thing was counted within the resume window continues without counting,
+/// even once the link is exhausted. Any other request reserves one download first (410 when none
+/// is left); a successful response grants the visitor the resume window, any other gives the
+/// download back, and so does a response whose body is dropped before its first byte was sent (the
+/// client went away). Files of a collection are counted in `share_file_downloads` once bytes flow.
 pub async fn count_download(
     state: &AppState,
     req: &ShareRequest,
     access: &Access,
     method: &Method,
+    what: Counted<'_>,
     serve: impl Future<Output = Result<Response, AppError>>,
 ) -> Result<Response, AppError> {
     if method == Method::HEAD || access.is_owner {
@@ -295,7 +349,8 @@ pub async fn count_download(
     }
     let now = state.clock.now_ms();
     let is_range = req.headers.contains_key(header::RANGE);
-    if is_range && state.store.has_download_grant(access.share.id, &access.visitor, now).await? {
+    let grant_key = what.grant_key(&access.visitor);
+    if is_range && state.store.has_download_grant(access.share.id, &grant_key, now).await? {
         return serve.await;
     }
     if state.store.reserve_download(access.share.id, now).await? == Reservation::Refused {
@@ -309,17 +364,70 @@ pub async fn count_download(
     match serve.await {
         Ok(resp) if resp.status().is_success() => {
             let until = now + state.config.share_resume_window_secs as i64 * 1000;
-            state.store.grant_download(access.share.id, &access.visitor, until).await?;
+            state.store.grant_download(access.share.id, &grant_key, until).await?;
             capture(state, req, access, crate::domain::analytics::Kind::Download);
             metrics::counter!("vitrine_share_downloads_total").increment(1);
-            Ok(resp)
+            let guard = SendGuard { state: Some(state.clone()), share_id: access.share.id, files: what.files() };
+            Ok(guard.watch(resp))
         }
         // Nothing was sent: give the download back.
         other => {
-            if let Err(e) = state.store.refund_download(access.share.id).await {
-                tracing::error!(error = %e, share_id = access.share.id, "could not refund a download");
-            }
+            refund(state, access.share.id).await;
             other
+        }
+    }
+}
+
+async fn refund(state: &AppState, share_id: i64) {
+    if let Err(e) = state.store.refund_download(share_id).await {
+        tracing::error!(error = %e, share_id, "could not refund a download");
+    }
+}
+
+/// Watches a counted download's body: the first byte out (or the end of an empty body) records the
+/// collection's per-file counts; dropped before that (the client went away before anything was
+/// sent), it gives the download back.
+struct SendGuard {
+    /// Taken once the outcome is settled.
+    state: Option<AppState>,
+    share_id: i64,
+    files: Vec<i64>,
+}
+
+impl SendGuard {
+    fn watch(mut self, resp: Response) -> Response {
+        let (parts, body) = resp.into_parts();
+        let mut inner = body.into_data_stream();
+        let stream = futures::stream::poll_fn(move |cx| {
+            let polled = futures::Stream::poll_next(std::pin::Pin::new(&mut inner), cx);
+            if matches!(polled, std::task::Poll::Ready(Some(Ok(_))) | std::task::Poll::Ready(None)) {
+                self.sent();
+            }
+            polled
+        });
+        Response::from_parts(parts, axum::body::Body::from_stream(stream))
+    }
+
+    fn sent(&mut self) {
+        let Some(state) = self.state.take() else { return };
+        if self.files.is_empty() {
+            return;
+        }
+        let (share_id, files) = (self.share_id, std::mem::take(&mut self.files));
+        tokio::spawn(async move {
+            if let Err(e) = state.store.count_file_downloads(share_id, &files).await {
+                tracing::error!(error = %e, share_id, "could not count the files of a download");
+            }
+        });
+    }
+}
+
+impl Drop for SendGuard {
+    fn drop(&mut self) {
+        let Some(state) = self.state.take() else { return };
+        let share_id = self.share_id;
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move { refund(&state, share_id).await });
         }
     }
 }
@@ -345,7 +453,7 @@ pub fn capture_with(
         kind,
         at_ms: state.clock.now_ms(),
         share_id: access.share.id,
-        asset_id: access.asset.id,
+        asset_id: access.shared().analytics_asset_id(),
         ip: req.ip,
         user_agent: req.user_agent.clone(),
         referrer: req.headers.get(header::REFERER).and_then(|v| v.to_str().ok()).map(str::to_string),
@@ -368,7 +476,8 @@ pub fn notify_access(state: &AppState, req: &ShareRequest, access: &Access) {
         "kind": "share_accessed",
         "share_uuid": access.share.uuid,
         "share_title": access.share.title,
-        "asset_id": access.asset.id,
+        "asset_id": access.share.asset_id(),
+        "collection_id": access.share.collection_id(),
         "country": country,
         "device": agent.device,
         "browser": agent.browser,

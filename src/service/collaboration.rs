@@ -218,7 +218,17 @@ pub async fn start(state: &AppState, user: &User, asset: &Asset, new: &NewSessio
     settings.expires_at = Some(expires_at);
     settings.description = new.invitation_message.clone();
     let share_uuid = uuid::Uuid::new_v4().to_string();
-    let share = state.store.insert_share(&share_uuid, asset.id, asset.owner_id, &settings, None, now).await?;
+    let share = state
+        .store
+        .insert_share(
+            &share_uuid,
+            crate::domain::shares::ShareTarget::Asset(asset.id),
+            asset.owner_id,
+            &settings,
+            None,
+            now,
+        )
+        .await?;
     let participants = new_participants(state, &new.emails).await?;
     let session = state
         .store

@@ -2,7 +2,8 @@
 //! a user may manage.
 
 use crate::app::AppState;
-use crate::domain::shares::{Share, ShareSettings, ShareSettingsIn};
+use crate::domain::collections::Collection;
+use crate::domain::shares::{Share, ShareSettings, ShareSettingsIn, ShareTarget};
 use crate::domain::users::User;
 use crate::error::{AppError, AppResult};
 use crate::service::assets::visible_asset;
@@ -20,22 +21,54 @@ pub fn embed_code(state: &AppState, uuid: &str) -> String {
     )
 }
 
-/// Creates a link from validated settings (the API and the owner's page form).
+/// Creates a link on an asset from validated settings (the API and the owner's page form).
 pub async fn create_share(state: &AppState, user: &User, asset_id: i64, input: ShareSettingsIn) -> AppResult<Share> {
     let asset = visible_asset(state, user, asset_id).await?;
+    insert(state, user, ShareTarget::Asset(asset.id), asset.owner_id, &asset.title, input).await
+}
+
+/// A collection the caller may share: their own, or any for an administrator; others get 404.
+pub async fn shareable_collection(state: &AppState, user: &User, collection_id: i64) -> AppResult<Collection> {
+    match state.store.collection(collection_id).await? {
+        Some(c) if c.owner_id == user.id || user.is_admin() => Ok(c),
+        _ => Err(AppError::NotFound("collection")),
+    }
+}
+
+/// Creates a link on a collection (SPEC §10): the same settings and rules as an asset link; the
+/// title defaults to the collection's. The link belongs to the collection's owner.
+pub async fn create_collection_share(
+    state: &AppState,
+    user: &User,
+    collection_id: i64,
+    input: ShareSettingsIn,
+) -> AppResult<Share> {
+    let c = shareable_collection(state, user, collection_id).await?;
+    insert(state, user, ShareTarget::Collection(c.id), c.owner_id, &c.title, input).await
+}
+
+async fn insert(
+    state: &AppState,
+    user: &User,
+    target: ShareTarget,
+    owner_id: i64,
+    title: &str,
+    input: ShareSettingsIn,
+) -> AppResult<Share> {
     state.limits.share_create_per_user.check(user.id).await?;
     // One instant for created_at and for the expiry computed from expires_in_hours.
     let now = state.clock.now_ms();
-    let settings = ShareSettings::parse(input, &ShareSettings::defaults(&asset.title), false, now)?;
+    let settings = ShareSettings::parse(input, &ShareSettings::defaults(title), false, now)?;
     let hash = match &settings.new_password {
         Some(p) => Some(state.auth.hash_password(p).await?),
         None => None,
     };
     let uuid = uuid::Uuid::new_v4().to_string();
-    let share = state.store.insert_share(&uuid, asset.id, asset.owner_id, &settings, hash.as_deref(), now).await?;
+    let share = state.store.insert_share(&uuid, target, owner_id, &settings, hash.as_deref(), now).await?;
     tracing::info!(
         share_id = share.id,
-        asset_id = asset.id,
+        asset_id = share.asset_id(),
+        collection_id = share.collection_id(),
         share_type = share.share_type.as_str(),
         "share link created"
     );

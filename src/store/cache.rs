@@ -12,13 +12,13 @@ use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 
-use crate::domain::assets::Asset;
-use crate::domain::shares::Share;
+use crate::domain::shares::{Share, Shared};
 
 pub const TTL: Duration = Duration::from_secs(2);
 const MAX_ENTRIES: usize = 50_000;
 
-pub type ShareView = Arc<(Share, Asset)>;
+/// A link and what it shares.
+pub type ShareView = Arc<(Share, Shared)>;
 
 /// The other instances of the deployment, as the caches see them (the bus, wired in `app`).
 pub trait Peers: Send + Sync {

@@ -6,9 +6,10 @@ use sqlx::any::AnyRow;
 
 use super::{Store, flag, next_id};
 use crate::domain::pagination::PageRequest;
-use crate::domain::shares::{Share, ShareSettings, ShareType};
+use crate::domain::shares::{Share, ShareSettings, ShareTarget, ShareType, Shared};
 
-const COLUMNS: &str = "id, uuid, asset_id, owner_id, share_type, password_hash, allow_preview, allow_download,
+const COLUMNS: &str =
+    "id, uuid, asset_id, collection_id, owner_id, share_type, password_hash, allow_preview, allow_download,
     allow_comments, allow_collaboration, notify_on_access, expires_at, max_downloads, download_count, view_count,
     title, description, allowed_emails, revoked_at, created_at, updated_at";
 
@@ -16,10 +17,17 @@ fn share_from_row(r: &AnyRow) -> Result<Share, sqlx::Error> {
     let st: String = r.try_get("share_type")?;
     let emails: String = r.try_get("allowed_emails")?;
     let b = |name: &str| r.try_get::<i64, _>(name).map(|v| v != 0);
+    let asset_id: Option<i64> = r.try_get("asset_id")?;
+    let collection_id: Option<i64> = r.try_get("collection_id")?;
+    let target = match (asset_id, collection_id) {
+        (_, Some(c)) => ShareTarget::Collection(c),
+        (Some(a), None) => ShareTarget::Asset(a),
+        (None, None) => return Err(sqlx::Error::Decode("a share link without an asset or a collection".into())),
+    };
     Ok(Share {
         id: r.try_get("id")?,
         uuid: r.try_get("uuid")?,
-        asset_id: r.try_get("asset_id")?,
+        target,
         owner_id: r.try_get("owner_id")?,
         share_type: ShareType::parse(&st).unwrap_or(ShareType::Private),
         password_hash: r.try_get("password_hash")?,
@@ -69,7 +77,7 @@ impl Store {
     pub async fn insert_share(
         &self,
         uuid: &str,
-        asset_id: i64,
+        target: ShareTarget,
         owner_id: i64,
         s: &ShareSettings,
         password_hash: Option<&str>,
@@ -78,14 +86,21 @@ impl Store {
         let (_writing, mut tx) = self.begin_write().await?;
         let id = next_id(&mut tx, "shares").await?;
         let q = sqlx::query(
-            "INSERT INTO shares (id, uuid, asset_id, owner_id, share_type, password_hash, allow_preview, allow_download,
-                allow_comments, allow_collaboration, notify_on_access, expires_at, max_downloads, download_count,
-                view_count, title, description, allowed_emails, revoked_at, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, 0, $14, $15, $16, NULL, $17, $17)",
+            "INSERT INTO shares (id, uuid, asset_id, collection_id, owner_id, share_type, password_hash, allow_preview,
+                allow_download, allow_comments, allow_collaboration, notify_on_access, expires_at, max_downloads,
+                download_count, view_count, title, description, allowed_emails, revoked_at, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 0, 0, $15, $16, $17, NULL, $18, $18)",
         )
         .bind(id)
         .bind(uuid)
-        .bind(asset_id)
+        .bind(match target {
+            ShareTarget::Asset(a) => Some(a),
+            ShareTarget::Collection(_) => None,
+        })
+        .bind(match target {
+            ShareTarget::Collection(c) => Some(c),
+            ShareTarget::Asset(_) => None,
+        })
         .bind(owner_id)
         .bind(s.share_type.as_str())
         .bind(password_hash.map(str::to_string));
@@ -118,15 +133,26 @@ impl Store {
         Ok(())
     }
 
-    /// A link and its asset, served from the short-lived cache when fresh (the share page path).
+    /// A link and its asset or collection (with its files in order), served from the short-lived
+    /// cache when fresh (the share page path). Collection writes call `content_changed`.
     pub async fn share_view(&self, uuid: &str) -> anyhow::Result<Option<super::cache::ShareView>> {
         if let Some(v) = self.caches.share(uuid) {
             return Ok(Some(v));
         }
         let since = self.caches.epoch();
         let Some(share) = self.share_by_uuid(uuid).await? else { return Ok(None) };
-        let Some(asset) = self.asset(share.asset_id).await? else { return Ok(None) };
-        let view = std::sync::Arc::new((share, asset));
+        let shared = match share.target {
+            ShareTarget::Asset(id) => {
+                let Some(asset) = self.asset(id).await? else { return Ok(None) };
+                Shared::Asset(Box::new(asset))
+            }
+            ShareTarget::Collection(id) => {
+                let Some(collection) = self.collection(id).await? else { return Ok(None) };
+                let items = self.collection_items(id).await?.into_iter().map(|i| i.asset).collect();
+                Shared::Collection { collection, items }
+            }
+        };
+        let view = std::sync::Arc::new((share, shared));
         self.caches.put_share(since, uuid, view.clone());
         Ok(Some(view))
     }
@@ -278,6 +304,37 @@ impl Store {
     pub async fn purge_download_grants(&self, now: i64) -> anyhow::Result<u64> {
         let res = self.write(sqlx::query("DELETE FROM share_download_grants WHERE expires_at <= $1").bind(now)).await?;
         Ok(res.rows_affected())
+    }
+
+    /// Adds one download to each of `asset_ids` of a collection link (`file_breakdown`).
+    pub async fn count_file_downloads(&self, share_id: i64, asset_ids: &[i64]) -> anyhow::Result<()> {
+        if asset_ids.is_empty() {
+            return Ok(());
+        }
+        let (_writing, mut tx) = self.begin_write().await?;
+        for asset_id in asset_ids {
+            sqlx::query(
+                "INSERT INTO share_file_downloads (share_id, asset_id, downloads) VALUES ($1, $2, 1)
+                 ON CONFLICT (share_id, asset_id) DO UPDATE SET downloads = share_file_downloads.downloads + 1",
+            )
+            .bind(share_id)
+            .bind(asset_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Downloads per file of a collection link, as recorded: `(asset_id, downloads)`.
+    pub async fn file_downloads(&self, share_id: i64) -> anyhow::Result<Vec<(i64, i64)>> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT asset_id, downloads FROM share_file_downloads WHERE share_id = $1 ORDER BY asset_id",
+        )
+        .bind(share_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
     }
 
     /// Removes an asset's links (and their grants) before the asset row goes.

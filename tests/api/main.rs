@@ -11,6 +11,7 @@ mod chat;
 mod clock;
 mod cluster;
 mod collaboration;
+mod collection_shares;
 mod collections;
 mod files;
 mod gallery;

@@ -10,7 +10,7 @@ use crate::analytics::report::Report;
 use crate::app::AppState;
 use crate::error::{AppError, AppResult, ErrorResponse};
 use crate::http::extract::{ApiPath, ApiQuery, CurrentUser};
-use crate::service::analytics::report;
+use crate::service::analytics::{link_report, report};
 use crate::service::assets::visible_asset;
 use crate::service::shares::owned_share;
 use crate::store::analytics::Scope;
@@ -52,7 +52,7 @@ pub async fn asset_report(
     Ok(axum::Json(report(&state, Scope::Asset(asset.id), days).await?))
 }
 
-/// The same report for one share link.
+/// The same report for one share link; a collection link's adds `file_breakdown`.
 #[utoipa::path(get, path = "/api/v3/shares/{uuid}/analytics", tag = "analytics", security(("bearer" = [])),
     params(("uuid" = String, Path, description = "share uuid"), DaysQuery),
     responses((status = 200, body = Report), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
@@ -65,5 +65,5 @@ pub async fn share_report(
 ) -> AppResult<axum::Json<Report>> {
     let days = parse_days(&q)?;
     let share = owned_share(&state, &user, &uuid).await?;
-    Ok(axum::Json(report(&state, Scope::Share(share.id), days).await?))
+    Ok(axum::Json(link_report(&state, &share, days).await?))
 }

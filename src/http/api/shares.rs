@@ -15,11 +15,12 @@ use crate::domain::time::rfc3339;
 use crate::error::{AppError, AppResult, ErrorCode, ErrorResponse};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, CurrentUser};
 use crate::http::share_access::{ShareRequest, unlock as unlock_link};
-use crate::service::shares::{create_share, embed_code, owned_share, share_url};
+use crate::service::shares::{create_collection_share, create_share, embed_code, owned_share, share_url};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create))
+        .routes(routes!(create_for_collection))
         .routes(routes!(list))
         .routes(routes!(get, patch, revoke))
         .routes(routes!(unlock))
@@ -30,7 +31,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct ShareOut {
     pub id: i64,
     pub uuid: String,
-    pub asset_id: i64,
+    /// The shared asset (asset links; absent on collection links).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asset_id: Option<i64>,
+    /// The shared collection (collection links, SPEC §10; absent on asset links).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collection_id: Option<i64>,
     pub share_url: String,
     /// PNG QR code of `share_url` as a data URL (create and read only).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -66,7 +72,8 @@ impl ShareOut {
         Ok(ShareOut {
             id: s.id,
             uuid: s.uuid.clone(),
-            asset_id: s.asset_id,
+            asset_id: s.asset_id(),
+            collection_id: s.collection_id(),
             qr_code_data,
             qr_code_url: format!("{}/share/{}/qr.png", state.config.base_url(), s.uuid),
             social_links: social_links(&state.config.social, &url, &s.title, &s.description),
@@ -106,6 +113,23 @@ pub async fn create(
     ApiJson(body): ApiJson<ShareSettingsIn>,
 ) -> AppResult<impl IntoResponse> {
     let share = create_share(&state, &user, id, body).await?;
+    Ok((StatusCode::CREATED, axum::Json(ShareOut::new(&state, &share, true)?)))
+}
+
+/// Creates a share link for a collection (SPEC §10): the body and rules of an asset link; the
+/// answer has `collection_id` instead of `asset_id`, and the title defaults to the collection's.
+/// Owner or admin only (anyone else: 404).
+#[utoipa::path(post, path = "/api/v3/collections/{id}/share", tag = "shares", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "collection id")), request_body = ShareSettingsIn,
+    responses((status = 201, body = ShareOut), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
+        (status = 404, body = ErrorResponse), (status = 429, body = ErrorResponse)))]
+pub async fn create_for_collection(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<ShareSettingsIn>,
+) -> AppResult<impl IntoResponse> {
+    let share = create_collection_share(&state, &user, id, body).await?;
     Ok((StatusCode::CREATED, axum::Json(ShareOut::new(&state, &share, true)?)))
 }
 

@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 use super::auth::{check_csrf, csrf_token};
 use crate::app::AppState;
 use crate::domain::pagination::PageRequest;
-use crate::domain::shares::{Share, ShareSettingsIn};
+use crate::domain::shares::{Share, ShareSettingsIn, ShareTarget};
 use crate::domain::time::rfc3339;
 use crate::domain::users::User;
 use crate::error::AppError;
@@ -43,7 +43,9 @@ struct LinkRow {
     expires_at: Option<String>,
     created_at: String,
     revocable: bool,
-    asset_id: i64,
+    /// The shared file's or collection's page, and which of the two it is.
+    target_href: String,
+    target_label: &'static str,
 }
 
 fn row(state: &AppState, s: &Share) -> LinkRow {
@@ -60,7 +62,14 @@ fn row(state: &AppState, s: &Share) -> LinkRow {
         expires_at: s.expires_at.map(rfc3339),
         created_at: rfc3339(s.created_at),
         revocable: s.revoked_at.is_none(),
-        asset_id: s.asset_id,
+        target_href: match s.target {
+            ShareTarget::Asset(id) => format!("/assets/{id}"),
+            ShareTarget::Collection(id) => format!("/collections/{id}"),
+        },
+        target_label: match s.target {
+            ShareTarget::Asset(_) => "file",
+            ShareTarget::Collection(_) => "collection",
+        },
     }
 }
 

@@ -239,6 +239,9 @@ async fn commentable(state: &AppState, req: &ShareRequest) -> Result<Access, App
     if !access.share.allow_comments {
         return Err(AppError::forbidden("comments are not enabled on this link"));
     }
+    if access.shared().asset().is_none() {
+        return Err(AppError::forbidden("comments are on links to one file; this link shares a collection"));
+    }
     Ok(access)
 }
 
@@ -267,7 +270,7 @@ pub async fn comments(
     let access = commentable(&state, &req).await?;
     let base = format!("{}/share/{}/comments/", state.config.base_url(), access.share.uuid);
     let extra: Vec<(&str, String)> = q.token.iter().map(|t| ("token", t.clone())).collect();
-    let out = crate::service::comments::threads_page(&state, access.asset.id, page, &base, &extra).await?;
+    let out = crate::service::comments::threads_page(&state, access.asset()?.id, page, &base, &extra).await?;
     let mut r = axum::Json(out).into_response();
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
     Ok(r)
@@ -326,7 +329,7 @@ pub async fn comment(
         crate::service::comments::Origin { share_id: access.share.id, ip: req.ip, user_agent: req.user_agent.clone() };
     let c = crate::service::comments::create(
         &state,
-        crate::service::comments::Target::of(&access.asset),
+        crate::service::comments::Target::of(access.asset()?),
         author,
         &input,
         Some(origin),

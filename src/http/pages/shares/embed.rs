@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::files::previewable;
 use crate::app::AppState;
 use crate::domain::analytics::Kind;
-use crate::domain::shares::ShareStatus;
+use crate::domain::shares::{ShareStatus, ShareTarget, Shared};
 use crate::error::{AppError, ErrorResponse};
 use crate::http::extract::ApiQuery;
 use crate::http::pages::render;
@@ -103,10 +103,28 @@ pub async fn embed(State(state): State<AppState>, req: ShareRequest) -> Response
                 state.views.add(a.share.id);
             }
             capture(&state, &req, &a, Kind::View);
-            let media = crate::domain::assets::preview_kind(&a.asset);
-            let preview_url =
-                previewable(&a).then(|| format!("{}/share/{}/preview", state.config.base_url(), a.share.uuid));
-            (StatusCode::OK, EmbedPage { title: a.share.title.clone(), media, preview_url, open_url, message: None })
+            match a.shared() {
+                Shared::Asset(asset) => {
+                    let media = crate::domain::assets::preview_kind(asset);
+                    let preview_url =
+                        previewable(&a).then(|| format!("{}/share/{}/preview", state.config.base_url(), a.share.uuid));
+                    (
+                        StatusCode::OK,
+                        EmbedPage { title: a.share.title.clone(), media, preview_url, open_url, message: None },
+                    )
+                }
+                // A collection embeds as a card that opens its page (the grid needs the room).
+                Shared::Collection { items, .. } => (
+                    StatusCode::OK,
+                    EmbedPage {
+                        title: a.share.title.clone(),
+                        media: "file",
+                        preview_url: None,
+                        open_url,
+                        message: Some(if items.len() == 1 { "1 file" } else { "A collection of files" }),
+                    },
+                ),
+            }
         }
         Ok(_) | Err(Refusal::Gone(_)) => (
             StatusCode::GONE,
@@ -224,10 +242,25 @@ async fn oembed_inner(state: &AppState, q: OembedQuery) -> Result<Oembed, AppErr
     if !share.share_type.is_open() {
         return Err(AppError::Unauthenticated("this link is not public".into()));
     }
-    let asset = state.store.asset(share.asset_id).await?.ok_or(AppError::NotFound("share"))?;
     let base = state.config.base_url();
-    let thumb = (share.allow_preview && asset.thumb_key.is_some()).then(|| format!("{base}/share/{uuid}/thumb"));
-    let (tw, th) = match (asset.width, asset.height) {
+    // A collection shows its first file that has a thumbnail.
+    let (asset, thumb_path) = match share.target {
+        ShareTarget::Asset(id) => {
+            (Some(state.store.asset(id).await?.ok_or(AppError::NotFound("share"))?), "thumb".to_string())
+        }
+        ShareTarget::Collection(id) => {
+            let items = state.store.collection_items(id).await?;
+            let first = items.into_iter().map(|i| i.asset).find(|a| a.thumb_key.is_some());
+            let path = first.as_ref().map(|a| format!("files/{}/thumbnail", a.id)).unwrap_or_default();
+            (first, path)
+        }
+    };
+    let thumb = asset
+        .as_ref()
+        .filter(|a| share.allow_preview && a.thumb_key.is_some())
+        .map(|_| format!("{base}/share/{uuid}/{thumb_path}"));
+    let (width_px, height_px) = asset.as_ref().map_or((None, None), |a| (a.width, a.height));
+    let (tw, th) = match (width_px, height_px) {
         (Some(w), Some(h)) if w > 0 && h > 0 => {
             let scale = (crate::media::THUMB_MAX as f64 / w.max(h) as f64).min(1.0);
             (Some((w as f64 * scale).round() as i64), Some((h as f64 * scale).round() as i64))

@@ -2,9 +2,11 @@
 //! (HTML, or JSON on `Accept: application/json`) with its password form. The file responses,
 //! embeds and comments live in the submodules.
 
+mod collection;
 pub mod comments;
 pub mod embed;
 pub mod files;
+mod zip;
 
 use askama::Template;
 use axum::extract::State;
@@ -20,7 +22,7 @@ use super::auth::{check_csrf, csrf_token};
 use crate::app::AppState;
 use crate::domain::analytics::Kind;
 use crate::domain::assets::MediaType;
-use crate::domain::shares::{ShareStatus, ShareType};
+use crate::domain::shares::{ShareStatus, ShareType, Shared};
 use crate::domain::time::rfc3339;
 use crate::error::{AppError, ErrorResponse};
 use crate::http::extract::{ApiForm, CsrfCookie};
@@ -28,6 +30,7 @@ use crate::http::share_access::{
     Refusal, SHARE_COOKIE, ShareRequest, UnlockRefused, capture, notify_access, resolve, unlock as unlock_link,
 };
 use crate::service::shares::share_url;
+use collection::CollectionView;
 use comments::{CommentSection, CommentsView, comment_section};
 use files::previewable;
 
@@ -39,6 +42,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(files::download))
         .routes(routes!(files::preview))
         .routes(routes!(files::thumbnail))
+        .routes(routes!(files::file_download))
+        .routes(routes!(files::file_preview))
+        .routes(routes!(files::file_thumbnail))
         .routes(routes!(embed::qr_png))
         .routes(routes!(embed::qr_svg))
         .routes(routes!(embed::embed))
@@ -160,7 +166,12 @@ pub struct SharedView {
     pub description: String,
     pub share_type: ShareType,
     pub status: ShareStatus,
-    pub file: SharedFile,
+    /// The shared file (asset links; absent on collection links).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<SharedFile>,
+    /// The shared collection and its files (collection links; absent on asset links).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub collection: Option<SharedCollection>,
     pub allow_preview: bool,
     pub allow_download: bool,
     pub allow_comments: bool,
@@ -168,6 +179,34 @@ pub struct SharedView {
     pub download_url: Option<String>,
     pub expires_at: Option<String>,
     pub downloads_remaining: Option<i64>,
+}
+
+/// A collection as its link shows it (SPEC §10).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SharedCollection {
+    pub title: String,
+    pub item_count: i64,
+    pub total_size: i64,
+    pub items: Vec<SharedItem>,
+}
+
+/// One file of a shared collection; the URLs are the link's own (with its token on a protected
+/// link opened with `?token=`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SharedItem {
+    pub asset_id: i64,
+    pub name: String,
+    pub mime_type: String,
+    pub media_type: MediaType,
+    pub size: i64,
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+    /// Null unless the link allows previews and the file has a thumbnail.
+    pub thumbnail_url: Option<String>,
+    /// Null unless the link allows previews and the file can play inline.
+    pub preview_url: Option<String>,
+    /// Null unless the link allows downloads.
+    pub download_url: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -218,10 +257,16 @@ pub async fn page(
         (Some(t), ShareType::Protected) if !access.is_owner => format!("?token={t}"),
         _ => String::new(),
     };
-    let preview_url = previewable(&access).then(|| format!("{base}/share/{uuid}/preview{token_query}"));
-    let download_url = access.share.allow_download.then(|| format!("{base}/share/{uuid}/download{token_query}"));
     let share = &access.share;
-    let asset = &access.asset;
+    let asset = match access.shared() {
+        Shared::Asset(a) => a,
+        Shared::Collection { collection, items } => {
+            let c = CollectionView { access: &access, collection, items, base, token_query: &token_query };
+            return if json { c.json() } else { c.html(&state) };
+        }
+    };
+    let preview_url = previewable(&access).then(|| format!("{base}/share/{uuid}/preview{token_query}"));
+    let download_url = share.allow_download.then(|| format!("{base}/share/{uuid}/download{token_query}"));
     if json {
         let view = SharedView {
             uuid: uuid.clone(),
@@ -229,7 +274,7 @@ pub async fn page(
             description: share.description.clone(),
             share_type: share.share_type,
             status: access.status,
-            file: SharedFile {
+            file: Some(SharedFile {
                 name: asset.name.clone(),
                 mime_type: asset.mime_type.clone(),
                 media_type: asset.media_type,
@@ -237,7 +282,8 @@ pub async fn page(
                 width: asset.width,
                 height: asset.height,
                 duration_seconds: asset.duration_seconds,
-            },
+            }),
+            collection: None,
             allow_preview: share.allow_preview,
             allow_download: share.allow_download,
             allow_comments: share.allow_comments,
@@ -246,10 +292,7 @@ pub async fn page(
             expires_at: share.expires_at.map(rfc3339),
             downloads_remaining: share.downloads_remaining(),
         };
-        let mut r = axum::Json(view).into_response();
-        r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
-        r.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept, Cookie, Authorization"));
-        return r;
+        return private_json(&view);
     }
     let open = share.share_type.is_open();
     let meta = if open {
@@ -380,4 +423,12 @@ pub async fn unlock(
         Err(UnlockRefused::Revoked) => gone_page(ShareStatus::Revoked),
         Err(r) => AppError::from(r).into_response(),
     }
+}
+
+/// A recipient's JSON answer: never cached, varies with who asks.
+fn private_json<T: Serialize>(view: &T) -> Response {
+    let mut r = axum::Json(view).into_response();
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    r.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept, Cookie, Authorization"));
+    r
 }
