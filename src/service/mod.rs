@@ -10,6 +10,7 @@ pub mod blobs;
 pub mod chat;
 pub mod collaboration;
 pub mod comments;
+pub mod file_requests;
 pub mod gallery;
 pub mod notifications;
 pub mod shares;

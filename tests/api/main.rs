@@ -11,6 +11,7 @@ mod chat;
 mod clock;
 mod cluster;
 mod collaboration;
+mod file_requests;
 mod files;
 mod gallery;
 mod hardening_auth;

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod chat;
 pub mod collaboration;
 pub mod comments;
+pub mod file_requests;
 pub mod gallery;
 pub mod notifications;
 pub mod ops;

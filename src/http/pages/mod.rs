@@ -4,6 +4,7 @@ pub mod analytics;
 pub mod auth;
 pub mod chat;
 pub mod collaboration;
+pub mod file_requests;
 pub mod gallery;
 pub mod home;
 pub mod library;
