@@ -12,7 +12,7 @@ use crate::domain::pagination::PageRequest;
 
 const COLUMNS: &str = "c.id, c.owner_id, c.title, c.description, c.created_at, c.updated_at,
     (SELECT COUNT(*) FROM collection_items i WHERE i.collection_id = c.id) AS item_count,
-    (SELECT COALESCE(SUM(a.size), 0) FROM collection_items i JOIN assets a ON a.id = i.asset_id
+    (SELECT CAST(COALESCE(SUM(a.size), 0) AS BIGINT) FROM collection_items i JOIN assets a ON a.id = i.asset_id
       WHERE i.collection_id = c.id) AS total_size";
 
 fn collection_from_row(r: &AnyRow) -> Result<Collection, sqlx::Error> {

@@ -13,7 +13,8 @@ use crate::helpers::{Db, TestApp};
 crate::on_both_databases!(
     the_store_keeps_accounts_and_assets_consistent,
     concurrent_registrations_get_distinct_ids_and_one_admin,
-    a_comment_that_cannot_be_stored_fails_alone
+    a_comment_that_cannot_be_stored_fails_alone,
+    links_made_before_collections_survive_the_upgrade
 );
 
 const ADA: &str = "ada@example.com";
@@ -201,4 +202,66 @@ async fn sqlite_checkpoints_in_the_background() {
         assert!(std::time::Instant::now() < deadline, "the write never reached the database file");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+}
+
+/// A database made by the release before collections (migrations 0001-0010) with a link and its
+/// download grant: the upgrade keeps both, and links may then target a collection (asset_id NULL).
+async fn links_made_before_collections_survive_the_upgrade(db: Db) {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = db.fresh_url(dir.path()).await;
+    sqlx::any::install_default_drivers();
+    {
+        let old = sqlx::migrate::Migrator::new(std::path::Path::new("./migrations")).await.expect("migrations");
+        let mut conn = sqlx::AnyConnection::connect(&url).await.expect("connect");
+        old.run_to(10, &mut conn).await.expect("old schema");
+        for sql in [
+            "INSERT INTO users (id, email, name, password_hash, role, is_active, created_at, updated_at)
+             VALUES (1, 'ada@example.com', 'Ada', 'h', 'admin', 1, 0, 0)",
+            "INSERT INTO assets (id, owner_id, title, description, tags, name, mime_type, media_type, size, sha256,
+                blob_key, content_type, created_at, updated_at)
+             VALUES (7, 1, 'T', '', '', 'a.pdf', 'application/pdf', 'document', 10, 'x', 'k', 'document', 0, 0)",
+            "INSERT INTO shares (id, uuid, asset_id, owner_id, share_type, allow_preview, allow_download, allow_comments,
+                allow_collaboration, notify_on_access, download_count, view_count, title, description, allowed_emails,
+                created_at, updated_at)
+             VALUES (3, 'u-1', 7, 1, 'public', 1, 1, 0, 0, 0, 2, 5, 'T', '', '', 0, 0)",
+            "INSERT INTO share_download_grants (share_id, visitor_key, expires_at) VALUES (3, 'v', 99)",
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.expect(sql);
+        }
+        conn.close().await.expect("close");
+    }
+    let store = Store::connect(&url, 4).await.expect("connect");
+    store.migrate().await.expect("upgrade");
+    store.migrate().await.expect("a second start changes nothing");
+    let share = store.share_by_uuid("u-1").await.expect("read").expect("the link survived");
+    assert_eq!((share.download_count, share.view_count), (2, 5));
+    assert!(store.has_download_grant(3, "v", 1).await.expect("grant"), "the grant survived");
+    let ada = store.user_by_email(ADA).await.expect("q").expect("ada");
+    let c = store.insert_collection(ada.id, "Set", "", NOW).await.expect("collection");
+    assert_eq!(store.add_collection_items(c.id, &[7, 7], NOW).await.expect("items"), 1);
+    // A link without an asset is now allowed, and deleting its collection removes it.
+    let mut conn = sqlx::AnyConnection::connect(&url).await.expect("connect");
+    sqlx::query(
+        "INSERT INTO shares (id, uuid, asset_id, collection_id, owner_id, share_type, allow_preview, allow_download,
+            allow_comments, allow_collaboration, notify_on_access, download_count, view_count, title, description,
+            allowed_emails, created_at, updated_at)
+         VALUES (4, 'u-2', NULL, $1, 1, 'public', 1, 1, 0, 0, 0, 0, 0, 'C', '', '', 0, 0)",
+    )
+    .bind(c.id)
+    .execute(&mut conn)
+    .await
+    .expect("a collection link");
+    if matches!(db, Db::Sqlite) {
+        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut conn).await.expect("pragma");
+    }
+    sqlx::query("DELETE FROM collections WHERE id = $1").bind(c.id).execute(&mut conn).await.expect("delete");
+    let (left,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM shares WHERE id = 4").fetch_one(&mut conn).await.expect("q");
+    assert_eq!(left, 0, "the collection's link went with it");
+    let (items,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM collection_items").fetch_one(&mut conn).await.expect("q");
+    assert_eq!(items, 0);
+    let (assets,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM assets").fetch_one(&mut conn).await.expect("q");
+    assert_eq!(assets, 1, "never the assets");
 }
