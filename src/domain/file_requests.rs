@@ -246,13 +246,7 @@ impl FileRequestSettings {
             format!("must be at most the server's limit of {max_bytes} bytes (asset_max_bytes)"),
             &mut out.max_file_bytes,
         );
-        limit(
-            "max_total_bytes",
-            input.max_total_bytes,
-            i64::MAX / 4,
-            "is too large".into(),
-            &mut out.max_total_bytes,
-        );
+        limit("max_total_bytes", input.max_total_bytes, i64::MAX / 4, "is too large".into(), &mut out.max_total_bytes);
         if let Some(types) = input.allowed_types {
             let mut list: Vec<String> = vec![];
             let mut bad = vec![];

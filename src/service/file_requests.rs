@@ -113,8 +113,7 @@ pub async fn find(state: &AppState, uuid: &str) -> AppResult<FileRequest> {
 
 /// Whether `token` (from unlock) opens request `r`; requests without a password need none.
 pub fn unlocked(state: &AppState, r: &FileRequest, token: Option<&str>) -> bool {
-    !r.is_protected()
-        || token.and_then(|t| state.auth.verify(t, TOKEN_TYPE).ok()).is_some_and(|c| c.sub == r.uuid)
+    !r.is_protected() || token.and_then(|t| state.auth.verify(t, TOKEN_TYPE).ok()).is_some_and(|c| c.sub == r.uuid)
 }
 
 /// 401 unless `token` opens the request.
@@ -166,6 +165,19 @@ pub struct Slot {
     done: bool,
 }
 
+impl Slot {
+    /// Gives the reservation back now (a refusal): the next upload sees the room at once.
+    pub async fn release(mut self) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        if let Err(e) = self.state.store.refund_upload(self.request_id, self.bytes as i64).await {
+            tracing::error!(error = %e, file_request_id = self.request_id, "could not refund an upload reservation");
+        }
+    }
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
         if self.done {
@@ -185,9 +197,8 @@ impl Drop for Slot {
 /// length when known), at most the per-file limit and the bytes left: exact under concurrency.
 pub async fn reserve(state: &AppState, r: &FileRequest, ip: IpAddr, declared: Option<u64>) -> AppResult<Slot> {
     state.limits.file_request_upload_per_ip.check(ip).await?;
-    let per_file = r
-        .max_file_bytes
-        .map_or(state.config.asset_max_bytes, |m| (m.max(0) as u64).min(state.config.asset_max_bytes));
+    let per_file =
+        r.max_file_bytes.map_or(state.config.asset_max_bytes, |m| (m.max(0) as u64).min(state.config.asset_max_bytes));
     let want = declared.map_or(per_file, |d| d.max(1).min(per_file));
     let mut current = r.clone();
     for _ in 0..5 {
@@ -237,12 +248,12 @@ pub struct Receipt {
 
 /// Checks a received file (every check of SPEC §2 under the request's rules), stores it as an
 /// asset of the request's owner with its `source`, counts it against the request, adds it to
-/// the target collection and tells the owner. On any refusal the file is removed and the
-/// reservation given back.
+/// the target collection and tells the owner. On any refusal the file is removed; the caller
+/// gives the reservation back ([`Slot::release`]).
 pub async fn accept(
     state: &AppState,
     r: &FileRequest,
-    mut slot: Slot,
+    slot: &mut Slot,
     rec: Received,
     uploader: Result<Uploader, AppError>,
 ) -> AppResult<Receipt> {
@@ -273,8 +284,8 @@ pub async fn accept(
         tags: vec![],
         content_type: DEFAULT_CONTENT_TYPE.to_string(),
     };
-    let asset = crate::service::assets::receive_with(state, &owner, meta, rec, &rules(&slot, &allowed), Some(&source))
-        .await?;
+    let asset =
+        crate::service::assets::receive_with(state, &owner, meta, rec, &rules(slot, &allowed), Some(&source)).await?;
     let now = state.clock.now_ms();
     if let Err(e) = state.store.settle_upload(r.id, slot.bytes as i64, asset.size, now).await {
         // The asset exists but the request did not count it: remove it, refund the slot.

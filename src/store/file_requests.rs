@@ -140,11 +140,9 @@ impl Store {
     /// Closes a request (received files stay).
     pub async fn close_file_request(&self, id: i64, now: i64) -> anyhow::Result<()> {
         self.write(
-            sqlx::query(
-                "UPDATE file_requests SET closed_at = $1, updated_at = $1 WHERE id = $2 AND closed_at IS NULL",
-            )
-            .bind(now)
-            .bind(id),
+            sqlx::query("UPDATE file_requests SET closed_at = $1, updated_at = $1 WHERE id = $2 AND closed_at IS NULL")
+                .bind(now)
+                .bind(id),
         )
         .await?;
         Ok(())

@@ -147,7 +147,9 @@ fn refused_page(e: &AppError, back: Option<String>) -> Response {
         _ => "The file was not received",
     };
     let message = match e {
-        AppError::Validation { fields, .. } => fields.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join("; "),
+        AppError::Validation { fields, .. } => {
+            fields.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join("; ")
+        }
         AppError::NotFound(_) => "There is no file request at this address. Check the link you were sent.".into(),
         other => other.public_message(),
     };
@@ -160,7 +162,13 @@ fn refused_page(e: &AppError, back: Option<String>) -> Response {
     r
 }
 
-fn password_page(state: &AppState, uuid: &str, csrf: &CsrfCookie, error: Option<String>, status: StatusCode) -> Response {
+fn password_page(
+    state: &AppState,
+    uuid: &str,
+    csrf: &CsrfCookie,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
     let (token, set) = csrf_token(csrf, state.config.secure_cookies());
     let mut r = super::render(&PasswordPage { uuid: uuid.to_string(), csrf: token, error });
     *r.status_mut() = status;
@@ -319,11 +327,7 @@ pub async fn files(State(state): State<AppState>, req: UploadRequest, csrf: Csrf
     let back = format!("/upload/{}/", req.uuid);
     match receive(&state, &req, &csrf, body).await {
         Ok(receipt) if html => {
-            let mut r = super::render(&ThanksPage {
-                name: receipt.name,
-                size: super::human_size(receipt.size),
-                back,
-            });
+            let mut r = super::render(&ThanksPage { name: receipt.name, size: super::human_size(receipt.size), back });
             *r.status_mut() = StatusCode::CREATED;
             no_store(r)
         }
@@ -357,9 +361,24 @@ async fn receive(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let slot = requests::reserve(state, &r, req.ip, declared).await?;
-    let allowed = requests::accepted_types(state, &r);
-    let mut form = upload::receive(state, &req.headers, body, "file", &requests::rules(&slot, &allowed)).await?;
+    let mut slot = requests::reserve(state, &r, req.ip, declared).await?;
+    let result = receive_into(state, req, csrf, body, &r, &mut slot).await;
+    if result.is_err() {
+        slot.release().await;
+    }
+    result
+}
+
+async fn receive_into(
+    state: &AppState,
+    req: &UploadRequest,
+    csrf: &CsrfCookie,
+    body: Body,
+    r: &FileRequest,
+    slot: &mut requests::Slot,
+) -> Result<requests::Receipt, AppError> {
+    let allowed = requests::accepted_types(state, r);
+    let mut form = upload::receive(state, &req.headers, body, "file", &requests::rules(slot, &allowed)).await?;
     let Some(rec) = form.file.take() else {
         return Err(AppError::validation("file", "is required"));
     };
@@ -377,7 +396,7 @@ async fn receive(
         r.require_uploader_name,
         r.require_uploader_email,
     );
-    requests::accept(state, &r, slot, rec, uploader).await
+    requests::accept(state, r, slot, rec, uploader).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
