@@ -661,3 +661,42 @@ on_both_databases!(
     password_unlock_and_lockout,
     files_land_with_their_source,
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_pages_create_show_change_and_close() {
+    let app = TestApp::spawn().await;
+    app.register("owner@example.com", "Olive Owner").await;
+    app.register("other@example.com", "Otto Other").await;
+    let owner = app.page_session("owner@example.com").await;
+    let list = owner.get("/file-requests").await;
+    assert_eq!(list.status(), StatusCode::OK);
+    assert!(list.text().await.expect("html").contains("id=\"create-request\""));
+    // A bad form shows the list again with the reason; a good one goes to the new request's page.
+    let bad = owner.post_form("/file-requests", &[("title", "Bad"), ("allowed_types", "application/x-nope")]).await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert!(bad.text().await.expect("html").contains("application/x-nope"));
+    let made = owner
+        .post_form("/file-requests", &[("title", "Scans"), ("max_files", "4"), ("require_uploader_name", "on")])
+        .await;
+    assert_eq!(made.status(), StatusCode::SEE_OTHER);
+    let at = made.headers()["location"].to_str().expect("location").to_string();
+    let uuid = at.trim_start_matches("/file-requests/").to_string();
+    let html = owner.get(&at).await.text().await.expect("html");
+    assert!(html.contains(&format!("{}/upload/{uuid}/", app.base)) && html.contains("data:image/png;base64,"));
+    // Without the CSRF token nothing changes.
+    let r = owner.post_form_as_is(&format!("/file-requests/{uuid}/close"), &[]).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = owner.post_form(&at, &[("title", "Scans, please"), ("instructions", "PDF"), ("max_files", "")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let other = app.page_session("other@example.com").await;
+    assert_eq!(other.get(&at).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(other.post_form(&format!("/file-requests/{uuid}/close"), &[]).await.status(), StatusCode::NOT_FOUND);
+    let r = owner.post_form(&format!("/file-requests/{uuid}/close"), &[]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let html = owner.get(&at).await.text().await.expect("html");
+    assert!(html.contains("Scans, please") && html.contains(">closed<"), "{html}");
+    let list = owner.get("/file-requests").await.text().await.expect("html");
+    assert!(list.contains(&format!("id=\"request-{uuid}\"")));
+    // Signed out: to the login form.
+    assert_eq!(app.get("/file-requests", None).await.status(), StatusCode::SEE_OTHER);
+}

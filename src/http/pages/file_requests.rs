@@ -19,10 +19,10 @@ use utoipa_axum::routes;
 
 use super::auth::{check_csrf, csrf_token};
 use crate::app::AppState;
-use crate::domain::file_requests::{FileRequest, FileRequestStatus, Uploader};
+use crate::domain::file_requests::{FileRequest, FileRequestIn, FileRequestStatus, Uploader};
 use crate::domain::time::rfc3339;
 use crate::error::{AppError, ErrorCode, ErrorResponse};
-use crate::http::extract::{ApiForm, ClientIp, CsrfCookie, cookie};
+use crate::http::extract::{ApiForm, ApiPath, ClientIp, CsrfCookie, PageUser, cookie};
 use crate::http::upload;
 use crate::service::file_requests::{self as requests};
 
@@ -30,7 +30,13 @@ use crate::service::file_requests::{self as requests};
 pub const UPLOAD_COOKIE: &str = "vitrine_upload";
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(page)).routes(routes!(files)).routes(routes!(unlock))
+    OpenApiRouter::new()
+        .routes(routes!(page))
+        .routes(routes!(files))
+        .routes(routes!(unlock))
+        .routes(routes!(owner_list, owner_create))
+        .routes(routes!(owner_detail, owner_change))
+        .routes(routes!(owner_close))
 }
 
 /// What an uploader's request carries, before anything is decided.
@@ -455,5 +461,284 @@ pub async fn unlock(
             password_page(&state, &req.uuid, &csrf, Some("Wrong password. Try again.".into()), StatusCode::UNAUTHORIZED)
         }
         Err(e) => refused_page(&e, None),
+    }
+}
+
+// The owner's pages: the list with counts and the create form, one request's page (link, QR,
+// counts, change, close). Cookie-authenticated, CSRF-protected forms.
+
+struct RequestRow {
+    uuid: String,
+    title: String,
+    status: &'static str,
+    uploads: i64,
+    max_files: Option<i64>,
+    received: String,
+    expires_at: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "file_requests/list.html")]
+struct ListPage {
+    csrf: String,
+    rows: Vec<RequestRow>,
+    total: i64,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "file_requests/detail.html")]
+struct DetailPage {
+    csrf: String,
+    uuid: String,
+    title: String,
+    instructions: String,
+    status: &'static str,
+    open: bool,
+    upload_url: String,
+    qr: String,
+    uploads: i64,
+    received: String,
+    files_remaining: Option<i64>,
+    max_files: Option<i64>,
+    collection_id: Option<i64>,
+    error: Option<String>,
+}
+
+fn sign_in(next: &str) -> Response {
+    Redirect::to(&format!("/login?next={next}")).into_response()
+}
+
+fn see_other(to: &str) -> Response {
+    let mut r = Redirect::to(to).into_response();
+    *r.status_mut() = StatusCode::SEE_OTHER;
+    r
+}
+
+fn with_csrf(mut r: Response, set: Option<HeaderValue>, status: StatusCode) -> Response {
+    *r.status_mut() = status;
+    if let Some(c) = set {
+        r.headers_mut().append(header::SET_COOKIE, c);
+    }
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+async fn render_list(
+    state: &AppState,
+    user: &crate::domain::users::User,
+    csrf: &CsrfCookie,
+    error: Option<String>,
+) -> Response {
+    let page = crate::domain::pagination::PageRequest { page: 1, page_size: 100 };
+    let (items, total) = match state.store.list_file_requests(user.id, page).await {
+        Ok(x) => x,
+        Err(e) => return AppError::Internal(e).into_response(),
+    };
+    let now = state.clock.now_ms();
+    let rows = items
+        .iter()
+        .map(|r| RequestRow {
+            uuid: r.uuid.clone(),
+            title: r.title.clone(),
+            status: r.status(now).as_str(),
+            uploads: r.uploads_count,
+            max_files: r.max_files,
+            received: super::human_size(r.bytes_received),
+            expires_at: r.expires_at.map(rfc3339),
+        })
+        .collect();
+    let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let (token, set) = csrf_token(csrf, state.config.secure_cookies());
+    with_csrf(super::render(&ListPage { csrf: token, rows, total, error }), set, status)
+}
+
+/// Your file requests with their counts, and the form that creates one.
+#[utoipa::path(get, path = "/file-requests", tag = "pages",
+    responses((status = 200, description = "HTML page", content_type = "text/html"), (status = 303, description = "sign in first")))]
+pub async fn owner_list(State(state): State<AppState>, PageUser(user): PageUser, csrf: CsrfCookie) -> Response {
+    let Some(user) = user else { return sign_in("/file-requests") };
+    render_list(&state, &user, &csrf, None).await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RequestForm {
+    pub csrf_token: Option<String>,
+    pub title: Option<String>,
+    pub instructions: Option<String>,
+    pub max_files: Option<String>,
+    /// Largest file in MB.
+    pub max_file_mb: Option<String>,
+    pub expires_in_hours: Option<String>,
+    /// Comma separated MIME types.
+    pub allowed_types: Option<String>,
+    pub password: Option<String>,
+    pub require_uploader_name: Option<String>,
+    pub require_uploader_email: Option<String>,
+    pub notify_on_upload: Option<String>,
+}
+
+fn form_input(f: RequestForm, creating: bool) -> Result<FileRequestIn, AppError> {
+    let blank = |o: Option<String>| o.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let whole = |o: Option<String>, name: &str| -> Result<Option<i64>, AppError> {
+        blank(o).map(|s| s.parse::<i64>().map_err(|_| AppError::validation(name, "must be a whole number"))).transpose()
+    };
+    let number = |o: Option<String>, name: &str| -> Result<Option<f64>, AppError> {
+        blank(o).map(|s| s.parse::<f64>().map_err(|_| AppError::validation(name, "must be a number"))).transpose()
+    };
+    let max_files = whole(f.max_files, "max_files")?;
+    let mb = number(f.max_file_mb, "max_file_mb")?;
+    let hours = number(f.expires_in_hours, "expires_in_hours")?;
+    let types = blank(f.allowed_types)
+        .map(|s| s.split([',', ' ', '\n']).map(str::trim).filter(|t| !t.is_empty()).map(str::to_string).collect());
+    Ok(FileRequestIn {
+        title: f.title,
+        instructions: f.instructions,
+        collection_id: None,
+        expires_in_hours: if creating { hours.map(Some) } else { None },
+        // On the change form an empty field removes the limit.
+        max_files: if creating { max_files.map(Some) } else { Some(max_files) },
+        max_file_bytes: mb.map(|m| Some((m * 1024.0 * 1024.0).round() as i64)),
+        max_total_bytes: None,
+        allowed_types: types,
+        password: blank(f.password).map(Some),
+        require_uploader_name: creating.then_some(f.require_uploader_name.is_some()),
+        require_uploader_email: creating.then_some(f.require_uploader_email.is_some()),
+        notify_on_upload: creating.then_some(f.notify_on_upload.is_some()),
+    })
+}
+
+/// Creates a file request from the form, then shows its page.
+#[utoipa::path(post, path = "/file-requests", tag = "pages",
+    request_body(content = RequestForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "created: its page"), (status = 400, description = "the list with the error", content_type = "text/html"),
+        (status = 403, description = "CSRF check failed", content_type = "text/html")))]
+pub async fn owner_create(
+    State(state): State<AppState>,
+    PageUser(user): PageUser,
+    csrf: CsrfCookie,
+    ApiForm(form): ApiForm<RequestForm>,
+) -> Response {
+    let Some(user) = user else { return sign_in("/file-requests") };
+    if let Err(e) = check_csrf(&csrf, form.csrf_token.as_deref()) {
+        return super::error_page(e.status(), "Form expired", &e.public_message());
+    }
+    let result = match form_input(form, true) {
+        Ok(input) => requests::create(&state, &user, input).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(r) => see_other(&format!("/file-requests/{}", r.uuid)),
+        Err(e) if e.status().is_client_error() => render_list(&state, &user, &csrf, Some(e.public_message())).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn render_detail(state: &AppState, r: &FileRequest, csrf: &CsrfCookie, error: Option<String>) -> Response {
+    let url = requests::upload_url(state, &r.uuid);
+    let qr = match crate::qr::data_url(&url) {
+        Ok(q) => q,
+        Err(e) => return AppError::Internal(e).into_response(),
+    };
+    let status = r.status(state.clock.now_ms());
+    let code = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let (token, set) = csrf_token(csrf, state.config.secure_cookies());
+    let page = DetailPage {
+        csrf: token,
+        uuid: r.uuid.clone(),
+        title: r.title.clone(),
+        instructions: r.instructions.clone(),
+        status: status.as_str(),
+        open: status != FileRequestStatus::Closed,
+        upload_url: url,
+        qr,
+        uploads: r.uploads_count,
+        received: super::human_size(r.bytes_received),
+        files_remaining: r.files_remaining(),
+        max_files: r.max_files,
+        collection_id: r.collection_id,
+        error,
+    };
+    with_csrf(super::render(&page), set, code)
+}
+
+fn not_yours() -> Response {
+    super::error_page(StatusCode::NOT_FOUND, "Not found", "You have no such file request.")
+}
+
+/// One of your file requests: its link and QR code, counts, the change form and close.
+#[utoipa::path(get, path = "/file-requests/{uuid}", tag = "pages", params(("uuid" = String, Path, description = "file request uuid")),
+    responses((status = 200, description = "HTML page", content_type = "text/html"), (status = 303, description = "sign in first"),
+        (status = 404, description = "not yours", content_type = "text/html")))]
+pub async fn owner_detail(
+    State(state): State<AppState>,
+    PageUser(user): PageUser,
+    csrf: CsrfCookie,
+    ApiPath(uuid): ApiPath<String>,
+) -> Response {
+    let Some(user) = user else { return sign_in(&format!("/file-requests/{uuid}")) };
+    match requests::owned(&state, &user, &uuid).await {
+        Ok(r) => render_detail(&state, &r, &csrf, None).await,
+        Err(_) => not_yours(),
+    }
+}
+
+/// Changes a request from its page (title, instructions, most files).
+#[utoipa::path(post, path = "/file-requests/{uuid}", tag = "pages", params(("uuid" = String, Path, description = "file request uuid")),
+    request_body(content = RequestForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "saved: its page"), (status = 400, description = "the page with the error", content_type = "text/html"),
+        (status = 403, description = "CSRF check failed", content_type = "text/html"), (status = 404, description = "not yours", content_type = "text/html"),
+        (status = 410, description = "closed", content_type = "text/html")))]
+pub async fn owner_change(
+    State(state): State<AppState>,
+    PageUser(user): PageUser,
+    csrf: CsrfCookie,
+    ApiPath(uuid): ApiPath<String>,
+    ApiForm(form): ApiForm<RequestForm>,
+) -> Response {
+    let Some(user) = user else { return sign_in(&format!("/file-requests/{uuid}")) };
+    if let Err(e) = check_csrf(&csrf, form.csrf_token.as_deref()) {
+        return super::error_page(e.status(), "Form expired", &e.public_message());
+    }
+    let Ok(current) = requests::owned(&state, &user, &uuid).await else { return not_yours() };
+    let result = match form_input(form, false) {
+        Ok(input) => requests::update(&state, &user, &uuid, input).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(r) => see_other(&format!("/file-requests/{}", r.uuid)),
+        Err(e) if e.status() == StatusCode::GONE => refused_page(&e, None),
+        Err(e) if e.status().is_client_error() => {
+            render_detail(&state, &current, &csrf, Some(e.public_message())).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CloseForm {
+    pub csrf_token: Option<String>,
+}
+
+/// Closes a request from its page.
+#[utoipa::path(post, path = "/file-requests/{uuid}/close", tag = "pages", params(("uuid" = String, Path, description = "file request uuid")),
+    request_body(content = CloseForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "closed: its page"), (status = 403, description = "CSRF check failed", content_type = "text/html"),
+        (status = 404, description = "not yours", content_type = "text/html")))]
+pub async fn owner_close(
+    State(state): State<AppState>,
+    PageUser(user): PageUser,
+    csrf: CsrfCookie,
+    ApiPath(uuid): ApiPath<String>,
+    ApiForm(form): ApiForm<CloseForm>,
+) -> Response {
+    let Some(user) = user else { return sign_in(&format!("/file-requests/{uuid}")) };
+    if let Err(e) = check_csrf(&csrf, form.csrf_token.as_deref()) {
+        return super::error_page(e.status(), "Form expired", &e.public_message());
+    }
+    match requests::close(&state, &user, &uuid).await {
+        Ok(()) => see_other(&format!("/file-requests/{uuid}")),
+        Err(AppError::NotFound(_)) => not_yours(),
+        Err(e) => e.into_response(),
     }
 }
