@@ -700,3 +700,33 @@ async fn the_owner_pages_create_show_change_and_close() {
     // Signed out: to the login form.
     assert_eq!(app.get("/file-requests", None).await.status(), StatusCode::SEE_OTHER);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_files_is_exact_across_two_instances() {
+    let Some(bus) = crate::helpers::redis::redis_url().await else { return };
+    let (a, b) = crate::helpers::redis::pair_with(&bus, |c| c.file_request_rate_per_ip_per_minute = 100_000).await;
+    let (owner, _) = a.register("owner@example.com", "Olive Owner").await;
+    let r = create(&a, &owner, json!({"title": "Six only", "max_files": 6})).await;
+    let uuid = uuid_of(&r);
+    let tasks: Vec<_> = (0..30)
+        .map(|i| {
+            let app = if i % 2 == 0 { &a } else { &b };
+            let client = app.client.clone();
+            let url = app.url(&format!("/upload/{uuid}/files"));
+            tokio::spawn(async move {
+                send_as(&client, &url, &format!("f{i}.pdf"), pdf(i, 1500), &[], None, "application/json").await.status()
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        let s = t.await.expect("task");
+        assert!([StatusCode::CREATED, StatusCode::GONE].contains(&s), "{s}");
+        ok += usize::from(s == StatusCode::CREATED);
+    }
+    assert_eq!(ok, 6);
+    let st = request_state(&b, &owner, &uuid).await;
+    assert_eq!((st["uploads_count"].as_i64(), st["status"].as_str()), (Some(6), Some("full")));
+    let items = a.state.store.collection_items(r["collection_id"].as_i64().expect("cid")).await.expect("items");
+    assert_eq!(items.len(), 6);
+}
