@@ -293,10 +293,17 @@ pub async fn accept(
         return Err(e.into());
     }
     slot.done = true;
-    if let Some(c) = r.collection_id
-        && let Err(e) = state.store.add_collection_items(c, &[asset.id], now).await
-    {
-        tracing::error!(error = %e, asset_id = asset.id, "could not add a received file to its collection");
+    if let Some(c) = r.collection_id {
+        // Two instances on one SQLite file may meet a busy database: try again a few times.
+        for attempt in 1..=5u64 {
+            match state.store.add_collection_items(c, &[asset.id], now).await {
+                Ok(_) => break,
+                Err(e) if attempt == 5 => {
+                    tracing::error!(error = %e, asset_id = asset.id, "could not add a received file to its collection");
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await,
+            }
+        }
     }
     tracing::info!(file_request_id = r.id, asset_id = asset.id, size = asset.size, "file request upload received");
     notify_upload(state, r, &owner, &asset, &uploader);
