@@ -131,6 +131,8 @@ pub struct Config {
     pub realtime_recovery_window: i64,
     /// Comments by share visitors (guests), per client IP.
     pub guest_comment_rate_per_ip_per_minute: u32,
+    /// Uploads to file requests, per client IP (SPEC §11).
+    pub file_request_rate_per_ip_per_minute: u32,
     /// Gallery and search endpoints: requests per hour of a dashboard user (SPEC §6).
     pub gallery_rate_dashboard_per_hour: u32,
     /// Gallery and search endpoints: requests per hour of an admin.
@@ -232,6 +234,7 @@ impl Default for Config {
             analytics_queue_capacity: 100_000,
             realtime_recovery_window: 10_000,
             guest_comment_rate_per_ip_per_minute: 10,
+            file_request_rate_per_ip_per_minute: 30,
             gallery_rate_dashboard_per_hour: 200,
             gallery_rate_admin_per_hour: 300,
             chat_max_bytes: 25 * 1024 * 1024,
@@ -416,6 +419,9 @@ impl Config {
         }
         if self.share_access_rate_per_ip_per_minute == 0 || self.share_create_rate_per_user_per_hour == 0 {
             problems.push("share rate limits must be at least 1".into());
+        }
+        if self.file_request_rate_per_ip_per_minute == 0 {
+            problems.push("`file_request_rate_per_ip_per_minute` must be at least 1".into());
         }
         if self.smtp_from.parse::<lettre::message::Mailbox>().is_err() {
             problems.push(format!(

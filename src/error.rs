@@ -119,6 +119,12 @@ error_codes! {
     ShareRevoked = "share_revoked",
     /// 410: the share link has reached its download limit.
     ShareExhausted = "share_exhausted",
+    /// 410: the file request has expired.
+    RequestExpired = "request_expired",
+    /// 410: the file request has received every file or byte it accepts.
+    RequestFull = "request_full",
+    /// 410: the file request was closed by its owner.
+    RequestClosed = "request_closed",
     /// 410: the file has been deleted.
     FileDeleted = "file_deleted",
     /// 410: the collaboration session has ended or expired.

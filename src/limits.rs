@@ -264,8 +264,11 @@ pub struct Limits {
     pub share_access_per_ip: Limit,
     /// Link creation, per user id.
     pub share_create_per_user: Limit,
-    /// Wrong share passwords, per IP and share id (`share_password_key`).
+    /// Wrong passwords of protected links and file requests, per IP and link
+    /// (`share_password_key`, `file_request_password_key`).
     pub share_password: Lockout,
+    /// Uploads to file requests, per client IP (SPEC §11).
+    pub file_request_upload_per_ip: Limit,
     /// Comments by share visitors, per client IP.
     pub guest_comment_per_ip: Limit,
     /// Chat uploads, per uploader (a visitor's session, or an agent).
@@ -281,6 +284,12 @@ pub struct Limits {
 /// The lockout key of wrong passwords for one link from one client.
 pub fn share_password_key(ip: std::net::IpAddr, share_id: i64) -> String {
     format!("{ip}|{share_id}")
+}
+
+/// The lockout key of wrong passwords for one file request from one client (the same lockout as
+/// share links, in its own key space).
+pub fn file_request_password_key(ip: std::net::IpAddr, request_id: i64) -> String {
+    format!("{ip}|request:{request_id}")
 }
 
 impl Limits {
@@ -301,6 +310,12 @@ impl Limits {
             chat_session_per_ip: Limit::new(&c, "chat-session-ip", config.chat_session_rate_per_ip_per_minute, MINUTE),
             gallery_dashboard: Limit::new(&c, "gallery-dashboard", config.gallery_rate_dashboard_per_hour, HOUR),
             gallery_admin: Limit::new(&c, "gallery-admin", config.gallery_rate_admin_per_hour, HOUR),
+            file_request_upload_per_ip: Limit::new(
+                &c,
+                "file-request-upload-ip",
+                config.file_request_rate_per_ip_per_minute,
+                MINUTE,
+            ),
             share_password: Lockout::new(
                 &c,
                 "share-password",
@@ -322,6 +337,7 @@ impl Limits {
             &self.chat_session_per_ip,
             &self.gallery_dashboard,
             &self.gallery_admin,
+            &self.file_request_upload_per_ip,
         ] {
             l.retain_recent();
         }

@@ -194,6 +194,17 @@ pub struct Asset {
     pub content_type: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Where the file came from: None for the owner's own uploads (SPEC §11).
+    pub source: Option<AssetSource>,
+}
+
+/// An asset received through a file request: which one, and what the uploader said.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AssetSource {
+    pub file_request: String,
+    pub uploader_name: Option<String>,
+    pub uploader_email: Option<String>,
+    pub message: Option<String>,
 }
 
 /// How a page shows an asset: `image`, `video`, `audio` or `pdf` inline, `file` otherwise

@@ -8,6 +8,7 @@ pub mod collaboration;
 pub mod collections;
 pub mod comments;
 pub mod digest;
+pub mod file_requests;
 pub mod filetype;
 pub mod gallery;
 pub mod pagination;

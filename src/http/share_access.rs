@@ -20,6 +20,7 @@ use crate::error::{AppError, ErrorCode};
 use crate::http::extract::{ClientIp, SESSION_COOKIE, cookie, cross_origin};
 use crate::service::auth::{page_session, user_from_token};
 use crate::store::cache::ShareView;
+use crate::service::shares::PasswordRefused;
 use crate::store::shares::Reservation;
 
 /// Cookie carrying a link's access token; its Path is the link, so it never leaves it.
@@ -280,13 +281,12 @@ pub async fn unlock(state: &AppState, req: &ShareRequest, password: &str) -> Res
         return Err(UnlockRefused::NotProtected);
     }
     let key = crate::limits::share_password_key(req.ip, share.id);
-    state.limits.share_password.check(&key).await.map_err(|e| over_limit(e, UnlockRefused::LockedOut))?;
-    if !state.auth.verify_password(password, share.password_hash.as_deref()).await.map_err(UnlockRefused::Failed)? {
-        state.limits.share_password.failure(&key).await;
-        metrics::counter!("vitrine_share_password_failures_total").increment(1);
-        return Err(UnlockRefused::WrongPassword);
+    match crate::service::shares::check_link_password(state, &key, share.password_hash.as_deref(), password).await {
+        Ok(()) => {}
+        Err(PasswordRefused::LockedOut(secs)) => return Err(UnlockRefused::LockedOut(secs)),
+        Err(PasswordRefused::Wrong) => return Err(UnlockRefused::WrongPassword),
+        Err(PasswordRefused::Failed(e)) => return Err(UnlockRefused::Failed(e)),
     }
-    state.limits.share_password.success(&key).await;
     let ttl = link_token_ttl(&share, state.clock.now_ms());
     Ok((state.auth.issue(&share.uuid, "share", ttl).map_err(UnlockRefused::Failed)?, ttl))
 }

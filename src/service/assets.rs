@@ -2,7 +2,7 @@
 //! row) so that it exists only once both bytes and row are durable.
 
 use crate::app::AppState;
-use crate::domain::assets::{Asset, AssetMeta, MediaType};
+use crate::domain::assets::{Asset, AssetMeta, AssetSource, MediaType};
 use crate::domain::uploads::{Upload, asset_meta};
 use crate::domain::users::User;
 use crate::error::{AppError, AppResult};
@@ -20,7 +20,13 @@ pub async fn visible_asset(state: &AppState, user: &User, id: i64) -> AppResult<
 
 /// Moves the checked bytes and thumbnail to their content-hash keys, then commits the row: the
 /// asset exists only once both are durable.
-async fn store_asset(state: &AppState, user: &User, mut meta: AssetMeta, file: &Checked) -> AppResult<Asset> {
+async fn store_asset(
+    state: &AppState,
+    user: &User,
+    mut meta: AssetMeta,
+    file: &Checked,
+    source: Option<&AssetSource>,
+) -> AppResult<Asset> {
     if meta.title.is_empty() {
         meta.title = file.name.clone();
     }
@@ -38,7 +44,7 @@ async fn store_asset(state: &AppState, user: &User, mut meta: AssetMeta, file: &
         height: file.height,
         duration_seconds: file.duration_seconds,
     };
-    let id = state.store.insert_asset(user.id, &meta, &stored, state.clock.now_ms()).await?;
+    let id = state.store.insert_asset_from(user.id, &meta, &stored, source, state.clock.now_ms()).await?;
     tracing::info!(asset_id = id, owner_id = user.id, size = file.size, mime = %file.mime, "asset stored");
     state.store.asset(id).await?.ok_or(AppError::NotFound("asset"))
 }
@@ -46,8 +52,21 @@ async fn store_asset(state: &AppState, user: &User, mut meta: AssetMeta, file: &
 /// Checks a received file and stores it as `user`'s asset with `meta` (`rec` is removed on any
 /// refusal).
 pub async fn receive(state: &AppState, user: &User, meta: AssetMeta, rec: Received) -> AppResult<Asset> {
-    let file = uploads::check(state, rec, &Rules::asset(&state.config), &Claims::default()).await?;
-    match store_asset(state, user, meta, &file).await {
+    receive_with(state, user, meta, rec, &Rules::asset(&state.config), None).await
+}
+
+/// [`receive`] under other `rules` (a file request's narrower limits and types), remembering where
+/// the file came from.
+pub async fn receive_with(
+    state: &AppState,
+    user: &User,
+    meta: AssetMeta,
+    rec: Received,
+    rules: &Rules<'_>,
+    source: Option<&AssetSource>,
+) -> AppResult<Asset> {
+    let file = uploads::check(state, rec, rules, &Claims::default()).await?;
+    match store_asset(state, user, meta, &file, source).await {
         Ok(asset) => {
             uploads::accepted(file.size);
             Ok(asset)

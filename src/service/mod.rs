@@ -11,6 +11,7 @@ pub mod chat;
 pub mod collaboration;
 pub mod collections;
 pub mod comments;
+pub mod file_requests;
 pub mod gallery;
 pub mod notifications;
 pub mod resumable;

@@ -85,3 +85,37 @@ pub async fn owned_share(state: &AppState, user: &User, uuid: &str) -> AppResult
         _ => Err(AppError::NotFound("share")),
     }
 }
+
+/// Why [`check_link_password`] refused.
+#[derive(Debug)]
+pub enum PasswordRefused {
+    /// Locked out after too many wrong passwords: retry after this many seconds (429).
+    LockedOut(u64),
+    /// The password is wrong (the failure is counted).
+    Wrong,
+    /// Anything else (hashing, the limiter's store).
+    Failed(AppError),
+}
+
+/// The one password check of protected share links and protected file requests: 429 while
+/// `lock_key` is locked out; a wrong password counts a failure (the `share_password_max_failures`-th
+/// starts the lockout), a right one forgets them.
+pub async fn check_link_password(
+    state: &AppState,
+    lock_key: &str,
+    hash: Option<&str>,
+    password: &str,
+) -> Result<(), PasswordRefused> {
+    match state.limits.share_password.check(lock_key).await {
+        Ok(()) => {}
+        Err(AppError::RateLimited { retry_after_secs }) => return Err(PasswordRefused::LockedOut(retry_after_secs)),
+        Err(e) => return Err(PasswordRefused::Failed(e)),
+    }
+    if !state.auth.verify_password(password, hash).await.map_err(PasswordRefused::Failed)? {
+        state.limits.share_password.failure(lock_key).await;
+        metrics::counter!("vitrine_share_password_failures_total").increment(1);
+        return Err(PasswordRefused::Wrong);
+    }
+    state.limits.share_password.success(lock_key).await;
+    Ok(())
+}

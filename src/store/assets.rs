@@ -4,12 +4,13 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Store, next_id};
-use crate::domain::assets::{Asset, AssetMeta, AssetPatch, MediaType};
+use crate::domain::assets::{Asset, AssetMeta, AssetPatch, AssetSource, MediaType};
 use crate::domain::pagination::PageRequest;
 
 pub(super) const ASSET_COLUMNS: &str = "a.id, a.owner_id, u.name AS owner_name, a.title, a.description, a.tags, a.name,
     a.mime_type, a.media_type, a.size, a.sha256, a.blob_key, a.thumb_key, a.width, a.height,
-    a.duration_seconds, a.content_type, a.created_at, a.updated_at";
+    a.duration_seconds, a.content_type, a.created_at, a.updated_at, a.source_file_request, a.uploader_name,
+    a.uploader_email, a.uploader_message";
 
 pub(super) fn asset_from_row(r: &AnyRow) -> Result<Asset, sqlx::Error> {
     let tags: String = r.try_get("tags")?;
@@ -34,6 +35,15 @@ pub(super) fn asset_from_row(r: &AnyRow) -> Result<Asset, sqlx::Error> {
         content_type: r.try_get("content_type")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
+        source: match r.try_get::<Option<String>, _>("source_file_request")? {
+            Some(file_request) => Some(AssetSource {
+                file_request,
+                uploader_name: r.try_get("uploader_name")?,
+                uploader_email: r.try_get("uploader_email")?,
+                message: r.try_get("uploader_message")?,
+            }),
+            None => None,
+        },
     })
 }
 
@@ -68,12 +78,25 @@ impl Store {
         file: &StoredFile,
         now: i64,
     ) -> anyhow::Result<i64> {
+        self.insert_asset_from(owner_id, meta, file, None, now).await
+    }
+
+    /// [`Store::insert_asset`] with where the file came from (a file request's upload).
+    pub async fn insert_asset_from(
+        &self,
+        owner_id: i64,
+        meta: &AssetMeta,
+        file: &StoredFile,
+        source: Option<&AssetSource>,
+        now: i64,
+    ) -> anyhow::Result<i64> {
         let (_writing, mut tx) = self.begin_write().await?;
         let id = next_id(&mut tx, "assets").await?;
         sqlx::query(
             "INSERT INTO assets (id, owner_id, title, description, tags, name, mime_type, media_type, size,
-                sha256, blob_key, thumb_key, width, height, duration_seconds, content_type, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17)",
+                sha256, blob_key, thumb_key, width, height, duration_seconds, content_type, created_at, updated_at,
+                source_file_request, uploader_name, uploader_email, uploader_message)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18, $19, $20, $21)",
         )
         .bind(id)
         .bind(owner_id)
@@ -92,6 +115,10 @@ impl Store {
         .bind(super::Float(file.duration_seconds))
         .bind(&meta.content_type)
         .bind(now)
+        .bind(source.map(|s| s.file_request.clone()))
+        .bind(source.and_then(|s| s.uploader_name.clone()))
+        .bind(source.and_then(|s| s.uploader_email.clone()))
+        .bind(source.and_then(|s| s.message.clone()))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -13,6 +13,7 @@ mod cluster;
 mod collaboration;
 mod collection_shares;
 mod collections;
+mod file_requests;
 mod files;
 mod gallery;
 mod hardening_auth;

@@ -61,6 +61,18 @@ pub struct AssetOut {
     pub owner: OwnerOut,
     pub created_at: String,
     pub updated_at: String,
+    /// Where the file came from: a file request's upload, or null for the owner's own uploads.
+    pub source: Option<AssetSourceOut>,
+}
+
+/// The file request an asset was received through, and what its uploader said (SPEC §11).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AssetSourceOut {
+    /// The file request's uuid.
+    pub file_request: String,
+    pub uploader_name: Option<String>,
+    pub uploader_email: Option<String>,
+    pub message: Option<String>,
 }
 
 impl AssetOut {
@@ -100,6 +112,12 @@ impl AssetOut {
             owner: OwnerOut { id: a.owner_id, name: a.owner_name.clone() },
             created_at: rfc3339(a.created_at),
             updated_at: rfc3339(a.updated_at),
+            source: a.source.as_ref().map(|s| AssetSourceOut {
+                file_request: s.file_request.clone(),
+                uploader_name: s.uploader_name.clone(),
+                uploader_email: s.uploader_email.clone(),
+                message: s.message.clone(),
+            }),
         }
     }
 }

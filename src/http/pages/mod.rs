@@ -5,6 +5,7 @@ pub mod auth;
 pub mod chat;
 pub mod collaboration;
 pub mod collections;
+pub mod file_requests;
 pub mod gallery;
 pub mod home;
 pub mod library;

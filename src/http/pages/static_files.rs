@@ -31,6 +31,7 @@ const FILES: &[(&str, &str, &str)] = &[
     ("js/collab-page.js", "text/javascript; charset=utf-8", include_str!("../../../static/js/collab-page.js")),
     ("js/collab-replay.js", "text/javascript; charset=utf-8", include_str!("../../../static/js/collab-replay.js")),
     ("js/share-beacon.js", "text/javascript; charset=utf-8", include_str!("../../../static/js/share-beacon.js")),
+    ("js/file-request.js", "text/javascript; charset=utf-8", include_str!("../../../static/js/file-request.js")),
     ("js/analytics-page.js", "text/javascript; charset=utf-8", include_str!("../../../static/js/analytics-page.js")),
     ("js/resumable.js", "text/javascript; charset=utf-8", include_str!("../../../static/js/resumable.js")),
     // tus-js-client 4.3.1 from npm, unchanged (MIT: static/js/vendor/tus-js-client.LICENSE, also served).

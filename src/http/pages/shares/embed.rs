@@ -23,7 +23,7 @@ pub struct QrQuery {
     pub size: Option<String>,
 }
 
-fn qr_size(q: &QrQuery) -> Result<u32, AppError> {
+pub fn qr_size(q: &QrQuery) -> Result<u32, AppError> {
     match q.size.as_deref() {
         None | Some("") => Ok(crate::qr::DEFAULT_SIZE),
         Some(s) => {
