@@ -14,7 +14,11 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{Db, Spawn, TestApp, assert_error, created, fixtures};
 
-crate::on_both_databases!(a_png_in_three_patches_lands_with_its_source, every_tus_refusal, expiry_refunds_the_reservation,);
+crate::on_both_databases!(
+    a_png_in_three_patches_lands_with_its_source,
+    every_tus_refusal,
+    expiry_refunds_the_reservation,
+);
 
 const TUS: (&str, &str) = ("tus-resumable", "1.0.0");
 
@@ -35,7 +39,13 @@ async fn new_request(app: &TestApp, owner: &str, body: Value) -> (String, Value)
     (r["uuid"].as_str().expect("uuid").to_string(), r)
 }
 
-async fn tus_create(app: &TestApp, uuid: &str, length: usize, meta: &[(&str, &str)], token: Option<&str>) -> reqwest::Response {
+async fn tus_create(
+    app: &TestApp,
+    uuid: &str,
+    length: usize,
+    meta: &[(&str, &str)],
+    token: Option<&str>,
+) -> reqwest::Response {
     app.req(Method::POST, &format!("/upload/{uuid}/tus/"), token)
         .header(TUS.0, TUS.1)
         .header("upload-length", length.to_string())
@@ -45,7 +55,13 @@ async fn tus_create(app: &TestApp, uuid: &str, length: usize, meta: &[(&str, &st
         .expect("create")
 }
 
-async fn created_upload(app: &TestApp, uuid: &str, length: usize, meta: &[(&str, &str)], token: Option<&str>) -> String {
+async fn created_upload(
+    app: &TestApp,
+    uuid: &str,
+    length: usize,
+    meta: &[(&str, &str)],
+    token: Option<&str>,
+) -> String {
     let r = tus_create(app, uuid, length, meta, token).await;
     assert_eq!(r.status(), StatusCode::CREATED, "{:?}", r.text().await);
     assert_eq!(header(&r, "tus-resumable").as_deref(), Some("1.0.0"));
@@ -86,8 +102,12 @@ async fn reserved(app: &TestApp, uuid: &str) -> (i64, i64) {
     (r.files_reserved, r.bytes_reserved)
 }
 
-const WHO: [(&str, &str); 4] =
-    [("filename", "photo.png"), ("uploader_name", "Sam Sender"), ("uploader_email", "Sam@Example.com"), ("message", "Hi")];
+const WHO: [(&str, &str); 4] = [
+    ("filename", "photo.png"),
+    ("uploader_name", "Sam Sender"),
+    ("uploader_email", "Sam@Example.com"),
+    ("message", "Hi"),
+];
 
 async fn a_png_in_three_patches_lands_with_its_source(db: Db) {
     let app = TestApp::on(db).await;
@@ -121,7 +141,11 @@ async fn a_png_in_three_patches_lands_with_its_source(db: Db) {
     assert_eq!(st.bytes_received, got["size"].as_i64().expect("size"));
     // The owner is told on the socket, as for a multipart upload.
     let n = loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("in time").expect("open").expect("ok");
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("in time")
+            .expect("open")
+            .expect("ok");
         if let Message::Text(t) = msg {
             let v: Value = serde_json::from_str(&t).expect("json");
             if v["type"] == "notification" {
@@ -142,7 +166,12 @@ async fn a_png_in_three_patches_lands_with_its_source(db: Db) {
     // The upload's id works only under its own request.
     let (other, _) = new_request(&app, &owner, json!({"title": "Other"})).await;
     let id = loc.rsplit('/').next().expect("id");
-    let h = app.req(Method::HEAD, &format!("/upload/{other}/tus/{id}"), None).header(TUS.0, TUS.1).send().await.expect("head");
+    let h = app
+        .req(Method::HEAD, &format!("/upload/{other}/tus/{id}"), None)
+        .header(TUS.0, TUS.1)
+        .send()
+        .await
+        .expect("head");
     assert_eq!(h.status(), StatusCode::NOT_FOUND);
 }
 
@@ -172,7 +201,12 @@ async fn every_tus_refusal(db: Db) {
     assert_eq!(header(&e, "tus-version").as_deref(), Some("1.0.0"));
     assert_error(e, StatusCode::PRECONDITION_FAILED, "precondition_failed").await;
     // 400 with fields: the required name.
-    let v = assert_error(tus_create(&app, &uuid, 100, &[("filename", "a.pdf")], None).await, StatusCode::BAD_REQUEST, "validation_error").await;
+    let v = assert_error(
+        tus_create(&app, &uuid, 100, &[("filename", "a.pdf")], None).await,
+        StatusCode::BAD_REQUEST,
+        "validation_error",
+    )
+    .await;
     assert!(v["fields"]["uploader_name"].is_string(), "{v}");
     // 413: Upload-Length over max_file_bytes.
     assert_error(tus_create(&app, &uuid, 5000, &who, None).await, StatusCode::PAYLOAD_TOO_LARGE, "too_large").await;
@@ -211,7 +245,8 @@ async fn every_tus_refusal(db: Db) {
 
     // 410 closed and expired.
     let (closed, _) = new_request(&app, &owner, json!({"title": "Closed"})).await;
-    let c = app.req(Method::DELETE, &format!("/api/v3/file-requests/{closed}/"), Some(&owner)).send().await.expect("close");
+    let c =
+        app.req(Method::DELETE, &format!("/api/v3/file-requests/{closed}/"), Some(&owner)).send().await.expect("close");
     assert_eq!(c.status(), StatusCode::NO_CONTENT);
     assert_error(tus_create(&app, &closed, 100, &who, None).await, StatusCode::GONE, "request_closed").await;
     let (soon, _) = new_request(&app, &owner, json!({"title": "Soon", "expires_in_hours": 1})).await;
@@ -226,7 +261,9 @@ async fn every_tus_refusal(db: Db) {
     let (locked, _) = new_request(&app, &owner, json!({"title": "Private", "password": "open sesame"})).await;
     let e = tus_create(&app, &locked, pdf2.len(), &[("filename", "p.pdf")], None).await;
     assert_error(e, StatusCode::UNAUTHORIZED, "not_authenticated").await;
-    let ok = app.post_json(&format!("/api/v3/file-requests/{locked}/unlock/"), None, &json!({"password": "open sesame"})).await;
+    let ok = app
+        .post_json(&format!("/api/v3/file-requests/{locked}/unlock/"), None, &json!({"password": "open sesame"}))
+        .await;
     let ok: Value = ok.json().await.expect("json");
     let token = ok["access_token"].as_str().expect("token").to_string();
     let loc = created_upload(&app, &locked, pdf2.len(), &[("filename", "p.pdf")], Some(&token)).await;
