@@ -48,6 +48,7 @@ pub fn feature_routers() -> Vec<OpenApiRouter<AppState>> {
         api::chat::router(),
         api::gallery::router(),
         api::file_requests::router(),
+        api::file_request_tus::router(),
         pages::shares::router(),
         pages::collaboration::router(),
         pages::library::router(),

@@ -11,6 +11,7 @@ use crate::domain::assets::{Asset, AssetMeta, AssetSource, DEFAULT_CONTENT_TYPE}
 use crate::domain::file_requests::{
     FileRequest, FileRequestIn, FileRequestSettings, FileRequestStatus, UploadBounds, Uploader,
 };
+use crate::domain::uploads::Upload;
 use crate::domain::users::User;
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::service::shares::{PasswordRefused, check_link_password};
@@ -166,6 +167,17 @@ pub struct Slot {
 }
 
 impl Slot {
+    /// The reservation a resumable upload made at its creation ([`reserve_exact`]), taken up at
+    /// its completion. Its refund is the upload's: [`Slot::forget`] it after [`accept`].
+    pub fn held(state: &AppState, request_id: i64, bytes: u64) -> Slot {
+        Slot { state: state.clone(), request_id, bytes, done: false }
+    }
+
+    /// Lets go without refunding (the reservation was settled, or is refunded with its upload).
+    pub fn forget(mut self) {
+        self.done = true;
+    }
+
     /// Gives the reservation back now (a refusal): the next upload sees the room at once.
     pub async fn release(mut self) {
         if self.done {
@@ -226,6 +238,80 @@ pub async fn reserve(state: &AppState, r: &FileRequest, ip: IpAddr, declared: Op
         }
     }
     Err(gone(FileRequestStatus::Full))
+}
+
+/// Admits one resumable upload of exactly `length` bytes (`Upload-Length`) to request `r` at its
+/// creation: the per-IP rate limit (429), 413 beyond the per-file limit or the bytes left, 410
+/// when the request is full (every file slot taken, counting uploads in flight). The reservation
+/// stays with the upload until it becomes a file or is removed (`resumable::discard` refunds it:
+/// termination, refusal, expiry).
+pub async fn reserve_exact(state: &AppState, r: &FileRequest, ip: IpAddr, length: u64) -> AppResult<()> {
+    state.limits.file_request_upload_per_ip.check(ip).await?;
+    let per_file =
+        r.max_file_bytes.map_or(state.config.asset_max_bytes, |m| (m.max(0) as u64).min(state.config.asset_max_bytes));
+    if length > per_file {
+        crate::service::uploads::count("too_large");
+        return Err(AppError::TooLarge { limit: per_file });
+    }
+    let mut current = r.clone();
+    for _ in 0..5 {
+        let now = state.clock.now_ms();
+        match current.status(now) {
+            FileRequestStatus::Open => {}
+            s => return Err(gone(s)),
+        }
+        if current.max_files.is_some_and(|m| current.uploads_count + current.files_reserved >= m) {
+            return Err(gone(FileRequestStatus::Full));
+        }
+        if let Some(m) = current.max_total_bytes {
+            let room = m - current.bytes_received - current.bytes_reserved;
+            if room <= 0 {
+                return Err(gone(FileRequestStatus::Full));
+            }
+            if length > room as u64 {
+                return Err(AppError::TooLarge { limit: room as u64 });
+            }
+        }
+        if state.store.reserve_upload(r.id, length as i64, now).await? == Reservation::Counted {
+            return Ok(());
+        }
+        current = state.store.file_request_by_uuid(&r.uuid).await?.ok_or(AppError::NotFound("file request"))?;
+    }
+    Err(gone(FileRequestStatus::Full))
+}
+
+/// Completes a file request's resumable upload whose last byte arrived: the assembled file goes
+/// through the one pipeline under the request's rules, then [`accept`] (the multipart path's
+/// steps: owner's asset with `source`, counted, collection, notification). A refusal removes the
+/// upload, which refunds its reservation; a completion already running elsewhere is a 409.
+pub async fn receive_resumable(state: &AppState, r: &FileRequest, up: &Upload) -> AppResult<Receipt> {
+    let allowed = accepted_types(state, r);
+    let mut slot = Slot::held(state, r.id, up.length as u64);
+    let made = async {
+        let rec = crate::service::resumable::assemble(state, up, &rules(&slot, &allowed)).await?;
+        let uploader = Uploader::parse(
+            up.metadata.get("uploader_name").map(String::as_str),
+            up.metadata.get("uploader_email").map(String::as_str),
+            up.metadata.get("message").map(String::as_str),
+            r.require_uploader_name,
+            r.require_uploader_email,
+        );
+        accept(state, r, &mut slot, rec, uploader).await
+    }
+    .await;
+    slot.forget();
+    match made {
+        Ok(receipt) => {
+            crate::service::resumable::finished(state, up, None).await?;
+            Ok(receipt)
+        }
+        Err(e) => {
+            if !matches!(&e, AppError::Conflict { .. }) {
+                crate::service::resumable::discard(state, up).await?;
+            }
+            Err(e)
+        }
+    }
 }
 
 /// The types a request accepts: its own list, or every type assets accept.

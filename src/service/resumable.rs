@@ -514,11 +514,23 @@ pub async fn finished(state: &AppState, up: &Upload, result: Option<&str>) -> Ap
 /// Removes an upload: its row, then its bytes (parts, tail, part file; an S3 multipart upload is
 /// aborted). Termination, refused content and expiry all end here.
 pub async fn discard(state: &AppState, up: &Upload) -> AppResult<()> {
-    state.store.delete_upload(&up.id).await?;
+    let removed = state.store.delete_upload(&up.id).await?;
+    // A file request's upload holds a reservation of one file and `Upload-Length` bytes from its
+    // creation until it becomes a file: whoever removes the row gives it back, once.
+    if removed
+        && up.state != UploadState::Done
+        && let Some(uuid) = up.scope.strip_prefix(FILE_REQUEST_SCOPE)
+        && let Err(e) = state.store.refund_upload_by_uuid(uuid, up.length).await
+    {
+        tracing::error!(error = %e, upload = %up.id, "could not refund a file request upload's reservation");
+    }
     remove_bytes(state, up, up.state != UploadState::Done).await;
     tracing::info!(upload = %up.id, "resumable upload removed");
     Ok(())
 }
+
+/// The prefix of a file request's upload scope (`Scope::FileRequest`).
+const FILE_REQUEST_SCOPE: &str = "file_request:";
 
 async fn remove_bytes(state: &AppState, up: &Upload, abort: bool) {
     if abort

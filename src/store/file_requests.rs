@@ -185,6 +185,21 @@ impl Store {
         Ok(())
     }
 
+    /// Gives back the reservation of a resumable upload to request `uuid` (ended, refused or
+    /// expired before it became a file).
+    pub async fn refund_upload_by_uuid(&self, uuid: &str, reserved: i64) -> anyhow::Result<()> {
+        self.write(
+            sqlx::query(
+                "UPDATE file_requests SET files_reserved = files_reserved - 1, bytes_reserved = bytes_reserved - $1
+                 WHERE uuid = $2 AND files_reserved > 0",
+            )
+            .bind(reserved)
+            .bind(uuid),
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Gives back a reservation whose upload failed.
     pub async fn refund_upload(&self, id: i64, reserved: i64) -> anyhow::Result<()> {
         self.write(

@@ -1,5 +1,7 @@
 // The uploader's page of a file request (SPEC §11): drag and drop, several files, per-file
-// progress. Without JavaScript the plain multipart form sends one file.
+// progress. Files over 8 MiB go through tus at /upload/{uuid}/tus/ (resumable.js: resumes after
+// a network failure); smaller ones are one multipart POST. Without JavaScript the plain
+// multipart form sends one file.
 (function () {
   "use strict";
   function ready(fn) {
@@ -21,6 +23,8 @@
     var list = document.getElementById("upload-list");
     var action = root.getAttribute("data-action");
     var maxBytes = Number(root.getAttribute("data-max-bytes")) || 0;
+    var tusEndpoint = root.getAttribute("data-tus");
+    var token = root.getAttribute("data-token");
     input.multiple = true;
     var queue = [];
 
@@ -55,7 +59,62 @@
       }
     }
 
+    function fields() {
+      var out = {};
+      ["uploader_name", "uploader_email", "message"].forEach(function (k) {
+        var el = form.elements[k];
+        if (el && el.value) out[k] = el.value;
+      });
+      return out;
+    }
+
+    function settled(item, ok, why) {
+      if (ok) {
+        item.row.bar.value = 100;
+        item.row.state.textContent = " received";
+        item.row.li.className += " done";
+      } else {
+        item.row.state.textContent = " " + why;
+        item.row.li.className += " failed";
+      }
+    }
+
+    // Large files go through tus (resumable.js): progress, and resume after a network failure.
+    function sendResumable(item, done) {
+      var headers = {};
+      var csrf = form.elements.csrf_token;
+      if (csrf) headers["X-CSRF-Token"] = csrf.value;
+      if (token) headers.Authorization = "Bearer " + token;
+      item.row.li.setAttribute("data-via", "tus");
+      window.VitrineUpload.send(item.file, {
+        tusEndpoint: tusEndpoint,
+        formEndpoint: action,
+        headers: headers,
+        metadata: fields(),
+        onProgress: function (sent, total) {
+          if (total) item.row.bar.value = Math.round((sent / total) * 100);
+        },
+      }).then(function () {
+        settled(item, true);
+        done();
+      }, function (err) {
+        var why = "refused (" + (err && err.status) + ")";
+        var body = err && err.body;
+        if (body) {
+          why = body.fields ? Object.keys(body.fields).map(function (k) { return k + ": " + body.fields[k]; }).join("; ") : body.error;
+        } else if (err && err.status === 0) {
+          why = "network error";
+        }
+        settled(item, false, why);
+        done();
+      });
+    }
+
     function send(item, done) {
+      if (tusEndpoint && window.VitrineUpload && item.file.size > window.VitrineUpload.RESUMABLE_FROM) {
+        sendResumable(item, done);
+        return;
+      }
       var data = new FormData();
       ["csrf_token", "uploader_name", "uploader_email", "message"].forEach(function (k) {
         var el = form.elements[k];

@@ -14,6 +14,7 @@ mod collaboration;
 mod collection_shares;
 mod collections;
 mod file_requests;
+mod file_requests_tus;
 mod files;
 mod gallery;
 mod hardening_auth;

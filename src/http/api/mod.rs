@@ -8,6 +8,7 @@ pub mod chat;
 pub mod collaboration;
 pub mod collections;
 pub mod comments;
+pub mod file_request_tus;
 pub mod file_requests;
 pub mod gallery;
 pub mod notifications;

@@ -101,6 +101,10 @@ struct UploadPage {
     title: String,
     instructions: String,
     action: String,
+    /// Where the page's script creates resumable uploads (files over 8 MiB).
+    tus_endpoint: String,
+    /// The unlock token the page was opened with (sent as `Authorization: Bearer`), if any.
+    token: String,
     max_file_bytes: u64,
     max_file_size: String,
     files_remaining: Option<i64>,
@@ -209,12 +213,12 @@ pub struct Requires {
     pub uploader_email: bool,
 }
 
-fn max_file_bytes(state: &AppState, r: &FileRequest) -> u64 {
+pub(crate) fn max_file_bytes(state: &AppState, r: &FileRequest) -> u64 {
     r.max_file_bytes.map_or(state.config.asset_max_bytes, |m| (m.max(0) as u64).min(state.config.asset_max_bytes))
 }
 
 /// The request if it is open; else the refusal (404 unknown, 410 expired, full or closed).
-async fn open_request(state: &AppState, uuid: &str) -> Result<FileRequest, AppError> {
+pub(crate) async fn open_request(state: &AppState, uuid: &str) -> Result<FileRequest, AppError> {
     let r = requests::find(state, uuid).await?;
     match r.status(state.clock.now_ms()) {
         FileRequestStatus::Open => Ok(r),
@@ -275,6 +279,8 @@ pub async fn page(State(state): State<AppState>, req: UploadRequest, csrf: CsrfC
         title: r.title.clone(),
         instructions: r.instructions.clone(),
         action: format!("/upload/{}/files{token_query}", r.uuid),
+        tus_endpoint: format!("/upload/{}/tus/", r.uuid),
+        token: if token_query.is_empty() { String::new() } else { req.token.clone().unwrap_or_default() },
         max_file_bytes: max,
         max_file_size: super::human_size(max as i64),
         files_remaining: r.files_remaining(),
