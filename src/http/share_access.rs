@@ -19,8 +19,8 @@ use crate::domain::visitors::{is_bot, is_prefetch, visitor_key};
 use crate::error::{AppError, ErrorCode};
 use crate::http::extract::{ClientIp, SESSION_COOKIE, cookie, cross_origin};
 use crate::service::auth::{page_session, user_from_token};
-use crate::store::cache::ShareView;
 use crate::service::shares::PasswordRefused;
+use crate::store::cache::ShareView;
 use crate::store::shares::Reservation;
 
 /// Cookie carrying a link's access token; its Path is the link, so it never leaves it.
