@@ -383,3 +383,76 @@ async fn a_dashboard_user_shares_a_search_result_and_it_appears_in_the_public_ga
     c.wait().for_element(Locator::Css(".gallery-card")).await.expect("featured card");
     browser.client.clone().close().await.expect("close");
 }
+
+/// Waits until a finished file whose name satisfies `pick` is in `dir`; its path.
+async fn downloaded(dir: &std::path::Path, pick: impl Fn(&str) -> bool) -> std::path::PathBuf {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = std::fs::read_dir(dir).ok().and_then(|d| {
+            d.flatten().map(|e| e.path()).find(|p| {
+                let n = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+                !n.ends_with(".crdownload") && pick(&n)
+            })
+        });
+        if let Some(p) = found {
+            return p;
+        }
+        assert!(Instant::now() < deadline, "the download did not arrive");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recipient_downloads_a_whole_collection_as_a_zip_and_one_file_from_its_grid() {
+    let app = TestApp::spawn_with(share_app()).await;
+    let (token, _) = app.register("owner@example.com", "Olive").await;
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        ("sunset.png", fixtures::png(64, 48)),
+        ("notes.txt", b"first notes\n".to_vec()),
+        ("more.txt", b"second file, other bytes\n".repeat(50)),
+    ];
+    let mut ids = Vec::new();
+    for (name, bytes) in &files {
+        ids.push(app.upload(&token, name, bytes.clone()).await["id"].as_i64().expect("id"));
+    }
+    let c: Value = app
+        .post_json("/api/v3/collections/", Some(&token), &json!({"title": "Trip"}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let cid = c["id"].as_i64().expect("id");
+    let r = app.post_json(&format!("/api/v3/collections/{cid}/items/"), Some(&token), &json!({"asset_ids": ids})).await;
+    assert!(r.status().is_success());
+    let share: Value = app
+        .post_json(&format!("/api/v3/collections/{cid}/share/"), Some(&token), &json!({}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let downloads = tempfile::tempdir().expect("dir");
+    let Some(browser) = Browser::start_with_downloads(Some(downloads.path())).await else { return };
+    let b = &browser.client;
+    b.goto(share["share_url"].as_str().expect("url")).await.expect("goto");
+    let grid = b.find(Locator::Id("file-grid")).await.expect("grid").text().await.expect("text");
+    for (name, _) in &files {
+        assert!(grid.contains(name), "{name} in {grid}");
+    }
+    for id in &ids {
+        b.find(Locator::Id(&format!("file-{id}"))).await.expect("card");
+    }
+    b.find(Locator::Id("download-all")).await.expect("download all").click().await.expect("click");
+    let zip_path = downloaded(downloads.path(), |n| n.ends_with(".zip")).await;
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&zip_path).expect("open")).expect("a zip");
+    assert_eq!(zip.len(), files.len());
+    for (name, bytes) in &files {
+        let mut entry = zip.by_name(name).unwrap_or_else(|_| panic!("{name} in the zip"));
+        let mut got = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut got).expect("read");
+        assert_eq!(&got, bytes, "{name} byte-identical");
+    }
+    b.find(Locator::Id(&format!("download-{}", ids[1]))).await.expect("per-file").click().await.expect("click");
+    let one = downloaded(downloads.path(), |n| n == "notes.txt").await;
+    assert_eq!(std::fs::read(one).expect("saved"), files[1].1);
+    browser.client.clone().close().await.expect("close");
+}
