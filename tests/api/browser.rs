@@ -456,3 +456,37 @@ async fn a_recipient_downloads_a_whole_collection_as_a_zip_and_one_file_from_its
     assert_eq!(std::fs::read(one).expect("saved"), files[1].1);
     browser.client.clone().close().await.expect("close");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uploader_drops_a_file_on_a_file_request_page_and_it_reaches_the_owner() {
+    let app = TestApp::spawn_with(share_app()).await;
+    let (token, _) = app.register("owner@example.com", "Olive").await;
+    let r = app
+        .post_json("/api/v3/file-requests/", Some(&token), &json!({"title": "Send me", "require_uploader_name": true}))
+        .await;
+    assert!(r.status().is_success(), "{:?}", r.status());
+    let req: Value = r.json().await.expect("json");
+    let Some(browser) = Browser::start().await else { return };
+    let b = &browser.client;
+    b.goto(req["upload_url"].as_str().expect("url")).await.expect("goto");
+    b.find(Locator::Id("uploader-name")).await.expect("name").send_keys("Bo Dropper").await.expect("type");
+    let drop = "var dt = new DataTransfer();
+        dt.items.add(new File(['dropped bytes\\n'], 'dropped.txt', {type: 'text/plain'}));
+        var z = document.getElementById('drop-zone');
+        ['dragenter', 'dragover', 'drop'].forEach(function (t) {
+            z.dispatchEvent(new DragEvent(t, {bubbles: true, cancelable: true, dataTransfer: dt}));
+        });
+        return document.getElementById('upload-list').children.length;";
+    assert_eq!(b.execute(drop, vec![]).await.expect("js").as_u64(), Some(1), "one row for the dropped file");
+    b.find(Locator::Id("upload-submit")).await.expect("send").click().await.expect("click");
+    b.wait().for_element(Locator::Css("#upload-list li.done")).await.expect("the file is received");
+    let row = b.find(Locator::Css("#upload-list li.done")).await.expect("row").text().await.expect("text");
+    assert!(row.contains("dropped.txt") && row.contains("received"), "{row}");
+    let value = b.execute("return document.querySelector('#upload-list li.done progress').value;", vec![]).await;
+    assert_eq!(value.expect("js").as_u64(), Some(100));
+    let assets: Value = app.get("/api/v3/assets/", Some(&token)).await.json().await.expect("json");
+    let got = assets["results"].as_array().expect("results").iter().find(|a| a["name"] == "dropped.txt").cloned();
+    let got = got.unwrap_or_else(|| panic!("the dropped file is the owner's asset: {assets}"));
+    assert_eq!(got["source"]["uploader_name"], "Bo Dropper");
+    browser.client.clone().close().await.expect("close");
+}
