@@ -490,3 +490,34 @@ async fn an_uploader_drops_a_file_on_a_file_request_page_and_it_reaches_the_owne
     assert_eq!(got["source"]["uploader_name"], "Bo Dropper");
     browser.client.clone().close().await.expect("close");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_request_page_sends_a_file_as_a_plain_form_without_its_script() {
+    let app = TestApp::spawn_with(share_app()).await;
+    let (token, _) = app.register("owner@example.com", "Olive").await;
+    let r = app
+        .post_json("/api/v3/file-requests/", Some(&token), &json!({"title": "Send me", "require_uploader_name": true}))
+        .await;
+    let req: Value = r.json().await.expect("json");
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("plain.txt");
+    std::fs::write(&path, b"sent by a plain form\n").expect("write");
+    let Some(browser) = Browser::start().await else { return };
+    let b = &browser.client;
+    b.goto(req["upload_url"].as_str().expect("url")).await.expect("goto");
+    // A copy of the form has none of the script's listeners: the browser posts it as it is.
+    b.execute("var f = document.getElementById('upload-form'); f.replaceWith(f.cloneNode(true));", vec![])
+        .await
+        .expect("js");
+    b.find(Locator::Id("uploader-name")).await.expect("name").send_keys("Pat Plain").await.expect("type");
+    let input = b.find(Locator::Id("file-input")).await.expect("input");
+    input.send_keys(path.to_str().expect("path")).await.expect("choose");
+    b.find(Locator::Id("upload-submit")).await.expect("send").click().await.expect("click");
+    let text = b.wait().for_element(Locator::Id("upload-result")).await.expect("thanks").text().await.expect("text");
+    assert!(text.contains("plain.txt"), "{text}");
+    let assets: Value = app.get("/api/v3/assets/", Some(&token)).await.json().await.expect("json");
+    let got = assets["results"].as_array().expect("results").iter().find(|a| a["name"] == "plain.txt").cloned();
+    let got = got.unwrap_or_else(|| panic!("the file is the owner's asset: {assets}"));
+    assert_eq!(got["source"]["uploader_name"], "Pat Plain");
+    browser.client.clone().close().await.expect("close");
+}
