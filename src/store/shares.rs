@@ -217,6 +217,17 @@ impl Store {
         Ok(rows.iter().map(share_from_row).collect::<Result<_, _>>()?)
     }
 
+    /// The links of one collection, newest first.
+    pub async fn shares_of_collection(&self, collection_id: i64) -> anyhow::Result<Vec<Share>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM shares WHERE collection_id = $1 ORDER BY created_at DESC, id DESC"
+        )))
+        .bind(collection_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(share_from_row).collect::<Result<_, _>>()?)
+    }
+
     pub async fn revoke_share(&self, id: i64, now: i64) -> anyhow::Result<()> {
         self.write(
             sqlx::query("UPDATE shares SET revoked_at = $1, updated_at = $1 WHERE id = $2 AND revoked_at IS NULL")

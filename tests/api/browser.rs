@@ -383,3 +383,141 @@ async fn a_dashboard_user_shares_a_search_result_and_it_appears_in_the_public_ga
     c.wait().for_element(Locator::Css(".gallery-card")).await.expect("featured card");
     browser.client.clone().close().await.expect("close");
 }
+
+/// Waits until a finished file whose name satisfies `pick` is in `dir`; its path.
+async fn downloaded(dir: &std::path::Path, pick: impl Fn(&str) -> bool) -> std::path::PathBuf {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = std::fs::read_dir(dir).ok().and_then(|d| {
+            d.flatten().map(|e| e.path()).find(|p| {
+                let n = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+                !n.ends_with(".crdownload") && pick(&n)
+            })
+        });
+        if let Some(p) = found {
+            return p;
+        }
+        assert!(Instant::now() < deadline, "the download did not arrive");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recipient_downloads_a_whole_collection_as_a_zip_and_one_file_from_its_grid() {
+    let app = TestApp::spawn_with(share_app()).await;
+    let (token, _) = app.register("owner@example.com", "Olive").await;
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        ("sunset.png", fixtures::png(64, 48)),
+        ("notes.txt", b"first notes\n".to_vec()),
+        ("more.txt", b"second file, other bytes\n".repeat(50)),
+    ];
+    let mut ids = Vec::new();
+    for (name, bytes) in &files {
+        ids.push(app.upload(&token, name, bytes.clone()).await["id"].as_i64().expect("id"));
+    }
+    let c: Value = app
+        .post_json("/api/v3/collections/", Some(&token), &json!({"title": "Trip"}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let cid = c["id"].as_i64().expect("id");
+    let r = app.post_json(&format!("/api/v3/collections/{cid}/items/"), Some(&token), &json!({"asset_ids": ids})).await;
+    assert!(r.status().is_success());
+    let share: Value = app
+        .post_json(&format!("/api/v3/collections/{cid}/share/"), Some(&token), &json!({}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let downloads = tempfile::tempdir().expect("dir");
+    let Some(browser) = Browser::start_with_downloads(Some(downloads.path())).await else { return };
+    let b = &browser.client;
+    b.goto(share["share_url"].as_str().expect("url")).await.expect("goto");
+    let grid = b.find(Locator::Id("file-grid")).await.expect("grid").text().await.expect("text");
+    for (name, _) in &files {
+        assert!(grid.contains(name), "{name} in {grid}");
+    }
+    for id in &ids {
+        b.find(Locator::Id(&format!("file-{id}"))).await.expect("card");
+    }
+    b.find(Locator::Id("download-all")).await.expect("download all").click().await.expect("click");
+    let zip_path = downloaded(downloads.path(), |n| n.ends_with(".zip")).await;
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&zip_path).expect("open")).expect("a zip");
+    assert_eq!(zip.len(), files.len());
+    for (name, bytes) in &files {
+        let mut entry = zip.by_name(name).unwrap_or_else(|_| panic!("{name} in the zip"));
+        let mut got = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut got).expect("read");
+        assert_eq!(&got, bytes, "{name} byte-identical");
+    }
+    b.find(Locator::Id(&format!("download-{}", ids[1]))).await.expect("per-file").click().await.expect("click");
+    let one = downloaded(downloads.path(), |n| n == "notes.txt").await;
+    assert_eq!(std::fs::read(one).expect("saved"), files[1].1);
+    browser.client.clone().close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uploader_drops_a_file_on_a_file_request_page_and_it_reaches_the_owner() {
+    let app = TestApp::spawn_with(share_app()).await;
+    let (token, _) = app.register("owner@example.com", "Olive").await;
+    let r = app
+        .post_json("/api/v3/file-requests/", Some(&token), &json!({"title": "Send me", "require_uploader_name": true}))
+        .await;
+    assert!(r.status().is_success(), "{:?}", r.status());
+    let req: Value = r.json().await.expect("json");
+    let Some(browser) = Browser::start().await else { return };
+    let b = &browser.client;
+    b.goto(req["upload_url"].as_str().expect("url")).await.expect("goto");
+    b.find(Locator::Id("uploader-name")).await.expect("name").send_keys("Bo Dropper").await.expect("type");
+    let drop = "var dt = new DataTransfer();
+        dt.items.add(new File(['dropped bytes\\n'], 'dropped.txt', {type: 'text/plain'}));
+        var z = document.getElementById('drop-zone');
+        ['dragenter', 'dragover', 'drop'].forEach(function (t) {
+            z.dispatchEvent(new DragEvent(t, {bubbles: true, cancelable: true, dataTransfer: dt}));
+        });
+        return document.getElementById('upload-list').children.length;";
+    assert_eq!(b.execute(drop, vec![]).await.expect("js").as_u64(), Some(1), "one row for the dropped file");
+    b.find(Locator::Id("upload-submit")).await.expect("send").click().await.expect("click");
+    b.wait().for_element(Locator::Css("#upload-list li.done")).await.expect("the file is received");
+    let row = b.find(Locator::Css("#upload-list li.done")).await.expect("row").text().await.expect("text");
+    assert!(row.contains("dropped.txt") && row.contains("received"), "{row}");
+    let value = b.execute("return document.querySelector('#upload-list li.done progress').value;", vec![]).await;
+    assert_eq!(value.expect("js").as_u64(), Some(100));
+    let assets: Value = app.get("/api/v3/assets/", Some(&token)).await.json().await.expect("json");
+    let got = assets["results"].as_array().expect("results").iter().find(|a| a["name"] == "dropped.txt").cloned();
+    let got = got.unwrap_or_else(|| panic!("the dropped file is the owner's asset: {assets}"));
+    assert_eq!(got["source"]["uploader_name"], "Bo Dropper");
+    browser.client.clone().close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_request_page_sends_a_file_as_a_plain_form_without_its_script() {
+    let app = TestApp::spawn_with(share_app()).await;
+    let (token, _) = app.register("owner@example.com", "Olive").await;
+    let r = app
+        .post_json("/api/v3/file-requests/", Some(&token), &json!({"title": "Send me", "require_uploader_name": true}))
+        .await;
+    let req: Value = r.json().await.expect("json");
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("plain.txt");
+    std::fs::write(&path, b"sent by a plain form\n").expect("write");
+    let Some(browser) = Browser::start().await else { return };
+    let b = &browser.client;
+    b.goto(req["upload_url"].as_str().expect("url")).await.expect("goto");
+    // A copy of the form has none of the script's listeners: the browser posts it as it is.
+    b.execute("var f = document.getElementById('upload-form'); f.replaceWith(f.cloneNode(true));", vec![])
+        .await
+        .expect("js");
+    b.find(Locator::Id("uploader-name")).await.expect("name").send_keys("Pat Plain").await.expect("type");
+    let input = b.find(Locator::Id("file-input")).await.expect("input");
+    input.send_keys(path.to_str().expect("path")).await.expect("choose");
+    b.find(Locator::Id("upload-submit")).await.expect("send").click().await.expect("click");
+    let text = b.wait().for_element(Locator::Id("upload-result")).await.expect("thanks").text().await.expect("text");
+    assert!(text.contains("plain.txt"), "{text}");
+    let assets: Value = app.get("/api/v3/assets/", Some(&token)).await.json().await.expect("json");
+    let got = assets["results"].as_array().expect("results").iter().find(|a| a["name"] == "plain.txt").cloned();
+    let got = got.unwrap_or_else(|| panic!("the file is the owner's asset: {assets}"));
+    assert_eq!(got["source"]["uploader_name"], "Pat Plain");
+    browser.client.clone().close().await.expect("close");
+}

@@ -590,3 +590,81 @@ async fn the_collection_pages_refuse_strangers_other_people_and_forms_without_a_
     let got = ok_json(app.get(&format!("/api/v3/collections/{id}/"), Some(&api)).await).await;
     assert_eq!((got["title"].as_str(), item_ids(&got)), (Some("Olive's"), vec![a]), "nothing changed");
 }
+
+/// The uuid in a `Location: /collections/{id}?created={uuid}` header.
+fn created_uuid(r: &reqwest::Response, id: i64) -> String {
+    let loc = r.headers()["location"].to_str().expect("location");
+    let prefix = format!("/collections/{id}?created=");
+    loc.strip_prefix(&prefix).unwrap_or_else(|| panic!("{loc}")).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_collection_page_creates_lists_and_revokes_links_without_javascript() {
+    let app = TestApp::spawn().await;
+    let (api, _) = app.register("owner@example.com", "Olive").await;
+    app.register("other@example.com", "Otto").await;
+    let a = file(&app, &api, "a.txt").await;
+    let c = new_collection(&app, &api, "Trip").await;
+    let id = c["id"].as_i64().expect("id");
+    ok_json(add(&app, &api, id, &[a]).await).await;
+    let olive = app.page_session("owner@example.com").await;
+    let page = format!("/collections/{id}");
+    let html = olive.get(&page).await.text().await.expect("html");
+    assert!(
+        html.contains("id=\"share-form\"")
+            && html.contains(&format!("action=\"/collections/{id}/shares\""))
+            && html.contains("id=\"no-links\""),
+        "the share form, no links yet"
+    );
+    let shares = format!("/collections/{id}/shares");
+
+    // A malformed limit shows the page again with the reason; nothing is created.
+    let r = olive.post_form(&shares, &[("share_type", "public"), ("max_downloads", "many")]).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.expect("html").contains("id=\"share-error\""));
+    // Without the token (or with a wrong one): refused, nothing created.
+    let fields = [("share_type", "public"), ("title", "Sneaky")];
+    assert_eq!(olive.post_form_as_is(&shares, &fields).await.status(), StatusCode::FORBIDDEN);
+    let mut wrong = fields.to_vec();
+    wrong.push(("csrf_token", "nope"));
+    assert_eq!(olive.post_form_as_is(&shares, &wrong).await.status(), StatusCode::FORBIDDEN);
+    // Another user: 404, nothing created.
+    let otto = app.page_session("other@example.com").await;
+    assert_eq!(otto.post_form(&shares, &fields).await.status(), StatusCode::NOT_FOUND);
+    let html = olive.get(&page).await.text().await.expect("html");
+    assert!(html.contains("id=\"no-links\""), "no link was made");
+
+    // The form creates a collection link with its settings; the page lists it.
+    let r = olive
+        .post_form(
+            &shares,
+            &[
+                ("share_type", "public"),
+                ("title", "For Bo"),
+                ("max_downloads", "3"),
+                ("allow_preview", "on"),
+                ("allow_download", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let uuid = created_uuid(&r, id);
+    let share = ok_json(app.get(&format!("/api/v3/shares/{uuid}/"), Some(&api)).await).await;
+    assert_eq!(share["collection_id"], id);
+    assert_eq!(share["title"], "For Bo");
+    assert_eq!(share["max_downloads"], 3);
+    let html = olive.get(&format!("/collections/{id}?created={uuid}")).await.text().await.expect("html");
+    assert!(html.contains("id=\"created-notice\"") && html.contains(&format!("id=\"link-{uuid}\"")), "{html}");
+    assert!(html.contains(&format!("id=\"revoke-{uuid}\"")) && html.contains("(3 left)"));
+    let public = app.get(&format!("/share/{uuid}/"), None).await;
+    assert_eq!(public.status(), StatusCode::OK, "the link opens");
+
+    // Revoke from the collection's page: back to it, the link is revoked.
+    let r = olive.post_form(&format!("/shares/{uuid}/revoke"), &[("back", &page)]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], page.as_str());
+    let html = olive.get(&page).await.text().await.expect("html");
+    assert!(html.contains(&format!("id=\"link-{uuid}\"")) && !html.contains(&format!("id=\"revoke-{uuid}\"")));
+    // Otto's own collection page is not Olive's: 404 there too.
+    assert_eq!(otto.get(&page).await.status(), StatusCode::NOT_FOUND);
+}

@@ -24,6 +24,9 @@ use crate::error::AppError;
 use crate::http::api::assets::AssetOut;
 use crate::http::extract::{ApiForm, ApiPath, ApiQuery, CsrfCookie, PageUser};
 use crate::service::collections::{self as service, Move, Scope, visible_collection};
+use crate::service::shares::create_collection_share;
+
+use super::library::{CreateLinkForm, LinkRow, form_to_settings, row as link_row};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -33,6 +36,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(add_form))
         .routes(routes!(remove_form))
         .routes(routes!(move_form))
+        .routes(routes!(share_form))
 }
 
 /// Collections and library files per page.
@@ -97,6 +101,12 @@ struct CollectionPage {
     files_next: Option<u32>,
     files_previous: Option<u32>,
     error: Option<String>,
+    /// The share form's action, its error, the link just created, and the collection's links.
+    share_action: String,
+    share_error: Option<String>,
+    created: Option<String>,
+    back: String,
+    links: Vec<LinkRow>,
 }
 
 fn no_store(mut r: Response, set: Option<HeaderValue>) -> Response {
@@ -236,6 +246,16 @@ pub async fn create_form(
 pub struct CollectionQuery {
     /// 1-based page of the library picker.
     pub files_page: Option<String>,
+    /// The link just created (a notice on the page).
+    pub created: Option<String>,
+}
+
+/// What the page shows besides the collection: an action's error, or the share form's.
+#[derive(Default)]
+struct Notices {
+    error: Option<String>,
+    share_error: Option<String>,
+    created: Option<String>,
 }
 
 async fn render_collection(
@@ -244,8 +264,9 @@ async fn render_collection(
     id: i64,
     csrf: &CsrfCookie,
     files_page: u32,
-    error: Option<String>,
+    notices: Notices,
 ) -> Response {
+    let Notices { error, share_error, created } = notices;
     let c = match visible_collection(state, user, id).await {
         Ok(c) => c,
         Err(AppError::NotFound(_)) => return not_found(),
@@ -258,6 +279,10 @@ async fn render_collection(
     let req = PageRequest { page: files_page, page_size: PER_PAGE };
     let (library, library_total) = match state.store.assets_outside_collection(c.owner_id, c.id, req).await {
         Ok(x) => x,
+        Err(e) => return AppError::Internal(e).into_response(),
+    };
+    let links = match state.store.shares_of_collection(c.id).await {
+        Ok(l) => l.iter().map(|s| link_row(state, s)).collect(),
         Err(e) => return AppError::Internal(e).into_response(),
     };
     let shown = req.offset() + library.len() as i64;
@@ -277,8 +302,13 @@ async fn render_collection(
         files_next: (shown < library_total).then_some(files_page + 1),
         files_previous: (files_page > 1).then(|| files_page - 1),
         error: error.clone(),
+        share_action: format!("/collections/{}/shares", c.id),
+        share_error: share_error.clone(),
+        created,
+        back: format!("/collections/{}", c.id),
+        links,
     });
-    if error.is_some() {
+    if error.is_some() || share_error.is_some() {
         *r.status_mut() = StatusCode::BAD_REQUEST;
     }
     no_store(r, set)
@@ -297,7 +327,8 @@ pub async fn collection_page(
     ApiQuery(q): ApiQuery<CollectionQuery>,
 ) -> Response {
     let Some(user) = user else { return sign_in(&format!("/collections/{id}")) };
-    render_collection(&state, &user, id, &csrf, page_number(q.files_page.as_deref()), None).await
+    let notices = Notices { created: q.created, ..Notices::default() };
+    render_collection(&state, &user, id, &csrf, page_number(q.files_page.as_deref()), notices).await
 }
 
 /// An error as a sentence for the page: a validation error's reasons without the field names.
@@ -321,9 +352,13 @@ async fn after(state: &AppState, user: &User, id: i64, csrf: &CsrfCookie, result
         Ok(()) => see_other(&format!("/collections/{id}")),
         Err(AppError::NotFound("collection")) => not_found(),
         Err(AppError::NotFound(_)) => {
-            render_collection(state, user, id, csrf, 1, Some("That file is not in this collection.".into())).await
+            let error = Some("That file is not in this collection.".into());
+            render_collection(state, user, id, csrf, 1, Notices { error, ..Notices::default() }).await
         }
-        Err(e) if e.status().is_client_error() => render_collection(state, user, id, csrf, 1, Some(sentence(&e))).await,
+        Err(e) if e.status().is_client_error() => {
+            let notices = Notices { error: Some(sentence(&e)), ..Notices::default() };
+            render_collection(state, user, id, csrf, 1, notices).await
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -488,4 +523,36 @@ pub async fn move_form(
         },
     };
     after(&state, &user, id, &csrf, result).await
+}
+
+/// Creates a link to the collection from the share form (SPEC §10: the settings and rules of an
+/// asset link); errors show the page again with the reason.
+#[utoipa::path(post, path = "/collections/{id}/shares", tag = "pages", params(("id" = i64, Path, description = "collection id")),
+    request_body(content = CreateLinkForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "created: back to the collection"), (status = 400, description = "the page with the error", content_type = "text/html"),
+        (status = 403, description = "CSRF check failed"), (status = 404, description = "no such collection of yours", content_type = "text/html")))]
+pub async fn share_form(
+    State(state): State<AppState>,
+    PageUser(user): PageUser,
+    csrf: CsrfCookie,
+    ApiPath(id): ApiPath<i64>,
+    ApiForm(form): ApiForm<CreateLinkForm>,
+) -> Response {
+    let Some(user) = user else { return sign_in(&format!("/collections/{id}")) };
+    if let Err(e) = check_csrf(&csrf, form.csrf_token.as_deref()) {
+        return csrf_failed(e);
+    }
+    let result = match form_to_settings(form) {
+        Ok(input) => create_collection_share(&state, &user, id, input).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(share) => see_other(&format!("/collections/{id}?created={}", share.uuid)),
+        Err(AppError::NotFound(_)) => not_found(),
+        Err(e) if e.status().is_client_error() => {
+            let notices = Notices { share_error: Some(e.public_message()), ..Notices::default() };
+            render_collection(&state, &user, id, &csrf, 1, notices).await
+        }
+        Err(e) => e.into_response(),
+    }
 }

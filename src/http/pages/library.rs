@@ -31,24 +31,25 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(revoke_link))
 }
 
-struct LinkRow {
-    uuid: String,
-    url: String,
-    title: String,
-    share_type: &'static str,
-    status: &'static str,
-    views: i64,
-    downloads: i64,
-    remaining: Option<i64>,
-    expires_at: Option<String>,
-    created_at: String,
-    revocable: bool,
+/// One link in a list of links (`templates/shares/link_rows.html`), shared with the collection page.
+pub(super) struct LinkRow {
+    pub(super) uuid: String,
+    pub(super) url: String,
+    pub(super) title: String,
+    pub(super) share_type: &'static str,
+    pub(super) status: &'static str,
+    pub(super) views: i64,
+    pub(super) downloads: i64,
+    pub(super) remaining: Option<i64>,
+    pub(super) expires_at: Option<String>,
+    pub(super) created_at: String,
+    pub(super) revocable: bool,
     /// The shared file's or collection's page, and which of the two it is.
-    target_href: String,
-    target_label: &'static str,
+    pub(super) target_href: String,
+    pub(super) target_label: &'static str,
 }
 
-fn row(state: &AppState, s: &Share) -> LinkRow {
+pub(super) fn row(state: &AppState, s: &Share) -> LinkRow {
     let status = s.status(state.clock.now_ms());
     LinkRow {
         uuid: s.uuid.clone(),
@@ -77,8 +78,8 @@ fn row(state: &AppState, s: &Share) -> LinkRow {
 #[template(path = "shares/asset.html")]
 struct AssetPage {
     csrf: String,
+    share_action: String,
     back: String,
-    asset_id: i64,
     title: String,
     name: String,
     mime: String,
@@ -138,8 +139,8 @@ async fn render_asset_page(
     let (token, set) = csrf_token(csrf, state.config.secure_cookies());
     let mut r = super::render(&AssetPage {
         csrf: token,
+        share_action: format!("/assets/{id}/shares"),
         back: format!("/assets/{id}"),
-        asset_id: id,
         title: asset.title.clone(),
         name: asset.name.clone(),
         mime: asset.mime_type.clone(),
@@ -187,7 +188,9 @@ pub struct CreateLinkForm {
     pub notify_on_access: Option<String>,
 }
 
-fn form_to_settings(f: CreateLinkForm) -> Result<ShareSettingsIn, AppError> {
+/// The share form (`templates/shares/share_form.html`) as the settings of a new link; used by the
+/// asset page and the collection page.
+pub(super) fn form_to_settings(f: CreateLinkForm) -> Result<ShareSettingsIn, AppError> {
     let blank = |o: Option<String>| o.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
     let number = |o: Option<String>, name: &str| -> Result<Option<String>, AppError> {
         Ok(blank(o)).and_then(|v| match v {
