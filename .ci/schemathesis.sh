@@ -110,6 +110,8 @@ print(json.load(urllib.request.urlopen(req, timeout=10))["access_token"])')"
     [[ -n "$token" ]] || die "could not sign in the admin"
 
     log "fuzzing $base/api/openapi.json (at most $MAX_EXAMPLES cases per operation, $MAX_TIME s, seed $SEED)"
+    # .ci/schemathesis_hooks.py: a serializer for tus bodies (application/offset+octet-stream).
+    PYTHONPATH="$REPO/.ci${PYTHONPATH:+:$PYTHONPATH}" SCHEMATHESIS_HOOKS=schemathesis_hooks \
     "$VENV/bin/schemathesis" run "$base/api/openapi.json" \
         --header "Authorization: Bearer $token" \
         --exclude-path /api/auth/logout \
