@@ -207,6 +207,32 @@ pub struct AssetSource {
     pub message: Option<String>,
 }
 
+/// Writes that commit in the one transaction that stores a new asset's row, or not at all, so that a
+/// crash can never leave the asset without them (nor them without the asset).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AssetCommit {
+    /// A file request's reservation the new file settles: the request's id and the bytes reserved.
+    pub settles: Option<(i64, i64)>,
+    /// The resumable upload the new asset completes.
+    pub completes: Option<CompletedUpload>,
+}
+
+/// A resumable upload marked `done` with the asset it became.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompletedUpload {
+    pub id: String,
+    /// When the finished upload's row is removed.
+    pub expires_at: i64,
+    /// Whether its result names the asset ([`asset_location`]); an uploader of a file request may
+    /// not learn it.
+    pub names_asset: bool,
+}
+
+/// The API path of an asset, as the `Vitrine-Asset` header names it.
+pub fn asset_location(id: i64) -> String {
+    format!("/api/v3/assets/{id}/")
+}
+
 /// How a page shows an asset: `image`, `video`, `audio` or `pdf` inline, `file` otherwise
 /// (only media a browser renders safely is shown on our origin).
 pub fn preview_kind(a: &Asset) -> &'static str {

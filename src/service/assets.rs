@@ -2,7 +2,7 @@
 //! row) so that it exists only once both bytes and row are durable.
 
 use crate::app::AppState;
-use crate::domain::assets::{Asset, AssetMeta, AssetSource, MediaType};
+use crate::domain::assets::{Asset, AssetCommit, AssetMeta, AssetSource, MediaType};
 use crate::domain::uploads::{Upload, asset_meta};
 use crate::domain::users::User;
 use crate::error::{AppError, AppResult};
@@ -26,6 +26,7 @@ async fn store_asset(
     mut meta: AssetMeta,
     file: &Checked,
     source: Option<&AssetSource>,
+    commit: &AssetCommit,
 ) -> AppResult<Asset> {
     if meta.title.is_empty() {
         meta.title = file.name.clone();
@@ -44,7 +45,10 @@ async fn store_asset(
         height: file.height,
         duration_seconds: file.duration_seconds,
     };
-    let id = state.store.insert_asset_from(user.id, &meta, &stored, source, state.clock.now_ms()).await?;
+    let Some(id) = state.store.insert_asset_from(user.id, &meta, &stored, source, commit, state.clock.now_ms()).await?
+    else {
+        return Err(resumable::completed_elsewhere());
+    };
     tracing::info!(asset_id = id, owner_id = user.id, size = file.size, mime = %file.mime, "asset stored");
     state.store.asset(id).await?.ok_or(AppError::NotFound("asset"))
 }
@@ -52,11 +56,11 @@ async fn store_asset(
 /// Checks a received file and stores it as `user`'s asset with `meta` (`rec` is removed on any
 /// refusal).
 pub async fn receive(state: &AppState, user: &User, meta: AssetMeta, rec: Received) -> AppResult<Asset> {
-    receive_with(state, user, meta, rec, &Rules::asset(&state.config), None).await
+    receive_with(state, user, meta, rec, &Rules::asset(&state.config), None, &AssetCommit::default()).await
 }
 
 /// [`receive`] under other `rules` (a file request's narrower limits and types), remembering where
-/// the file came from.
+/// the file came from, with the writes of `commit` in the asset's transaction.
 pub async fn receive_with(
     state: &AppState,
     user: &User,
@@ -64,9 +68,10 @@ pub async fn receive_with(
     rec: Received,
     rules: &Rules<'_>,
     source: Option<&AssetSource>,
+    commit: &AssetCommit,
 ) -> AppResult<Asset> {
     let file = uploads::check(state, rec, rules, &Claims::default()).await?;
-    match store_asset(state, user, meta, &file, source).await {
+    match store_asset(state, user, meta, &file, source, commit).await {
         Ok(asset) => {
             uploads::accepted(file.size);
             Ok(asset)
@@ -101,12 +106,14 @@ pub async fn delete(state: &AppState, user: &User, id: i64) -> AppResult<()> {
 pub async fn receive_resumable(state: &AppState, user: &User, up: &Upload) -> AppResult<Asset> {
     let made = async {
         let meta = asset_meta(&up.metadata)?;
-        let rec = resumable::assemble(state, up, &Rules::asset(&state.config)).await?;
-        receive(state, user, meta, rec).await
+        let rules = Rules::asset(&state.config);
+        let rec = resumable::assemble(state, up, &rules).await?;
+        let commit = AssetCommit { settles: None, completes: Some(resumable::completion(state, up, true)) };
+        receive_with(state, user, meta, rec, &rules, None, &commit).await
     };
     match made.await {
         Ok(asset) => {
-            resumable::finished(state, up, Some(&asset_location(asset.id))).await?;
+            resumable::finished(state, up).await;
             Ok(asset)
         }
         Err(e) => {
@@ -119,7 +126,4 @@ pub async fn receive_resumable(state: &AppState, user: &User, up: &Upload) -> Ap
     }
 }
 
-/// The API path of an asset, as the `Vitrine-Asset` header names it.
-pub fn asset_location(id: i64) -> String {
-    format!("/api/v3/assets/{id}/")
-}
+pub use crate::domain::assets::asset_location;

@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 
 use crate::app::AppState;
-use crate::domain::assets::{Asset, AssetMeta, AssetSource, DEFAULT_CONTENT_TYPE};
+use crate::domain::assets::{Asset, AssetCommit, AssetMeta, AssetSource, CompletedUpload, DEFAULT_CONTENT_TYPE};
 use crate::domain::file_requests::{
     FileRequest, FileRequestIn, FileRequestSettings, FileRequestStatus, UploadBounds, Uploader,
 };
@@ -296,13 +296,14 @@ pub async fn receive_resumable(state: &AppState, r: &FileRequest, up: &Upload) -
             r.require_uploader_name,
             r.require_uploader_email,
         );
-        accept(state, r, &mut slot, rec, uploader).await
+        let completes = crate::service::resumable::completion(state, up, false);
+        accept(state, r, &mut slot, rec, uploader, Some(completes)).await
     }
     .await;
     slot.forget();
     match made {
         Ok(receipt) => {
-            crate::service::resumable::finished(state, up, None).await?;
+            crate::service::resumable::finished(state, up).await;
             Ok(receipt)
         }
         Err(e) => {
@@ -342,6 +343,7 @@ pub async fn accept(
     slot: &mut Slot,
     rec: Received,
     uploader: Result<Uploader, AppError>,
+    completes: Option<CompletedUpload>,
 ) -> AppResult<Receipt> {
     let uploader = match uploader {
         Ok(u) => u,
@@ -370,15 +372,13 @@ pub async fn accept(
         tags: vec![],
         content_type: DEFAULT_CONTENT_TYPE.to_string(),
     };
+    // The asset, the settled reservation and the completed upload commit together.
+    let commit = AssetCommit { settles: Some((r.id, slot.bytes as i64)), completes };
     let asset =
-        crate::service::assets::receive_with(state, &owner, meta, rec, &rules(slot, &allowed), Some(&source)).await?;
-    let now = state.clock.now_ms();
-    if let Err(e) = state.store.settle_upload(r.id, slot.bytes as i64, asset.size, now).await {
-        // The asset exists but the request did not count it: remove it, refund the slot.
-        let _ = crate::service::assets::delete(state, &owner, asset.id).await;
-        return Err(e.into());
-    }
+        crate::service::assets::receive_with(state, &owner, meta, rec, &rules(slot, &allowed), Some(&source), &commit)
+            .await?;
     slot.done = true;
+    let now = state.clock.now_ms();
     if let Some(c) = r.collection_id {
         // Two instances on one SQLite file may meet a busy database: try again a few times.
         for attempt in 1..=5u64 {

@@ -32,7 +32,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 
 use crate::app::AppState;
-use crate::domain::assets::sanitize_file_name;
+use crate::domain::assets::{CompletedUpload, sanitize_file_name};
 use crate::domain::uploads::{Scope, Upload, UploadState, data_key, prefix};
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::service::uploads::{Received, Rules};
@@ -502,13 +502,24 @@ pub async fn assemble(state: &AppState, up: &Upload, rules: &Rules<'_>) -> AppRe
     Received::adopt(state, &up.data_key, name, rules).await
 }
 
-/// The upload became `result` (the `Vitrine-Asset` value, if the route family shows one); its
-/// row is kept until it expires so that a later HEAD tells it.
-pub async fn finished(state: &AppState, up: &Upload, result: Option<&str>) -> AppResult<()> {
-    let now = state.clock.now_ms();
-    state.store.finish_upload(&up.id, result, now, expiry(state, now)).await?;
+/// The upload became a file: its row, marked `done` with the asset ([`completion`]), is kept until
+/// it expires so that a later HEAD tells it; its bytes go now.
+pub async fn finished(state: &AppState, up: &Upload) {
     remove_bytes(state, up, false).await;
-    Ok(())
+}
+
+/// How `up` is marked done in the transaction that stores its asset (`names_asset`: its result
+/// names the asset).
+pub fn completion(state: &AppState, up: &Upload, names_asset: bool) -> CompletedUpload {
+    CompletedUpload { id: up.id.clone(), expires_at: expiry(state, state.clock.now_ms()), names_asset }
+}
+
+/// The answer when the upload became a file (or was removed) through another request meanwhile.
+pub fn completed_elsewhere() -> AppError {
+    AppError::Conflict {
+        code: ErrorCode::UploadBusy,
+        message: "this upload was completed or removed by another request meanwhile; ask with HEAD".into(),
+    }
 }
 
 /// Removes an upload: its row, then its bytes (parts, tail, part file; an S3 multipart upload is

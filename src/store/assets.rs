@@ -4,7 +4,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Store, next_id};
-use crate::domain::assets::{Asset, AssetMeta, AssetPatch, AssetSource, MediaType};
+use crate::domain::assets::{Asset, AssetCommit, AssetMeta, AssetPatch, AssetSource, MediaType, asset_location};
 use crate::domain::pagination::PageRequest;
 
 pub(super) const ASSET_COLUMNS: &str = "a.id, a.owner_id, u.name AS owner_name, a.title, a.description, a.tags, a.name,
@@ -78,18 +78,22 @@ impl Store {
         file: &StoredFile,
         now: i64,
     ) -> anyhow::Result<i64> {
-        self.insert_asset_from(owner_id, meta, file, None, now).await
+        let id = self.insert_asset_from(owner_id, meta, file, None, &AssetCommit::default(), now).await?;
+        id.ok_or_else(|| anyhow::anyhow!("an asset without a completed upload was refused"))
     }
 
-    /// [`Store::insert_asset`] with where the file came from (a file request's upload).
+    /// [`Store::insert_asset`] with where the file came from (a file request's upload) and what
+    /// commits with it (`commit`). None, with nothing written, when the upload it completes is no
+    /// longer open (another request completed or removed it).
     pub async fn insert_asset_from(
         &self,
         owner_id: i64,
         meta: &AssetMeta,
         file: &StoredFile,
         source: Option<&AssetSource>,
+        commit: &AssetCommit,
         now: i64,
-    ) -> anyhow::Result<i64> {
+    ) -> anyhow::Result<Option<i64>> {
         let (_writing, mut tx) = self.begin_write().await?;
         let id = next_id(&mut tx, "assets").await?;
         sqlx::query(
@@ -121,8 +125,26 @@ impl Store {
         .bind(source.and_then(|s| s.message.clone()))
         .execute(&mut *tx)
         .await?;
+        if let Some(up) = &commit.completes {
+            let done = sqlx::query(
+                "UPDATE uploads SET state = 'done', result = $1, tail_key = NULL, tail_len = 0, multipart_id = NULL,
+                    updated_at = $2, expires_at = $3 WHERE id = $4 AND state <> 'done'",
+            )
+            .bind(up.names_asset.then(|| asset_location(id)))
+            .bind(now)
+            .bind(up.expires_at)
+            .bind(&up.id)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() != 1 {
+                return Ok(None);
+            }
+        }
+        if let Some((request, reserved)) = commit.settles {
+            super::file_requests::settle_upload_in(&mut tx, request, reserved, file.size, now).await?;
+        }
         tx.commit().await?;
-        Ok(id)
+        Ok(Some(id))
     }
 
     pub async fn asset(&self, id: i64) -> anyhow::Result<Option<Asset>> {

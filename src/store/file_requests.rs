@@ -168,23 +168,6 @@ impl Store {
         Ok(if res.rows_affected() == 0 { Reservation::Refused } else { Reservation::Counted })
     }
 
-    /// Turns a reservation of `reserved` bytes into one received file of `size` bytes.
-    pub async fn settle_upload(&self, id: i64, reserved: i64, size: i64, now: i64) -> anyhow::Result<()> {
-        self.write(
-            sqlx::query(
-                "UPDATE file_requests SET files_reserved = files_reserved - 1, bytes_reserved = bytes_reserved - $1,
-                    uploads_count = uploads_count + 1, bytes_received = bytes_received + $2, updated_at = $3
-                 WHERE id = $4",
-            )
-            .bind(reserved)
-            .bind(size)
-            .bind(now)
-            .bind(id),
-        )
-        .await?;
-        Ok(())
-    }
-
     /// Gives back the reservation of a resumable upload to request `uuid` (ended, refused or
     /// expired before it became a file).
     pub async fn refund_upload_by_uuid(&self, uuid: &str, reserved: i64) -> anyhow::Result<()> {
@@ -213,4 +196,27 @@ impl Store {
         .await?;
         Ok(())
     }
+}
+
+/// Settles request `id`'s reservation of `reserved` bytes with a received file of `size` bytes, in
+/// the transaction that stores the file's asset.
+pub(super) async fn settle_upload_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    id: i64,
+    reserved: i64,
+    size: i64,
+    now: i64,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE file_requests SET files_reserved = files_reserved - 1, bytes_reserved = bytes_reserved - $1,
+            uploads_count = uploads_count + 1, bytes_received = bytes_received + $2, updated_at = $3
+         WHERE id = $4",
+    )
+    .bind(reserved)
+    .bind(size)
+    .bind(now)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

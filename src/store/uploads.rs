@@ -234,22 +234,6 @@ impl Store {
         Ok(res.rows_affected() == 1)
     }
 
-    /// The upload became `result` (kept until it expires, so a later HEAD tells it).
-    pub async fn finish_upload(&self, id: &str, result: Option<&str>, now: i64, expires_at: i64) -> anyhow::Result<()> {
-        self.write(
-            sqlx::query(
-                "UPDATE uploads SET state = 'done', result = $1, tail_key = NULL, tail_len = 0, multipart_id = NULL,
-                    updated_at = $2, expires_at = $3 WHERE id = $4",
-            )
-            .bind(result.map(str::to_string))
-            .bind(now)
-            .bind(expires_at)
-            .bind(id),
-        )
-        .await?;
-        Ok(())
-    }
-
     /// Deletes an upload's row (and its parts'); true if it existed.
     pub async fn delete_upload(&self, id: &str) -> anyhow::Result<bool> {
         let (_writing, mut tx) = self.begin_write().await?;

@@ -1,7 +1,8 @@
 //! One story through the whole Store, on SQLite always and PostgreSQL when configured.
 
-use vitrine::domain::assets::{AssetMeta, AssetPatch, MediaType};
+use vitrine::domain::assets::{AssetCommit, AssetMeta, AssetPatch, CompletedUpload, MediaType, asset_location};
 use vitrine::domain::pagination::PageRequest;
+use vitrine::domain::uploads::{Upload, UploadState};
 use vitrine::domain::users::User;
 use vitrine::domain::users::{Email, PersonName, Role};
 use vitrine::store::assets::StoredFile;
@@ -14,7 +15,8 @@ crate::on_both_databases!(
     the_store_keeps_accounts_and_assets_consistent,
     concurrent_registrations_get_distinct_ids_and_one_admin,
     a_comment_that_cannot_be_stored_fails_alone,
-    links_made_before_collections_survive_the_upgrade
+    links_made_before_collections_survive_the_upgrade,
+    a_resumable_upload_becomes_one_asset_in_one_transaction
 );
 
 const ADA: &str = "ada@example.com";
@@ -264,4 +266,50 @@ async fn links_made_before_collections_survive_the_upgrade(db: Db) {
     assert_eq!(items, 0);
     let (assets,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM assets").fetch_one(&mut conn).await.expect("q");
     assert_eq!(assets, 1, "never the assets");
+}
+
+/// The asset's row and its upload's `done` commit together: a second completion of the same upload
+/// (another request, or a retry after a crash) writes nothing and says so.
+async fn a_resumable_upload_becomes_one_asset_in_one_transaction(db: Db) {
+    let app = TestApp::on(db).await;
+    let store = &app.state.store;
+    let ada = ada(store).await;
+    let up = Upload {
+        id: "0b7b7a3e-2f7e-4b8e-9a59-0c1b2d3e4f50".into(),
+        scope: format!("user:{}", ada.id),
+        owner_id: ada.id,
+        length: 10,
+        offset: 10,
+        metadata: Default::default(),
+        data_key: "uploads/0b7b7a3e-2f7e-4b8e-9a59-0c1b2d3e4f50/data".into(),
+        multipart_id: None,
+        part_size: 0,
+        parts_bytes: 0,
+        tail_key: None,
+        tail_len: 0,
+        state: UploadState::Open,
+        result: None,
+        created_at: NOW,
+        updated_at: NOW,
+        expires_at: NOW + 3_600_000,
+    };
+    store.insert_upload(&up).await.expect("upload row");
+    let meta = AssetMeta { title: "t".into(), ..Default::default() };
+    let commit = AssetCommit {
+        settles: None,
+        completes: Some(CompletedUpload { id: up.id.clone(), expires_at: NOW + 7_200_000, names_asset: true }),
+    };
+    let id = store.insert_asset_from(ada.id, &meta, &file("f1"), None, &commit, NOW).await.expect("insert");
+    let id = id.expect("the open upload became this asset");
+    let done = store.upload(&up.id).await.expect("q").expect("row kept until it expires");
+    assert_eq!(done.state, UploadState::Done);
+    assert_eq!(done.result.as_deref(), Some(asset_location(id).as_str()));
+    assert_eq!(done.expires_at, NOW + 7_200_000);
+
+    let again = store.insert_asset_from(ada.id, &meta, &file("f2"), None, &commit, NOW).await.expect("insert");
+    assert_eq!(again, None, "a finished upload does not become a second asset");
+    let (assets, total) =
+        store.list_assets(AssetFilter::Owner(ada.id), PageRequest { page: 1, page_size: 10 }).await.expect("list");
+    assert_eq!(total, 1, "the refused completion left no asset row: {assets:?}");
+    assert_eq!(assets[0].id, id);
 }

@@ -408,7 +408,7 @@ async fn receive_into(
         r.require_uploader_name,
         r.require_uploader_email,
     );
-    requests::accept(state, r, slot, rec, uploader).await
+    requests::accept(state, r, slot, rec, uploader, None).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
