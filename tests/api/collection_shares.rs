@@ -76,6 +76,7 @@ async fn link(app: &TestApp, owner: &str, s: &Value) -> Value {
 
 crate::on_both_databases!(
     a_collection_link_has_the_create_shape_with_collection_id,
+    a_collection_link_counts_views_and_tells_its_owner,
     exactly_n_zip_and_file_downloads_succeed_under_100_concurrent_requests,
     file_breakdown_counts_a_zip_once_per_file_and_single_downloads,
     deleting_the_collection_kills_its_links,
@@ -591,4 +592,50 @@ async fn a_download_dropped_before_its_first_byte_is_refunded() {
     assert_eq!(r.status(), StatusCode::OK);
     r.bytes().await.expect("zip");
     assert_eq!(link(&app, &f.owner, &s).await["download_count"], 1);
+}
+
+/// §5 on a collection link: its page view and ZIP download are in the link's report, and with
+/// `notify_on_access` the owner's socket hears of the visit (the owner's own view says nothing).
+async fn a_collection_link_counts_views_and_tells_its_owner(db: Db) {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let app = app_on(db).await;
+    let f = fixture(&app).await;
+    let s = share(&app, &f.owner, f.collection, json!({"notify_on_access": true, "title": "Q3 set"})).await;
+    let p = path_of(&s);
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}/ws/notifications/?token={}", app.addr, f.owner))
+            .await
+            .expect("connect");
+    let mut next = async || loop {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(5), ws.next())
+            .await
+            .expect("a message in time")
+            .expect("open")
+            .expect("ok");
+        if let Message::Text(t) = msg {
+            return serde_json::from_str::<Value>(&t).expect("json");
+        }
+    };
+    assert_eq!(next().await["type"], "connection_established");
+    app.get(&p, Some(&f.owner)).await;
+    assert_eq!(fetch(&app, &p).await.status(), StatusCode::OK);
+    let n = next().await;
+    assert_eq!(
+        (n["kind"].as_str(), n["share_uuid"].as_str(), n["share_title"].as_str()),
+        (Some("share_accessed"), s["uuid"].as_str(), Some("Q3 set"))
+    );
+    let zip = fetch(&app, &format!("{p}download")).await;
+    assert_eq!(zip.status(), StatusCode::OK);
+    zip.bytes().await.expect("zip");
+    app.state.analytics.flush().await.expect("flush");
+    let r: Value = app
+        .get(&format!("/api/v3/shares/{}/analytics/", uuid_of(&s)), Some(&f.owner))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(r["summary"]["total_views"], 1, "the owner's own view is not counted: {r}");
+    assert_eq!(r["summary"]["total_downloads"], 1, "{r}");
+    assert_eq!(r["summary"]["unique_visitors"], 1, "{r}");
 }
