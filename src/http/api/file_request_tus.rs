@@ -17,11 +17,11 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::domain::file_requests::{FileRequest, Uploader};
-use crate::domain::uploads::{OFFSET_OCTET_STREAM, Scope, Upload, UploadState, format_metadata, parse_metadata};
+use crate::domain::uploads::{OFFSET_OCTET_STREAM, Scope, Upload, UploadState, parse_metadata};
 use crate::error::{AppError, AppResult, ErrorResponse};
 use crate::http::api::uploads::{
     UPLOAD_DEFER_LENGTH, UPLOAD_EXPIRES, UPLOAD_LENGTH, UPLOAD_METADATA, UPLOAD_OFFSET, answer, content_length,
-    http_date, is_offset_stream, number_header, options_response, require_tus, set,
+    http_date, is_offset_stream, number_header, options_response, require_tus, set, where_it_stands,
 };
 use crate::http::extract::{ApiPath, CsrfCookie};
 use crate::http::pages::auth::check_csrf;
@@ -284,17 +284,7 @@ async fn head_inner(
     let req = req?;
     let r = unlocked_request(&state, &req).await?;
     let up = resumable::find(&state, &Scope::FileRequest(r.uuid.clone()), &id).await?;
-    let mut resp = StatusCode::OK.into_response();
-    let h = resp.headers_mut();
-    set(h, UPLOAD_OFFSET, up.offset);
-    set(h, UPLOAD_LENGTH, up.length);
-    if !up.metadata.is_empty() {
-        set(h, UPLOAD_METADATA, format_metadata(&up.metadata));
-    }
-    if up.state != UploadState::Done {
-        set(h, UPLOAD_EXPIRES, http_date(up.expires_at));
-    }
-    Ok(resp)
+    Ok(where_it_stands(&up))
 }
 
 /// Ends an upload, removes its bytes and gives its reservation back (tus `termination`).

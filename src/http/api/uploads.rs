@@ -323,6 +323,12 @@ async fn head_inner(
     require_tus(&headers)?;
     let CurrentUser(user) = user?;
     let up = resumable::find(&state, &Scope::User(user.id), &id).await?;
+    Ok(where_it_stands(&up))
+}
+
+/// A HEAD's answer (both route families): offset, length, metadata, and `Upload-Expires` until it
+/// is done, then `Vitrine-Asset` if its result may be shown.
+pub(crate) fn where_it_stands(up: &Upload) -> Response {
     let mut resp = StatusCode::OK.into_response();
     let h = resp.headers_mut();
     set(h, UPLOAD_OFFSET, up.offset);
@@ -332,9 +338,10 @@ async fn head_inner(
     }
     match (&up.state, &up.result) {
         (UploadState::Done, Some(asset)) => set(h, VITRINE_ASSET, asset),
+        (UploadState::Done, None) => {}
         _ => set(h, UPLOAD_EXPIRES, http_date(up.expires_at)),
     }
-    Ok(resp)
+    resp
 }
 
 /// Ends an upload and removes its bytes (tus `termination`).
