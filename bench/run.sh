@@ -11,7 +11,8 @@ set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-all=(cold_start upload_memory download_vs_nginx share_page_vs_nginx analytics_capture gallery_vs_nginx)
+all=(cold_start upload_memory download_vs_nginx share_page_vs_nginx analytics_capture gallery_vs_nginx
+    zip_download tus_upload file_request_load)
 if (($# > 0)); then selected=("$@"); else selected=("${all[@]}"); fi
 for b in "${selected[@]}"; do
     [[ -f "$BENCH_DIR/$b.sh" ]] || die "unknown benchmark '$b' (known: ${all[*]})"
