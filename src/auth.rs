@@ -211,6 +211,21 @@ pub fn random_token() -> String {
     hex::encode(raw)
 }
 
+/// A new personal access token: `vtr_` and 32 bytes from the CSPRNG in base64url (43 characters).
+pub fn new_api_token() -> String {
+    use base64::Engine;
+    let mut raw = [0u8; 32];
+    rand::rng().fill_bytes(&mut raw);
+    format!("{}{}", crate::domain::tokens::TOKEN_PREFIX, base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw))
+}
+
+/// What the database keeps of an access token: its SHA-256 (hex). The token holds 256 random
+/// bits, so a plain hash is enough (no salt, no slow hash) and a lookup by hash finds it.
+pub fn api_token_hash(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
 /// Constant-time string equality.
 pub fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))

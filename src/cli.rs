@@ -1,4 +1,4 @@
-//! The command line: serve, migrate, user create, retention run, config check|example.
+//! The command line: serve, migrate, user create, token create, retention run, config check|example.
 
 use std::path::PathBuf;
 
@@ -30,6 +30,11 @@ pub enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Manage personal access tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Analytics retention.
     Retention {
         #[command(subcommand)]
@@ -55,6 +60,25 @@ pub enum UserCommand {
         /// user, dashboard or admin.
         #[arg(long, default_value = "user")]
         role: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an access token for an account and print it (it is shown only once).
+    Create {
+        /// The account's e-mail address.
+        #[arg(long)]
+        email: String,
+        /// What the token is for (1 to 100 characters).
+        #[arg(long)]
+        name: String,
+        /// Comma-separated scopes: read, write, share, admin (admin: admin accounts only).
+        #[arg(long)]
+        scopes: String,
+        /// Days until it expires (1 to 3650); without it the token does not expire.
+        #[arg(long)]
+        expires_in_days: Option<i64>,
     },
 }
 
@@ -101,6 +125,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{}", e.public_message()))?;
             println!("created {} account {} (id {})", user.role.as_str(), user.email, user.id);
+            Ok(0)
+        }
+        Command::Token { command: TokenCommand::Create { email, name, scopes, expires_in_days } } => {
+            let state = AppState::build(config).await?;
+            let user = state
+                .store
+                .user_by_email(&email)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("there is no account with the e-mail address {email}"))?;
+            if !user.is_active {
+                anyhow::bail!("the account {email} is disabled");
+            }
+            let scopes = scopes.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect();
+            let input = crate::domain::tokens::NewTokenIn { name: Some(name), scopes: Some(scopes), expires_in_days };
+            let minted = crate::service::tokens::create(&state, &user, input)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.public_message()))?;
+            eprintln!(
+                "created access token {} ({}) for {}; it is shown only once:",
+                minted.token.id,
+                minted.token.scopes.to_db(),
+                user.email
+            );
+            println!("{}", minted.value);
             Ok(0)
         }
         Command::Retention { command: RetentionCommand::Run } => {

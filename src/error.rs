@@ -76,6 +76,10 @@ error_codes! {
     WrongPassword = "wrong_password",
     /// 403: the account is disabled.
     AccountDisabled = "account_disabled",
+    /// 403: an access token was used outside its scopes (or on an endpoint only a sign-in may call).
+    InsufficientScope = "insufficient_scope",
+    /// 403: file requests are turned off by the administrators' policy.
+    FileRequestsDisabled = "file_requests_disabled",
     /// 403: self-registration is closed.
     RegistrationClosed = "registration_closed",
     /// 403: a signed download link has expired.

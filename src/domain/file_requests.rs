@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::domain::assets::{parse_description, parse_title};
+use crate::domain::policies::{Policy, hours_ms};
 use crate::domain::users::{Email, PASSWORD_MAX, PASSWORD_MIN};
-use crate::error::{AppError, FieldErrors};
+use crate::error::{AppError, ErrorCode, FieldErrors};
 
 /// Where a request stands. Closed wins over expired, which wins over full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -195,15 +196,28 @@ impl FileRequestSettings {
         }
     }
 
-    /// Parses `input` over `base` (the stored request on update, defaults on create).
+    /// Parses `input` over `base` (the stored request on update, defaults on create), under the
+    /// administrators' `policy` (SPEC §13): with file requests turned off a create is a 403
+    /// `file_requests_disabled`; `require_password` needs a password on create and keeps an
+    /// update from removing one; an omitted expiry of a new request takes the policy's (at most
+    /// 8760 hours), a given one is at most `max_expires_in_hours`.
     pub fn parse(
         input: FileRequestIn,
         base: &FileRequestSettings,
         bounds: &UploadBounds<'_>,
         now_ms: i64,
         creating: bool,
+        policy: &Policy,
     ) -> Result<FileRequestSettings, AppError> {
+        if creating && !policy.file_requests_enabled {
+            return Err(AppError::Forbidden {
+                code: ErrorCode::FileRequestsDisabled,
+                message: "file requests are turned off by the administrators' policy".into(),
+            });
+        }
         let mut f = FieldErrors::new();
+        let (password_given, password_removed) = (input.password.is_some(), input.password == Some(None));
+        let expiry_given = input.expires_in_hours;
         let mut out = base.clone();
         out.new_password = None;
         out.remove_password = false;
@@ -278,6 +292,29 @@ impl FileRequestSettings {
         out.require_uploader_name = input.require_uploader_name.unwrap_or(base.require_uploader_name);
         out.require_uploader_email = input.require_uploader_email.unwrap_or(base.require_uploader_email);
         out.notify_on_upload = input.notify_on_upload.unwrap_or(base.notify_on_upload);
+        if policy.require_password && ((creating && !password_given) || password_removed) {
+            let why = if creating { "is required by the policy" } else { "cannot be removed: the policy requires one" };
+            f.entry("password".into()).or_insert_with(|| why.into());
+        }
+        match expiry_given {
+            None if creating && out.expires_at.is_none() => {
+                if let Some(h) = policy.implied_expiry_hours() {
+                    out.expires_at = Some(now_ms + hours_ms(h.min(MAX_EXPIRY_HOURS)));
+                }
+            }
+            Some(None) => {
+                if let Some(m) = policy.max_expires_in_hours {
+                    f.entry("expires_in_hours".into())
+                        .or_insert_with(|| format!("is required by the policy: at most {m} hours"));
+                }
+            }
+            Some(Some(h)) => {
+                if let Some(m) = policy.max_expires_in_hours.filter(|m| h > *m) {
+                    f.entry("expires_in_hours".into()).or_insert_with(|| format!("must be at most {m} hours (policy)"));
+                }
+            }
+            None => {}
+        }
         if f.is_empty() { Ok(out) } else { Err(AppError::from_fields(f)) }
     }
 }
@@ -355,7 +392,7 @@ mod tests {
             ..Default::default()
         };
         let Err(AppError::Validation { fields, .. }) =
-            FileRequestSettings::parse(input, &FileRequestSettings::defaults(), &b, 0, true)
+            FileRequestSettings::parse(input, &FileRequestSettings::defaults(), &b, 0, true, &Policy::default())
         else {
             panic!("expected a validation error")
         };
@@ -374,7 +411,7 @@ mod tests {
             ..Default::default()
         };
         let Err(AppError::Validation { fields, .. }) =
-            FileRequestSettings::parse(input, &FileRequestSettings::defaults(), &b, 0, true)
+            FileRequestSettings::parse(input, &FileRequestSettings::defaults(), &b, 0, true, &Policy::default())
         else {
             panic!("expected a validation error")
         };

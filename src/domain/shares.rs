@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 
 use crate::domain::assets::{Asset, parse_description, parse_title};
 use crate::domain::collections::Collection;
+use crate::domain::policies::{Policy, hours_ms};
 use crate::domain::users::{Email, PASSWORD_MIN};
 use crate::error::{AppError, FieldErrors};
 
@@ -228,15 +229,21 @@ pub const MAX_EXPIRY_HOURS: f64 = 24.0 * 365.0 * 10.0;
 pub const MAX_DOWNLOADS: i64 = 1_000_000_000;
 
 impl ShareSettings {
-    /// Parses `input` over `base` (the stored link on update, or defaults on create).
-    /// `has_password` says whether the stored link already has one.
+    /// Parses `input` over `base` (the stored link on update, or defaults on create), under the
+    /// administrators' `policy` (SPEC §13: it binds what a create sets, and what an update
+    /// changes). `has_password` says whether the stored link already has one.
     pub fn parse(
         input: ShareSettingsIn,
         base: &ShareSettings,
         has_password: bool,
         now_ms: i64,
+        policy: &Policy,
+        creating: bool,
     ) -> Result<ShareSettings, AppError> {
         let mut f = FieldErrors::new();
+        let (type_given, password_given) = (input.share_type.is_some(), input.password.is_some());
+        let (expiry_given, limit_given) = (input.expires_in_hours, input.max_downloads);
+        let download_turned_on = input.allow_download == Some(true);
         let share_type = match input.share_type.as_deref() {
             None => base.share_type,
             Some(s) => ShareType::parse(s).unwrap_or_else(|| {
@@ -328,6 +335,21 @@ impl ShareSettings {
             }
             out.allowed_emails = emails;
         }
+        apply_policy(
+            policy,
+            &mut out,
+            &mut f,
+            PolicyInput {
+                creating,
+                type_given,
+                password_given,
+                has_password,
+                expiry_given,
+                limit_given,
+                download_turned_on,
+            },
+            now_ms,
+        );
         // Combinations.
         if share_type == ShareType::TimeLimited && out.expires_at.is_none() {
             f.entry("expires_in_hours".into()).or_insert_with(|| "is required for time_limited links".into());
@@ -376,6 +398,84 @@ impl ShareSettings {
             description: s.description.clone(),
             notify_on_access: s.notify_on_access,
             allowed_emails: s.allowed_emails.clone(),
+        }
+    }
+}
+
+/// What a create or update asked for, as far as the policy cares.
+struct PolicyInput {
+    creating: bool,
+    type_given: bool,
+    password_given: bool,
+    has_password: bool,
+    expiry_given: Option<Option<f64>>,
+    limit_given: Option<Option<i64>>,
+    download_turned_on: bool,
+}
+
+/// The administrators' policy on a link's parsed settings (SPEC §13): a create is checked
+/// whole, an update on what it changes (existing links are never changed by a new policy); an
+/// omitted expiry or download limit of a new link takes the policy's.
+fn apply_policy(policy: &Policy, out: &mut ShareSettings, f: &mut FieldErrors, input: PolicyInput, now_ms: i64) {
+    let PolicyInput {
+        creating,
+        type_given,
+        password_given,
+        has_password,
+        expiry_given,
+        limit_given,
+        download_turned_on,
+    } = input;
+    if (creating || type_given) && !policy.allows(out.share_type) {
+        f.entry("share_type".into()).or_insert_with(|| {
+            format!(
+                "{} links are not allowed by the policy; use one of {}",
+                out.share_type.as_str(),
+                policy.allowed_names()
+            )
+        });
+    }
+    if policy.require_password && (creating || type_given || password_given) {
+        let protected = out.share_type == ShareType::Protected && (out.new_password.is_some() || has_password);
+        if !protected {
+            f.entry("password".into()).or_insert_with(|| {
+                "is required by the policy: make a protected link (share_type protected) with a password".into()
+            });
+        }
+    }
+    match expiry_given {
+        None if creating && out.expires_at.is_none() => {
+            if let Some(h) = policy.implied_expiry_hours() {
+                out.expires_at = Some(now_ms + hours_ms(h));
+            }
+        }
+        Some(None) => {
+            if let Some(m) = policy.max_expires_in_hours {
+                f.entry("expires_in_hours".into())
+                    .or_insert_with(|| format!("is required by the policy: at most {m} hours"));
+            }
+        }
+        Some(Some(h)) => {
+            if let Some(m) = policy.max_expires_in_hours.filter(|m| h > *m) {
+                f.entry("expires_in_hours".into()).or_insert_with(|| format!("must be at most {m} hours (policy)"));
+            }
+        }
+        None => {}
+    }
+    if let Some(limit) = policy.max_downloads_limit
+        && out.allow_download
+    {
+        match limit_given {
+            Some(Some(n)) if n > limit => {
+                f.entry("max_downloads".into()).or_insert_with(|| format!("must be at most {limit} (policy)"));
+            }
+            Some(Some(_)) => {}
+            None if creating && out.max_downloads.is_none() => out.max_downloads = Some(limit),
+            _ if (creating || limit_given.is_some() || download_turned_on) && out.max_downloads.is_none() => {
+                f.entry("max_downloads".into())
+                    .or_insert_with(|| format!("is required by the policy: at most {limit} downloads"));
+            }
+            _ => {}
         }
     }
 }
@@ -451,7 +551,7 @@ mod tests {
     }
 
     fn parse(v: serde_json::Value) -> Result<ShareSettings, AppError> {
-        ShareSettings::parse(input(v), &ShareSettings::defaults("Asset"), false, 0)
+        ShareSettings::parse(input(v), &ShareSettings::defaults("Asset"), false, 0, &Policy::default(), true)
     }
 
     fn fields(r: Result<ShareSettings, AppError>) -> Vec<String> {

@@ -10,7 +10,7 @@ use axum::http::request::Parts;
 use crate::app::AppState;
 use crate::domain::users::User;
 use crate::error::{AppError, ErrorCode};
-use crate::service::auth::{SignedIn, access_session, page_session, user_from_token};
+use crate::service::auth::{SignedIn, access_session, page_session};
 
 /// JSON body whose rejections are our 400/413/415. The body must be a JSON object.
 #[derive(FromRequest)]
@@ -153,7 +153,7 @@ impl FromRequestParts<AppState> for CurrentSession {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         if let Some(token) = bearer(parts) {
-            return Ok(CurrentSession(access_session(state, token).await?));
+            return Ok(CurrentSession(session_of(parts, state, token).await?));
         }
         if let Some(session) = cookie(parts, SESSION_COOKIE) {
             check_cookie_request(state, &parts.method, &parts.headers, csrf_header(&parts.headers))?;
@@ -161,6 +161,17 @@ impl FromRequestParts<AppState> for CurrentSession {
         }
         Err(AppError::Unauthenticated("authentication required: send Authorization: Bearer <token>".into()))
     }
+}
+
+/// The account and session of a bearer token: an access token already authenticated (and
+/// checked against its scopes) by `http::scopes::enforce` is taken from the request as is.
+async fn session_of(parts: &Parts, state: &AppState, token: &str) -> Result<SignedIn, AppError> {
+    if let Some(c) = parts.extensions.get::<crate::http::scopes::TokenCaller>()
+        && c.token == token
+    {
+        return Ok(c.signed.clone());
+    }
+    access_session(state, token).await
 }
 
 /// An authenticated API caller (see `CurrentSession`).
@@ -182,7 +193,7 @@ impl OptionalFromRequestParts<AppState> for CurrentUser {
     /// cookie that may not be used here (another origin, no CSRF token, ended) is ignored.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Option<Self>, AppError> {
         if let Some(token) = bearer(parts) {
-            return Ok(Some(CurrentUser(user_from_token(state, token).await?)));
+            return Ok(Some(CurrentUser(session_of(parts, state, token).await?.user)));
         }
         let Some(session) = cookie(parts, SESSION_COOKIE) else { return Ok(None) };
         if check_cookie_request(state, &parts.method, &parts.headers, csrf_header(&parts.headers)).is_err() {
@@ -192,18 +203,23 @@ impl OptionalFromRequestParts<AppState> for CurrentUser {
     }
 }
 
-/// An authenticated admin.
+/// An authenticated admin; an access token must also hold the `admin` scope (SPEC §13).
 pub struct AdminUser(pub User);
 
 impl FromRequestParts<AppState> for AdminUser {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let CurrentUser(user) = <CurrentUser as FromRequestParts<AppState>>::from_request_parts(parts, state).await?;
-        if !user.is_admin() {
+        let CurrentSession(s) = CurrentSession::from_request_parts(parts, state).await?;
+        if !s.user.is_admin() {
             return Err(AppError::forbidden("this needs the admin role"));
         }
-        Ok(AdminUser(user))
+        if !s.scopes.contains(crate::domain::tokens::Scope::Admin) {
+            return Err(crate::service::tokens::insufficient_scope(
+                "this access token does not have the `admin` scope",
+            ));
+        }
+        Ok(AdminUser(s.user))
     }
 }
 

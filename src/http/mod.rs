@@ -7,6 +7,7 @@ pub mod extract;
 pub mod files;
 pub mod openapi;
 pub mod pages;
+pub mod scopes;
 pub mod share_access;
 pub mod upload;
 pub mod ws;
@@ -36,7 +37,9 @@ pub use crate::error::JSON_BODY_LIMIT;
 pub fn feature_routers() -> Vec<OpenApiRouter<AppState>> {
     vec![
         api::auth::router(),
+        api::tokens::router(),
         api::admin::router(),
+        api::policies::router(),
         api::assets::router(),
         api::collections::router(),
         api::uploads::router(),
@@ -57,6 +60,8 @@ pub fn feature_routers() -> Vec<OpenApiRouter<AppState>> {
         pages::chat::router(),
         pages::gallery::router(),
         pages::file_requests::router(),
+        pages::tokens::router(),
+        pages::policies::router(),
         api::ops::router(),
         files::router(),
         pages::auth::router(),
@@ -88,6 +93,7 @@ pub fn router(state: AppState) -> Router {
         .merge(docs)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), scopes::enforce))
         .layer(middleware::from_fn(errors::refuse_undecodable_paths))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(middleware::from_fn(security_headers))

@@ -70,12 +70,12 @@ impl FromRequestParts<AppState> for ShareRequest {
         let mut cookie_auth = query_token.is_none() && share_cookie.is_some();
         let mut link_token = query_token.or(share_cookie);
         if let Some(b) = bearer {
-            match state.auth.verify(&b, crate::auth::ACCESS) {
-                Ok(_) => viewer = Some(user_from_token(state, &b).await?),
-                Err(_) => {
-                    link_token = Some(b);
-                    cookie_auth = false;
-                }
+            // An account's JWT or personal access token names the viewer; anything else is a link token.
+            if crate::service::tokens::is_access_token(&b) || state.auth.verify(&b, crate::auth::ACCESS).is_ok() {
+                viewer = Some(user_from_token(state, &b).await?);
+            } else {
+                link_token = Some(b);
+                cookie_auth = false;
             }
         }
         // The login cookie names the viewer on this site's own requests only (SPEC §0).

@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 
 use crate::app::AppState;
+use crate::domain::tokens::Scopes;
 use crate::domain::users::{NewUser, User};
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::store::sessions::SessionKind;
@@ -94,8 +95,13 @@ pub struct SignedIn {
     pub user: User,
     /// The session id (`sid` claim): logging out revokes it.
     pub session_id: String,
-    /// When the token expires (unix seconds).
+    /// When the token expires (unix seconds; `u64::MAX` for an access token without expiry).
     pub expires: u64,
+    /// What the credential may do: every scope for a sign-in (JWT, page cookie), the token's own
+    /// for an access token (SPEC §13).
+    pub scopes: Scopes,
+    /// The access token (`vtr_…`) the request was made with, if it was one.
+    pub token_id: Option<i64>,
 }
 
 /// Verifies an account token of kind `typ` and loads its account and session in one query:
@@ -117,11 +123,16 @@ async fn signed_in(state: &AppState, token: &str, typ: &str) -> Result<SignedIn,
             message: "this account is disabled".into(),
         });
     }
-    Ok(SignedIn { user, session_id: sid, expires: claims.exp })
+    Ok(SignedIn { user, session_id: sid, expires: claims.exp, scopes: Scopes::ALL, token_id: None })
 }
 
-/// The account and session of an API access token (`Authorization: Bearer`, `?token=`).
+/// The account and session of an API credential (`Authorization: Bearer`, `?token=`): a sign-in's
+/// JWT, or a personal access token (`vtr_…`, SPEC §13; what it may do is checked once per
+/// request by `http::scopes`).
 pub async fn access_session(state: &AppState, token: &str) -> Result<SignedIn, AppError> {
+    if crate::service::tokens::is_access_token(token) {
+        return crate::service::tokens::authenticate(state, token).await;
+    }
     signed_in(state, token, crate::auth::ACCESS).await
 }
 

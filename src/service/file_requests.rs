@@ -48,7 +48,9 @@ pub async fn create(state: &AppState, user: &User, input: FileRequestIn) -> AppR
     state.limits.share_create_per_user.check(user.id).await?;
     let now = state.clock.now_ms();
     let collection_id = input.collection_id;
-    let settings = FileRequestSettings::parse(input, &FileRequestSettings::defaults(), &bounds(state), now, true)?;
+    let policy = crate::service::policies::current(state).await?;
+    let settings =
+        FileRequestSettings::parse(input, &FileRequestSettings::defaults(), &bounds(state), now, true, &policy)?;
     let collection = match collection_id {
         Some(id) => match state.store.collection(id).await? {
             Some(c) if c.owner_id == user.id => c,
@@ -87,7 +89,9 @@ pub async fn update(state: &AppState, user: &User, uuid: &str, input: FileReques
         return Err(AppError::validation("collection_id", "cannot be changed"));
     }
     let now = state.clock.now_ms();
-    let settings = FileRequestSettings::parse(input, &FileRequestSettings::of(&r), &bounds(state), now, false)?;
+    let policy = crate::service::policies::current(state).await?;
+    let settings =
+        FileRequestSettings::parse(input, &FileRequestSettings::of(&r), &bounds(state), now, false, &policy)?;
     let hash = match &settings.new_password {
         Some(p) => Some(state.auth.hash_password(p).await?),
         None => None,

@@ -14,6 +14,8 @@ pub mod comments;
 pub mod file_requests;
 pub mod gallery;
 pub mod notifications;
+pub mod policies;
 pub mod resumable;
 pub mod shares;
+pub mod tokens;
 pub mod uploads;

@@ -5,7 +5,7 @@ use crate::app::AppState;
 use crate::domain::collections::Collection;
 use crate::domain::shares::{Share, ShareSettings, ShareSettingsIn, ShareTarget};
 use crate::domain::users::User;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ErrorCode};
 use crate::service::assets::visible_asset;
 
 /// The public page of a link.
@@ -58,7 +58,8 @@ async fn insert(
     state.limits.share_create_per_user.check(user.id).await?;
     // One instant for created_at and for the expiry computed from expires_in_hours.
     let now = state.clock.now_ms();
-    let settings = ShareSettings::parse(input, &ShareSettings::defaults(title), false, now)?;
+    let policy = crate::service::policies::current(state).await?;
+    let settings = ShareSettings::parse(input, &ShareSettings::defaults(title), false, now, &policy, true)?;
     let hash = match &settings.new_password {
         Some(p) => Some(state.auth.hash_password(p).await?),
         None => None,
@@ -73,6 +74,27 @@ async fn insert(
         "share link created"
     );
     Ok(share)
+}
+
+/// Changes the settings of a link the caller owns (the rules of create and the policy, on what
+/// the change sets; `null` clears expiry or limit). A revoked link cannot change (410).
+pub async fn update_share(state: &AppState, user: &User, uuid: &str, input: ShareSettingsIn) -> AppResult<Share> {
+    let s = owned_share(state, user, uuid).await?;
+    if s.revoked_at.is_some() {
+        return Err(AppError::Gone {
+            code: ErrorCode::ShareRevoked,
+            message: "a revoked link cannot be changed".into(),
+        });
+    }
+    let now = state.clock.now_ms();
+    let policy = crate::service::policies::current(state).await?;
+    let settings = ShareSettings::parse(input, &ShareSettings::of(&s), s.password_hash.is_some(), now, &policy, false)?;
+    let hash = match &settings.new_password {
+        Some(p) => Some(state.auth.hash_password(p).await?),
+        None => None,
+    };
+    state.store.update_share(s.id, &settings, hash.as_deref(), now).await?;
+    state.store.share_by_uuid(uuid).await?.ok_or(AppError::NotFound("share"))
 }
 
 /// A link the caller owns (or any link, for admins); others get 404.

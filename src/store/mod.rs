@@ -10,9 +10,11 @@ pub mod collections;
 pub mod comments;
 pub mod file_requests;
 pub mod gallery;
+pub mod policies;
 pub mod rooms;
 pub mod sessions;
 pub mod shares;
+pub mod tokens;
 pub mod uploads;
 pub mod users;
 

@@ -13,5 +13,7 @@ pub mod file_requests;
 pub mod gallery;
 pub mod notifications;
 pub mod ops;
+pub mod policies;
 pub mod shares;
+pub mod tokens;
 pub mod uploads;

@@ -10,12 +10,12 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::domain::pagination::{Page, PageQuery, PageRequest};
-use crate::domain::shares::{Share, ShareSettings, ShareSettingsIn, ShareStatus, ShareType, social_links};
+use crate::domain::shares::{Share, ShareSettingsIn, ShareStatus, ShareType, social_links};
 use crate::domain::time::rfc3339;
-use crate::error::{AppError, AppResult, ErrorCode, ErrorResponse};
+use crate::error::{AppError, AppResult, ErrorResponse};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, CurrentUser};
 use crate::http::share_access::{ShareRequest, unlock as unlock_link};
-use crate::service::shares::{create_collection_share, create_share, embed_code, owned_share, share_url};
+use crate::service::shares::{create_collection_share, create_share, embed_code, owned_share, share_url, update_share};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -172,20 +172,7 @@ pub async fn patch(
     ApiPath(uuid): ApiPath<String>,
     ApiJson(body): ApiJson<ShareSettingsIn>,
 ) -> AppResult<axum::Json<ShareOut>> {
-    let s = owned_share(&state, &user, &uuid).await?;
-    if s.revoked_at.is_some() {
-        return Err(AppError::Gone {
-            code: ErrorCode::ShareRevoked,
-            message: "a revoked link cannot be changed".into(),
-        });
-    }
-    let settings = ShareSettings::parse(body, &ShareSettings::of(&s), s.password_hash.is_some(), state.clock.now_ms())?;
-    let hash = match &settings.new_password {
-        Some(p) => Some(state.auth.hash_password(p).await?),
-        None => None,
-    };
-    state.store.update_share(s.id, &settings, hash.as_deref(), state.clock.now_ms()).await?;
-    let s = state.store.share_by_uuid(&uuid).await?.ok_or(AppError::NotFound("share"))?;
+    let s = update_share(&state, &user, &uuid, body).await?;
     Ok(axum::Json(ShareOut::new(&state, &s, false)?))
 }
 

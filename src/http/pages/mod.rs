@@ -9,8 +9,10 @@ pub mod file_requests;
 pub mod gallery;
 pub mod home;
 pub mod library;
+pub mod policies;
 pub mod shares;
 pub mod static_files;
+pub mod tokens;
 
 use askama::Template;
 use axum::http::StatusCode;
