@@ -17,3 +17,4 @@ pub mod time;
 pub mod uploads;
 pub mod users;
 pub mod visitors;
+pub mod webhooks;

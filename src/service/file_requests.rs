@@ -373,7 +373,17 @@ pub async fn accept(
     let asset =
         crate::service::assets::receive_with(state, &owner, meta, rec, &rules(slot, &allowed), Some(&source)).await?;
     let now = state.clock.now_ms();
-    if let Err(e) = state.store.settle_upload(r.id, slot.bytes as i64, asset.size, now).await {
+    let event = crate::domain::webhooks::Event {
+        owner_id: r.owner_id,
+        kind: crate::domain::webhooks::EventType::FileRequestUploaded,
+        data: serde_json::json!({
+            "file_request": {"id": r.id, "uuid": r.uuid, "title": r.title, "upload_url": upload_url(state, &r.uuid)},
+            "asset": {"id": asset.id, "name": asset.name, "size": asset.size, "mime_type": asset.mime_type},
+            "uploader": {"name": uploader.name, "email": uploader.email, "message": uploader.message},
+            "received_at": crate::domain::time::rfc3339(asset.created_at),
+        }),
+    };
+    if let Err(e) = state.store.settle_upload(r.id, slot.bytes as i64, asset.size, now, Some(&event)).await {
         // The asset exists but the request did not count it: remove it, refund the slot.
         let _ = crate::service::assets::delete(state, &owner, asset.id).await;
         return Err(e.into());

@@ -17,3 +17,4 @@ pub mod notifications;
 pub mod resumable;
 pub mod shares;
 pub mod uploads;
+pub mod webhooks;

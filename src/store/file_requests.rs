@@ -169,19 +169,35 @@ impl Store {
     }
 
     /// Turns a reservation of `reserved` bytes into one received file of `size` bytes.
-    pub async fn settle_upload(&self, id: i64, reserved: i64, size: i64, now: i64) -> anyhow::Result<()> {
-        self.write(
-            sqlx::query(
-                "UPDATE file_requests SET files_reserved = files_reserved - 1, bytes_reserved = bytes_reserved - $1,
-                    uploads_count = uploads_count + 1, bytes_received = bytes_received + $2, updated_at = $3
-                 WHERE id = $4",
-            )
-            .bind(reserved)
-            .bind(size)
-            .bind(now)
-            .bind(id),
+    /// `event` (`file_request.uploaded`) is stored with the count.
+    pub async fn settle_upload(
+        &self,
+        id: i64,
+        reserved: i64,
+        size: i64,
+        now: i64,
+        event: Option<&crate::domain::webhooks::Event>,
+    ) -> anyhow::Result<()> {
+        let (_writing, mut tx) = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE file_requests SET files_reserved = files_reserved - 1, bytes_reserved = bytes_reserved - $1,
+                uploads_count = uploads_count + 1, bytes_received = bytes_received + $2, updated_at = $3
+             WHERE id = $4",
         )
+        .bind(reserved)
+        .bind(size)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
         .await?;
+        let queued = match event {
+            Some(e) => self.enqueue_webhooks(&mut tx, e, now).await?,
+            None => 0,
+        };
+        tx.commit().await?;
+        if queued > 0 {
+            self.outbox_filled();
+        }
         Ok(())
     }
 

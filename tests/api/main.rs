@@ -36,3 +36,4 @@ mod shutdown;
 mod store;
 mod tls;
 mod uploads_tus;
+mod webhooks;

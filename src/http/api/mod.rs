@@ -15,3 +15,4 @@ pub mod notifications;
 pub mod ops;
 pub mod shares;
 pub mod uploads;
+pub mod webhooks;

@@ -11,6 +11,7 @@ pub mod home;
 pub mod library;
 pub mod shares;
 pub mod static_files;
+pub mod webhooks;
 
 use askama::Template;
 use axum::http::StatusCode;
