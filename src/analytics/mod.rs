@@ -223,8 +223,8 @@ impl Analytics {
             if e.is_bot {
                 continue;
             }
-            if !shares.contains_key(&e.share_id) {
-                shares.insert(e.share_id, store.share_by_id(e.share_id).await?);
+            if let std::collections::hash_map::Entry::Vacant(v) = shares.entry(e.share_id) {
+                v.insert(store.share_by_id(e.share_id).await?);
             }
             let Some(Some(share)) = shares.get(&e.share_id) else { continue };
             if !owners.hears(share.owner_id) {

@@ -347,18 +347,18 @@ fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
         Some("link-local")
     } else if ip.is_multicast() {
         Some("multicast")
-    } else if ip.is_broadcast() || o[0] >= 240 {
-        Some("reserved")
-    } else if (o[0] == 192 && o[1] == 0 && o[2] == 0)
-        || (o[0] == 192 && o[1] == 0 && o[2] == 2)
-        || (o[0] == 198 && o[1] == 51 && o[2] == 100)
-        || (o[0] == 203 && o[1] == 0 && o[2] == 113)
-        || (o[0] == 198 && (o[1] & 0xfe) == 18)
-    {
+    } else if ip.is_broadcast() || o[0] >= 240 || reserved_v4(o) {
         Some("reserved")
     } else {
         None
     }
+}
+
+/// IETF protocol assignments (192.0.0/24), documentation (192.0.2/24, 198.51.100/24,
+/// 203.0.113/24) and benchmarking (198.18/15).
+fn reserved_v4(o: [u8; 4]) -> bool {
+    matches!((o[0], o[1], o[2]), (192, 0, 0) | (192, 0, 2) | (198, 51, 100) | (203, 0, 113))
+        || (o[0] == 198 && (o[1] & 0xfe) == 18)
 }
 
 fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {

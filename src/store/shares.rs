@@ -75,6 +75,11 @@ fn bind_settings<'q>(q: Query<'q>, s: &'q ShareSettings) -> Query<'q> {
 }
 
 impl Store {
+    /// Stores a link; `event` makes its `share.created` from the stored row, queued with it.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the link's parts and its webhook event, all needed by the one insert"
+    )]
     pub async fn insert_share(
         &self,
         uuid: &str,
