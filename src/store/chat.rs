@@ -299,7 +299,7 @@ impl Store {
             .fetch_all(&mut *tx)
             .await?;
         let agents: Vec<i64> = agents.into_iter().map(|(a,)| a).collect();
-        let queued = if agents.is_empty() && !self.webhook_owners().await?.any_all {
+        let queued = if agents.is_empty() && !self.webhook_owners_in(&mut tx).await?.any_all {
             0
         } else {
             let hook = crate::domain::webhooks::Event {

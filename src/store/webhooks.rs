@@ -31,6 +31,9 @@ impl WebhookOwners {
     }
 }
 
+/// Who has active webhooks, and of which scope.
+const OWNERS: &str = "SELECT DISTINCT user_id, scope FROM webhooks WHERE active = 1";
+
 const COLUMNS: &str = "id, user_id, url, events, description, secret, scope, active, created_at, updated_at";
 
 const DELIVERY_COLUMNS: &str = "id, webhook_id, event_id, event_type, payload, status, attempts, next_attempt_at, \
@@ -200,9 +203,25 @@ impl Store {
             return Ok(o);
         }
         let since = self.caches.epoch();
-        let rows: Vec<(i64, String)> = sqlx::query_as("SELECT DISTINCT user_id, scope FROM webhooks WHERE active = 1")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<(i64, String)> = sqlx::query_as(OWNERS).fetch_all(&self.pool).await?;
+        Ok(self.keep_owners(since, rows))
+    }
+
+    /// `webhook_owners` inside a write transaction: a cache miss is read through `tx`, so a writer
+    /// never waits for a second connection of the pool while it holds one.
+    pub(crate) async fn webhook_owners_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    ) -> Result<Arc<WebhookOwners>, sqlx::Error> {
+        if let Some(o) = self.caches.webhook_owners() {
+            return Ok(o);
+        }
+        let since = self.caches.epoch();
+        let rows: Vec<(i64, String)> = sqlx::query_as(OWNERS).fetch_all(&mut **tx).await?;
+        Ok(self.keep_owners(since, rows))
+    }
+
+    fn keep_owners(&self, since: u64, rows: Vec<(i64, String)>) -> Arc<WebhookOwners> {
         let mut owners = WebhookOwners::default();
         for (user, scope) in rows {
             owners.any_all |= scope == Scope::All.as_str();
@@ -210,7 +229,7 @@ impl Store {
         }
         let owners = Arc::new(owners);
         self.caches.put_webhook_owners(since, owners.clone());
-        Ok(owners)
+        owners
     }
 
     /// Puts `event` in the outbox of every active webhook that hears it (its owner's with the
@@ -235,7 +254,7 @@ impl Store {
         event: &Event,
         now: i64,
     ) -> Result<usize, sqlx::Error> {
-        let heard = self.webhook_owners().await?;
+        let heard = self.webhook_owners_in(tx).await?;
         if !owners.iter().any(|o| heard.hears(*o)) {
             return Ok(0);
         }
