@@ -129,6 +129,7 @@ impl AppState {
             clock.clone(),
             config.analytics_enabled,
             config.analytics_queue_capacity,
+            config.base_url().to_string(),
         ));
         let scanner = crate::scan::Scanner::from_config(
             config.clamd_address.as_deref(),

@@ -183,6 +183,15 @@ pub struct Config {
     pub chat_image_max_pixels: u64,
     /// Local storage: `/readyz` reports storage `full` below this much free space.
     pub storage_min_free_bytes: u64,
+    /// Webhook hosts allowed although they resolve to loopback, private or link-local addresses
+    /// (host names or IP addresses, as written in the webhook URL).
+    #[serde(deserialize_with = "string_list")]
+    pub webhook_allowed_hosts: Vec<String>,
+    /// Delays between a failed webhook delivery and its retries; `failed` after the last.
+    #[serde(deserialize_with = "u64_list")]
+    pub webhook_retry_delays_secs: Vec<u64>,
+    /// A webhook receiver that has not answered in this long has failed the attempt.
+    pub webhook_timeout_secs: u64,
 }
 
 impl Default for Config {
@@ -258,6 +267,9 @@ impl Default for Config {
             image_decode_max_bytes: 512 * 1024 * 1024,
             chat_image_max_pixels: 50_000_000,
             storage_min_free_bytes: 64 * 1024 * 1024,
+            webhook_allowed_hosts: vec![],
+            webhook_retry_delays_secs: vec![5, 30, 120, 600, 3600, 21600],
+            webhook_timeout_secs: 10,
         }
     }
 }
@@ -306,6 +318,27 @@ fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error>
         List::One(s) => s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect(),
         List::Many(v) => v,
     })
+}
+
+/// A list of whole numbers given as a TOML array or as one comma-separated string.
+fn u64_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum List {
+        One(u64),
+        Text(String),
+        Many(Vec<u64>),
+    }
+    match List::deserialize(d)? {
+        List::One(n) => Ok(vec![n]),
+        List::Many(v) => Ok(v),
+        List::Text(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| p.parse::<u64>().map_err(|_| serde::de::Error::custom(format!("{p:?} is not a whole number"))))
+            .collect(),
+    }
 }
 
 impl Config {
@@ -390,6 +423,12 @@ impl Config {
         }
         if !(1..=24 * 365).contains(&self.upload_expiry_hours) {
             problems.push("`upload_expiry_hours` must be between 1 and 8760".into());
+        }
+        if self.webhook_retry_delays_secs.len() > 20 {
+            problems.push("`webhook_retry_delays_secs` may list at most 20 delays".into());
+        }
+        if !(1..=300).contains(&self.webhook_timeout_secs) {
+            problems.push("`webhook_timeout_secs` must be between 1 and 300".into());
         }
         if self.upload_max_open_per_user == 0 {
             problems.push("`upload_max_open_per_user` must be at least 1".into());

@@ -53,6 +53,8 @@ pub struct Analytics {
     enricher: Arc<Enricher>,
     pub clock: Arc<dyn Clock>,
     enabled: bool,
+    /// `public_url` without its trailing slash (share URLs in webhook events).
+    base_url: String,
 }
 
 /// Turns hits into events: keyed visitor hashes under the day's salt, geo, user agent.
@@ -139,9 +141,17 @@ pub fn visitor_key(salt: &[u8], ip: IpAddr, user_agent: &str) -> String {
 }
 
 impl Analytics {
-    pub fn new(store: Store, geo: geo::Geo, clock: Arc<dyn Clock>, enabled: bool, capacity: usize) -> Analytics {
+    pub fn new(
+        store: Store,
+        geo: geo::Geo,
+        clock: Arc<dyn Clock>,
+        enabled: bool,
+        capacity: usize,
+        base_url: String,
+    ) -> Analytics {
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        Analytics { tx, rx: Mutex::new(Some(rx)), enricher: Arc::new(Enricher::new(geo, store)), clock, enabled }
+        let enricher = Arc::new(Enricher::new(geo, store));
+        Analytics { tx, rx: Mutex::new(Some(rx)), enricher, clock, enabled, base_url }
     }
 
     pub fn now_ms(&self) -> i64 {
@@ -185,9 +195,66 @@ impl Analytics {
         }
         let events = self.enricher.enrich(hits).await?;
         let n = events.len();
-        self.enricher.store.write_events(&events).await?;
+        let outbox = self.webhook_events(&events).await?;
+        self.enricher.store.write_events_with(&events, &outbox, self.clock.now_ms()).await?;
         metrics::counter!("vitrine_analytics_events_written_total").increment(n as u64);
         Ok(n)
+    }
+
+    /// `share.viewed` and `share.downloaded` for the batch's page views and counted downloads by
+    /// people (bots are left out, like the owner's own visits, which are never captured): queued
+    /// with the batch, so an event reaches webhooks exactly when it is recorded. Costs nothing
+    /// while no one who could hear them has a webhook.
+    async fn webhook_events(&self, events: &[Event]) -> anyhow::Result<Vec<crate::domain::webhooks::Event>> {
+        use crate::domain::webhooks::{Event as Hook, EventType};
+        let store = &self.enricher.store;
+        let owners = store.webhook_owners().await?;
+        if !owners.any_all && owners.users.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut shares: HashMap<i64, Option<crate::domain::shares::Share>> = HashMap::new();
+        let mut out = vec![];
+        for e in events {
+            let kind = match e.kind {
+                Kind::View => EventType::ShareViewed,
+                Kind::Download => EventType::ShareDownloaded,
+                _ => continue,
+            };
+            if e.is_bot {
+                continue;
+            }
+            if let std::collections::hash_map::Entry::Vacant(v) = shares.entry(e.share_id) {
+                v.insert(store.share_by_id(e.share_id).await?);
+            }
+            let Some(Some(share)) = shares.get(&e.share_id) else { continue };
+            if !owners.hears(share.owner_id) {
+                continue;
+            }
+            out.push(Hook {
+                owner_id: share.owner_id,
+                kind,
+                data: serde_json::json!({
+                    "share": {
+                        "id": share.id,
+                        "uuid": share.uuid,
+                        "share_url": format!("{}/share/{}/", self.base_url, share.uuid),
+                        "title": share.title,
+                        "asset_id": share.asset_id(),
+                        "collection_id": share.collection_id(),
+                    },
+                    "asset_id": e.asset_id,
+                    "at": crate::domain::time::rfc3339(e.at_ms),
+                    "visitor": {
+                        "country": e.country,
+                        "device": e.device,
+                        "browser": e.browser,
+                        "os": e.os,
+                        "referrer": e.referrer,
+                    },
+                }),
+            });
+        }
+        Ok(out)
     }
 
     /// Writes one batch and answers the flush requests that came with it.

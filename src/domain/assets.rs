@@ -209,12 +209,26 @@ pub struct AssetSource {
 
 /// Writes that commit in the one transaction that stores a new asset's row, or not at all, so that a
 /// crash can never leave the asset without them (nor them without the asset).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Default)]
 pub struct AssetCommit {
     /// A file request's reservation the new file settles: the request's id and the bytes reserved.
     pub settles: Option<(i64, i64)>,
     /// The resumable upload the new asset completes.
     pub completes: Option<CompletedUpload>,
+    /// The webhook event the new asset makes (`file_request.uploaded`), queued in the outbox with it.
+    pub event: Option<AssetEvent>,
+}
+
+/// Makes the event of a new asset from what the asset's row holds.
+pub type AssetEvent = Box<dyn Fn(&AssetMade<'_>) -> crate::domain::webhooks::Event + Send + Sync>;
+
+/// A new asset, as its row is written.
+pub struct AssetMade<'a> {
+    pub id: i64,
+    pub name: &'a str,
+    pub size: i64,
+    pub mime_type: &'a str,
+    pub created_at: i64,
 }
 
 /// A resumable upload marked `done` with the asset it became.

@@ -19,3 +19,4 @@ pub mod tokens;
 pub mod uploads;
 pub mod users;
 pub mod visitors;
+pub mod webhooks;

@@ -43,6 +43,7 @@ pub const ERROR_SCHEMA: &str = "ErrorResponse";
         (name = "collaboration", description = "Live review sessions"),
         (name = "gallery", description = "The shared-media gallery"),
         (name = "chat", description = "Chat file sharing: companies, sessions, files, messages"),
+        (name = "webhooks", description = "Signed HTTP callbacks of events"),
         (name = "share links", description = "Share links (recipient)"),
         (name = "ops", description = "Health, readiness, metrics"),
         (name = "pages", description = "HTML pages")

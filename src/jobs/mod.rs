@@ -7,6 +7,7 @@ pub mod blob_gc;
 pub mod retention;
 pub mod upload_expiry;
 pub mod view_counts;
+pub mod webhooks;
 
 use std::future::Future;
 use std::time::Duration;
@@ -20,8 +21,10 @@ use crate::app::AppState;
 pub fn spawn_all(state: AppState, shutdown: CancellationToken) -> Vec<JoinHandle<()>> {
     let gc_every = Duration::from_secs(state.config.blob_gc_interval_secs.max(1));
     let writer = tokio::spawn(state.analytics.clone().run_writer(shutdown.clone()));
+    let webhooks = tokio::spawn(webhooks::run(state.clone(), shutdown.clone()));
     vec![
         writer,
+        webhooks,
         every("analytics_retention", Duration::from_secs(3600), state.clone(), shutdown.clone(), |s| async move {
             if claimed(&s, "analytics_retention", Duration::from_secs(3600)).await? {
                 retention::run_once(&s).await?;

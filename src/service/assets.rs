@@ -108,7 +108,7 @@ pub async fn receive_resumable(state: &AppState, user: &User, up: &Upload) -> Ap
         let meta = asset_meta(&up.metadata)?;
         let rules = Rules::asset(&state.config);
         let rec = resumable::assemble(state, up, &rules).await?;
-        let commit = AssetCommit { settles: None, completes: Some(resumable::completion(state, up, true)) };
+        let commit = AssetCommit { completes: Some(resumable::completion(state, up, true)), ..Default::default() };
         receive_with(state, user, meta, rec, &rules, None, &commit).await
     };
     match made.await {

@@ -139,7 +139,8 @@ pub async fn owned_session(state: &AppState, user: &User, uuid: &str) -> AppResu
 pub async fn end_sessions(state: &AppState, sessions: Vec<Session>) -> AppResult<()> {
     let now = state.clock.now_ms();
     for s in sessions {
-        if let Some(e) = state.store.end_session(&s, now).await? {
+        let event = crate::service::webhooks::session_ended_event(&s, now);
+        if let Some(e) = state.store.end_session(&s, now, Some(&event)).await? {
             state.rooms.publish(&e);
         }
     }
@@ -227,6 +228,8 @@ pub async fn start(state: &AppState, user: &User, asset: &Asset, new: &NewSessio
             &settings,
             None,
             now,
+            // The session's own link: `collaboration.session_ended` reports on the session.
+            |_| None,
         )
         .await?;
     let participants = new_participants(state, &new.emails).await?;
@@ -261,11 +264,12 @@ pub async fn end(state: &AppState, user: &User, uuid: &str) -> AppResult<Session
             message: format!("the session has already {reason}"),
         });
     }
-    if let Some(e) = state.store.end_session(&s, now).await? {
+    let event = crate::service::webhooks::session_ended_event(&s, now);
+    if let Some(e) = state.store.end_session(&s, now, Some(&event)).await? {
         state.rooms.publish(&e);
     }
     // The link ends with the session.
-    state.store.revoke_share(s.share_id, now).await?;
+    state.store.revoke_share(s.share_id, now, None).await?;
     state.store.session_by_uuid(&s.uuid).await?.ok_or(AppError::NotFound("session"))
 }
 

@@ -74,7 +74,8 @@ pub async fn create(
         }
     }
     let now = state.clock.now_ms();
-    let (comment, events) = state.store.insert_comment(asset.asset_id, &author, &new, now).await?;
+    let (comment, events) =
+        state.store.insert_comment_of(asset.asset_id, Some(asset.owner_id), &author, &new, now).await?;
     state.rooms.publish_all(&events);
     let by_owner = matches!(author, Author::User(id) if id == asset.owner_id);
     if let Some(o) = origin

@@ -7,7 +7,9 @@
 use std::net::IpAddr;
 
 use crate::app::AppState;
-use crate::domain::assets::{Asset, AssetCommit, AssetMeta, AssetSource, CompletedUpload, DEFAULT_CONTENT_TYPE};
+use crate::domain::assets::{
+    Asset, AssetCommit, AssetMade, AssetMeta, AssetSource, CompletedUpload, DEFAULT_CONTENT_TYPE,
+};
 use crate::domain::file_requests::{
     FileRequest, FileRequestIn, FileRequestSettings, FileRequestStatus, UploadBounds, Uploader,
 };
@@ -377,7 +379,22 @@ pub async fn accept(
         content_type: DEFAULT_CONTENT_TYPE.to_string(),
     };
     // The asset, the settled reservation and the completed upload commit together.
-    let commit = AssetCommit { settles: Some((r.id, slot.bytes as i64)), completes };
+    let event = {
+        let (owner_id, (id, uuid, title)) = (r.owner_id, (r.id, r.uuid.clone(), r.title.clone()));
+        let upload_url = upload_url(state, &r.uuid);
+        let uploader = serde_json::json!({"name": uploader.name, "email": uploader.email, "message": uploader.message});
+        move |a: &AssetMade<'_>| crate::domain::webhooks::Event {
+            owner_id,
+            kind: crate::domain::webhooks::EventType::FileRequestUploaded,
+            data: serde_json::json!({
+                "file_request": {"id": id, "uuid": uuid, "title": title, "upload_url": upload_url},
+                "asset": {"id": a.id, "name": a.name, "size": a.size, "mime_type": a.mime_type},
+                "uploader": uploader,
+                "received_at": crate::domain::time::rfc3339(a.created_at),
+            }),
+        }
+    };
+    let commit = AssetCommit { settles: Some((r.id, slot.bytes as i64)), completes, event: Some(Box::new(event)) };
     let asset =
         crate::service::assets::receive_with(state, &owner, meta, rec, &rules(slot, &allowed), Some(&source), &commit)
             .await?;

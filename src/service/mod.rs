@@ -19,3 +19,4 @@ pub mod resumable;
 pub mod shares;
 pub mod tokens;
 pub mod uploads;
+pub mod webhooks;

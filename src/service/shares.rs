@@ -5,6 +5,7 @@ use crate::app::AppState;
 use crate::domain::collections::Collection;
 use crate::domain::shares::{Share, ShareSettings, ShareSettingsIn, ShareTarget};
 use crate::domain::users::User;
+use crate::domain::webhooks::EventType;
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::service::assets::visible_asset;
 
@@ -65,7 +66,12 @@ async fn insert(
         None => None,
     };
     let uuid = uuid::Uuid::new_v4().to_string();
-    let share = state.store.insert_share(&uuid, target, owner_id, &settings, hash.as_deref(), now).await?;
+    let share = state
+        .store
+        .insert_share(&uuid, target, owner_id, &settings, hash.as_deref(), now, |s| {
+            Some(crate::service::webhooks::share_event(state, EventType::ShareCreated, s))
+        })
+        .await?;
     tracing::info!(
         share_id = share.id,
         asset_id = share.asset_id(),
@@ -95,6 +101,16 @@ pub async fn update_share(state: &AppState, user: &User, uuid: &str, input: Shar
     };
     state.store.update_share(s.id, &settings, hash.as_deref(), now).await?;
     state.store.share_by_uuid(uuid).await?.ok_or(AppError::NotFound("share"))
+}
+
+/// Revokes a link (`share.revoked` goes out with it when it was live).
+pub async fn revoke(state: &AppState, share: &Share) -> AppResult<()> {
+    let now = state.clock.now_ms();
+    let mut revoked = share.clone();
+    revoked.revoked_at = Some(now);
+    let event = crate::service::webhooks::share_event(state, EventType::ShareRevoked, &revoked);
+    state.store.revoke_share(share.id, now, Some(&event)).await?;
+    Ok(())
 }
 
 /// A link the caller owns (or any link, for admins); others get 404.

@@ -65,12 +65,27 @@ impl Store {
 
     /// Writes a batch of events and folds it into the daily rollups, in one transaction.
     pub async fn write_events(&self, events: &[Event]) -> anyhow::Result<()> {
+        self.write_events_with(events, &[], 0).await
+    }
+
+    /// `write_events`, with the webhook events the batch gives rise to (`share.viewed`,
+    /// `share.downloaded`) queued in the same transaction at `now`.
+    pub async fn write_events_with(
+        &self,
+        events: &[Event],
+        outbox: &[crate::domain::webhooks::Event],
+        now: i64,
+    ) -> anyhow::Result<()> {
         if events.is_empty() {
             return Ok(());
         }
         let (rows, visitors) = rollup(events);
         let (_writing, mut tx) = self.begin_write().await?;
         insert_event_batch(&mut tx, events).await?;
+        let mut queued = 0;
+        for e in outbox {
+            queued += self.enqueue_webhooks(&mut tx, e, now).await?;
+        }
         const DAILY_COLUMNS: &str = "asset_id, share_id, day, dim, value, views, downloads, previews, comments, \
             time_sum_ms, time_count, load_sum_ms, load_count";
         const DAILY_TYPES: &str = "asset_id BIGINT, share_id BIGINT, day TEXT, dim TEXT, value TEXT, views BIGINT, \
@@ -141,6 +156,9 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
+        if queued > 0 {
+            self.outbox_filled();
+        }
         Ok(())
     }
 

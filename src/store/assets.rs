@@ -4,7 +4,9 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Store, next_id};
-use crate::domain::assets::{Asset, AssetCommit, AssetMeta, AssetPatch, AssetSource, MediaType, asset_location};
+use crate::domain::assets::{
+    Asset, AssetCommit, AssetMade, AssetMeta, AssetPatch, AssetSource, MediaType, asset_location,
+};
 use crate::domain::pagination::PageRequest;
 
 pub(super) const ASSET_COLUMNS: &str = "a.id, a.owner_id, u.name AS owner_name, a.title, a.description, a.tags, a.name,
@@ -143,7 +145,18 @@ impl Store {
         if let Some((request, reserved)) = commit.settles {
             super::file_requests::settle_upload_in(&mut tx, request, reserved, file.size, now).await?;
         }
+        let queued = match &commit.event {
+            Some(make) => {
+                let made =
+                    AssetMade { id, name: &file.name, size: file.size, mime_type: &file.mime_type, created_at: now };
+                self.enqueue_webhooks(&mut tx, &make(&made), now).await?
+            }
+            None => 0,
+        };
         tx.commit().await?;
+        if queued > 0 {
+            self.outbox_filled();
+        }
         Ok(Some(id))
     }
 

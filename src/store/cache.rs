@@ -1,5 +1,5 @@
 //! Short-lived caches of hot reads: the rows behind a share page (link + asset), the recipient's
-//! page being the hottest read, and the public gallery's answers. A committed write through this
+//! page being the hottest read, the public gallery's answers, and who has webhooks. A committed write through this
 //! Store forgets them here and on every other instance through the bus before it returns
 //! (`Caches::changed`);
 //! while this instance cannot hear the others (the bus is down) they are bypassed, never trusted.
@@ -34,6 +34,9 @@ pub trait Peers: Send + Sync {
 pub struct Caches {
     shares: TtlCache<ShareView>,
     gallery: TtlCache<bytes::Bytes>,
+    /// Who has active webhooks (`store::webhooks::WebhookOwners`): asked by every event, on the hot
+    /// path of share views.
+    webhook_owners: TtlCache<Arc<crate::store::webhooks::WebhookOwners>>,
     /// Counts the times everything was forgotten: a value read from the database before the last
     /// one may be stale and is not kept.
     epoch: AtomicU64,
@@ -76,11 +79,22 @@ impl Caches {
         }
     }
 
+    pub fn webhook_owners(&self) -> Option<Arc<crate::store::webhooks::WebhookOwners>> {
+        self.trusted().then(|| self.webhook_owners.get("")).flatten()
+    }
+
+    pub fn put_webhook_owners(&self, since: u64, owners: Arc<crate::store::webhooks::WebhookOwners>) {
+        if self.trusted() {
+            self.webhook_owners.put_unless_forgotten(&self.epoch, since, "", owners);
+        }
+    }
+
     /// Forgets everything on this instance (another instance wrote, or the bus came back).
     pub fn forget(&self) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.shares.clear();
         self.gallery.clear();
+        self.webhook_owners.clear();
     }
 
     /// A write was committed here: forget it here and on every other instance (see

@@ -293,7 +293,40 @@ impl Store {
             created_at: now,
         };
         let e = append(&mut tx, &session.room(), "file_shared", event(&file), now).await?;
+        // `chat.file_shared` for the webhooks of the company's agents (the company's chat is their content).
+        let agents: Vec<(i64,)> = sqlx::query_as("SELECT user_id FROM company_agents WHERE company_id = $1")
+            .bind(session.company_id)
+            .fetch_all(&mut *tx)
+            .await?;
+        let agents: Vec<i64> = agents.into_iter().map(|(a,)| a).collect();
+        let queued = if agents.is_empty() && !self.webhook_owners_in(&mut tx).await?.any_all {
+            0
+        } else {
+            let hook = crate::domain::webhooks::Event {
+                owner_id: agents.first().copied().unwrap_or(0),
+                kind: crate::domain::webhooks::EventType::ChatFileShared,
+                data: serde_json::json!({
+                    "company_id": session.company_uuid,
+                    "session_id": session.uuid,
+                    "file": {
+                        "id": file.id,
+                        "name": file.original_name,
+                        "mime_type": file.mime_type,
+                        "size": file.size,
+                        "sha256": file.sha256,
+                        "uploader": file.uploader.as_str(),
+                        "user_id": f.user_id,
+                    },
+                    "shared_at": crate::domain::time::rfc3339(now),
+                }),
+            };
+            let owners = if agents.is_empty() { vec![0] } else { agents };
+            self.enqueue_webhooks_to(&mut tx, &owners, &hook, now).await?
+        };
         tx.commit().await?;
+        if queued > 0 {
+            self.outbox_filled();
+        }
         Ok((file, e))
     }
 

@@ -255,7 +255,13 @@ impl Store {
     }
 
     /// Ends a live session; None when it was already over.
-    pub async fn end_session(&self, s: &Session, now: i64) -> anyhow::Result<Option<RoomEvent>> {
+    /// `event` (`collaboration.session_ended`) is stored with the change.
+    pub async fn end_session(
+        &self,
+        s: &Session,
+        now: i64,
+        event: Option<&crate::domain::webhooks::Event>,
+    ) -> anyhow::Result<Option<RoomEvent>> {
         let (_writing, mut tx) = self.begin_write().await?;
         let done = sqlx::query("UPDATE collab_sessions SET ended_at = $2 WHERE id = $1 AND ended_at IS NULL")
             .bind(s.id)
@@ -266,7 +272,14 @@ impl Store {
             return Ok(None);
         }
         let e = append(&mut tx, &s.room(), "session_ended", serde_json::json!({"reason": "ended"}), now).await?;
+        let queued = match event {
+            Some(ev) => self.enqueue_webhooks(&mut tx, ev, now).await?,
+            None => 0,
+        };
         tx.commit().await?;
+        if queued > 0 {
+            self.outbox_filled();
+        }
         Ok(Some(e))
     }
 

@@ -8,6 +8,7 @@ use super::rooms::{RoomEvent, append};
 use super::{Float, Store, flag, next_id};
 use crate::domain::comments::{Comment, CommentOut, NewComment};
 use crate::domain::pagination::PageRequest;
+use crate::domain::webhooks::{Event, EventType};
 
 /// The columns of a comment as `comment_from_row` reads them; the author's name is the guest's,
 /// else the account's, else (the account was deleted) "deleted account".
@@ -220,9 +221,27 @@ impl Store {
         c: &NewComment,
         now: i64,
     ) -> anyhow::Result<(Comment, Vec<RoomEvent>)> {
+        self.insert_comment_of(asset_id, None, author, c, now).await
+    }
+
+    /// [`Store::insert_comment`], with `comment.created` for the webhooks of `owner_id` (the
+    /// asset's owner) in the same transaction. On SQLite a comment that some webhook hears is
+    /// stored in a transaction of its own instead of the group commit script.
+    pub async fn insert_comment_of(
+        &self,
+        asset_id: i64,
+        owner_id: Option<i64>,
+        author: &Author,
+        c: &NewComment,
+        now: i64,
+    ) -> anyhow::Result<(Comment, Vec<RoomEvent>)> {
         let job = Job { asset_id, author: author.clone(), comment: c.clone(), now };
-        if self.dialect == super::Dialect::Postgres {
-            return self.insert_comment_postgres(&job).await;
+        let heard = match owner_id {
+            Some(o) => self.webhook_owners().await?.hears(o),
+            None => false,
+        };
+        if self.dialect == super::Dialect::Postgres || heard {
+            return self.insert_comment_tx(&job, owner_id.filter(|_| heard)).await;
         }
         let queue = &*self.comment_queue;
         let id = queue.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -352,7 +371,8 @@ impl Store {
         Ok(out)
     }
 
-    async fn insert_comment_postgres(&self, j: &Job) -> anyhow::Result<(Comment, Vec<RoomEvent>)> {
+    /// One comment in a transaction of its own (PostgreSQL always; SQLite when a webhook hears it).
+    async fn insert_comment_tx(&self, j: &Job, owner_id: Option<i64>) -> anyhow::Result<(Comment, Vec<RoomEvent>)> {
         let (_writing, mut tx) = self.begin_write().await?;
         let (author_id, guest_name, share_id) = j.author.columns();
         let (asset_id, c, now) = (j.asset_id, &j.comment, j.now);
@@ -377,7 +397,19 @@ impl Store {
         .await?;
         let comment = fetch(&mut tx, id).await?.ok_or_else(|| anyhow::anyhow!("comment {id} vanished"))?;
         let events = announce(&mut tx, asset_id, "comment", comment_event(&comment), now).await?;
+        let queued = match owner_id {
+            Some(owner_id) => {
+                let mut data = comment_event(&comment);
+                data["asset_id"] = asset_id.into();
+                let event = Event { owner_id, kind: EventType::CommentCreated, data };
+                self.enqueue_webhooks(&mut tx, &event, now).await?
+            }
+            None => 0,
+        };
         tx.commit().await?;
+        if queued > 0 {
+            self.outbox_filled();
+        }
         Ok((comment, events))
     }
 

@@ -17,6 +17,7 @@ pub mod shares;
 pub mod tokens;
 pub mod uploads;
 pub mod users;
+pub mod webhooks;
 
 use std::time::Duration;
 
@@ -81,6 +82,8 @@ pub struct Store {
     write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// SQLite: new comments waiting for the write gate, stored in batches by whoever holds it.
     comment_queue: std::sync::Arc<comments::CommentQueue>,
+    /// Told when this instance queued webhook deliveries (`webhooks::outbox_filled`).
+    outbox: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// Held while a write transaction is open (SQLite only; PostgreSQL locks rows itself). Declare it
@@ -143,7 +146,15 @@ impl Store {
             }
             Dialect::Postgres => pool.clone(),
         };
-        Ok(Store { pool, writer, dialect, caches: Default::default(), write_gate, comment_queue: Default::default() })
+        Ok(Store {
+            pool,
+            writer,
+            dialect,
+            caches: Default::default(),
+            write_gate,
+            comment_queue: Default::default(),
+            outbox: Default::default(),
+        })
     }
 
     /// Applies the embedded migrations that have not run yet.

@@ -7,6 +7,7 @@ use sqlx::any::AnyRow;
 use super::{Store, flag, next_id};
 use crate::domain::pagination::PageRequest;
 use crate::domain::shares::{Share, ShareSettings, ShareTarget, ShareType, Shared};
+use crate::domain::webhooks::Event;
 
 const COLUMNS: &str =
     "id, uuid, asset_id, collection_id, owner_id, share_type, password_hash, allow_preview, allow_download,
@@ -74,6 +75,11 @@ fn bind_settings<'q>(q: Query<'q>, s: &'q ShareSettings) -> Query<'q> {
 }
 
 impl Store {
+    /// Stores a link; `event` makes its `share.created` from the stored row, queued with it.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the link's parts and its webhook event, all needed by the one insert"
+    )]
     pub async fn insert_share(
         &self,
         uuid: &str,
@@ -82,6 +88,7 @@ impl Store {
         s: &ShareSettings,
         password_hash: Option<&str>,
         now: i64,
+        event: impl FnOnce(&Share) -> Option<Event>,
     ) -> anyhow::Result<Share> {
         let (_writing, mut tx) = self.begin_write().await?;
         let id = next_id(&mut tx, "shares").await?;
@@ -105,9 +112,22 @@ impl Store {
         .bind(s.share_type.as_str())
         .bind(password_hash.map(str::to_string));
         bind_settings(q, s).bind(now).execute(&mut *tx).await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM shares WHERE id = $1")))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let share = share_from_row(&row)?;
+        // `share.created` is stored with the link, or neither is.
+        let queued = match event(&share) {
+            Some(e) => self.enqueue_webhooks(&mut tx, &e, now).await?,
+            None => 0,
+        };
         tx.commit().await?;
+        if queued > 0 {
+            self.outbox_filled();
+        }
         self.content_changed().await;
-        self.share_by_uuid(uuid).await?.ok_or_else(|| anyhow::anyhow!("share vanished after insert"))
+        Ok(share)
     }
 
     /// Rewrites a link's settings (`password_hash` None keeps the stored one).
@@ -228,13 +248,24 @@ impl Store {
         Ok(rows.iter().map(share_from_row).collect::<Result<_, _>>()?)
     }
 
-    pub async fn revoke_share(&self, id: i64, now: i64) -> anyhow::Result<()> {
-        self.write(
+    /// Revokes a link; `event` (`share.revoked`) is stored with the change, and only when the link
+    /// was live until now.
+    pub async fn revoke_share(&self, id: i64, now: i64, event: Option<&Event>) -> anyhow::Result<()> {
+        let (_writing, mut tx) = self.begin_write().await?;
+        let res =
             sqlx::query("UPDATE shares SET revoked_at = $1, updated_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(now)
-                .bind(id),
-        )
-        .await?;
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        let queued = match event {
+            Some(e) if res.rows_affected() == 1 => self.enqueue_webhooks(&mut tx, e, now).await?,
+            _ => 0,
+        };
+        tx.commit().await?;
+        if queued > 0 {
+            self.outbox_filled();
+        }
         self.content_changed().await;
         Ok(())
     }

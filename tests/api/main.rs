@@ -38,3 +38,4 @@ mod store;
 mod tls;
 mod tokens;
 mod uploads_tus;
+mod webhooks;

@@ -298,6 +298,7 @@ async fn a_resumable_upload_becomes_one_asset_in_one_transaction(db: Db) {
     let commit = AssetCommit {
         settles: None,
         completes: Some(CompletedUpload { id: up.id.clone(), expires_at: NOW + 7_200_000, names_asset: true }),
+        event: None,
     };
     let id = store.insert_asset_from(ada.id, &meta, &file("f1"), None, &commit, NOW).await.expect("insert");
     let id = id.expect("the open upload became this asset");

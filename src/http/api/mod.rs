@@ -17,3 +17,4 @@ pub mod policies;
 pub mod shares;
 pub mod tokens;
 pub mod uploads;
+pub mod webhooks;

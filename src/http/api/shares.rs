@@ -186,7 +186,7 @@ pub async fn revoke(
     ApiPath(uuid): ApiPath<String>,
 ) -> AppResult<Response> {
     let s = owned_share(&state, &user, &uuid).await?;
-    state.store.revoke_share(s.id, state.clock.now_ms()).await?;
+    crate::service::shares::revoke(&state, &s).await?;
     // A review session reached through this link ends with it: its members are told and their
     // sockets close, on every instance.
     crate::service::collaboration::end_sessions(&state, state.store.open_sessions_of_share(s.id).await?).await?;

@@ -304,8 +304,8 @@ pub async fn revoke_link(
         Ok(s) => s,
         Err(_) => return super::error_page(StatusCode::NOT_FOUND, "Not found", "You have no such link."),
     };
-    if let Err(e) = state.store.revoke_share(share.id, state.clock.now_ms()).await {
-        return AppError::Internal(e).into_response();
+    if let Err(e) = crate::service::shares::revoke(&state, &share).await {
+        return e.into_response();
     }
     // A control character could not go into the Location header (issue 18, item 12).
     let back = form

@@ -13,6 +13,7 @@ pub mod policies;
 pub mod shares;
 pub mod static_files;
 pub mod tokens;
+pub mod webhooks;
 
 use askama::Template;
 use axum::http::StatusCode;
