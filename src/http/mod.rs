@@ -37,6 +37,7 @@ pub fn feature_routers() -> Vec<OpenApiRouter<AppState>> {
     vec![
         api::auth::router(),
         api::admin::router(),
+        api::audit::router(),
         api::assets::router(),
         api::collections::router(),
         api::uploads::router(),
@@ -54,6 +55,7 @@ pub fn feature_routers() -> Vec<OpenApiRouter<AppState>> {
         pages::library::router(),
         pages::collections::router(),
         pages::analytics::router(),
+        pages::audit::router(),
         pages::chat::router(),
         pages::gallery::router(),
         pages::file_requests::router(),

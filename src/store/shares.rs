@@ -5,6 +5,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Store, flag, next_id};
+use crate::domain::audit::AuditEntry;
 use crate::domain::pagination::PageRequest;
 use crate::domain::shares::{Share, ShareSettings, ShareTarget, ShareType, Shared};
 
@@ -74,6 +75,8 @@ fn bind_settings<'q>(q: Query<'q>, s: &'q ShareSettings) -> Query<'q> {
 }
 
 impl Store {
+    /// Creates a link; `audit` makes its audit entry from the new id, committed with it.
+    #[allow(clippy::too_many_arguments)] // reason: a link's parts, each of its own type
     pub async fn insert_share(
         &self,
         uuid: &str,
@@ -82,6 +85,7 @@ impl Store {
         s: &ShareSettings,
         password_hash: Option<&str>,
         now: i64,
+        audit: impl FnOnce(i64) -> AuditEntry + Send,
     ) -> anyhow::Result<Share> {
         let (_writing, mut tx) = self.begin_write().await?;
         let id = next_id(&mut tx, "shares").await?;
@@ -105,18 +109,20 @@ impl Store {
         .bind(s.share_type.as_str())
         .bind(password_hash.map(str::to_string));
         bind_settings(q, s).bind(now).execute(&mut *tx).await?;
+        super::audit::insert(&mut tx, &audit(id), now).await?;
         tx.commit().await?;
         self.content_changed().await;
         self.share_by_uuid(uuid).await?.ok_or_else(|| anyhow::anyhow!("share vanished after insert"))
     }
 
-    /// Rewrites a link's settings (`password_hash` None keeps the stored one).
+    /// Rewrites a link's settings (`password_hash` None keeps the stored one), with its audit entry.
     pub async fn update_share(
         &self,
         id: i64,
         s: &ShareSettings,
         password_hash: Option<&str>,
         now: i64,
+        audit: &AuditEntry,
     ) -> anyhow::Result<()> {
         let q = sqlx::query(
             "UPDATE shares SET share_type = $1, password_hash = CASE WHEN $2 = 1 THEN $3 ELSE password_hash END,
@@ -128,7 +134,12 @@ impl Store {
         .bind(s.share_type.as_str())
         .bind(flag(password_hash.is_some() || s.share_type != ShareType::Protected))
         .bind(password_hash.map(str::to_string));
-        self.write(bind_settings(q, s).bind(now).bind(id)).await?;
+        let (_writing, mut tx) = self.begin_write().await?;
+        let res = bind_settings(q, s).bind(now).bind(id).execute(&mut *tx).await?;
+        if res.rows_affected() == 1 {
+            super::audit::insert(&mut tx, audit, now).await?;
+        }
+        tx.commit().await?;
         self.content_changed().await;
         Ok(())
     }
@@ -228,13 +239,19 @@ impl Store {
         Ok(rows.iter().map(share_from_row).collect::<Result<_, _>>()?)
     }
 
-    pub async fn revoke_share(&self, id: i64, now: i64) -> anyhow::Result<()> {
-        self.write(
+    /// Revokes a live link, with its audit entry; a link revoked already is left (and not logged again).
+    pub async fn revoke_share(&self, id: i64, now: i64, audit: &AuditEntry) -> anyhow::Result<()> {
+        let (_writing, mut tx) = self.begin_write().await?;
+        let res =
             sqlx::query("UPDATE shares SET revoked_at = $1, updated_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(now)
-                .bind(id),
-        )
-        .await?;
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        if res.rows_affected() == 1 {
+            super::audit::insert(&mut tx, audit, now).await?;
+        }
+        tx.commit().await?;
         self.content_changed().await;
         Ok(())
     }
