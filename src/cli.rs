@@ -84,7 +84,8 @@ pub enum TokenCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum RetentionCommand {
-    /// Delete raw analytics events older than `analytics_retention_days` now.
+    /// Delete raw analytics events older than `analytics_retention_days` and audit log entries older
+    /// than `audit_retention_days` now.
     Run,
 }
 
@@ -121,7 +122,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let state = AppState::build(config).await?;
             let new = NewUser::parse(Some(&email), Some(&password), Some(&name), Some(&role))
                 .map_err(|e| anyhow::anyhow!("{}", e.public_message()))?;
-            let user = crate::service::auth::create_account(&state, new)
+            let by = crate::domain::audit::Who::system();
+            let user = crate::service::auth::create_account(&state, new, &by, crate::service::auth::Via::Cli)
                 .await
                 .map_err(|e| anyhow::anyhow!("{}", e.public_message()))?;
             println!("created {} account {} (id {})", user.role.as_str(), user.email, user.id);
@@ -155,6 +157,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let state = AppState::build(config).await?;
             let removed = crate::jobs::retention::run_once(&state).await?;
             println!("removed {removed} analytics events older than {} days", state.config.analytics_retention_days);
+            let entries = crate::jobs::audit_retention::run_once(&state).await?;
+            println!("removed {entries} audit log entries older than {} days", state.config.audit_retention_days);
             Ok(0)
         }
         Command::Serve => {

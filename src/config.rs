@@ -124,6 +124,8 @@ pub struct Config {
     pub analytics_enabled: bool,
     /// Raw analytics events older than this are deleted (daily rollups stay).
     pub analytics_retention_days: u32,
+    /// Audit log entries older than this are deleted (SPEC §13).
+    pub audit_retention_days: u32,
     /// Events waiting to be written; when full, new events are dropped (and counted).
     pub analytics_queue_capacity: usize,
     /// How many durable events a reconnecting live client may recover; an older gap gets the
@@ -240,6 +242,7 @@ impl Default for Config {
             share_resume_window_secs: 3600,
             analytics_enabled: true,
             analytics_retention_days: 365,
+            audit_retention_days: 365,
             analytics_queue_capacity: 100_000,
             realtime_recovery_window: 10_000,
             guest_comment_rate_per_ip_per_minute: 10,
@@ -503,6 +506,9 @@ impl Config {
         }
         if self.analytics_queue_capacity == 0 {
             problems.push("`analytics_queue_capacity` must be at least 1".into());
+        }
+        if self.audit_retention_days == 0 {
+            problems.push("`audit_retention_days` must be at least 1".into());
         }
         if self.analytics_retention_days == 0 {
             problems.push("`analytics_retention_days` must be at least 1".into());

@@ -3,6 +3,7 @@
 
 pub mod analytics;
 pub mod assets;
+pub mod audit;
 pub mod chat;
 pub mod collaboration;
 pub mod collections;

@@ -37,6 +37,14 @@ const BOT_MARKERS: &[&str] = &[
     "headlesschrome/unfurl",
 ];
 
+/// The keyed hash of a client's address alone, as the audit log keeps it (`ip`): stable under the
+/// server's secret, so one address's entries can be told apart and grouped, and never reversible
+/// without that secret. Its own context prefix: it never equals a visitor key.
+pub fn ip_key(key: &[u8], ip: IpAddr) -> String {
+    let ip = ip.to_string();
+    hex::encode(&super::digest::keyed_digest(key, &[b"audit-ip\0", ip.as_bytes()])[..16])
+}
+
 /// Link-preview fetchers and crawlers (they see the page, but never count). Command-line
 /// downloaders (curl, wget) are people and do count.
 pub fn is_bot(user_agent: &str) -> bool {
@@ -63,6 +71,11 @@ mod tests {
         assert_ne!(a, visitor_key(b"k2", ip, "UA"));
         assert_ne!(a, visitor_key(b"k", ip, "UA2"));
         assert!(!a.contains("203"));
+        let k = ip_key(b"k", ip);
+        assert_eq!(k, ip_key(b"k", ip));
+        assert_ne!(k, ip_key(b"k2", ip));
+        assert_ne!(k, ip_key(b"k", IpAddr::from([203, 0, 113, 6])));
+        assert!(!k.contains("203") && k.len() == 32);
     }
 
     #[test]

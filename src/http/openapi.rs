@@ -31,7 +31,7 @@ pub const ERROR_SCHEMA: &str = "ErrorResponse";
     components(schemas(crate::error::ErrorResponse)),
     tags(
         (name = "auth", description = "Accounts and sessions"),
-        (name = "admin", description = "User management"),
+        (name = "admin", description = "User management and the audit log"),
         (name = "assets", description = "Uploaded files"),
         (name = "collections", description = "Several files behind one link"),
         (name = "uploads", description = "Resumable uploads (tus 1.0.0)"),

@@ -13,11 +13,13 @@ use serde::Deserialize;
 
 use crate::app::AppState;
 use crate::domain::assets::Asset;
+use crate::domain::audit::AuditAction;
 use crate::domain::shares::{Share, ShareStatus, ShareType, Shared};
 use crate::domain::users::User;
 use crate::domain::visitors::{is_bot, is_prefetch, visitor_key};
 use crate::error::{AppError, ErrorCode};
 use crate::http::extract::{ClientIp, SESSION_COOKIE, cookie, cross_origin};
+use crate::service::audit;
 use crate::service::auth::{page_session, user_from_token};
 use crate::service::shares::PasswordRefused;
 use crate::store::cache::ShareView;
@@ -284,7 +286,15 @@ pub async fn unlock(state: &AppState, req: &ShareRequest, password: &str) -> Res
     match crate::service::shares::check_link_password(state, &key, share.password_hash.as_deref(), password).await {
         Ok(()) => {}
         Err(PasswordRefused::LockedOut(secs)) => return Err(UnlockRefused::LockedOut(secs)),
-        Err(PasswordRefused::Wrong) => return Err(UnlockRefused::WrongPassword),
+        Err(PasswordRefused::Wrong { locked_out }) => {
+            let who = audit::who(state, req.viewer.as_ref().map(|u| u.id), Some(req.ip));
+            let details = serde_json::json!({"uuid": share.uuid});
+            audit::record_quietly(state, who.entry(AuditAction::ShareUnlockFailed, share.id, details.clone())).await;
+            if locked_out {
+                audit::record_quietly(state, who.entry(AuditAction::ShareLockedOut, share.id, details)).await;
+            }
+            return Err(UnlockRefused::WrongPassword);
+        }
         Err(PasswordRefused::Failed(e)) => return Err(UnlockRefused::Failed(e)),
     }
     let ttl = link_token_ttl(&share, state.clock.now_ms());

@@ -1,8 +1,9 @@
 //! Background jobs: small named loops that stop on the shared shutdown signal; each has a
-//! `run_once(&AppState)` that tests call directly. Jobs over the whole deployment (retention, the
-//! blob sweeper) run on the one instance holding the job's lease in the database (`claimed`);
+//! `run_once(&AppState)` that tests call directly. Jobs over the whole deployment (retention of
+//! analytics and of the audit log, the blob sweeper) run on the one instance holding the job's lease in the database (`claimed`);
 //! jobs over an instance's own state (its view counts, its local limiters) run everywhere.
 
+pub mod audit_retention;
 pub mod blob_gc;
 pub mod retention;
 pub mod upload_expiry;
@@ -28,6 +29,12 @@ pub fn spawn_all(state: AppState, shutdown: CancellationToken) -> Vec<JoinHandle
         every("analytics_retention", Duration::from_secs(3600), state.clone(), shutdown.clone(), |s| async move {
             if claimed(&s, "analytics_retention", Duration::from_secs(3600)).await? {
                 retention::run_once(&s).await?;
+            }
+            Ok(())
+        }),
+        every("audit_retention", Duration::from_secs(3600), state.clone(), shutdown.clone(), |s| async move {
+            if claimed(&s, "audit_retention", Duration::from_secs(3600)).await? {
+                audit_retention::run_once(&s).await?;
             }
             Ok(())
         }),

@@ -3,17 +3,53 @@
 
 use std::net::IpAddr;
 
+use serde_json::json;
+
 use crate::app::AppState;
+use crate::domain::audit::{AuditAction, Who};
 use crate::domain::tokens::Scopes;
 use crate::domain::users::{NewUser, User};
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::store::sessions::SessionKind;
 use crate::store::users::Created;
 
-/// Hashes the password and stores the account; the one path for API, admin and CLI.
-pub async fn create_account(state: &AppState, new: NewUser) -> AppResult<User> {
+/// How an account came to be (the audit entry's `via`; a sign-up acts as the account it creates).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// `POST /api/auth/register/`.
+    SignUp,
+    /// A collaboration invitation accepted with a new account.
+    Invitation,
+    /// An admin (`POST /api/admin/users/`): the actor of `who`.
+    Admin,
+    /// The operator's `vitrine user create`.
+    Cli,
+}
+
+impl Via {
+    fn as_str(self) -> &'static str {
+        match self {
+            Via::SignUp => "sign_up",
+            Via::Invitation => "invitation",
+            Via::Admin => "admin",
+            Via::Cli => "cli",
+        }
+    }
+}
+
+/// Hashes the password and stores the account with its `user.created` audit entry; the one path
+/// for API, admin, invitations and CLI.
+pub async fn create_account(state: &AppState, new: NewUser, who: &Who, via: Via) -> AppResult<User> {
     let hash = state.auth.hash_password(new.password.expose()).await?;
-    match state.store.create_user(&new.email, &new.name, &hash, new.role, state.clock.now_ms()).await? {
+    let audit = |id: i64, role: crate::domain::users::Role| {
+        let by = match via {
+            Via::SignUp | Via::Invitation => who.as_actor(id),
+            Via::Admin | Via::Cli => who.clone(),
+        };
+        let details = json!({"email": new.email.as_str(), "role": role.as_str(), "via": via.as_str()});
+        by.entry(AuditAction::UserCreated, id, details)
+    };
+    match state.store.create_user(&new.email, &new.name, &hash, new.role, state.clock.now_ms(), audit).await? {
         Created::Ok(u) => {
             tracing::info!(user_id = u.id, role = u.role.as_str(), "account created");
             Ok(u)
@@ -27,12 +63,23 @@ pub async fn create_account(state: &AppState, new: NewUser) -> AppResult<User> {
 
 /// Opens a sign-in session of `user_id` (random id from the CSRNG, expiring with its token) and
 /// returns its token: an API access token (`Api`), or the login cookie's value (`Page`), which is
-/// of another kind and never verifies as a bearer token.
-pub async fn start_session(state: &AppState, user_id: i64, kind: SessionKind) -> AppResult<String> {
+/// of another kind and never verifies as a bearer token. `sign_in`: the client's address when this
+/// is a sign-in with a password (audited as `login.succeeded` with the session); None for the first
+/// session of a new account.
+pub async fn start_session(
+    state: &AppState,
+    user_id: i64,
+    kind: SessionKind,
+    sign_in: Option<IpAddr>,
+) -> AppResult<String> {
     let sid = crate::auth::random_token();
     let now = (state.clock.now_ms() / 1000) as u64;
     let exp = now + state.auth.ttl_secs();
-    state.store.create_session(&sid, user_id, kind, now as i64 * 1000, exp as i64 * 1000).await?;
+    let audit = sign_in.map(|ip| {
+        let who = crate::service::audit::who(state, Some(user_id), Some(ip));
+        who.entry(AuditAction::LoginSucceeded, user_id, json!({"kind": kind.as_str()}))
+    });
+    state.store.create_session(&sid, user_id, kind, now as i64 * 1000, exp as i64 * 1000, audit.as_ref()).await?;
     let typ = match kind {
         SessionKind::Api => crate::auth::ACCESS,
         SessionKind::Page => crate::auth::PAGE_SESSION,
@@ -67,23 +114,35 @@ pub fn require_credentials(email: Option<String>, password: Option<String>) -> A
 }
 
 /// Rate limits (per IP, per account), then the password; the one check for API and login page.
+/// A refusal after the password check is audited (`login.failed`, its own write); one by the rate
+/// limits is not (a flood would only fill the log).
 pub async fn check_credentials(state: &AppState, ip: IpAddr, email: &str, password: &str) -> AppResult<User> {
     state.limits.login_per_ip.check(ip).await?;
     state.limits.login_per_account.check(email).await?;
     let user = state.store.user_by_email(email).await?;
     let ok = state.auth.verify_password(password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
-    match user {
+    let failed = |reason: &str| {
+        // The address tried, bounded: it is the client's input.
+        let tried: String = email.chars().take(254).collect();
+        let target = user.as_ref().map(|u| u.id.to_string()).unwrap_or_default();
+        let who = crate::service::audit::who(state, None, Some(ip));
+        who.entry(AuditAction::LoginFailed, target, json!({"email": tried, "reason": reason}))
+    };
+    match &user {
         Some(u) if ok => {
             if !u.is_active {
+                crate::service::audit::record_quietly(state, failed("account_disabled")).await;
                 return Err(AppError::Forbidden {
                     code: ErrorCode::AccountDisabled,
                     message: "this account is disabled".into(),
                 });
             }
-            Ok(u)
+            Ok(u.clone())
         }
         _ => {
             metrics::counter!("vitrine_login_failures_total").increment(1);
+            let reason = if user.is_some() { "wrong_password" } else { "unknown_account" };
+            crate::service::audit::record_quietly(state, failed(reason)).await;
             Err(AppError::Unauthenticated("wrong e-mail address or password".into()))
         }
     }

@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 use crate::app::AppState;
 use crate::blob::token::{Disposition, Grant};
 use crate::domain::assets::{Asset, preview_kind};
+use crate::domain::audit::{AuditAction, AuditEntry, Who};
 use crate::domain::collaboration::{NewSession, Participant, Session};
 use crate::domain::shares::{ShareSettings, ShareType};
 use crate::domain::time::rfc3339;
@@ -202,6 +203,18 @@ fn sample_event(names: &std::collections::HashMap<i64, String>, c: crate::store:
     RecordedEvent { seq: None, kind: "cursor_position".into(), at: rfc3339(c.at), data }
 }
 
+/// The actor of a session's changes to its link (the service has no client address).
+fn session_actor(user: &User) -> Who {
+    Who { actor_id: Some(user.id), ip: None }
+}
+
+/// The audit entry of a session link whose participants changed.
+fn participants_changed(user: &User, share: &crate::domain::shares::Share, s: &Session) -> AuditEntry {
+    let details = serde_json::json!({"uuid": share.uuid, "via": "collaboration", "session": s.uuid,
+        "allowed_emails": share.allowed_emails});
+    session_actor(user).entry(AuditAction::ShareUpdated, share.id, details)
+}
+
 /// Starts a collaboration session on `asset` (the caller's, checked by the caller): its private
 /// link (comments and collaboration on, open to the participants), the participants (accounts
 /// linked, others invited), and the invitations by e-mail.
@@ -219,19 +232,13 @@ pub async fn start(state: &AppState, user: &User, asset: &Asset, new: &NewSessio
     settings.expires_at = Some(expires_at);
     settings.description = new.invitation_message.clone();
     let share_uuid = uuid::Uuid::new_v4().to_string();
-    let share = state
-        .store
-        .insert_share(
-            &share_uuid,
-            crate::domain::shares::ShareTarget::Asset(asset.id),
-            asset.owner_id,
-            &settings,
-            None,
-            now,
-            // The session's own link: `collaboration.session_ended` reports on the session.
-            |_| None,
-        )
-        .await?;
+    let target = crate::domain::shares::ShareTarget::Asset(asset.id);
+    let mut details = crate::service::shares::audit_details(&share_uuid, target, &settings);
+    details["via"] = serde_json::json!("collaboration");
+    let audit = |id: i64| session_actor(user).entry(AuditAction::ShareCreated, id, details);
+    // The session's own link: `collaboration.session_ended` reports on the session.
+    let share =
+        state.store.insert_share(&share_uuid, target, asset.owner_id, &settings, None, now, audit, |_| None).await?;
     let participants = new_participants(state, &new.emails).await?;
     let session = state
         .store
@@ -269,7 +276,9 @@ pub async fn end(state: &AppState, user: &User, uuid: &str) -> AppResult<Session
         state.rooms.publish(&e);
     }
     // The link ends with the session.
-    state.store.revoke_share(s.share_id, now, None).await?;
+    let details = serde_json::json!({"via": "collaboration", "session": s.uuid});
+    let entry = session_actor(user).entry(AuditAction::ShareRevoked, s.share_id, details);
+    state.store.revoke_share(s.share_id, now, &entry, None).await?;
     state.store.session_by_uuid(&s.uuid).await?.ok_or(AppError::NotFound("session"))
 }
 
@@ -298,7 +307,8 @@ pub async fn add_participant(
     let mut share = state.store.share_by_id(s.share_id).await?.ok_or(AppError::NotFound("session"))?;
     if !share.allowed_emails.contains(&email) {
         share.allowed_emails.push(email.clone());
-        state.store.update_share(share.id, &ShareSettings::of(&share), None, state.clock.now_ms()).await?;
+        let entry = participants_changed(user, &share, &s);
+        state.store.update_share(share.id, &ShareSettings::of(&share), None, state.clock.now_ms(), &entry).await?;
     }
     let p = state
         .store
@@ -345,7 +355,8 @@ pub async fn remove_participant(state: &AppState, user: &User, uuid: &str, who: 
     {
         share.allowed_emails.push(owner.email);
     }
-    state.store.update_share(share.id, &ShareSettings::of(&share), None, state.clock.now_ms()).await?;
+    let entry = participants_changed(user, &share, &s);
+    state.store.update_share(share.id, &ShareSettings::of(&share), None, state.clock.now_ms(), &entry).await?;
     Ok(())
 }
 

@@ -6,13 +6,17 @@
 
 use std::net::IpAddr;
 
+use serde_json::json;
+
 use crate::app::AppState;
 use crate::domain::assets::{
     Asset, AssetCommit, AssetMade, AssetMeta, AssetSource, CompletedUpload, DEFAULT_CONTENT_TYPE,
 };
+use crate::domain::audit::{AuditAction, Who};
 use crate::domain::file_requests::{
     FileRequest, FileRequestIn, FileRequestSettings, FileRequestStatus, UploadBounds, Uploader,
 };
+use crate::domain::time::rfc3339;
 use crate::domain::uploads::Upload;
 use crate::domain::users::User;
 use crate::error::{AppError, AppResult, ErrorCode};
@@ -46,7 +50,7 @@ pub fn gone(status: FileRequestStatus) -> AppError {
 
 /// Creates a request. Without `collection_id` a new collection named after the title receives
 /// the files; a `collection_id` that is not one of the caller's collections is a 400 in `fields`.
-pub async fn create(state: &AppState, user: &User, input: FileRequestIn) -> AppResult<FileRequest> {
+pub async fn create(state: &AppState, user: &User, input: FileRequestIn, who: &Who) -> AppResult<FileRequest> {
     state.limits.share_create_per_user.check(user.id).await?;
     let now = state.clock.now_ms();
     let collection_id = input.collection_id;
@@ -65,9 +69,25 @@ pub async fn create(state: &AppState, user: &User, input: FileRequestIn) -> AppR
         None => None,
     };
     let uuid = uuid::Uuid::new_v4().to_string();
-    let r = state.store.insert_file_request(&uuid, user.id, collection.id, &settings, hash.as_deref(), now).await?;
+    let mut details = audit_details(&uuid, &settings, hash.is_some());
+    details["collection_id"] = json!(collection.id);
+    let audit = |id: i64| who.entry(AuditAction::FileRequestCreated, id, details);
+    let r =
+        state.store.insert_file_request(&uuid, user.id, collection.id, &settings, hash.as_deref(), now, audit).await?;
     tracing::info!(file_request_id = r.id, collection_id = collection.id, "file request created");
     Ok(r)
+}
+
+/// What the audit log says about a request's settings (never its password).
+fn audit_details(uuid: &str, s: &FileRequestSettings, password: bool) -> serde_json::Value {
+    json!({
+        "uuid": uuid,
+        "title": s.title,
+        "expires_at": s.expires_at.map(rfc3339),
+        "max_files": s.max_files,
+        "max_total_bytes": s.max_total_bytes,
+        "password": password,
+    })
 }
 
 /// A request the caller owns (admins: any); others get 404.
@@ -82,7 +102,13 @@ pub async fn owned(state: &AppState, user: &User, uuid: &str) -> AppResult<FileR
 }
 
 /// Changes a request's settings (the fields and rules of create; `collection_id` cannot change).
-pub async fn update(state: &AppState, user: &User, uuid: &str, input: FileRequestIn) -> AppResult<FileRequest> {
+pub async fn update(
+    state: &AppState,
+    user: &User,
+    uuid: &str,
+    input: FileRequestIn,
+    who: &Who,
+) -> AppResult<FileRequest> {
     let r = owned(state, user, uuid).await?;
     if r.closed_at.is_some() {
         return Err(gone(FileRequestStatus::Closed));
@@ -98,14 +124,19 @@ pub async fn update(state: &AppState, user: &User, uuid: &str, input: FileReques
         Some(p) => Some(state.auth.hash_password(p).await?),
         None => None,
     };
-    state.store.update_file_request(r.id, &settings, hash.as_deref(), now).await?;
+    let has_password = hash.is_some() || (r.is_protected() && !settings.remove_password);
+    let mut details = audit_details(&r.uuid, &settings, has_password);
+    details["password_changed"] = json!(hash.is_some() || (r.is_protected() && settings.remove_password));
+    let entry = who.entry(AuditAction::FileRequestUpdated, r.id, details);
+    state.store.update_file_request(r.id, &settings, hash.as_deref(), now, &entry).await?;
     state.store.file_request_by_uuid(uuid).await?.ok_or(AppError::NotFound("file request"))
 }
 
 /// Closes a request: it takes no more files; the received ones stay.
-pub async fn close(state: &AppState, user: &User, uuid: &str) -> AppResult<()> {
+pub async fn close(state: &AppState, user: &User, uuid: &str, who: &Who) -> AppResult<()> {
     let r = owned(state, user, uuid).await?;
-    state.store.close_file_request(r.id, state.clock.now_ms()).await?;
+    let entry = who.entry(AuditAction::FileRequestClosed, r.id, json!({"uuid": r.uuid}));
+    state.store.close_file_request(r.id, state.clock.now_ms(), &entry).await?;
     tracing::info!(file_request_id = r.id, "file request closed");
     Ok(())
 }
@@ -149,7 +180,15 @@ pub async fn unlock(state: &AppState, ip: IpAddr, uuid: &str, password: &str) ->
     match check_link_password(state, &key, r.password_hash.as_deref(), password).await {
         Ok(()) => {}
         Err(PasswordRefused::LockedOut(retry_after_secs)) => return Err(AppError::RateLimited { retry_after_secs }),
-        Err(PasswordRefused::Wrong) => {
+        Err(PasswordRefused::Wrong { locked_out }) => {
+            let who = crate::service::audit::who(state, None, Some(ip));
+            let details = json!({"uuid": r.uuid});
+            let failed = who.entry(AuditAction::FileRequestUnlockFailed, r.id, details.clone());
+            crate::service::audit::record_quietly(state, failed).await;
+            if locked_out {
+                let locked = who.entry(AuditAction::FileRequestLockedOut, r.id, details);
+                crate::service::audit::record_quietly(state, locked).await;
+            }
             return Err(AppError::Forbidden { code: ErrorCode::WrongPassword, message: "wrong password".into() });
         }
         Err(PasswordRefused::Failed(e)) => return Err(e),

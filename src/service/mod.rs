@@ -5,6 +5,7 @@
 
 pub mod analytics;
 pub mod assets;
+pub mod audit;
 pub mod auth;
 pub mod blobs;
 pub mod chat;

@@ -1,9 +1,13 @@
 //! Share links (SPEC §2): their public URLs, creating one from validated settings, and which links
 //! a user may manage.
 
+use serde_json::json;
+
 use crate::app::AppState;
+use crate::domain::audit::{AuditAction, Who};
 use crate::domain::collections::Collection;
 use crate::domain::shares::{Share, ShareSettings, ShareSettingsIn, ShareTarget};
+use crate::domain::time::rfc3339;
 use crate::domain::users::User;
 use crate::domain::webhooks::EventType;
 use crate::error::{AppError, AppResult, ErrorCode};
@@ -23,9 +27,15 @@ pub fn embed_code(state: &AppState, uuid: &str) -> String {
 }
 
 /// Creates a link on an asset from validated settings (the API and the owner's page form).
-pub async fn create_share(state: &AppState, user: &User, asset_id: i64, input: ShareSettingsIn) -> AppResult<Share> {
+pub async fn create_share(
+    state: &AppState,
+    user: &User,
+    asset_id: i64,
+    input: ShareSettingsIn,
+    who: &Who,
+) -> AppResult<Share> {
     let asset = visible_asset(state, user, asset_id).await?;
-    insert(state, user, ShareTarget::Asset(asset.id), asset.owner_id, &asset.title, input).await
+    insert(state, user, ShareTarget::Asset(asset.id), asset.owner_id, &asset.title, input, who).await
 }
 
 /// A collection the caller may share: their own, or any for an administrator; others get 404.
@@ -43,9 +53,26 @@ pub async fn create_collection_share(
     user: &User,
     collection_id: i64,
     input: ShareSettingsIn,
+    who: &Who,
 ) -> AppResult<Share> {
     let c = shareable_collection(state, user, collection_id).await?;
-    insert(state, user, ShareTarget::Collection(c.id), c.owner_id, &c.title, input).await
+    insert(state, user, ShareTarget::Collection(c.id), c.owner_id, &c.title, input, who).await
+}
+
+/// What the audit log says about a link's settings (never its password).
+pub fn audit_details(uuid: &str, target: ShareTarget, s: &ShareSettings) -> serde_json::Value {
+    let mut d = json!({
+        "uuid": uuid,
+        "share_type": s.share_type.as_str(),
+        "expires_at": s.expires_at.map(rfc3339),
+        "max_downloads": s.max_downloads,
+        "allow_download": s.allow_download,
+    });
+    match target {
+        ShareTarget::Asset(a) => d["asset_id"] = json!(a),
+        ShareTarget::Collection(c) => d["collection_id"] = json!(c),
+    }
+    d
 }
 
 async fn insert(
@@ -55,6 +82,7 @@ async fn insert(
     owner_id: i64,
     title: &str,
     input: ShareSettingsIn,
+    who: &Who,
 ) -> AppResult<Share> {
     state.limits.share_create_per_user.check(user.id).await?;
     // One instant for created_at and for the expiry computed from expires_in_hours.
@@ -66,9 +94,11 @@ async fn insert(
         None => None,
     };
     let uuid = uuid::Uuid::new_v4().to_string();
+    let details = audit_details(&uuid, target, &settings);
+    let audit = |id: i64| who.entry(AuditAction::ShareCreated, id, details);
     let share = state
         .store
-        .insert_share(&uuid, target, owner_id, &settings, hash.as_deref(), now, |s| {
+        .insert_share(&uuid, target, owner_id, &settings, hash.as_deref(), now, audit, |s| {
             Some(crate::service::webhooks::share_event(state, EventType::ShareCreated, s))
         })
         .await?;
@@ -82,9 +112,20 @@ async fn insert(
     Ok(share)
 }
 
-/// Changes the settings of a link the caller owns (the rules of create and the policy, on what
-/// the change sets; `null` clears expiry or limit). A revoked link cannot change (410).
-pub async fn update_share(state: &AppState, user: &User, uuid: &str, input: ShareSettingsIn) -> AppResult<Share> {
+/// A link the caller owns (or any link, for admins); others get 404.
+pub async fn owned_share(state: &AppState, user: &User, uuid: &str) -> AppResult<Share> {
+    if uuid::Uuid::parse_str(uuid).is_err() {
+        return Err(AppError::NotFound("share"));
+    }
+    match state.store.share_by_uuid(uuid).await? {
+        Some(s) if s.owner_id == user.id || user.is_admin() => Ok(s),
+        _ => Err(AppError::NotFound("share")),
+    }
+}
+
+/// Changes a link's settings (the rules of create and the policy, on what the change sets; `null`
+/// clears expiry or limit): the caller's own link (admins: any); a revoked one is 410.
+pub async fn update(state: &AppState, user: &User, uuid: &str, input: ShareSettingsIn, who: &Who) -> AppResult<Share> {
     let s = owned_share(state, user, uuid).await?;
     if s.revoked_at.is_some() {
         return Err(AppError::Gone {
@@ -99,29 +140,26 @@ pub async fn update_share(state: &AppState, user: &User, uuid: &str, input: Shar
         Some(p) => Some(state.auth.hash_password(p).await?),
         None => None,
     };
-    state.store.update_share(s.id, &settings, hash.as_deref(), now).await?;
+    let mut details = audit_details(&s.uuid, s.target, &settings);
+    details["password_changed"] = json!(hash.is_some());
+    let entry = who.entry(AuditAction::ShareUpdated, s.id, details);
+    state.store.update_share(s.id, &settings, hash.as_deref(), now, &entry).await?;
     state.store.share_by_uuid(uuid).await?.ok_or(AppError::NotFound("share"))
 }
 
-/// Revokes a link (`share.revoked` goes out with it when it was live).
-pub async fn revoke(state: &AppState, share: &Share) -> AppResult<()> {
+/// Revokes a link: it answers 410 from now on (`share.revoked` goes out with it when it was live),
+/// and a review session reached through it ends with it (its members are told and their sockets
+/// close, on every instance).
+pub async fn revoke(state: &AppState, share: &Share, who: &Who) -> AppResult<()> {
     let now = state.clock.now_ms();
+    let entry = who.entry(AuditAction::ShareRevoked, share.id, json!({"uuid": share.uuid}));
     let mut revoked = share.clone();
     revoked.revoked_at = Some(now);
     let event = crate::service::webhooks::share_event(state, EventType::ShareRevoked, &revoked);
-    state.store.revoke_share(share.id, now, Some(&event)).await?;
+    state.store.revoke_share(share.id, now, &entry, Some(&event)).await?;
+    crate::service::collaboration::end_sessions(state, state.store.open_sessions_of_share(share.id).await?).await?;
+    tracing::info!(share_id = share.id, "share link revoked");
     Ok(())
-}
-
-/// A link the caller owns (or any link, for admins); others get 404.
-pub async fn owned_share(state: &AppState, user: &User, uuid: &str) -> AppResult<Share> {
-    if uuid::Uuid::parse_str(uuid).is_err() {
-        return Err(AppError::NotFound("share"));
-    }
-    match state.store.share_by_uuid(uuid).await? {
-        Some(s) if s.owner_id == user.id || user.is_admin() => Ok(s),
-        _ => Err(AppError::NotFound("share")),
-    }
 }
 
 /// Why [`check_link_password`] refused.
@@ -129,8 +167,9 @@ pub async fn owned_share(state: &AppState, user: &User, uuid: &str) -> AppResult
 pub enum PasswordRefused {
     /// Locked out after too many wrong passwords: retry after this many seconds (429).
     LockedOut(u64),
-    /// The password is wrong (the failure is counted).
-    Wrong,
+    /// The password is wrong (the failure is counted); `locked_out`: this failure started the
+    /// lockout (the next attempts get 429).
+    Wrong { locked_out: bool },
     /// Anything else (hashing, the limiter's store).
     Failed(AppError),
 }
@@ -152,7 +191,9 @@ pub async fn check_link_password(
     if !state.auth.verify_password(password, hash).await.map_err(PasswordRefused::Failed)? {
         state.limits.share_password.failure(lock_key).await;
         metrics::counter!("vitrine_share_password_failures_total").increment(1);
-        return Err(PasswordRefused::Wrong);
+        // Whether this failure was the one that locked the key (for the audit log).
+        let locked_out = state.limits.share_password.check(lock_key).await.is_err();
+        return Err(PasswordRefused::Wrong { locked_out });
     }
     state.limits.share_password.success(lock_key).await;
     Ok(())

@@ -7,6 +7,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Store, flag, next_id};
+use crate::domain::audit::AuditEntry;
 use crate::domain::file_requests::{FileRequest, FileRequestSettings};
 use crate::domain::pagination::PageRequest;
 use crate::store::shares::Reservation;
@@ -62,6 +63,8 @@ fn bind_settings<'q>(q: Query<'q>, s: &'q FileRequestSettings) -> Query<'q> {
 }
 
 impl Store {
+    /// Creates a request; `audit` makes its audit entry from the new id, committed with it.
+    #[allow(clippy::too_many_arguments)] // reason: a request's parts, each of its own type
     pub async fn insert_file_request(
         &self,
         uuid: &str,
@@ -70,6 +73,7 @@ impl Store {
         s: &FileRequestSettings,
         password_hash: Option<&str>,
         now: i64,
+        audit: impl FnOnce(i64) -> AuditEntry + Send,
     ) -> anyhow::Result<FileRequest> {
         let (_writing, mut tx) = self.begin_write().await?;
         let id = next_id(&mut tx, "file_requests").await?;
@@ -86,18 +90,20 @@ impl Store {
         .bind(collection_id)
         .bind(password_hash.map(str::to_string));
         bind_settings(q, s).bind(now).execute(&mut *tx).await?;
+        super::audit::insert(&mut tx, &audit(id), now).await?;
         tx.commit().await?;
         self.file_request_by_uuid(uuid).await?.ok_or_else(|| anyhow::anyhow!("file request vanished after insert"))
     }
 
     /// Rewrites the settings: a `password_hash` replaces the stored one; `s.remove_password`
-    /// clears it; otherwise it stays.
+    /// clears it; otherwise it stays. The audit entry commits with the change.
     pub async fn update_file_request(
         &self,
         id: i64,
         s: &FileRequestSettings,
         password_hash: Option<&str>,
         now: i64,
+        audit: &AuditEntry,
     ) -> anyhow::Result<()> {
         let q = sqlx::query(
             "UPDATE file_requests SET password_hash = CASE WHEN $1 = 1 THEN $2 ELSE password_hash END,
@@ -108,7 +114,12 @@ impl Store {
         )
         .bind(flag(password_hash.is_some() || s.remove_password))
         .bind(password_hash.map(str::to_string));
-        self.write(bind_settings(q, s).bind(now).bind(id)).await?;
+        let (_writing, mut tx) = self.begin_write().await?;
+        let res = bind_settings(q, s).bind(now).bind(id).execute(&mut *tx).await?;
+        if res.rows_affected() == 1 {
+            super::audit::insert(&mut tx, audit, now).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -138,13 +149,19 @@ impl Store {
     }
 
     /// Closes a request (received files stay).
-    pub async fn close_file_request(&self, id: i64, now: i64) -> anyhow::Result<()> {
-        self.write(
+    /// Closes an open request, with its audit entry; one closed already is left (and not logged again).
+    pub async fn close_file_request(&self, id: i64, now: i64, audit: &AuditEntry) -> anyhow::Result<()> {
+        let (_writing, mut tx) = self.begin_write().await?;
+        let res =
             sqlx::query("UPDATE file_requests SET closed_at = $1, updated_at = $1 WHERE id = $2 AND closed_at IS NULL")
                 .bind(now)
-                .bind(id),
-        )
-        .await?;
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        if res.rows_affected() == 1 {
+            super::audit::insert(&mut tx, audit, now).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -3,6 +3,7 @@
 
 pub mod analytics;
 pub mod assets;
+pub mod audit;
 pub mod cache;
 pub mod chat;
 pub mod collaboration;

@@ -2,6 +2,7 @@
 //! (issue 18 item 7). A token is honoured only while its session row exists and is not revoked.
 
 use super::Store;
+use crate::domain::audit::AuditEntry;
 use crate::domain::users::User;
 
 /// What a session is for: the HTML login cookie, or tokens handed to API clients.
@@ -21,7 +22,8 @@ impl SessionKind {
 }
 
 impl Store {
-    /// Records a new session `id` of `user_id`, valid until `expires_at` (ms).
+    /// Records a new session `id` of `user_id`, valid until `expires_at` (ms), with the audit
+    /// entry of the sign-in when it is one (a sign-up's first session is not).
     pub async fn create_session(
         &self,
         id: &str,
@@ -29,19 +31,25 @@ impl Store {
         kind: SessionKind,
         now: i64,
         expires_at: i64,
+        audit: Option<&AuditEntry>,
     ) -> anyhow::Result<()> {
-        self.write(
-            sqlx::query(
-                "INSERT INTO sessions (id, user_id, kind, created_at, expires_at, revoked_at)
-                 VALUES ($1, $2, $3, $4, $5, NULL)",
-            )
-            .bind(id)
-            .bind(user_id)
-            .bind(kind.as_str())
-            .bind(now)
-            .bind(expires_at),
+        let (_writing, mut tx) = self.begin_write().await?;
+        if let Some(entry) = audit {
+            // First: its id counter takes SQLite's write lock at once.
+            super::audit::insert(&mut tx, entry, now).await?;
+        }
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, kind, created_at, expires_at, revoked_at)
+             VALUES ($1, $2, $3, $4, $5, NULL)",
         )
+        .bind(id)
+        .bind(user_id)
+        .bind(kind.as_str())
+        .bind(now)
+        .bind(expires_at)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 

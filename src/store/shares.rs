@@ -5,6 +5,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Store, flag, next_id};
+use crate::domain::audit::AuditEntry;
 use crate::domain::pagination::PageRequest;
 use crate::domain::shares::{Share, ShareSettings, ShareTarget, ShareType, Shared};
 use crate::domain::webhooks::Event;
@@ -75,10 +76,11 @@ fn bind_settings<'q>(q: Query<'q>, s: &'q ShareSettings) -> Query<'q> {
 }
 
 impl Store {
-    /// Stores a link; `event` makes its `share.created` from the stored row, queued with it.
+    /// Stores a link; `audit` makes its audit entry from the new id and `event` its `share.created`
+    /// from the stored row, both committed with it.
     #[allow(
         clippy::too_many_arguments,
-        reason = "the link's parts and its webhook event, all needed by the one insert"
+        reason = "the link's parts, its audit entry and its webhook event, all needed by the one insert"
     )]
     pub async fn insert_share(
         &self,
@@ -88,7 +90,8 @@ impl Store {
         s: &ShareSettings,
         password_hash: Option<&str>,
         now: i64,
-        event: impl FnOnce(&Share) -> Option<Event>,
+        audit: impl FnOnce(i64) -> AuditEntry + Send,
+        event: impl FnOnce(&Share) -> Option<Event> + Send,
     ) -> anyhow::Result<Share> {
         let (_writing, mut tx) = self.begin_write().await?;
         let id = next_id(&mut tx, "shares").await?;
@@ -112,6 +115,7 @@ impl Store {
         .bind(s.share_type.as_str())
         .bind(password_hash.map(str::to_string));
         bind_settings(q, s).bind(now).execute(&mut *tx).await?;
+        super::audit::insert(&mut tx, &audit(id), now).await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM shares WHERE id = $1")))
             .bind(id)
             .fetch_one(&mut *tx)
@@ -130,13 +134,14 @@ impl Store {
         Ok(share)
     }
 
-    /// Rewrites a link's settings (`password_hash` None keeps the stored one).
+    /// Rewrites a link's settings (`password_hash` None keeps the stored one), with its audit entry.
     pub async fn update_share(
         &self,
         id: i64,
         s: &ShareSettings,
         password_hash: Option<&str>,
         now: i64,
+        audit: &AuditEntry,
     ) -> anyhow::Result<()> {
         let q = sqlx::query(
             "UPDATE shares SET share_type = $1, password_hash = CASE WHEN $2 = 1 THEN $3 ELSE password_hash END,
@@ -148,7 +153,12 @@ impl Store {
         .bind(s.share_type.as_str())
         .bind(flag(password_hash.is_some() || s.share_type != ShareType::Protected))
         .bind(password_hash.map(str::to_string));
-        self.write(bind_settings(q, s).bind(now).bind(id)).await?;
+        let (_writing, mut tx) = self.begin_write().await?;
+        let res = bind_settings(q, s).bind(now).bind(id).execute(&mut *tx).await?;
+        if res.rows_affected() == 1 {
+            super::audit::insert(&mut tx, audit, now).await?;
+        }
+        tx.commit().await?;
         self.content_changed().await;
         Ok(())
     }
@@ -248,9 +258,15 @@ impl Store {
         Ok(rows.iter().map(share_from_row).collect::<Result<_, _>>()?)
     }
 
-    /// Revokes a link; `event` (`share.revoked`) is stored with the change, and only when the link
-    /// was live until now.
-    pub async fn revoke_share(&self, id: i64, now: i64, event: Option<&Event>) -> anyhow::Result<()> {
+    /// Revokes a live link, with its audit entry and `event` (`share.revoked`); a link revoked
+    /// already is left (and neither logged nor announced again).
+    pub async fn revoke_share(
+        &self,
+        id: i64,
+        now: i64,
+        audit: &AuditEntry,
+        event: Option<&Event>,
+    ) -> anyhow::Result<()> {
         let (_writing, mut tx) = self.begin_write().await?;
         let res =
             sqlx::query("UPDATE shares SET revoked_at = $1, updated_at = $1 WHERE id = $2 AND revoked_at IS NULL")
@@ -262,6 +278,9 @@ impl Store {
             Some(e) if res.rows_affected() == 1 => self.enqueue_webhooks(&mut tx, e, now).await?,
             _ => 0,
         };
+        if res.rows_affected() == 1 {
+            super::audit::insert(&mut tx, audit, now).await?;
+        }
         tx.commit().await?;
         if queued > 0 {
             self.outbox_filled();

@@ -4,6 +4,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Store, flag, next_id};
+use crate::domain::audit::AuditEntry;
 use crate::domain::pagination::PageRequest;
 use crate::domain::users::{Email, PersonName, Role, User};
 
@@ -30,7 +31,8 @@ pub enum Created<T> {
 
 impl Store {
     /// Creates an account. With `role = None` the very first account becomes `admin`, every
-    /// other one `user`; the decision is made inside the insert transaction.
+    /// other one `user`; the decision is made inside the insert transaction. `audit` makes the
+    /// entry from the new account (id, role), committed with it.
     pub async fn create_user(
         &self,
         email: &Email,
@@ -38,6 +40,7 @@ impl Store {
         password_hash: &str,
         role: Option<Role>,
         now: i64,
+        audit: impl FnOnce(i64, Role) -> AuditEntry + Send,
     ) -> anyhow::Result<Created<User>> {
         let (_writing, mut tx) = self.begin_write().await?;
         let id = next_id(&mut tx, "users").await?;
@@ -70,6 +73,7 @@ impl Store {
             }
             Err(e) => return Err(e.into()),
         }
+        super::audit::insert(&mut tx, &audit(id, role), now).await?;
         tx.commit().await?;
         Ok(Created::Ok(User {
             id,
@@ -98,25 +102,33 @@ impl Store {
         Ok(row.as_ref().map(user_from_row).transpose()?)
     }
 
-    /// Changes role and/or active flag; returns the updated account.
+    /// Changes role and/or active flag; returns the updated account. The audit entries (what the
+    /// caller says changed) commit with the change.
     pub async fn update_user(
         &self,
         id: i64,
         role: Option<Role>,
         is_active: Option<bool>,
         now: i64,
+        audit: &[AuditEntry],
     ) -> anyhow::Result<Option<User>> {
-        self.write(
-            sqlx::query(
-                "UPDATE users SET role = COALESCE($1, role), is_active = COALESCE($2, is_active), updated_at = $3
+        let (_writing, mut tx) = self.begin_write().await?;
+        let res = sqlx::query(
+            "UPDATE users SET role = COALESCE($1, role), is_active = COALESCE($2, is_active), updated_at = $3
              WHERE id = $4",
-            )
-            .bind(role.map(|r| r.as_str().to_string()))
-            .bind(is_active.map(flag))
-            .bind(now)
-            .bind(id),
         )
+        .bind(role.map(|r| r.as_str().to_string()))
+        .bind(is_active.map(flag))
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
         .await?;
+        if res.rows_affected() == 1 {
+            for entry in audit {
+                super::audit::insert(&mut tx, entry, now).await?;
+            }
+        }
+        tx.commit().await?;
         self.user_by_id(id).await
     }
 

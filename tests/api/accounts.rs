@@ -114,7 +114,14 @@ async fn closed_registration_refuses_sign_ups_but_admins_still_create_accounts()
         Some("admin"),
     )
     .expect("valid");
-    vitrine::service::auth::create_account(&app.state, new).await.expect("created");
+    vitrine::service::auth::create_account(
+        &app.state,
+        new,
+        &vitrine::domain::audit::Who::system(),
+        vitrine::service::auth::Via::Cli,
+    )
+    .await
+    .expect("created");
     let r = app
         .post_json("/api/auth/login/", None, &json!({"email": "root@example.com", "password": "correct horse"}))
         .await;

@@ -6,6 +6,7 @@ mod accounts;
 mod admin;
 mod analytics;
 mod assets;
+mod audit;
 mod browser;
 mod chat;
 mod clock;

@@ -1,6 +1,8 @@
 //! One story through the whole Store, on SQLite always and PostgreSQL when configured.
 
+use serde_json::json;
 use vitrine::domain::assets::{AssetCommit, AssetMeta, AssetPatch, CompletedUpload, MediaType, asset_location};
+use vitrine::domain::audit::{AuditAction, AuditEntry, AuditFilter, Who};
 use vitrine::domain::pagination::PageRequest;
 use vitrine::domain::uploads::{Upload, UploadState};
 use vitrine::domain::users::User;
@@ -19,6 +21,11 @@ crate::on_both_databases!(
     a_resumable_upload_becomes_one_asset_in_one_transaction
 );
 
+/// The audit entry of a new account (the store's tests act as the operator).
+fn created(id: i64, role: Role) -> AuditEntry {
+    Who::system().entry(AuditAction::UserCreated, id, json!({"role": role.as_str()}))
+}
+
 const ADA: &str = "ada@example.com";
 /// When the story's writes happen (the store takes the time from its callers).
 const NOW: i64 = 1_705_314_600_000;
@@ -26,7 +33,7 @@ const NOW: i64 = 1_705_314_600_000;
 /// Ada, the first account (so an admin).
 async fn ada(store: &Store) -> User {
     let (email, name) = (Email::parse(ADA).expect("email"), PersonName::parse("Ada").expect("name"));
-    match store.create_user(&email, &name, "hash", None, NOW).await.expect("create") {
+    match store.create_user(&email, &name, "hash", None, NOW, created).await.expect("create") {
         Created::Ok(u) => u,
         Created::EmailTaken => panic!("{ADA} is new"),
     }
@@ -53,16 +60,45 @@ async fn the_store_keeps_accounts_and_assets_consistent(db: Db) {
     let ada = ada(store).await;
     assert_eq!(ada.role, Role::Admin);
     let (email, name) = (Email::parse(ADA).expect("email"), PersonName::parse("Ada").expect("name"));
-    assert!(matches!(store.create_user(&email, &name, "hash", None, NOW).await.expect("create"), Created::EmailTaken));
+    assert!(matches!(
+        store.create_user(&email, &name, "hash", None, NOW, created).await.expect("create"),
+        Created::EmailTaken
+    ));
     let bob_email = Email::parse("bob@example.com").expect("email");
-    let Created::Ok(bob) = store.create_user(&bob_email, &name, "hash", None, NOW).await.expect("create") else {
+    let Created::Ok(bob) = store.create_user(&bob_email, &name, "hash", None, NOW, created).await.expect("create")
+    else {
         panic!("created")
     };
     assert_eq!(bob.role, Role::User);
     assert_eq!(store.user_by_email("BOB@example.com").await.expect("q").map(|u| u.id), Some(bob.id));
-    let bob =
-        store.update_user(bob.id, Some(Role::Dashboard), Some(false), NOW).await.expect("update").expect("exists");
+    let changes = [
+        Who { actor_id: Some(ada.id), ip: None }.entry(
+            AuditAction::UserRoleChanged,
+            bob.id,
+            json!({"to": "dashboard"}),
+        ),
+        Who { actor_id: Some(ada.id), ip: None }.entry(AuditAction::UserDeactivated, bob.id, json!({})),
+    ];
+    let bob = store
+        .update_user(bob.id, Some(Role::Dashboard), Some(false), NOW, &changes)
+        .await
+        .expect("update")
+        .expect("exists");
     assert_eq!((bob.role, bob.is_active), (Role::Dashboard, false));
+    // Each write's audit entries committed with it; the refused second Ada left none.
+    let all = PageRequest { page: 1, page_size: 10 };
+    let (log, count) = store.audit_page(&AuditFilter::default(), all).await.expect("audit");
+    let actions: Vec<&str> = log.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(count, 4);
+    assert_eq!(actions, ["user.deactivated", "user.role_changed", "user.created", "user.created"]);
+    assert_eq!(log[0].actor_email.as_deref(), Some(ADA));
+    assert_eq!(log[0].target_id, bob.id.to_string());
+    let mine = AuditFilter { actor_id: Some(ada.id), ..AuditFilter::default() };
+    assert_eq!(store.audit_page(&mine, all).await.expect("audit").1, 2);
+    let batch = store.audit_batch(&AuditFilter::default(), Some(log[1].id), 10).await.expect("batch");
+    assert_eq!(batch.iter().map(|r| r.id).collect::<Vec<_>>(), vec![log[2].id, log[3].id]);
+    assert_eq!(store.delete_audit_before(NOW).await.expect("delete"), 0);
+    assert_eq!(store.delete_audit_before(NOW + 1).await.expect("delete"), 4);
     assert_eq!(store.count_admins().await.expect("count"), 1);
 
     let meta = AssetMeta {
@@ -111,7 +147,7 @@ async fn concurrent_registrations_get_distinct_ids_and_one_admin(db: Db) {
         tasks.push(tokio::spawn(async move {
             let email = Email::parse(&format!("u{i}@example.com")).expect("email");
             let name = PersonName::parse("U").expect("name");
-            match store.create_user(&email, &name, "hash", None, NOW).await.expect("create") {
+            match store.create_user(&email, &name, "hash", None, NOW, created).await.expect("create") {
                 Created::Ok(u) => u,
                 Created::EmailTaken => panic!("distinct emails"),
             }

@@ -10,11 +10,13 @@ use utoipa_axum::routes;
 
 use super::auth::UserOut;
 use crate::app::AppState;
+use crate::domain::audit::AuditAction;
 use crate::domain::pagination::{Page, PageQuery, PageRequest};
 use crate::domain::users::{NewUser, Role};
 use crate::error::{AppError, AppResult, ErrorCode, ErrorResponse, FieldErrors};
-use crate::http::extract::{AdminUser, ApiJson, ApiPath, ApiQuery};
-use crate::service::auth::create_account;
+use crate::http::extract::{AdminUser, ApiJson, ApiPath, ApiQuery, ClientIp};
+use crate::service::audit::who;
+use crate::service::auth::{Via, create_account};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(update))
@@ -35,12 +37,13 @@ pub struct CreateUserRequest {
         (status = 403, body = ErrorResponse), (status = 409, body = ErrorResponse)))]
 pub async fn create(
     State(state): State<AppState>,
-    _admin: AdminUser,
+    AdminUser(admin): AdminUser,
+    ip: ClientIp,
     ApiJson(body): ApiJson<CreateUserRequest>,
 ) -> AppResult<impl IntoResponse> {
     let role = body.role.as_deref().unwrap_or("user");
     let new = NewUser::parse(body.email.as_deref(), body.password.as_deref(), body.name.as_deref(), Some(role))?;
-    let user = create_account(&state, new).await?;
+    let user = create_account(&state, new, &who(&state, Some(admin.id), Some(ip.0)), Via::Admin).await?;
     Ok((StatusCode::CREATED, axum::Json(UserOut::from(&user))))
 }
 
@@ -71,7 +74,8 @@ pub struct UpdateUserRequest {
         (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)))]
 pub async fn update(
     State(state): State<AppState>,
-    _admin: AdminUser,
+    AdminUser(admin): AdminUser,
+    ip: ClientIp,
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<UpdateUserRequest>,
 ) -> AppResult<axum::Json<UserOut>> {
@@ -99,9 +103,25 @@ pub async fn update(
             message: "this is the last active admin; make another admin first".into(),
         });
     }
+    // What actually changes, each its own audit entry (committed with the change).
+    let by = who(&state, Some(admin.id), Some(ip.0));
+    let mut audit = Vec::new();
+    if let Some(r) = role.filter(|r| *r != target.role) {
+        let details = serde_json::json!({"email": target.email, "from": target.role.as_str(), "to": r.as_str()});
+        audit.push(by.entry(AuditAction::UserRoleChanged, id, details));
+    }
+    match body.is_active {
+        Some(false) if target.is_active => {
+            audit.push(by.entry(AuditAction::UserDeactivated, id, serde_json::json!({"email": target.email})));
+        }
+        Some(true) if !target.is_active => {
+            audit.push(by.entry(AuditAction::UserActivated, id, serde_json::json!({"email": target.email})));
+        }
+        _ => {}
+    }
     let user = state
         .store
-        .update_user(id, role, body.is_active, state.clock.now_ms())
+        .update_user(id, role, body.is_active, state.clock.now_ms(), &audit)
         .await?
         .ok_or(AppError::NotFound("user"))?;
     if !user.is_active {

@@ -15,7 +15,7 @@ use crate::domain::time::rfc3339;
 use crate::domain::users::{NewUser, Role, User};
 use crate::error::{AppError, AppResult, ErrorCode, ErrorResponse};
 use crate::http::extract::{ApiJson, ClientIp, CurrentSession, CurrentUser};
-use crate::service::auth::{check_credentials, create_account, require_credentials, sign_out, start_session};
+use crate::service::auth::{Via, check_credentials, create_account, require_credentials, sign_out, start_session};
 use crate::store::sessions::SessionKind;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -66,6 +66,7 @@ pub struct RegisterResponse {
         (status = 409, description = "e-mail already registered", body = ErrorResponse)))]
 pub async fn register(
     State(state): State<AppState>,
+    ip: ClientIp,
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> AppResult<impl IntoResponse> {
     let new = NewUser::parse(body.email.as_deref(), body.password.as_deref(), body.name.as_deref(), None)?;
@@ -75,8 +76,8 @@ pub async fn register(
             message: "registration is closed; ask an administrator for an account".into(),
         });
     }
-    let user = create_account(&state, new).await?;
-    let access_token = start_session(&state, user.id, SessionKind::Api).await?;
+    let user = create_account(&state, new, &crate::service::audit::who(&state, None, Some(ip.0)), Via::SignUp).await?;
+    let access_token = start_session(&state, user.id, SessionKind::Api, None).await?;
     Ok((StatusCode::CREATED, axum::Json(RegisterResponse { user: UserOut::from(&user), access_token })))
 }
 
@@ -107,7 +108,7 @@ pub async fn login(
     let (email, password) = require_credentials(body.email, body.password)?;
     let user = check_credentials(&state, ip.0, &email, &password).await?;
     Ok(axum::Json(LoginResponse {
-        access_token: start_session(&state, user.id, SessionKind::Api).await?,
+        access_token: start_session(&state, user.id, SessionKind::Api, Some(ip.0)).await?,
         token_type: "Bearer",
         expires_in: state.auth.ttl_secs(),
     }))

@@ -17,6 +17,7 @@ use crate::error::{AppError, AppResult, ErrorResponse};
 use crate::http::api::shares::{UnlockRequest, UnlockResponse};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, ClientIp, CurrentUser};
 use crate::http::pages::shares::embed::{QrQuery, qr_size};
+use crate::service::audit::who;
 use crate::service::file_requests::{self as requests, upload_url};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -107,9 +108,10 @@ impl FileRequestOut {
 pub async fn create(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
+    ip: ClientIp,
     ApiJson(body): ApiJson<FileRequestIn>,
 ) -> AppResult<impl IntoResponse> {
-    let r = requests::create(&state, &user, body).await?;
+    let r = requests::create(&state, &user, body, &who(&state, Some(user.id), Some(ip.0))).await?;
     Ok((StatusCode::CREATED, axum::Json(FileRequestOut::new(&state, &r, true)?)))
 }
 
@@ -150,10 +152,11 @@ pub async fn get(
 pub async fn patch(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
+    ip: ClientIp,
     ApiPath(uuid): ApiPath<String>,
     ApiJson(body): ApiJson<FileRequestIn>,
 ) -> AppResult<axum::Json<FileRequestOut>> {
-    let r = requests::update(&state, &user, &uuid, body).await?;
+    let r = requests::update(&state, &user, &uuid, body, &who(&state, Some(user.id), Some(ip.0))).await?;
     Ok(axum::Json(FileRequestOut::new(&state, &r, false)?))
 }
 
@@ -165,9 +168,10 @@ pub async fn patch(
 pub async fn close(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
+    ip: ClientIp,
     ApiPath(uuid): ApiPath<String>,
 ) -> AppResult<Response> {
-    requests::close(&state, &user, &uuid).await?;
+    requests::close(&state, &user, &uuid, &who(&state, Some(user.id), Some(ip.0))).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod analytics;
 pub mod assets;
+pub mod audit;
 pub mod auth;
 pub mod chat;
 pub mod collaboration;

@@ -13,9 +13,10 @@ use crate::domain::pagination::{Page, PageQuery, PageRequest};
 use crate::domain::shares::{Share, ShareSettingsIn, ShareStatus, ShareType, social_links};
 use crate::domain::time::rfc3339;
 use crate::error::{AppError, AppResult, ErrorResponse};
-use crate::http::extract::{ApiJson, ApiPath, ApiQuery, CurrentUser};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, ClientIp, CurrentUser};
 use crate::http::share_access::{ShareRequest, unlock as unlock_link};
-use crate::service::shares::{create_collection_share, create_share, embed_code, owned_share, share_url, update_share};
+use crate::service::audit::who;
+use crate::service::shares::{create_collection_share, create_share, embed_code, owned_share, share_url};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -109,10 +110,11 @@ impl ShareOut {
 pub async fn create(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
+    ip: ClientIp,
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<ShareSettingsIn>,
 ) -> AppResult<impl IntoResponse> {
-    let share = create_share(&state, &user, id, body).await?;
+    let share = create_share(&state, &user, id, body, &who(&state, Some(user.id), Some(ip.0))).await?;
     Ok((StatusCode::CREATED, axum::Json(ShareOut::new(&state, &share, true)?)))
 }
 
@@ -126,10 +128,11 @@ pub async fn create(
 pub async fn create_for_collection(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
+    ip: ClientIp,
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<ShareSettingsIn>,
 ) -> AppResult<impl IntoResponse> {
-    let share = create_collection_share(&state, &user, id, body).await?;
+    let share = create_collection_share(&state, &user, id, body, &who(&state, Some(user.id), Some(ip.0))).await?;
     Ok((StatusCode::CREATED, axum::Json(ShareOut::new(&state, &share, true)?)))
 }
 
@@ -169,10 +172,11 @@ pub async fn get(
 pub async fn patch(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
+    ip: ClientIp,
     ApiPath(uuid): ApiPath<String>,
     ApiJson(body): ApiJson<ShareSettingsIn>,
 ) -> AppResult<axum::Json<ShareOut>> {
-    let s = update_share(&state, &user, &uuid, body).await?;
+    let s = crate::service::shares::update(&state, &user, &uuid, body, &who(&state, Some(user.id), Some(ip.0))).await?;
     Ok(axum::Json(ShareOut::new(&state, &s, false)?))
 }
 
@@ -183,14 +187,11 @@ pub async fn patch(
 pub async fn revoke(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
+    ip: ClientIp,
     ApiPath(uuid): ApiPath<String>,
 ) -> AppResult<Response> {
     let s = owned_share(&state, &user, &uuid).await?;
-    crate::service::shares::revoke(&state, &s).await?;
-    // A review session reached through this link ends with it: its members are told and their
-    // sockets close, on every instance.
-    crate::service::collaboration::end_sessions(&state, state.store.open_sessions_of_share(s.id).await?).await?;
-    tracing::info!(share_id = s.id, "share link revoked");
+    crate::service::shares::revoke(&state, &s, &who(&state, Some(user.id), Some(ip.0))).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -1,6 +1,8 @@
 //! Login and logout pages: cookie session (HttpOnly, SameSite=Lax, Secure on https) and
 //! double-submit CSRF tokens on every cookie-authenticated form.
 
+use std::net::IpAddr;
+
 use askama::Template;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -58,9 +60,10 @@ pub fn check_csrf(csrf: &CsrfCookie, form_token: Option<&str>) -> Result<(), App
     }
 }
 
-/// Opens a page (login cookie) session of `user_id`; returns the cookie's value.
-pub async fn start_page_session(state: &AppState, user_id: i64) -> Result<String, AppError> {
-    crate::service::auth::start_session(state, user_id, crate::store::sessions::SessionKind::Page).await
+/// Opens a page (login cookie) session of `user_id`; returns the cookie's value. `sign_in`: the
+/// client's address when it signed in with its password (audited), None for a new account.
+pub async fn start_page_session(state: &AppState, user_id: i64, sign_in: Option<IpAddr>) -> Result<String, AppError> {
+    crate::service::auth::start_session(state, user_id, crate::store::sessions::SessionKind::Page, sign_in).await
 }
 
 /// The session cookie carrying `jwt` (HttpOnly, SameSite=Lax, Secure on https).
@@ -165,7 +168,7 @@ pub async fn login(
     };
     match check_credentials(&state, ip.0, &email_v, &password).await {
         Ok(user) => {
-            let jwt = match start_page_session(&state, user.id).await {
+            let jwt = match start_page_session(&state, user.id, Some(ip.0)).await {
                 Ok(t) => t,
                 Err(e) => return e.into_response(),
             };

@@ -245,6 +245,7 @@ pub struct InviteForm {
 pub async fn accept_invite(
     State(state): State<AppState>,
     csrf: CsrfCookie,
+    ip: crate::http::extract::ClientIp,
     ApiPath(token): ApiPath<String>,
     ApiForm(form): ApiForm<InviteForm>,
 ) -> Response {
@@ -274,22 +275,24 @@ pub async fn accept_invite(
         Ok(n) => n,
         Err(e) => return again(StatusCode::BAD_REQUEST, e.public_message()).await,
     };
-    let user = match crate::service::auth::create_account(&state, new).await {
-        Ok(u) => u,
-        Err(AppError::Conflict { .. }) => {
-            return again(
-                StatusCode::CONFLICT,
-                "An account with this e-mail address already exists: sign in instead.".into(),
-            )
-            .await;
-        }
-        Err(e) => return again(e.status(), e.public_message()).await,
-    };
+    let who = crate::service::audit::who(&state, None, Some(ip.0));
+    let user =
+        match crate::service::auth::create_account(&state, new, &who, crate::service::auth::Via::Invitation).await {
+            Ok(u) => u,
+            Err(AppError::Conflict { .. }) => {
+                return again(
+                    StatusCode::CONFLICT,
+                    "An account with this e-mail address already exists: sign in instead.".into(),
+                )
+                .await;
+            }
+            Err(e) => return again(e.status(), e.public_message()).await,
+        };
     // The invitation proved the mailbox: every pending invitation of this address is now theirs.
     if let Err(e) = state.store.link_invitations(&p.email, user.id).await {
         return AppError::from(e).into_response();
     }
-    let jwt = match super::auth::start_page_session(&state, user.id).await {
+    let jwt = match super::auth::start_page_session(&state, user.id, None).await {
         Ok(t) => t,
         Err(e) => return e.into_response(),
     };

@@ -535,6 +535,7 @@ pub async fn share_form(
     State(state): State<AppState>,
     PageUser(user): PageUser,
     csrf: CsrfCookie,
+    ip: crate::http::extract::ClientIp,
     ApiPath(id): ApiPath<i64>,
     ApiForm(form): ApiForm<CreateLinkForm>,
 ) -> Response {
@@ -542,8 +543,9 @@ pub async fn share_form(
     if let Err(e) = check_csrf(&csrf, form.csrf_token.as_deref()) {
         return csrf_failed(e);
     }
+    let who = crate::service::audit::who(&state, Some(user.id), Some(ip.0));
     let result = match form_to_settings(form) {
-        Ok(input) => create_collection_share(&state, &user, id, input).await,
+        Ok(input) => create_collection_share(&state, &user, id, input, &who).await,
         Err(e) => Err(e),
     };
     match result {

@@ -24,6 +24,7 @@ use crate::domain::time::rfc3339;
 use crate::error::{AppError, ErrorCode, ErrorResponse};
 use crate::http::extract::{ApiForm, ApiPath, ClientIp, CsrfCookie, PageUser, cookie};
 use crate::http::upload;
+use crate::service::audit::who;
 use crate::service::file_requests::{self as requests};
 
 /// Cookie carrying an unlocked request's token; its Path is the request, so it never leaves it.
@@ -623,6 +624,7 @@ pub async fn owner_create(
     State(state): State<AppState>,
     PageUser(user): PageUser,
     csrf: CsrfCookie,
+    ip: crate::http::extract::ClientIp,
     ApiForm(form): ApiForm<RequestForm>,
 ) -> Response {
     let Some(user) = user else { return sign_in("/file-requests") };
@@ -630,7 +632,7 @@ pub async fn owner_create(
         return super::error_page(e.status(), "Form expired", &e.public_message());
     }
     let result = match form_input(form, true) {
-        Ok(input) => requests::create(&state, &user, input).await,
+        Ok(input) => requests::create(&state, &user, input, &who(&state, Some(user.id), Some(ip.0))).await,
         Err(e) => Err(e),
     };
     match result {
@@ -699,6 +701,7 @@ pub async fn owner_change(
     State(state): State<AppState>,
     PageUser(user): PageUser,
     csrf: CsrfCookie,
+    ip: crate::http::extract::ClientIp,
     ApiPath(uuid): ApiPath<String>,
     ApiForm(form): ApiForm<RequestForm>,
 ) -> Response {
@@ -708,7 +711,7 @@ pub async fn owner_change(
     }
     let Ok(current) = requests::owned(&state, &user, &uuid).await else { return not_yours() };
     let result = match form_input(form, false) {
-        Ok(input) => requests::update(&state, &user, &uuid, input).await,
+        Ok(input) => requests::update(&state, &user, &uuid, input, &who(&state, Some(user.id), Some(ip.0))).await,
         Err(e) => Err(e),
     };
     match result {
@@ -735,6 +738,7 @@ pub async fn owner_close(
     State(state): State<AppState>,
     PageUser(user): PageUser,
     csrf: CsrfCookie,
+    ip: crate::http::extract::ClientIp,
     ApiPath(uuid): ApiPath<String>,
     ApiForm(form): ApiForm<CloseForm>,
 ) -> Response {
@@ -742,7 +746,7 @@ pub async fn owner_close(
     if let Err(e) = check_csrf(&csrf, form.csrf_token.as_deref()) {
         return super::error_page(e.status(), "Form expired", &e.public_message());
     }
-    match requests::close(&state, &user, &uuid).await {
+    match requests::close(&state, &user, &uuid, &who(&state, Some(user.id), Some(ip.0))).await {
         Ok(()) => see_other(&format!("/file-requests/{uuid}")),
         Err(AppError::NotFound(_)) => not_yours(),
         Err(e) => e.into_response(),

@@ -19,7 +19,7 @@ use crate::domain::time::rfc3339;
 use crate::domain::users::User;
 use crate::error::AppError;
 use crate::http::api::assets::AssetOut;
-use crate::http::extract::{ApiForm, ApiPath, ApiQuery, CsrfCookie, PageUser};
+use crate::http::extract::{ApiForm, ApiPath, ApiQuery, ClientIp, CsrfCookie, PageUser};
 use crate::service::assets::visible_asset;
 use crate::service::shares::{create_share, owned_share, share_url};
 
@@ -231,6 +231,7 @@ pub async fn create_link(
     State(state): State<AppState>,
     PageUser(user): PageUser,
     csrf: CsrfCookie,
+    ip: ClientIp,
     ApiPath(id): ApiPath<i64>,
     ApiForm(form): ApiForm<CreateLinkForm>,
 ) -> Response {
@@ -239,7 +240,9 @@ pub async fn create_link(
         return super::error_page(e.status(), "Form expired", &e.public_message());
     }
     let result = match form_to_settings(form) {
-        Ok(input) => create_share(&state, &user, id, input).await,
+        Ok(input) => {
+            create_share(&state, &user, id, input, &crate::service::audit::who(&state, Some(user.id), Some(ip.0))).await
+        }
         Err(e) => Err(e),
     };
     match result {
@@ -293,6 +296,7 @@ pub async fn revoke_link(
     State(state): State<AppState>,
     PageUser(user): PageUser,
     csrf: CsrfCookie,
+    ip: ClientIp,
     ApiPath(uuid): ApiPath<String>,
     ApiForm(form): ApiForm<RevokeForm>,
 ) -> Response {
@@ -304,7 +308,8 @@ pub async fn revoke_link(
         Ok(s) => s,
         Err(_) => return super::error_page(StatusCode::NOT_FOUND, "Not found", "You have no such link."),
     };
-    if let Err(e) = crate::service::shares::revoke(&state, &share).await {
+    let who = crate::service::audit::who(&state, Some(user.id), Some(ip.0));
+    if let Err(e) = crate::service::shares::revoke(&state, &share, &who).await {
         return e.into_response();
     }
     // A control character could not go into the Location header (issue 18, item 12).

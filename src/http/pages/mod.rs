@@ -1,6 +1,7 @@
 //! HTML pages (askama templates, one folder per feature); errors render the error page.
 
 pub mod analytics;
+pub mod audit;
 pub mod auth;
 pub mod chat;
 pub mod collaboration;
