@@ -14,6 +14,7 @@ pub mod comments;
 pub mod file_requests;
 pub mod gallery;
 pub mod notifications;
+pub mod oidc;
 pub mod resumable;
 pub mod shares;
 pub mod uploads;

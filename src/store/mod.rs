@@ -10,6 +10,7 @@ pub mod collections;
 pub mod comments;
 pub mod file_requests;
 pub mod gallery;
+pub mod oidc;
 pub mod rooms;
 pub mod sessions;
 pub mod shares;

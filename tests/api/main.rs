@@ -24,6 +24,7 @@ mod hardening_ops;
 mod jobs;
 mod layers;
 mod notifications;
+mod oidc;
 mod ops;
 mod pages;
 mod realtime;
