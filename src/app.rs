@@ -42,6 +42,8 @@ pub struct Inner {
     pub clock: Arc<dyn crate::domain::time::Clock>,
     /// The one gate of image decoding (bounded concurrency and memory), shared by every upload path.
     pub decoder: crate::media::Decoder,
+    /// Single sign-on (OpenID Connect); `None` unless `oidc_issuer` and its client are configured.
+    pub oidc: Option<crate::service::oidc::Oidc>,
 }
 
 /// Shared state of one running app; cheap to clone.
@@ -156,6 +158,9 @@ impl AppState {
             clock.clone(),
         );
         let decoder = crate::media::Decoder::new(config.image_decode_concurrency, config.image_decode_max_bytes);
+        // The provider is discovered at the first sign-in, not here: a provider that is down
+        // must not keep the server from starting.
+        let oidc = crate::service::oidc::Oidc::from_config(&config)?;
         Ok(AppState(Arc::new(Inner {
             config,
             store,
@@ -175,6 +180,7 @@ impl AppState {
             scanner,
             clock,
             decoder,
+            oidc,
         })))
     }
 }

@@ -194,6 +194,34 @@ pub struct Config {
     pub webhook_retry_delays_secs: Vec<u64>,
     /// A webhook receiver that has not answered in this long has failed the attempt.
     pub webhook_timeout_secs: u64,
+    /// Single sign-on (OpenID Connect): the provider's issuer URL (its discovery document is
+    /// `{issuer}/.well-known/openid-configuration`). SSO is on when this, `oidc_client_id` and
+    /// `oidc_client_secret` are set.
+    #[serde(deserialize_with = "lossy_opt_string")]
+    pub oidc_issuer: Option<String>,
+    #[serde(deserialize_with = "lossy_opt_string")]
+    pub oidc_client_id: Option<String>,
+    #[serde(deserialize_with = "lossy_opt_string")]
+    pub oidc_client_secret: Option<String>,
+    /// The provider's name on the login page: "Sign in with {oidc_name}".
+    #[serde(deserialize_with = "lossy_string")]
+    pub oidc_name: String,
+    /// Scopes asked for (`openid` is always sent).
+    #[serde(deserialize_with = "string_list")]
+    pub oidc_scopes: Vec<String>,
+    /// ID token claim (a string or a list of strings, e.g. `groups` or `role`) that sets the
+    /// account's role at every SSO sign-in; unset: roles are managed in Vitrine.
+    #[serde(deserialize_with = "lossy_opt_string")]
+    pub oidc_role_claim: Option<String>,
+    /// Values of `oidc_role_claim` that make an account `admin`.
+    #[serde(deserialize_with = "string_list")]
+    pub oidc_admin_values: Vec<String>,
+    /// Values of `oidc_role_claim` that make an account `dashboard` (when none is an admin value).
+    #[serde(deserialize_with = "string_list")]
+    pub oidc_dashboard_values: Vec<String>,
+    /// Only SSO signs in: password sign-in (page and API) and self-registration are refused,
+    /// except password sign-in of local admins (admin accounts never linked to the provider).
+    pub oidc_only: bool,
 }
 
 impl Default for Config {
@@ -273,6 +301,15 @@ impl Default for Config {
             webhook_allowed_hosts: vec![],
             webhook_retry_delays_secs: vec![5, 30, 120, 600, 3600, 21600],
             webhook_timeout_secs: 10,
+            oidc_issuer: None,
+            oidc_client_id: None,
+            oidc_client_secret: None,
+            oidc_name: "SSO".into(),
+            oidc_scopes: vec!["openid".into(), "email".into(), "profile".into()],
+            oidc_role_claim: None,
+            oidc_admin_values: vec![],
+            oidc_dashboard_values: vec![],
+            oidc_only: false,
         }
     }
 }
@@ -551,7 +588,69 @@ impl Config {
         if self.chat_image_max_pixels == 0 {
             problems.push("`chat_image_max_pixels` must be greater than 0".into());
         }
+        self.check_oidc(&mut problems);
         if problems.is_empty() { Ok(()) } else { bail!("invalid configuration:\n  {}", problems.join("\n  ")) }
+    }
+
+    /// Single sign-on: the three settings go together, the issuer is an https URL (http only on
+    /// a loopback host, for tests and local providers), the other `oidc_*` settings need SSO on.
+    fn check_oidc(&self, problems: &mut Vec<String>) {
+        let given = [
+            ("oidc_issuer", self.oidc_issuer.is_some()),
+            ("oidc_client_id", self.oidc_client_id.is_some()),
+            ("oidc_client_secret", self.oidc_client_secret.is_some()),
+        ];
+        if given.iter().any(|(_, set)| *set) && !given.iter().all(|(_, set)| *set) {
+            let missing: Vec<&str> = given.iter().filter(|(_, set)| !set).map(|(k, _)| *k).collect();
+            problems.push(format!(
+                "single sign-on needs `oidc_issuer`, `oidc_client_id` and `oidc_client_secret` together; missing: {}",
+                missing.join(", ")
+            ));
+        }
+        if let Some(issuer) = &self.oidc_issuer {
+            let loopback = |u: &url::Url| match u.host() {
+                Some(url::Host::Domain(d)) => d == "localhost",
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => false,
+            };
+            match url::Url::parse(issuer) {
+                Ok(u) if u.scheme() == "https" && u.host().is_some() => {}
+                Ok(u) if u.scheme() == "http" && loopback(&u) => {}
+                _ => problems.push(format!(
+                    "`oidc_issuer` = {issuer:?} must be the provider's https URL, such as \
+                     https://sso.example.com/realms/main (http only on localhost)"
+                )),
+            }
+        }
+        let name = self.oidc_name.trim();
+        if name.is_empty() || name.chars().count() > 60 || name.chars().any(char::is_control) {
+            problems.push("`oidc_name` must be 1 to 60 characters, such as Keycloak".into());
+        }
+        if self.oidc_issuer.is_none() {
+            if self.oidc_only {
+                problems.push("`oidc_only = true` needs single sign-on: set `oidc_issuer`, `oidc_client_id` and `oidc_client_secret`".into());
+            }
+            if self.oidc_role_claim.is_some() {
+                problems.push("`oidc_role_claim` is set but single sign-on is off (set `oidc_issuer`)".into());
+            }
+        }
+        if self.oidc_role_claim.is_none()
+            && (!self.oidc_admin_values.is_empty() || !self.oidc_dashboard_values.is_empty())
+        {
+            problems.push(
+                "`oidc_admin_values` / `oidc_dashboard_values` need `oidc_role_claim` (the claim they are looked up in)"
+                    .into(),
+            );
+        }
+        if self.oidc_scopes.iter().any(|s| s.is_empty() || s.contains(char::is_whitespace)) {
+            problems.push("`oidc_scopes` must be scope names without spaces, such as openid, email, profile".into());
+        }
+    }
+
+    /// Whether single sign-on is configured.
+    pub fn oidc_enabled(&self) -> bool {
+        self.oidc_issuer.is_some() && self.oidc_client_id.is_some() && self.oidc_client_secret.is_some()
     }
 
     pub fn listen_addr(&self) -> anyhow::Result<SocketAddr> {
@@ -586,7 +685,13 @@ impl Config {
     pub fn to_masked_toml(&self) -> anyhow::Result<String> {
         let mut c = self.clone();
         c.database_url = Some(mask_url_password(&self.effective_database_url()));
-        for secret in [&mut c.s3_secret_key, &mut c.jwt_secret, &mut c.hmac_secret, &mut c.metrics_token] {
+        for secret in [
+            &mut c.s3_secret_key,
+            &mut c.jwt_secret,
+            &mut c.hmac_secret,
+            &mut c.metrics_token,
+            &mut c.oidc_client_secret,
+        ] {
             if secret.is_some() {
                 *secret = Some("***".into());
             }
@@ -716,6 +821,28 @@ mod tests {
         let e = c.validate().expect_err("must fail").to_string();
         assert!(e.contains("`max_connections_per_ip`"), "{e}");
         Config { max_connections_per_ip: 0, ..Config::default() }.validate().expect("0 turns the cap off");
+    }
+
+    #[test]
+    fn single_sign_on_settings_go_together_and_name_what_is_missing() {
+        let sso = |issuer: &str| Config {
+            oidc_issuer: Some(issuer.into()),
+            oidc_client_id: Some("vitrine".into()),
+            oidc_client_secret: Some("s3cret-value".into()),
+            ..Config::default()
+        };
+        assert_eq!(problems_with(sso("https://sso.example.com/realms/main")), "");
+        assert_eq!(problems_with(sso("http://127.0.0.1:8081")), "", "http on loopback (tests, local providers)");
+        assert!(problems_with(sso("http://sso.example.com")).contains("`oidc_issuer`"));
+        let half = Config { oidc_issuer: Some("https://sso.example.com".into()), ..Config::default() };
+        let e = problems_with(half);
+        assert!(e.contains("missing: oidc_client_id, oidc_client_secret"), "{e}");
+        let e = problems_with(Config { oidc_only: true, ..Config::default() });
+        assert!(e.contains("`oidc_only = true` needs single sign-on"), "{e}");
+        let e = problems_with(Config { oidc_admin_values: vec!["admins".into()], ..sso("https://sso.example.com") });
+        assert!(e.contains("need `oidc_role_claim`"), "{e}");
+        let masked = sso("https://sso.example.com").to_masked_toml().expect("toml");
+        assert!(!masked.contains("s3cret-value"), "{masked}");
     }
 
     #[test]

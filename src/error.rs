@@ -64,6 +64,9 @@ error_codes! {
     NotProtected = "not_protected",
     /// 400: the user has already shared this media to the gallery.
     AlreadyShared = "already_shared",
+    /// 400 (state unknown, used, expired or from another browser) or 403 (e-mail address not
+    /// verified): a single sign-on was refused.
+    SsoFailed = "sso_failed",
     // 401
     /// 401: no or invalid credentials.
     NotAuthenticated = "not_authenticated",
@@ -82,6 +85,8 @@ error_codes! {
     FileRequestsDisabled = "file_requests_disabled",
     /// 403: self-registration is closed.
     RegistrationClosed = "registration_closed",
+    /// 403: `oidc_only`: this account signs in with single sign-on, not with a password.
+    PasswordLoginDisabled = "password_login_disabled",
     /// 403: a signed download link has expired.
     LinkExpired = "link_expired",
     /// 403: a signed download link is not valid.

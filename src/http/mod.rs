@@ -69,6 +69,7 @@ pub fn feature_routers() -> Vec<OpenApiRouter<AppState>> {
         api::ops::router(),
         files::router(),
         pages::auth::router(),
+        pages::oidc::router(),
         pages::home::router(),
     ]
 }

@@ -1,6 +1,7 @@
 //! Retention: raw analytics events older than `analytics_retention_days` are deleted (hourly, and
 //! by `vitrine retention run`); the daily rollups the reports read stay. Sign-in sessions that
-//! expired or were revoked are deleted in the same round (their tokens are refused either way).
+//! expired or were revoked are deleted in the same round (their tokens are refused either way), and
+//! so are single sign-ons that were started but never finished.
 
 use crate::app::AppState;
 
@@ -15,6 +16,10 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<u64> {
     let sessions = state.store.delete_dead_sessions(state.clock.now_ms()).await?;
     if sessions > 0 {
         tracing::info!(sessions, "retention removed ended sign-in sessions");
+    }
+    let sso = state.store.delete_expired_oidc_logins(state.clock.now_ms()).await?;
+    if sso > 0 {
+        tracing::info!(sso, "retention removed single sign-ons that were never finished");
     }
     Ok(removed)
 }

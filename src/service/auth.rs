@@ -137,6 +137,13 @@ pub async fn check_credentials(state: &AppState, ip: IpAddr, email: &str, passwo
                     message: "this account is disabled".into(),
                 });
             }
+            if !crate::service::oidc::password_allowed(state, u).await? {
+                crate::service::audit::record_quietly(state, failed("password_login_disabled")).await;
+                return Err(AppError::Forbidden {
+                    code: ErrorCode::PasswordLoginDisabled,
+                    message: password_login_disabled(state),
+                });
+            }
             Ok(u.clone())
         }
         _ => {
@@ -146,6 +153,11 @@ pub async fn check_credentials(state: &AppState, ip: IpAddr, email: &str, passwo
             Err(AppError::Unauthenticated("wrong e-mail address or password".into()))
         }
     }
+}
+
+/// Why a password sign-in or registration is refused with `oidc_only`.
+pub fn password_login_disabled(state: &AppState) -> String {
+    format!("password sign-in is turned off on this server; sign in with {} instead", state.config.oidc_name.trim())
 }
 
 /// A signed-in account and the sign-in session its token belongs to.

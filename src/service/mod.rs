@@ -15,6 +15,7 @@ pub mod comments;
 pub mod file_requests;
 pub mod gallery;
 pub mod notifications;
+pub mod oidc;
 pub mod policies;
 pub mod resumable;
 pub mod shares;

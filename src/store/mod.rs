@@ -11,6 +11,7 @@ pub mod collections;
 pub mod comments;
 pub mod file_requests;
 pub mod gallery;
+pub mod oidc;
 pub mod policies;
 pub mod rooms;
 pub mod sessions;

@@ -2,11 +2,13 @@
 //! helpers. PostgreSQL runs when `TEST_DATABASE_URL` is set (and fails loudly if it is set but
 //! unreachable); S3 is a real s3s-fs server started in-process. Beside it: `pages` (a page
 //! session: cookies and the pages' CSRF token), `redis` (the checked `TEST_REDIS_URL`, instances
-//! on one bus, a redis-server of the test's own) and `browser` (headless Chromium). Feature files
+//! on one bus, a redis-server of the test's own), `browser` (headless Chromium) and `oidc` (an
+//! OpenID provider for the single sign-on tests). Feature files
 //! import from these helpers only, never from each other.
 #![allow(dead_code, reason = "helpers are shared by many test files; not every file uses each")]
 
 pub mod browser;
+pub mod oidc;
 pub mod pages;
 pub mod redis;
 

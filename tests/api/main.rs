@@ -25,6 +25,7 @@ mod hardening_ops;
 mod jobs;
 mod layers;
 mod notifications;
+mod oidc;
 mod ops;
 mod pages;
 mod policies;

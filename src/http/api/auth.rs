@@ -62,7 +62,7 @@ pub struct RegisterResponse {
 /// Creates an account; the very first one becomes admin.
 #[utoipa::path(post, path = "/api/auth/register", tag = "auth", request_body = RegisterRequest,
     responses((status = 201, body = RegisterResponse), (status = 400, body = ErrorResponse),
-        (status = 403, description = "registration is closed", body = ErrorResponse),
+        (status = 403, description = "registration is closed, or only single sign-on is allowed (`oidc_only`)", body = ErrorResponse),
         (status = 409, description = "e-mail already registered", body = ErrorResponse)))]
 pub async fn register(
     State(state): State<AppState>,
@@ -70,6 +70,12 @@ pub async fn register(
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> AppResult<impl IntoResponse> {
     let new = NewUser::parse(body.email.as_deref(), body.password.as_deref(), body.name.as_deref(), None)?;
+    if state.config.oidc_only {
+        return Err(AppError::Forbidden {
+            code: ErrorCode::PasswordLoginDisabled,
+            message: crate::service::auth::password_login_disabled(&state),
+        });
+    }
     if state.config.registration == Registration::Closed {
         return Err(AppError::Forbidden {
             code: ErrorCode::RegistrationClosed,
@@ -98,7 +104,7 @@ pub struct LoginResponse {
 #[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = LoginResponse), (status = 400, body = ErrorResponse),
         (status = 401, description = "wrong e-mail or password", body = ErrorResponse),
-        (status = 403, description = "account disabled", body = ErrorResponse),
+        (status = 403, description = "account disabled, or password sign-in turned off (`oidc_only`)", body = ErrorResponse),
         (status = 429, description = "too many attempts", body = ErrorResponse)))]
 pub async fn login(
     State(state): State<AppState>,

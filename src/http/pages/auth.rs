@@ -30,6 +30,40 @@ struct LoginPage {
     next: String,
     email: String,
     error: Option<String>,
+    /// The "Sign in with …" button, when single sign-on is configured.
+    sso: Option<SsoButton>,
+    /// `oidc_only`: the password form is folded away (local administrators only).
+    password_form_hidden: bool,
+}
+
+struct SsoButton {
+    name: String,
+    href: String,
+}
+
+impl LoginPage {
+    fn new(state: &AppState, csrf: String, next: String, email: String, error: Option<String>) -> LoginPage {
+        let sso = state.oidc.as_ref().map(|o| SsoButton {
+            name: o.name.clone(),
+            href: format!("/auth/oidc/login?next={}", super::url_segment(&next)),
+        });
+        LoginPage { csrf, next, email, error, sso, password_form_hidden: state.config.oidc_only }
+    }
+}
+
+/// The login form showing `error` with `status` (single sign-on refusals land here too).
+pub fn login_page_with_error(
+    state: &AppState,
+    csrf: &CsrfCookie,
+    next: Option<&str>,
+    status: StatusCode,
+    error: String,
+) -> Response {
+    let (token, set) = csrf_token(csrf, state.config.secure_cookies());
+    let page = LoginPage::new(state, token, safe_next(next), String::new(), Some(error));
+    let mut r = super::render(&page);
+    *r.status_mut() = status;
+    with_cookie(r, set)
 }
 
 /// The CSRF token of this browser, creating the cookie when missing.
@@ -81,7 +115,7 @@ pub fn session_cookie(state: &AppState, jwt: String) -> Option<HeaderValue> {
 /// Only same-origin paths are followed after login: one leading `/`, no `//`, no `\`, no control
 /// character or white space, neither as given nor once more percent-decoded (browsers ignore a
 /// tab in `/\t/evil.example` and read `//evil.example`); anything else goes to `/`.
-fn safe_next(next: Option<&str>) -> String {
+pub fn safe_next(next: Option<&str>) -> String {
     let path_only = |s: &str| {
         s.starts_with('/')
             && !s.contains("//")
@@ -125,7 +159,7 @@ pub async fn login_form(
         return Redirect::to(&next).into_response();
     }
     let (token, set) = csrf_token(&csrf, state.config.secure_cookies());
-    with_cookie(super::render(&LoginPage { csrf: token, next, email: String::new(), error: None }), set)
+    with_cookie(super::render(&LoginPage::new(&state, token, next, String::new(), None)), set)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -151,7 +185,7 @@ pub async fn login(
     let (token, set) = csrf_token(&csrf, secure);
     let email = form.email.clone().unwrap_or_default();
     let fail = |status: StatusCode, msg: String| {
-        let page = LoginPage { csrf: token.clone(), next: next.clone(), email: email.clone(), error: Some(msg) };
+        let page = LoginPage::new(&state, token.clone(), next.clone(), email.clone(), Some(msg));
         let mut r = super::render(&page);
         *r.status_mut() = status;
         with_cookie(r, set.clone())

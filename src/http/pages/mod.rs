@@ -10,6 +10,7 @@ pub mod file_requests;
 pub mod gallery;
 pub mod home;
 pub mod library;
+pub mod oidc;
 pub mod policies;
 pub mod shares;
 pub mod static_files;
