@@ -1,7 +1,7 @@
 -- Audit log (SPEC §13): one append-only row per governance-relevant action, written in the
 -- transaction of the action it describes (a failed sign-in or a wrong link password: its own
 -- write). `at` is unix ms; `actor_id` is the account that acted (NULL: the operator's CLI, or
--- nobody signed in); `target_id` is text so that any kind of target fits; `ip` is a keyed hash of
+-- nobody signed in); `target_id` is text so that any kind of target fits; `client_key` (the API's `ip`) is a keyed hash of
 -- the client's address (`domain::visitors::ip_key`), never the address itself; `details` is a
 -- JSON object. No foreign key on `actor_id`: entries outlive what they name. Nothing updates a
 -- row; only the retention job (`audit_retention_days`) deletes them.
@@ -13,7 +13,7 @@ CREATE TABLE audit_log (
     action      TEXT NOT NULL,
     target_type TEXT NOT NULL,
     target_id   TEXT NOT NULL,
-    ip          TEXT,
+    client_key  TEXT,
     details     TEXT NOT NULL
 );
 

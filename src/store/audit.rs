@@ -23,7 +23,7 @@ pub(crate) async fn insert(
 ) -> Result<(), sqlx::Error> {
     let id = next_id(tx, "audit_log").await?;
     sqlx::query(
-        "INSERT INTO audit_log (id, at, actor_id, action, target_type, target_id, ip, details)
+        "INSERT INTO audit_log (id, at, actor_id, action, target_type, target_id, client_key, details)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(id)
@@ -40,7 +40,7 @@ pub(crate) async fn insert(
 }
 
 const SELECT: &str = "SELECT a.id, a.at, a.actor_id, u.email AS actor_email, a.action, a.target_type, a.target_id,
-    a.ip, a.details FROM audit_log a LEFT JOIN users u ON u.id = a.actor_id";
+    a.client_key, a.details FROM audit_log a LEFT JOIN users u ON u.id = a.actor_id";
 
 fn from_row(r: &AnyRow) -> Result<AuditRecord, sqlx::Error> {
     Ok(AuditRecord {
@@ -51,7 +51,7 @@ fn from_row(r: &AnyRow) -> Result<AuditRecord, sqlx::Error> {
         action: r.try_get("action")?,
         target_type: r.try_get("target_type")?,
         target_id: r.try_get("target_id")?,
-        ip: r.try_get("ip")?,
+        ip: r.try_get("client_key")?,
         details: r.try_get("details")?,
     })
 }

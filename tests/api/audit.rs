@@ -169,11 +169,12 @@ async fn every_wired_action_leaves_its_row_with_actor_and_target(db: Db) {
     }
 
     // No raw address anywhere: every column of every row.
-    let rows =
-        sqlx::query("SELECT id, at, actor_id, action, target_type, target_id, ip, details FROM audit_log ORDER BY id")
-            .fetch_all(app.state.store.pool())
-            .await
-            .expect("rows");
+    let rows = sqlx::query(
+        "SELECT id, at, actor_id, action, target_type, target_id, client_key, details FROM audit_log ORDER BY id",
+    )
+    .fetch_all(app.state.store.pool())
+    .await
+    .expect("rows");
     assert_eq!(rows.len(), log.len());
     for r in &rows {
         let text = format!(
@@ -184,7 +185,7 @@ async fn every_wired_action_leaves_its_row_with_actor_and_target(db: Db) {
             r.get::<String, _>("action"),
             r.get::<String, _>("target_type"),
             r.get::<String, _>("target_id"),
-            r.get::<Option<String>, _>("ip"),
+            r.get::<Option<String>, _>("client_key"),
             r.get::<String, _>("details"),
         );
         for raw in [CLIENT_IP, "127.0.0.1"] {

@@ -62,6 +62,9 @@ impl Receiver {
             let (g, s, d) = (g.clone(), s.clone(), d.clone());
             async move {
                 let h = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+                // The answer is decided when the request arrives: a test that changes the status
+                // once it has seen this receipt must not change this answer.
+                let code = axum::http::StatusCode::from_u16(s.load(Ordering::SeqCst)).expect("status");
                 g.lock().expect("lock").push(Receipt {
                     path: uri.path().to_string(),
                     id: h("webhook-id"),
@@ -70,7 +73,6 @@ impl Receiver {
                     body,
                 });
                 tokio::time::sleep(Duration::from_millis(d.load(Ordering::SeqCst))).await;
-                let code = axum::http::StatusCode::from_u16(s.load(Ordering::SeqCst)).expect("status");
                 (code, "x".repeat(3000))
             }
         };
