@@ -302,6 +302,8 @@ async fn disabling_the_account_stops_its_tokens_and_their_sockets_at_once() {
     let value = token(&app, &jwt, &["read"]).await;
     let me: Value = app.get("/api/auth/me/", Some(&value)).await.json().await.expect("json");
     let mut ws = Ws::connect(&app, &format!("/ws/notifications/?token={value}")).await;
+    // The socket is registered once it says so (a revocation before that could not reach it).
+    assert_eq!(ws.next().await["type"], "connection_established");
     let id = me["id"].as_i64().expect("id");
     let r = app.patch_json(&format!("/api/admin/users/{id}/"), Some(&admin), &json!({"is_active": false})).await;
     assert_eq!(r.status(), StatusCode::OK);
@@ -318,6 +320,7 @@ async fn a_token_opens_sockets_within_its_scopes_and_revoking_it_closes_them() {
     let write = token(&app, &jwt, &["write"]).await;
     // The notifications socket reads; the collaboration socket posts (write).
     let mut ws = Ws::connect(&app, &format!("/ws/notifications/?token={read}")).await;
+    assert_eq!(ws.next().await["type"], "connection_established");
     assert_eq!(Ws::try_connect(&app, &format!("/ws/notifications/?token={write}")).await.err(), Some(403));
     let status =
         Ws::try_connect(&app, &format!("/ws/collaboration/{}/?token={read}", uuid::Uuid::new_v4())).await.err();
