@@ -141,7 +141,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             let scopes = scopes.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect();
             let input = crate::domain::tokens::NewTokenIn { name: Some(name), scopes: Some(scopes), expires_in_days };
-            let minted = crate::service::tokens::create(&state, &user, input)
+            let minted = crate::service::tokens::create(&state, &user, input, &crate::domain::audit::Who::system())
                 .await
                 .map_err(|e| anyhow::anyhow!("{}", e.public_message()))?;
             eprintln!(

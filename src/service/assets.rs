@@ -2,6 +2,7 @@
 //! row) so that it exists only once both bytes and row are durable.
 
 use crate::app::AppState;
+use crate::domain::audit::{AuditAction, Who};
 use crate::domain::assets::{Asset, AssetCommit, AssetMeta, AssetSource, MediaType};
 use crate::domain::uploads::{Upload, asset_meta};
 use crate::domain::users::User;
@@ -86,11 +87,13 @@ pub async fn receive_with(
 /// Deletes an asset (its owner or an admin): its review sessions end first, so that their members
 /// are told (`session_ended`, sockets closed) on every instance (their recordings are kept for the
 /// replay); then its links, the row, and the blobs no other row uses.
-pub async fn delete(state: &AppState, user: &User, id: i64) -> AppResult<()> {
+pub async fn delete(state: &AppState, user: &User, id: i64, who: &Who) -> AppResult<()> {
     let a = visible_asset(state, user, id).await?;
     crate::service::collaboration::end_sessions(state, state.store.open_sessions_of_asset(id).await?).await?;
     state.store.delete_shares_of_asset(id).await?;
-    state.store.delete_asset(id, state.clock.now_ms()).await?;
+    let details = serde_json::json!({ "owner_id": a.owner_id, "name": a.name, "size": a.size });
+    let entry = who.entry(AuditAction::AssetDeleted, id, details);
+    state.store.delete_asset(id, state.clock.now_ms(), &entry).await?;
     crate::service::blobs::release(state, &a.blob_key).await;
     if let Some(t) = &a.thumb_key {
         crate::service::blobs::release(state, t).await;

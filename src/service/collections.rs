@@ -4,6 +4,7 @@
 //! files).
 
 use crate::app::AppState;
+use crate::domain::audit::{AuditAction, Who};
 use crate::domain::collections::{Collection, CollectionItem, CollectionPatch, MAX_ITEMS, NewCollection, join_ids};
 use crate::domain::pagination::PageRequest;
 use crate::domain::users::User;
@@ -87,9 +88,11 @@ pub async fn update(state: &AppState, user: &User, id: i64, patch: CollectionPat
 }
 
 /// Deletes the collection and its links; never the assets.
-pub async fn delete(state: &AppState, user: &User, id: i64) -> AppResult<()> {
-    visible_collection(state, user, id).await?;
-    state.store.delete_collection(id).await?;
+pub async fn delete(state: &AppState, user: &User, id: i64, who: &Who) -> AppResult<()> {
+    let c = visible_collection(state, user, id).await?;
+    let details = serde_json::json!({ "owner_id": c.owner_id, "title": c.title });
+    let entry = who.entry(AuditAction::CollectionDeleted, id, details);
+    state.store.delete_collection(id, state.clock.now_ms(), &entry).await?;
     tracing::info!(collection_id = id, by = user.id, "collection deleted");
     Ok(())
 }

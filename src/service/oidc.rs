@@ -317,9 +317,12 @@ pub fn configured(state: &AppState) -> AppResult<&Oidc> {
 
 /// Starts a sign-in: a fresh `state`, `nonce` and PKCE verifier kept in the database (with the
 /// hash of the browser's binding cookie and the same-origin path `return_to`), and the
-/// provider's authorization URL to send the browser to.
-pub async fn begin(state: &AppState, return_to: &str) -> AppResult<Begun> {
+/// provider's authorization URL to send the browser to. Each start writes a row, so starts count
+/// against the sign-in limit per client address (`login_rate_per_ip_per_minute`, shared by every
+/// instance), like password sign-ins.
+pub async fn begin(state: &AppState, return_to: &str, ip: std::net::IpAddr) -> AppResult<Begun> {
     let oidc = configured(state)?;
+    state.limits.login_per_ip.check(ip).await?;
     let provider = oidc.provider().await?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let login_state = crate::auth::random_token();

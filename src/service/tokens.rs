@@ -3,6 +3,7 @@
 //! and the CLI all call these.
 
 use crate::app::AppState;
+use crate::domain::audit::{AuditAction, Who};
 use crate::domain::pagination::PageRequest;
 use crate::domain::tokens::{AccessToken, MAX_TOKENS_PER_USER, NewToken, NewTokenIn, TOKEN_PREFIX};
 use crate::domain::users::User;
@@ -41,7 +42,7 @@ pub struct Minted {
 
 /// Creates a token of `user` from a request body: 400 with `fields` for a bad name, scopes
 /// (`admin` for admins only) or expiry; 409 when the account holds `MAX_TOKENS_PER_USER`.
-pub async fn create(state: &AppState, user: &User, input: NewTokenIn) -> AppResult<Minted> {
+pub async fn create(state: &AppState, user: &User, input: NewTokenIn, who: &Who) -> AppResult<Minted> {
     let new = NewToken::parse(input, user.is_admin())?;
     let now = state.clock.now_ms();
     let value = crate::auth::new_api_token();
@@ -53,7 +54,15 @@ pub async fn create(state: &AppState, user: &User, input: NewTokenIn) -> AppResu
         scopes: new.scopes,
         expires_at: new.expires_in_days.map(|d| now + d * 86_400_000),
     };
-    let token = state.store.insert_token(&row, MAX_TOKENS_PER_USER, now).await?.ok_or_else(|| AppError::Conflict {
+    // The entry names the token, its owner and its scopes; never its value or hash.
+    let details = serde_json::json!({
+        "name": new.name,
+        "user_id": user.id,
+        "scopes": new.scopes.to_db(),
+        "expires_at": row.expires_at.map(crate::domain::time::rfc3339),
+    });
+    let audit = |id: i64| who.entry(AuditAction::TokenCreated, id, details);
+    let token = state.store.insert_token(&row, MAX_TOKENS_PER_USER, now, audit).await?.ok_or_else(|| AppError::Conflict {
         code: ErrorCode::Conflict,
         message: format!("an account holds at most {MAX_TOKENS_PER_USER} access tokens; revoke one first"),
     })?;
@@ -68,8 +77,9 @@ pub async fn list(state: &AppState, user: &User, page: PageRequest) -> AppResult
 
 /// Revokes token `id` of `user` (another account's token is a 404): the next request with it is
 /// a 401 on every instance, and the sockets opened with it close.
-pub async fn revoke(state: &AppState, user: &User, id: i64) -> AppResult<()> {
-    if !state.store.delete_token(id, user.id).await? {
+pub async fn revoke(state: &AppState, user: &User, id: i64, who: &Who) -> AppResult<()> {
+    let entry = who.entry(AuditAction::TokenRevoked, id, serde_json::json!({ "user_id": user.id }));
+    if !state.store.delete_token(id, user.id, state.clock.now_ms(), &entry).await? {
         return Err(AppError::NotFound("token"));
     }
     state.rooms.revoke(crate::bus::Revocation::Session { user_id: user.id, session_id: session_id_of(id) });

@@ -13,6 +13,7 @@ use std::time::Duration;
 use rand::RngCore;
 
 use crate::app::AppState;
+use crate::domain::audit::{AuditAction, Who};
 use crate::domain::shares::{Share, ShareTarget};
 use crate::domain::time::rfc3339;
 use crate::domain::users::User;
@@ -27,14 +28,22 @@ use crate::store::webhooks::Inserted;
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Creates a webhook for `user`; the answer carries the secret (the only time it is shown).
-pub async fn create(state: &AppState, user: &User, input: WebhookIn) -> AppResult<Webhook> {
+pub async fn create(state: &AppState, user: &User, input: WebhookIn, who: &Who) -> AppResult<Webhook> {
     let settings = WebhookSettings::parse(input, None)?;
     check_scope(user, &settings)?;
     vet_url(state, &settings.url).await?;
     let mut raw = [0u8; 24];
     rand::rng().fill_bytes(&mut raw);
     let secret = secret_from(&raw);
-    match state.store.insert_webhook(user.id, &settings, &secret, state.clock.now_ms()).await? {
+    // The entry names the URL, events and scope; never the secret.
+    let details = serde_json::json!({
+        "user_id": user.id,
+        "url": settings.url.as_str(),
+        "events": settings.events.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
+        "scope": settings.scope.as_str(),
+    });
+    let audit = |id: i64| who.entry(AuditAction::WebhookCreated, id, details);
+    match state.store.insert_webhook(user.id, &settings, &secret, state.clock.now_ms(), audit).await? {
         Inserted::Created(hook) => {
             tracing::info!(webhook_id = hook.id, user_id = user.id, "webhook created");
             Ok(*hook)
@@ -71,9 +80,11 @@ pub async fn update(state: &AppState, user: &User, id: i64, input: WebhookIn) ->
 }
 
 /// Deletes a webhook and its deliveries.
-pub async fn delete(state: &AppState, user: &User, id: i64) -> AppResult<()> {
+pub async fn delete(state: &AppState, user: &User, id: i64, who: &Who) -> AppResult<()> {
     let hook = owned(state, user, id).await?;
-    state.store.delete_webhook(hook.id).await?;
+    let details = serde_json::json!({ "user_id": hook.user_id, "url": hook.url });
+    let entry = who.entry(AuditAction::WebhookDeleted, hook.id, details);
+    state.store.delete_webhook(hook.id, state.clock.now_ms(), &entry).await?;
     tracing::info!(webhook_id = hook.id, user_id = user.id, "webhook deleted");
     Ok(())
 }

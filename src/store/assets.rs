@@ -4,6 +4,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Store, next_id};
+use crate::domain::audit::AuditEntry;
 use crate::domain::assets::{
     Asset, AssetCommit, AssetMade, AssetMeta, AssetPatch, AssetSource, MediaType, asset_location,
 };
@@ -216,9 +217,12 @@ impl Store {
 
     /// Deletes the row with its comments and ends its live sessions; the caller removes blobs
     /// that no other row references.
-    pub async fn delete_asset(&self, id: i64, now: i64) -> anyhow::Result<bool> {
+    pub async fn delete_asset(&self, id: i64, now: i64, audit: &AuditEntry) -> anyhow::Result<bool> {
         let (_writing, mut tx) = self.begin_write().await?;
         let res = sqlx::query("DELETE FROM assets WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        if res.rows_affected() > 0 {
+            super::audit::insert(&mut tx, audit, now).await?;
+        }
         sqlx::query("DELETE FROM comments WHERE asset_id = $1").bind(id).execute(&mut *tx).await?;
         // Its gallery posts go with it (soft, like a deleted post).
         sqlx::query("UPDATE gallery_posts SET is_active = 0 WHERE object_id = $1").bind(id).execute(&mut *tx).await?;

@@ -9,6 +9,7 @@ use std::collections::HashSet;
 
 use super::assets::{ASSET_COLUMNS, asset_from_row};
 use super::{Dialect, Store, next_id};
+use crate::domain::audit::AuditEntry;
 use crate::domain::assets::Asset;
 use crate::domain::collections::{Collection, CollectionItem};
 use crate::domain::pagination::PageRequest;
@@ -316,9 +317,15 @@ impl Store {
         Ok(())
     }
 
-    /// Removes the collection and its links (foreign keys); never the assets.
-    pub async fn delete_collection(&self, id: i64) -> anyhow::Result<bool> {
-        let done = self.write(sqlx::query("DELETE FROM collections WHERE id = $1").bind(id)).await?;
+    /// Removes the collection and its links (foreign keys); never the assets. The audit entry
+    /// commits with it.
+    pub async fn delete_collection(&self, id: i64, now: i64, audit: &AuditEntry) -> anyhow::Result<bool> {
+        let (_writing, mut tx) = self.begin_write().await?;
+        let done = sqlx::query("DELETE FROM collections WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        if done.rows_affected() > 0 {
+            super::audit::insert(&mut tx, audit, now).await?;
+        }
+        tx.commit().await?;
         self.content_changed().await;
         Ok(done.rows_affected() > 0)
     }

@@ -3,6 +3,7 @@
 use sqlx::Row;
 
 use super::{Float, Store, flag};
+use crate::domain::audit::AuditEntry;
 use crate::domain::policies::Policy;
 use crate::domain::shares::ShareType;
 
@@ -38,10 +39,11 @@ impl Store {
     }
 
     /// Stores `p` as the policy in force, changed by `by` at `now`.
-    pub async fn save_policy(&self, p: &Policy, by: i64, now: i64) -> anyhow::Result<()> {
+    /// The audit entry commits with it.
+    pub async fn save_policy(&self, p: &Policy, by: i64, now: i64, audit: &AuditEntry) -> anyhow::Result<()> {
         let types = p.allowed_share_types.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(",");
-        self.write(
-            sqlx::query(
+        let (_writing, mut tx) = self.begin_write().await?;
+        sqlx::query(
                 "INSERT INTO policies (id, allowed_share_types, require_password, default_expires_in_hours,
                      max_expires_in_hours, max_downloads_limit, file_requests_enabled, updated_at, updated_by)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
@@ -61,9 +63,11 @@ impl Store {
             .bind(p.max_downloads_limit)
             .bind(flag(p.file_requests_enabled))
             .bind(now)
-            .bind(by),
-        )
-        .await?;
+            .bind(by)
+            .execute(&mut *tx)
+            .await?;
+        super::audit::insert(&mut tx, audit, now).await?;
+        tx.commit().await?;
         Ok(())
     }
 }

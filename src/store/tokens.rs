@@ -6,6 +6,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Store, next_id};
+use crate::domain::audit::AuditEntry;
 use crate::domain::pagination::PageRequest;
 use crate::domain::tokens::{AccessToken, Scopes};
 use crate::domain::users::User;
@@ -35,8 +36,15 @@ pub struct TokenRow<'a> {
 }
 
 impl Store {
-    /// Stores a token unless its account already holds `max` tokens (`None` then).
-    pub async fn insert_token(&self, t: &TokenRow<'_>, max: i64, now: i64) -> anyhow::Result<Option<AccessToken>> {
+    /// Stores a token unless its account already holds `max` tokens (`None` then); `audit` makes
+    /// its audit entry from the new id, committed with it.
+    pub async fn insert_token(
+        &self,
+        t: &TokenRow<'_>,
+        max: i64,
+        now: i64,
+        audit: impl FnOnce(i64) -> AuditEntry + Send,
+    ) -> anyhow::Result<Option<AccessToken>> {
         let (_writing, mut tx) = self.begin_write().await?;
         let id = next_id(&mut tx, "access_tokens").await?;
         let (held,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM access_tokens WHERE user_id = $1")
@@ -59,6 +67,7 @@ impl Store {
         .bind(t.expires_at)
         .execute(&mut *tx)
         .await?;
+        super::audit::insert(&mut tx, &audit(id), now).await?;
         tx.commit().await?;
         Ok(Some(AccessToken {
             id,
@@ -115,11 +124,19 @@ impl Store {
     }
 
     /// Deletes token `id` of `user_id`; true when there was one.
-    pub async fn delete_token(&self, id: i64, user_id: i64) -> anyhow::Result<bool> {
-        let res = self
-            .write(sqlx::query("DELETE FROM access_tokens WHERE id = $1 AND user_id = $2").bind(id).bind(user_id))
+    pub async fn delete_token(&self, id: i64, user_id: i64, now: i64, audit: &AuditEntry) -> anyhow::Result<bool> {
+        let (_writing, mut tx) = self.begin_write().await?;
+        let res = sqlx::query("DELETE FROM access_tokens WHERE id = $1 AND user_id = $2")
+            .bind(id)
+            .bind(user_id)
+            .execute(&mut *tx)
             .await?;
-        Ok(res.rows_affected() == 1)
+        if res.rows_affected() != 1 {
+            return Ok(false);
+        }
+        super::audit::insert(&mut tx, audit, now).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Records a use of token `id` at `now` unless one at or after `since` is recorded already

@@ -11,6 +11,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Dialect, Store, flag, next_id};
+use crate::domain::audit::AuditEntry;
 use crate::domain::pagination::PageRequest;
 use crate::domain::time::rfc3339;
 use crate::domain::webhooks::{
@@ -110,6 +111,7 @@ impl Store {
         s: &WebhookSettings,
         secret: &str,
         now: i64,
+        audit: impl FnOnce(i64) -> AuditEntry + Send,
     ) -> anyhow::Result<Inserted> {
         let (_writing, mut tx) = self.begin_write().await?;
         let id = next_id(&mut tx, "webhooks").await?;
@@ -135,6 +137,7 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        super::audit::insert(&mut tx, &audit(id), now).await?;
         tx.commit().await?;
         self.caches.changed(true).await;
         let hook = self.webhook(id).await?.ok_or_else(|| anyhow::anyhow!("webhook vanished after insert"))?;
@@ -188,10 +191,13 @@ impl Store {
     }
 
     /// Deletes a webhook and its deliveries.
-    pub async fn delete_webhook(&self, id: i64) -> anyhow::Result<bool> {
+    pub async fn delete_webhook(&self, id: i64, now: i64, audit: &AuditEntry) -> anyhow::Result<bool> {
         let (_writing, mut tx) = self.begin_write().await?;
         sqlx::query("DELETE FROM webhook_deliveries WHERE webhook_id = $1").bind(id).execute(&mut *tx).await?;
         let res = sqlx::query("DELETE FROM webhooks WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        if res.rows_affected() == 1 {
+            super::audit::insert(&mut tx, audit, now).await?;
+        }
         tx.commit().await?;
         self.caches.changed(true).await;
         Ok(res.rows_affected() == 1)

@@ -24,7 +24,11 @@ const CLIENT_IP: &str = "203.0.113.77";
 async fn app_on(db: Db) -> TestApp {
     TestApp::spawn_with(Spawn {
         db,
-        tweak: Box::new(|c| c.trusted_proxies = vec!["127.0.0.1".into()]),
+        tweak: Box::new(|c| {
+            c.trusted_proxies = vec!["127.0.0.1".into()];
+            // The webhooks of these tests point at a closed local port; nothing is delivered.
+            c.webhook_allowed_hosts = vec!["127.0.0.1".into()];
+        }),
         ..Default::default()
     })
     .await
@@ -118,6 +122,32 @@ async fn every_wired_action_leaves_its_row_with_actor_and_target(db: Db) {
     // A file request.
     let body = json!({"title": "Send me the photos"});
     let request = created(send(&app, Method::POST, "/api/v3/file-requests/", Some(&user), Some(&body)).await).await;
+    // An access token, made and revoked.
+    let body = json!({"name": "ShareX", "scopes": ["read", "write"]});
+    let token = created(send(&app, Method::POST, "/api/auth/tokens/", Some(&user), Some(&body)).await).await;
+    let token_id = token["id"].as_i64().expect("id");
+    let r = send(&app, Method::DELETE, &format!("/api/auth/tokens/{token_id}/"), Some(&user), None).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    // A webhook, made and deleted.
+    let body = json!({"url": "http://127.0.0.1:9/hook", "events": ["file_request.uploaded"]});
+    let hook = created(send(&app, Method::POST, "/api/webhooks/", Some(&user), Some(&body)).await).await;
+    let hook_id = hook["id"].as_i64().expect("id");
+    let r = send(&app, Method::DELETE, &format!("/api/webhooks/{hook_id}/"), Some(&user), None).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    // The policy, changed by the admin.
+    let r = send(&app, Method::PATCH, "/api/admin/policies/", Some(&admin), Some(&json!({"max_downloads_limit": 50})))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    // An asset and a collection, deleted.
+    let doomed = app.upload(&user, "old.pdf", fixtures::pdf(1_000)).await;
+    let doomed_id = doomed["id"].as_i64().expect("id");
+    let r = send(&app, Method::DELETE, &format!("/api/v3/assets/{doomed_id}/"), Some(&user), None).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let body = json!({"title": "Old work"});
+    let folder = created(send(&app, Method::POST, "/api/v3/collections/", Some(&user), Some(&body)).await).await;
+    let folder_id = folder["id"].as_i64().expect("id");
+    let r = send(&app, Method::DELETE, &format!("/api/v3/collections/{folder_id}/"), Some(&user), None).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
 
     let log = entries(&app, &admin, "").await;
     let (admin_s, user_s, dee_s, share_s) =
@@ -156,6 +186,23 @@ async fn every_wired_action_leaves_its_row_with_actor_and_target(db: Db) {
     one(&log, "share.revoked", Some(user_id), "share", &share_s);
     let fr = one(&log, "file_request.created", Some(user_id), "file_request", &request["id"].to_string());
     assert_eq!(fr["details"]["uuid"], request["uuid"]);
+    let minted = one(&log, "token.created", Some(user_id), "token", &token_id.to_string());
+    assert_eq!((minted["details"]["name"].as_str(), minted["details"]["scopes"].as_str()), (Some("ShareX"), Some("read,write")));
+    let value = token["token"].as_str().expect("the value, shown once");
+    assert!(!log.iter().any(|e| e.to_string().contains(value)), "never the token's value");
+    one(&log, "token.revoked", Some(user_id), "token", &token_id.to_string());
+    let added = one(&log, "webhook.created", Some(user_id), "webhook", &hook_id.to_string());
+    assert_eq!(added["details"]["url"], "http://127.0.0.1:9/hook");
+    assert_eq!(added["details"]["events"], json!(["file_request.uploaded"]));
+    let secret = hook["secret"].as_str().expect("the secret, shown once");
+    assert!(!log.iter().any(|e| e.to_string().contains(secret)), "never the webhook's secret");
+    one(&log, "webhook.deleted", Some(user_id), "webhook", &hook_id.to_string());
+    let policy = one(&log, "policy.updated", Some(admin_id), "policy", "policy");
+    assert_eq!((policy["details"]["before"]["max_downloads_limit"].clone(), policy["details"]["after"]["max_downloads_limit"].clone()), (Value::Null, json!(50)));
+    let gone = one(&log, "asset.deleted", Some(user_id), "asset", &doomed_id.to_string());
+    assert_eq!(gone["details"]["name"], "old.pdf");
+    let folder_gone = one(&log, "collection.deleted", Some(user_id), "collection", &folder_id.to_string());
+    assert_eq!(folder_gone["details"]["title"], "Old work");
     // Newest first, and every entry made by a client carries the hash of its address.
     let ids: Vec<i64> = log.iter().map(|e| e["id"].as_i64().expect("id")).collect();
     assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first");
@@ -360,6 +407,30 @@ async fn actions_that_fail_leave_no_row() {
         assert_eq!(r.status(), StatusCode::NO_CONTENT);
     }
     assert_eq!(entries(&app, &admin, "&action=share.revoked").await.len(), 1);
+    // Tokens: revoking twice logs once; someone else's token cannot be revoked and logs nothing.
+    let body = json!({"name": "CI", "scopes": ["read"]});
+    let token = created(send(&app, Method::POST, "/api/auth/tokens/", Some(&user), Some(&body)).await).await;
+    let path = format!("/api/auth/tokens/{}/", token["id"]);
+    let r = send(&app, Method::DELETE, &path, Some(&admin), None).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "another account's token");
+    for expected in [StatusCode::NO_CONTENT, StatusCode::NOT_FOUND] {
+        assert_eq!(send(&app, Method::DELETE, &path, Some(&user), None).await.status(), expected);
+    }
+    assert_eq!(entries(&app, &admin, "&action=token.revoked").await.len(), 1);
+    // A refused token, webhook or policy change logs nothing.
+    let before = entries(&app, &admin, "").await.len();
+    let r = send(&app, Method::POST, "/api/auth/tokens/", Some(&user), Some(&json!({"name": "", "scopes": ["read"]}))).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body = json!({"url": "http://localhost:9/hook", "events": ["share.viewed"]});
+    let r = send(&app, Method::POST, "/api/webhooks/", Some(&user), Some(&body)).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "loopback host not allowed");
+    let r = send(&app, Method::PATCH, "/api/admin/policies/", Some(&admin), Some(&json!({"allowed_share_types": []}))).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = send(&app, Method::PATCH, "/api/admin/policies/", Some(&user), Some(&json!({"require_password": true}))).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = send(&app, Method::DELETE, "/api/v3/assets/999999/", Some(&user), None).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(entries(&app, &admin, "").await.len(), before, "refused: nothing logged");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -352,6 +352,27 @@ async fn the_login_page_offers_the_provider_only_when_configured() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starting_sign_ins_counts_against_the_sign_in_limit() {
+    let idp = Idp::start().await;
+    let app = app_with(Db::Sqlite, &idp, |c| c.login_rate_per_ip_per_minute = 3).await;
+    for _ in 0..3 {
+        assert_eq!(app.get("/auth/oidc/login?next=/", None).await.status(), StatusCode::SEE_OTHER);
+    }
+    let r = app.get("/auth/oidc/login?next=/", None).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers().get("retry-after").is_some(), "says when to try again");
+    let html = r.text().await.expect("html");
+    assert!(html.contains("id=\"login-submit\""), "the login page, with the reason: {html}");
+    // Only the admitted starts wrote a pending sign-in.
+    let (pending,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM oidc_logins").fetch_one(app.state.store.pool()).await.expect("count");
+    assert_eq!(pending, 3);
+    // Password sign-ins from the same address share the limit.
+    let r = app.post_json("/api/auth/login/", None, &json!({"email": "a@example.com", "password": "x"})).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_that_is_down_does_not_stop_the_server_and_is_tried_again() {
     let port = free_port();
     let issuer = format!("http://127.0.0.1:{port}");

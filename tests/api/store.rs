@@ -26,6 +26,11 @@ fn created(id: i64, role: Role) -> AuditEntry {
     Who::system().entry(AuditAction::UserCreated, id, json!({"role": role.as_str()}))
 }
 
+/// The audit entry of a deleted asset.
+fn gone(id: i64) -> AuditEntry {
+    Who::system().entry(AuditAction::AssetDeleted, id, json!({}))
+}
+
 const ADA: &str = "ada@example.com";
 /// When the story's writes happen (the store takes the time from its callers).
 const NOW: i64 = 1_705_314_600_000;
@@ -112,7 +117,7 @@ async fn the_store_keeps_accounts_and_assets_consistent(db: Db) {
     let undated = StoredFile { duration_seconds: None, ..file("zzz") };
     let id0 = store.insert_asset(ada.id, &meta, &undated, NOW).await.expect("insert without a duration");
     assert_eq!(store.asset(id0).await.expect("q").expect("exists").duration_seconds, None);
-    assert!(store.delete_asset(id0, NOW).await.expect("delete"));
+    assert!(store.delete_asset(id0, NOW, &gone(id0)).await.expect("delete"));
     let id1 = store.insert_asset(ada.id, &meta, &file("aaa"), NOW).await.expect("insert");
     let id2 = store.insert_asset(ada.id, &meta, &file("bbb"), NOW).await.expect("insert");
     assert!(id2 > id1);
@@ -134,9 +139,14 @@ async fn the_store_keeps_accounts_and_assets_consistent(db: Db) {
     assert_eq!((patched.title.as_str(), patched.description.as_str(), patched.tags.len()), ("New", "D", 0));
     assert!(store.blob_referenced("assets/1/aaa").await.expect("q"));
     assert_eq!(store.stored_bytes().await.expect("sum"), 20);
-    assert!(store.delete_asset(id1, NOW).await.expect("delete"));
-    assert!(!store.delete_asset(id1, NOW).await.expect("delete"));
+    assert!(store.delete_asset(id1, NOW, &gone(id1)).await.expect("delete"));
+    assert!(!store.delete_asset(id1, NOW, &gone(id1)).await.expect("delete"));
     assert!(!store.blob_referenced("assets/1/aaa").await.expect("q"));
+    // One entry per asset actually deleted; the second delete of id1 changed nothing and wrote none.
+    let deleted = AuditFilter { action: Some(AuditAction::AssetDeleted), ..AuditFilter::default() };
+    let (entries, n) = store.audit_page(&deleted, all).await.expect("audit");
+    assert_eq!(n, 2);
+    assert_eq!(entries.iter().map(|e| e.target_id.clone()).collect::<Vec<_>>(), vec![id1.to_string(), id0.to_string()]);
 }
 
 async fn concurrent_registrations_get_distinct_ids_and_one_admin(db: Db) {

@@ -20,7 +20,7 @@ use crate::domain::pagination::{Page, PageQuery, PageRequest};
 use crate::domain::time::rfc3339;
 use crate::domain::users::User;
 use crate::error::{AppError, AppResult, ErrorResponse, FieldErrors};
-use crate::http::extract::{ApiJson, ApiPath, ApiQuery, CurrentUser};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, ClientIp, CurrentUser};
 use crate::http::files::{FileInfo, serve};
 use crate::http::upload;
 use crate::service::assets::{self, visible_asset};
@@ -317,9 +317,10 @@ pub async fn patch(
 pub async fn delete(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
+    ip: ClientIp,
     ApiPath(id): ApiPath<i64>,
 ) -> AppResult<Response> {
-    assets::delete(&state, &user, id).await?;
+    assets::delete(&state, &user, id, &crate::service::audit::who(&state, Some(user.id), Some(ip.0))).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

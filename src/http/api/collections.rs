@@ -17,7 +17,7 @@ use crate::domain::collections::{
 use crate::domain::pagination::{Page, PageQuery, PageRequest};
 use crate::domain::time::rfc3339;
 use crate::error::{AppResult, ErrorResponse};
-use crate::http::extract::{ApiJson, ApiPath, ApiQuery, CurrentUser};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, ClientIp, CurrentUser};
 use crate::service::collections::{self as service, Scope, visible_collection};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -172,9 +172,10 @@ pub async fn patch(
 pub async fn delete(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
+    ip: ClientIp,
     ApiPath(id): ApiPath<i64>,
 ) -> AppResult<Response> {
-    service::delete(&state, &user, id).await?;
+    service::delete(&state, &user, id, &crate::service::audit::who(&state, Some(user.id), Some(ip.0))).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

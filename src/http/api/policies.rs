@@ -7,7 +7,7 @@ use utoipa_axum::routes;
 use crate::app::AppState;
 use crate::domain::policies::{Policy, PolicyPatch};
 use crate::error::{AppResult, ErrorResponse};
-use crate::http::extract::{AdminUser, ApiJson};
+use crate::http::extract::{AdminUser, ApiJson, ClientIp};
 use crate::service::policies;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -30,7 +30,8 @@ pub async fn get(State(state): State<AppState>, _admin: AdminUser) -> AppResult<
 pub async fn patch(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
+    ip: ClientIp,
     ApiJson(body): ApiJson<PolicyPatch>,
 ) -> AppResult<axum::Json<Policy>> {
-    Ok(axum::Json(policies::update(&state, &admin, body).await?))
+    Ok(axum::Json(policies::update(&state, &admin, body, &crate::service::audit::who(&state, Some(admin.id), Some(ip.0))).await?))
 }

@@ -15,7 +15,7 @@ use crate::domain::pagination::{Page, PageQuery, PageRequest};
 use crate::domain::time::rfc3339;
 use crate::domain::tokens::{AccessToken, NewTokenIn};
 use crate::error::{AppResult, ErrorResponse};
-use crate::http::extract::{ApiJson, ApiPath, ApiQuery, CurrentSession};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, ClientIp, CurrentSession};
 use crate::service::tokens;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -70,10 +70,11 @@ pub struct CreatedTokenOut {
 pub async fn create(
     State(state): State<AppState>,
     CurrentSession(s): CurrentSession,
+    ip: ClientIp,
     ApiJson(body): ApiJson<NewTokenIn>,
 ) -> AppResult<impl IntoResponse> {
     tokens::require_sign_in(&s)?;
-    let m = tokens::create(&state, &s.user, body).await?;
+    let m = tokens::create(&state, &s.user, body, &crate::service::audit::who(&state, Some(s.user.id), Some(ip.0))).await?;
     let t = &m.token;
     let out = CreatedTokenOut {
         id: t.id,
@@ -111,9 +112,10 @@ pub async fn list(
 pub async fn revoke(
     State(state): State<AppState>,
     CurrentSession(s): CurrentSession,
+    ip: ClientIp,
     ApiPath(id): ApiPath<i64>,
 ) -> AppResult<StatusCode> {
     tokens::require_sign_in(&s)?;
-    tokens::revoke(&state, &s.user, id).await?;
+    tokens::revoke(&state, &s.user, id, &crate::service::audit::who(&state, Some(s.user.id), Some(ip.0))).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -14,7 +14,7 @@ use crate::domain::pagination::{Page, PageQuery, PageRequest};
 use crate::domain::time::rfc3339;
 use crate::domain::webhooks::{Delivery, DeliveryStatus, Scope, Webhook, WebhookIn};
 use crate::error::{AppResult, ErrorResponse};
-use crate::http::extract::{ApiJson, ApiPath, ApiQuery, CurrentUser};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, ClientIp, CurrentUser};
 use crate::service::webhooks;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -106,9 +106,10 @@ impl DeliveryOut {
 pub async fn create(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
+    ip: ClientIp,
     ApiJson(body): ApiJson<WebhookIn>,
 ) -> AppResult<Response> {
-    let h = webhooks::create(&state, &user, body).await?;
+    let h = webhooks::create(&state, &user, body, &crate::service::audit::who(&state, Some(user.id), Some(ip.0))).await?;
     Ok((StatusCode::CREATED, axum::Json(WebhookOut::new(&h, true))).into_response())
 }
 
@@ -160,9 +161,10 @@ pub async fn patch(
 pub async fn delete(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
+    ip: ClientIp,
     ApiPath(id): ApiPath<i64>,
 ) -> AppResult<Response> {
-    webhooks::delete(&state, &user, id).await?;
+    webhooks::delete(&state, &user, id, &crate::service::audit::who(&state, Some(user.id), Some(ip.0))).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

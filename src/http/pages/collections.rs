@@ -22,7 +22,7 @@ use crate::domain::time::rfc3339;
 use crate::domain::users::User;
 use crate::error::AppError;
 use crate::http::api::assets::AssetOut;
-use crate::http::extract::{ApiForm, ApiPath, ApiQuery, CsrfCookie, PageUser};
+use crate::http::extract::{ApiForm, ApiPath, ApiQuery, ClientIp, CsrfCookie, PageUser};
 use crate::service::collections::{self as service, Move, Scope, visible_collection};
 use crate::service::shares::create_collection_share;
 
@@ -411,6 +411,7 @@ pub async fn delete_form(
     State(state): State<AppState>,
     PageUser(user): PageUser,
     csrf: CsrfCookie,
+    ip: ClientIp,
     ApiPath(id): ApiPath<i64>,
     ApiForm(form): ApiForm<TokenForm>,
 ) -> Response {
@@ -418,7 +419,7 @@ pub async fn delete_form(
     if let Err(e) = check_csrf(&csrf, form.csrf_token.as_deref()) {
         return csrf_failed(e);
     }
-    match service::delete(&state, &user, id).await {
+    match service::delete(&state, &user, id, &crate::service::audit::who(&state, Some(user.id), Some(ip.0))).await {
         Ok(()) => see_other("/collections"),
         Err(AppError::NotFound(_)) => not_found(),
         Err(e) => e.into_response(),
@@ -535,7 +536,7 @@ pub async fn share_form(
     State(state): State<AppState>,
     PageUser(user): PageUser,
     csrf: CsrfCookie,
-    ip: crate::http::extract::ClientIp,
+    ip: ClientIp,
     ApiPath(id): ApiPath<i64>,
     ApiForm(form): ApiForm<CreateLinkForm>,
 ) -> Response {

@@ -52,8 +52,14 @@ fn see_other(to: &str) -> Response {
 #[utoipa::path(get, path = "/auth/oidc/login", tag = "pages", params(NextQuery),
     responses((status = 303, description = "to the provider's authorization page"),
         (status = 404, description = "single sign-on is not configured", content_type = "text/html"),
+        (status = 429, description = "too many sign-ins from this address: the login form says so", content_type = "text/html"),
         (status = 503, description = "the provider cannot be reached: the login form says so", content_type = "text/html")))]
-pub async fn login(State(state): State<AppState>, csrf: CsrfCookie, ApiQuery(q): ApiQuery<NextQuery>) -> Response {
+pub async fn login(
+    State(state): State<AppState>,
+    csrf: CsrfCookie,
+    ip: ClientIp,
+    ApiQuery(q): ApiQuery<NextQuery>,
+) -> Response {
     if state.oidc.is_none() {
         return super::error_page(
             StatusCode::NOT_FOUND,
@@ -62,7 +68,7 @@ pub async fn login(State(state): State<AppState>, csrf: CsrfCookie, ApiQuery(q):
         );
     }
     let next = safe_next(q.next.as_deref());
-    match begin(&state, &next).await {
+    match begin(&state, &next, ip.0).await {
         Ok(b) => with_cookie(see_other(&b.authorize_url), browser_cookie(&state, &b.browser_secret, 600)),
         Err(e @ AppError::Unavailable(_)) => login_page_with_error(
             &state,
@@ -74,6 +80,13 @@ pub async fn login(State(state): State<AppState>, csrf: CsrfCookie, ApiQuery(q):
                 state.oidc.as_ref().map_or("SSO", |o| o.name.as_str())
             ),
         ),
+        Err(e @ AppError::RateLimited { .. }) => {
+            let mut page = login_page_with_error(&state, &csrf, Some(&next), e.status(), e.public_message());
+            if let AppError::RateLimited { retry_after_secs } = e {
+                page.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            page
+        }
         Err(e) => e.into_response(),
     }
 }

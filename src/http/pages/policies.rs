@@ -15,7 +15,7 @@ use crate::app::AppState;
 use crate::domain::policies::{Policy, PolicyPatch, SHARE_TYPES};
 use crate::domain::users::User;
 use crate::error::AppError;
-use crate::http::extract::{ApiForm, CsrfCookie, PageUser};
+use crate::http::extract::{ApiForm, ClientIp, CsrfCookie, PageUser};
 use crate::service::policies;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -150,6 +150,7 @@ pub async fn save(
     State(state): State<AppState>,
     PageUser(user): PageUser,
     csrf: CsrfCookie,
+    ip: ClientIp,
     ApiForm(form): ApiForm<PolicyForm>,
 ) -> Response {
     let admin = match user {
@@ -160,7 +161,7 @@ pub async fn save(
         return super::error_page(e.status(), "Form expired", &e.public_message());
     }
     let result = match form_patch(form) {
-        Ok(patch) => policies::update(&state, &admin, patch).await,
+        Ok(patch) => policies::update(&state, &admin, patch, &crate::service::audit::who(&state, Some(admin.id), Some(ip.0))).await,
         Err(e) => Err(e),
     };
     match result {

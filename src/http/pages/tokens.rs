@@ -17,7 +17,7 @@ use crate::domain::time::rfc3339;
 use crate::domain::tokens::{MAX_TOKENS_PER_USER, NewTokenIn};
 use crate::domain::users::User;
 use crate::error::AppError;
-use crate::http::extract::{ApiForm, ApiPath, CsrfCookie, PageUser};
+use crate::http::extract::{ApiForm, ApiPath, ClientIp, CsrfCookie, PageUser};
 use crate::service::tokens;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -136,6 +136,7 @@ pub async fn create(
     State(state): State<AppState>,
     PageUser(user): PageUser,
     csrf: CsrfCookie,
+    ip: ClientIp,
     ApiForm(form): ApiForm<AccessTokenForm>,
 ) -> Response {
     let Some(user) = user else { return sign_in() };
@@ -143,7 +144,7 @@ pub async fn create(
         return super::error_page(e.status(), "Form expired", &e.public_message());
     }
     let result = match form_input(form) {
-        Ok(input) => tokens::create(&state, &user, input).await,
+        Ok(input) => tokens::create(&state, &user, input, &crate::service::audit::who(&state, Some(user.id), Some(ip.0))).await,
         Err(e) => Err(e),
     };
     match result {
@@ -172,6 +173,7 @@ pub async fn revoke(
     State(state): State<AppState>,
     PageUser(user): PageUser,
     csrf: CsrfCookie,
+    ip: ClientIp,
     ApiPath(id): ApiPath<i64>,
     ApiForm(form): ApiForm<TokenRevokeForm>,
 ) -> Response {
@@ -179,7 +181,7 @@ pub async fn revoke(
     if let Err(e) = check_csrf(&csrf, form.csrf_token.as_deref()) {
         return super::error_page(e.status(), "Form expired", &e.public_message());
     }
-    match tokens::revoke(&state, &user, id).await {
+    match tokens::revoke(&state, &user, id, &crate::service::audit::who(&state, Some(user.id), Some(ip.0))).await {
         Ok(()) => {
             let mut r = Redirect::to("/settings/tokens").into_response();
             *r.status_mut() = StatusCode::SEE_OTHER;

@@ -19,7 +19,7 @@ use crate::domain::time::rfc3339;
 use crate::domain::users::User;
 use crate::domain::webhooks::{DeliveryStatus, EventType, Scope, Webhook, WebhookIn};
 use crate::error::AppError;
-use crate::http::extract::{ApiForm, ApiPath, CsrfCookie, PageUser};
+use crate::http::extract::{ApiForm, ApiPath, ClientIp, CsrfCookie, PageUser};
 use crate::service::webhooks;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -165,6 +165,7 @@ pub async fn create(
     State(state): State<AppState>,
     PageUser(user): PageUser,
     csrf: CsrfCookie,
+    ip: ClientIp,
     ApiForm(pairs): ApiForm<Vec<(String, String)>>,
 ) -> Response {
     let Some(user) = user else { return sign_in("/webhooks") };
@@ -179,7 +180,7 @@ pub async fn create(
         scope: field("scope").filter(|s| !s.is_empty()),
         active: None,
     };
-    match webhooks::create(&state, &user, input).await {
+    match webhooks::create(&state, &user, input, &crate::service::audit::who(&state, Some(user.id), Some(ip.0))).await {
         Ok(h) => render_list(&state, &user, &csrf, None, Some(h.secret)).await,
         Err(e) if e.status().is_client_error() => {
             let why = match &e {
@@ -276,6 +277,7 @@ pub async fn delete(
     State(state): State<AppState>,
     PageUser(user): PageUser,
     csrf: CsrfCookie,
+    ip: ClientIp,
     ApiPath(id): ApiPath<i64>,
     ApiForm(form): ApiForm<ActionForm>,
 ) -> Response {
@@ -283,7 +285,7 @@ pub async fn delete(
     if let Err(e) = check_csrf(&csrf, form.csrf_token.as_deref()) {
         return super::error_page(e.status(), "Form expired", &e.public_message());
     }
-    match webhooks::delete(&state, &user, id).await {
+    match webhooks::delete(&state, &user, id, &crate::service::audit::who(&state, Some(user.id), Some(ip.0))).await {
         Ok(()) => see_other("/webhooks"),
         Err(AppError::NotFound(_)) => not_yours(),
         Err(e) => e.into_response(),

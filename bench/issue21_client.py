@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""Load client for the webhook benchmark of issue 21 (standard library only).
+
+  issue21_client.py views BASE_URL TOKEN SHARE_URL COUNT CONCURRENCY on|off
+      COUNT views of SHARE_URL (JSON page, a browser's User-Agent) by CONCURRENCY keep-alive
+      clients; view i carries the referrer https://v<i>.bench.invalid/ (analytics keep the
+      referrer's host, and the share.viewed event carries it), so each delivery names its view.
+      "on": first starts a receiver on a free loopback port and creates a webhook for
+      share.viewed (the caller's own links) pointing at it; waits until every view has been
+      delivered (at most 180 s after the last view), then deletes the webhook.
+      Prints "views_seconds events_per_second p50_ms p99_ms delivered duplicates":
+        views_seconds      time to send the COUNT views;
+        events_per_second  COUNT / (last delivery - first view sent);
+        p50_ms, p99_ms     per event, delivery received - its view request sent;
+        duplicates         deliveries of an event already received.
+      "off": only the views; prints "views_seconds 0 0 0 0 0".
+"""
+import http.client
+import http.server
+import json
+import socket
+import statistics
+import sys
+import threading
+import time
+import urllib.parse
+
+UA = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"
+PREFIX = "v"
+SUFFIX = ".bench.invalid"
+
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    received = {}
+    duplicates = 0
+    lock = threading.Lock()
+    all_in = threading.Event()
+    expected = 0
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(n)
+        at = time.perf_counter()
+        self.send_response(204)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        try:
+            event = json.loads(body)
+        except ValueError:
+            return
+        if event.get("type") != "share.viewed":
+            return
+        host = ((event.get("data") or {}).get("visitor") or {}).get("referrer") or ""
+        if not (host.startswith(PREFIX) and host.endswith(SUFFIX)):
+            return
+        try:
+            i = int(host[len(PREFIX) : -len(SUFFIX)])
+        except ValueError:
+            return
+        with Receiver.lock:
+            if i in Receiver.received:
+                Receiver.duplicates += 1
+            Receiver.received.setdefault(i, at)
+            if len(Receiver.received) >= Receiver.expected:
+                Receiver.all_in.set()
+
+    def log_message(self, *args):
+        pass
+
+
+def api(base, token, method, path, body=None):
+    u = urllib.parse.urlsplit(base)
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    head = {"Authorization": f"Bearer {token}"}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        head["Content-Type"] = "application/json"
+    c.request(method, path, body=data, headers=head)
+    r = c.getresponse()
+    out = r.read()
+    c.close()
+    if r.status >= 300:
+        sys.exit(f"{method} {path} answered {r.status}: {out[:300]!r}")
+    return json.loads(out) if out else None
+
+
+def views(base, token, share_url, count, concurrency, mode):
+    hook = None
+    if mode == "on":
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+        server.daemon_threads = True
+        Receiver.expected = count
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        port = server.server_address[1]
+        hook = api(base, token, "POST", "/api/webhooks/",
+                   {"url": f"http://127.0.0.1:{port}/hook", "events": ["share.viewed"]})
+    u = urllib.parse.urlsplit(share_url)
+    sent = [0.0] * count
+    next_i = iter(range(count))
+    take = threading.Lock()
+    failures = []
+
+    def client():
+        c = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+        while True:
+            with take:
+                i = next(next_i, None)
+            if i is None:
+                return
+            sent[i] = time.perf_counter()
+            c.request("GET", u.path, headers={
+                "Accept": "application/json", "User-Agent": UA, "Referer": f"https://{PREFIX}{i}{SUFFIX}/"})
+            r = c.getresponse()
+            r.read()
+            if r.status != 200:
+                failures.append(r.status)
+                return
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    views_s = time.perf_counter() - t0
+    if failures:
+        sys.exit(f"share page answered {failures[:5]}")
+    if mode != "on":
+        print(f"{views_s:.3f} 0 0 0 0 0")
+        return
+    Receiver.all_in.wait(180)
+    with Receiver.lock:
+        got = dict(Receiver.received)
+        dupes = Receiver.duplicates
+    api(base, token, "DELETE", f"/api/webhooks/{hook['id']}/")
+    if len(got) < count:
+        sys.exit(f"only {len(got)} of {count} events delivered within 180 s of the last view")
+    lat = sorted((got[i] - sent[i]) * 1000 for i in range(count))
+    p99 = lat[min(len(lat) - 1, int(round(0.99 * len(lat))) - 1)]
+    rate = count / (max(got.values()) - min(sent))
+    print(f"{views_s:.3f} {rate:.0f} {statistics.median(lat):.1f} {p99:.1f} {len(got)} {dupes}")
+
+
+def main():
+    if len(sys.argv) == 8 and sys.argv[1] == "views":
+        _, _, base, token, share_url, count, conc, mode = sys.argv
+        views(base, token, share_url, int(count), int(conc), mode)
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    socket.setdefaulttimeout(60)
+    main()

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# webhook_delivery: what do webhooks cost, and how fast are they? One server (SQLite, local
+# storage), two accounts: the bench admin owns link A and has a webhook for `share.viewed`
+# pointing at a local receiver (bench/issue21_client.py); a second account owns link B, whose
+# page wrk loads (64 connections) for the whole round. In each round 10,000 views of link A are
+# sent while B is under load. Rounds alternate: "off" (no webhook anywhere: the same views, no
+# events) and "on" (every view of A becomes a signed delivery to the receiver).
+#
+# Reports: events per second (10,000 / first view sent → last delivery received), p50 and p99
+# from a view to its delivery, and B's requests per second with webhooks on against off.
+# Targets: every event delivered once; page throughput on / off >= 0.9.
+#
+# Usage: bash bench/webhook_delivery.sh
+# Env:   WEBHOOK_BENCH_EVENTS (10000), WEBHOOK_BENCH_SECONDS (15), WEBHOOK_BENCH_ROUNDS (3),
+#        BENCH_SKIP_BUILD=1, VITRINE_BIN, BENCH_TMPDIR, BENCH_RESULTS
+# Installs: wrk with apt-get when missing.
+# Exit:  0 all targets met, 1 a target missed, 2 the benchmark itself failed.
+set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+BENCH=webhook_delivery
+EVENTS="${WEBHOOK_BENCH_EVENTS:-10000}"
+DURATION="${WEBHOOK_BENCH_SECONDS:-15}"
+ROUNDS="${WEBHOOK_BENCH_ROUNDS:-3}"
+TARGET_RATIO=0.9
+UA='User-Agent: Mozilla/5.0 (X11; Linux x86_64) Firefox/121.0'
+
+if ! command -v wrk >/dev/null 2>&1; then
+    [[ $EUID -eq 0 ]] || die "wrk missing; apt-get install wrk"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk
+fi
+build_release
+make_tmpdir work
+
+VITRINE_EXTRA_ENV=(VITRINE_WEBHOOK_ALLOWED_HOSTS=127.0.0.1 VITRINE_LOGIN_RATE_PER_IP_PER_MINUTE=100)
+start_with_admin "$work/data" "$work/server.log"
+admin="$BENCH_TOKEN"
+
+# share_of TOKEN TAG: a public link to a new PDF of the token's account; prints its share_url.
+share_of() {
+    local token=$1 tag=$2 code id
+    make_pdf "$work/$tag.pdf" 20000 "$tag"
+    code="$(upload_asset "$VITRINE_URL" "$token" "$work/$tag.pdf" "$work/$tag.json")"
+    [[ "$code" == 201 ]] || die "upload answered HTTP $code: $(cat "$work/$tag.json")"
+    id="$(json_field id <"$work/$tag.json")"
+    curl -sS --fail-with-body -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+        -d '{"share_type":"public"}' "$VITRINE_URL/api/v3/assets/$id/share/" | json_field share_url
+}
+
+# The second account, owner of the loaded link.
+vitrine_env "$work/data" "${VITRINE_URL##*:}"
+env "${VITRINE_ENV[@]}" "$VITRINE_BIN" user create --email load@example.com --password "$BENCH_PASSWORD" \
+    --name "Load Owner" --role user >/dev/null
+other="$(curl -sS --fail-with-body -H 'Content-Type: application/json' \
+    -d "{\"email\":\"load@example.com\",\"password\":\"$BENCH_PASSWORD\"}" "$VITRINE_URL/api/auth/login/" |
+    json_field access_token)"
+share_a="$(share_of "$admin" watched)"
+share_b="$(share_of "$other" loaded)"
+log "link A (webhook) $share_a; link B (load) $share_b"
+wrk -t2 -c64 -d2s -H 'Accept: application/json' -H "$UA" "$share_b" >/dev/null
+
+# round MODE: prints "rps views_seconds events_per_second p50 p99 delivered duplicates"
+round() {
+    local mode=$1 out client
+    wrk -t2 -c64 -d"${DURATION}s" -H 'Accept: application/json' -H "$UA" "$share_b" >"$work/wrk.$mode" &
+    local wrk_pid=$!
+    sleep 1
+    client="$(python3 "$BENCH_DIR/issue21_client.py" views "$VITRINE_URL" "$admin" "$share_a" "$EVENTS" 8 "$mode")" ||
+        die "views ($mode) failed: $client"
+    wait "$wrk_pid" || die "wrk failed"
+    out="$(cat "$work/wrk.$mode")"
+    grep -q "Non-2xx" <<<"$out" && die "non-2xx answers on link B: $out"
+    echo "$(awk '/Requests\/sec/ { print $2 }' <<<"$out") $client"
+}
+
+declare -a rps_off rps_on rate p50 p99
+dupes_total=0
+for ((r = 1; r <= ROUNDS; r++)); do
+    read -r rps _ _ _ _ _ _ <<<"$(round off)"
+    rps_off+=("$rps")
+    log "round $r off: link B $rps req/s"
+    sleep 2
+    read -r rps views_s ev p5 p9 got dupes <<<"$(round on)"
+    rps_on+=("$rps"); rate+=("$ev"); p50+=("$p5"); p99+=("$p9")
+    dupes_total=$((dupes_total + dupes))
+    log "round $r on:  link B $rps req/s; $got events in ${views_s}s of views, $ev events/s, p50 $p5 ms, p99 $p9 ms"
+    sleep 2
+done
+stop_pid "$VITRINE_PID"
+
+off="$(median "${rps_off[@]}")"
+on="$(median "${rps_on[@]}")"
+echo
+echo "$BENCH: $EVENTS share.viewed events per round to a local receiver while wrk -c64 loads another link, median of $ROUNDS rounds"
+report "$BENCH" "events delivered per round" "$EVENTS" "all" "PASS"
+report "$BENCH" "duplicate deliveries" "$dupes_total" "0" "$(check "$dupes_total" "==" 0)"
+report "$BENCH" "delivery rate (events/s)" "$(calc "round($(median "${rate[@]}"))")" "-" "info"
+report "$BENCH" "view -> delivery p50 (ms)" "$(median "${p50[@]}")" "-" "info"
+report "$BENCH" "view -> delivery p99 (ms)" "$(median "${p99[@]}")" "-" "info"
+report "$BENCH" "page req/s, webhooks off" "$(calc "round($off)")" "reference" "info"
+report "$BENCH" "page req/s, webhooks on" "$(calc "round($on)")" "-" "info"
+report "$BENCH" "ratio on / off" "$(calc "f'{$on / $off:.3f}'")" ">= $TARGET_RATIO" "$(check "$on / $off" ">=" "$TARGET_RATIO")"
+exit "$BENCH_FAILED"
