@@ -46,7 +46,7 @@ api -d "{\"asset_ids\": [$list]}" "$VITRINE_URL/api/v3/collections/$collection/i
 zip_url="$(api -d '{}' "$VITRINE_URL/api/v3/collections/$collection/share/" | json_field share_url)"
 one_url="$(api -d '{}' "$VITRINE_URL/api/v3/assets/$whole/share/" | json_field share_url)"
 
-fetch() { curl -sS -o /dev/null -w '%{http_code} %{size_download} %{time_total}' "$1/download"; }
+fetch() { curl -sS -o /dev/null -w '%{http_code} %{size_download} %{time_total}\n' "$1/download"; }
 singles=()
 zips=()
 for ((r = 1; r <= ROUNDS; r++)); do

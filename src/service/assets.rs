@@ -2,8 +2,8 @@
 //! row) so that it exists only once both bytes and row are durable.
 
 use crate::app::AppState;
-use crate::domain::audit::{AuditAction, Who};
 use crate::domain::assets::{Asset, AssetCommit, AssetMeta, AssetSource, MediaType};
+use crate::domain::audit::{AuditAction, Who};
 use crate::domain::uploads::{Upload, asset_meta};
 use crate::domain::users::User;
 use crate::error::{AppError, AppResult};

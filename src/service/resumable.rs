@@ -11,7 +11,12 @@
 //! - Local storage: a part file `uploads/{id}/data` under the blob root. A PATCH buffers up to
 //!   [`FLUSH_BYTES`], then, holding an exclusive lock on the file (`flock`, released by the kernel
 //!   if the process dies), checks that the row's offset is still the one it writes at, writes
-//!   there, fsyncs and advances the offset with a compare-and-set. A second writer at the same
+//!   there and advances the offset with a compare-and-set. The bytes are written before the
+//!   offset moves, so a process that crashes or is killed loses nothing it acknowledged (the
+//!   kernel holds them); like every blob Vitrine writes, they are not fsynced (an fsync per
+//!   flush bound a resumable upload to the disk's synchronous write speed, a third of a plain
+//!   upload's: `bench/tus_upload.sh`), so a power cut may lose the latest bytes of an upload, as
+//!   it may lose a file that was just uploaded. A second writer at the same
 //!   offset finds the offset moved and gets 409; a writer whose client vanished stops at its
 //!   next flush. On completion the file is moved into place (no copy).
 //! - S3: a multipart upload to `uploads/{id}/data`, created with the upload. Parts are at least
@@ -279,13 +284,10 @@ async fn flush_local(
         }
         let n = bytes.len() as u64;
         let f = file.clone();
-        tokio::task::spawn_blocking(move || {
-            f.write_all_at(&bytes, at)?;
-            f.sync_data()
-        })
-        .await
-        .map_err(AppError::internal)?
-        .map_err(AppError::internal)?;
+        tokio::task::spawn_blocking(move || f.write_all_at(&bytes, at))
+            .await
+            .map_err(AppError::internal)?
+            .map_err(AppError::internal)?;
         let now = state.clock.now_ms();
         if !state.store.ack_upload(&up.id, at as i64, (at + n) as i64, now, expiry(state, now)).await? {
             return Err(busy());

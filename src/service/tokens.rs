@@ -62,10 +62,11 @@ pub async fn create(state: &AppState, user: &User, input: NewTokenIn, who: &Who)
         "expires_at": row.expires_at.map(crate::domain::time::rfc3339),
     });
     let audit = |id: i64| who.entry(AuditAction::TokenCreated, id, details);
-    let token = state.store.insert_token(&row, MAX_TOKENS_PER_USER, now, audit).await?.ok_or_else(|| AppError::Conflict {
-        code: ErrorCode::Conflict,
-        message: format!("an account holds at most {MAX_TOKENS_PER_USER} access tokens; revoke one first"),
-    })?;
+    let token =
+        state.store.insert_token(&row, MAX_TOKENS_PER_USER, now, audit).await?.ok_or_else(|| AppError::Conflict {
+            code: ErrorCode::Conflict,
+            message: format!("an account holds at most {MAX_TOKENS_PER_USER} access tokens; revoke one first"),
+        })?;
     tracing::info!(user_id = user.id, token_id = token.id, scopes = %new.scopes.to_db(), "access token created");
     Ok(Minted { token, value })
 }

@@ -4,10 +4,10 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Store, next_id};
-use crate::domain::audit::AuditEntry;
 use crate::domain::assets::{
     Asset, AssetCommit, AssetMade, AssetMeta, AssetPatch, AssetSource, MediaType, asset_location,
 };
+use crate::domain::audit::AuditEntry;
 use crate::domain::pagination::PageRequest;
 
 pub(super) const ASSET_COLUMNS: &str = "a.id, a.owner_id, u.name AS owner_name, a.title, a.description, a.tags, a.name,

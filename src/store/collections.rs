@@ -9,8 +9,8 @@ use std::collections::HashSet;
 
 use super::assets::{ASSET_COLUMNS, asset_from_row};
 use super::{Dialect, Store, next_id};
-use crate::domain::audit::AuditEntry;
 use crate::domain::assets::Asset;
+use crate::domain::audit::AuditEntry;
 use crate::domain::collections::{Collection, CollectionItem};
 use crate::domain::pagination::PageRequest;
 

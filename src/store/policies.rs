@@ -44,7 +44,7 @@ impl Store {
         let types = p.allowed_share_types.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(",");
         let (_writing, mut tx) = self.begin_write().await?;
         sqlx::query(
-                "INSERT INTO policies (id, allowed_share_types, require_password, default_expires_in_hours,
+            "INSERT INTO policies (id, allowed_share_types, require_password, default_expires_in_hours,
                      max_expires_in_hours, max_downloads_limit, file_requests_enabled, updated_at, updated_by)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                  ON CONFLICT (id) DO UPDATE SET allowed_share_types = excluded.allowed_share_types,
@@ -54,18 +54,18 @@ impl Store {
                      max_downloads_limit = excluded.max_downloads_limit,
                      file_requests_enabled = excluded.file_requests_enabled,
                      updated_at = excluded.updated_at, updated_by = excluded.updated_by",
-            )
-            .bind(ROW)
-            .bind(types)
-            .bind(flag(p.require_password))
-            .bind(Float(p.default_expires_in_hours))
-            .bind(Float(p.max_expires_in_hours))
-            .bind(p.max_downloads_limit)
-            .bind(flag(p.file_requests_enabled))
-            .bind(now)
-            .bind(by)
-            .execute(&mut *tx)
-            .await?;
+        )
+        .bind(ROW)
+        .bind(types)
+        .bind(flag(p.require_password))
+        .bind(Float(p.default_expires_in_hours))
+        .bind(Float(p.max_expires_in_hours))
+        .bind(p.max_downloads_limit)
+        .bind(flag(p.file_requests_enabled))
+        .bind(now)
+        .bind(by)
+        .execute(&mut *tx)
+        .await?;
         super::audit::insert(&mut tx, audit, now).await?;
         tx.commit().await?;
         Ok(())

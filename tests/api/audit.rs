@@ -27,7 +27,7 @@ async fn app_on(db: Db) -> TestApp {
         tweak: Box::new(|c| {
             c.trusted_proxies = vec!["127.0.0.1".into()];
             // The webhooks of these tests point at a closed local port; nothing is delivered.
-            c.webhook_allowed_hosts = vec!["127.0.0.1".into()];
+            c.webhook_allowed_hosts = vec!["localhost".into()];
         }),
         ..Default::default()
     })
@@ -129,7 +129,7 @@ async fn every_wired_action_leaves_its_row_with_actor_and_target(db: Db) {
     let r = send(&app, Method::DELETE, &format!("/api/auth/tokens/{token_id}/"), Some(&user), None).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     // A webhook, made and deleted.
-    let body = json!({"url": "http://127.0.0.1:9/hook", "events": ["file_request.uploaded"]});
+    let body = json!({"url": "http://localhost:9/hook", "events": ["file_request.uploaded"]});
     let hook = created(send(&app, Method::POST, "/api/webhooks/", Some(&user), Some(&body)).await).await;
     let hook_id = hook["id"].as_i64().expect("id");
     let r = send(&app, Method::DELETE, &format!("/api/webhooks/{hook_id}/"), Some(&user), None).await;
@@ -187,18 +187,27 @@ async fn every_wired_action_leaves_its_row_with_actor_and_target(db: Db) {
     let fr = one(&log, "file_request.created", Some(user_id), "file_request", &request["id"].to_string());
     assert_eq!(fr["details"]["uuid"], request["uuid"]);
     let minted = one(&log, "token.created", Some(user_id), "token", &token_id.to_string());
-    assert_eq!((minted["details"]["name"].as_str(), minted["details"]["scopes"].as_str()), (Some("ShareX"), Some("read,write")));
+    assert_eq!(
+        (minted["details"]["name"].as_str(), minted["details"]["scopes"].as_str()),
+        (Some("ShareX"), Some("read,write"))
+    );
     let value = token["token"].as_str().expect("the value, shown once");
     assert!(!log.iter().any(|e| e.to_string().contains(value)), "never the token's value");
     one(&log, "token.revoked", Some(user_id), "token", &token_id.to_string());
     let added = one(&log, "webhook.created", Some(user_id), "webhook", &hook_id.to_string());
-    assert_eq!(added["details"]["url"], "http://127.0.0.1:9/hook");
+    assert_eq!(added["details"]["url"], "http://localhost:9/hook");
     assert_eq!(added["details"]["events"], json!(["file_request.uploaded"]));
     let secret = hook["secret"].as_str().expect("the secret, shown once");
     assert!(!log.iter().any(|e| e.to_string().contains(secret)), "never the webhook's secret");
     one(&log, "webhook.deleted", Some(user_id), "webhook", &hook_id.to_string());
     let policy = one(&log, "policy.updated", Some(admin_id), "policy", "policy");
-    assert_eq!((policy["details"]["before"]["max_downloads_limit"].clone(), policy["details"]["after"]["max_downloads_limit"].clone()), (Value::Null, json!(50)));
+    assert_eq!(
+        (
+            policy["details"]["before"]["max_downloads_limit"].clone(),
+            policy["details"]["after"]["max_downloads_limit"].clone()
+        ),
+        (Value::Null, json!(50))
+    );
     let gone = one(&log, "asset.deleted", Some(user_id), "asset", &doomed_id.to_string());
     assert_eq!(gone["details"]["name"], "old.pdf");
     let folder_gone = one(&log, "collection.deleted", Some(user_id), "collection", &folder_id.to_string());
@@ -419,14 +428,17 @@ async fn actions_that_fail_leave_no_row() {
     assert_eq!(entries(&app, &admin, "&action=token.revoked").await.len(), 1);
     // A refused token, webhook or policy change logs nothing.
     let before = entries(&app, &admin, "").await.len();
-    let r = send(&app, Method::POST, "/api/auth/tokens/", Some(&user), Some(&json!({"name": "", "scopes": ["read"]}))).await;
+    let r = send(&app, Method::POST, "/api/auth/tokens/", Some(&user), Some(&json!({"name": "", "scopes": ["read"]})))
+        .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    let body = json!({"url": "http://localhost:9/hook", "events": ["share.viewed"]});
+    let body = json!({"url": "http://127.0.0.2:9/hook", "events": ["share.viewed"]});
     let r = send(&app, Method::POST, "/api/webhooks/", Some(&user), Some(&body)).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST, "loopback host not allowed");
-    let r = send(&app, Method::PATCH, "/api/admin/policies/", Some(&admin), Some(&json!({"allowed_share_types": []}))).await;
+    let r = send(&app, Method::PATCH, "/api/admin/policies/", Some(&admin), Some(&json!({"allowed_share_types": []})))
+        .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    let r = send(&app, Method::PATCH, "/api/admin/policies/", Some(&user), Some(&json!({"require_password": true}))).await;
+    let r =
+        send(&app, Method::PATCH, "/api/admin/policies/", Some(&user), Some(&json!({"require_password": true}))).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let r = send(&app, Method::DELETE, "/api/v3/assets/999999/", Some(&user), None).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);

@@ -228,7 +228,21 @@ async fn deleting_the_collection_kills_its_links(db: Db) {
     let f = fixture(&app).await;
     let s = share(&app, &f.owner, f.collection, json!({})).await;
     assert_eq!(fetch(&app, &path_of(&s)).await.status(), StatusCode::OK);
-    assert!(app.state.store.delete_collection(f.collection, 0, &vitrine::domain::audit::Who::system().entry(vitrine::domain::audit::AuditAction::CollectionDeleted, f.collection, serde_json::json!({}))).await.expect("delete"));
+    assert!(
+        app.state
+            .store
+            .delete_collection(
+                f.collection,
+                0,
+                &vitrine::domain::audit::Who::system().entry(
+                    vitrine::domain::audit::AuditAction::CollectionDeleted,
+                    f.collection,
+                    serde_json::json!({})
+                )
+            )
+            .await
+            .expect("delete")
+    );
     assert_eq!(fetch(&app, &path_of(&s)).await.status(), StatusCode::NOT_FOUND);
     assert_eq!(fetch(&app, &format!("{}download", path_of(&s))).await.status(), StatusCode::NOT_FOUND);
     assert_eq!(

@@ -33,5 +33,7 @@ pub async fn patch(
     ip: ClientIp,
     ApiJson(body): ApiJson<PolicyPatch>,
 ) -> AppResult<axum::Json<Policy>> {
-    Ok(axum::Json(policies::update(&state, &admin, body, &crate::service::audit::who(&state, Some(admin.id), Some(ip.0))).await?))
+    Ok(axum::Json(
+        policies::update(&state, &admin, body, &crate::service::audit::who(&state, Some(admin.id), Some(ip.0))).await?,
+    ))
 }

@@ -74,7 +74,8 @@ pub async fn create(
     ApiJson(body): ApiJson<NewTokenIn>,
 ) -> AppResult<impl IntoResponse> {
     tokens::require_sign_in(&s)?;
-    let m = tokens::create(&state, &s.user, body, &crate::service::audit::who(&state, Some(s.user.id), Some(ip.0))).await?;
+    let m =
+        tokens::create(&state, &s.user, body, &crate::service::audit::who(&state, Some(s.user.id), Some(ip.0))).await?;
     let t = &m.token;
     let out = CreatedTokenOut {
         id: t.id,

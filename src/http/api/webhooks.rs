@@ -109,7 +109,8 @@ pub async fn create(
     ip: ClientIp,
     ApiJson(body): ApiJson<WebhookIn>,
 ) -> AppResult<Response> {
-    let h = webhooks::create(&state, &user, body, &crate::service::audit::who(&state, Some(user.id), Some(ip.0))).await?;
+    let h =
+        webhooks::create(&state, &user, body, &crate::service::audit::who(&state, Some(user.id), Some(ip.0))).await?;
     Ok((StatusCode::CREATED, axum::Json(WebhookOut::new(&h, true))).into_response())
 }
 

@@ -161,7 +161,10 @@ pub async fn save(
         return super::error_page(e.status(), "Form expired", &e.public_message());
     }
     let result = match form_patch(form) {
-        Ok(patch) => policies::update(&state, &admin, patch, &crate::service::audit::who(&state, Some(admin.id), Some(ip.0))).await,
+        Ok(patch) => {
+            policies::update(&state, &admin, patch, &crate::service::audit::who(&state, Some(admin.id), Some(ip.0)))
+                .await
+        }
         Err(e) => Err(e),
     };
     match result {

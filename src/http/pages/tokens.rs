@@ -144,7 +144,9 @@ pub async fn create(
         return super::error_page(e.status(), "Form expired", &e.public_message());
     }
     let result = match form_input(form) {
-        Ok(input) => tokens::create(&state, &user, input, &crate::service::audit::who(&state, Some(user.id), Some(ip.0))).await,
+        Ok(input) => {
+            tokens::create(&state, &user, input, &crate::service::audit::who(&state, Some(user.id), Some(ip.0))).await
+        }
         Err(e) => Err(e),
     };
     match result {
