@@ -44,6 +44,8 @@ pub struct Inner {
     pub decoder: crate::media::Decoder,
     /// Single sign-on (OpenID Connect); `None` unless `oidc_issuer` and its client are configured.
     pub oidc: Option<crate::service::oidc::Oidc>,
+    /// Running hashes of the resumable uploads this instance writes (local storage).
+    pub digests: crate::service::resumable::Digests,
 }
 
 /// Shared state of one running app; cheap to clone.
@@ -181,6 +183,7 @@ impl AppState {
             clock,
             decoder,
             oidc,
+            digests: Default::default(),
         })))
     }
 }

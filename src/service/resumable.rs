@@ -16,7 +16,9 @@
 //!   kernel holds them); like every blob Vitrine writes, they are not fsynced (an fsync per
 //!   flush bound a resumable upload to the disk's synchronous write speed, a third of a plain
 //!   upload's: `bench/tus_upload.sh`), so a power cut may lose the latest bytes of an upload, as
-//!   it may lose a file that was just uploaded. A second writer at the same
+//!   it may lose a file that was just uploaded. The instance that writes the bytes also hashes
+//!   them as it goes ([`Digests`]), so that completing the upload need not read the whole file
+//!   again; an instance that did not see every byte in order reads it once. A second writer at the same
 //!   offset finds the offset moved and gets 409; a writer whose client vanished stops at its
 //!   next flush. On completion the file is moved into place (no copy).
 //! - S3: a multipart upload to `uploads/{id}/data`, created with the upload. Parts are at least
@@ -28,13 +30,14 @@
 //!   acknowledged for bytes held in one instance's memory. The last part may be short; on
 //!   completion the parts are assembled, and the object is read once into the pipeline.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Display;
 use std::os::unix::fs::FileExt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
+use sha2::{Digest, Sha256};
 
 use crate::app::AppState;
 use crate::domain::assets::{CompletedUpload, sanitize_file_name};
@@ -43,8 +46,56 @@ use crate::error::{AppError, AppResult, ErrorCode};
 use crate::service::uploads::{Received, Rules};
 use crate::store::uploads::{PartRecord, S3Ack};
 
-/// Local storage: bytes buffered by a PATCH before they are written, synced and acknowledged.
+/// Local storage: bytes buffered by a PATCH before they are written and acknowledged.
 pub const FLUSH_BYTES: usize = 4 * 1024 * 1024;
+/// Uploads whose running hash one instance keeps at most ([`Digests`]); beyond that, new uploads
+/// are hashed when they complete.
+const MAX_DIGESTS: usize = 10_000;
+
+/// Local storage: the SHA-256 of each upload's acknowledged bytes as this instance wrote them, by
+/// upload id, with the offset it covers. A flush at offset `at` continues the hash only if it
+/// covers exactly `0..at` (this instance wrote every earlier byte, in order); otherwise the upload
+/// is dropped from here and hashed when it completes, by reading its file once (the one upload
+/// pipeline). Nothing here is shared: it only spares a read, never decides anything, so another
+/// instance or a restart just takes the slower path.
+#[derive(Default)]
+pub struct Digests(Mutex<HashMap<String, (u64, Sha256)>>);
+
+impl Digests {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, Sha256)>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The running hash of `id` if it covers exactly `0..at` (a new one at 0), taken out while
+    /// the flush writes.
+    fn take(&self, id: &str, at: u64) -> Option<Sha256> {
+        match self.map().remove(id) {
+            Some((covered, h)) if covered == at => Some(h),
+            _ if at == 0 => Some(Sha256::new()),
+            _ => None,
+        }
+    }
+
+    /// Puts back the hash of `id`, now covering `0..covered`.
+    fn put(&self, id: &str, covered: u64, h: Sha256) {
+        let mut map = self.map();
+        if map.len() < MAX_DIGESTS {
+            map.insert(id.to_string(), (covered, h));
+        }
+    }
+
+    /// The hex SHA-256 of all `length` bytes of `id`, if this instance hashed them all; forgets it.
+    fn finished(&self, id: &str, length: u64) -> Option<String> {
+        match self.map().remove(id) {
+            Some((covered, h)) if covered == length => Some(hex::encode(h.finalize())),
+            _ => None,
+        }
+    }
+
+    fn forget(&self, id: &str) {
+        self.map().remove(id);
+    }
+}
 /// S3: the smallest part (S3's minimum for every part but the last).
 pub const MIN_PART_BYTES: u64 = 5 * 1024 * 1024;
 /// S3: parts a multipart upload may have.
@@ -284,13 +335,23 @@ async fn flush_local(
         }
         let n = bytes.len() as u64;
         let f = file.clone();
-        tokio::task::spawn_blocking(move || f.write_all_at(&bytes, at))
-            .await
-            .map_err(AppError::internal)?
-            .map_err(AppError::internal)?;
+        let hasher = state.digests.take(&up.id, at);
+        let hasher = tokio::task::spawn_blocking(move || {
+            f.write_all_at(&bytes, at)?;
+            Ok::<_, std::io::Error>(hasher.map(|mut h| {
+                h.update(&bytes);
+                h
+            }))
+        })
+        .await
+        .map_err(AppError::internal)?
+        .map_err(AppError::internal)?;
         let now = state.clock.now_ms();
         if !state.store.ack_upload(&up.id, at as i64, (at + n) as i64, now, expiry(state, now)).await? {
             return Err(busy());
+        }
+        if let Some(h) = hasher {
+            state.digests.put(&up.id, at + n, h);
         }
         Ok(at + n)
     };
@@ -488,6 +549,7 @@ pub async fn assemble(state: &AppState, up: &Upload, rules: &Rules<'_>) -> AppRe
         }
     } else if let Some(path) = state.blobs.local_path(&up.data_key) {
         let length = up.length as u64;
+        let digest = state.digests.finished(&up.id, length);
         tokio::task::spawn_blocking(move || {
             let f = std::fs::OpenOptions::new().write(true).open(path)?;
             if f.metadata()?.len() != length {
@@ -499,6 +561,10 @@ pub async fn assemble(state: &AppState, up: &Upload, rules: &Rules<'_>) -> AppRe
         .await
         .map_err(AppError::internal)?
         .map_err(AppError::internal)?;
+        if let Some(sha256) = digest {
+            let name = sanitize_file_name(up.metadata.get("filename").map(String::as_str).unwrap_or("file"));
+            return Received::adopt_hashed(state, &up.data_key, name, rules, length, sha256).await;
+        }
     }
     let name = sanitize_file_name(up.metadata.get("filename").map(String::as_str).unwrap_or("file"));
     Received::adopt(state, &up.data_key, name, rules).await
@@ -546,6 +612,7 @@ pub async fn discard(state: &AppState, up: &Upload) -> AppResult<()> {
 const FILE_REQUEST_SCOPE: &str = "file_request:";
 
 async fn remove_bytes(state: &AppState, up: &Upload, abort: bool) {
+    state.digests.forget(&up.id);
     if abort
         && let Some(m) = &up.multipart_id
         && let Err(e) = state.blobs.abort_multipart(&up.data_key, m).await

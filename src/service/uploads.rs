@@ -349,6 +349,53 @@ impl Received {
         }
     }
 
+    /// [`Received::adopt`] for a local file whose SHA-256 is already known (the instance that
+    /// wrote a resumable upload hashed it as it went): the bytes are not read again unless clamd
+    /// must see them; the size limit and the prefix for sniffing are taken as `adopt` takes them.
+    pub async fn adopt_hashed(
+        state: &AppState,
+        key: &str,
+        name: String,
+        rules: &Rules<'_>,
+        size: u64,
+        sha256: String,
+    ) -> AppResult<Received> {
+        if state.scanner.is_some() && rules.scan {
+            return Received::adopt(state, key, name, rules).await;
+        }
+        let key = Path::from(key);
+        let read = async {
+            if size > rules.max_bytes {
+                count("too_large");
+                return Err(AppError::TooLarge { limit: rules.max_bytes });
+            }
+            let head = 0..size.min(PREFIX_LEN as u64);
+            let mut prefix = Vec::with_capacity(head.end as usize);
+            if !head.is_empty() {
+                let mut body = state.blobs.open(key.as_ref(), Some(head)).await.map_err(AppError::internal)?;
+                while let Some(chunk) = body.stream.next().await {
+                    prefix.extend_from_slice(&chunk.map_err(AppError::internal)?);
+                }
+            }
+            Ok(prefix)
+        };
+        match read.await {
+            Ok(prefix) => Ok(Received {
+                key: key.clone(),
+                name,
+                size,
+                sha256,
+                prefix,
+                source: Source::Blob { state: state.clone(), key, size },
+                scan: None,
+            }),
+            Err(e) => {
+                delete_temporary(state, &key).await;
+                Err(e)
+            }
+        }
+    }
+
     /// Removes the file: it will not be committed.
     pub async fn discard(self, state: &AppState) {
         delete_temporary(state, &self.key).await;

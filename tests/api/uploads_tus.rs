@@ -426,6 +426,51 @@ async fn two_instances_serve_one_upload(db: Db) {
     assert_eq!(asset_bytes(&b, &token, &asset).await, png);
 }
 
+/// The stored SHA-256 (the content-hash key) of the asset at `asset_path`.
+async fn stored_sha256(app: &TestApp, asset_path: &str) -> String {
+    let id: i64 = asset_path.trim_end_matches('/').rsplit('/').next().and_then(|s| s.parse().ok()).expect("id");
+    let (sha,): (String,) = sqlx::query_as("SELECT sha256 FROM assets WHERE id = $1")
+        .bind(id)
+        .fetch_one(app.state.store.pool())
+        .await
+        .expect("asset row");
+    sha
+}
+
+/// The instance that writes every byte hashes them as they come (completion reads only the head);
+/// an upload whose bytes two instances wrote is hashed by reading it once. Both give the hash of
+/// the bytes, as a plain upload does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_content_hash_is_right_whoever_wrote_the_bytes() {
+    use sha2::Digest;
+    let a = TestApp::spawn_with(Spawn { tweak: Box::new(shared_secrets), ..Default::default() }).await;
+    let b = TestApp::spawn_with(Spawn { tweak: Box::new(same_storage(&a)), ..Default::default() }).await;
+    let (token, _) = a.register("ada@example.com", "Ada").await;
+    // Larger than one flush, so the running hash spans several writes.
+    let pdf = fixtures::pdf(9 * 1024 * 1024 + 123);
+    let expected = hex::encode(sha2::Sha256::digest(&pdf));
+    let loc = created_upload(&a, &token, pdf.len(), "one.pdf").await;
+    let cuts = [1_000_000, 5_000_000];
+    let last = send_in_parts(&a, &token, &loc, &pdf, &cuts).await;
+    let asset = header(&last, "vitrine-asset").expect("asset");
+    assert_eq!(stored_sha256(&a, &asset).await, expected, "hashed while written");
+    assert_eq!(asset_bytes(&a, &token, &asset).await, pdf);
+    // Two writers, in turns: the last one did not see every byte.
+    let other = fixtures::pdf(6 * 1024 * 1024 + 5);
+    let expected = hex::encode(sha2::Sha256::digest(&other));
+    let loc = created_upload(&a, &token, other.len(), "two.pdf").await;
+    assert_eq!(patch(&a, &token, &loc, 0, &other[..2_000_000]).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(patch(&b, &token, &loc, 2_000_000, &other[2_000_000..4_000_000]).await.status(), StatusCode::NO_CONTENT);
+    let r = patch(&a, &token, &loc, 4_000_000, &other[4_000_000..]).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let asset = header(&r, "vitrine-asset").expect("asset");
+    assert_eq!(stored_sha256(&a, &asset).await, expected, "read again at completion");
+    assert_eq!(asset_bytes(&b, &token, &asset).await, other);
+    // A plain upload of the same bytes is the same content.
+    let plain = a.upload(&token, "again.pdf", other.clone()).await;
+    assert_eq!(stored_sha256(&a, &format!("/api/v3/assets/{}/", plain["id"])).await, expected);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_patches_at_one_offset_append_once() {
     let app = TestApp::spawn().await;
