@@ -70,12 +70,28 @@
 
   /* ------------------------------ opening a session ------------------------------ */
 
+  // The page the visitor is on, for the agents: `?page_url=` of the widget's address (the
+  // embedding site may pass it), else the page that embedded or linked the widget.
+  function pageUrl() {
+    var given = '';
+    try { given = new URLSearchParams(location.search).get('page_url') || ''; } catch (e) { given = ''; }
+    var url = given || document.referrer || '';
+    return /^https?:\/\//i.test(url) && url.length <= 2048 ? url : '';
+  }
+
+  function sessionRequest() {
+    var body = { widget_key: widgetKey };
+    var url = pageUrl();
+    if (url) body.page_url = url;
+    return body;
+  }
+
   function openSession(attempt) {
     ui.showStatus(statusEl, 'connecting');
     fetch('/api/chat/sessions/', {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', 'Accept': 'application/json' },
-      body: JSON.stringify({ widget_key: widgetKey }),
+      body: JSON.stringify(sessionRequest()),
       credentials: 'same-origin',
       cache: 'no-store'
     }).then(function (res) {
