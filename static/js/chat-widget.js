@@ -79,9 +79,12 @@
     return /^https?:\/\//i.test(url) && url.length <= 2048 ? url : '';
   }
 
+  // A page address the server refuses is left out: the chat opens all the same.
+  var reportPage = true;
+
   function sessionRequest() {
     var body = { widget_key: widgetKey };
-    var url = pageUrl();
+    var url = reportPage ? pageUrl() : '';
     if (url) body.page_url = url;
     return body;
   }
@@ -105,6 +108,11 @@
         }
         if (res.status === 404) {
           fail('This chat is not available.');
+          return;
+        }
+        if (res.status === 400 && reportPage && body && body.fields && body.fields.page_url) {
+          reportPage = false;
+          openSession(attempt);
           return;
         }
         var wait = res.status === 429 ? Number(res.headers.get('Retry-After')) || 30 : 0;

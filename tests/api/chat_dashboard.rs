@@ -270,3 +270,29 @@ async fn the_agent_page_shows_the_visitor_label_the_page_and_an_unread_badge() {
     }
     browser.client.clone().close().await.expect("close");
 }
+
+/// The widget reports the page it was given (`&page_url=`), and opens the chat all the same when
+/// the server refuses that address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_widget_reports_its_page_and_opens_without_a_refused_one() {
+    let app = TestApp::spawn().await;
+    let d = desk(&app, None).await;
+    let Some(browser) = Browser::start().await else { return };
+    let c = &browser.client;
+    let connected = "return (document.getElementById('chat-status') || {}).textContent === 'connected';";
+    let widget = |page: &str| app.url(&format!("/chat/widget/?widget_key={}&page_url={page}", d.widget_key));
+    c.goto(&widget("https%3A%2F%2Fshop.example%2Fcart%3Fstep%3D2")).await.expect("goto");
+    wait_for(c, connected).await;
+    let pages = |list: Vec<Value>| -> Vec<Value> {
+        list.into_iter().filter(|s| s["session_id"] != d.session_id.as_str()).map(|s| s["page_url"].clone()).collect()
+    };
+    assert_eq!(pages(sessions(&app, &d, &d.ada).await), vec![json!("https://shop.example/cart?step=2")]);
+    // A new visitor (another tab's storage) on a page address the server refuses.
+    c.execute("sessionStorage.clear();", vec![]).await.expect("js");
+    c.goto(&widget("https%3A%2F%2F")).await.expect("goto");
+    wait_for(c, connected).await;
+    let got = pages(sessions(&app, &d, &d.ada).await);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got.contains(&Value::Null), "opened without the refused address: {got:?}");
+    browser.client.clone().close().await.expect("close");
+}
