@@ -27,6 +27,8 @@ pub struct ChatSession {
     pub company_uuid: String,
     pub created_at: i64,
     pub last_activity_at: i64,
+    /// The page the visitor opened the chat from, when the widget knew it.
+    pub page_url: Option<String>,
 }
 
 impl ChatSession {
@@ -34,6 +36,61 @@ impl ChatSession {
     pub fn room(&self) -> String {
         format!("chat:{}", self.uuid)
     }
+
+    /// The name agents know the visitor by (see `visitor_label`).
+    pub fn visitor_label(&self) -> String {
+        visitor_label(&self.uuid)
+    }
+}
+
+const LABEL_ADJECTIVES: [&str; 48] = [
+    "Amber", "Azure", "Brave", "Bright", "Calm", "Cedar", "Coral", "Crimson", "Dapper", "Eager", "Emerald", "Fern",
+    "Gentle", "Golden", "Happy", "Hazel", "Indigo", "Ivory", "Jade", "Jolly", "Kind", "Lively", "Lucky", "Maple",
+    "Mellow", "Misty", "Noble", "Olive", "Peach", "Plum", "Quiet", "Rosy", "Ruby", "Sage", "Scarlet", "Silver",
+    "Sunny", "Swift", "Teal", "Tidy", "Topaz", "Velvet", "Violet", "Warm", "Witty", "Young", "Zesty", "Cosy",
+];
+
+const LABEL_ANIMALS: [&str; 48] = [
+    "Badger", "Bear", "Beaver", "Bison", "Crane", "Deer", "Dolphin", "Dove", "Eagle", "Falcon", "Finch", "Fox",
+    "Gecko", "Goose", "Hare", "Hedgehog", "Heron", "Ibis", "Koala", "Lark", "Lemur", "Lion", "Lynx", "Marten", "Moose",
+    "Newt", "Otter", "Owl", "Panda", "Puffin", "Quail", "Rabbit", "Raven", "Robin", "Seal", "Sparrow", "Stork", "Swan",
+    "Tiger", "Toucan", "Turtle", "Walrus", "Whale", "Wolf", "Wombat", "Wren", "Yak", "Zebra",
+];
+
+/// A friendly, stable name for the visitor of a session, e.g. "Visitor Amber Fox": derived from
+/// the session id alone (SHA-256), so every instance, every reload and every agent shows the same.
+pub fn visitor_label(session_uuid: &str) -> String {
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(session_uuid.as_bytes());
+    let adjective = LABEL_ADJECTIVES[usize::from(u16::from_be_bytes([h[0], h[1]])) % LABEL_ADJECTIVES.len()];
+    let animal = LABEL_ANIMALS[usize::from(u16::from_be_bytes([h[2], h[3]])) % LABEL_ANIMALS.len()];
+    format!("Visitor {adjective} {animal}")
+}
+
+pub const MAX_PAGE_URL_CHARS: usize = 2048;
+
+/// The page a visitor came from, as the widget reports it: empty means unknown; otherwise an
+/// absolute http(s) URL of at most 2048 characters, kept without credentials or fragment.
+pub fn parse_page_url(raw: &str) -> Result<Option<String>, String> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    if raw.chars().count() > MAX_PAGE_URL_CHARS {
+        return Err(format!("must be at most {MAX_PAGE_URL_CHARS} characters"));
+    }
+    let mut url = url::Url::parse(raw).map_err(|_| "must be an absolute http or https URL".to_string())?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err("must be an absolute http or https URL".into());
+    }
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.set_fragment(None);
+    let url = url.to_string();
+    if url.chars().count() > MAX_PAGE_URL_CHARS {
+        return Err(format!("must be at most {MAX_PAGE_URL_CHARS} characters"));
+    }
+    Ok(Some(url))
 }
 
 /// Which side of the conversation acted (the seed's `uploader`, and a message's `sender`).
@@ -199,5 +256,48 @@ mod tests {
         assert_eq!(parse_company_name(" Acme ").as_deref(), Ok("Acme"));
         assert!(parse_company_name("").is_err());
         assert!(parse_company_name("a\nb").is_err());
+    }
+
+    #[test]
+    fn visitor_labels_are_stable_and_friendly() {
+        let id = "3f2b8c1e-0d4a-4b7e-9a51-6c2d8e9f0a1b";
+        let label = visitor_label(id);
+        assert_eq!(label, visitor_label(id), "the same id, the same label");
+        let words: Vec<&str> = label.split(' ').collect();
+        assert_eq!(words.len(), 3, "{label}");
+        assert_eq!(words[0], "Visitor");
+        assert!(LABEL_ADJECTIVES.contains(&words[1]) && LABEL_ANIMALS.contains(&words[2]), "{label}");
+        assert!(!label.contains(&id[..8]), "no hex id in the label");
+        // Pinned: a label never changes between versions, instances or reloads.
+        let pinned = visitor_label("a");
+        assert_eq!(pinned, "Visitor Maple Koala", "sha256(\"a\") = ca978112…");
+        // Different sessions are told apart (most of the time: 2304 names).
+        let distinct: std::collections::HashSet<String> =
+            (0..100).map(|i| visitor_label(&format!("session-{i}"))).collect();
+        assert!(distinct.len() > 90, "{} distinct labels of 100", distinct.len());
+        let session = ChatSession {
+            id: 1,
+            uuid: id.into(),
+            company_id: 1,
+            company_uuid: "c".into(),
+            created_at: 0,
+            last_activity_at: 0,
+            page_url: None,
+        };
+        assert_eq!(session.visitor_label(), label);
+    }
+
+    #[test]
+    fn page_urls_are_checked_and_cleaned() {
+        assert_eq!(parse_page_url("  "), Ok(None));
+        assert_eq!(
+            parse_page_url("https://shop.example/pricing?plan=pro"),
+            Ok(Some("https://shop.example/pricing?plan=pro".into()))
+        );
+        assert_eq!(parse_page_url("https://me:pw@shop.example/a#top"), Ok(Some("https://shop.example/a".into())));
+        assert!(parse_page_url("javascript:alert(1)").is_err());
+        assert!(parse_page_url("/relative").is_err());
+        assert!(parse_page_url("ftp://files.example/x").is_err());
+        assert!(parse_page_url(&format!("https://a.example/{}", "x".repeat(2048))).is_err());
     }
 }

@@ -53,13 +53,49 @@ pub struct ApiDoc;
 
 struct SecurityAddon;
 
+/// The security scheme of `Authorization: Bearer` (a sign-in's JWT or a `vtr_` access token).
+pub const BEARER: &str = "bearer";
+/// The page session cookie, accepted on every API endpoint for same-origin requests.
+pub const COOKIE: &str = "cookie";
+/// The page's CSRF token in `X-CSRF-Token`, required with the cookie on state-changing methods.
+pub const CSRF: &str = "csrf";
+
 impl utoipa::Modify for SecurityAddon {
     fn modify(&self, openapi: &mut Document) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            BEARER,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT or vtr_ access token")
+                    .description(Some(
+                        "`Authorization: Bearer <token>`: the JWT of a sign-in (`POST /api/auth/login/`) or a \
+                         personal access token (`vtr_…`, `POST /api/auth/tokens/`, limited to its scopes). \
+                         Accepted from any origin, on every method.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            COOKIE,
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::http::extract::SESSION_COOKIE,
+                "The session cookie the login page sets, accepted on every API endpoint for same-origin \
+                 requests only (a request with another site's `Origin`, or `Sec-Fetch-Site: cross-site`, is \
+                 refused with 403 `csrf_failed`). State-changing methods (POST, PATCH, PUT, DELETE) must \
+                 also send the page's CSRF token in `X-CSRF-Token` (the `csrf` scheme); without it: 403 \
+                 `csrf_failed`.",
+            ))),
+        );
+        components.add_security_scheme(
+            CSRF,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-CSRF-Token",
+                "The page's CSRF token (the `csrf_token` of its forms), required with the session cookie \
+                 on state-changing methods, exactly as the pages' forms require it.",
+            ))),
         );
     }
 }
@@ -78,10 +114,29 @@ pub fn complete(doc: &mut Document) {
             &mut item.patch,
             &mut item.trace,
         ];
-        for op in ops.into_iter().flatten() {
+        for (safe, op) in [true, false, false, false, true, true, false, true].into_iter().zip(ops) {
+            let Some(op) = op else { continue };
             complete_operation(path, op);
+            add_cookie_rule(op, safe);
         }
     }
+}
+
+/// One authentication rule for the API (SPEC §0): wherever a bearer token is accepted, so is the
+/// page's session cookie from this origin, with the `X-CSRF-Token` header on state-changing methods.
+fn add_cookie_rule(op: &mut Operation, safe: bool) {
+    use utoipa::openapi::security::SecurityRequirement;
+    let Some(reqs) = op.security.as_mut() else { return };
+    let has_bearer = reqs.iter().any(|r| serde_json::to_value(r).is_ok_and(|v| v.get(BEARER).is_some()));
+    if !has_bearer {
+        return;
+    }
+    let cookie = SecurityRequirement::new(COOKIE, Vec::<String>::new());
+    let cookie = if safe { cookie } else { cookie.add(CSRF, Vec::<String>::new()) };
+    // After the bearer requirement, before an optional empty one (`()`): credentials stay optional there.
+    let at =
+        reqs.iter().position(|r| serde_json::to_value(r).is_ok_and(|v| v.as_object().is_some_and(|o| o.is_empty())));
+    reqs.insert(at.unwrap_or(reqs.len()), cookie);
 }
 
 fn error_ref() -> RefOr<utoipa::openapi::schema::Schema> {
@@ -315,5 +370,39 @@ mod tests {
             .unwrap_or_default();
         assert_ne!(item, deleted, "a chat message is not the gallery's confirmation");
         assert_eq!(item, "ChatMessageOut");
+    }
+
+    /// One authentication rule (SPEC §0): bearer (JWT or `vtr_`), or the same-origin cookie, with
+    /// the CSRF header on writes, on every bearer-secured operation.
+    #[test]
+    fn the_api_documents_bearer_and_the_cookie_with_its_csrf_header() {
+        let doc = document();
+        let schemes = &doc["components"]["securitySchemes"];
+        assert_eq!(schemes[BEARER]["scheme"], "bearer");
+        assert!(schemes[BEARER]["bearerFormat"].as_str().is_some_and(|f| f.contains("JWT") && f.contains("vtr_")));
+        assert_eq!(
+            (&schemes[COOKIE]["type"], &schemes[COOKIE]["in"]),
+            (&Value::from("apiKey"), &Value::from("cookie"))
+        );
+        assert_eq!(schemes[COOKIE]["name"], crate::http::extract::SESSION_COOKIE);
+        assert_eq!(
+            (&schemes[CSRF]["in"], &schemes[CSRF]["name"]),
+            (&Value::from("header"), &Value::from("X-CSRF-Token"))
+        );
+        let mut seen = 0;
+        for (path, method, op) in operations(&doc) {
+            let reqs = op["security"].as_array().cloned().unwrap_or_default();
+            if !reqs.iter().any(|r| r.get(BEARER).is_some()) {
+                continue;
+            }
+            seen += 1;
+            let cookie = reqs.iter().find(|r| r.get(COOKIE).is_some());
+            let cookie = cookie.unwrap_or_else(|| panic!("{method} {path}: the cookie is accepted"));
+            let safe = ["get", "head", "options"].contains(&method.as_str());
+            assert_eq!(cookie.get(CSRF).is_some(), !safe, "{method} {path}: X-CSRF-Token exactly on writes");
+        }
+        assert!(seen > 50, "{seen} secured operations");
+        let upload = &doc["paths"]["/api/chat/upload"]["post"]["security"];
+        assert!(upload.as_array().is_some_and(|r| r.iter().any(|r| r.get(COOKIE).is_some() && r.get(CSRF).is_some())));
     }
 }

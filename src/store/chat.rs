@@ -10,7 +10,7 @@ use crate::domain::chat::{ChatFile, ChatMessage, ChatSession, Company, Side};
 
 const COMPANY_COLUMNS: &str = "id, uuid, name, widget_key, created_at";
 const SESSION_SELECT: &str =
-    "SELECT s.id, s.uuid, s.company_id, c.uuid AS company_uuid, s.created_at, s.last_activity_at
+    "SELECT s.id, s.uuid, s.company_id, c.uuid AS company_uuid, s.created_at, s.last_activity_at, s.page_url
     FROM chat_sessions s JOIN companies c ON c.id = s.company_id";
 const FILE_SELECT: &str = "SELECT f.id, c.uuid AS company_uuid, s.uuid AS session_uuid, f.uploader, f.original_name,
     f.mime_type, f.size, f.sha256, f.blob_key, f.thumb_key, f.created_at
@@ -37,6 +37,7 @@ fn session_from_row(r: &AnyRow) -> Result<ChatSession, sqlx::Error> {
         company_uuid: r.try_get("company_uuid")?,
         created_at: r.try_get("created_at")?,
         last_activity_at: r.try_get("last_activity_at")?,
+        page_url: r.try_get("page_url")?,
     })
 }
 
@@ -91,6 +92,8 @@ pub struct SessionSummary {
     pub session: ChatSession,
     pub file_count: i64,
     pub message_count: i64,
+    /// The visitor's messages and files the viewing agent has not seen (`mark_chat_read`).
+    pub unread_count: i64,
 }
 
 impl Store {
@@ -184,16 +187,24 @@ impl Store {
         Ok(row.is_some())
     }
 
-    pub async fn insert_chat_session(&self, uuid: &str, company: &Company, now: i64) -> anyhow::Result<ChatSession> {
+    pub async fn insert_chat_session(
+        &self,
+        uuid: &str,
+        company: &Company,
+        page_url: Option<&str>,
+        now: i64,
+    ) -> anyhow::Result<ChatSession> {
         let (_writing, mut tx) = self.begin_write().await?;
         let id = next_id(&mut tx, "chat_sessions").await?;
         sqlx::query(
-            "INSERT INTO chat_sessions (id, uuid, company_id, created_at, last_activity_at) VALUES ($1, $2, $3, $4, $4)",
+            "INSERT INTO chat_sessions (id, uuid, company_id, created_at, last_activity_at, page_url)
+             VALUES ($1, $2, $3, $4, $4, $5)",
         )
         .bind(id)
         .bind(uuid)
         .bind(company.id)
         .bind(now)
+        .bind(page_url.map(str::to_string))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -204,6 +215,7 @@ impl Store {
             company_uuid: company.uuid.clone(),
             created_at: now,
             last_activity_at: now,
+            page_url: page_url.map(str::to_string),
         })
     }
 
@@ -215,10 +227,12 @@ impl Store {
         Ok(row.as_ref().map(session_from_row).transpose()?)
     }
 
-    /// A page of a company's sessions, most recently active first, and their total.
+    /// A page of a company's sessions, most recently active first, and their total; unread counts
+    /// are those of the agent `viewer`.
     pub async fn chat_sessions_of(
         &self,
         company_id: i64,
+        viewer: i64,
         limit: i64,
         offset: i64,
     ) -> anyhow::Result<(Vec<SessionSummary>, i64)> {
@@ -227,26 +241,55 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT s.id, s.uuid, s.company_id, c.uuid AS company_uuid, s.created_at, s.last_activity_at,
+            "SELECT s.id, s.uuid, s.company_id, c.uuid AS company_uuid, s.created_at, s.last_activity_at, s.page_url,
                 (SELECT COUNT(*) FROM chat_files f WHERE f.session_id = s.id) AS file_count,
-                (SELECT COUNT(*) FROM chat_messages m WHERE m.session_id = s.id) AS message_count
+                (SELECT COUNT(*) FROM chat_messages m WHERE m.session_id = s.id) AS message_count,
+                (SELECT COUNT(*) FROM chat_messages m WHERE m.session_id = s.id AND m.sender = 'user'
+                    AND m.id > COALESCE(r.message_id, 0)) AS unread_messages,
+                (SELECT COUNT(*) FROM chat_files f WHERE f.session_id = s.id AND f.uploader = 'user'
+                    AND f.id > COALESCE(r.file_id, 0)) AS unread_files
              FROM chat_sessions s JOIN companies c ON c.id = s.company_id
+             LEFT JOIN chat_reads r ON r.session_id = s.id AND r.user_id = $2
              WHERE s.company_id = $1 ORDER BY s.last_activity_at DESC, s.id DESC LIMIT {limit} OFFSET {offset}"
         )))
         .bind(company_id)
+        .bind(viewer)
         .fetch_all(&self.pool)
         .await?;
         let list = rows
             .iter()
             .map(|r| {
+                let unread_messages: i64 = r.try_get("unread_messages")?;
+                let unread_files: i64 = r.try_get("unread_files")?;
                 Ok(SessionSummary {
                     session: session_from_row(r)?,
                     file_count: r.try_get("file_count")?,
                     message_count: r.try_get("message_count")?,
+                    unread_count: unread_messages + unread_files,
                 })
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()?;
         Ok((list, total))
+    }
+
+    /// Records that the agent `user_id` has seen everything of the session up to now: its unread
+    /// count drops to zero until the visitor writes or sends a file again.
+    pub async fn mark_chat_read(&self, session_id: i64, user_id: i64, now: i64) -> anyhow::Result<()> {
+        self.write(
+            sqlx::query(
+                "INSERT INTO chat_reads (session_id, user_id, message_id, file_id, read_at)
+                 VALUES ($1, $2,
+                    COALESCE((SELECT MAX(m.id) FROM chat_messages m WHERE m.session_id = $1), 0),
+                    COALESCE((SELECT MAX(f.id) FROM chat_files f WHERE f.session_id = $1), 0), $3)
+                 ON CONFLICT (session_id, user_id) DO UPDATE SET message_id = excluded.message_id,
+                    file_id = excluded.file_id, read_at = excluded.read_at",
+            )
+            .bind(session_id)
+            .bind(user_id)
+            .bind(now),
+        )
+        .await?;
+        Ok(())
     }
 
     /// Stores a file and its `file_shared` event (built by `event` from the stored file).

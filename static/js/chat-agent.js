@@ -5,6 +5,8 @@
   var byId = function (id) { return document.getElementById(id); };
   var root = byId('chat-agent');
   var token = root.getAttribute('data-token') || '';
+  var csrf = root.getAttribute('data-csrf') || '';
+  var fromEl = byId('chat-from');
   var list = byId('conversation');
   var title = byId('chat-title');
   var statusEl = byId('chat-status');
@@ -14,6 +16,7 @@
   var pick = byId('chat-pick');
   var conv = new ui.Conversation(list, { self: 'agent', labels: { user: 'Visitor', agent: 'You (agent)' } });
   var POLL_MS = 5000;
+  var TICK_MS = 10000;     // how often the "last activity" labels are brought up to date
 
   var companies = Array.prototype.map.call(document.querySelectorAll('.chat-company'), function (section) {
     return {
@@ -22,7 +25,7 @@
       list: section.querySelector('.chat-sessions'),
       note: section.querySelector('.chat-company-note'),
       items: new Map(),     // session id -> <li>
-      activity: new Map()   // session id -> last_activity_at seen
+      info: new Map()       // session id -> {label, pageUrl}
     };
   });
 
@@ -39,19 +42,38 @@
     return String(id).slice(0, 8);
   }
 
+  // The server's friendly name of the session's visitor ("Visitor Amber Fox").
+  function labelOf(co, id) {
+    var info = co.info.get(id);
+    return (info && info.label) || 'Visitor ' + shortId(id);
+  }
+
+  // "shop.example/pricing" for https://shop.example/pricing?plan=pro
+  function pageName(url) {
+    try {
+      var u = new URL(url);
+      return u.host + (u.pathname === '/' ? '' : u.pathname);
+    } catch (e) {
+      return String(url);
+    }
+  }
+
   function plural(n, one, many) {
     return n + ' ' + (n === 1 ? one : many);
   }
 
-  // The access token first; when it is refused, the page's own session cookie.
-  function headers() {
+  // The access token first; when it is refused, the page's own session cookie (writes then
+  // carry the page's CSRF token, SPEC §0).
+  function headers(write) {
     var h = { 'Accept': 'application/json' };
     if (token) h.Authorization = 'Bearer ' + token;
+    if (write && csrf) h['X-CSRF-Token'] = csrf;
     return h;
   }
 
-  function getJson(path) {
-    return fetch(path, { headers: headers(), credentials: 'same-origin', cache: 'no-store' }).then(function (res) {
+  function getJson(path, method) {
+    var write = !!method && method !== 'GET';
+    return fetch(path, { method: method || 'GET', headers: headers(write), credentials: 'same-origin', cache: 'no-store' }).then(function (res) {
       return res.json().catch(function () { return {}; }).then(function (body) {
         if (res.ok) return body;
         var err = new Error(String((body && body.error) || 'HTTP ' + res.status));
@@ -109,6 +131,7 @@
     var now = Date.now();
     var order = results.map(function (s) {
       var id = String(s.session_id);
+      co.info.set(id, { label: String(s.visitor_label || ''), pageUrl: s.page_url ? String(s.page_url) : '' });
       var li = co.items.get(id);
       if (!li) {
         li = buildSession(co, id);
@@ -129,6 +152,7 @@
       if (co.list.children[i] !== li) co.list.insertBefore(li, co.list.children[i] || null);
     });
     if (focused && focused !== document.activeElement && document.body.contains(focused)) focused.focus();
+    if (current && current.company === co) showTitle();
   }
 
   function buildSession(co, id) {
@@ -136,14 +160,17 @@
     li.setAttribute('data-session-id', id);
     var button = ui.el('button');
     button.type = 'button';
-    var name = ui.el('span', 'chat-session-id', shortId(id));
-    name.title = id;
-    var badge = ui.el('span', 'chat-session-new', 'new');
+    var name = ui.el('span', 'chat-session-name', labelOf(co, id));
+    name.title = 'Session ' + id;
+    var badge = ui.el('span', 'chat-session-new chat-session-unread', '0');
     badge.hidden = true;
-    name.appendChild(badge);
     button.appendChild(name);
-    button.appendChild(ui.el('span', 'chat-session-when'));
+    button.appendChild(ui.el('time', 'chat-session-when'));
     button.appendChild(ui.el('span', 'chat-session-counts'));
+    var from = ui.el('span', 'chat-session-from');
+    from.hidden = true;
+    button.appendChild(from);
+    name.appendChild(badge);
     button.addEventListener('click', function () { select(co, id); });
     li.appendChild(button);
     return li;
@@ -151,39 +178,113 @@
 
   function updateSession(co, li, s, now) {
     var id = String(s.session_id);
-    var button = li.querySelector('button');
     var when = li.querySelector('.chat-session-when');
     var activity = String(s.last_activity_at || s.created_at || '');
-    when.textContent = ui.relativeTime(activity, now);
+    when.setAttribute('datetime', activity);
     when.title = Number.isFinite(Date.parse(activity)) ? new Date(activity).toLocaleString() : '';
     var files = Number(s.file_count) || 0;
     var messages = Number(s.message_count) || 0;
     li.querySelector('.chat-session-counts').textContent = plural(files, 'file', 'files') + ' \u00b7 ' + plural(messages, 'message', 'messages');
+    var name = li.querySelector('.chat-session-name');
+    name.firstChild.nodeValue = labelOf(co, id);
+    var info = co.info.get(id);
+    var from = li.querySelector('.chat-session-from');
+    from.textContent = info && info.pageUrl ? 'from ' + pageName(info.pageUrl) : '';
+    from.title = info && info.pageUrl ? info.pageUrl : '';
+    from.hidden = !(info && info.pageUrl);
+    li.setAttribute('data-unread', String(Math.max(0, Number(s.unread_count) || 0)));
+    tickOne(li, now);
+    showUnread(co, li, id);
+  }
+
+  // The unread badge: the visitor's messages and files this agent has not seen (from the
+  // server, the same on every instance); never on the session that is open.
+  function showUnread(co, li, id) {
     var selected = !!current && current.company === co && current.sessionId === id;
-    // Activity since the last look in a session that is not open: flag it.
-    var before = co.activity.get(id);
-    var badge = li.querySelector('.chat-session-new');
-    if (selected) badge.hidden = true;
-    else if (before !== undefined && before !== activity) badge.hidden = false;
-    co.activity.set(id, activity);
-    button.setAttribute('aria-label', 'Session ' + shortId(id) + (badge.hidden ? '' : ', new activity') + ', active ' +
-      when.textContent + ', ' + li.querySelector('.chat-session-counts').textContent);
+    var unread = selected ? 0 : Number(li.getAttribute('data-unread')) || 0;
+    var badge = li.querySelector('.chat-session-unread');
+    badge.textContent = unread > 99 ? '99+' : String(unread);
+    badge.hidden = unread === 0;
+    badge.title = plural(unread, 'unread message', 'unread messages');
+    describe(co, li, id);
+    var button = li.querySelector('button');
     if (selected) button.setAttribute('aria-current', 'true');
     else button.removeAttribute('aria-current');
   }
 
-  function markSelected() {
+  function describe(co, li, id) {
+    var badge = li.querySelector('.chat-session-unread');
+    var from = li.querySelector('.chat-session-from');
+    li.querySelector('button').setAttribute('aria-label', labelOf(co, id) +
+      (badge.hidden ? '' : ', ' + badge.title) + ', active ' + li.querySelector('.chat-session-when').textContent + ', ' +
+      li.querySelector('.chat-session-counts').textContent + (from.hidden ? '' : ', ' + from.textContent));
+  }
+
+  // "Last activity" labels move with the clock, between two polls too.
+  function tickOne(li, now) {
+    var when = li.querySelector('.chat-session-when');
+    var label = ui.relativeTime(when.getAttribute('datetime') || '', now);
+    if (when.textContent !== label) when.textContent = label;
+  }
+
+  function tick() {
+    var now = Date.now();
     companies.forEach(function (co) {
       co.items.forEach(function (li, id) {
-        var button = li.querySelector('button');
-        if (current && current.company === co && current.sessionId === id) {
-          button.setAttribute('aria-current', 'true');
-          li.querySelector('.chat-session-new').hidden = true;
-        } else {
-          button.removeAttribute('aria-current');
-        }
+        var before = li.querySelector('.chat-session-when').textContent;
+        tickOne(li, now);
+        if (li.querySelector('.chat-session-when').textContent !== before) describe(co, li, id);
       });
     });
+  }
+
+  function markSelected() {
+    companies.forEach(function (co) {
+      co.items.forEach(function (li, id) { showUnread(co, li, id); });
+    });
+  }
+
+  // The open session's visitor and where they came from.
+  function showTitle() {
+    if (!current) return;
+    var co = current.company;
+    var info = co.info.get(current.sessionId);
+    title.textContent = co.name + ' \u00b7 ' + labelOf(co, current.sessionId);
+    title.title = 'Session ' + current.sessionId;
+    fromEl.textContent = '';
+    fromEl.hidden = !(info && info.pageUrl);
+    if (info && info.pageUrl) {
+      fromEl.appendChild(document.createTextNode('Came from '));
+      var a = ui.el('a', null, pageName(info.pageUrl));
+      a.href = info.pageUrl;
+      a.title = info.pageUrl;
+      a.target = '_blank';
+      a.rel = 'noopener noreferrer nofollow';
+      fromEl.appendChild(a);
+    }
+  }
+
+  /* ------------------------------ read marks ------------------------------ */
+
+  // Tells the server this agent has seen the open session (unread count back to zero there);
+  // coalesced, and only while the page is visible.
+  var readTimer = null;
+  function markRead() {
+    if (!current || signedOut || document.hidden) return;
+    var target = current;
+    clearTimeout(readTimer);
+    readTimer = setTimeout(function () {
+      if (current !== target) return;
+      getJson('/api/chat/sessions/' + encodeURIComponent(target.sessionId) + '/read/', 'POST').then(function () {
+        var li = target.company.items.get(target.sessionId);
+        if (li) {
+          li.setAttribute('data-unread', '0');
+          showUnread(target.company, li, target.sessionId);
+        }
+      }, function (err) {
+        if (err.status === 401 && tokenRefused()) markRead();
+      });
+    }, 300);
   }
 
   /* ------------------------------ the open session ------------------------------ */
@@ -203,8 +304,9 @@
     conv.clear();
     say('');
     list.setAttribute('data-empty', 'No messages or files in this session yet.');
-    title.textContent = co.name + ' \u00b7 session ' + shortId(sessionId);
+    showTitle();
     markSelected();
+    markRead();
     var c = new ChatbotFileUpload({
       companyId: co.id,
       sessionId: sessionId,
@@ -212,9 +314,17 @@
       autoConnect: false,
       onStatus: function (status, info) { if (c === client) ui.showStatus(statusEl, status, info); },
       onReset: function (h) { if (c === client) conv.merge(h.files, h.messages); },
-      onFileShared: function (file) { if (c === client) conv.addFile(file); },
+      onFileShared: function (file) {
+        if (c !== client) return;
+        conv.addFile(file);
+        if (file && file.uploader === 'user') markRead();
+      },
       onFileList: function (files) { if (c === client) files.forEach(function (f) { conv.addFile(f); }); },
-      onMessage: function (msg) { if (c === client) conv.addMessage(msg); },
+      onMessage: function (msg) {
+        if (c !== client) return;
+        conv.addMessage(msg);
+        if (msg && msg.sender === 'user') markRead();
+      },
       onError: function (err) { if (c === client) handleError(err); }
     });
     client = c;
@@ -273,5 +383,11 @@
 
   poll();
   setInterval(function () { if (!document.hidden) poll(); }, POLL_MS);
-  document.addEventListener('visibilitychange', function () { if (!document.hidden) poll(); });
+  setInterval(function () { if (!document.hidden) tick(); }, TICK_MS);
+  document.addEventListener('visibilitychange', function () {
+    if (document.hidden) return;
+    tick();
+    markRead();
+    poll();
+  });
 })();

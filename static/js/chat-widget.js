@@ -70,12 +70,31 @@
 
   /* ------------------------------ opening a session ------------------------------ */
 
+  // The page the visitor is on, for the agents: `?page_url=` of the widget's address (the
+  // embedding site may pass it), else the page that embedded or linked the widget.
+  function pageUrl() {
+    var given = '';
+    try { given = new URLSearchParams(location.search).get('page_url') || ''; } catch (e) { given = ''; }
+    var url = given || document.referrer || '';
+    return /^https?:\/\//i.test(url) && url.length <= 2048 ? url : '';
+  }
+
+  // A page address the server refuses is left out: the chat opens all the same.
+  var reportPage = true;
+
+  function sessionRequest() {
+    var body = { widget_key: widgetKey };
+    var url = reportPage ? pageUrl() : '';
+    if (url) body.page_url = url;
+    return body;
+  }
+
   function openSession(attempt) {
     ui.showStatus(statusEl, 'connecting');
     fetch('/api/chat/sessions/', {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', 'Accept': 'application/json' },
-      body: JSON.stringify({ widget_key: widgetKey }),
+      body: JSON.stringify(sessionRequest()),
       credentials: 'same-origin',
       cache: 'no-store'
     }).then(function (res) {
@@ -89,6 +108,11 @@
         }
         if (res.status === 404) {
           fail('This chat is not available.');
+          return;
+        }
+        if (res.status === 400 && reportPage && body && body.fields && body.fields.page_url) {
+          reportPage = false;
+          openSession(attempt);
           return;
         }
         var wait = res.status === 429 ? Number(res.headers.get('Retry-After')) || 30 : 0;

@@ -3,8 +3,9 @@
 //! Who may touch which session is decided in one place: `Caller::reach`.
 
 use axum::body::Body;
-use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -17,7 +18,7 @@ use crate::domain::chat::{Company, MessageOut};
 use crate::domain::pagination::{Page, PageQuery, PageRequest};
 use crate::domain::time::rfc3339;
 use crate::error::{AppError, AppResult, ErrorResponse};
-use crate::http::extract::{AdminUser, ApiJson, ApiPath, ApiQuery, ClientIp, CurrentUser, bearer_in};
+use crate::http::extract::{AdminUser, ApiJson, ApiPath, ApiQuery, ClientIp, CurrentSession, CurrentUser, bearer_in};
 use crate::http::upload;
 use crate::service::chat::access::Caller;
 use crate::service::chat::files::{FileList, FileOut, file_list};
@@ -30,6 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(add_agent))
         .routes(routes!(remove_agent))
         .routes(routes!(open_session, list_sessions))
+        .routes(routes!(mark_read))
         .routes(routes!(upload_file))
         .routes(routes!(list_files))
         .routes(routes!(list_messages))
@@ -40,22 +42,33 @@ pub fn router() -> OpenApiRouter<AppState> {
 // Who is calling, and what they may reach.
 // ---------------------------------------------------------------------------------------------
 
-/// The chat caller of a request: `Authorization: Bearer`, then `?token=`, then (same-origin
-/// sockets and reads) the page session cookie.
-async fn caller_of(
-    state: &AppState,
-    headers: &HeaderMap,
-    query_token: Option<&str>,
-    cookie_ok: bool,
-) -> AppResult<Caller> {
+/// The chat caller of a REST request: a visitor's chat token (`Authorization: Bearer`), else an
+/// account by the one API rule (`CurrentSession`: a bearer JWT or `vtr_` token, or the page's
+/// session cookie from this origin, with `X-CSRF-Token` on writes).
+pub struct ChatCaller(pub Caller);
+
+impl FromRequestParts<AppState> for ChatCaller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> AppResult<Self> {
+        if let Some(t) = bearer_in(&parts.headers)
+            && let Some(visitor) = Caller::visitor(state, t).await?
+        {
+            return Ok(ChatCaller(visitor));
+        }
+        let CurrentSession(s) = CurrentSession::from_request_parts(parts, state).await?;
+        Ok(ChatCaller(Caller::Agent(s.user, s.session_id)))
+    }
+}
+
+/// The caller of the session socket (its documented auth, docs/chat.md): `Authorization:
+/// Bearer`, then `?token=`, then the session cookie of a same-origin page.
+async fn socket_caller(state: &AppState, headers: &HeaderMap, query_token: Option<&str>) -> AppResult<Caller> {
     if let Some(t) = bearer_in(headers).or(query_token.filter(|t| !t.is_empty())) {
         return Caller::from_token(state, t).await;
     }
-    if cookie_ok {
-        let signed = crate::http::ws::socket_user(state, headers, None).await?;
-        return Ok(Caller::Agent(signed.user, signed.session_id));
-    }
-    Err(AppError::Unauthenticated("authentication required: send Authorization: Bearer <token>".into()))
+    let signed = crate::http::ws::socket_user(state, headers, None).await?;
+    Ok(Caller::Agent(signed.user, signed.session_id))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -164,6 +177,9 @@ pub async fn remove_agent(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SessionIn {
     pub widget_key: Option<String>,
+    /// Optional: the page the visitor is on (the embedding page, or `document.referrer`), an
+    /// absolute http(s) URL shown to the agents.
+    pub page_url: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -186,7 +202,7 @@ pub async fn open_session(
     ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<SessionIn>,
 ) -> AppResult<impl IntoResponse> {
-    let o = sessions::open(&state, ip, body.widget_key.as_deref()).await?;
+    let o = sessions::open(&state, ip, body.widget_key.as_deref(), body.page_url.as_deref()).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(SessionOut {
@@ -213,6 +229,13 @@ pub struct SessionSummaryOut {
     pub last_activity_at: String,
     pub file_count: i64,
     pub message_count: i64,
+    /// A friendly name of the visitor, derived from the session id: the same everywhere, always.
+    pub visitor_label: String,
+    /// The page the visitor opened the chat from, when the widget knew it.
+    pub page_url: Option<String>,
+    /// The visitor's messages and files the calling agent has not seen yet
+    /// (`POST /api/chat/sessions/{session_id}/read/` resets it).
+    pub unread_count: i64,
 }
 
 /// A company's sessions, most recently active first (its agents and admins).
@@ -237,10 +260,35 @@ pub async fn list_sessions(
             last_activity_at: rfc3339(s.session.last_activity_at),
             file_count: s.file_count,
             message_count: s.message_count,
+            visitor_label: s.session.visitor_label(),
+            page_url: s.session.page_url.clone(),
+            unread_count: s.unread_count,
         })
         .collect();
     let base = format!("{}/api/chat/sessions/", state.config.base_url());
     Ok(axum::Json(Page::new(results, count, page, &base, &[("company_id", company.uuid)])))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ChatReadOut)]
+pub struct ReadOut {
+    pub session_id: String,
+    pub unread_count: i64,
+}
+
+/// The calling agent has seen the session: its `unread_count` (for this agent) is 0 until the
+/// visitor writes or sends a file again. The dashboard calls it when a session is open.
+#[utoipa::path(post, path = "/api/chat/sessions/{session_id}/read", tag = "chat", security(("bearer" = [])),
+    params(("session_id" = String, Path, description = "session id")),
+    responses((status = 200, body = ReadOut), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse)))]
+pub async fn mark_read(
+    State(state): State<AppState>,
+    ChatCaller(caller): ChatCaller,
+    ApiPath(session_id): ApiPath<String>,
+) -> AppResult<axum::Json<ReadOut>> {
+    let reach = caller.reach(&state, None, Some(&session_id)).await?;
+    sessions::mark_read(&state, &reach).await?;
+    Ok(axum::Json(ReadOut { session_id: reach.session.uuid, unread_count: 0 }))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -268,8 +316,13 @@ pub struct ChatUploadForm {
     responses((status = 201, body = FileOut), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 413, body = ErrorResponse), (status = 415, body = ErrorResponse),
         (status = 422, body = ErrorResponse), (status = 429, body = ErrorResponse), (status = 503, body = ErrorResponse)))]
-pub async fn upload_file(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    match receive_upload(&state, &headers, body).await {
+pub async fn upload_file(
+    State(state): State<AppState>,
+    caller: Result<ChatCaller, AppError>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match receive_upload(&state, caller, &headers, body).await {
         Ok(file) => (StatusCode::CREATED, axum::Json(file)).into_response(),
         Err(e) => {
             uploads::count_refusal(&e);
@@ -278,9 +331,14 @@ pub async fn upload_file(State(state): State<AppState>, headers: HeaderMap, body
     }
 }
 
-async fn receive_upload(state: &AppState, headers: &HeaderMap, body: Body) -> AppResult<FileOut> {
+async fn receive_upload(
+    state: &AppState,
+    caller: Result<ChatCaller, AppError>,
+    headers: &HeaderMap,
+    body: Body,
+) -> AppResult<FileOut> {
     // Who and how often, before a byte is read.
-    let caller = caller_of(state, headers, None, false).await?;
+    let ChatCaller(caller) = caller?;
     state.limits.chat_upload.check(caller.limit_key()).await?;
     let mut form = upload::receive(state, headers, body, "file", &Rules::chat(&state.config)).await?;
     let Some(rec) = form.file.take() else {
@@ -309,10 +367,9 @@ pub struct ChatQuery {
         (status = 403, body = ErrorResponse)))]
 pub async fn list_files(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ChatCaller(caller): ChatCaller,
     ApiQuery(q): ApiQuery<ChatQuery>,
 ) -> AppResult<axum::Json<FileList>> {
-    let caller = caller_of(&state, &headers, None, false).await?;
     let reach = caller.reach(&state, q.company_id.as_deref(), q.session_id.as_deref()).await?;
     Ok(axum::Json(file_list(&state, &reach.session).await?))
 }
@@ -329,10 +386,9 @@ pub struct MessageList {
         (status = 403, body = ErrorResponse)))]
 pub async fn list_messages(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ChatCaller(caller): ChatCaller,
     ApiQuery(q): ApiQuery<ChatQuery>,
 ) -> AppResult<axum::Json<MessageList>> {
-    let caller = caller_of(&state, &headers, None, false).await?;
     let reach = caller.reach(&state, q.company_id.as_deref(), q.session_id.as_deref()).await?;
     let messages = sessions::messages(&state, &reach).await?;
     Ok(axum::Json(MessageList { count: messages.len(), messages }))
@@ -361,7 +417,7 @@ pub async fn connect(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> AppResult<Response> {
-    let caller = caller_of(&state, &headers, q.token.as_deref(), true).await?;
+    let caller = socket_caller(&state, &headers, q.token.as_deref()).await?;
     let reach = caller.reach(&state, Some(&company_id), Some(&session_id)).await?;
     Ok(crate::http::ws::upgrade(state, ws, move |state, socket| {
         crate::http::ws::chat::serve(state, reach, q.last_seq, socket)

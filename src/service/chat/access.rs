@@ -21,16 +21,23 @@ pub enum Caller {
 impl Caller {
     /// From a visitor's chat token or an account's access token.
     pub async fn from_token(state: &AppState, token: &str) -> AppResult<Caller> {
-        if let Ok(claims) = state.auth.verify(token, CHAT_TOKEN) {
-            let session = state
-                .store
-                .chat_session(&claims.sub)
-                .await?
-                .ok_or_else(|| AppError::Unauthenticated("this chat session no longer exists".into()))?;
-            return Ok(Caller::Visitor(session));
+        if let Some(visitor) = Caller::visitor(state, token).await? {
+            return Ok(visitor);
         }
         let signed = crate::service::auth::access_session(state, token).await?;
         Ok(Caller::Agent(signed.user, signed.session_id))
+    }
+
+    /// The visitor of a chat token; None when `token` is no chat token (an account's credential,
+    /// or nothing valid: the account rule decides then).
+    pub async fn visitor(state: &AppState, token: &str) -> AppResult<Option<Caller>> {
+        let Ok(claims) = state.auth.verify(token, CHAT_TOKEN) else { return Ok(None) };
+        let session = state
+            .store
+            .chat_session(&claims.sub)
+            .await?
+            .ok_or_else(|| AppError::Unauthenticated("this chat session no longer exists".into()))?;
+        Ok(Some(Caller::Visitor(session)))
     }
 
     /// The session named by `company_id` / `session_id` (either may be omitted by a visitor, whose
