@@ -33,7 +33,7 @@ pub struct CompanyItem {
 #[derive(Template)]
 #[template(path = "chat/agent.html")]
 struct AgentPage {
-    user_name: String,
+    shell: super::Shell,
     token: String,
     companies: Vec<CompanyItem>,
 }
@@ -70,7 +70,7 @@ pub async fn widget(State(state): State<AppState>, ApiQuery(q): ApiQuery<WidgetQ
 /// The agents' dashboard: their companies' sessions, live.
 #[utoipa::path(get, path = "/agent", tag = "pages",
     responses((status = 200, description = "HTML dashboard", content_type = "text/html"), (status = 303, description = "sign in first")))]
-pub async fn agent(State(state): State<AppState>, PageSession(session): PageSession) -> Response {
+pub async fn agent(State(state): State<AppState>, PageSession(session): PageSession, shell: super::Shell) -> Response {
     let Some(session) = session else {
         return Redirect::to("/login?next=/agent/").into_response();
     };
@@ -86,7 +86,7 @@ pub async fn agent(State(state): State<AppState>, PageSession(session): PageSess
         Err(e) => return e.into_response(),
     };
     let mut r = super::render(&AgentPage {
-        user_name: user.name.clone(),
+        shell,
         token,
         companies: companies.into_iter().map(|c| CompanyItem { company_id: c.uuid, name: c.name }).collect(),
     });
