@@ -193,7 +193,7 @@ async fn every_page_wears_the_shell_with_the_links_of_its_role() {
         assert_eq!(r.status(), status, "{path}");
         let html = r.text().await.expect("html");
         assert_frame(&path, &html);
-        assert!(html.contains("<a href=\"/login\" id=\"nav-sign-in\""), "{path}: Sign in");
+        assert!(html.contains("<a href=\"/login") && html.contains("id=\"nav-sign-in\""), "{path}: Sign in");
         assert!(!html.contains("id=\"logout\"") && !html.contains("Signed in as"), "{path}");
     }
     let admin = app.page_session("admin@example.com").await;
@@ -366,8 +366,21 @@ async fn a_signed_in_viewer_signs_out_from_a_share_page() {
     c.find(Locator::Id("logout")).await.expect("sign out").click().await.expect("click");
     c.wait().for_element(Locator::Id("login-submit")).await.expect("signed out, on the login form");
     c.goto(share["share_url"].as_str().expect("url")).await.expect("goto");
-    c.wait().for_element(Locator::Id("nav-sign-in")).await.expect("signed out on the share page");
+    let sign_in_link = c.wait().for_element(Locator::Id("nav-sign-in")).await.expect("signed out on the share page");
     assert!(c.find(Locator::Id("logout")).await.is_err());
+    // "Sign in" comes back to the page it was pressed on.
+    sign_in_link.click().await.expect("click");
+    c.wait()
+        .for_element(Locator::Id("email"))
+        .await
+        .expect("the form")
+        .send_keys("viewer@example.com")
+        .await
+        .expect("type");
+    c.find(Locator::Id("password")).await.expect("password").send_keys("correct horse").await.expect("type");
+    c.find(Locator::Id("login-submit")).await.expect("submit").click().await.expect("click");
+    c.wait().for_element(Locator::Id("signed-in-as")).await.expect("signed in again");
+    c.wait().for_element(Locator::Id("share-title")).await.expect("back on the share page");
     browser.client.clone().close().await.expect("close");
 }
 

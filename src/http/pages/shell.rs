@@ -88,6 +88,20 @@ impl Shell {
         }
     }
 
+    /// Where "Sign in" leads: the login form, back to this page afterwards.
+    pub fn sign_in_href(&self) -> String {
+        if self.path.is_empty() || self.path == "/login" {
+            return "/login".into();
+        }
+        format!("/login?next={}", super::url_segment(&self.path))
+    }
+
+    /// Only the words of a date (`4 Dec 2026, 13:09 UTC`), for a `<time>` a script fills in.
+    pub fn date<S: AsRef<str>>(&self, iso: S) -> String {
+        let iso = iso.as_ref();
+        parse_rfc3339(iso).map(human_date).unwrap_or_else(|| iso.to_string())
+    }
+
     /// Like `time`, from unix milliseconds.
     pub fn time_ms(&self, ms: i64) -> String {
         let absolute = human_date(ms);
