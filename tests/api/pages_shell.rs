@@ -201,6 +201,10 @@ async fn every_page_wears_the_shell_with_the_links_of_its_role() {
         let html = page(&admin, &path, status).await;
         assert_nav(&path, &html, "Ada Admin", "admin", true, false, true);
     }
+    // The navigation marks where you are.
+    let html = page(&admin, "/shares", StatusCode::OK).await;
+    assert!(html.contains("<a href=\"/shares\" id=\"nav-links\" aria-current=\"page\">"), "Links is current");
+    assert!(html.contains("<a href=\"/\" id=\"nav-files\">"), "Files is not");
     let curator = app.page_session("curator@example.com").await;
     for path in ["/", "/dashboard/gallery/", "/gallery/", "/shares", "/collections", "/file-requests"] {
         let html = page(&curator, path, StatusCode::OK).await;
