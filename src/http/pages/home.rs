@@ -82,7 +82,7 @@ pub async fn index(State(state): State<AppState>, PageUser(user): PageUser, shel
 /// The upload form's fields, for the documentation.
 #[derive(ToSchema)]
 #[allow(dead_code, reason = "documents the multipart form read by upload::receive")]
-pub struct UploadForm {
+pub struct PageUploadForm {
     #[schema(value_type = String, format = Binary)]
     file: Vec<u8>,
     title: Option<String>,
@@ -91,7 +91,7 @@ pub struct UploadForm {
 
 /// Uploads a file from the form on "Your files" (the checks of `POST /api/v3/assets/`), then
 /// shows its page, where it is shared.
-#[utoipa::path(post, path = "/assets", tag = "pages", request_body(content = UploadForm, content_type = "multipart/form-data"),
+#[utoipa::path(post, path = "/assets", tag = "pages", request_body(content = PageUploadForm, content_type = "multipart/form-data"),
     responses((status = 303, description = "uploaded: to its page (not signed in: to /login)"),
         (status = 400, description = "no file", content_type = "text/html"), (status = 403, description = "CSRF check failed", content_type = "text/html"),
         (status = 413, description = "too large", content_type = "text/html"), (status = 415, description = "type not accepted", content_type = "text/html"),
