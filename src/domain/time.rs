@@ -95,3 +95,60 @@ mod day_tests {
         assert_eq!(last_days(1_705_314_600_000, 3), vec!["2024-01-13", "2024-01-14", "2024-01-15"]);
     }
 }
+
+/// `ms` parsed from RFC 3339 (the form the pages print), if it is one.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let t = ::time::OffsetDateTime::parse(s.trim(), &::time::format_description::well_known::Rfc3339).ok()?;
+    Some((t.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
+/// A date for people, in UTC: `4 Dec 2026, 13:09 UTC`.
+pub fn human_date(ms: i64) -> String {
+    match ::time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)) {
+        Ok(t) => {
+            let fmt = ::time::macros::format_description!(
+                "[day padding:none] [month repr:short] [year], [hour]:[minute] UTC"
+            );
+            t.format(&fmt).unwrap_or_default()
+        }
+        Err(_) => String::new(),
+    }
+}
+
+/// How far `ms` is from `now_ms`, in words: `just now`, `3 minutes ago`, `in 2 days`. The
+/// pages' script (static/js/shell.js) computes the same words in the browser.
+pub fn relative(ms: i64, now_ms: i64) -> String {
+    let diff = (ms - now_ms) / 1000;
+    let secs = diff.abs();
+    if secs < 45 {
+        return "just now".into();
+    }
+    let (n, unit) = match secs {
+        s if s < 45 * 60 => ((s + 30) / 60, "minute"),
+        s if s < 22 * 3600 => ((s + 1800) / 3600, "hour"),
+        s if s < 26 * 86_400 => ((s + 43_200) / 86_400, "day"),
+        s if s < 320 * 86_400 => ((s + 15 * 86_400) / (30 * 86_400), "month"),
+        s => ((s + 182 * 86_400) / (365 * 86_400), "year"),
+    };
+    let n = n.max(1);
+    let words = format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
+    if diff < 0 { format!("{words} ago") } else { format!("in {words}") }
+}
+
+#[cfg(test)]
+mod human_tests {
+    use super::*;
+
+    #[test]
+    fn dates_read_as_words_and_relative_labels() {
+        let t = parse_rfc3339("2026-12-04T13:09:23Z").unwrap_or_default();
+        assert_eq!(human_date(t), "4 Dec 2026, 13:09 UTC");
+        assert_eq!(relative(t, t + 10_000), "just now");
+        assert_eq!(relative(t, t + 3 * 60_000), "3 minutes ago");
+        assert_eq!(relative(t, t + 60_000), "1 minute ago");
+        assert_eq!(relative(t + 2 * 86_400_000, t), "in 2 days");
+        assert_eq!(relative(t, t + 5 * 3_600_000), "5 hours ago");
+        assert_eq!(relative(t, t + 400 * 86_400_000), "1 year ago");
+        assert_eq!(parse_rfc3339("not a date"), None);
+    }
+}

@@ -251,13 +251,23 @@ impl FromRequestParts<AppState> for PageSession {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let Some(token) = cookie(parts, SESSION_COOKIE) else {
-            return Ok(PageSession(None));
+        // Looked up once per request: the page's handler and its shell (`pages::shell`) both ask.
+        if let Some(PageSessionSeen(s)) = parts.extensions.get::<PageSessionSeen>() {
+            return Ok(PageSession(s.clone()));
+        }
+        let session = match cookie(parts, SESSION_COOKIE) {
+            // An expired or revoked session simply means "not signed in" on a page.
+            Some(token) => page_session(state, &token).await.ok(),
+            None => None,
         };
-        // An expired or revoked session simply means "not signed in" on a page.
-        Ok(PageSession(page_session(state, &token).await.ok()))
+        parts.extensions.insert(PageSessionSeen(session.clone()));
+        Ok(PageSession(session))
     }
 }
+
+/// The page session already looked up for this request.
+#[derive(Clone)]
+struct PageSessionSeen(Option<SignedIn>);
 
 /// The signed-in user of an HTML page (session cookie), if any.
 pub struct PageUser(pub Option<User>);

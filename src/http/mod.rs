@@ -107,6 +107,7 @@ pub fn router(state: AppState) -> Router {
             AppError::internal(anyhow::anyhow!("a handler panicked")).into_response()
         }))
         .layer(middleware::from_fn(errors::uniform_errors))
+        .layer(middleware::from_fn_with_state(state.clone(), pages::shell::frame))
         .with_state(state);
     // tower-http's CORS layer answers every OPTIONS itself; a plain OPTIONS (no
     // Access-Control-Request-Method: not a browser's preflight) goes to the routes, where tus

@@ -187,6 +187,15 @@ impl Store {
         Ok(row.is_some())
     }
 
+    /// Whether `user_id` is an agent of any company (the page shell's "Agent" link).
+    pub async fn is_agent_anywhere(&self, user_id: i64) -> anyhow::Result<bool> {
+        let row: Option<(i64,)> = sqlx::query_as("SELECT user_id FROM company_agents WHERE user_id = $1 LIMIT 1")
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
     pub async fn insert_chat_session(
         &self,
         uuid: &str,

@@ -500,7 +500,7 @@ async fn the_audit_page_lists_filters_and_links_the_csv() {
     // Two sign-ups, two page sign-ins and 60 more: 64 entries, 50 a page.
     assert!(html.contains("64 entries"), "{html}");
     assert!(html.contains("id=\"audit-filters\"") && html.contains("method=\"get\""));
-    assert!(html.contains(" UTC</time>"), "dates for people");
+    assert!(html.contains(" UTC <span class=\"rel\">(just now)</span></time>"), "dates for people");
     assert!(html.contains("href=\"/api/admin/audit/?format=csv\""));
     assert!(html.contains("id=\"page-next\"") && html.contains("href=\"/admin/audit?page=2\""));
     assert!(!html.contains(CLIENT_IP) && !html.contains("127.0.0.1"));

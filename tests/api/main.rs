@@ -30,6 +30,7 @@ mod notifications;
 mod oidc;
 mod ops;
 mod pages;
+mod pages_shell;
 mod policies;
 mod realtime;
 mod resumable_browser;

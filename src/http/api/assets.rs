@@ -162,7 +162,7 @@ pub async fn upload(
     Ok((StatusCode::CREATED, axum::Json(AssetOut::new(&state, &asset))))
 }
 
-fn parse_meta(form: &upload::Form) -> AppResult<AssetMeta> {
+pub(crate) fn parse_meta(form: &upload::Form) -> AppResult<AssetMeta> {
     let mut fields = FieldErrors::new();
     let mut meta = AssetMeta { content_type: DEFAULT_CONTENT_TYPE.to_string(), ..Default::default() };
     if let Some(t) = form.text("title") {

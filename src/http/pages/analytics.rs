@@ -24,6 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Template)]
 #[template(path = "analytics/dashboard.html")]
 struct DashboardPage {
+    shell: super::Shell,
     uuid: String,
     title: String,
     share_url: String,
@@ -50,6 +51,7 @@ struct DashboardPage {
 pub async fn dashboard(
     State(state): State<AppState>,
     PageUser(user): PageUser,
+    shell: super::Shell,
     ApiPath(uuid): ApiPath<String>,
     ApiQuery(q): ApiQuery<DaysQuery>,
 ) -> Response {
@@ -78,6 +80,7 @@ pub async fn dashboard(
     let daily: Vec<(String, i64, i64)> =
         r.daily_breakdown.iter().map(|d| (d.date.clone(), d.views, d.downloads)).collect();
     let page = DashboardPage {
+        shell,
         uuid: share.uuid.clone(),
         title: share.title.clone(),
         share_url: share_url(&state, &share.uuid),

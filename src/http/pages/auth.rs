@@ -26,6 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Template)]
 #[template(path = "auth/login.html")]
 struct LoginPage {
+    shell: super::Shell,
     csrf: String,
     next: String,
     email: String,
@@ -47,7 +48,9 @@ impl LoginPage {
             name: o.name.clone(),
             href: format!("/auth/oidc/login?next={}", super::url_segment(&next)),
         });
-        LoginPage { csrf, next, email, error, sso, password_form_hidden: state.config.oidc_only }
+        // Whoever sees the sign-in form is signed out.
+        let shell = super::Shell::signed_out();
+        LoginPage { shell, csrf, next, email, error, sso, password_form_hidden: state.config.oidc_only }
     }
 }
 

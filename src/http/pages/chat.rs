@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::http::extract::{ApiQuery, CsrfCookie, PageSession};
+use crate::http::extract::{ApiQuery, PageSession};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(widget)).routes(routes!(agent))
@@ -33,11 +33,8 @@ pub struct CompanyItem {
 #[derive(Template)]
 #[template(path = "chat/agent.html")]
 struct AgentPage {
-    user_name: String,
+    shell: super::Shell,
     token: String,
-    /// The page's CSRF token: the page's scripts send it as `X-CSRF-Token` on API writes, so that
-    /// they also work on the session cookie alone (SPEC §0).
-    csrf: String,
     companies: Vec<CompanyItem>,
 }
 
@@ -73,7 +70,7 @@ pub async fn widget(State(state): State<AppState>, ApiQuery(q): ApiQuery<WidgetQ
 /// The agents' dashboard: their companies' sessions, live.
 #[utoipa::path(get, path = "/agent", tag = "pages",
     responses((status = 200, description = "HTML dashboard", content_type = "text/html"), (status = 303, description = "sign in first")))]
-pub async fn agent(State(state): State<AppState>, PageSession(session): PageSession, csrf: CsrfCookie) -> Response {
+pub async fn agent(State(state): State<AppState>, PageSession(session): PageSession, shell: super::Shell) -> Response {
     let Some(session) = session else {
         return Redirect::to("/login?next=/agent/").into_response();
     };
@@ -88,13 +85,11 @@ pub async fn agent(State(state): State<AppState>, PageSession(session): PageSess
         Ok(t) => t,
         Err(e) => return e.into_response(),
     };
-    let (csrf, set_csrf) = super::auth::csrf_token(&csrf, state.config.secure_cookies());
-    let r = super::render(&AgentPage {
-        user_name: user.name.clone(),
+    let mut r = super::render(&AgentPage {
+        shell,
         token,
-        csrf,
         companies: companies.into_iter().map(|c| CompanyItem { company_id: c.uuid, name: c.name }).collect(),
     });
-    // `with_cookie` also marks the page `no-store`.
-    super::auth::with_cookie(r, set_csrf)
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }

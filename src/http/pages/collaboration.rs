@@ -27,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Template)]
 #[template(path = "collaboration/page.html")]
 struct CollaborationPage {
+    shell: super::Shell,
     title: String,
     session_id: String,
     asset_id: i64,
@@ -44,6 +45,7 @@ struct CollaborationPage {
 #[derive(Template)]
 #[template(path = "collaboration/replay.html")]
 struct ReplayPage {
+    shell: super::Shell,
     title: String,
     session_id: String,
     media: String,
@@ -54,6 +56,7 @@ struct ReplayPage {
 #[derive(Template)]
 #[template(path = "collaboration/invite.html")]
 struct InvitePage {
+    shell: super::Shell,
     csrf: String,
     action: String,
     email: String,
@@ -94,7 +97,12 @@ async fn member_session(state: &AppState, user: &User, share_uuid: &str) -> Resu
 #[utoipa::path(get, path = "/collaborate/{share_uuid}", tag = "pages", params(("share_uuid" = String, Path, description = "the session's share uuid")),
     responses((status = 200, description = "HTML", content_type = "text/html"), (status = 303, description = "sign in first"),
         (status = 403, description = "not invited"), (status = 404, description = "no such session"), (status = 410, description = "the session is over")))]
-pub async fn page(State(state): State<AppState>, PageUser(user): PageUser, ApiPath(uuid): ApiPath<String>) -> Response {
+pub async fn page(
+    State(state): State<AppState>,
+    PageUser(user): PageUser,
+    shell: super::Shell,
+    ApiPath(uuid): ApiPath<String>,
+) -> Response {
     let Some(user) = user else {
         return Redirect::to(&format!("/login?next=/collaborate/{}/", super::url_segment(&uuid))).into_response();
     };
@@ -114,6 +122,7 @@ pub async fn page(State(state): State<AppState>, PageUser(user): PageUser, ApiPa
     };
     let summary = asset_summary(&state, &asset, session.features.allow_download);
     super::render(&CollaborationPage {
+        shell,
         title: asset.title.clone(),
         session_id: session.uuid.clone(),
         asset_id: asset.id,
@@ -136,6 +145,7 @@ pub async fn page(State(state): State<AppState>, PageUser(user): PageUser, ApiPa
 pub async fn replay(
     State(state): State<AppState>,
     PageUser(user): PageUser,
+    shell: super::Shell,
     ApiPath(uuid): ApiPath<String>,
 ) -> Response {
     let Some(user) = user else {
@@ -151,6 +161,7 @@ pub async fn replay(
     };
     let summary = asset_summary(&state, &asset, false);
     super::render(&ReplayPage {
+        shell,
         title: asset.title.clone(),
         session_id: session.uuid.clone(),
         media: preview_kind(&asset).to_string(),
@@ -169,6 +180,7 @@ async fn destination(state: &AppState, p: &Participant) -> String {
 
 async fn invite_page(
     state: &AppState,
+    shell: super::Shell,
     p: &Participant,
     csrf: String,
     token: &str,
@@ -184,6 +196,7 @@ async fn invite_page(
         _ => Default::default(),
     };
     InvitePage {
+        shell,
         csrf,
         action: format!("/invite/{token}/"),
         email: p.email.clone(),
@@ -220,13 +233,18 @@ fn invalid_invitation() -> Response {
 #[utoipa::path(get, path = "/invite/{token}", tag = "pages", params(("token" = String, Path, description = "invitation token")),
     responses((status = 200, description = "HTML form", content_type = "text/html"), (status = 303, description = "already accepted"),
         (status = 404, description = "unknown invitation")))]
-pub async fn invite_form(State(state): State<AppState>, csrf: CsrfCookie, ApiPath(token): ApiPath<String>) -> Response {
+pub async fn invite_form(
+    State(state): State<AppState>,
+    shell: super::Shell,
+    csrf: CsrfCookie,
+    ApiPath(token): ApiPath<String>,
+) -> Response {
     let p = match pending_invitation(&state, &token).await {
         Ok(p) => p,
         Err(r) => return r,
     };
     let (csrf_value, set) = csrf_token(&csrf, state.config.secure_cookies());
-    with_cookie(super::render(&invite_page(&state, &p, csrf_value, &token, String::new(), None).await), set)
+    with_cookie(super::render(&invite_page(&state, shell, &p, csrf_value, &token, String::new(), None).await), set)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -244,6 +262,7 @@ pub struct InviteForm {
         (status = 403, description = "CSRF check failed"), (status = 404, description = "unknown invitation")))]
 pub async fn accept_invite(
     State(state): State<AppState>,
+    shell: super::Shell,
     csrf: CsrfCookie,
     ip: crate::http::extract::ClientIp,
     ApiPath(token): ApiPath<String>,
@@ -263,7 +282,7 @@ pub async fn accept_invite(
         let name = name.clone();
         let set = set.clone();
         async move {
-            let mut r = super::render(&invite_page(&state, &p, csrf_value, &token, name, Some(why)).await);
+            let mut r = super::render(&invite_page(&state, shell, &p, csrf_value, &token, name, Some(why)).await);
             *r.status_mut() = status;
             with_cookie(r, set)
         }

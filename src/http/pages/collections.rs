@@ -73,6 +73,7 @@ fn file_row(state: &AppState, a: &Asset) -> FileRow {
 #[derive(Template)]
 #[template(path = "collections/list.html")]
 struct ListPage {
+    shell: super::Shell,
     csrf: String,
     collections: Vec<CollectionRow>,
     total: i64,
@@ -87,6 +88,7 @@ struct ListPage {
 #[derive(Template)]
 #[template(path = "collections/page.html")]
 struct CollectionPage {
+    shell: super::Shell,
     csrf: String,
     id: i64,
     title: String,
@@ -148,6 +150,7 @@ pub struct ListQuery {
 
 async fn render_list(
     state: &AppState,
+    shell: super::Shell,
     user: &User,
     csrf: &CsrfCookie,
     page: u32,
@@ -162,6 +165,7 @@ async fn render_list(
     let shown = req.offset() + collections.len() as i64;
     let (token, set) = csrf_token(csrf, state.config.secure_cookies());
     let mut r = super::render(&ListPage {
+        shell,
         csrf: token,
         collections: collections
             .iter()
@@ -193,11 +197,12 @@ async fn render_list(
 pub async fn list_page(
     State(state): State<AppState>,
     PageUser(user): PageUser,
+    shell: super::Shell,
     csrf: CsrfCookie,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Response {
     let Some(user) = user else { return sign_in("/collections") };
-    render_list(&state, &user, &csrf, page_number(q.page.as_deref()), Default::default(), None).await
+    render_list(&state, shell, &user, &csrf, page_number(q.page.as_deref()), Default::default(), None).await
 }
 
 /// The create and rename forms' fields.
@@ -216,6 +221,7 @@ pub struct CollectionForm {
 pub async fn create_form(
     State(state): State<AppState>,
     PageUser(user): PageUser,
+    shell: super::Shell,
     csrf: CsrfCookie,
     ApiForm(form): ApiForm<CollectionForm>,
 ) -> Response {
@@ -229,11 +235,11 @@ pub async fn create_form(
         (Ok(title), Ok(description)) => NewCollection { title, description },
         (Err(why), _) => {
             let msg = format!("Title: {why}.");
-            return render_list(&state, &user, &csrf, 1, (title, description), Some(msg)).await;
+            return render_list(&state, shell, &user, &csrf, 1, (title, description), Some(msg)).await;
         }
         (_, Err(why)) => {
             let msg = format!("Description: {why}.");
-            return render_list(&state, &user, &csrf, 1, (title, description), Some(msg)).await;
+            return render_list(&state, shell, &user, &csrf, 1, (title, description), Some(msg)).await;
         }
     };
     match service::create(&state, &user, new).await {
@@ -260,6 +266,7 @@ struct Notices {
 
 async fn render_collection(
     state: &AppState,
+    shell: super::Shell,
     user: &User,
     id: i64,
     csrf: &CsrfCookie,
@@ -288,6 +295,7 @@ async fn render_collection(
     let shown = req.offset() + library.len() as i64;
     let (token, set) = csrf_token(csrf, state.config.secure_cookies());
     let mut r = super::render(&CollectionPage {
+        shell,
         csrf: token,
         id: c.id,
         title: c.title.clone(),
@@ -322,13 +330,14 @@ async fn render_collection(
 pub async fn collection_page(
     State(state): State<AppState>,
     PageUser(user): PageUser,
+    shell: super::Shell,
     csrf: CsrfCookie,
     ApiPath(id): ApiPath<i64>,
     ApiQuery(q): ApiQuery<CollectionQuery>,
 ) -> Response {
     let Some(user) = user else { return sign_in(&format!("/collections/{id}")) };
     let notices = Notices { created: q.created, ..Notices::default() };
-    render_collection(&state, &user, id, &csrf, page_number(q.files_page.as_deref()), notices).await
+    render_collection(&state, shell, &user, id, &csrf, page_number(q.files_page.as_deref()), notices).await
 }
 
 /// An error as a sentence for the page: a validation error's reasons without the field names.
@@ -347,17 +356,24 @@ fn sentence(e: &AppError) -> String {
 }
 
 /// What an action did: back to the collection's page, or the page again with the reason.
-async fn after(state: &AppState, user: &User, id: i64, csrf: &CsrfCookie, result: Result<(), AppError>) -> Response {
+async fn after(
+    state: &AppState,
+    shell: super::Shell,
+    user: &User,
+    id: i64,
+    csrf: &CsrfCookie,
+    result: Result<(), AppError>,
+) -> Response {
     match result {
         Ok(()) => see_other(&format!("/collections/{id}")),
         Err(AppError::NotFound("collection")) => not_found(),
         Err(AppError::NotFound(_)) => {
             let error = Some("That file is not in this collection.".into());
-            render_collection(state, user, id, csrf, 1, Notices { error, ..Notices::default() }).await
+            render_collection(state, shell, user, id, csrf, 1, Notices { error, ..Notices::default() }).await
         }
         Err(e) if e.status().is_client_error() => {
             let notices = Notices { error: Some(sentence(&e)), ..Notices::default() };
-            render_collection(state, user, id, csrf, 1, notices).await
+            render_collection(state, shell, user, id, csrf, 1, notices).await
         }
         Err(e) => e.into_response(),
     }
@@ -371,6 +387,7 @@ async fn after(state: &AppState, user: &User, id: i64, csrf: &CsrfCookie, result
 pub async fn edit_form(
     State(state): State<AppState>,
     PageUser(user): PageUser,
+    shell: super::Shell,
     csrf: CsrfCookie,
     ApiPath(id): ApiPath<i64>,
     ApiForm(form): ApiForm<CollectionForm>,
@@ -393,7 +410,7 @@ pub async fn edit_form(
         Ok(p) => service::update(&state, &user, id, p).await.map(drop),
         Err(e) => visible_collection(&state, &user, id).await.and(Err(e)),
     };
-    after(&state, &user, id, &csrf, result).await
+    after(&state, shell, &user, id, &csrf, result).await
 }
 
 /// A form that only carries its CSRF token.
@@ -442,6 +459,7 @@ pub struct AddForm {
 pub async fn add_form(
     State(state): State<AppState>,
     PageUser(user): PageUser,
+    shell: super::Shell,
     csrf: CsrfCookie,
     ApiPath(id): ApiPath<i64>,
     ApiForm(pairs): ApiForm<Vec<(String, String)>>,
@@ -466,7 +484,7 @@ pub async fn add_form(
         Ok(ids) => service::add_items(&state, &user, id, &ids).await.map(drop),
         Err(e) => visible_collection(&state, &user, id).await.and(Err(e)),
     };
-    after(&state, &user, id, &csrf, result).await
+    after(&state, shell, &user, id, &csrf, result).await
 }
 
 /// Takes one file out of the collection.
@@ -478,6 +496,7 @@ pub async fn add_form(
 pub async fn remove_form(
     State(state): State<AppState>,
     PageUser(user): PageUser,
+    shell: super::Shell,
     csrf: CsrfCookie,
     ApiPath((id, asset_id)): ApiPath<(i64, i64)>,
     ApiForm(form): ApiForm<TokenForm>,
@@ -487,7 +506,7 @@ pub async fn remove_form(
         return csrf_failed(e);
     }
     let result = service::remove_item(&state, &user, id, asset_id).await.map(drop);
-    after(&state, &user, id, &csrf, result).await
+    after(&state, shell, &user, id, &csrf, result).await
 }
 
 /// The move buttons' fields.
@@ -507,6 +526,7 @@ pub struct MoveForm {
 pub async fn move_form(
     State(state): State<AppState>,
     PageUser(user): PageUser,
+    shell: super::Shell,
     csrf: CsrfCookie,
     ApiPath((id, asset_id)): ApiPath<(i64, i64)>,
     ApiForm(form): ApiForm<MoveForm>,
@@ -523,7 +543,7 @@ pub async fn move_form(
             Err(e) => Err(e),
         },
     };
-    after(&state, &user, id, &csrf, result).await
+    after(&state, shell, &user, id, &csrf, result).await
 }
 
 /// Creates a link to the collection from the share form (SPEC §10: the settings and rules of an
@@ -535,6 +555,7 @@ pub async fn move_form(
 pub async fn share_form(
     State(state): State<AppState>,
     PageUser(user): PageUser,
+    shell: super::Shell,
     csrf: CsrfCookie,
     ip: ClientIp,
     ApiPath(id): ApiPath<i64>,
@@ -554,7 +575,7 @@ pub async fn share_form(
         Err(AppError::NotFound(_)) => not_found(),
         Err(e) if e.status().is_client_error() => {
             let notices = Notices { share_error: Some(e.public_message()), ..Notices::default() };
-            render_collection(&state, &user, id, &csrf, 1, notices).await
+            render_collection(&state, shell, &user, id, &csrf, 1, notices).await
         }
         Err(e) => e.into_response(),
     }

@@ -99,6 +99,7 @@ fn wants_json(headers: &HeaderMap) -> bool {
 #[derive(Template)]
 #[template(path = "file_requests/upload.html")]
 struct UploadPage {
+    shell: super::Shell,
     title: String,
     instructions: String,
     action: String,
@@ -122,6 +123,7 @@ struct UploadPage {
 #[derive(Template)]
 #[template(path = "file_requests/thanks.html")]
 struct ThanksPage {
+    shell: super::Shell,
     name: String,
     size: String,
     back: String,
@@ -130,6 +132,7 @@ struct ThanksPage {
 #[derive(Template)]
 #[template(path = "file_requests/refused.html")]
 struct RefusedPage {
+    shell: super::Shell,
     status: u16,
     title: String,
     message: String,
@@ -139,13 +142,14 @@ struct RefusedPage {
 #[derive(Template)]
 #[template(path = "file_requests/password.html")]
 struct PasswordPage {
+    shell: super::Shell,
     uuid: String,
     csrf: String,
     error: Option<String>,
 }
 
 /// An error as the uploader's browser sees it: a page that says what happened in plain words.
-fn refused_page(e: &AppError, back: Option<String>) -> Response {
+fn refused_page(shell: super::Shell, e: &AppError, back: Option<String>) -> Response {
     let status = e.status();
     let title = match status {
         StatusCode::NOT_FOUND => "File request not found",
@@ -165,7 +169,7 @@ fn refused_page(e: &AppError, back: Option<String>) -> Response {
         other => other.public_message(),
     };
     let back = if status == StatusCode::GONE || status == StatusCode::NOT_FOUND { None } else { back };
-    let mut r = super::render(&RefusedPage { status: status.as_u16(), title: title.into(), message, back });
+    let mut r = super::render(&RefusedPage { shell, status: status.as_u16(), title: title.into(), message, back });
     *r.status_mut() = status;
     if let AppError::RateLimited { retry_after_secs } = e {
         r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
@@ -175,13 +179,14 @@ fn refused_page(e: &AppError, back: Option<String>) -> Response {
 
 fn password_page(
     state: &AppState,
+    shell: super::Shell,
     uuid: &str,
     csrf: &CsrfCookie,
     error: Option<String>,
     status: StatusCode,
 ) -> Response {
     let (token, set) = csrf_token(csrf, state.config.secure_cookies());
-    let mut r = super::render(&PasswordPage { uuid: uuid.to_string(), csrf: token, error });
+    let mut r = super::render(&PasswordPage { shell, uuid: uuid.to_string(), csrf: token, error });
     *r.status_mut() = status;
     if let Some(c) = set {
         r.headers_mut().append(header::SET_COOKIE, c);
@@ -239,12 +244,17 @@ fn no_store(mut r: Response) -> Response {
     responses((status = 200, body = UploadInfo, description = "the request (HTML or JSON)"),
         (status = 401, description = "password form", content_type = "text/html"),
         (status = 404, body = ErrorResponse), (status = 410, description = "expired, full or closed", body = ErrorResponse)))]
-pub async fn page(State(state): State<AppState>, req: UploadRequest, csrf: CsrfCookie) -> Response {
+pub async fn page(
+    State(state): State<AppState>,
+    req: UploadRequest,
+    shell: super::Shell,
+    csrf: CsrfCookie,
+) -> Response {
     let json = wants_json(&req.headers);
     let r = match open_request(&state, &req.uuid).await {
         Ok(r) => r,
         Err(e) if json => return e.into_response(),
-        Err(e) => return refused_page(&e, None),
+        Err(e) => return refused_page(shell, &e, None),
     };
     let allowed = requests::accepted_types(&state, &r);
     if json {
@@ -268,7 +278,7 @@ pub async fn page(State(state): State<AppState>, req: UploadRequest, csrf: CsrfC
         );
     }
     if !requests::unlocked(&state, &r, req.token.as_deref()) {
-        return password_page(&state, &r.uuid, &csrf, None, StatusCode::UNAUTHORIZED);
+        return password_page(&state, shell, &r.uuid, &csrf, None, StatusCode::UNAUTHORIZED);
     }
     let (csrf_value, set_csrf) = csrf_token(&csrf, state.config.secure_cookies());
     let token_query = match (&req.token, req.cookie_auth) {
@@ -277,6 +287,7 @@ pub async fn page(State(state): State<AppState>, req: UploadRequest, csrf: CsrfC
     };
     let max = max_file_bytes(&state, &r);
     let mut resp = super::render(&UploadPage {
+        shell,
         title: r.title.clone(),
         instructions: r.instructions.clone(),
         action: format!("/upload/{}/files{token_query}", r.uuid),
@@ -335,12 +346,19 @@ pub struct RequestUploadForm {
         (status = 410, description = "expired, full or closed", body = ErrorResponse), (status = 413, body = ErrorResponse),
         (status = 415, body = ErrorResponse), (status = 422, body = ErrorResponse), (status = 429, body = ErrorResponse),
         (status = 503, body = ErrorResponse)))]
-pub async fn files(State(state): State<AppState>, req: UploadRequest, csrf: CsrfCookie, body: Body) -> Response {
+pub async fn files(
+    State(state): State<AppState>,
+    req: UploadRequest,
+    shell: super::Shell,
+    csrf: CsrfCookie,
+    body: Body,
+) -> Response {
     let html = accepts(&req.headers, "text/html");
     let back = format!("/upload/{}/", req.uuid);
     match receive(&state, &req, &csrf, body).await {
         Ok(receipt) if html => {
-            let mut r = super::render(&ThanksPage { name: receipt.name, size: super::human_size(receipt.size), back });
+            let mut r =
+                super::render(&ThanksPage { shell, name: receipt.name, size: super::human_size(receipt.size), back });
             *r.status_mut() = StatusCode::CREATED;
             no_store(r)
         }
@@ -356,7 +374,7 @@ pub async fn files(State(state): State<AppState>, req: UploadRequest, csrf: Csrf
             )
                 .into_response(),
         ),
-        Err(e) if html => refused_page(&e, Some(back)),
+        Err(e) if html => refused_page(shell, &e, Some(back)),
         Err(e) => e.into_response(),
     }
 }
@@ -429,11 +447,12 @@ pub struct UnlockForm {
 pub async fn unlock(
     State(state): State<AppState>,
     req: UploadRequest,
+    shell: super::Shell,
     csrf: CsrfCookie,
     ApiForm(form): ApiForm<UnlockForm>,
 ) -> Response {
     if let Err(e) = check_csrf(&csrf, form.csrf_token.as_deref()) {
-        return password_page(&state, &req.uuid, &csrf, Some(e.public_message()), StatusCode::FORBIDDEN);
+        return password_page(&state, shell, &req.uuid, &csrf, Some(e.public_message()), StatusCode::FORBIDDEN);
     }
     let password = form.password.unwrap_or_default();
     match requests::unlock(&state, req.ip, &req.uuid, &password).await {
@@ -456,6 +475,7 @@ pub async fn unlock(
             let mins = retry_after_secs.div_ceil(60);
             let mut r = password_page(
                 &state,
+                shell,
                 &req.uuid,
                 &csrf,
                 Some(format!("Too many attempts. Try again in {mins} minute{}.", if mins == 1 { "" } else { "s" })),
@@ -464,10 +484,15 @@ pub async fn unlock(
             r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             r
         }
-        Err(AppError::Forbidden { code: ErrorCode::WrongPassword, .. }) => {
-            password_page(&state, &req.uuid, &csrf, Some("Wrong password. Try again.".into()), StatusCode::UNAUTHORIZED)
-        }
-        Err(e) => refused_page(&e, None),
+        Err(AppError::Forbidden { code: ErrorCode::WrongPassword, .. }) => password_page(
+            &state,
+            shell,
+            &req.uuid,
+            &csrf,
+            Some("Wrong password. Try again.".into()),
+            StatusCode::UNAUTHORIZED,
+        ),
+        Err(e) => refused_page(shell, &e, None),
     }
 }
 
@@ -487,6 +512,7 @@ struct RequestRow {
 #[derive(Template)]
 #[template(path = "file_requests/list.html")]
 struct ListPage {
+    shell: super::Shell,
     csrf: String,
     rows: Vec<RequestRow>,
     total: i64,
@@ -496,6 +522,7 @@ struct ListPage {
 #[derive(Template)]
 #[template(path = "file_requests/detail.html")]
 struct DetailPage {
+    shell: super::Shell,
     csrf: String,
     uuid: String,
     title: String,
@@ -533,6 +560,7 @@ fn with_csrf(mut r: Response, set: Option<HeaderValue>, status: StatusCode) -> R
 
 async fn render_list(
     state: &AppState,
+    shell: super::Shell,
     user: &crate::domain::users::User,
     csrf: &CsrfCookie,
     error: Option<String>,
@@ -557,15 +585,20 @@ async fn render_list(
         .collect();
     let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     let (token, set) = csrf_token(csrf, state.config.secure_cookies());
-    with_csrf(super::render(&ListPage { csrf: token, rows, total, error }), set, status)
+    with_csrf(super::render(&ListPage { shell, csrf: token, rows, total, error }), set, status)
 }
 
 /// Your file requests with their counts, and the form that creates one.
 #[utoipa::path(get, path = "/file-requests", tag = "pages",
     responses((status = 200, description = "HTML page", content_type = "text/html"), (status = 303, description = "sign in first")))]
-pub async fn owner_list(State(state): State<AppState>, PageUser(user): PageUser, csrf: CsrfCookie) -> Response {
+pub async fn owner_list(
+    State(state): State<AppState>,
+    PageUser(user): PageUser,
+    shell: super::Shell,
+    csrf: CsrfCookie,
+) -> Response {
     let Some(user) = user else { return sign_in("/file-requests") };
-    render_list(&state, &user, &csrf, None).await
+    render_list(&state, shell, &user, &csrf, None).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -623,6 +656,7 @@ fn form_input(f: RequestForm, creating: bool) -> Result<FileRequestIn, AppError>
 pub async fn owner_create(
     State(state): State<AppState>,
     PageUser(user): PageUser,
+    shell: super::Shell,
     csrf: CsrfCookie,
     ip: crate::http::extract::ClientIp,
     ApiForm(form): ApiForm<RequestForm>,
@@ -637,12 +671,20 @@ pub async fn owner_create(
     };
     match result {
         Ok(r) => see_other(&format!("/file-requests/{}", r.uuid)),
-        Err(e) if e.status().is_client_error() => render_list(&state, &user, &csrf, Some(e.public_message())).await,
+        Err(e) if e.status().is_client_error() => {
+            render_list(&state, shell, &user, &csrf, Some(e.public_message())).await
+        }
         Err(e) => e.into_response(),
     }
 }
 
-async fn render_detail(state: &AppState, r: &FileRequest, csrf: &CsrfCookie, error: Option<String>) -> Response {
+async fn render_detail(
+    state: &AppState,
+    shell: super::Shell,
+    r: &FileRequest,
+    csrf: &CsrfCookie,
+    error: Option<String>,
+) -> Response {
     let url = requests::upload_url(state, &r.uuid);
     let qr = match crate::qr::data_url(&url) {
         Ok(q) => q,
@@ -652,6 +694,7 @@ async fn render_detail(state: &AppState, r: &FileRequest, csrf: &CsrfCookie, err
     let code = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     let (token, set) = csrf_token(csrf, state.config.secure_cookies());
     let page = DetailPage {
+        shell,
         csrf: token,
         uuid: r.uuid.clone(),
         title: r.title.clone(),
@@ -681,12 +724,13 @@ fn not_yours() -> Response {
 pub async fn owner_detail(
     State(state): State<AppState>,
     PageUser(user): PageUser,
+    shell: super::Shell,
     csrf: CsrfCookie,
     ApiPath(uuid): ApiPath<String>,
 ) -> Response {
     let Some(user) = user else { return sign_in(&format!("/file-requests/{uuid}")) };
     match requests::owned(&state, &user, &uuid).await {
-        Ok(r) => render_detail(&state, &r, &csrf, None).await,
+        Ok(r) => render_detail(&state, shell, &r, &csrf, None).await,
         Err(_) => not_yours(),
     }
 }
@@ -700,6 +744,7 @@ pub async fn owner_detail(
 pub async fn owner_change(
     State(state): State<AppState>,
     PageUser(user): PageUser,
+    shell: super::Shell,
     csrf: CsrfCookie,
     ip: crate::http::extract::ClientIp,
     ApiPath(uuid): ApiPath<String>,
@@ -716,9 +761,9 @@ pub async fn owner_change(
     };
     match result {
         Ok(r) => see_other(&format!("/file-requests/{}", r.uuid)),
-        Err(e) if e.status() == StatusCode::GONE => refused_page(&e, None),
+        Err(e) if e.status() == StatusCode::GONE => refused_page(shell, &e, None),
         Err(e) if e.status().is_client_error() => {
-            render_detail(&state, &current, &csrf, Some(e.public_message())).await
+            render_detail(&state, shell, &current, &csrf, Some(e.public_message())).await
         }
         Err(e) => e.into_response(),
     }

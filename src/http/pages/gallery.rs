@@ -18,7 +18,7 @@ use crate::domain::gallery::{
     CATEGORIES, NewPost, Post, ShareMediaBody, category_label, content_type_label, parse_category, parse_search,
 };
 use crate::domain::pagination::PageRequest;
-use crate::domain::users::{Role, User};
+use crate::domain::users::User;
 use crate::error::{AppError, ErrorCode};
 use crate::http::api::gallery::media_item;
 use crate::http::extract::{ApiForm, ApiPath, ApiQuery, CsrfCookie, PageUser};
@@ -48,8 +48,6 @@ pub struct Card {
     pub attribution: String,
     pub shared_by: String,
     pub shared_at: String,
-    /// `YYYY-MM-DD`
-    pub shared_on: String,
 }
 
 fn card(state: &AppState, p: &Post) -> Card {
@@ -66,7 +64,6 @@ fn card(state: &AppState, p: &Post) -> Card {
         attribution: crate::domain::gallery::attribution_text(&p.owner_name, None),
         shared_by: p.shared_by_name.clone(),
         shared_at: crate::domain::time::rfc3339(p.shared_at),
-        shared_on: crate::domain::time::day_of(p.shared_at),
     }
 }
 
@@ -83,6 +80,7 @@ fn choices(values: &[&str], label: impl Fn(&str) -> String, selected: Option<&st
 #[derive(Template)]
 #[template(path = "gallery/index.html")]
 struct GalleryPage {
+    shell: super::Shell,
     cards: Vec<Card>,
     categories: Vec<Choice>,
     category: Option<String>,
@@ -91,7 +89,6 @@ struct GalleryPage {
     pages: i64,
     previous: Option<String>,
     next: Option<String>,
-    staff: bool,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -118,7 +115,7 @@ fn gallery_href(category: Option<&str>, page: u32) -> String {
     responses((status = 200, description = "HTML gallery", content_type = "text/html"), (status = 400, description = "bad filter")))]
 pub async fn gallery(
     State(state): State<AppState>,
-    PageUser(user): PageUser,
+    shell: super::Shell,
     ApiQuery(q): ApiQuery<GalleryQuery>,
 ) -> Response {
     let category = match q.category.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
@@ -143,6 +140,7 @@ pub async fn gallery(
         Err(e) => return AppError::Internal(e).into_response(),
     };
     let pages = (count + i64::from(PAGE_SIZE) - 1) / i64::from(PAGE_SIZE);
+    let signed_in = shell.user.is_some();
     let mut r = super::render(&GalleryPage {
         cards: posts.iter().map(|p| card(&state, p)).collect(),
         categories: choices(&CATEGORIES, |c| category_label(c).to_string(), category.as_deref()),
@@ -152,9 +150,11 @@ pub async fn gallery(
         count,
         page: page.page,
         pages,
-        staff: user.is_some_and(|u| matches!(u.role, Role::Dashboard | Role::Admin)),
+        shell,
     });
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=30"));
+    // Shared caches may keep the page only when it names nobody.
+    let cache = if signed_in { "private, no-cache" } else { "public, max-age=30" };
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     r
 }
 
@@ -179,8 +179,8 @@ pub struct Group {
 #[derive(Template)]
 #[template(path = "gallery/dashboard.html")]
 struct DashboardPage {
+    shell: super::Shell,
     csrf: String,
-    user_name: String,
     q: String,
     searched: bool,
     content_types: Vec<Choice>,
@@ -236,6 +236,7 @@ fn outcome(done: Option<&str>) -> (Option<&'static str>, Option<String>) {
 pub async fn dashboard(
     State(state): State<AppState>,
     PageUser(user): PageUser,
+    shell: super::Shell,
     csrf: CsrfCookie,
     ApiQuery(q): ApiQuery<DashboardQuery>,
 ) -> Response {
@@ -313,8 +314,8 @@ pub async fn dashboard(
     };
     let (token, set) = csrf_token(&csrf, state.config.secure_cookies());
     let mut r = super::render(&DashboardPage {
+        shell,
         csrf: token,
-        user_name: user.name.clone(),
         q: text,
         searched,
         content_types: choices(&CONTENT_TYPES, content_type_label, q.content_type.as_deref()),

@@ -77,6 +77,7 @@ pub(super) fn row(state: &AppState, s: &Share) -> LinkRow {
 #[derive(Template)]
 #[template(path = "shares/asset.html")]
 struct AssetPage {
+    shell: super::Shell,
     csrf: String,
     share_action: String,
     back: String,
@@ -93,6 +94,7 @@ struct AssetPage {
 #[derive(Template)]
 #[template(path = "shares/links.html")]
 struct LinksPage {
+    shell: super::Shell,
     csrf: String,
     back: String,
     links: Vec<LinkRow>,
@@ -119,6 +121,7 @@ pub struct AssetPageQuery {
 
 async fn render_asset_page(
     state: &AppState,
+    shell: super::Shell,
     user: &User,
     id: i64,
     csrf: &CsrfCookie,
@@ -138,6 +141,7 @@ async fn render_asset_page(
     let out = AssetOut::new(state, &asset);
     let (token, set) = csrf_token(csrf, state.config.secure_cookies());
     let mut r = super::render(&AssetPage {
+        shell,
         csrf: token,
         share_action: format!("/assets/{id}/shares"),
         back: format!("/assets/{id}"),
@@ -162,12 +166,13 @@ async fn render_asset_page(
 pub async fn asset_page(
     State(state): State<AppState>,
     PageUser(user): PageUser,
+    shell: super::Shell,
     csrf: CsrfCookie,
     ApiPath(id): ApiPath<i64>,
     ApiQuery(q): ApiQuery<AssetPageQuery>,
 ) -> Response {
     let Some(user) = user else { return sign_in(&format!("/assets/{id}")) };
-    render_asset_page(&state, &user, id, &csrf, q.created, None).await
+    render_asset_page(&state, shell, &user, id, &csrf, q.created, None).await
 }
 
 /// The share form's fields (checkboxes are present when ticked).
@@ -230,6 +235,7 @@ pub(super) fn form_to_settings(f: CreateLinkForm) -> Result<ShareSettingsIn, App
 pub async fn create_link(
     State(state): State<AppState>,
     PageUser(user): PageUser,
+    shell: super::Shell,
     csrf: CsrfCookie,
     ip: ClientIp,
     ApiPath(id): ApiPath<i64>,
@@ -255,7 +261,7 @@ pub async fn create_link(
             super::error_page(StatusCode::NOT_FOUND, "Not found", "There is no such file in your library.")
         }
         Err(e) if e.status().is_client_error() => {
-            render_asset_page(&state, &user, id, &csrf, None, Some(e.public_message())).await
+            render_asset_page(&state, shell, &user, id, &csrf, None, Some(e.public_message())).await
         }
         Err(e) => e.into_response(),
     }
@@ -263,7 +269,12 @@ pub async fn create_link(
 
 /// Every link you created, with status and counts.
 #[utoipa::path(get, path = "/shares", tag = "pages", responses((status = 200, description = "HTML page", content_type = "text/html"), (status = 303, description = "sign in first")))]
-pub async fn links(State(state): State<AppState>, PageUser(user): PageUser, csrf: CsrfCookie) -> Response {
+pub async fn links(
+    State(state): State<AppState>,
+    PageUser(user): PageUser,
+    shell: super::Shell,
+    csrf: CsrfCookie,
+) -> Response {
     let Some(user) = user else { return sign_in("/shares") };
     let (shares, total) = match state.store.list_shares(Some(user.id), PageRequest { page: 1, page_size: 100 }).await {
         Ok(x) => x,
@@ -272,6 +283,7 @@ pub async fn links(State(state): State<AppState>, PageUser(user): PageUser, csrf
     let (token, set) = csrf_token(&csrf, state.config.secure_cookies());
     with_csrf(
         super::render(&LinksPage {
+            shell,
             csrf: token,
             back: "/shares".into(),
             links: shares.iter().map(|s| row(&state, s)).collect(),

@@ -13,6 +13,7 @@ pub mod library;
 pub mod oidc;
 pub mod policies;
 pub mod shares;
+pub mod shell;
 pub mod static_files;
 pub mod tokens;
 pub mod webhooks;
@@ -21,21 +22,31 @@ use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
+pub use shell::Shell;
+
 #[derive(Template)]
 #[template(path = "errors/error.html")]
 struct ErrorPage<'a> {
+    shell: Shell,
     title: &'a str,
     message: &'a str,
     status: u16,
 }
 
-/// A complete error page with `status`.
+/// The error page's HTML in `shell`'s frame.
+fn error_html(shell: Shell, status: StatusCode, title: &str, message: &str) -> Option<String> {
+    ErrorPage { shell, title, message, status: status.as_u16() }.render().ok()
+}
+
+/// A complete error page with `status`. The frame (who is signed in) is filled in by
+/// `shell::frame` from the request; the page rendered here is what shows if it is not.
 pub fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
-    let page = ErrorPage { title, message, status: status.as_u16() };
-    match page.render() {
-        Ok(html) => (status, Html(html)).into_response(),
-        Err(_) => (status, title.to_string()).into_response(),
-    }
+    let mut r = match error_html(Shell::signed_out(), status, title, message) {
+        Some(html) => (status, Html(html)).into_response(),
+        None => (status, title.to_string()).into_response(),
+    };
+    r.extensions_mut().insert(shell::PendingErrorPage { title: title.to_string(), message: message.to_string() });
+    r
 }
 
 /// Renders a template into a 200 page (or the error page if rendering fails).

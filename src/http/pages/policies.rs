@@ -30,6 +30,7 @@ struct TypeBox {
 #[derive(Template)]
 #[template(path = "policies/admin.html")]
 struct PolicyPage {
+    shell: super::Shell,
     csrf: String,
     types: Vec<TypeBox>,
     require_password: bool,
@@ -51,10 +52,18 @@ fn refusal(user: Option<User>) -> Response {
     }
 }
 
-fn render(state: &AppState, p: &Policy, csrf: &CsrfCookie, saved: bool, error: Option<AppError>) -> Response {
+fn render(
+    state: &AppState,
+    shell: super::Shell,
+    p: &Policy,
+    csrf: &CsrfCookie,
+    saved: bool,
+    error: Option<AppError>,
+) -> Response {
     let (token, set) = csrf_token(csrf, state.config.secure_cookies());
     let status = error.as_ref().map_or(StatusCode::OK, AppError::status);
     let page = PolicyPage {
+        shell,
         csrf: token,
         types: SHARE_TYPES.into_iter().map(|t| TypeBox { name: t.as_str(), allowed: p.allows(t) }).collect(),
         require_password: p.require_password,
@@ -78,12 +87,17 @@ fn render(state: &AppState, p: &Policy, csrf: &CsrfCookie, saved: bool, error: O
 #[utoipa::path(get, path = "/admin/policies", tag = "pages",
     responses((status = 200, description = "HTML page", content_type = "text/html"), (status = 303, description = "sign in first"),
         (status = 403, description = "not an admin", content_type = "text/html")))]
-pub async fn show(State(state): State<AppState>, PageUser(user): PageUser, csrf: CsrfCookie) -> Response {
+pub async fn show(
+    State(state): State<AppState>,
+    PageUser(user): PageUser,
+    shell: super::Shell,
+    csrf: CsrfCookie,
+) -> Response {
     if !user.as_ref().is_some_and(User::is_admin) {
         return refusal(user);
     }
     match policies::current(&state).await {
-        Ok(p) => render(&state, &p, &csrf, false, None),
+        Ok(p) => render(&state, shell, &p, &csrf, false, None),
         Err(e) => e.into_response(),
     }
 }
@@ -149,6 +163,7 @@ fn form_patch(f: PolicyForm) -> Result<PolicyPatch, AppError> {
 pub async fn save(
     State(state): State<AppState>,
     PageUser(user): PageUser,
+    shell: super::Shell,
     csrf: CsrfCookie,
     ip: ClientIp,
     ApiForm(form): ApiForm<PolicyForm>,
@@ -168,9 +183,9 @@ pub async fn save(
         Err(e) => Err(e),
     };
     match result {
-        Ok(p) => render(&state, &p, &csrf, true, None),
+        Ok(p) => render(&state, shell, &p, &csrf, true, None),
         Err(e) if e.status().is_client_error() => match policies::current(&state).await {
-            Ok(p) => render(&state, &p, &csrf, false, Some(e)),
+            Ok(p) => render(&state, shell, &p, &csrf, false, Some(e)),
             Err(e) => e.into_response(),
         },
         Err(e) => e.into_response(),

@@ -25,6 +25,7 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../../static/sdk/chat-file-upload.js"),
     ),
     ("js/pages.js", "text/javascript; charset=utf-8", include_str!("../../../static/js/pages.js")),
+    ("js/shell.js", "text/javascript; charset=utf-8", include_str!("../../../static/js/shell.js")),
     ("js/chat-styles.js", "text/javascript; charset=utf-8", include_str!("../../../static/js/chat-styles.js")),
     ("js/chat-widget.js", "text/javascript; charset=utf-8", include_str!("../../../static/js/chat-widget.js")),
     ("js/chat-agent.js", "text/javascript; charset=utf-8", include_str!("../../../static/js/chat-agent.js")),
@@ -43,14 +44,36 @@ const FILES: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// The icons (made once by a script, committed): (path under /static/, MIME type, bytes).
+const IMAGES: &[(&str, &str, &[u8])] = &[
+    ("img/favicon.ico", "image/x-icon", include_bytes!("../../../static/img/favicon.ico")),
+    ("img/favicon.svg", "image/svg+xml", include_bytes!("../../../static/img/favicon.svg")),
+    ("img/favicon-32.png", "image/png", include_bytes!("../../../static/img/favicon-32.png")),
+    ("img/apple-touch-icon.png", "image/png", include_bytes!("../../../static/img/apple-touch-icon.png")),
+];
+
 pub fn router() -> Router<AppState> {
-    Router::new().route("/static/{*path}", get(serve))
+    Router::new()
+        .route("/static/{*path}", get(serve))
+        // Where browsers look for icons without being told.
+        .route("/favicon.ico", get(|| image("img/favicon.ico")))
+        .route("/favicon.svg", get(|| image("img/favicon.svg")))
+        .route("/apple-touch-icon.png", get(|| image("img/apple-touch-icon.png")))
 }
 
 async fn serve(Path(path): Path<String>) -> Response {
     match FILES.iter().find(|(p, _, _)| *p == path) {
         Some((_, mime, body)) => {
             ([(header::CONTENT_TYPE, *mime), (header::CACHE_CONTROL, "public, max-age=3600")], *body).into_response()
+        }
+        None => image(&path).await,
+    }
+}
+
+async fn image(path: &str) -> Response {
+    match IMAGES.iter().find(|(p, _, _)| *p == path) {
+        Some((_, mime, body)) => {
+            ([(header::CONTENT_TYPE, *mime), (header::CACHE_CONTROL, "public, max-age=86400")], *body).into_response()
         }
         None => AppError::NotFound("file").into_response(),
     }

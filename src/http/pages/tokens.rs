@@ -42,6 +42,7 @@ struct Created {
 #[derive(Template)]
 #[template(path = "tokens/list.html")]
 struct ListPage {
+    shell: super::Shell,
     csrf: String,
     rows: Vec<TokenRow>,
     total: i64,
@@ -56,6 +57,7 @@ fn sign_in() -> Response {
 
 async fn render(
     state: &AppState,
+    shell: super::Shell,
     user: &User,
     csrf: &CsrfCookie,
     created: Option<Created>,
@@ -81,7 +83,7 @@ async fn render(
         })
         .collect();
     let (token, set) = csrf_token(csrf, state.config.secure_cookies());
-    let mut r = super::render(&ListPage { csrf: token, rows, total, admin: user.is_admin(), created, error });
+    let mut r = super::render(&ListPage { shell, csrf: token, rows, total, admin: user.is_admin(), created, error });
     *r.status_mut() = status;
     if let Some(c) = set {
         r.headers_mut().append(header::SET_COOKIE, c);
@@ -94,9 +96,14 @@ async fn render(
 /// Your access tokens and the form that creates one.
 #[utoipa::path(get, path = "/settings/tokens", tag = "pages",
     responses((status = 200, description = "HTML page", content_type = "text/html"), (status = 303, description = "sign in first")))]
-pub async fn list(State(state): State<AppState>, PageUser(user): PageUser, csrf: CsrfCookie) -> Response {
+pub async fn list(
+    State(state): State<AppState>,
+    PageUser(user): PageUser,
+    shell: super::Shell,
+    csrf: CsrfCookie,
+) -> Response {
     let Some(user) = user else { return sign_in() };
-    render(&state, &user, &csrf, None, None, StatusCode::OK).await
+    render(&state, shell, &user, &csrf, None, None, StatusCode::OK).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -135,6 +142,7 @@ fn form_input(f: AccessTokenForm) -> Result<NewTokenIn, AppError> {
 pub async fn create(
     State(state): State<AppState>,
     PageUser(user): PageUser,
+    shell: super::Shell,
     csrf: CsrfCookie,
     ip: ClientIp,
     ApiForm(form): ApiForm<AccessTokenForm>,
@@ -152,10 +160,10 @@ pub async fn create(
     match result {
         Ok(m) => {
             let created = Created { name: m.token.name, value: m.value };
-            render(&state, &user, &csrf, Some(created), None, StatusCode::OK).await
+            render(&state, shell, &user, &csrf, Some(created), None, StatusCode::OK).await
         }
         Err(e) if e.status().is_client_error() => {
-            render(&state, &user, &csrf, None, Some(e.public_message()), e.status()).await
+            render(&state, shell, &user, &csrf, None, Some(e.public_message()), e.status()).await
         }
         Err(e) => e.into_response(),
     }

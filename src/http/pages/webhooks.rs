@@ -42,6 +42,7 @@ struct Row {
 #[derive(Template)]
 #[template(path = "webhooks/list.html")]
 struct ListPage {
+    shell: super::Shell,
     csrf: String,
     rows: Vec<Row>,
     total: i64,
@@ -67,6 +68,7 @@ struct DeliveryRow {
 #[derive(Template)]
 #[template(path = "webhooks/detail.html")]
 struct DetailPage {
+    shell: super::Shell,
     csrf: String,
     id: i64,
     url: String,
@@ -113,6 +115,7 @@ fn row(h: &Webhook) -> Row {
 
 async fn render_list(
     state: &AppState,
+    shell: super::Shell,
     user: &User,
     csrf: &CsrfCookie,
     error: Option<String>,
@@ -126,6 +129,7 @@ async fn render_list(
     let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     let (token, set) = csrf_token(csrf, state.config.secure_cookies());
     let page = ListPage {
+        shell,
         csrf: token,
         rows: items.iter().map(row).collect(),
         total,
@@ -140,9 +144,14 @@ async fn render_list(
 /// Your webhooks, and the form that adds one.
 #[utoipa::path(get, path = "/webhooks", tag = "pages",
     responses((status = 200, description = "HTML page", content_type = "text/html"), (status = 303, description = "sign in first")))]
-pub async fn list(State(state): State<AppState>, PageUser(user): PageUser, csrf: CsrfCookie) -> Response {
+pub async fn list(
+    State(state): State<AppState>,
+    PageUser(user): PageUser,
+    shell: super::Shell,
+    csrf: CsrfCookie,
+) -> Response {
     let Some(user) = user else { return sign_in("/webhooks") };
-    render_list(&state, &user, &csrf, None, None).await
+    render_list(&state, shell, &user, &csrf, None, None).await
 }
 
 /// The add form: `url`, `events` (repeated), `description`, `scope=all` (admins).
@@ -164,6 +173,7 @@ pub struct WebhookForm {
 pub async fn create(
     State(state): State<AppState>,
     PageUser(user): PageUser,
+    shell: super::Shell,
     csrf: CsrfCookie,
     ip: ClientIp,
     ApiForm(pairs): ApiForm<Vec<(String, String)>>,
@@ -181,7 +191,7 @@ pub async fn create(
         active: None,
     };
     match webhooks::create(&state, &user, input, &crate::service::audit::who(&state, Some(user.id), Some(ip.0))).await {
-        Ok(h) => render_list(&state, &user, &csrf, None, Some(h.secret)).await,
+        Ok(h) => render_list(&state, shell, &user, &csrf, None, Some(h.secret)).await,
         Err(e) if e.status().is_client_error() => {
             let why = match &e {
                 AppError::Validation { fields, .. } => {
@@ -189,7 +199,7 @@ pub async fn create(
                 }
                 other => other.public_message(),
             };
-            render_list(&state, &user, &csrf, Some(why), None).await
+            render_list(&state, shell, &user, &csrf, Some(why), None).await
         }
         Err(e) => e.into_response(),
     }
@@ -202,6 +212,7 @@ pub async fn create(
 pub async fn detail(
     State(state): State<AppState>,
     PageUser(user): PageUser,
+    shell: super::Shell,
     csrf: CsrfCookie,
     ApiPath(id): ApiPath<i64>,
 ) -> Response {
@@ -228,6 +239,7 @@ pub async fn detail(
     let (token, set) = csrf_token(&csrf, state.config.secure_cookies());
     let r = row(&h);
     let page = DetailPage {
+        shell,
         csrf: token,
         id: r.id,
         url: r.url,

@@ -39,6 +39,7 @@ struct ItemRow {
 #[derive(Template)]
 #[template(path = "shares/collection.html")]
 struct CollectionPage {
+    shell: crate::http::pages::Shell,
     meta: Meta,
     media: &'static str,
     title: String,
@@ -115,7 +116,7 @@ impl CollectionView<'_> {
         })
     }
 
-    pub fn html(&self, state: &AppState) -> Response {
+    pub fn html(&self, state: &AppState, shell: crate::http::pages::Shell) -> Response {
         let share = &self.access.share;
         let uuid = &share.uuid;
         let count = self.collection.item_count;
@@ -168,6 +169,7 @@ impl CollectionView<'_> {
             })
             .collect();
         let mut r = crate::http::pages::render(&CollectionPage {
+            shell,
             meta,
             media: "collection",
             title: share.title.clone(),

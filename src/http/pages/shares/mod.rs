@@ -61,6 +61,7 @@ fn wants_json(headers: &HeaderMap) -> bool {
 #[derive(Template)]
 #[template(path = "shares/gone.html")]
 struct GonePage {
+    shell: super::Shell,
     reason: &'static str,
     title: &'static str,
 }
@@ -68,6 +69,7 @@ struct GonePage {
 #[derive(Template)]
 #[template(path = "shares/password.html")]
 struct PasswordPage {
+    shell: super::Shell,
     uuid: String,
     csrf: String,
     error: Option<String>,
@@ -85,6 +87,7 @@ struct Meta {
 #[derive(Template)]
 #[template(path = "shares/page.html")]
 struct SharePage {
+    shell: super::Shell,
     meta: Meta,
     title: String,
     description: String,
@@ -108,7 +111,14 @@ struct SharePage {
 }
 
 /// Renders a refusal as a page (HTML) or an error (JSON).
-fn refusal_response(state: &AppState, req: &ShareRequest, r: Refusal, json: bool, csrf: &CsrfCookie) -> Response {
+fn refusal_response(
+    state: &AppState,
+    shell: super::Shell,
+    req: &ShareRequest,
+    r: Refusal,
+    json: bool,
+    csrf: &CsrfCookie,
+) -> Response {
     if json {
         return AppError::from(r).into_response();
     }
@@ -118,8 +128,8 @@ fn refusal_response(state: &AppState, req: &ShareRequest, r: Refusal, json: bool
             "Link not found",
             "There is no shared file at this address. Check the link you were sent.",
         ),
-        Refusal::Gone(s) => gone_page(s),
-        Refusal::NeedPassword => password_page(state, &req.uuid, csrf, None, StatusCode::UNAUTHORIZED),
+        Refusal::Gone(s) => gone_page(shell, s),
+        Refusal::NeedPassword => password_page(state, shell, &req.uuid, csrf, None, StatusCode::UNAUTHORIZED),
         Refusal::NeedLogin => Redirect::to(&format!("/login?next=/share/{}/", req.uuid)).into_response(),
         Refusal::NotAllowed => super::error_page(
             StatusCode::FORBIDDEN,
@@ -130,26 +140,27 @@ fn refusal_response(state: &AppState, req: &ShareRequest, r: Refusal, json: bool
     }
 }
 
-fn gone_page(s: ShareStatus) -> Response {
+fn gone_page(shell: super::Shell, s: ShareStatus) -> Response {
     let (title, reason) = match s {
         ShareStatus::Expired => ("This link has expired", "expired"),
         ShareStatus::Revoked => ("This link was revoked", "revoked"),
         _ => ("This link's download limit was reached", "download limit reached"),
     };
-    let mut r = super::render(&GonePage { reason, title });
+    let mut r = super::render(&GonePage { shell, reason, title });
     *r.status_mut() = StatusCode::GONE;
     r
 }
 
 fn password_page(
     state: &AppState,
+    shell: super::Shell,
     uuid: &str,
     csrf: &CsrfCookie,
     error: Option<String>,
     status: StatusCode,
 ) -> Response {
     let (token, set) = csrf_token(csrf, state.config.secure_cookies());
-    let mut r = super::render(&PasswordPage { uuid: uuid.to_string(), csrf: token, error });
+    let mut r = super::render(&PasswordPage { shell, uuid: uuid.to_string(), csrf: token, error });
     *r.status_mut() = status;
     if let Some(c) = set {
         r.headers_mut().append(header::SET_COOKIE, c);
@@ -230,6 +241,7 @@ pub struct SharedFile {
 pub async fn page(
     State(state): State<AppState>,
     req: ShareRequest,
+    shell: super::Shell,
     csrf: CsrfCookie,
     method: Method,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
@@ -238,10 +250,10 @@ pub async fn page(
     let json = wants_json(&req.headers);
     let access = match resolve(&state, &req).await {
         Ok(a) => a,
-        Err(r) => return refusal_response(&state, &req, r, json, &csrf),
+        Err(r) => return refusal_response(&state, shell, &req, r, json, &csrf),
     };
     if access.status == ShareStatus::Exhausted {
-        return refusal_response(&state, &req, Refusal::Gone(ShareStatus::Exhausted), json, &csrf);
+        return refusal_response(&state, shell, &req, Refusal::Gone(ShareStatus::Exhausted), json, &csrf);
     }
     if method != Method::HEAD {
         if access.counts {
@@ -262,7 +274,7 @@ pub async fn page(
         Shared::Asset(a) => a,
         Shared::Collection { collection, items } => {
             let c = CollectionView { access: &access, collection, items, base, token_query: &token_query };
-            return if json { c.json() } else { c.html(&state) };
+            return if json { c.json() } else { c.html(&state, shell) };
         }
     };
     let preview_url = previewable(&access).then(|| format!("{base}/share/{uuid}/preview{token_query}"));
@@ -338,6 +350,7 @@ pub async fn page(
     };
     let (csrf_value, set_csrf) = csrf_token(&csrf, state.config.secure_cookies());
     let mut r = super::render(&SharePage {
+        shell,
         meta,
         title: share.title.clone(),
         description: share.description.clone(),
@@ -380,11 +393,12 @@ pub struct UnlockForm {
 pub async fn unlock(
     State(state): State<AppState>,
     req: ShareRequest,
+    shell: super::Shell,
     csrf: CsrfCookie,
     ApiForm(form): ApiForm<UnlockForm>,
 ) -> Response {
     if let Err(e) = check_csrf(&csrf, form.csrf_token.as_deref()) {
-        return password_page(&state, &req.uuid, &csrf, Some(e.public_message()), StatusCode::FORBIDDEN);
+        return password_page(&state, shell, &req.uuid, &csrf, Some(e.public_message()), StatusCode::FORBIDDEN);
     }
     let password = form.password.unwrap_or_default();
     match unlock_link(&state, &req, &password).await {
@@ -407,6 +421,7 @@ pub async fn unlock(
             let mins = retry_after_secs.div_ceil(60);
             let mut r = password_page(
                 &state,
+                shell,
                 &req.uuid,
                 &csrf,
                 Some(format!("Too many attempts. Try again in {mins} minute{}.", if mins == 1 { "" } else { "s" })),
@@ -415,12 +430,17 @@ pub async fn unlock(
             r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             r
         }
-        Err(UnlockRefused::WrongPassword) => {
-            password_page(&state, &req.uuid, &csrf, Some("Wrong password. Try again.".into()), StatusCode::UNAUTHORIZED)
-        }
-        Err(UnlockRefused::NotFound) => refusal_response(&state, &req, Refusal::NotFound, false, &csrf),
-        Err(UnlockRefused::Expired) => gone_page(ShareStatus::Expired),
-        Err(UnlockRefused::Revoked) => gone_page(ShareStatus::Revoked),
+        Err(UnlockRefused::WrongPassword) => password_page(
+            &state,
+            shell,
+            &req.uuid,
+            &csrf,
+            Some("Wrong password. Try again.".into()),
+            StatusCode::UNAUTHORIZED,
+        ),
+        Err(UnlockRefused::NotFound) => refusal_response(&state, shell, &req, Refusal::NotFound, false, &csrf),
+        Err(UnlockRefused::Expired) => gone_page(shell, ShareStatus::Expired),
+        Err(UnlockRefused::Revoked) => gone_page(shell, ShareStatus::Revoked),
         Err(r) => AppError::from(r).into_response(),
     }
 }
