@@ -50,6 +50,10 @@ struct CollectionPage {
     expires_at: Option<String>,
     downloads_remaining: Option<i64>,
     beacon_url: String,
+    /// A file is a PDF with a preview: the page loads the document viewer.
+    has_pdf: bool,
+    /// The text the document viewer tiles over PDF pages (watermarked links).
+    watermark: Option<String>,
 }
 
 impl CollectionView<'_> {
@@ -115,7 +119,7 @@ impl CollectionView<'_> {
         })
     }
 
-    pub fn html(&self, state: &AppState) -> Response {
+    pub fn html(&self, state: &AppState, watermark: Option<String>) -> Response {
         let share = &self.access.share;
         let uuid = &share.uuid;
         let count = self.collection.item_count;
@@ -154,7 +158,7 @@ impl CollectionView<'_> {
                 oembed: None,
             }
         };
-        let items = self
+        let items: Vec<ItemRow> = self
             .items
             .iter()
             .map(|a| ItemRow {
@@ -167,6 +171,7 @@ impl CollectionView<'_> {
                 download_url: self.download_url(a),
             })
             .collect();
+        let has_pdf = items.iter().any(|i| i.media == "pdf" && i.preview_url.is_some());
         let mut r = crate::http::pages::render(&CollectionPage {
             meta,
             media: "collection",
@@ -179,6 +184,8 @@ impl CollectionView<'_> {
             expires_at: share.expires_at.map(rfc3339),
             downloads_remaining: share.downloads_remaining(),
             beacon_url: format!("/share/{uuid}/beacon{}", self.token_query),
+            has_pdf,
+            watermark,
         });
         r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
         r.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept, Cookie, Authorization"));
