@@ -28,6 +28,7 @@ mod notifications;
 mod oidc;
 mod ops;
 mod pages;
+mod pdf_viewer;
 mod policies;
 mod realtime;
 mod resumable_browser;
