@@ -36,18 +36,40 @@ pub fn rendition(
     } else {
         img
     };
+    let alpha = img.color().has_alpha();
     let mut rgba = img.to_rgba8();
     if let Some(t) = text.map(str::trim).filter(|t| !t.is_empty()) {
         stamp(&mut rgba, t);
     }
-    let mut out = Cursor::new(Vec::new());
-    let written = if mime == "image/jpeg" {
-        DynamicImage::ImageRgba8(rgba).to_rgb8().write_to(&mut out, ImageFormat::Jpeg).map(|_| "image/jpeg")
+    if mime == "image/jpeg" {
+        let mut out = Cursor::new(Vec::new());
+        DynamicImage::ImageRgba8(rgba)
+            .to_rgb8()
+            .write_to(&mut out, ImageFormat::Jpeg)
+            .map_err(|e| ImageError::Corrupt(e.to_string()))?;
+        return Ok((out.into_inner(), "image/jpeg"));
+    }
+    let (w, h) = rgba.dimensions();
+    let (color, data) = if alpha {
+        (png::ColorType::Rgba, rgba.into_raw())
     } else {
-        rgba.write_to(&mut out, ImageFormat::Png).map(|_| "image/png")
+        (png::ColorType::Rgb, DynamicImage::ImageRgba8(rgba).to_rgb8().into_raw())
     };
-    let mime = written.map_err(|e| ImageError::Corrupt(e.to_string()))?;
-    Ok((out.into_inner(), mime))
+    png_with_marker(w, h, color, &data).map(|b| (b, "image/png")).map_err(|e| ImageError::Corrupt(e.to_string()))
+}
+
+/// A PNG that says it is a Vitrine preview (a `tEXt` chunk): even a picture whose pixels come
+/// through unchanged is never the stored file byte for byte.
+fn png_with_marker(w: u32, h: u32, color: png::ColorType, data: &[u8]) -> Result<Vec<u8>, png::EncodingError> {
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, w, h);
+    enc.set_color(color);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.add_text_chunk("Software".into(), "Vitrine preview rendition".into())?;
+    let mut writer = enc.write_header()?;
+    writer.write_image_data(data)?;
+    writer.finish()?;
+    Ok(out)
 }
 
 /// Decodes under a pixel limit read from the header and the decode memory budget.
