@@ -140,7 +140,7 @@ class Viewer {
     this.zoomLabel = el('output', { id: p + '-zoom', 'aria-live': 'polite', 'aria-label': 'Zoom level' }, '100%');
     this.zoomIn = el('button', { type: 'button', id: p + '-zoom-in', 'aria-label': 'Zoom in' }, '+');
     bar.append(this.prev, label, this.input, of, this.next, this.zoomOut, this.zoomLabel, this.zoomIn);
-    this.stage = el('div', { class: 'pdf-stage', tabindex: '0', id: p + '-stage',
+    this.stage = el('div', { class: 'pdf-stage', tabindex: '0', id: p + '-stage', role: 'group',
       'aria-label': title + ': use the arrow keys or Page Up / Page Down to turn pages, + and - to zoom' });
     this.canvas = el('canvas', { id: p + '-canvas', role: 'img', 'aria-label': 'Page 1 of ' + this.count });
     this.status = el('p', { id: p + '-status', class: 'sr-only', 'aria-live': 'polite' });
