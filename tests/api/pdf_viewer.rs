@@ -284,6 +284,25 @@ async fn pdf_js_is_loaded_only_on_pdf_links_and_served_with_its_licence() {
     }
     let licence = app.get("/static/js/vendor/pdfjs/LICENSE", None).await.text().await.expect("text");
     assert!(licence.contains("Apache License"));
+    // A watermarked PDF link gives the viewer its text: the title and the date (open links), the
+    // viewer's e-mail (private links); an unmarked link gives none.
+    assert!(!html.contains("data-watermark"), "{html}");
+    let marked =
+        share(&app, &token, &doc, json!({"allow_download": false, "watermark": true, "title": "Board deck"})).await;
+    let html =
+        app.client.get(marked["share_url"].as_str().expect("u")).send().await.expect("page").text().await.expect("t");
+    assert!(html.contains(r#"data-watermark="Board deck · "#), "{html}");
+    let private = share(
+        &app,
+        &token,
+        &doc,
+        json!({"share_type": "private", "allow_download": false, "watermark": true, "allowed_emails": ["reader@example.com"]}),
+    )
+    .await;
+    let (reader, _) = app.register("reader@example.com", "Rea").await;
+    let r = app.get(&path_of(&private), Some(&reader)).await;
+    let html = r.text().await.expect("html");
+    assert!(html.contains(r#"data-watermark="reader@example.com""#), "{html}");
 }
 
 /// The preview of `link` with a Range header asking for the first bytes (a rendition ignores it).
