@@ -49,6 +49,7 @@ fn events(n: usize, seed: u64) -> Vec<Event> {
                 is_bot: r % 50 == 0,
                 time_on_page_ms: None,
                 load_ms: None,
+                reading: None,
             }
         })
         .collect();
@@ -334,6 +335,7 @@ async fn under_load(kind: &str) -> anyhow::Result<()> {
                         referrer: Some("https://news.example.com/a".into()),
                         time_on_page_ms: None,
                         load_ms: None,
+                        reading: None,
                     });
                 }
             }

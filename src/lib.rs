@@ -40,5 +40,7 @@ pub mod scan;
 pub mod service;
 /// Every SQL query, written once for SQLite and PostgreSQL.
 pub mod store;
+/// Preview renditions of images on preview-only links, with the tiled watermark text.
+pub mod watermark;
 /// ZIP archives written while they are sent (collection downloads).
 pub mod zipstream;

@@ -67,6 +67,33 @@ impl Decoder {
         self.permits.available_permits()
     }
 
+    /// `work(max_alloc)` on the blocking pool once a permit is free (preview renditions share the
+    /// decode gate with thumbnails).
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(u64) -> Result<T, ImageError> + Send + 'static,
+    ) -> Result<T, ImageError> {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ImageError::Corrupt("the image decoder is shut down".into()))?;
+        let max_alloc = self.max_alloc;
+        match tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work(max_alloc)
+        })
+        .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "an image decoder failed");
+                Err(ImageError::Corrupt("the decoder failed on this image".into()))
+            }
+        }
+    }
+
     /// [`probe_image`] on the blocking pool once a permit is free. The permit goes back when the
     /// decode ends, whether it succeeded, failed or panicked.
     pub async fn probe<R, F>(&self, open: F, max_pixels: u64) -> Result<ImageInfo, ImageError>

@@ -1,4 +1,5 @@
-//! Server-side SVG charts for the analytics page (pie, horizontal bars, daily timeline), so the
+//! Server-side SVG charts for the analytics page (pie, horizontal bars, daily timeline, time per
+//! page of a document), so the
 //! page shows its charts without JavaScript. The browser lays out the text, so no font is needed
 //! on the server. Every label is escaped; every chart has a title and an accessible label.
 
@@ -185,6 +186,60 @@ pub fn timeline(title: &str, days: &[(String, i64, i64)]) -> String {
     s
 }
 
+/// The document viewer's pages as vertical bars: one bar per page (the first 100), its height
+/// the average seconds on the page, its tooltip the views. `rows`: (label, avg seconds, views).
+pub fn pages(title: &str, rows: &[(String, f64, i64)]) -> String {
+    let rows: Vec<&(String, f64, i64)> = rows.iter().take(100).collect();
+    let (w, h) = (720u32, 240u32);
+    let (left, right, top, bottom) = (44.0f64, 12.0f64, 14.0f64, 40.0f64);
+    let max = rows.iter().map(|r| r.1).fold(0.0f64, f64::max);
+    if rows.is_empty() || rows.iter().all(|r| r.2 == 0) {
+        return empty(w, h, title);
+    }
+    // A round axis in tenths of a second, at least one second.
+    let ymax = nice_max(((max * 10.0).ceil() as i64).max(10)) as f64 / 10.0;
+    let plot_w = w as f64 - left - right;
+    let plot_h = h as f64 - top - bottom;
+    let slot = plot_w / rows.len() as f64;
+    let bw = (slot * 0.7).clamp(1.0, 48.0);
+    let mut s = open(w, h, title);
+    for k in 0..=4 {
+        let v = ymax * k as f64 / 4.0;
+        let y = top + plot_h - plot_h * v / ymax;
+        let _ = write!(
+            s,
+            r##"<line x1="{left}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#e3e6ea"/><text x="{}" y="{:.1}" text-anchor="end" font-size="11" fill="currentColor">{v:.1} s</text>"##,
+            w as f64 - right,
+            left - 6.0,
+            y + 4.0
+        );
+    }
+    let step = (rows.len() / 12).max(1);
+    for (i, (label, secs, views)) in rows.iter().enumerate() {
+        let bh = (plot_h * secs / ymax).max(if *views > 0 { 1.0 } else { 0.0 });
+        let x = left + slot * i as f64 + (slot - bw) / 2.0;
+        let _ = write!(
+            s,
+            r#"<rect class="page-bar" x="{x:.1}" y="{:.1}" width="{bw:.1}" height="{bh:.1}" fill="{}"><title>{}: {secs:.1} s on average, {views} view{}</title></rect>"#,
+            top + plot_h - bh,
+            PALETTE[0],
+            esc(label),
+            if *views == 1 { "" } else { "s" }
+        );
+        if i % step == 0 || i == rows.len() - 1 {
+            let _ = write!(
+                s,
+                r#"<text x="{:.1}" y="{}" text-anchor="middle" font-size="11" fill="currentColor">{}</text>"#,
+                x + bw / 2.0,
+                h - 22,
+                esc(label)
+            );
+        }
+    }
+    s.push_str("</svg>");
+    s
+}
+
 /// A round axis maximum at or above `v` (1, 2, 5 x 10^n).
 fn nice_max(v: i64) -> i64 {
     let mut base = 1i64;
@@ -209,6 +264,15 @@ mod tests {
         assert!(pie("x", &[]).contains("No data yet"));
         assert!(bars("x", &[("a".into(), 0)]).contains("No data yet"));
         assert!(timeline("x", &[("2024-01-01".into(), 0, 0)]).contains("No data yet"));
+    }
+
+    #[test]
+    fn a_page_chart_has_a_bar_per_page() {
+        let rows: Vec<(String, f64, i64)> = (1..=3).map(|p| (format!("p. {p}"), p as f64 * 1.5, 1)).collect();
+        let svg = pages("Time per page", &rows);
+        assert_eq!(svg.matches(r#"class="page-bar""#).count(), 3);
+        assert!(svg.contains("p. 2: 3.0 s on average, 1 view"), "{svg}");
+        assert!(pages("x", &[]).contains("No data yet"));
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub struct Hit {
     pub referrer: Option<String>,
     pub time_on_page_ms: Option<i64>,
     pub load_ms: Option<i64>,
+    /// The document viewer's report on one document (engagement hits only).
+    pub reading: Option<Box<crate::domain::analytics::Reading>>,
 }
 
 const BATCH_MAX: usize = 5_000;
@@ -127,6 +129,7 @@ impl Enricher {
                 is_bot: a.is_bot,
                 time_on_page_ms: h.time_on_page_ms,
                 load_ms: h.load_ms,
+                reading: h.reading,
             });
         }
         Ok(out)

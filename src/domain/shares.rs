@@ -132,6 +132,8 @@ pub struct Share {
     pub allow_comments: bool,
     pub allow_collaboration: bool,
     pub notify_on_access: bool,
+    /// Previews carry a tiled text (preview-only links; see `watermark_text`).
+    pub watermark: bool,
     pub expires_at: Option<i64>,
     pub max_downloads: Option<i64>,
     pub download_count: i64,
@@ -177,6 +179,15 @@ impl Share {
     }
 }
 
+/// The text a watermarked link's previews carry: the viewer's e-mail on a private link (who
+/// leaked it), otherwise the link's title and the day (`YYYY-MM-DD`, UTC).
+pub fn watermark_text(share: &Share, viewer_email: Option<&str>, now_ms: i64) -> String {
+    match (share.share_type, viewer_email) {
+        (ShareType::Private, Some(e)) => e.to_string(),
+        _ => format!("{} · {}", share.title.chars().take(80).collect::<String>(), super::time::day_of(now_ms)),
+    }
+}
+
 /// The request body of create (and, merged with the stored link, of update).
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -200,6 +211,10 @@ pub struct ShareSettingsIn {
     pub notify_on_access: Option<bool>,
     /// For `private`: only these accounts may open it.
     pub allowed_emails: Option<Vec<String>>,
+    /// Previews of a preview-only link (`allow_download: false`) carry a tiled, semi-transparent
+    /// text: the viewer's e-mail on private links, otherwise the link's title and the date. A
+    /// deterrent, not DRM. Refused (400) on a link that allows downloads.
+    pub watermark: Option<bool>,
 }
 
 /// Distinguishes "absent" (None) from "null" (Some(None)).
@@ -223,6 +238,7 @@ pub struct ShareSettings {
     pub description: String,
     pub notify_on_access: bool,
     pub allowed_emails: Vec<String>,
+    pub watermark: bool,
 }
 
 pub const MAX_EXPIRY_HOURS: f64 = 24.0 * 365.0 * 10.0;
@@ -267,6 +283,7 @@ impl ShareSettings {
             description: base.description.clone(),
             notify_on_access: input.notify_on_access.unwrap_or(base.notify_on_access),
             allowed_emails: base.allowed_emails.clone(),
+            watermark: input.watermark.unwrap_or(base.watermark),
         };
         match input.password {
             Some(p) if share_type != ShareType::Protected => {
@@ -360,6 +377,12 @@ impl ShareSettings {
         if !out.allowed_emails.is_empty() && share_type != ShareType::Private {
             f.entry("allowed_emails".into()).or_insert_with(|| "only private links have allowed_emails".into());
         }
+        // A watermark on a file the recipient may download deters nothing: refused rather than
+        // silently ignored, so the owner knows the original is reachable.
+        if out.watermark && out.allow_download {
+            f.entry("watermark".into())
+                .or_insert_with(|| "a watermark needs a preview-only link (allow_download: false)".into());
+        }
         if out.max_downloads.is_some() && !out.allow_download {
             f.entry("max_downloads".into()).or_insert_with(|| "a download limit needs allow_download: true".into());
         }
@@ -381,6 +404,7 @@ impl ShareSettings {
             description: String::new(),
             notify_on_access: false,
             allowed_emails: vec![],
+            watermark: false,
         }
     }
 
@@ -398,6 +422,7 @@ impl ShareSettings {
             description: s.description.clone(),
             notify_on_access: s.notify_on_access,
             allowed_emails: s.allowed_emails.clone(),
+            watermark: s.watermark,
         }
     }
 }
@@ -594,6 +619,16 @@ mod tests {
     }
 
     #[test]
+    fn a_watermark_needs_a_preview_only_link() {
+        assert_eq!(fields(parse(serde_json::json!({"watermark": true}))), vec!["watermark"]);
+        assert_eq!(fields(parse(serde_json::json!({"watermark": true, "allow_download": true}))), vec!["watermark"]);
+        let s = parse(serde_json::json!({"watermark": true, "allow_download": false})).expect("valid");
+        assert!(s.watermark && !s.allow_download);
+        assert!(!parse(serde_json::json!({})).expect("valid").watermark, "off by default");
+        assert!(serde_json::from_value::<ShareSettingsIn>(serde_json::json!({"watermark": "yes"})).is_err());
+    }
+
+    #[test]
     fn one_minute_is_the_shortest_expiry() {
         let s =
             parse(serde_json::json!({"share_type": "time_limited", "expires_in_hours": 1.0 / 60.0})).expect("valid");
@@ -614,6 +649,7 @@ mod tests {
             allow_comments: false,
             allow_collaboration: false,
             notify_on_access: false,
+            watermark: false,
             expires_at: Some(100),
             max_downloads: Some(1),
             download_count: 1,

@@ -469,6 +469,33 @@ pub fn capture_with(
         referrer: req.headers.get(header::REFERER).and_then(|v| v.to_str().ok()).map(str::to_string),
         time_on_page_ms,
         load_ms,
+        reading: None,
+    });
+}
+
+/// Records what the document viewer reported about `asset_id` (a file of this link): one
+/// engagement event carrying the reading, folded into the page rollups by the writer.
+pub fn capture_reading(
+    state: &AppState,
+    req: &ShareRequest,
+    access: &Access,
+    asset_id: i64,
+    reading: crate::domain::analytics::Reading,
+) {
+    if access.is_owner || is_prefetch(&req.headers) {
+        return;
+    }
+    state.analytics.capture(crate::analytics::Hit {
+        kind: crate::domain::analytics::Kind::Engagement,
+        at_ms: state.clock.now_ms(),
+        share_id: access.share.id,
+        asset_id,
+        ip: req.ip,
+        user_agent: req.user_agent.clone(),
+        referrer: None,
+        time_on_page_ms: None,
+        load_ms: None,
+        reading: Some(Box::new(reading)),
     });
 }
 

@@ -91,6 +91,7 @@ pub async fn create(
             referrer: None,
             time_on_page_ms: None,
             load_ms: None,
+            reading: None,
         });
     }
     metrics::counter!("vitrine_comments_created_total").increment(1);

@@ -7,7 +7,7 @@ use rand::RngCore;
 
 use super::Store;
 use crate::domain::analytics::hll::Hll;
-use crate::domain::analytics::{Counts, Event, Kind, device_name, rollup};
+use crate::domain::analytics::{Counts, Event, Kind, ReadingRollup, device_name, rollup, rollup_readings};
 
 /// Which events a report covers.
 #[derive(Debug, Clone, Copy)]
@@ -36,6 +36,11 @@ pub struct ReportData {
     pub daily: HashMap<String, (i64, i64)>,
     /// day -> unique visitors
     pub daily_unique: HashMap<String, i64>,
+    /// (asset, page, views, time ms) from the document viewer, by asset then page.
+    pub pages: Vec<(i64, i64, i64, i64)>,
+    /// Readings begun and readings that reached the last page.
+    pub readers: i64,
+    pub completions: i64,
 }
 
 /// (day, views, downloads, previews, comments, time sum, time count, load sum, load count)
@@ -130,6 +135,7 @@ impl Store {
         .bind(rollup_json)
         .execute(&mut *tx)
         .await?;
+        write_readings(&mut tx, self.dialect, &rollup_readings(events)).await?;
         // Read-modify-write of each (asset, link, day) sketch; PostgreSQL locks the row so
         // that several instances merge rather than overwrite.
         let lock = if self.dialect == super::Dialect::Postgres { " FOR UPDATE" } else { "" };
@@ -219,6 +225,27 @@ impl Store {
             per_day.entry(day).or_default().merge(&h);
         }
         data.daily_unique = per_day.into_iter().map(|(d, h)| (d, h.estimate())).collect();
+        data.pages = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT asset_id, page, CAST(SUM(views) AS BIGINT), CAST(SUM(time_sum_ms) AS BIGINT)
+             FROM analytics_daily_pages WHERE {clause} AND day >= $2 AND day <= $3
+             GROUP BY asset_id, page ORDER BY asset_id, page LIMIT 10000"
+        )))
+        .bind(id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        let (readers, completions): (Option<i64>, Option<i64>) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT CAST(SUM(readers) AS BIGINT), CAST(SUM(completions) AS BIGINT)
+             FROM analytics_daily_readers WHERE {clause} AND day >= $2 AND day <= $3"
+        )))
+        .bind(id)
+        .bind(from)
+        .bind(to)
+        .fetch_one(&self.pool)
+        .await?;
+        data.readers = readers.unwrap_or(0);
+        data.completions = completions.unwrap_or(0);
         let unique = all.estimate();
         data.unique_visitors = unique;
         Ok(data)
@@ -307,6 +334,7 @@ impl Store {
                     is_bot: r.11 != 0,
                     time_on_page_ms: r.12,
                     load_ms: r.13,
+                    reading: None,
                 })
                 .collect();
             let (_writing, mut tx) = self.begin_write().await?;
@@ -318,6 +346,65 @@ impl Store {
         tracing::info!("moved raw analytics events into batches");
         Ok(())
     }
+}
+
+/// Adds a batch's page and reader rollups (the document viewer's reports), inside the caller's
+/// transaction; sorted keys, like the other rollups, so concurrent writers never deadlock.
+async fn write_readings(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    dialect: super::Dialect,
+    r: &ReadingRollup,
+) -> anyhow::Result<()> {
+    if !r.pages.is_empty() {
+        const COLUMNS: &str = "asset_id, share_id, day, page, views, time_sum_ms";
+        const TYPES: &str = "asset_id BIGINT, share_id BIGINT, day TEXT, page BIGINT, views BIGINT, time_sum_ms BIGINT";
+        let rows = dialect.encode_rows(
+            COLUMNS,
+            r.pages.iter().map(|((asset, share, day, page), (views, ms))| {
+                vec![
+                    (*asset).into(),
+                    (*share).into(),
+                    day.as_str().into(),
+                    (*page).into(),
+                    (*views).into(),
+                    (*ms).into(),
+                ]
+            }),
+        );
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO analytics_daily_pages ({COLUMNS})
+             {} WHERE true
+             ON CONFLICT (asset_id, share_id, day, page) DO UPDATE SET
+                views = analytics_daily_pages.views + excluded.views,
+                time_sum_ms = analytics_daily_pages.time_sum_ms + excluded.time_sum_ms",
+            dialect.json_rows(COLUMNS, TYPES)
+        )))
+        .bind(rows)
+        .execute(&mut **tx)
+        .await?;
+    }
+    if !r.readers.is_empty() {
+        const COLUMNS: &str = "asset_id, share_id, day, readers, completions";
+        const TYPES: &str = "asset_id BIGINT, share_id BIGINT, day TEXT, readers BIGINT, completions BIGINT";
+        let rows = dialect.encode_rows(
+            COLUMNS,
+            r.readers.iter().map(|((asset, share, day), (readers, completions))| {
+                vec![(*asset).into(), (*share).into(), day.as_str().into(), (*readers).into(), (*completions).into()]
+            }),
+        );
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO analytics_daily_readers ({COLUMNS})
+             {} WHERE true
+             ON CONFLICT (asset_id, share_id, day) DO UPDATE SET
+                readers = analytics_daily_readers.readers + excluded.readers,
+                completions = analytics_daily_readers.completions + excluded.completions",
+            dialect.json_rows(COLUMNS, TYPES)
+        )))
+        .bind(rows)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 /// Writes `events` as one raw-event batch row, inside the caller's transaction.
@@ -360,6 +447,9 @@ pub struct RawEvent {
     pub is_bot: bool,
     pub time_on_page_ms: Option<i64>,
     pub load_ms: Option<i64>,
+    /// The document viewer's page report (absent from batches written before it existed).
+    #[serde(default)]
+    pub reading: Option<crate::domain::analytics::Reading>,
 }
 
 /// The body of a batch row: the events as JSON arrays (fields in `RawEvent` order), deflated.
@@ -383,6 +473,7 @@ fn encode_events(events: &[Event]) -> anyhow::Result<Vec<u8>> {
                 e.is_bot,
                 e.time_on_page_ms,
                 e.load_ms,
+                &e.reading,
             )
         })
         .collect();

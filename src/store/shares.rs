@@ -13,7 +13,7 @@ use crate::domain::webhooks::Event;
 const COLUMNS: &str =
     "id, uuid, asset_id, collection_id, owner_id, share_type, password_hash, allow_preview, allow_download,
     allow_comments, allow_collaboration, notify_on_access, expires_at, max_downloads, download_count, view_count,
-    title, description, allowed_emails, revoked_at, created_at, updated_at";
+    title, description, allowed_emails, revoked_at, created_at, updated_at, watermark";
 
 fn share_from_row(r: &AnyRow) -> Result<Share, sqlx::Error> {
     let st: String = r.try_get("share_type")?;
@@ -38,6 +38,7 @@ fn share_from_row(r: &AnyRow) -> Result<Share, sqlx::Error> {
         allow_comments: b("allow_comments")?,
         allow_collaboration: b("allow_collaboration")?,
         notify_on_access: b("notify_on_access")?,
+        watermark: b("watermark")?,
         expires_at: r.try_get("expires_at")?,
         max_downloads: r.try_get("max_downloads")?,
         download_count: r.try_get("download_count")?,
@@ -61,7 +62,7 @@ pub enum Reservation {
 type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
 /// Binds a link's settings in the order both the insert and the update list them: the five
-/// flags, `expires_at`, `max_downloads`, `title`, `description`, `allowed_emails`.
+/// flags, `expires_at`, `max_downloads`, `title`, `description`, `allowed_emails`, `watermark`.
 fn bind_settings<'q>(q: Query<'q>, s: &'q ShareSettings) -> Query<'q> {
     q.bind(flag(s.allow_preview))
         .bind(flag(s.allow_download))
@@ -73,6 +74,7 @@ fn bind_settings<'q>(q: Query<'q>, s: &'q ShareSettings) -> Query<'q> {
         .bind(&s.title)
         .bind(&s.description)
         .bind(s.allowed_emails.join(","))
+        .bind(flag(s.watermark))
 }
 
 impl Store {
@@ -98,8 +100,9 @@ impl Store {
         let q = sqlx::query(
             "INSERT INTO shares (id, uuid, asset_id, collection_id, owner_id, share_type, password_hash, allow_preview,
                 allow_download, allow_comments, allow_collaboration, notify_on_access, expires_at, max_downloads,
-                download_count, view_count, title, description, allowed_emails, revoked_at, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 0, 0, $15, $16, $17, NULL, $18, $18)",
+                download_count, view_count, title, description, allowed_emails, watermark, revoked_at, created_at,
+                updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 0, 0, $15, $16, $17, $18, NULL, $19, $19)",
         )
         .bind(id)
         .bind(uuid)
@@ -147,8 +150,8 @@ impl Store {
             "UPDATE shares SET share_type = $1, password_hash = CASE WHEN $2 = 1 THEN $3 ELSE password_hash END,
                 allow_preview = $4, allow_download = $5, allow_comments = $6, allow_collaboration = $7,
                 notify_on_access = $8, expires_at = $9, max_downloads = $10, title = $11, description = $12,
-                allowed_emails = $13, updated_at = $14
-             WHERE id = $15",
+                allowed_emails = $13, watermark = $14, updated_at = $15
+             WHERE id = $16",
         )
         .bind(s.share_type.as_str())
         .bind(flag(password_hash.is_some() || s.share_type != ShareType::Protected))

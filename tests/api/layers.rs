@@ -19,6 +19,7 @@ const RANKS: &[(&str, u8)] = &[
     ("zipstream", 2),
     ("auth", 3),
     ("blob", 3),
+    ("watermark", 3),
     ("store", 4),
     ("bus", 5),
     ("limits", 5),

@@ -31,6 +31,7 @@ mod oidc;
 mod ops;
 mod pages;
 mod pages_shell;
+mod pdf_viewer;
 mod policies;
 mod realtime;
 mod resumable_browser;

@@ -55,6 +55,9 @@ pub struct ShareOut {
     pub allow_comments: bool,
     pub allow_collaboration: bool,
     pub notify_on_access: bool,
+    /// Previews carry a tiled text (preview-only links).
+    #[serde(default)]
+    pub watermark: bool,
     pub max_downloads: Option<i64>,
     pub title: String,
     pub description: String,
@@ -89,6 +92,7 @@ impl ShareOut {
             allow_comments: s.allow_comments,
             allow_collaboration: s.allow_collaboration,
             notify_on_access: s.notify_on_access,
+            watermark: s.watermark,
             max_downloads: s.max_downloads,
             title: s.title.clone(),
             description: s.description.clone(),

@@ -41,6 +41,9 @@ struct DashboardPage {
     browser_svg: String,
     os_svg: String,
     referrer_svg: String,
+    /// The document viewer's time per page (absent when no page was read).
+    pages_svg: Option<String>,
+    completion_rate: String,
     attribution: &'static str,
 }
 
@@ -79,6 +82,17 @@ pub async fn dashboard(
     let referrer = pairs(r.referrer_breakdown.iter().map(|c| (c.referrer.clone(), c.views)).collect());
     let daily: Vec<(String, i64, i64)> =
         r.daily_breakdown.iter().map(|d| (d.date.clone(), d.views, d.downloads)).collect();
+    // One file: "p. N"; several (a collection link): the file's id before the page.
+    let files: std::collections::BTreeSet<i64> = r.page_breakdown.iter().map(|p| p.asset_id).collect();
+    let page_rows: Vec<(String, f64, i64)> = r
+        .page_breakdown
+        .iter()
+        .map(|p| {
+            let label =
+                if files.len() > 1 { format!("#{} p. {}", p.asset_id, p.page) } else { format!("p. {}", p.page) };
+            (label, p.avg_time_seconds, p.views)
+        })
+        .collect();
     let page = DashboardPage {
         shell,
         uuid: share.uuid.clone(),
@@ -97,6 +111,8 @@ pub async fn dashboard(
         browser_svg: charts::bars("Views by browser", &browser),
         os_svg: charts::bars("Views by operating system", &os),
         referrer_svg: charts::bars("Views by referrer", &referrer),
+        pages_svg: (!page_rows.is_empty()).then(|| charts::pages("Average time per page (seconds)", &page_rows)),
+        completion_rate: format!("{:.1}%", r.completion_rate),
         attribution: ATTRIBUTION_HTML,
     };
     let mut resp = super::render(&page);

@@ -191,6 +191,7 @@ pub struct CreateLinkForm {
     pub allow_download: Option<String>,
     pub allow_comments: Option<String>,
     pub notify_on_access: Option<String>,
+    pub watermark: Option<String>,
 }
 
 /// The share form (`templates/shares/share_form.html`) as the settings of a new link; used by the
@@ -224,6 +225,7 @@ pub(super) fn form_to_settings(f: CreateLinkForm) -> Result<ShareSettingsIn, App
         description: f.description,
         notify_on_access: Some(f.notify_on_access.is_some()),
         allowed_emails: (!emails.is_empty()).then_some(emails),
+        watermark: Some(f.watermark.is_some()),
     })
 }
 

@@ -35,6 +35,21 @@ const FILES: &[(&str, &str, &str)] = &[
     ("js/file-request.js", "text/javascript; charset=utf-8", include_str!("../../../static/js/file-request.js")),
     ("js/analytics-page.js", "text/javascript; charset=utf-8", include_str!("../../../static/js/analytics-page.js")),
     ("js/resumable.js", "text/javascript; charset=utf-8", include_str!("../../../static/js/resumable.js")),
+    ("js/pdf-viewer.js", "text/javascript; charset=utf-8", include_str!("../../../static/js/pdf-viewer.js")),
+    // pdfjs-dist 4.10.38 from npm (modern build: build/pdf.min.mjs, build/pdf.worker.min.mjs),
+    // unchanged (Apache-2.0: static/js/vendor/pdfjs/LICENSE, also served). Loaded only by the
+    // document viewer, on pages that show a PDF.
+    (
+        "js/vendor/pdfjs/pdf.min.mjs",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../static/js/vendor/pdfjs/pdf.min.mjs"),
+    ),
+    (
+        "js/vendor/pdfjs/pdf.worker.min.mjs",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../static/js/vendor/pdfjs/pdf.worker.min.mjs"),
+    ),
+    ("js/vendor/pdfjs/LICENSE", "text/plain; charset=utf-8", include_str!("../../../static/js/vendor/pdfjs/LICENSE")),
     // tus-js-client 4.3.1 from npm, unchanged (MIT: static/js/vendor/tus-js-client.LICENSE, also served).
     ("js/vendor/tus.min.js", "text/javascript; charset=utf-8", include_str!("../../../static/js/vendor/tus.min.js")),
     (

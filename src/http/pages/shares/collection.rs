@@ -51,6 +51,10 @@ struct CollectionPage {
     expires_at: Option<String>,
     downloads_remaining: Option<i64>,
     beacon_url: String,
+    /// A file is a PDF with a preview: the page loads the document viewer.
+    has_pdf: bool,
+    /// The text the document viewer tiles over PDF pages (watermarked links).
+    watermark: Option<String>,
 }
 
 impl CollectionView<'_> {
@@ -116,7 +120,7 @@ impl CollectionView<'_> {
         })
     }
 
-    pub fn html(&self, state: &AppState, shell: crate::http::pages::Shell) -> Response {
+    pub fn html(&self, state: &AppState, shell: crate::http::pages::Shell, watermark: Option<String>) -> Response {
         let share = &self.access.share;
         let uuid = &share.uuid;
         let count = self.collection.item_count;
@@ -155,7 +159,7 @@ impl CollectionView<'_> {
                 oembed: None,
             }
         };
-        let items = self
+        let items: Vec<ItemRow> = self
             .items
             .iter()
             .map(|a| ItemRow {
@@ -168,6 +172,7 @@ impl CollectionView<'_> {
                 download_url: self.download_url(a),
             })
             .collect();
+        let has_pdf = items.iter().any(|i| i.media == "pdf" && i.preview_url.is_some());
         let mut r = crate::http::pages::render(&CollectionPage {
             shell,
             meta,
@@ -181,6 +186,8 @@ impl CollectionView<'_> {
             expires_at: share.expires_at.map(rfc3339),
             downloads_remaining: share.downloads_remaining(),
             beacon_url: format!("/share/{uuid}/beacon{}", self.token_query),
+            has_pdf,
+            watermark,
         });
         r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
         r.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept, Cookie, Authorization"));

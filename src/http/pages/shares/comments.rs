@@ -8,21 +8,31 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::app::AppState;
-use crate::domain::analytics::Kind;
+use crate::domain::analytics::{Kind, Reading, ReadingIn};
 use crate::domain::pagination::{Page, PageQuery, PageRequest};
-use crate::domain::shares::ShareStatus;
+use crate::domain::shares::{ShareStatus, Shared};
 use crate::error::{AppError, ErrorCode, ErrorResponse};
 use crate::http::extract::ApiQuery;
-use crate::http::share_access::{Access, Refusal, ShareRequest, capture_with, resolve};
+use crate::http::share_access::{Access, Refusal, ShareRequest, capture_reading, capture_with, resolve};
 
 /// What the page's `navigator.sendBeacon` reports.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct BeaconIn {
     pub time_on_page_ms: Option<f64>,
     pub load_ms: Option<f64>,
+    /// The document viewer's page reports (PDFs shown with the viewer), at most 10 documents.
+    #[serde(default)]
+    pub documents: Vec<ReadingIn>,
 }
 
-/// Engagement from the share page: time on page and load time (sent as text by sendBeacon).
+/// The largest beacon body (bytes).
+const BEACON_MAX: usize = 4096;
+/// Documents reported in one beacon.
+const BEACON_DOCUMENTS_MAX: usize = 10;
+
+/// Engagement from the share page: time on page and load time, and the document viewer's time
+/// per page (sent as text by sendBeacon). Malformed or out-of-range page reports refuse the
+/// whole beacon (400) and record nothing.
 #[utoipa::path(post, path = "/share/{uuid}/beacon", tag = "share links", params(("uuid" = String, Path, description = "share uuid")),
     request_body(content = BeaconIn, content_type = "text/plain"),
     responses((status = 204, description = "recorded"), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse), (status = 413, body = ErrorResponse)))]
@@ -31,8 +41,8 @@ pub async fn beacon(
     req: ShareRequest,
     body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
-    if body.len() > 2048 {
-        return Err(AppError::TooLarge { limit: 2048 });
+    if body.len() > BEACON_MAX {
+        return Err(AppError::TooLarge { limit: BEACON_MAX as u64 });
     }
     let b: BeaconIn = serde_json::from_slice(&body)
         .map_err(|_| AppError::bad_request(ErrorCode::MalformedJson, "the beacon is not valid JSON"))?;
@@ -41,9 +51,35 @@ pub async fn beacon(
         |v: Option<f64>, max: f64| v.filter(|x| x.is_finite() && *x >= 0.0 && *x <= max).map(|x| x.round() as i64);
     let time = clamp(b.time_on_page_ms, 86_400_000.0);
     let load = clamp(b.load_ms, 600_000.0);
+    if b.documents.len() > BEACON_DOCUMENTS_MAX {
+        return Err(AppError::validation("documents", format!("at most {BEACON_DOCUMENTS_MAX} documents per beacon")));
+    }
+    let readings = b
+        .documents
+        .iter()
+        .map(|d| Reading::parse(d).map(|r| (d.asset_id, r)))
+        .collect::<Result<Vec<_>, String>>()
+        .map_err(|e| AppError::validation("documents", &e))?;
     let access = resolve(&state, &req).await?;
+    // Each document must be a PDF this link shows: the link's file, or one of its collection's.
+    let mut checked = Vec::with_capacity(readings.len());
+    for (asset_id, reading) in readings {
+        let asset = match (access.shared(), asset_id) {
+            (Shared::Asset(a), None) => Some(a.as_ref()),
+            (Shared::Asset(a), Some(id)) => (a.id == id).then_some(a.as_ref()),
+            (Shared::Collection { .. }, Some(id)) => access.shared().item(id),
+            (Shared::Collection { .. }, None) => None,
+        };
+        let Some(asset) = asset.filter(|a| a.mime_type == "application/pdf") else {
+            return Err(AppError::validation("documents", "asset_id must be a PDF of this link"));
+        };
+        checked.push((asset.id, reading));
+    }
     if time.is_some() || load.is_some() {
         capture_with(&state, &req, &access, Kind::Engagement, time, load);
+    }
+    for (asset_id, reading) in checked {
+        capture_reading(&state, &req, &access, asset_id, reading);
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -1,18 +1,20 @@
 //! The file responses of a share link: the counted download, the inline preview and the
 //! thumbnail; for a collection link, the same per file (`/files/{asset_id}/…`) and the ZIP.
 
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::Method;
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::app::AppState;
-use crate::blob::Disposition;
+use crate::blob::{Disposition, content_disposition};
 use crate::domain::assets::Asset;
-use crate::domain::shares::{ShareStatus, Shared};
+use crate::domain::shares::{ShareStatus, Shared, watermark_text};
 use crate::error::{AppError, ErrorCode, ErrorResponse};
 use crate::http::extract::ApiPath;
 use crate::http::files::{FileInfo, safe_inline, serve};
 use crate::http::share_access::{Access, Counted, Refusal, ShareRequest, count_download, resolve};
+use crate::media::ImageError;
 
 /// The link lets the file play inline: previews allowed and a type that is safe inline.
 pub(super) fn previewable(a: &Access) -> bool {
@@ -110,7 +112,99 @@ async fn preview_file(
             message: "this link has no preview for this file".into(),
         });
     }
+    if needs_rendition(access, asset) {
+        let src = Source {
+            key: &asset.blob_key,
+            mime: &asset.mime_type,
+            size: asset.size,
+            tag: &asset.sha256,
+            name: &asset.name,
+        };
+        return rendition(state, req, access, src, method).await;
+    }
     serve(state, &file_info(asset, Disposition::Inline), method, &req.headers).await
+}
+
+/// Images of a preview-only link are never sent as stored: the preview is a re-encoded rendition
+/// (and carries the watermark when the link has one), so the original bytes stay unreachable.
+pub(super) fn needs_rendition(access: &Access, asset: &Asset) -> bool {
+    !access.share.allow_download && asset.mime_type.starts_with("image/")
+}
+
+/// The largest stored image a rendition is made from (larger ones get no preview).
+const RENDITION_SOURCE_MAX: i64 = 64 * 1024 * 1024;
+
+/// The watermark text for this request, when the link has a watermark.
+pub(super) fn watermark_for(state: &AppState, req: &ShareRequest, access: &Access) -> Option<String> {
+    access
+        .share
+        .watermark
+        .then(|| watermark_text(&access.share, req.viewer.as_ref().map(|u| u.email.as_str()), state.clock.now_ms()))
+}
+
+/// The stored image a rendition is made from.
+struct Source<'a> {
+    key: &'a str,
+    mime: &'a str,
+    size: i64,
+    /// Names the stored bytes in the ETag.
+    tag: &'a str,
+    name: &'a str,
+}
+
+async fn rendition(
+    state: &AppState,
+    req: &ShareRequest,
+    access: &Access,
+    src: Source<'_>,
+    method: &Method,
+) -> Result<Response, AppError> {
+    let text = watermark_for(state, req, access);
+    let too_large = || AppError::Forbidden {
+        code: ErrorCode::PreviewNotAllowed,
+        message: "this image is too large for a preview on a preview-only link".into(),
+    };
+    if src.size > RENDITION_SOURCE_MAX {
+        return Err(too_large());
+    }
+    // The ETag names the source and the text: a new day or another viewer is another picture.
+    let etag = format!(
+        "{}-p{}",
+        src.tag,
+        &hex::encode(crate::domain::digest::keyed_digest(b"preview", &[text.as_deref().unwrap_or("").as_bytes()]))
+            [..16]
+    );
+    let fresh = req
+        .headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == format!("\"{etag}\"")));
+    let mut b = Response::builder()
+        .header(header::ETAG, format!("\"{etag}\""))
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        .header(header::CONTENT_SECURITY_POLICY, "sandbox; frame-ancestors 'self'")
+        .header("x-frame-options", "SAMEORIGIN")
+        .header(header::CACHE_CONTROL, "private, max-age=0, must-revalidate");
+    if fresh {
+        return b.status(StatusCode::NOT_MODIFIED).body(Body::empty()).map_err(|e| AppError::Internal(e.into()));
+    }
+    let bytes = state.blobs.get_bytes(src.key).await?;
+    let (mime, max_pixels) = (src.mime.to_string(), state.config.image_max_pixels);
+    let (out, out_mime) = state
+        .decoder
+        .run(move |max_alloc| crate::watermark::rendition(&bytes, &mime, text.as_deref(), max_pixels, max_alloc))
+        .await
+        .map_err(|e| match e {
+            ImageError::TooLarge { .. } => too_large(),
+            ImageError::Corrupt(why) => AppError::Internal(anyhow::anyhow!("preview rendition failed: {why}")),
+        })?;
+    b = b
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, out_mime)
+        .header(header::CONTENT_LENGTH, out.len())
+        .header(header::CONTENT_DISPOSITION, content_disposition(Disposition::Inline, src.name));
+    let body = if *method == Method::HEAD { Body::empty() } else { Body::from(out) };
+    b.body(body).map_err(|e| AppError::Internal(e.into()))
 }
 
 /// The thumbnail of an image on an open link (for link previews); never counts.
@@ -135,6 +229,11 @@ async fn thumbnail_of(
 ) -> Result<Response, AppError> {
     let key = asset.thumb_key.clone().filter(|_| access.share.allow_preview).ok_or(AppError::NotFound("thumbnail"))?;
     let mime = if key.ends_with(".png") { "image/png" } else { "image/jpeg" };
+    if access.share.watermark {
+        let tag = format!("{}-thumb", asset.sha256);
+        let src = Source { key: &key, mime, size: 0, tag: &tag, name: "thumbnail" };
+        return rendition(state, req, access, src, method).await;
+    }
     let info = FileInfo {
         key,
         mime: mime.into(),

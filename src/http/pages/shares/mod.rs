@@ -108,6 +108,8 @@ struct SharePage {
     /// The signed-in viewer comments under this name; guests give one.
     viewer_name: Option<String>,
     collaborate_url: Option<String>,
+    /// The text the document viewer tiles over PDF pages (watermarked links).
+    watermark: Option<String>,
 }
 
 /// Renders a refusal as a page (HTML) or an error (JSON).
@@ -274,7 +276,7 @@ pub async fn page(
         Shared::Asset(a) => a,
         Shared::Collection { collection, items } => {
             let c = CollectionView { access: &access, collection, items, base, token_query: &token_query };
-            return if json { c.json() } else { c.html(&state, shell) };
+            return if json { c.json() } else { c.html(&state, shell, files::watermark_for(&state, &req, &access)) };
         }
     };
     let preview_url = previewable(&access).then(|| format!("{base}/share/{uuid}/preview{token_query}"));
@@ -368,6 +370,7 @@ pub async fn page(
         csrf: csrf_value,
         viewer_name: req.viewer.as_ref().map(|u| u.name.clone()),
         collaborate_url,
+        watermark: files::watermark_for(&state, &req, &access),
     });
     if let Some(c) = set_csrf {
         r.headers_mut().append(header::SET_COOKIE, c);
