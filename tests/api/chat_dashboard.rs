@@ -103,7 +103,8 @@ async fn sessions_have_a_stable_friendly_label_and_the_page_the_visitor_came_fro
     assert_eq!(first["page_url"], "https://shop.example/pricing?plan=pro", "kept without its fragment");
     let other = list.iter().find(|s| s["session_id"] == plain.as_str()).expect("listed");
     assert_eq!(other["page_url"], Value::Null, "unknown when the widget did not say");
-    assert_ne!(other["visitor_label"], first["visitor_label"]);
+    // Each session its own label (two sessions may draw the same one: 2,304 labels).
+    assert_eq!(other["visitor_label"], vitrine::domain::chat::visitor_label(&plain).as_str());
     // The same label for every agent and every later look.
     assert_eq!(session(&app, &d, &d.ben).await["visitor_label"], label.as_str());
     assert_eq!(session(&app, &d, &d.ada).await["visitor_label"], label.as_str());
