@@ -29,6 +29,7 @@ mod layers;
 mod notifications;
 mod oidc;
 mod ops;
+mod owner_panel;
 mod pages;
 mod pages_shell;
 mod pdf_viewer;

@@ -55,6 +55,8 @@ struct CollectionPage {
     has_pdf: bool,
     /// The text the document viewer tiles over PDF pages (watermarked links).
     watermark: Option<String>,
+    /// The owner's (or an admin's) tools; None for everyone else.
+    owner: Option<super::OwnerPanel>,
 }
 
 impl CollectionView<'_> {
@@ -120,7 +122,13 @@ impl CollectionView<'_> {
         })
     }
 
-    pub fn html(&self, state: &AppState, shell: crate::http::pages::Shell, watermark: Option<String>) -> Response {
+    pub fn html(
+        &self,
+        state: &AppState,
+        shell: crate::http::pages::Shell,
+        watermark: Option<String>,
+        owner: Option<super::OwnerPanel>,
+    ) -> Response {
         let share = &self.access.share;
         let uuid = &share.uuid;
         let count = self.collection.item_count;
@@ -188,6 +196,7 @@ impl CollectionView<'_> {
             beacon_url: format!("/share/{uuid}/beacon{}", self.token_query),
             has_pdf,
             watermark,
+            owner,
         });
         r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
         r.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept, Cookie, Authorization"));

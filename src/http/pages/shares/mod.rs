@@ -110,6 +110,63 @@ struct SharePage {
     collaborate_url: Option<String>,
     /// The text the document viewer tiles over PDF pages (watermarked links).
     watermark: Option<String>,
+    /// The owner's (or an admin's) tools; None for everyone else.
+    owner: Option<OwnerPanel>,
+}
+
+/// What the owner of a link (or an admin) finds on the link's own page, and no recipient ever
+/// does: the QR code, the link to copy, the six social buttons, the embed code, and the way to
+/// the link's analytics and settings. Deciding costs a recipient one comparison: the viewer is
+/// known already (its own visits are never counted).
+pub(super) struct OwnerPanel {
+    url: String,
+    qr_src: String,
+    /// (platform id, its name, the share URL on it), in the order of `social_links`.
+    social: Vec<(String, &'static str, String)>,
+    embed: String,
+    analytics: String,
+    settings: String,
+    /// An admin looking at someone else's link.
+    by_admin: bool,
+}
+
+/// The owner panel for `viewer` on `share`'s page: only its owner or an admin gets one.
+pub(super) fn owner_panel(
+    state: &AppState,
+    share: &crate::domain::shares::Share,
+    viewer: Option<&crate::domain::users::User>,
+) -> Option<OwnerPanel> {
+    let v = viewer.filter(|v| v.id == share.owner_id || v.is_admin())?;
+    let url = share_url(state, &share.uuid);
+    let social = crate::domain::shares::social_links(&state.config.social, &url, &share.title, &share.description)
+        .into_iter()
+        .filter_map(|(id, href)| {
+            let name = match id.as_str() {
+                "facebook" => "Facebook",
+                "twitter" => "X (Twitter)",
+                "linkedin" => "LinkedIn",
+                "whatsapp" => "WhatsApp",
+                "telegram" => "Telegram",
+                "reddit" => "Reddit",
+                _ => return None,
+            };
+            Some((id, name, href.as_str()?.to_string()))
+        })
+        .collect();
+    let settings = match (share.asset_id(), share.collection_id()) {
+        (_, Some(c)) => format!("/collections/{c}"),
+        (Some(a), _) => format!("/assets/{a}"),
+        _ => "/shares".to_string(),
+    };
+    Some(OwnerPanel {
+        qr_src: format!("/share/{}/qr.png", share.uuid),
+        embed: crate::service::shares::embed_code(state, &share.uuid),
+        analytics: format!("/dashboard/analytics/{}/", share.uuid),
+        settings,
+        by_admin: v.id != share.owner_id,
+        social,
+        url,
+    })
 }
 
 /// Renders a refusal as a page (HTML) or an error (JSON).
@@ -276,7 +333,12 @@ pub async fn page(
         Shared::Asset(a) => a,
         Shared::Collection { collection, items } => {
             let c = CollectionView { access: &access, collection, items, base, token_query: &token_query };
-            return if json { c.json() } else { c.html(&state, shell, files::watermark_for(&state, &req, &access)) };
+            let owner = owner_panel(&state, &access.share, req.viewer.as_ref());
+            return if json {
+                c.json()
+            } else {
+                c.html(&state, shell, files::watermark_for(&state, &req, &access), owner)
+            };
         }
     };
     let preview_url = previewable(&access).then(|| format!("{base}/share/{uuid}/preview{token_query}"));
@@ -371,6 +433,7 @@ pub async fn page(
         viewer_name: req.viewer.as_ref().map(|u| u.name.clone()),
         collaborate_url,
         watermark: files::watermark_for(&state, &req, &access),
+        owner: owner_panel(&state, share, req.viewer.as_ref()),
     });
     if let Some(c) = set_csrf {
         r.headers_mut().append(header::SET_COOKIE, c);
