@@ -39,6 +39,7 @@ mod resumable_browser;
 mod s3;
 mod scaleout;
 mod scan;
+mod sdk_package;
 mod shares;
 mod shutdown;
 mod store;

@@ -24,6 +24,35 @@ const FILES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../../static/sdk/chat-file-upload.js"),
     ),
+    // The SDK's ES modules (static/sdk/ is also the npm-style package @vitrine/sdk): thin wrappers
+    // over the script-tag files above, and the React FileUpload component.
+    ("sdk/esm/index.js", "text/javascript; charset=utf-8", include_str!("../../../static/sdk/esm/index.js")),
+    (
+        "sdk/esm/share-widget.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../static/sdk/esm/share-widget.js"),
+    ),
+    (
+        "sdk/esm/collaboration.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../static/sdk/esm/collaboration.js"),
+    ),
+    (
+        "sdk/esm/analytics-dashboard.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../static/sdk/esm/analytics-dashboard.js"),
+    ),
+    (
+        "sdk/esm/chat-file-upload.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../static/sdk/esm/chat-file-upload.js"),
+    ),
+    (
+        "sdk/react/FileUpload.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../static/sdk/react/FileUpload.js"),
+    ),
+    ("sdk/package.json", "application/json", include_str!("../../../static/sdk/package.json")),
     ("js/pages.js", "text/javascript; charset=utf-8", include_str!("../../../static/js/pages.js")),
     ("js/shell.js", "text/javascript; charset=utf-8", include_str!("../../../static/js/shell.js")),
     ("js/chat-styles.js", "text/javascript; charset=utf-8", include_str!("../../../static/js/chat-styles.js")),
