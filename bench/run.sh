@@ -12,7 +12,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 all=(cold_start upload_memory download_vs_nginx share_page_vs_nginx analytics_capture gallery_vs_nginx
-    zip_download tus_upload file_request_load webhook_delivery token_auth)
+    zip_download tus_upload file_request_load webhook_delivery token_auth share_page_weight)
 if (($# > 0)); then selected=("$@"); else selected=("${all[@]}"); fi
 for b in "${selected[@]}"; do
     [[ -f "$BENCH_DIR/$b.sh" ]] || die "unknown benchmark '$b' (known: ${all[*]})"
