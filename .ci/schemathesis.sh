@@ -122,6 +122,7 @@ print(json.load(urllib.request.urlopen(req, timeout=10))["access_token"])')"
         --seed "$SEED" \
         --request-timeout 20 \
         --generation-database none \
+        --suppress-health-check=filter_too_much \
         --no-color
 }
 

@@ -209,7 +209,10 @@ async fn rendition(
 
 /// The thumbnail of an image on an open link (for link previews); never counts.
 #[utoipa::path(get, path = "/share/{uuid}/thumb", tag = "share links", params(("uuid" = String, Path, description = "share uuid")),
-    responses((status = 200, description = "thumbnail image"), (status = 404, body = ErrorResponse)))]
+    responses((status = 200, description = "thumbnail image"), (status = 304, description = "not modified (watermarked rendition)"),
+        (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
+        (status = 404, description = "unknown link, no thumbnail, or a collection link", body = ErrorResponse),
+        (status = 410, description = "revoked, expired or used up", body = ErrorResponse)))]
 pub async fn thumbnail(State(state): State<AppState>, req: ShareRequest, method: Method) -> Response {
     let result = async {
         let access = resolve(&state, &req).await?;
