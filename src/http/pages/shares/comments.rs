@@ -35,7 +35,10 @@ const BEACON_DOCUMENTS_MAX: usize = 10;
 /// whole beacon (400) and record nothing.
 #[utoipa::path(post, path = "/share/{uuid}/beacon", tag = "share links", params(("uuid" = String, Path, description = "share uuid")),
     request_body(content = BeaconIn, content_type = "text/plain"),
-    responses((status = 204, description = "recorded"), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse), (status = 413, body = ErrorResponse)))]
+    responses((status = 204, description = "recorded"), (status = 400, body = ErrorResponse),
+        (status = 401, description = "the link needs its password or a sign-in", body = ErrorResponse),
+        (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
+        (status = 410, description = "revoked, expired or used up", body = ErrorResponse), (status = 413, body = ErrorResponse)))]
 pub async fn beacon(
     State(state): State<AppState>,
     req: ShareRequest,
