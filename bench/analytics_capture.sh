@@ -21,10 +21,7 @@ DURATION="${CAPTURE_BENCH_SECONDS:-10}"
 ROUNDS="${CAPTURE_BENCH_ROUNDS:-3}"
 TARGET_RATIO=0.9
 
-if ! command -v wrk >/dev/null 2>&1; then
-    [[ $EUID -eq 0 ]] || die "wrk missing; apt-get install wrk"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk
-fi
+ensure_wrk
 build_release
 make_tmpdir work
 

@@ -372,6 +372,22 @@ report() {
 # ---------------------------------------------------------------------------
 
 # ensure_tools: nginx, wrk and hey (apt-get when missing); sets NGINX_BIN.
+# ensure_wrk: wrk (apt-get when missing, which needs root).
+ensure_wrk() {
+    command -v wrk >/dev/null 2>&1 && return 0
+    [[ $EUID -eq 0 ]] || die "wrk missing; apt-get install wrk"
+    log "installing wrk"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk
+}
+
+# public_share URL TOKEN ASSET_ID TITLE: a public link to the asset; prints its share_url.
+public_share() {
+    local body
+    body="$(python3 -c 'import json,sys; print(json.dumps({"share_type":"public","title":sys.argv[1]}))' "$4")"
+    curl -sS --fail-with-body -H "Authorization: Bearer $2" -H 'Content-Type: application/json' \
+        -d "$body" "$1/api/v3/assets/$3/share/" | json_field share_url
+}
+
 ensure_tools() {
     local missing=()
     command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)

@@ -26,10 +26,7 @@ BASELINE_REF="${BASELINE_REF:-84852fb}"
 TARGET_RATIO=0.95
 TARGET_KB=30
 
-if ! command -v wrk >/dev/null 2>&1; then
-    [[ $EUID -eq 0 ]] || die "wrk missing; apt-get install wrk"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk
-fi
+ensure_wrk
 build_release
 make_tmpdir work
 
@@ -67,16 +64,12 @@ serve() {
         -F "file=@$work/photo.png;type=image/png" -F "title=Photo" "$VITRINE_URL/api/v3/assets/")"
     [[ "$code" == 201 ]] || die "image upload answered $code: $(cat "$work/$name-img.json")"
     id="$(json_field id <"$work/$name-img.json")"
-    printf -v "IMG_$name" '%s' "$(curl -sS --fail-with-body -H "Authorization: Bearer $token" \
-        -H 'Content-Type: application/json' -d '{"share_type":"public","title":"Photo"}' \
-        "$VITRINE_URL/api/v3/assets/$id/share/" | json_field share_url)"
+    printf -v "IMG_$name" '%s' "$(public_share "$VITRINE_URL" "$token" "$id" Photo)"
     make_pdf "$work/$name.pdf" 20000 "$name"
     code="$(upload_asset "$VITRINE_URL" "$token" "$work/$name.pdf" "$work/$name-pdf.json")"
     [[ "$code" == 201 ]] || die "PDF upload answered $code"
     id="$(json_field id <"$work/$name-pdf.json")"
-    printf -v "PDF_$name" '%s' "$(curl -sS --fail-with-body -H "Authorization: Bearer $token" \
-        -H 'Content-Type: application/json' -d '{"share_type":"public","title":"Deck"}' \
-        "$VITRINE_URL/api/v3/assets/$id/share/" | json_field share_url)"
+    printf -v "PDF_$name" '%s' "$(public_share "$VITRINE_URL" "$token" "$id" Deck)"
     printf -v "URL_$name" '%s' "$VITRINE_URL"
     printf -v "PID_$name" '%s' "$VITRINE_PID"
 }

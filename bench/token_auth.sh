@@ -20,10 +20,7 @@ DURATION="${TOKEN_BENCH_SECONDS:-8}"
 ROUNDS="${TOKEN_BENCH_ROUNDS:-3}"
 TARGET_RATIO=1.2
 
-if ! command -v wrk >/dev/null 2>&1; then
-    [[ $EUID -eq 0 ]] || die "wrk missing; apt-get install wrk"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk
-fi
+ensure_wrk
 build_release
 make_tmpdir work
 start_with_admin "$work/data" "$work/server.log"

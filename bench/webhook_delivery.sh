@@ -26,10 +26,7 @@ ROUNDS="${WEBHOOK_BENCH_ROUNDS:-3}"
 TARGET_RATIO=0.9
 UA='User-Agent: Mozilla/5.0 (X11; Linux x86_64) Firefox/121.0'
 
-if ! command -v wrk >/dev/null 2>&1; then
-    [[ $EUID -eq 0 ]] || die "wrk missing; apt-get install wrk"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk
-fi
+ensure_wrk
 build_release
 make_tmpdir work
 
@@ -44,8 +41,7 @@ share_of() {
     code="$(upload_asset "$VITRINE_URL" "$token" "$work/$tag.pdf" "$work/$tag.json")"
     [[ "$code" == 201 ]] || die "upload answered HTTP $code: $(cat "$work/$tag.json")"
     id="$(json_field id <"$work/$tag.json")"
-    curl -sS --fail-with-body -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-        -d '{"share_type":"public"}' "$VITRINE_URL/api/v3/assets/$id/share/" | json_field share_url
+    public_share "$VITRINE_URL" "$token" "$id" "$tag"
 }
 
 # The second account, owner of the loaded link.

@@ -13,6 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::CsrfForm;
 use crate::app::AppState;
 use crate::auth::{random_token, same};
 use crate::error::{AppError, ErrorCode};
@@ -228,20 +229,15 @@ pub async fn login(
     }
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct LogoutForm {
-    pub csrf_token: Option<String>,
-}
-
 /// Signs out: ends the page session on the server (its cookie value is refused from now on, on
 /// every instance) and clears the cookie.
-#[utoipa::path(post, path = "/logout", tag = "pages", request_body(content = LogoutForm, content_type = "application/x-www-form-urlencoded"),
+#[utoipa::path(post, path = "/logout", tag = "pages", request_body(content = CsrfForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 303, description = "signed out"), (status = 403, description = "CSRF check failed")))]
 pub async fn logout(
     State(state): State<AppState>,
     csrf: CsrfCookie,
     headers: axum::http::HeaderMap,
-    ApiForm(form): ApiForm<LogoutForm>,
+    ApiForm(form): ApiForm<CsrfForm>,
 ) -> Response {
     if let Err(e) = check_csrf(&csrf, form.csrf_token.as_deref()) {
         return super::error_page(e.status(), "Sign-out refused", &e.public_message());

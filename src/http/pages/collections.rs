@@ -13,7 +13,8 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::{check_csrf, csrf_token};
+use super::CsrfForm;
+use super::auth::csrf_token;
 use crate::app::AppState;
 use crate::domain::assets::Asset;
 use crate::domain::collections::{CollectionPatch, NewCollection, parse_collection_title};
@@ -133,10 +134,6 @@ fn not_found() -> Response {
     super::error_page(StatusCode::NOT_FOUND, "Not found", "You have no such collection.")
 }
 
-fn csrf_failed(e: AppError) -> Response {
-    super::error_page(e.status(), "Form expired", &e.public_message())
-}
-
 /// A page number from the query; anything else is page 1.
 fn page_number(raw: Option<&str>) -> u32 {
     raw.and_then(|p| p.trim().parse::<u32>().ok()).filter(|p| (1..=1_000_000).contains(p)).unwrap_or(1)
@@ -226,8 +223,8 @@ pub async fn create_form(
     ApiForm(form): ApiForm<CollectionForm>,
 ) -> Response {
     let Some(user) = user else { return sign_in("/collections") };
-    if let Err(e) = check_csrf(&csrf, form.csrf_token.as_deref()) {
-        return csrf_failed(e);
+    if let Err(page) = super::form_checked(&csrf, form.csrf_token.as_deref()) {
+        return page;
     }
     let title = form.title.unwrap_or_default();
     let description = form.description.unwrap_or_default();
@@ -393,8 +390,8 @@ pub async fn edit_form(
     ApiForm(form): ApiForm<CollectionForm>,
 ) -> Response {
     let Some(user) = user else { return sign_in(&format!("/collections/{id}")) };
-    if let Err(e) = check_csrf(&csrf, form.csrf_token.as_deref()) {
-        return csrf_failed(e);
+    if let Err(page) = super::form_checked(&csrf, form.csrf_token.as_deref()) {
+        return page;
     }
     let patch = match (
         parse_collection_title(form.title.as_deref().unwrap_or_default()),
@@ -413,15 +410,9 @@ pub async fn edit_form(
     after(&state, shell, &user, id, &csrf, result).await
 }
 
-/// A form that only carries its CSRF token.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct TokenForm {
-    pub csrf_token: Option<String>,
-}
-
 /// Deletes the collection (and its links); the files stay in the library.
 #[utoipa::path(post, path = "/collections/{id}/delete", tag = "pages", params(("id" = i64, Path, description = "collection id")),
-    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = CsrfForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 303, description = "deleted: to the list"), (status = 403, description = "CSRF check failed"),
         (status = 404, description = "no such collection of yours", content_type = "text/html")))]
 pub async fn delete_form(
@@ -430,11 +421,11 @@ pub async fn delete_form(
     csrf: CsrfCookie,
     ip: ClientIp,
     ApiPath(id): ApiPath<i64>,
-    ApiForm(form): ApiForm<TokenForm>,
+    ApiForm(form): ApiForm<CsrfForm>,
 ) -> Response {
     let Some(user) = user else { return sign_in(&format!("/collections/{id}")) };
-    if let Err(e) = check_csrf(&csrf, form.csrf_token.as_deref()) {
-        return csrf_failed(e);
+    if let Err(page) = super::form_checked(&csrf, form.csrf_token.as_deref()) {
+        return page;
     }
     match service::delete(&state, &user, id, &crate::service::audit::who(&state, Some(user.id), Some(ip.0))).await {
         Ok(()) => see_other("/collections"),
@@ -466,8 +457,8 @@ pub async fn add_form(
 ) -> Response {
     let Some(user) = user else { return sign_in(&format!("/collections/{id}")) };
     let token = pairs.iter().find(|(k, _)| k == "csrf_token").map(|(_, v)| v.as_str());
-    if let Err(e) = check_csrf(&csrf, token) {
-        return csrf_failed(e);
+    if let Err(page) = super::form_checked(&csrf, token) {
+        return page;
     }
     let raw: Vec<&str> = pairs.iter().filter(|(k, _)| k == "asset_ids").map(|(_, v)| v.as_str()).collect();
     let ids: Result<Vec<i64>, AppError> = raw
@@ -490,7 +481,7 @@ pub async fn add_form(
 /// Takes one file out of the collection.
 #[utoipa::path(post, path = "/collections/{id}/items/{asset_id}/remove", tag = "pages",
     params(("id" = i64, Path, description = "collection id"), ("asset_id" = i64, Path, description = "asset id")),
-    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = CsrfForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 303, description = "removed: back to the collection"), (status = 400, description = "the page with the error", content_type = "text/html"),
         (status = 403, description = "CSRF check failed"), (status = 404, description = "no such collection of yours", content_type = "text/html")))]
 pub async fn remove_form(
@@ -499,11 +490,11 @@ pub async fn remove_form(
     shell: super::Shell,
     csrf: CsrfCookie,
     ApiPath((id, asset_id)): ApiPath<(i64, i64)>,
-    ApiForm(form): ApiForm<TokenForm>,
+    ApiForm(form): ApiForm<CsrfForm>,
 ) -> Response {
     let Some(user) = user else { return sign_in(&format!("/collections/{id}")) };
-    if let Err(e) = check_csrf(&csrf, form.csrf_token.as_deref()) {
-        return csrf_failed(e);
+    if let Err(page) = super::form_checked(&csrf, form.csrf_token.as_deref()) {
+        return page;
     }
     let result = service::remove_item(&state, &user, id, asset_id).await.map(drop);
     after(&state, shell, &user, id, &csrf, result).await
@@ -532,8 +523,8 @@ pub async fn move_form(
     ApiForm(form): ApiForm<MoveForm>,
 ) -> Response {
     let Some(user) = user else { return sign_in(&format!("/collections/{id}")) };
-    if let Err(e) = check_csrf(&csrf, form.csrf_token.as_deref()) {
-        return csrf_failed(e);
+    if let Err(page) = super::form_checked(&csrf, form.csrf_token.as_deref()) {
+        return page;
     }
     let result = match form.direction.as_deref() {
         Some("up") => service::move_item(&state, &user, id, asset_id, Move::Up).await,
@@ -562,8 +553,8 @@ pub async fn share_form(
     ApiForm(form): ApiForm<CreateLinkForm>,
 ) -> Response {
     let Some(user) = user else { return sign_in(&format!("/collections/{id}")) };
-    if let Err(e) = check_csrf(&csrf, form.csrf_token.as_deref()) {
-        return csrf_failed(e);
+    if let Err(page) = super::form_checked(&csrf, form.csrf_token.as_deref()) {
+        return page;
     }
     let who = crate::service::audit::who(&state, Some(user.id), Some(ip.0));
     let result = match form_to_settings(form) {

@@ -17,6 +17,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::CsrfForm;
 use super::auth::{check_csrf, csrf_token};
 use crate::app::AppState;
 use crate::domain::file_requests::{FileRequest, FileRequestIn, FileRequestStatus, Uploader};
@@ -662,8 +663,8 @@ pub async fn owner_create(
     ApiForm(form): ApiForm<RequestForm>,
 ) -> Response {
     let Some(user) = user else { return sign_in("/file-requests") };
-    if let Err(e) = check_csrf(&csrf, form.csrf_token.as_deref()) {
-        return super::error_page(e.status(), "Form expired", &e.public_message());
+    if let Err(page) = super::form_checked(&csrf, form.csrf_token.as_deref()) {
+        return page;
     }
     let result = match form_input(form, true) {
         Ok(input) => requests::create(&state, &user, input, &who(&state, Some(user.id), Some(ip.0))).await,
@@ -751,8 +752,8 @@ pub async fn owner_change(
     ApiForm(form): ApiForm<RequestForm>,
 ) -> Response {
     let Some(user) = user else { return sign_in(&format!("/file-requests/{uuid}")) };
-    if let Err(e) = check_csrf(&csrf, form.csrf_token.as_deref()) {
-        return super::error_page(e.status(), "Form expired", &e.public_message());
+    if let Err(page) = super::form_checked(&csrf, form.csrf_token.as_deref()) {
+        return page;
     }
     let Ok(current) = requests::owned(&state, &user, &uuid).await else { return not_yours() };
     let result = match form_input(form, false) {
@@ -769,14 +770,9 @@ pub async fn owner_change(
     }
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct CloseForm {
-    pub csrf_token: Option<String>,
-}
-
 /// Closes a request from its page.
 #[utoipa::path(post, path = "/file-requests/{uuid}/close", tag = "pages", params(("uuid" = String, Path, description = "file request uuid")),
-    request_body(content = CloseForm, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = CsrfForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 303, description = "closed: its page"), (status = 403, description = "CSRF check failed", content_type = "text/html"),
         (status = 404, description = "not yours", content_type = "text/html")))]
 pub async fn owner_close(
@@ -785,11 +781,11 @@ pub async fn owner_close(
     csrf: CsrfCookie,
     ip: crate::http::extract::ClientIp,
     ApiPath(uuid): ApiPath<String>,
-    ApiForm(form): ApiForm<CloseForm>,
+    ApiForm(form): ApiForm<CsrfForm>,
 ) -> Response {
     let Some(user) = user else { return sign_in(&format!("/file-requests/{uuid}")) };
-    if let Err(e) = check_csrf(&csrf, form.csrf_token.as_deref()) {
-        return super::error_page(e.status(), "Form expired", &e.public_message());
+    if let Err(page) = super::form_checked(&csrf, form.csrf_token.as_deref()) {
+        return page;
     }
     match requests::close(&state, &user, &uuid, &who(&state, Some(user.id), Some(ip.0))).await {
         Ok(()) => see_other(&format!("/file-requests/{uuid}")),

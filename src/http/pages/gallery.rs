@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::{check_csrf, csrf_token};
+use super::auth::csrf_token;
 use crate::app::AppState;
 use crate::domain::assets::CONTENT_TYPES;
 use crate::domain::gallery::{
@@ -392,8 +392,8 @@ pub async fn share_form(
     ApiForm(form): ApiForm<ShareForm>,
 ) -> Response {
     let Some(user) = user else { return sign_in() };
-    if let Err(e) = check_csrf(&csrf, form.csrf_token.as_deref()) {
-        return super::error_page(e.status(), "Form expired", &e.public_message());
+    if let Err(page) = super::form_checked(&csrf, form.csrf_token.as_deref()) {
+        return page;
     }
     let text = |v: &Option<String>| v.clone().map(serde_json::Value::String);
     let body = ShareMediaBody {
@@ -420,8 +420,8 @@ pub async fn delete_form(
     ApiForm(form): ApiForm<DeleteForm>,
 ) -> Response {
     let Some(user) = user else { return sign_in() };
-    if let Err(e) = check_csrf(&csrf, form.csrf_token.as_deref()) {
-        return super::error_page(e.status(), "Form expired", &e.public_message());
+    if let Err(page) = super::form_checked(&csrf, form.csrf_token.as_deref()) {
+        return page;
     }
     match act(&state, &user, unshare(&state, &user, id)).await {
         Ok(()) => back_to(form.back, "deleted"),

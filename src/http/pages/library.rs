@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::{check_csrf, csrf_token};
+use super::auth::csrf_token;
 use crate::app::AppState;
 use crate::domain::pagination::PageRequest;
 use crate::domain::shares::{Share, ShareSettingsIn, ShareTarget};
@@ -244,8 +244,8 @@ pub async fn create_link(
     ApiForm(form): ApiForm<CreateLinkForm>,
 ) -> Response {
     let Some(user) = user else { return sign_in(&format!("/assets/{id}")) };
-    if let Err(e) = check_csrf(&csrf, form.csrf_token.as_deref()) {
-        return super::error_page(e.status(), "Form expired", &e.public_message());
+    if let Err(page) = super::form_checked(&csrf, form.csrf_token.as_deref()) {
+        return page;
     }
     let result = match form_to_settings(form) {
         Ok(input) => {
@@ -315,8 +315,8 @@ pub async fn revoke_link(
     ApiForm(form): ApiForm<RevokeForm>,
 ) -> Response {
     let Some(user) = user else { return sign_in("/shares") };
-    if let Err(e) = check_csrf(&csrf, form.csrf_token.as_deref()) {
-        return super::error_page(e.status(), "Form expired", &e.public_message());
+    if let Err(page) = super::form_checked(&csrf, form.csrf_token.as_deref()) {
+        return page;
     }
     let share = match owned_share(&state, &user, &uuid).await {
         Ok(s) => s,

@@ -49,6 +49,19 @@ pub fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
     r
 }
 
+/// The body of a page form whose only field is its CSRF token (sign out, revoke, delete, close,
+/// send a test…).
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+pub struct CsrfForm {
+    pub csrf_token: Option<String>,
+}
+
+/// The CSRF check of a page's form (`auth::check_csrf`): Ok, or the "Form expired" page to answer
+/// with. Every form handler of the pages uses it.
+pub fn form_checked(csrf: &crate::http::extract::CsrfCookie, token: Option<&str>) -> Result<(), Response> {
+    auth::check_csrf(csrf, token).map_err(|e| error_page(e.status(), "Form expired", &e.public_message()))
+}
+
 /// Renders a template into a 200 page (or the error page if rendering fails).
 pub fn render<T: Template>(t: &T) -> Response {
     match t.render() {

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::{check_csrf, csrf_token};
+use super::auth::csrf_token;
 use crate::app::AppState;
 use crate::domain::policies::{Policy, PolicyPatch, SHARE_TYPES};
 use crate::domain::users::User;
@@ -172,8 +172,8 @@ pub async fn save(
         Some(u) if u.is_admin() => u,
         other => return refusal(other),
     };
-    if let Err(e) = check_csrf(&csrf, form.csrf_token.as_deref()) {
-        return super::error_page(e.status(), "Form expired", &e.public_message());
+    if let Err(page) = super::form_checked(&csrf, form.csrf_token.as_deref()) {
+        return page;
     }
     let result = match form_patch(form) {
         Ok(patch) => {

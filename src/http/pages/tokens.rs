@@ -10,7 +10,8 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::{check_csrf, csrf_token};
+use super::CsrfForm;
+use super::auth::csrf_token;
 use crate::app::AppState;
 use crate::domain::pagination::PageRequest;
 use crate::domain::time::rfc3339;
@@ -148,8 +149,8 @@ pub async fn create(
     ApiForm(form): ApiForm<AccessTokenForm>,
 ) -> Response {
     let Some(user) = user else { return sign_in() };
-    if let Err(e) = check_csrf(&csrf, form.csrf_token.as_deref()) {
-        return super::error_page(e.status(), "Form expired", &e.public_message());
+    if let Err(page) = super::form_checked(&csrf, form.csrf_token.as_deref()) {
+        return page;
     }
     let result = match form_input(form) {
         Ok(input) => {
@@ -169,14 +170,9 @@ pub async fn create(
     }
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct TokenRevokeForm {
-    pub csrf_token: Option<String>,
-}
-
 /// Revokes one of your tokens at once; back to the list.
 #[utoipa::path(post, path = "/settings/tokens/{id}/revoke", tag = "pages", params(("id" = i64, Path, description = "token id")),
-    request_body(content = TokenRevokeForm, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = CsrfForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 303, description = "revoked: back to the list"), (status = 403, description = "CSRF check failed"),
         (status = 404, description = "no such token of yours", content_type = "text/html")))]
 pub async fn revoke(
@@ -185,11 +181,11 @@ pub async fn revoke(
     csrf: CsrfCookie,
     ip: ClientIp,
     ApiPath(id): ApiPath<i64>,
-    ApiForm(form): ApiForm<TokenRevokeForm>,
+    ApiForm(form): ApiForm<CsrfForm>,
 ) -> Response {
     let Some(user) = user else { return sign_in() };
-    if let Err(e) = check_csrf(&csrf, form.csrf_token.as_deref()) {
-        return super::error_page(e.status(), "Form expired", &e.public_message());
+    if let Err(page) = super::form_checked(&csrf, form.csrf_token.as_deref()) {
+        return page;
     }
     match tokens::revoke(&state, &user, id, &crate::service::audit::who(&state, Some(user.id), Some(ip.0))).await {
         Ok(()) => {

@@ -12,7 +12,8 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::{check_csrf, csrf_token};
+use super::CsrfForm;
+use super::auth::csrf_token;
 use crate::app::AppState;
 use crate::domain::pagination::PageRequest;
 use crate::domain::time::rfc3339;
@@ -180,8 +181,8 @@ pub async fn create(
 ) -> Response {
     let Some(user) = user else { return sign_in("/webhooks") };
     let field = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    if let Err(e) = check_csrf(&csrf, field("csrf_token").as_deref()) {
-        return super::error_page(e.status(), "Form expired", &e.public_message());
+    if let Err(page) = super::form_checked(&csrf, field("csrf_token").as_deref()) {
+        return page;
     }
     let input = WebhookIn {
         url: field("url"),
@@ -252,14 +253,9 @@ pub async fn detail(
     with_csrf(super::render(&page), set, StatusCode::OK)
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct ActionForm {
-    pub csrf_token: Option<String>,
-}
-
 /// Sends a test event; back to the webhook's page.
 #[utoipa::path(post, path = "/webhooks/{id}/test", tag = "pages", params(("id" = i64, Path, description = "webhook id")),
-    request_body(content = ActionForm, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = CsrfForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 303, description = "queued: the webhook's page"), (status = 403, description = "CSRF check failed", content_type = "text/html"),
         (status = 404, description = "not yours", content_type = "text/html")))]
 pub async fn test(
@@ -267,11 +263,11 @@ pub async fn test(
     PageUser(user): PageUser,
     csrf: CsrfCookie,
     ApiPath(id): ApiPath<i64>,
-    ApiForm(form): ApiForm<ActionForm>,
+    ApiForm(form): ApiForm<CsrfForm>,
 ) -> Response {
     let Some(user) = user else { return sign_in(&format!("/webhooks/{id}")) };
-    if let Err(e) = check_csrf(&csrf, form.csrf_token.as_deref()) {
-        return super::error_page(e.status(), "Form expired", &e.public_message());
+    if let Err(page) = super::form_checked(&csrf, form.csrf_token.as_deref()) {
+        return page;
     }
     match webhooks::send_test(&state, &user, id).await {
         Ok(_) => see_other(&format!("/webhooks/{id}")),
@@ -282,7 +278,7 @@ pub async fn test(
 
 /// Deletes a webhook; back to the list.
 #[utoipa::path(post, path = "/webhooks/{id}/delete", tag = "pages", params(("id" = i64, Path, description = "webhook id")),
-    request_body(content = ActionForm, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = CsrfForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 303, description = "deleted: the list"), (status = 403, description = "CSRF check failed", content_type = "text/html"),
         (status = 404, description = "not yours", content_type = "text/html")))]
 pub async fn delete(
@@ -291,11 +287,11 @@ pub async fn delete(
     csrf: CsrfCookie,
     ip: ClientIp,
     ApiPath(id): ApiPath<i64>,
-    ApiForm(form): ApiForm<ActionForm>,
+    ApiForm(form): ApiForm<CsrfForm>,
 ) -> Response {
     let Some(user) = user else { return sign_in("/webhooks") };
-    if let Err(e) = check_csrf(&csrf, form.csrf_token.as_deref()) {
-        return super::error_page(e.status(), "Form expired", &e.public_message());
+    if let Err(page) = super::form_checked(&csrf, form.csrf_token.as_deref()) {
+        return page;
     }
     match webhooks::delete(&state, &user, id, &crate::service::audit::who(&state, Some(user.id), Some(ip.0))).await {
         Ok(()) => see_other("/webhooks"),
