@@ -223,7 +223,7 @@ pub async fn create_form(
     ApiForm(form): ApiForm<CollectionForm>,
 ) -> Response {
     let Some(user) = user else { return sign_in("/collections") };
-    if let Err(page) = super::form_checked(&csrf, form.csrf_token.as_deref()) {
+    if let Some(page) = super::form_refusal(&csrf, form.csrf_token.as_deref()) {
         return page;
     }
     let title = form.title.unwrap_or_default();
@@ -390,7 +390,7 @@ pub async fn edit_form(
     ApiForm(form): ApiForm<CollectionForm>,
 ) -> Response {
     let Some(user) = user else { return sign_in(&format!("/collections/{id}")) };
-    if let Err(page) = super::form_checked(&csrf, form.csrf_token.as_deref()) {
+    if let Some(page) = super::form_refusal(&csrf, form.csrf_token.as_deref()) {
         return page;
     }
     let patch = match (
@@ -424,7 +424,7 @@ pub async fn delete_form(
     ApiForm(form): ApiForm<CsrfForm>,
 ) -> Response {
     let Some(user) = user else { return sign_in(&format!("/collections/{id}")) };
-    if let Err(page) = super::form_checked(&csrf, form.csrf_token.as_deref()) {
+    if let Some(page) = super::form_refusal(&csrf, form.csrf_token.as_deref()) {
         return page;
     }
     match service::delete(&state, &user, id, &crate::service::audit::who(&state, Some(user.id), Some(ip.0))).await {
@@ -457,7 +457,7 @@ pub async fn add_form(
 ) -> Response {
     let Some(user) = user else { return sign_in(&format!("/collections/{id}")) };
     let token = pairs.iter().find(|(k, _)| k == "csrf_token").map(|(_, v)| v.as_str());
-    if let Err(page) = super::form_checked(&csrf, token) {
+    if let Some(page) = super::form_refusal(&csrf, token) {
         return page;
     }
     let raw: Vec<&str> = pairs.iter().filter(|(k, _)| k == "asset_ids").map(|(_, v)| v.as_str()).collect();
@@ -493,7 +493,7 @@ pub async fn remove_form(
     ApiForm(form): ApiForm<CsrfForm>,
 ) -> Response {
     let Some(user) = user else { return sign_in(&format!("/collections/{id}")) };
-    if let Err(page) = super::form_checked(&csrf, form.csrf_token.as_deref()) {
+    if let Some(page) = super::form_refusal(&csrf, form.csrf_token.as_deref()) {
         return page;
     }
     let result = service::remove_item(&state, &user, id, asset_id).await.map(drop);
@@ -523,7 +523,7 @@ pub async fn move_form(
     ApiForm(form): ApiForm<MoveForm>,
 ) -> Response {
     let Some(user) = user else { return sign_in(&format!("/collections/{id}")) };
-    if let Err(page) = super::form_checked(&csrf, form.csrf_token.as_deref()) {
+    if let Some(page) = super::form_refusal(&csrf, form.csrf_token.as_deref()) {
         return page;
     }
     let result = match form.direction.as_deref() {
@@ -553,7 +553,7 @@ pub async fn share_form(
     ApiForm(form): ApiForm<CreateLinkForm>,
 ) -> Response {
     let Some(user) = user else { return sign_in(&format!("/collections/{id}")) };
-    if let Err(page) = super::form_checked(&csrf, form.csrf_token.as_deref()) {
+    if let Some(page) = super::form_refusal(&csrf, form.csrf_token.as_deref()) {
         return page;
     }
     let who = crate::service::audit::who(&state, Some(user.id), Some(ip.0));

@@ -663,7 +663,7 @@ pub async fn owner_create(
     ApiForm(form): ApiForm<RequestForm>,
 ) -> Response {
     let Some(user) = user else { return sign_in("/file-requests") };
-    if let Err(page) = super::form_checked(&csrf, form.csrf_token.as_deref()) {
+    if let Some(page) = super::form_refusal(&csrf, form.csrf_token.as_deref()) {
         return page;
     }
     let result = match form_input(form, true) {
@@ -752,7 +752,7 @@ pub async fn owner_change(
     ApiForm(form): ApiForm<RequestForm>,
 ) -> Response {
     let Some(user) = user else { return sign_in(&format!("/file-requests/{uuid}")) };
-    if let Err(page) = super::form_checked(&csrf, form.csrf_token.as_deref()) {
+    if let Some(page) = super::form_refusal(&csrf, form.csrf_token.as_deref()) {
         return page;
     }
     let Ok(current) = requests::owned(&state, &user, &uuid).await else { return not_yours() };
@@ -784,7 +784,7 @@ pub async fn owner_close(
     ApiForm(form): ApiForm<CsrfForm>,
 ) -> Response {
     let Some(user) = user else { return sign_in(&format!("/file-requests/{uuid}")) };
-    if let Err(page) = super::form_checked(&csrf, form.csrf_token.as_deref()) {
+    if let Some(page) = super::form_refusal(&csrf, form.csrf_token.as_deref()) {
         return page;
     }
     match requests::close(&state, &user, &uuid, &who(&state, Some(user.id), Some(ip.0))).await {

@@ -392,7 +392,7 @@ pub async fn share_form(
     ApiForm(form): ApiForm<ShareForm>,
 ) -> Response {
     let Some(user) = user else { return sign_in() };
-    if let Err(page) = super::form_checked(&csrf, form.csrf_token.as_deref()) {
+    if let Some(page) = super::form_refusal(&csrf, form.csrf_token.as_deref()) {
         return page;
     }
     let text = |v: &Option<String>| v.clone().map(serde_json::Value::String);
@@ -420,7 +420,7 @@ pub async fn delete_form(
     ApiForm(form): ApiForm<DeleteForm>,
 ) -> Response {
     let Some(user) = user else { return sign_in() };
-    if let Err(page) = super::form_checked(&csrf, form.csrf_token.as_deref()) {
+    if let Some(page) = super::form_refusal(&csrf, form.csrf_token.as_deref()) {
         return page;
     }
     match act(&state, &user, unshare(&state, &user, id)).await {

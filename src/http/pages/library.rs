@@ -244,7 +244,7 @@ pub async fn create_link(
     ApiForm(form): ApiForm<CreateLinkForm>,
 ) -> Response {
     let Some(user) = user else { return sign_in(&format!("/assets/{id}")) };
-    if let Err(page) = super::form_checked(&csrf, form.csrf_token.as_deref()) {
+    if let Some(page) = super::form_refusal(&csrf, form.csrf_token.as_deref()) {
         return page;
     }
     let result = match form_to_settings(form) {
@@ -315,7 +315,7 @@ pub async fn revoke_link(
     ApiForm(form): ApiForm<RevokeForm>,
 ) -> Response {
     let Some(user) = user else { return sign_in("/shares") };
-    if let Err(page) = super::form_checked(&csrf, form.csrf_token.as_deref()) {
+    if let Some(page) = super::form_refusal(&csrf, form.csrf_token.as_deref()) {
         return page;
     }
     let share = match owned_share(&state, &user, &uuid).await {

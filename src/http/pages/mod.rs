@@ -56,10 +56,10 @@ pub struct CsrfForm {
     pub csrf_token: Option<String>,
 }
 
-/// The CSRF check of a page's form (`auth::check_csrf`): Ok, or the "Form expired" page to answer
-/// with. Every form handler of the pages uses it.
-pub fn form_checked(csrf: &crate::http::extract::CsrfCookie, token: Option<&str>) -> Result<(), Response> {
-    auth::check_csrf(csrf, token).map_err(|e| error_page(e.status(), "Form expired", &e.public_message()))
+/// The CSRF check of a page's form (`auth::check_csrf`): None when it passes, else the "Form
+/// expired" page to answer with. Every form handler of the pages uses it.
+pub fn form_refusal(csrf: &crate::http::extract::CsrfCookie, token: Option<&str>) -> Option<Response> {
+    auth::check_csrf(csrf, token).err().map(|e| error_page(e.status(), "Form expired", &e.public_message()))
 }
 
 /// Renders a template into a 200 page (or the error page if rendering fails).

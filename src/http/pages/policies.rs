@@ -172,7 +172,7 @@ pub async fn save(
         Some(u) if u.is_admin() => u,
         other => return refusal(other),
     };
-    if let Err(page) = super::form_checked(&csrf, form.csrf_token.as_deref()) {
+    if let Some(page) = super::form_refusal(&csrf, form.csrf_token.as_deref()) {
         return page;
     }
     let result = match form_patch(form) {

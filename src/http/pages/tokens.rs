@@ -149,7 +149,7 @@ pub async fn create(
     ApiForm(form): ApiForm<AccessTokenForm>,
 ) -> Response {
     let Some(user) = user else { return sign_in() };
-    if let Err(page) = super::form_checked(&csrf, form.csrf_token.as_deref()) {
+    if let Some(page) = super::form_refusal(&csrf, form.csrf_token.as_deref()) {
         return page;
     }
     let result = match form_input(form) {
@@ -184,7 +184,7 @@ pub async fn revoke(
     ApiForm(form): ApiForm<CsrfForm>,
 ) -> Response {
     let Some(user) = user else { return sign_in() };
-    if let Err(page) = super::form_checked(&csrf, form.csrf_token.as_deref()) {
+    if let Some(page) = super::form_refusal(&csrf, form.csrf_token.as_deref()) {
         return page;
     }
     match tokens::revoke(&state, &user, id, &crate::service::audit::who(&state, Some(user.id), Some(ip.0))).await {

@@ -181,7 +181,7 @@ pub async fn create(
 ) -> Response {
     let Some(user) = user else { return sign_in("/webhooks") };
     let field = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    if let Err(page) = super::form_checked(&csrf, field("csrf_token").as_deref()) {
+    if let Some(page) = super::form_refusal(&csrf, field("csrf_token").as_deref()) {
         return page;
     }
     let input = WebhookIn {
@@ -266,7 +266,7 @@ pub async fn test(
     ApiForm(form): ApiForm<CsrfForm>,
 ) -> Response {
     let Some(user) = user else { return sign_in(&format!("/webhooks/{id}")) };
-    if let Err(page) = super::form_checked(&csrf, form.csrf_token.as_deref()) {
+    if let Some(page) = super::form_refusal(&csrf, form.csrf_token.as_deref()) {
         return page;
     }
     match webhooks::send_test(&state, &user, id).await {
@@ -290,7 +290,7 @@ pub async fn delete(
     ApiForm(form): ApiForm<CsrfForm>,
 ) -> Response {
     let Some(user) = user else { return sign_in("/webhooks") };
-    if let Err(page) = super::form_checked(&csrf, form.csrf_token.as_deref()) {
+    if let Some(page) = super::form_refusal(&csrf, form.csrf_token.as_deref()) {
         return page;
     }
     match webhooks::delete(&state, &user, id, &crate::service::audit::who(&state, Some(user.id), Some(ip.0))).await {
