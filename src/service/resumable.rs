@@ -8,16 +8,17 @@
 //! Offsets are durable and shared by every instance: one row per upload (`store::uploads`), and
 //! the bytes where every instance reads them.
 //!
-//! - Local storage: a part file `uploads/{id}/data` under the blob root. A PATCH buffers up to
-//!   [`FLUSH_BYTES`], then, holding an exclusive lock on the file (`flock`, released by the kernel
-//!   if the process dies), checks that the row's offset is still the one it writes at, writes
-//!   there and advances the offset with a compare-and-set. The bytes are written before the
+//! - Local storage: a part file `uploads/{id}/data` under the blob root. A PATCH collects up to
+//!   [`FLUSH_BYTES`] and hands them to a flush task while the next bytes arrive (one flush in
+//!   flight per PATCH). The flush, holding an exclusive lock on the file (`flock`, released by
+//!   the kernel if the process dies), checks that the row's offset is still the one it writes
+//!   at, writes there and advances the offset with a compare-and-set. The bytes are written before the
 //!   offset moves, so a process that crashes or is killed loses nothing it acknowledged (the
 //!   kernel holds them); like every blob Vitrine writes, they are not fsynced (an fsync per
 //!   flush bound a resumable upload to the disk's synchronous write speed, a third of a plain
 //!   upload's: `bench/tus_upload.sh`), so a power cut may lose the latest bytes of an upload, as
-//!   it may lose a file that was just uploaded. The instance that writes the bytes also hashes
-//!   them as it goes ([`Digests`]), so that completing the upload need not read the whole file
+//!   it may lose a file that was just uploaded. The instance that receives the bytes also hashes
+//!   them as they arrive ([`Digests`]), so that completing the upload need not read the whole file
 //!   again; an instance that did not see every byte in order reads it once. A second writer at the same
 //!   offset finds the offset moved and gets 409; a writer whose client vanished stops at its
 //!   next flush. On completion the file is moved into place (no copy).
@@ -271,35 +272,68 @@ where
         .map_err(AppError::internal)?;
     let file = Arc::new(file);
     let length = up.length as u64;
+    // Bytes are hashed as they arrive (this instance wrote every earlier byte: see `Digests`)
+    // and written by one flush in flight while the next ones arrive.
+    let mut hasher = state.digests.take(&up.id, start);
+    let mut flushing: Option<tokio::task::JoinHandle<AppResult<u64>>> = None;
     let mut acked = start;
-    let mut buf: Vec<u8> = Vec::new();
+    let mut received = start;
+    let mut buf: Vec<Bytes> = Vec::new();
+    let mut buffered = 0usize;
     let stop = loop {
         match body.next().await {
             Some(Ok(chunk)) => {
-                if acked + (buf.len() + chunk.len()) as u64 > length {
+                if received + chunk.len() as u64 > length {
                     break Some(Stop::TooLong);
                 }
-                buf.extend_from_slice(&chunk);
-                if buf.len() >= FLUSH_BYTES {
-                    acked = flush_local(state, up, &file, acked, std::mem::take(&mut buf)).await?;
+                received += chunk.len() as u64;
+                if let Some(h) = hasher.as_mut() {
+                    h.update(&chunk);
+                }
+                buffered += chunk.len();
+                buf.push(chunk);
+                if buffered >= FLUSH_BYTES {
+                    if let Some(f) = flushing.take() {
+                        acked = joined(f).await?;
+                    }
+                    let bytes = std::mem::take(&mut buf);
+                    buffered = 0;
+                    flushing =
+                        Some(tokio::spawn(flush_local(state.clone(), up.id.clone(), file.clone(), acked, bytes)));
                 }
             }
             Some(Err(e)) => break Some(Stop::Broken(e.to_string())),
             None => break None,
         }
     };
+    if let Some(f) = flushing.take() {
+        match joined(f).await {
+            Ok(n) => acked = n,
+            Err(e) => return Err(e),
+        }
+    }
     // What arrived before a break is kept (tus: store as much as possible).
     if !buf.is_empty() {
-        match flush_local(state, up, &file, acked, buf).await {
+        match flush_local(state.clone(), up.id.clone(), file.clone(), acked, buf).await {
             Ok(n) => acked = n,
             Err(e) if stop.is_none() => return Err(e),
             Err(_) => {}
         }
     }
+    if let Some(h) = hasher
+        && acked == received
+    {
+        state.digests.put(&up.id, acked, h);
+    }
     match stop {
         Some(s) => Err(s.error(up)),
         None => Ok(acked),
     }
+}
+
+/// The offset a flush task acknowledged.
+async fn joined(f: tokio::task::JoinHandle<AppResult<u64>>) -> AppResult<u64> {
+    f.await.map_err(AppError::internal)?
 }
 
 /// Opens (creating it and its directory) an upload's part file for writing at offsets.
@@ -316,42 +350,40 @@ fn open_part_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
     std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)
 }
 
-/// Writes `bytes` at `at` in the part file and advances the offset from `at`, holding the file's
-/// lock (so no other writer, on any instance sharing the storage, writes meanwhile).
+/// Writes `chunks` at `at` in the part file of upload `id` and advances the offset from `at`,
+/// holding the file's lock (so no other writer, on any instance sharing the storage, writes
+/// meanwhile). A task of its own: it finishes (and acknowledges) even if the request that
+/// started it is gone.
 async fn flush_local(
-    state: &AppState,
-    up: &Upload,
-    file: &Arc<std::fs::File>,
+    state: AppState,
+    id: String,
+    file: Arc<std::fs::File>,
     at: u64,
-    bytes: Vec<u8>,
+    chunks: Vec<Bytes>,
 ) -> AppResult<u64> {
     let f = file.clone();
     tokio::task::spawn_blocking(move || f.lock()).await.map_err(AppError::internal)?.map_err(AppError::internal)?;
     let done = async {
-        match state.store.upload(&up.id).await? {
+        match state.store.upload(&id).await? {
             Some(u) if u.state == UploadState::Open && u.offset as u64 == at => {}
             Some(u) => return Err(offset_mismatch(u.offset)),
             None => return Err(AppError::NotFound("upload")),
         }
-        let n = bytes.len() as u64;
         let f = file.clone();
-        let hasher = state.digests.take(&up.id, at);
-        let hasher = tokio::task::spawn_blocking(move || {
-            f.write_all_at(&bytes, at)?;
-            Ok::<_, std::io::Error>(hasher.map(|mut h| {
-                h.update(&bytes);
-                h
-            }))
+        let n = tokio::task::spawn_blocking(move || {
+            let mut pos = at;
+            for c in &chunks {
+                f.write_all_at(c, pos)?;
+                pos += c.len() as u64;
+            }
+            Ok::<_, std::io::Error>(pos - at)
         })
         .await
         .map_err(AppError::internal)?
         .map_err(AppError::internal)?;
         let now = state.clock.now_ms();
-        if !state.store.ack_upload(&up.id, at as i64, (at + n) as i64, now, expiry(state, now)).await? {
+        if !state.store.ack_upload(&id, at as i64, (at + n) as i64, now, expiry(&state, now)).await? {
             return Err(busy());
-        }
-        if let Some(h) = hasher {
-            state.digests.put(&up.id, at + n, h);
         }
         Ok(at + n)
     };
