@@ -5,7 +5,8 @@
       COUNT views of SHARE_URL (JSON page, a browser's User-Agent) by CONCURRENCY keep-alive
       clients; view i carries the referrer https://v<i>.bench.invalid/ (analytics keep the
       referrer's host, and the share.viewed event carries it), so each delivery names its view.
-      "on": first starts a receiver on a free loopback port and creates a webhook for
+      "on": first starts a receiver (this script's "receive", a process of its own, so that it
+      shares no interpreter lock with the views) on a free loopback port and creates a webhook for
       share.viewed (the caller's own links) pointing at it; waits until every view has been
       delivered (at most 180 s after the last view), then deletes the webhook.
       Prints "views_seconds events_per_second p50_ms p99_ms delivered duplicates":
@@ -14,9 +15,18 @@
         p50_ms, p99_ms     per event, delivery received - its view request sent;
         duplicates         deliveries of an event already received.
       "off": only the views; prints "views_seconds 0 0 0 0 0".
+
+  issue21_client.py receive COUNT
+      The receiver: a minimal HTTP/1.1 server on asyncio (the harness should cost the machine
+      little next to the server it measures). Prints its port, then, once COUNT distinct views
+      have been delivered (or on SIGTERM), one line of JSON: {"received": {view: seconds}, "duplicates": n}
+      with perf_counter() times (the same clock as the views' send times).
 """
+import asyncio
+import re
+import signal
+import subprocess
 import http.client
-import http.server
 import json
 import socket
 import statistics
@@ -30,21 +40,16 @@ PREFIX = "v"
 SUFFIX = ".bench.invalid"
 
 
-class Receiver(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    received = {}
-    duplicates = 0
-    lock = threading.Lock()
-    all_in = threading.Event()
-    expected = 0
+CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length:\s*(\d+)")
+NO_CONTENT = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"
 
-    def do_POST(self):
-        n = int(self.headers.get("Content-Length", "0"))
-        body = self.rfile.read(n)
-        at = time.perf_counter()
-        self.send_response(204)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+
+def receive(count):
+    received = {}
+    state = {"duplicates": 0}
+    done = asyncio.Event()
+
+    def handle(body, at):
         try:
             event = json.loads(body)
         except ValueError:
@@ -58,15 +63,44 @@ class Receiver(http.server.BaseHTTPRequestHandler):
             i = int(host[len(PREFIX) : -len(SUFFIX)])
         except ValueError:
             return
-        with Receiver.lock:
-            if i in Receiver.received:
-                Receiver.duplicates += 1
-            Receiver.received.setdefault(i, at)
-            if len(Receiver.received) >= Receiver.expected:
-                Receiver.all_in.set()
+        if i in received:
+            state["duplicates"] += 1
+        else:
+            received[i] = at
+            if len(received) >= count:
+                done.set()
 
-    def log_message(self, *args):
-        pass
+    class Conn(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport = transport
+            self.buf = b""
+
+        def data_received(self, data):
+            self.buf += data
+            while True:
+                end = self.buf.find(b"\r\n\r\n")
+                if end < 0:
+                    return
+                m = CONTENT_LENGTH.search(self.buf, 0, end + 2)
+                n = int(m.group(1)) if m else 0
+                if len(self.buf) < end + 4 + n:
+                    return
+                body = self.buf[end + 4 : end + 4 + n]
+                self.buf = self.buf[end + 4 + n :]
+                at = time.perf_counter()
+                self.transport.write(NO_CONTENT)
+                handle(body, at)
+
+    async def serve():
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, done.set)
+        server = await loop.create_server(Conn, "127.0.0.1", 0)
+        print(server.sockets[0].getsockname()[1], flush=True)
+        await done.wait()
+        server.close()
+        print(json.dumps({"received": received, "duplicates": state["duplicates"]}), flush=True)
+
+    asyncio.run(serve())
 
 
 def api(base, token, method, path, body=None):
@@ -87,13 +121,10 @@ def api(base, token, method, path, body=None):
 
 
 def views(base, token, share_url, count, concurrency, mode):
-    hook = None
+    hook, receiver = None, None
     if mode == "on":
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-        server.daemon_threads = True
-        Receiver.expected = count
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        port = server.server_address[1]
+        receiver = subprocess.Popen([sys.executable, __file__, "receive", str(count)], stdout=subprocess.PIPE, text=True)
+        port = int(receiver.stdout.readline())
         hook = api(base, token, "POST", "/api/webhooks/",
                    {"url": f"http://127.0.0.1:{port}/hook", "events": ["share.viewed"]})
     u = urllib.parse.urlsplit(share_url)
@@ -130,10 +161,14 @@ def views(base, token, share_url, count, concurrency, mode):
     if mode != "on":
         print(f"{views_s:.3f} 0 0 0 0 0")
         return
-    Receiver.all_in.wait(180)
-    with Receiver.lock:
-        got = dict(Receiver.received)
-        dupes = Receiver.duplicates
+    try:
+        out, _ = receiver.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        receiver.terminate()
+        out, _ = receiver.communicate()
+    result = json.loads(out)
+    got = {int(k): v for k, v in result["received"].items()}
+    dupes = result["duplicates"]
     api(base, token, "DELETE", f"/api/webhooks/{hook['id']}/")
     if len(got) < count:
         sys.exit(f"only {len(got)} of {count} events delivered within 180 s of the last view")
@@ -144,7 +179,9 @@ def views(base, token, share_url, count, concurrency, mode):
 
 
 def main():
-    if len(sys.argv) == 8 and sys.argv[1] == "views":
+    if len(sys.argv) == 3 and sys.argv[1] == "receive":
+        receive(int(sys.argv[2]))
+    elif len(sys.argv) == 8 and sys.argv[1] == "views":
         _, _, base, token, share_url, count, conc, mode = sys.argv
         views(base, token, share_url, int(count), int(conc), mode)
     else:

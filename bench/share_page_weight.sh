@@ -105,15 +105,23 @@ grep -q 'pdf-viewer.js' <<<"$pdf_html" || die "the PDF link's page does not load
 pdfjs_on_image=0
 grep -qE 'pdf-viewer\.js|pdfjs' <<<"$img_html" && pdfjs_on_image=1
 
-declare -a r_base r_new
+declare -a r_base r_new u_base u_new
+CLK_TCK="$(getconf CLK_TCK)"
+# cpu_ticks PID: user + system CPU time of PID, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 for ((r = 1; r <= ROUNDS; r++)); do
     for name in base new; do
         url_var="IMG_$name"
+        pid_var="PID_$name"
+        c0="$(cpu_ticks "${!pid_var}")"
         out="$(wrk -t2 -c64 -d"${DURATION}s" -H 'Accept: text/html' -H 'User-Agent: Mozilla/5.0 Firefox/121.0' "${!url_var}")"
+        c1="$(cpu_ticks "${!pid_var}")"
         grep -q "Non-2xx" <<<"$out" && die "non-2xx answers from the $name page: $out"
         rps="$(awk '/Requests\/sec/ { print $2 }' <<<"$out")"
-        if [[ $name == base ]]; then r_base+=("$rps"); else r_new+=("$rps"); fi
-        log "round $r: $name $rps req/s"
+        reqs="$(awk '/requests in/ { print $1 }' <<<"$out")"
+        us="$(calc "round(($c1 - $c0) * 1e6 / $CLK_TCK / $reqs, 1)")"
+        if [[ $name == base ]]; then r_base+=("$rps"); u_base+=("$us"); else r_new+=("$rps"); u_new+=("$us"); fi
+        log "round $r: $name $rps req/s, server CPU $us us per request"
     done
 done
 stop_pid "$PID_base"
@@ -124,6 +132,8 @@ echo
 echo "$BENCH: recipient's image-link page, this build vs $BASELINE_REF (wrk -c64, ${DURATION}s, median of $ROUNDS)"
 report "$BENCH" "baseline page (req/s)" "$(calc "round($b)")" "reference" "info"
 report "$BENCH" "this page (req/s)" "$(calc "round($n)")" "-" "info"
+report "$BENCH" "baseline server CPU per request (us)" "$(median "${u_base[@]}")" "-" "info"
+report "$BENCH" "this server CPU per request (us)" "$(median "${u_new[@]}")" "-" "info"
 report "$BENCH" "ratio this / baseline" "$(calc "f'{$n / $b:.3f}'")" ">= $TARGET_RATIO" "$(check "$n / $b" ">=" "$TARGET_RATIO")"
 report "$BENCH" "image page weight (KB, $img_files files)" "$(calc "f'{$img_bytes / 1024:.1f}'")" "< $TARGET_KB" "$(check "$img_bytes / 1024" "<" "$TARGET_KB")"
 report "$BENCH" "baseline image page weight (KB)" "$(calc "f'{$base_bytes / 1024:.1f}'")" "-" "info"

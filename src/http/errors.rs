@@ -85,13 +85,32 @@ fn sentence(bytes: &[u8]) -> Option<String> {
     (!text.is_empty() && text.len() <= 500 && !text.chars().any(char::is_control)).then(|| text.to_string())
 }
 
-/// Rewrites an error response that is not in the client's shape: text (or nothing) to the §0
-/// JSON, or to the HTML error page for a browser on a page route, as is the §0 JSON there.
-/// Headers (Retry-After, Allow, security headers…) are kept.
-pub async fn uniform_errors(req: Request, next: Next) -> Response {
-    let html = wants_html(req.uri().path(), req.headers().get(header::ACCEPT));
-    let head = req.method() == axum::http::Method::HEAD;
-    let resp = next.run(req).await;
+/// Uniform errors: an error response that is not in the client's shape is rewritten: text (or
+/// nothing) to the §0 JSON, or to the HTML error page for a browser on a page route, as is the
+/// §0 JSON there. Headers (Retry-After, Allow, security headers…) are kept. The shape is noted
+/// before the request is handled and applied to its answer by the outermost middleware
+/// (`pages::shell::frame`, which also frames the error pages: one middleware for both).
+#[derive(Clone, Copy)]
+pub struct ErrorShape {
+    html: bool,
+    head: bool,
+}
+
+impl ErrorShape {
+    pub fn of(req: &Request) -> ErrorShape {
+        ErrorShape {
+            html: wants_html(req.uri().path(), req.headers().get(header::ACCEPT)),
+            head: req.method() == axum::http::Method::HEAD,
+        }
+    }
+
+    /// Rewrites `resp` if it is an error not in the client's shape.
+    pub async fn apply(self, resp: Response) -> Response {
+        reshape(resp, self.html, self.head).await
+    }
+}
+
+async fn reshape(resp: Response, html: bool, head: bool) -> Response {
     let status = resp.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;

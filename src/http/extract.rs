@@ -231,6 +231,19 @@ pub fn cookie(parts: &Parts, name: &str) -> Option<String> {
     cookie_in(&parts.headers, name)
 }
 
+/// A CSRF token issued for this request by the page shell (`pages::shell::frame`): the browser
+/// had no valid CSRF cookie, and the answer sets this one.
+#[derive(Clone)]
+pub struct IssuedCsrf(pub String);
+
+/// The request's CSRF token: the one issued for it (see [`IssuedCsrf`]), else its cookie.
+pub fn csrf_in(parts: &Parts) -> Option<String> {
+    match parts.extensions.get::<IssuedCsrf>() {
+        Some(IssuedCsrf(t)) => Some(t.clone()),
+        None => cookie(parts, CSRF_COOKIE),
+    }
+}
+
 /// Value of one cookie in `headers`.
 pub fn cookie_in(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
     for v in headers.get_all(header::COOKIE) {
@@ -255,11 +268,12 @@ impl FromRequestParts<AppState> for PageSession {
         if let Some(PageSessionSeen(s)) = parts.extensions.get::<PageSessionSeen>() {
             return Ok(PageSession(s.clone()));
         }
-        let session = match cookie(parts, SESSION_COOKIE) {
-            // An expired or revoked session simply means "not signed in" on a page.
-            Some(token) => page_session(state, &token).await.ok(),
-            None => None,
+        let Some(token) = cookie(parts, SESSION_COOKIE) else {
+            // Nobody signed in: nothing to look up, nothing worth keeping.
+            return Ok(PageSession(None));
         };
+        // An expired or revoked session simply means "not signed in" on a page.
+        let session = page_session(state, &token).await.ok();
         parts.extensions.insert(PageSessionSeen(session.clone()));
         Ok(PageSession(session))
     }
@@ -299,7 +313,7 @@ impl FromRequestParts<AppState> for CsrfCookie {
                 message: "cross-site request refused".into(),
             });
         }
-        Ok(CsrfCookie(cookie(parts, CSRF_COOKIE)))
+        Ok(CsrfCookie(csrf_in(parts)))
     }
 }
 

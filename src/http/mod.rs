@@ -106,7 +106,6 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
             AppError::internal(anyhow::anyhow!("a handler panicked")).into_response()
         }))
-        .layer(middleware::from_fn(errors::uniform_errors))
         .layer(middleware::from_fn_with_state(state.clone(), pages::shell::frame))
         .with_state(state);
     // tower-http's CORS layer answers every OPTIONS itself; a plain OPTIONS (no

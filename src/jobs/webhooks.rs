@@ -23,10 +23,12 @@ use crate::domain::webhooks::{
     DeliveryStatus, MAX_RESPONSE_BODY, forbidden_address, host_allowed, host_key, retry_delay_ms, secret_key, signature,
 };
 use crate::service::webhooks::{filter_addresses, resolve};
-use crate::store::webhooks::{Attempt, Claimed};
+use crate::store::webhooks::{Attempt, Claimed, Finished};
 
 /// Deliveries attempted at once by one instance.
 const CONCURRENCY: usize = 16;
+/// Free slots from which the worker claims more deliveries.
+const CLAIM_AT: usize = CONCURRENCY / 2;
 /// How often the outbox is looked at without being woken.
 const POLL: Duration = Duration::from_secs(1);
 /// A claim outlives the attempt's timeout by this much before another instance may take it.
@@ -37,6 +39,34 @@ pub struct Deliverer {
     client: reqwest::Client,
     inflight: Mutex<HashSet<i64>>,
     slots: Arc<Semaphore>,
+    recorder: Recorder,
+}
+
+/// Records finished attempts in batches (group commit): an attempt queues its outcome, then takes
+/// the writer's turn; whoever has the turn writes everything queued so far in one transaction.
+/// `record` returns once the outcome is written (by this call or by the one that had the turn).
+#[derive(Default)]
+struct Recorder {
+    queue: Mutex<Vec<Finished>>,
+    turn: tokio::sync::Mutex<()>,
+}
+
+impl Recorder {
+    async fn record(&self, state: &AppState, done: Finished) -> anyhow::Result<()> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner()).push(done);
+        let _turn = self.turn.lock().await;
+        let batch = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()));
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let kept = state.store.finish_deliveries(&batch).await?;
+        for (f, kept) in batch.iter().zip(kept) {
+            if !kept {
+                tracing::debug!(delivery = f.id, "a webhook delivery's claim was lost before its attempt was recorded");
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Resolves host names and keeps only the addresses a webhook may reach (all of them for a host
@@ -75,7 +105,12 @@ impl Deliverer {
             .user_agent(concat!("Vitrine-Webhooks/", env!("CARGO_PKG_VERSION")))
             .dns_resolver(Arc::new(VettingResolver { allowed }))
             .build()?;
-        Ok(Deliverer { client, inflight: Mutex::new(HashSet::new()), slots: Arc::new(Semaphore::new(CONCURRENCY)) })
+        Ok(Deliverer {
+            client,
+            inflight: Mutex::new(HashSet::new()),
+            slots: Arc::new(Semaphore::new(CONCURRENCY)),
+            recorder: Recorder::default(),
+        })
     }
 
     fn inflight(&self) -> std::sync::MutexGuard<'_, HashSet<i64>> {
@@ -94,7 +129,11 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
     };
     let mut running = JoinSet::new();
     loop {
-        if let Err(e) = claim_and_start(&state, &deliverer, &mut running).await {
+        // Claims come in batches: when half the slots are free (or nothing runs), not after
+        // every finished attempt.
+        if (running.is_empty() || deliverer.slots.available_permits() >= CLAIM_AT)
+            && let Err(e) = claim_and_start(&state, &deliverer, &mut running).await
+        {
             tracing::warn!(error = %e, "claiming webhook deliveries failed; retrying");
         }
         while running.try_join_next().is_some() {}
@@ -144,7 +183,7 @@ async fn claim_and_start(
         started += 1;
         running.spawn(async move {
             let id = c.delivery.id;
-            if let Err(e) = attempt(&state, &deliverer, &token, c).await {
+            if let Err(e) = attempt(&state, &deliverer, token, c).await {
                 tracing::warn!(delivery = id, error = %e, "recording a webhook delivery failed");
             }
             deliverer.inflight().remove(&id);
@@ -155,7 +194,7 @@ async fn claim_and_start(
 }
 
 /// One attempt of one delivery, recorded.
-async fn attempt(state: &AppState, deliverer: &Deliverer, token: &str, c: Claimed) -> anyhow::Result<()> {
+async fn attempt(state: &AppState, deliverer: &Deliverer, token: String, c: Claimed) -> anyhow::Result<()> {
     let sent = send(state, deliverer, &c).await;
     let now = state.clock.now_ms();
     let attempts = c.delivery.attempts + 1;
@@ -181,8 +220,7 @@ async fn attempt(state: &AppState, deliverer: &Deliverer, token: &str, c: Claime
     };
     metrics::counter!("vitrine_webhook_attempts_total", "outcome" => a.status.as_str()).increment(1);
     tracing::debug!(delivery = c.delivery.id, attempts, status = a.status.as_str(), "webhook delivery attempted");
-    state.store.finish_delivery(c.delivery.id, token, &a, now).await?;
-    Ok(())
+    deliverer.recorder.record(state, Finished { id: c.delivery.id, token, attempt: a, at: now }).await
 }
 
 /// POSTs the delivery: the receiver's status and the start of its answer, or why nothing came.

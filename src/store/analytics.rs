@@ -87,10 +87,7 @@ impl Store {
         let (rows, visitors) = rollup(events);
         let (_writing, mut tx) = self.begin_write().await?;
         insert_event_batch(&mut tx, events).await?;
-        let mut queued = 0;
-        for e in outbox {
-            queued += self.enqueue_webhooks(&mut tx, e, now).await?;
-        }
+        let queued = self.enqueue_webhooks_batch(&mut tx, outbox, now).await?;
         const DAILY_COLUMNS: &str = "asset_id, share_id, day, dim, value, views, downloads, previews, comments, \
             time_sum_ms, time_count, load_sum_ms, load_count";
         const DAILY_TYPES: &str = "asset_id BIGINT, share_id BIGINT, day TEXT, dim TEXT, value TEXT, views BIGINT, \

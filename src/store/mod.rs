@@ -50,7 +50,8 @@ impl Dialect {
     pub fn json_rows(self, columns: &str, typed: &str) -> String {
         match self {
             Dialect::Sqlite => {
-                let fields: Vec<String> = (0..columns.split(',').count()).map(|i| format!("value ->> {i}")).collect();
+                let fields: Vec<String> =
+                    columns.split(',').enumerate().map(|(i, c)| format!("value ->> {i} AS {}", c.trim())).collect();
                 format!("SELECT {} FROM json_each($1)", fields.join(", "))
             }
             Dialect::Postgres => format!("SELECT {columns} FROM json_to_recordset($1::json) AS r({typed})"),
@@ -375,15 +376,25 @@ async fn empty_wal(pool: &AnyPool, write_gate: &tokio::sync::Mutex<()>) -> Resul
 /// Takes the next id of a named sequence inside `tx`; portable (upsert + RETURNING) on both engines.
 /// It is the first statement of every insert transaction, so SQLite takes its write lock at once.
 pub(crate) async fn next_id(tx: &mut sqlx::Transaction<'_, sqlx::Any>, name: &str) -> Result<i64, sqlx::Error> {
-    let (id,): (i64,) = sqlx::query_as(
-        "INSERT INTO id_counters (name, value) VALUES ($1, 1)
-         ON CONFLICT (name) DO UPDATE SET value = id_counters.value + 1
+    next_ids(tx, name, 1).await
+}
+
+/// `n` (at least 1) consecutive new ids of `name`'s counter, in one statement: returns the first.
+pub(crate) async fn next_ids(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    name: &str,
+    n: i64,
+) -> Result<i64, sqlx::Error> {
+    let (last,): (i64,) = sqlx::query_as(
+        "INSERT INTO id_counters (name, value) VALUES ($1, $2)
+         ON CONFLICT (name) DO UPDATE SET value = id_counters.value + $2
          RETURNING value",
     )
     .bind(name)
+    .bind(n)
     .fetch_one(&mut **tx)
     .await?;
-    Ok(id)
+    Ok(last - n + 1)
 }
 
 /// A nullable DOUBLE PRECISION parameter, the same on both engines: bind `Float(x)`, never an

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Dialect, Store, flag, next_id};
+use super::{Dialect, Store, flag, next_id, next_ids};
 use crate::domain::audit::AuditEntry;
 use crate::domain::pagination::PageRequest;
 use crate::domain::time::rfc3339;
@@ -93,6 +93,15 @@ pub struct Attempt {
     pub response_status: Option<i64>,
     pub response_body: Option<String>,
     pub error: Option<String>,
+}
+
+/// An attempt to record: of delivery `id`, claimed by `token`, made at `at`.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub id: i64,
+    pub token: String,
+    pub attempt: Attempt,
+    pub at: i64,
 }
 
 /// The outcome of `insert_webhook`.
@@ -248,7 +257,7 @@ impl Store {
         event: &Event,
         now: i64,
     ) -> Result<usize, sqlx::Error> {
-        self.enqueue_webhooks_to(tx, &[event.owner_id], event, now).await
+        self.enqueue_all(tx, &[(&[event.owner_id], event)], now).await
     }
 
     /// [`Store::enqueue_webhooks`] for content several users own together (a company's chat, heard
@@ -260,36 +269,105 @@ impl Store {
         event: &Event,
         now: i64,
     ) -> Result<usize, sqlx::Error> {
+        self.enqueue_all(tx, &[(owners, event)], now).await
+    }
+
+    /// [`Store::enqueue_webhooks`] for a batch of events (an analytics batch's `share.viewed`
+    /// and `share.downloaded`): a few statements whatever the batch's size.
+    pub(crate) async fn enqueue_webhooks_batch(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        events: &[Event],
+        now: i64,
+    ) -> Result<usize, sqlx::Error> {
+        let owners: Vec<[i64; 1]> = events.iter().map(|e| [e.owner_id]).collect();
+        let items: Vec<(&[i64], &Event)> = owners.iter().map(|o| &o[..]).zip(events).collect();
+        self.enqueue_all(tx, &items, now).await
+    }
+
+    /// Queues each event, heard by its owners, for every active webhook that hears it: one
+    /// look-up of the webhooks, one allocation of ids and one insert for all of them.
+    async fn enqueue_all(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        items: &[(&[i64], &Event)],
+        now: i64,
+    ) -> Result<usize, sqlx::Error> {
         let heard = self.webhook_owners_in(tx).await?;
-        if !owners.iter().any(|o| heard.hears(*o)) {
+        let items: Vec<&(&[i64], &Event)> =
+            items.iter().filter(|(owners, _)| owners.iter().any(|o| heard.hears(*o))).collect();
+        if items.is_empty() {
             return Ok(0);
         }
-        let list: Vec<String> = (0..owners.len()).map(|i| format!("${}", i + 1)).collect();
-        let mut q = sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(format!(
-            "SELECT id, events FROM webhooks WHERE active = 1 AND (user_id IN ({}) OR scope = 'all') ORDER BY id",
+        let mut users: Vec<i64> = items.iter().flat_map(|(owners, _)| owners.iter().copied()).collect();
+        users.sort_unstable();
+        users.dedup();
+        let list: Vec<String> = (0..users.len()).map(|i| format!("${}", i + 1)).collect();
+        let mut q = sqlx::query_as::<_, (i64, i64, String, String)>(sqlx::AssertSqlSafe(format!(
+            "SELECT id, user_id, scope, events FROM webhooks
+             WHERE active = 1 AND (user_id IN ({}) OR scope = 'all') ORDER BY id",
             list.join(", ")
         )));
-        for o in owners {
-            q = q.bind(*o);
+        for u in &users {
+            q = q.bind(*u);
         }
-        let hooks: Vec<(i64, String)> = q.fetch_all(&mut **tx).await?;
-        let kind = event.kind.as_str();
-        let hooks: Vec<i64> = hooks
+        let hooks: Vec<(i64, i64, bool, Vec<String>)> = q
+            .fetch_all(&mut **tx)
+            .await?
             .into_iter()
-            .filter(|(_, events)| {
-                serde_json::from_str::<Vec<String>>(events).is_ok_and(|e| e.iter().any(|e| e == kind))
+            .map(|(id, user, scope, events)| {
+                (id, user, scope == Scope::All.as_str(), serde_json::from_str(&events).unwrap_or_default())
             })
-            .map(|(id, _)| id)
             .collect();
-        if hooks.is_empty() {
+        let created = rfc3339(now);
+        let mut rows: Vec<(i64, String, &'static str, String)> = Vec::new();
+        for (owners, event) in items {
+            let kind = event.kind.as_str();
+            let mut targets = hooks
+                .iter()
+                .filter(|(_, user, all, events)| (*all || owners.contains(user)) && events.iter().any(|e| e == kind))
+                .map(|(id, ..)| *id)
+                .peekable();
+            if targets.peek().is_none() {
+                continue;
+            }
+            let event_id = uuid::Uuid::new_v4().to_string();
+            let body = payload(event.kind, &created, &event.data);
+            for webhook_id in targets {
+                rows.push((webhook_id, event_id.clone(), kind, body.clone()));
+            }
+        }
+        if rows.is_empty() {
             return Ok(0);
         }
-        let event_id = uuid::Uuid::new_v4().to_string();
-        let body = payload(event.kind, &rfc3339(now), &event.data);
-        for webhook_id in &hooks {
-            insert_delivery(tx, *webhook_id, &event_id, event.kind, &body, now).await?;
-        }
-        Ok(hooks.len())
+        let first = next_ids(tx, "webhook_deliveries", rows.len() as i64).await?;
+        const COLUMNS: &str = "id, webhook_id, event_id, event_type, payload, created_at";
+        const TYPES: &str =
+            "id BIGINT, webhook_id BIGINT, event_id TEXT, event_type TEXT, payload TEXT, created_at BIGINT";
+        let json = self.dialect.encode_rows(
+            COLUMNS,
+            rows.iter().enumerate().map(|(i, (hook, event_id, kind, body))| {
+                vec![
+                    (first + i as i64).into(),
+                    (*hook).into(),
+                    event_id.as_str().into(),
+                    (*kind).into(),
+                    body.as_str().into(),
+                    now.into(),
+                ]
+            }),
+        );
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO webhook_deliveries (id, webhook_id, event_id, event_type, payload, status, attempts,
+                next_attempt_at, created_at)
+             SELECT id, webhook_id, event_id, event_type, payload, 'pending', 0, created_at, created_at
+             FROM ({}) AS v",
+            self.dialect.json_rows(COLUMNS, TYPES)
+        )))
+        .bind(json)
+        .execute(&mut **tx)
+        .await?;
+        Ok(rows.len())
     }
 
     /// Queues `webhook.test` for one webhook (active or not: the owner asked for it).
@@ -344,62 +422,96 @@ impl Store {
             Dialect::Postgres => " FOR UPDATE OF d SKIP LOCKED",
             Dialect::Sqlite => "",
         };
+        // One statement claims and returns the rows (no second look-up of what was claimed).
         let claim = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE webhook_deliveries SET claimed_by = $1, claimed_until = $2
              WHERE id IN (
                 SELECT d.id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
                 WHERE d.status = 'pending' AND d.next_attempt_at <= $3
                   AND (d.claimed_until IS NULL OR d.claimed_until <= $3) AND w.active = 1
-                ORDER BY d.next_attempt_at, d.id LIMIT $4{skip_locked})"
+                ORDER BY d.next_attempt_at, d.id LIMIT $4{skip_locked})
+             RETURNING {DELIVERY_COLUMNS}"
         )))
         .bind(token)
         .bind(until)
         .bind(now)
         .bind(limit);
-        if self.write(claim).await?.rows_affected() == 0 {
+        let rows = {
+            let _writing = self.writing().await;
+            claim.fetch_all(&self.writer).await?
+        };
+        if rows.is_empty() {
             return Ok(vec![]);
         }
-        let columns: Vec<String> = DELIVERY_COLUMNS.split(',').map(|c| format!("d.{}", c.trim())).collect();
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {}, w.url AS url, w.secret AS secret
-             FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
-             WHERE d.claimed_by = $1 AND d.status = 'pending' ORDER BY d.next_attempt_at, d.id",
-            columns.join(", ")
-        )))
-        .bind(token)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Claimed { delivery: delivery_from_row(r)?, url: r.try_get("url")?, secret: r.try_get("secret")? })
+        let mut deliveries = rows.iter().map(delivery_from_row).collect::<Result<Vec<_>, sqlx::Error>>()?;
+        deliveries.sort_by_key(|d| (d.next_attempt_at, d.id));
+        let mut hooks: Vec<i64> = deliveries.iter().map(|d| d.webhook_id).collect();
+        hooks.sort_unstable();
+        hooks.dedup();
+        let marks = (1..=hooks.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        let mut q =
+            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT id, url, secret FROM webhooks WHERE id IN ({marks})")));
+        for h in &hooks {
+            q = q.bind(*h);
+        }
+        let mut targets = std::collections::HashMap::new();
+        for r in q.fetch_all(&self.pool).await? {
+            targets.insert(
+                r.try_get::<i64, _>("id")?,
+                (r.try_get::<String, _>("url")?, r.try_get::<String, _>("secret")?),
+            );
+        }
+        // A webhook deleted meanwhile took its deliveries with it.
+        Ok(deliveries
+            .into_iter()
+            .filter_map(|d| {
+                let (url, secret) = targets.get(&d.webhook_id)?.clone();
+                Some(Claimed { delivery: d, url, secret })
             })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(Into::into)
+            .collect())
     }
 
-    /// Records an attempt of a delivery still claimed by `token`: false when the claim was lost
-    /// (its lease ran out and another worker took it).
-    pub async fn finish_delivery(&self, id: i64, token: &str, a: &Attempt, now: i64) -> anyhow::Result<bool> {
-        let res = self
-            .write(
-                sqlx::query(
-                    "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, next_attempt_at = $2,
-                        response_status = $3, response_body = $4, last_error = $5,
-                        delivered_at = CASE WHEN $1 = 'delivered' THEN $6 ELSE delivered_at END,
-                        claimed_by = NULL, claimed_until = NULL
-                     WHERE id = $7 AND claimed_by = $8 AND status = 'pending'",
-                )
-                .bind(a.status.as_str())
-                .bind(a.next_attempt_at)
-                .bind(a.response_status)
-                .bind(a.response_body.clone())
-                .bind(a.error.clone())
-                .bind(now)
-                .bind(id)
-                .bind(token),
-            )
-            .await?;
-        Ok(res.rows_affected() == 1)
+    /// Records attempts of deliveries still claimed by their tokens, in one statement: for each,
+    /// false when the claim was lost (its lease ran out and another worker took it).
+    pub async fn finish_deliveries(&self, done: &[Finished]) -> anyhow::Result<Vec<bool>> {
+        // `delivery`, not `id`: RETURNING names the updated table's `id` unqualified (SQLite
+        // refuses the alias there; PostgreSQL would find two `id`s).
+        const COLUMNS: &str =
+            "delivery, token, status, next_attempt_at, response_status, response_body, last_error, at";
+        const TYPES: &str = "delivery BIGINT, token TEXT, status TEXT, next_attempt_at BIGINT, response_status BIGINT, \
+            response_body TEXT, last_error TEXT, at BIGINT";
+        let json = self.dialect.encode_rows(
+            COLUMNS,
+            done.iter().map(|f| {
+                vec![
+                    f.id.into(),
+                    f.token.as_str().into(),
+                    f.attempt.status.as_str().into(),
+                    f.attempt.next_attempt_at.into(),
+                    f.attempt.response_status.into(),
+                    f.attempt.response_body.as_deref().into(),
+                    f.attempt.error.as_deref().into(),
+                    f.at.into(),
+                ]
+            }),
+        );
+        let update = sqlx::query_as::<_, (i64,)>(sqlx::AssertSqlSafe(format!(
+            "UPDATE webhook_deliveries AS d SET status = v.status, attempts = d.attempts + 1,
+                next_attempt_at = v.next_attempt_at, response_status = v.response_status,
+                response_body = v.response_body, last_error = v.last_error,
+                delivered_at = CASE WHEN v.status = 'delivered' THEN v.at ELSE d.delivered_at END,
+                claimed_by = NULL, claimed_until = NULL
+             FROM ({}) AS v
+             WHERE d.id = v.delivery AND d.claimed_by = v.token AND d.status = 'pending'
+             RETURNING id",
+            self.dialect.json_rows(COLUMNS, TYPES)
+        )))
+        .bind(json);
+        let kept: HashSet<i64> = {
+            let _writing = self.writing().await;
+            update.fetch_all(&self.writer).await?.into_iter().map(|(id,)| id).collect()
+        };
+        Ok(done.iter().map(|f| kept.contains(&f.id)).collect())
     }
 
     /// Wakes this instance's delivery worker (after a commit that queued deliveries).
