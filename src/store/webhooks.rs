@@ -471,47 +471,35 @@ impl Store {
             .collect())
     }
 
-    /// Records attempts of deliveries still claimed by their tokens, in one statement: for each,
-    /// false when the claim was lost (its lease ran out and another worker took it).
+    /// Records attempts of deliveries still claimed by their tokens, in one transaction (one
+    /// commit; each row found by its key: an `UPDATE … FROM` a JSON array of them had SQLite scan
+    /// the whole outbox): for each, false when the claim was lost (its lease ran out and another
+    /// worker took it).
     pub async fn finish_deliveries(&self, done: &[Finished]) -> anyhow::Result<Vec<bool>> {
-        // `delivery`, not `id`: RETURNING names the updated table's `id` unqualified (SQLite
-        // refuses the alias there; PostgreSQL would find two `id`s).
-        const COLUMNS: &str =
-            "delivery, token, status, next_attempt_at, response_status, response_body, last_error, at";
-        const TYPES: &str = "delivery BIGINT, token TEXT, status TEXT, next_attempt_at BIGINT, response_status BIGINT, \
-            response_body TEXT, last_error TEXT, at BIGINT";
-        let json = self.dialect.encode_rows(
-            COLUMNS,
-            done.iter().map(|f| {
-                vec![
-                    f.id.into(),
-                    f.token.as_str().into(),
-                    f.attempt.status.as_str().into(),
-                    f.attempt.next_attempt_at.into(),
-                    f.attempt.response_status.into(),
-                    f.attempt.response_body.as_deref().into(),
-                    f.attempt.error.as_deref().into(),
-                    f.at.into(),
-                ]
-            }),
-        );
-        let update = sqlx::query_as::<_, (i64,)>(sqlx::AssertSqlSafe(format!(
-            "UPDATE webhook_deliveries AS d SET status = v.status, attempts = d.attempts + 1,
-                next_attempt_at = v.next_attempt_at, response_status = v.response_status,
-                response_body = v.response_body, last_error = v.last_error,
-                delivered_at = CASE WHEN v.status = 'delivered' THEN v.at ELSE d.delivered_at END,
-                claimed_by = NULL, claimed_until = NULL
-             FROM ({}) AS v
-             WHERE d.id = v.delivery AND d.claimed_by = v.token AND d.status = 'pending'
-             RETURNING id",
-            self.dialect.json_rows(COLUMNS, TYPES)
-        )))
-        .bind(json);
-        let kept: HashSet<i64> = {
-            let _writing = self.writing().await;
-            update.fetch_all(&self.writer).await?.into_iter().map(|(id,)| id).collect()
-        };
-        Ok(done.iter().map(|f| kept.contains(&f.id)).collect())
+        let (_writing, mut tx) = self.begin_write().await?;
+        let mut kept = Vec::with_capacity(done.len());
+        for Finished { id, token, attempt: a, at } in done {
+            let res = sqlx::query(
+                "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, next_attempt_at = $2,
+                    response_status = $3, response_body = $4, last_error = $5,
+                    delivered_at = CASE WHEN $1 = 'delivered' THEN $6 ELSE delivered_at END,
+                    claimed_by = NULL, claimed_until = NULL
+                 WHERE id = $7 AND claimed_by = $8 AND status = 'pending'",
+            )
+            .bind(a.status.as_str())
+            .bind(a.next_attempt_at)
+            .bind(a.response_status)
+            .bind(a.response_body.clone())
+            .bind(a.error.clone())
+            .bind(*at)
+            .bind(*id)
+            .bind(token.as_str())
+            .execute(&mut *tx)
+            .await?;
+            kept.push(res.rows_affected() == 1);
+        }
+        tx.commit().await?;
+        Ok(kept)
     }
 
     /// Wakes this instance's delivery worker (after a commit that queued deliveries).
