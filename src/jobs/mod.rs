@@ -33,11 +33,8 @@ pub fn spawn_all(state: AppState, shutdown: CancellationToken) -> Vec<JoinHandle
             }
             Ok(())
         }),
-        every("audit_retention", Duration::from_secs(3600), state.clone(), shutdown.clone(), |s| async move {
-            if claimed(&s, "audit_retention", Duration::from_secs(3600)).await? {
-                audit_retention::run_once(&s).await?;
-            }
-            Ok(())
+        every("audit_retention", audit_retention::PERIOD, state.clone(), shutdown.clone(), |s| async move {
+            audit_retention::round(&s).await.map(|_| ())
         }),
         every("blob_gc", gc_every, state.clone(), shutdown.clone(), move |s| async move {
             if claimed(&s, "blob_gc", gc_every).await? {
