@@ -210,6 +210,55 @@ async fn file_breakdown_counts_a_zip_once_per_file_and_single_downloads(db: Db) 
             (f.files[2].0, f.files[2].1.clone(), 1)
         ]
     );
+    // The events name the files: each single download its file, the ZIP the collection (0, it
+    // has no single file); a player's first preview request its file, its later ranges nothing.
+    let r = app
+        .client
+        .get(app.url(&format!("{p}files/{}/preview", f.files[1].0)))
+        .header("user-agent", UA)
+        .send()
+        .await
+        .expect("preview");
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .client
+        .get(app.url(&format!("{p}files/{}/preview", f.files[1].0)))
+        .header("user-agent", UA)
+        .header("range", "bytes=10-")
+        .send()
+        .await
+        .expect("preview");
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    app.state.analytics.flush().await.expect("flush");
+    let share_id = link(&app, &f.owner, &s).await["id"].as_i64().expect("id");
+    let mut events: Vec<(String, i64)> = app
+        .state
+        .store
+        .raw_events(0, i64::MAX)
+        .await
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.share_id == share_id && e.kind != "view")
+        .map(|e| (e.kind, e.asset_id))
+        .collect();
+    events.sort();
+    let png = f.files[1].0;
+    assert_eq!(
+        events,
+        vec![("download".to_string(), 0), ("download".into(), png), ("download".into(), png), ("preview".into(), png)]
+    );
+    // So the file's own report counts its downloads through the link; the link's counts three.
+    let r: Value =
+        app.get(&format!("/api/v3/assets/{png}/analytics/"), Some(&f.owner)).await.json().await.expect("json");
+    assert_eq!(r["summary"]["total_downloads"], 2, "{r}");
+    let r: Value = app
+        .get(&format!("/api/v3/shares/{}/analytics/", uuid_of(&s)), Some(&f.owner))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(r["summary"]["total_downloads"], 3, "{r}");
+
     // An asset link's report keeps the seed's shape (no file_breakdown).
     let a =
         created(app.post_json(&format!("/api/v3/assets/{}/share/", f.files[0].0), Some(&f.owner), &json!({})).await)
