@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use crate::helpers::redis::{HMAC, JWT, redis_url};
-use crate::helpers::{Db, Spawn, TestApp, assert_error, created, fixtures};
+use crate::helpers::{Db, Spawn, TestApp, Ws, assert_error, created, fixtures};
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
@@ -872,7 +872,48 @@ async fn an_expired_session_queues_its_event_once_on_two_instances(db: Db) {
     assert_eq!(r.status(), StatusCode::GONE);
 }
 
+/// The sockets that are open when a session expires record its end themselves (no sweep runs
+/// here): one socket on each instance, both see the expiry, one of them records it.
+async fn open_sockets_on_two_instances_record_an_expiry_once(db: Db) {
+    let Some((a, b)) = local_pair(db).await else { return };
+    let rx = Receiver::start().await;
+    let (_, user) = a.admin_and_user().await;
+    add_hook(&a, &user, &rx.url("sockets"), &["collaboration.session_ended"]).await;
+    let asset = a.upload(&user, "photo.png", fixtures::png(8, 8)).await;
+    let body = json!({"asset_id": asset["id"], "participants": [], "session_config": {"duration_hours": 1}});
+    let session = created(a.post_json("/api/v3/collaboration/sessions/", Some(&user), &body).await).await;
+    let sid = session["session_id"].as_str().expect("session id").to_string();
+    // A second and a half before the expiry, a socket on each instance.
+    let ahead = Duration::from_millis(3_600_000 - 1_500);
+    a.advance(ahead);
+    b.advance(ahead);
+    let path = format!("/ws/collaboration/{sid}/?token={user}");
+    let mut on_a = Ws::connect(&a, &path).await;
+    let mut on_b = Ws::connect(&b, &path).await;
+    for ws in [&mut on_a, &mut on_b] {
+        assert_eq!(ws.next_of("session_ended").await["reason"], "expired");
+    }
+    let got = wait_receipts(&rx, "sockets", 1).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(rx.receipts("sockets").len(), 1, "one event, not one per socket or instance");
+    let event: Value = serde_json::from_str(&got[0].body).expect("json");
+    assert_eq!(event["data"]["session"]["reason"], "expired");
+    assert_eq!(event["data"]["session"]["ended_at"], session["expires_at"]);
+    for app in [&a, &b] {
+        assert_eq!(vitrine::jobs::session_expiry::run_once(&app.state).await.expect("sweep"), 0, "recorded already");
+    }
+    let rec: Value = b
+        .get(&format!("/api/v3/collaboration/sessions/{sid}/recording/"), Some(&user))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let ends = rec["events"].as_array().expect("events").iter().filter(|e| e["type"] == "session_ended").count();
+    assert_eq!(ends, 1, "{rec}");
+}
+
 crate::on_both_databases!(
+    open_sockets_on_two_instances_record_an_expiry_once,
     an_expired_session_queues_its_event_once_on_two_instances,
     creates_reads_changes_and_deletes_a_webhook,
     refuses_bad_urls_events_and_scopes,
