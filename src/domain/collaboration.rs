@@ -149,12 +149,13 @@ impl Session {
 
     /// `Some(reason)` once the session is over.
     pub fn over(&self, now: i64) -> Option<&'static str> {
-        if self.ended_at.is_some() {
-            Some("ended")
-        } else if self.expires_at <= now {
-            Some("expired")
-        } else {
-            None
+        // An end recorded at or after the expiry is the expiry (`Store::expire_session` records
+        // `ended_at = expires_at`).
+        match self.ended_at {
+            Some(at) if at < self.expires_at => Some("ended"),
+            Some(_) => Some("expired"),
+            None if self.expires_at <= now => Some("expired"),
+            None => None,
         }
     }
 }

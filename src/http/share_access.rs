@@ -322,6 +322,16 @@ impl Counted<'_> {
         }
     }
 
+    /// The asset its analytics event names: the link's file, or the collection's file; a ZIP
+    /// has no single file (0, as the collection's page views; its files are counted in
+    /// `share_file_downloads` for `file_breakdown`).
+    fn asset_id(&self, access: &Access) -> i64 {
+        match self {
+            Counted::File(id) => *id,
+            Counted::Link | Counted::Zip(_) => access.shared().analytics_asset_id(),
+        }
+    }
+
     /// The files `share_file_downloads` counts once bytes were sent.
     fn files(&self) -> Vec<i64> {
         match self {
@@ -375,7 +385,7 @@ pub async fn count_download(
         Ok(resp) if resp.status().is_success() => {
             let until = now + state.config.share_resume_window_secs as i64 * 1000;
             state.store.grant_download(access.share.id, &grant_key, until).await?;
-            capture(state, req, access, crate::domain::analytics::Kind::Download);
+            capture_of(state, req, access, crate::domain::analytics::Kind::Download, what.asset_id(access));
             metrics::counter!("vitrine_share_downloads_total").increment(1);
             let guard = SendGuard { state: Some(state.clone()), share_id: access.share.id, files: what.files() };
             Ok(guard.watch(resp))
@@ -448,11 +458,35 @@ pub fn capture(state: &AppState, req: &ShareRequest, access: &Access, kind: crat
     capture_with(state, req, access, kind, None, None);
 }
 
+/// `capture` of what a recipient did with one file of the link (`asset_id`: the link's file, or
+/// one of its collection's).
+pub fn capture_of(
+    state: &AppState,
+    req: &ShareRequest,
+    access: &Access,
+    kind: crate::domain::analytics::Kind,
+    asset_id: i64,
+) {
+    record(state, req, access, kind, asset_id, None, None);
+}
+
 pub fn capture_with(
     state: &AppState,
     req: &ShareRequest,
     access: &Access,
     kind: crate::domain::analytics::Kind,
+    time_on_page_ms: Option<i64>,
+    load_ms: Option<i64>,
+) {
+    record(state, req, access, kind, access.shared().analytics_asset_id(), time_on_page_ms, load_ms);
+}
+
+fn record(
+    state: &AppState,
+    req: &ShareRequest,
+    access: &Access,
+    kind: crate::domain::analytics::Kind,
+    asset_id: i64,
     time_on_page_ms: Option<i64>,
     load_ms: Option<i64>,
 ) {
@@ -463,7 +497,7 @@ pub fn capture_with(
         kind,
         at_ms: state.clock.now_ms(),
         share_id: access.share.id,
-        asset_id: access.shared().analytics_asset_id(),
+        asset_id,
         ip: req.ip,
         user_agent: req.user_agent.clone(),
         referrer: req.headers.get(header::REFERER).and_then(|v| v.to_str().ok()).map(str::to_string),

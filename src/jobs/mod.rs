@@ -1,11 +1,12 @@
 //! Background jobs: small named loops that stop on the shared shutdown signal; each has a
 //! `run_once(&AppState)` that tests call directly. Jobs over the whole deployment (retention of
-//! analytics and of the audit log, the blob sweeper) run on the one instance holding the job's lease in the database (`claimed`);
+//! analytics and of the audit log, the blob sweeper, expired uploads and collaboration sessions) run on the one instance holding the job's lease in the database (`claimed`);
 //! jobs over an instance's own state (its view counts, its local limiters) run everywhere.
 
 pub mod audit_retention;
 pub mod blob_gc;
 pub mod retention;
+pub mod session_expiry;
 pub mod upload_expiry;
 pub mod view_counts;
 pub mod webhooks;
@@ -32,11 +33,8 @@ pub fn spawn_all(state: AppState, shutdown: CancellationToken) -> Vec<JoinHandle
             }
             Ok(())
         }),
-        every("audit_retention", Duration::from_secs(3600), state.clone(), shutdown.clone(), |s| async move {
-            if claimed(&s, "audit_retention", Duration::from_secs(3600)).await? {
-                audit_retention::run_once(&s).await?;
-            }
-            Ok(())
+        every("audit_retention", audit_retention::PERIOD, state.clone(), shutdown.clone(), |s| async move {
+            audit_retention::round(&s).await.map(|_| ())
         }),
         every("blob_gc", gc_every, state.clone(), shutdown.clone(), move |s| async move {
             if claimed(&s, "blob_gc", gc_every).await? {
@@ -47,6 +45,12 @@ pub fn spawn_all(state: AppState, shutdown: CancellationToken) -> Vec<JoinHandle
         every("upload_expiry", Duration::from_secs(300), state.clone(), shutdown.clone(), |s| async move {
             if claimed(&s, "upload_expiry", Duration::from_secs(300)).await? {
                 upload_expiry::run_once(&s).await?;
+            }
+            Ok(())
+        }),
+        every("session_expiry", Duration::from_secs(60), state.clone(), shutdown.clone(), |s| async move {
+            if claimed(&s, "session_expiry", Duration::from_secs(60)).await? {
+                session_expiry::run_once(&s).await?;
             }
             Ok(())
         }),

@@ -140,12 +140,59 @@ pub async fn owned_session(state: &AppState, user: &User, uuid: &str) -> AppResu
 pub async fn end_sessions(state: &AppState, sessions: Vec<Session>) -> AppResult<()> {
     let now = state.clock.now_ms();
     for s in sessions {
-        let event = crate::service::webhooks::session_ended_event(&s, now);
+        if s.ended_at.is_none() && s.expires_at <= now {
+            // Expired before its asset or link went: its end is the expiry.
+            expire(state, &s).await?;
+            continue;
+        }
+        let event = crate::service::webhooks::session_ended_event(&s, now, "ended");
         if let Some(e) = state.store.end_session(&s, now, Some(&event)).await? {
             state.rooms.publish(&e);
         }
     }
     Ok(())
+}
+
+/// Records the end of `s` if it has expired and nobody recorded it yet: its members are told
+/// (`session_ended`, reason `expired`) and `collaboration.session_ended` is queued, once however
+/// many instances, sockets and sweeps call this (the store's conditional UPDATE is the claim).
+/// Returns whether this call recorded it.
+pub async fn expire(state: &AppState, s: &Session) -> AppResult<bool> {
+    let now = state.clock.now_ms();
+    if s.ended_at.is_some() || s.expires_at > now {
+        return Ok(false);
+    }
+    let event = crate::service::webhooks::session_ended_event(s, s.expires_at, "expired");
+    match state.store.expire_session(s, now, &event).await? {
+        Some(e) => {
+            state.rooms.publish(&e);
+            tracing::info!(session = %s.uuid, "collaboration session expired");
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+/// `expire` for the session with id `id` (a socket that saw it expire).
+pub async fn expire_by_id(state: &AppState, id: i64) -> AppResult<bool> {
+    match state.store.session_by_id(id).await? {
+        Some(s) => expire(state, &s).await,
+        None => Ok(false),
+    }
+}
+
+/// Sessions whose expiry is recorded per round at most (the next round takes the rest).
+const EXPIRY_BATCH: i64 = 500;
+
+/// Records the end of every session that has expired (`expire` for each); returns how many this
+/// call recorded.
+pub async fn expire_due(state: &AppState) -> AppResult<usize> {
+    let due = state.store.expired_sessions(state.clock.now_ms(), EXPIRY_BATCH).await?;
+    let mut n = 0;
+    for s in &due {
+        n += usize::from(expire(state, s).await?);
+    }
+    Ok(n)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -271,7 +318,7 @@ pub async fn end(state: &AppState, user: &User, uuid: &str) -> AppResult<Session
             message: format!("the session has already {reason}"),
         });
     }
-    let event = crate::service::webhooks::session_ended_event(&s, now);
+    let event = crate::service::webhooks::session_ended_event(&s, now, "ended");
     if let Some(e) = state.store.end_session(&s, now, Some(&event)).await? {
         state.rooms.publish(&e);
     }

@@ -195,11 +195,17 @@ pub async fn create(state: &AppState, c: Creation) -> AppResult<Upload> {
         updated_at: now,
         expires_at: expiry(state, now),
     };
-    if let Err(e) = state.store.insert_upload(&up).await {
+    // The count above spares a refused creation its multipart upload; this one is exact (count
+    // and insert in one step), so concurrent creations never pass the limit.
+    let inserted = state.store.insert_upload(&up, i64::from(c.max_open)).await;
+    if !matches!(inserted, Ok(true)) {
         if let Some(m) = &up.multipart_id {
             let _ = state.blobs.abort_multipart(&up.data_key, m).await;
         }
-        return Err(e.into());
+        return Err(match inserted {
+            Err(e) => e.into(),
+            Ok(_) => AppError::RateLimited { retry_after_secs: 60 },
+        });
     }
     tracing::info!(upload = %up.id, scope = %up.scope, length = up.length, "resumable upload created");
     Ok(up)

@@ -189,8 +189,9 @@ pub fn share_event(state: &AppState, kind: EventType, share: &Share) -> Event {
     Event { owner_id: share.owner_id, kind, data: serde_json::json!({ "share": share_data(state, share) }) }
 }
 
-/// `collaboration.session_ended`: about the session's owner's asset.
-pub fn session_ended_event(s: &crate::domain::collaboration::Session, now: i64) -> Event {
+/// `collaboration.session_ended`: about the session's owner's asset; `reason` is `ended` (by its
+/// owner, or with its link or asset) or `expired` (`ended_at` is then the expiry).
+pub fn session_ended_event(s: &crate::domain::collaboration::Session, ended_at: i64, reason: &str) -> Event {
     Event {
         owner_id: s.owner_id,
         kind: EventType::CollaborationSessionEnded,
@@ -199,7 +200,8 @@ pub fn session_ended_event(s: &crate::domain::collaboration::Session, now: i64) 
                 "session_id": s.uuid,
                 "asset_id": s.asset_id,
                 "created_at": rfc3339(s.created_at),
-                "ended_at": rfc3339(now),
+                "ended_at": rfc3339(ended_at),
+                "reason": reason,
             }
         }),
     }

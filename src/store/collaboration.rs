@@ -262,16 +262,47 @@ impl Store {
         now: i64,
         event: Option<&crate::domain::webhooks::Event>,
     ) -> anyhow::Result<Option<RoomEvent>> {
-        let (_writing, mut tx) = self.begin_write().await?;
-        let done = sqlx::query("UPDATE collab_sessions SET ended_at = $2 WHERE id = $1 AND ended_at IS NULL")
+        let end = sqlx::query("UPDATE collab_sessions SET ended_at = $2 WHERE id = $1 AND ended_at IS NULL")
             .bind(s.id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            .bind(now);
+        self.close_session(s, end, "ended", now, event).await
+    }
+
+    /// Records the end of a session that has expired (`ended_at` = its `expires_at`), once: of
+    /// every instance, socket and sweep that sees it expire, only the one whose UPDATE changes
+    /// the row appends `session_ended` (reason `expired`) and queues `event`; the others get
+    /// None. On PostgreSQL a second UPDATE waits for the first and then finds `ended_at` set; on
+    /// SQLite the write gate and the database's single writer serialise them.
+    pub async fn expire_session(
+        &self,
+        s: &Session,
+        now: i64,
+        event: &crate::domain::webhooks::Event,
+    ) -> anyhow::Result<Option<RoomEvent>> {
+        let end = sqlx::query(
+            "UPDATE collab_sessions SET ended_at = expires_at WHERE id = $1 AND ended_at IS NULL AND expires_at <= $2",
+        )
+        .bind(s.id)
+        .bind(now);
+        self.close_session(s, end, "expired", now, Some(event)).await
+    }
+
+    /// Runs `end` (an UPDATE that claims the session's end); when it changed the row, appends
+    /// `session_ended` with `reason` and queues `event` in the same transaction.
+    async fn close_session(
+        &self,
+        s: &Session,
+        end: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+        reason: &str,
+        now: i64,
+        event: Option<&crate::domain::webhooks::Event>,
+    ) -> anyhow::Result<Option<RoomEvent>> {
+        let (_writing, mut tx) = self.begin_write().await?;
+        let done = end.execute(&mut *tx).await?;
         if done.rows_affected() == 0 {
             return Ok(None);
         }
-        let e = append(&mut tx, &s.room(), "session_ended", serde_json::json!({"reason": "ended"}), now).await?;
+        let e = append(&mut tx, &s.room(), "session_ended", serde_json::json!({"reason": reason}), now).await?;
         let queued = match event {
             Some(ev) => self.enqueue_webhooks(&mut tx, ev, now).await?,
             None => 0,
@@ -281,6 +312,19 @@ impl Store {
             self.outbox_filled();
         }
         Ok(Some(e))
+    }
+
+    /// Sessions past their expiry whose end is not recorded yet, the oldest first.
+    pub async fn expired_sessions(&self, now: i64, limit: i64) -> anyhow::Result<Vec<Session>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SESSION_COLUMNS} FROM collab_sessions WHERE ended_at IS NULL AND expires_at <= $1
+             ORDER BY expires_at, id LIMIT $2"
+        )))
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(session_from_row).collect::<Result<_, _>>()?)
     }
 
     pub async fn participant_by_id(&self, id: i64) -> anyhow::Result<Option<Participant>> {

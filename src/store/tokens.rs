@@ -47,6 +47,8 @@ impl Store {
     ) -> anyhow::Result<Option<AccessToken>> {
         let (_writing, mut tx) = self.begin_write().await?;
         let id = next_id(&mut tx, "access_tokens").await?;
+        // Concurrent creations of one account count one after the other (the limit is exact).
+        self.hold_user(&mut tx, t.user_id).await?;
         let (held,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM access_tokens WHERE user_id = $1")
             .bind(t.user_id)
             .fetch_one(&mut *tx)

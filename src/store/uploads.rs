@@ -53,29 +53,42 @@ pub struct S3Ack<'a> {
 }
 
 impl Store {
-    /// Records a new upload.
-    pub async fn insert_upload(&self, u: &Upload) -> anyhow::Result<()> {
+    /// Records a new upload unless its scope already has `max_open` unfinished, unexpired ones
+    /// (false then, nothing written). The count and the insert are one step per account (the
+    /// upload's owner is held, `hold_user`), so concurrent creations stop exactly at the limit.
+    pub async fn insert_upload(&self, u: &Upload, max_open: i64) -> anyhow::Result<bool> {
         let metadata = serde_json::to_string(&u.metadata)?;
-        self.write(
-            sqlx::query(
-                "INSERT INTO uploads (id, scope, owner_id, upload_length, upload_offset, metadata, data_key, multipart_id,
-                    part_size, parts_bytes, tail_key, tail_len, writer, writer_until, state, result, created_at,
-                    updated_at, expires_at)
-                 VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $8, 0, NULL, 0, NULL, 0, 'open', NULL, $9, $9, $10)",
-            )
-            .bind(&u.id)
-            .bind(&u.scope)
-            .bind(u.owner_id)
-            .bind(u.length)
-            .bind(metadata)
-            .bind(&u.data_key)
-            .bind(u.multipart_id.clone())
-            .bind(u.part_size)
-            .bind(u.created_at)
-            .bind(u.expires_at),
+        let (_writing, mut tx) = self.begin_write().await?;
+        self.hold_user(&mut tx, u.owner_id).await?;
+        let (open,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM uploads WHERE scope = $1 AND state <> 'done' AND expires_at > $2")
+                .bind(&u.scope)
+                .bind(u.created_at)
+                .fetch_one(&mut *tx)
+                .await?;
+        if open >= max_open {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO uploads (id, scope, owner_id, upload_length, upload_offset, metadata, data_key, multipart_id,
+                part_size, parts_bytes, tail_key, tail_len, writer, writer_until, state, result, created_at,
+                updated_at, expires_at)
+             VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $8, 0, NULL, 0, NULL, 0, 'open', NULL, $9, $9, $10)",
         )
+        .bind(&u.id)
+        .bind(&u.scope)
+        .bind(u.owner_id)
+        .bind(u.length)
+        .bind(metadata)
+        .bind(&u.data_key)
+        .bind(u.multipart_id.clone())
+        .bind(u.part_size)
+        .bind(u.created_at)
+        .bind(u.expires_at)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// One upload, whoever's.

@@ -30,6 +30,21 @@ pub enum Created<T> {
 }
 
 impl Store {
+    /// Holds the account `user_id` for the rest of `tx`, so that a count of what it owns and an
+    /// insert under a per-account limit are one step: on PostgreSQL a row lock that a second
+    /// transaction of the same account waits for (then counting what the first committed); on
+    /// SQLite the write gate and the database's single writer serialise writers already.
+    pub(crate) async fn hold_user(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        user_id: i64,
+    ) -> Result<(), sqlx::Error> {
+        if self.dialect == super::Dialect::Postgres {
+            sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE").bind(user_id).execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
     /// Creates an account. With `role = None` the very first account becomes `admin`, every
     /// other one `user`; the decision is made inside the insert transaction. `audit` makes the
     /// entry from the new account (id, role), committed with it.

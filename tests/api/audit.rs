@@ -15,7 +15,11 @@ use vitrine::domain::time::{Clock, ManualClock};
 use crate::helpers::{Db, Spawn, TestApp, assert_error, created, fixtures};
 use crate::on_both_databases;
 
-on_both_databases!(every_wired_action_leaves_its_row_with_actor_and_target, the_list_filters_pages_and_exports_csv);
+on_both_databases!(
+    every_wired_action_leaves_its_row_with_actor_and_target,
+    the_list_filters_pages_and_exports_csv,
+    two_instances_run_retention_once,
+);
 
 /// The client address every request of these tests claims (through a trusted proxy).
 const CLIENT_IP: &str = "203.0.113.77";
@@ -474,6 +478,65 @@ async fn retention_deletes_old_entries_only() {
     let now = clock.now_ms();
     assert!(store.claim_job("audit_retention", "one", now, now + 3_600_000).await.expect("claim"));
     assert!(!store.claim_job("audit_retention", "two", now, now + 3_600_000).await.expect("claim"));
+}
+
+/// Two instances of one deployment run the retention round at the same moment: one takes the
+/// job's lease and deletes the old entries, the other skips the round; the entries are deleted
+/// once and the lease names the instance that did it.
+async fn two_instances_run_retention_once(db: Db) {
+    let day = 86_400_000;
+    let start = 1_705_314_600_000;
+    let clock = Arc::new(ManualClock::new(start));
+    let a = TestApp::spawn_with(Spawn {
+        db: db.clone(),
+        clock: Some(clock.clone()),
+        tweak: Box::new(|c| c.audit_retention_days = 30),
+        ..Default::default()
+    })
+    .await;
+    let url = a.state.config.database_url.clone();
+    let b = TestApp::spawn_with(Spawn {
+        db,
+        clock: Some(clock.clone()),
+        tweak: Box::new(move |c| {
+            c.audit_retention_days = 30;
+            c.database_url = url;
+        }),
+        ..Default::default()
+    })
+    .await;
+    assert_ne!(a.state.rooms.instance, b.state.rooms.instance);
+    let store = &a.state.store;
+    let entry = |n: i64| Who::system().entry(AuditAction::PolicyUpdated, "policies", json!({"day": n}));
+    for n in [0, 1, 2, 3, 9, 35] {
+        store.append_audit(&entry(n), start + n * day).await.expect("append");
+    }
+    clock.set(start + 40 * day);
+    let (x, y) =
+        tokio::join!(vitrine::jobs::audit_retention::round(&a.state), vitrine::jobs::audit_retention::round(&b.state));
+    let (x, y) = (x.expect("round on a"), y.expect("round on b"));
+    let (holder, done) = match (x, y) {
+        (Some(n), None) => (&a.state.rooms.instance, n),
+        (None, Some(n)) => (&b.state.rooms.instance, n),
+        other => panic!("exactly one instance runs the round: {other:?}"),
+    };
+    assert_eq!(done, 5, "the entries older than 30 days, deleted once");
+    let all = vitrine::domain::pagination::PageRequest { page: 1, page_size: 10 };
+    let (left, count) = b.state.store.audit_page(&Default::default(), all).await.expect("list");
+    assert_eq!(count, 1);
+    assert_eq!(left[0].details, r#"{"day":35}"#);
+    let lease = sqlx::query("SELECT holder, until_ms FROM job_leases WHERE name = 'audit_retention'")
+        .fetch_one(&sqlx::AnyPool::connect(a.state.config.database_url.as_deref().expect("url")).await.expect("pool"))
+        .await
+        .expect("lease row");
+    assert_eq!(&lease.get::<String, _>("holder"), holder, "the lease names the instance that ran it");
+    assert_eq!(lease.get::<i64, _>("until_ms"), start + 40 * day + 3_600_000);
+    // Within the period the other instance keeps skipping; the holder renews (nothing left).
+    let (x, y) =
+        tokio::join!(vitrine::jobs::audit_retention::round(&a.state), vitrine::jobs::audit_retention::round(&b.state));
+    let mut rounds = [x.expect("a"), y.expect("b")];
+    rounds.sort();
+    assert_eq!(rounds, [None, Some(0)]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -80,7 +80,129 @@ crate::on_both_databases!(
     exactly_n_zip_and_file_downloads_succeed_under_100_concurrent_requests,
     file_breakdown_counts_a_zip_once_per_file_and_single_downloads,
     deleting_the_collection_kills_its_links,
+    a_recipient_comments_on_each_file_and_the_owner_sees_it,
 );
+
+async fn a_recipient_comments_on_each_file_and_the_owner_sees_it(db: Db) {
+    let app = app_on(db).await;
+    let f = fixture(&app).await;
+    let outside = app.upload(&f.owner, "other.png", fixtures::png(4, 4)).await["id"].as_i64().expect("id");
+    let s = share(&app, &f.owner, f.collection, json!({"allow_comments": true})).await;
+    let p = path_of(&s);
+    let post = |path: String, body: Value| {
+        let c = app.client.clone();
+        let url = app.url(&path);
+        async move { c.post(url).header("user-agent", UA).json(&body).send().await.expect("post") }
+    };
+    // The JSON page names each file's comments.
+    let page: Value = get_json(&app, &p, None).await.json().await.expect("json");
+    for (item, file) in page["collection"]["items"].as_array().expect("items").iter().zip(&f.files) {
+        let url = item["comments_url"].as_str().expect("comments_url");
+        assert!(url.ends_with(&format!("{p}files/{}/comments", file.0)), "{url}");
+    }
+    // A guest comments on two files of the collection.
+    for (i, file) in f.files.iter().take(2).enumerate() {
+        let r =
+            post(format!("{p}files/{}/comments", file.0), json!({"content": format!("note {i}"), "guest_name": "Gus"}))
+                .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let c: Value = r.json().await.expect("json");
+        assert_eq!((c["asset_id"].as_i64(), c["author"]["name"].as_str()), (Some(file.0), Some("Gus")));
+    }
+    // The page's form (no JavaScript) too: back to the file on the page.
+    let r = app
+        .client
+        .post(app.url(&format!("{p}files/{}/comments", f.files[2].0)))
+        .form(&[("content", "from the form"), ("guest_name", "Fay")])
+        .send()
+        .await
+        .expect("form");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let back = r.headers()["location"].to_str().expect("location").to_string();
+    assert!(back.starts_with(&format!("{p}?file={}#comment-", f.files[2].0)), "{back}");
+    // The page (no JavaScript): each file links to its comments, shown under the grid with a form.
+    let html = fetch(&app, &p).await.text().await.expect("html");
+    for file in &f.files {
+        assert!(html.contains(&format!("id=\"comments-link-{}\"", file.0)), "{html}");
+        assert!(html.contains(&format!("href=\"{p}?file={}#comments\"", file.0)), "{html}");
+    }
+    assert!(!html.contains("id=\"comment-form\""), "no file chosen: no form");
+    let html = fetch(&app, &back).await.text().await.expect("html");
+    assert!(html.contains(&format!("Comments on {}", f.files[2].1)), "{html}");
+    assert!(html.contains("from the form") && !html.contains("note 0"), "that file's comments only");
+    assert!(html.contains(&format!("action=\"{p}files/{}/comments\"", f.files[2].0)), "{html}");
+    // Each file lists its own comments through the link.
+    for (file, text) in f.files.iter().zip(["note 0", "note 1", "from the form"]) {
+        let list: Value = app
+            .client
+            .get(app.url(&format!("{p}files/{}/comments", file.0)))
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
+        let got: Vec<&str> =
+            list["results"].as_array().expect("results").iter().map(|c| c["content"].as_str().expect("c")).collect();
+        assert_eq!(got, [text]);
+    }
+    // The owner sees them on the file, as comments made through a link to the file alone.
+    let mine: Value = app
+        .get(&format!("/api/v3/assets/{}/comments/", f.files[1].0), Some(&f.owner))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(mine["results"][0]["content"], "note 1");
+    assert_eq!(mine["results"][0]["author"]["is_guest"], true);
+
+    // A file outside the collection, or no file at all: 404.
+    let r = post(format!("{p}files/{outside}/comments"), json!({"content": "x", "guest_name": "Gus"})).await;
+    assert_error(r, StatusCode::NOT_FOUND, "not_found").await;
+    let r = app.client.get(app.url(&format!("{p}files/{outside}/comments"))).send().await.expect("list");
+    assert_error(r, StatusCode::NOT_FOUND, "not_found").await;
+    let r = post(format!("{p}files/abc/comments"), json!({"content": "x", "guest_name": "Gus"})).await;
+    assert_error(r, StatusCode::NOT_FOUND, "not_found").await;
+    let mine: Value =
+        app.get(&format!("/api/v3/assets/{outside}/comments/"), Some(&f.owner)).await.json().await.expect("json");
+    assert_eq!(mine["count"], 0, "nothing was added to the file outside");
+    // The collection as a whole takes no comments: they are per file.
+    let r = post(format!("{p}comments"), json!({"content": "x", "guest_name": "Gus"})).await;
+    assert_error(r, StatusCode::FORBIDDEN, "forbidden").await;
+    // A link without comments: 403, on every file.
+    let closed = share(&app, &f.owner, f.collection, json!({})).await;
+    let cp = path_of(&closed);
+    let r = post(format!("{cp}files/{}/comments", f.files[0].0), json!({"content": "x", "guest_name": "Gus"})).await;
+    assert_error(r, StatusCode::FORBIDDEN, "forbidden").await;
+    let r = app.client.get(app.url(&format!("{cp}files/{}/comments", f.files[0].0))).send().await.expect("list");
+    assert_error(r, StatusCode::FORBIDDEN, "forbidden").await;
+    let page: Value = get_json(&app, &cp, None).await.json().await.expect("json");
+    assert_eq!(page["collection"]["items"][0]["comments_url"], Value::Null);
+    // A revoked link: 410.
+    let r = app.delete(&format!("/api/v3/shares/{}/", uuid_of(&s)), Some(&f.owner)).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = post(format!("{p}files/{}/comments", f.files[0].0), json!({"content": "x", "guest_name": "Gus"})).await;
+    assert_error(r, StatusCode::GONE, "share_revoked").await;
+    let r = app.client.get(app.url(&format!("{p}files/{}/comments", f.files[0].0))).send().await.expect("list");
+    assert_error(r, StatusCode::GONE, "share_revoked").await;
+    // The comments count on the link, each for its file.
+    app.state.analytics.flush().await.expect("flush");
+    let share_id = link(&app, &f.owner, &s).await["id"].as_i64().expect("id");
+    let mut commented: Vec<i64> = app
+        .state
+        .store
+        .raw_events(0, i64::MAX)
+        .await
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.share_id == share_id && e.kind == "comment")
+        .map(|e| e.asset_id)
+        .collect();
+    commented.sort_unstable();
+    let mut ids: Vec<i64> = f.files.iter().map(|f| f.0).collect();
+    ids.sort_unstable();
+    assert_eq!(commented, ids);
+}
 
 async fn a_collection_link_has_the_create_shape_with_collection_id(db: Db) {
     let app = app_on(db).await;
@@ -210,6 +332,55 @@ async fn file_breakdown_counts_a_zip_once_per_file_and_single_downloads(db: Db) 
             (f.files[2].0, f.files[2].1.clone(), 1)
         ]
     );
+    // The events name the files: each single download its file, the ZIP the collection (0, it
+    // has no single file); a player's first preview request its file, its later ranges nothing.
+    let r = app
+        .client
+        .get(app.url(&format!("{p}files/{}/preview", f.files[1].0)))
+        .header("user-agent", UA)
+        .send()
+        .await
+        .expect("preview");
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .client
+        .get(app.url(&format!("{p}files/{}/preview", f.files[1].0)))
+        .header("user-agent", UA)
+        .header("range", "bytes=10-")
+        .send()
+        .await
+        .expect("preview");
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    app.state.analytics.flush().await.expect("flush");
+    let share_id = link(&app, &f.owner, &s).await["id"].as_i64().expect("id");
+    let mut events: Vec<(String, i64)> = app
+        .state
+        .store
+        .raw_events(0, i64::MAX)
+        .await
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.share_id == share_id && e.kind != "view")
+        .map(|e| (e.kind, e.asset_id))
+        .collect();
+    events.sort();
+    let png = f.files[1].0;
+    assert_eq!(
+        events,
+        vec![("download".to_string(), 0), ("download".into(), png), ("download".into(), png), ("preview".into(), png)]
+    );
+    // So the file's own report counts its downloads through the link; the link's counts three.
+    let r: Value =
+        app.get(&format!("/api/v3/assets/{png}/analytics/"), Some(&f.owner)).await.json().await.expect("json");
+    assert_eq!(r["summary"]["total_downloads"], 2, "{r}");
+    let r: Value = app
+        .get(&format!("/api/v3/shares/{}/analytics/", uuid_of(&s)), Some(&f.owner))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(r["summary"]["total_downloads"], 3, "{r}");
+
     // An asset link's report keeps the seed's shape (no file_breakdown).
     let a =
         created(app.post_json(&format!("/api/v3/assets/{}/share/", f.files[0].0), Some(&f.owner), &json!({})).await)

@@ -339,7 +339,7 @@ async fn a_resumable_upload_becomes_one_asset_in_one_transaction(db: Db) {
         updated_at: NOW,
         expires_at: NOW + 3_600_000,
     };
-    store.insert_upload(&up).await.expect("upload row");
+    assert!(store.insert_upload(&up, 1).await.expect("upload row"), "under the limit");
     let meta = AssetMeta { title: "t".into(), ..Default::default() };
     let commit = AssetCommit {
         settles: None,

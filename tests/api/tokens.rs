@@ -12,7 +12,8 @@ use crate::helpers::{Db, TestApp, Ws, assert_error, created, fixtures};
 
 crate::on_both_databases!(
     a_token_is_shown_once_stored_hashed_listed_without_its_value_and_revoked,
-    a_token_is_used_at_most_once_a_minute_in_the_list
+    a_token_is_used_at_most_once_a_minute_in_the_list,
+    concurrent_creations_stop_exactly_at_the_limit,
 );
 
 /// The field names of the 400 that creating a token with `body` gets.
@@ -175,6 +176,42 @@ async fn an_account_holds_at_most_a_hundred_tokens() {
     assert!(e["error"].as_str().is_some_and(|m| m.contains("100")), "{e}");
     let list: Value = app.get("/api/auth/tokens/?page_size=100", Some(&jwt)).await.json().await.expect("json");
     assert_eq!(list["count"], 100);
+}
+
+/// Forty creations at once for an account that holds 90 tokens: exactly ten succeed, the rest
+/// are 409, and the account holds 100 (the count and the insert are one step per account).
+async fn concurrent_creations_stop_exactly_at_the_limit(db: Db) {
+    let app = TestApp::on(db).await;
+    let (jwt, _) = app.register("ada@example.com", "Ada").await;
+    let (other, _) = app.register("bob@example.com", "Bob").await;
+    for i in 0..90 {
+        make(&app, &jwt, json!({"name": format!("t{i}"), "scopes": ["read"]})).await;
+    }
+    let attempts = (0..40).map(|i| {
+        let app = &app;
+        let jwt = &jwt;
+        async move {
+            app.post_json("/api/auth/tokens/", Some(jwt), &json!({"name": format!("c{i}"), "scopes": ["read"]})).await
+        }
+    });
+    // Another account's creations at the same time are not held to this one's limit.
+    let others = (0..5).map(|i| {
+        let app = &app;
+        let other = &other;
+        async move {
+            app.post_json("/api/auth/tokens/", Some(other), &json!({"name": format!("o{i}"), "scopes": ["read"]})).await
+        }
+    });
+    let (answers, theirs) = tokio::join!(futures::future::join_all(attempts), futures::future::join_all(others));
+    let mut statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 10, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 30, "{statuses:?}");
+    assert!(theirs.iter().all(|r| r.status() == StatusCode::CREATED));
+    let list: Value = app.get("/api/auth/tokens/?page_size=100", Some(&jwt)).await.json().await.expect("json");
+    assert_eq!(list["count"], 100);
+    let list: Value = app.get("/api/auth/tokens/", Some(&other)).await.json().await.expect("json");
+    assert_eq!(list["count"], 5);
 }
 
 /// Each scope opens its own endpoints and nothing else (SPEC §13).

@@ -15,6 +15,7 @@ crate::on_both_databases!(
     two_instances_serve_one_upload,
     an_unfinished_upload_expires_and_its_part_file_goes,
     s3_parts_of_5_mib_assemble_a_12_mib_file,
+    concurrent_creations_stop_exactly_at_the_open_uploads_limit,
 );
 
 const TUS: (&str, &str) = ("tus-resumable", "1.0.0");
@@ -29,6 +30,30 @@ fn metadata(pairs: &[(&str, &str)]) -> String {
 
 fn header(r: &reqwest::Response, name: &str) -> Option<String> {
     r.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+/// Thirty creations at once for an account allowed four open uploads, one of which is open
+/// already: exactly three succeed, the rest are 429, and another account is not held to it.
+async fn concurrent_creations_stop_exactly_at_the_open_uploads_limit(db: Db) {
+    let app =
+        TestApp::spawn_with(Spawn { db, tweak: Box::new(|c| c.upload_max_open_per_user = 4), ..Default::default() })
+            .await;
+    let (token, ada) = app.register("ada@example.com", "Ada").await;
+    let (other, bob) = app.register("bob@example.com", "Bob").await;
+    created_upload(&app, &token, 100, "first.bin").await;
+    let mine = futures::future::join_all((0..30).map(|_| create(&app, &token, 100, "mine.bin")));
+    let theirs = futures::future::join_all((0..4).map(|_| create(&app, &other, 100, "theirs.bin")));
+    let (mine, theirs) = tokio::join!(mine, theirs);
+    let mut statuses: Vec<u16> = mine.iter().map(|r| r.status().as_u16()).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 3, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 27, "{statuses:?}");
+    assert!(theirs.iter().all(|r| r.status() == StatusCode::CREATED), "another account has its own four");
+    let now = app.state.clock.now_ms();
+    assert_eq!(app.state.store.count_open_uploads(&format!("user:{ada}"), now).await.expect("count"), 4);
+    assert_eq!(app.state.store.count_open_uploads(&format!("user:{bob}"), now).await.expect("count"), 4);
+    // One more is refused on its own too.
+    assert_error(create(&app, &token, 100, "late.bin").await, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
 }
 
 /// `POST /api/v3/uploads/` with `Upload-Length` and metadata.

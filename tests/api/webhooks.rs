@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use crate::helpers::redis::{HMAC, JWT, redis_url};
-use crate::helpers::{Db, Spawn, TestApp, assert_error, created, fixtures};
+use crate::helpers::{Db, Spawn, TestApp, Ws, assert_error, created, fixtures};
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
@@ -421,6 +421,7 @@ async fn every_event_reaches_its_owner_signed(db: Db) {
     assert_eq!(by_type["comment.created"]["data"]["comment"]["content"], "looks good");
     assert_eq!(by_type["file_request.uploaded"]["data"]["uploader"]["name"], "Sam");
     assert_eq!(by_type["collaboration.session_ended"]["data"]["session"]["session_id"], sid);
+    assert_eq!(by_type["collaboration.session_ended"]["data"]["session"]["reason"], "ended");
     assert!(by_type.values().all(|b| b["data"]["share"]["uuid"] != json!(null) || b["type"] != "share.created"));
 
     // Chat: the company's agents hear its files.
@@ -764,7 +765,156 @@ async fn a_user_has_at_most_twenty_webhooks() {
     assert_error(r, StatusCode::CONFLICT, "conflict").await;
 }
 
+/// Two instances of one deployment on `db` (the second opens the first one's database) and one
+/// bus, with the webhook settings of `local`; None (the test is skipped) without Redis.
+async fn local_pair(db: Db) -> Option<(TestApp, TestApp)> {
+    let bus = redis_url().await?;
+    let settings = move |bus: String, db: Option<String>| {
+        move |c: &mut vitrine::config::Config| {
+            local(c);
+            c.bus_url = Some(bus);
+            c.jwt_secret = Some(JWT.into());
+            c.hmac_secret = Some(HMAC.into());
+            if db.is_some() {
+                c.database_url = db;
+            }
+        }
+    };
+    let a = TestApp::spawn_with(Spawn {
+        db: db.clone(),
+        tweak: Box::new(settings(bus.clone(), None)),
+        ..Default::default()
+    })
+    .await;
+    let b = TestApp::spawn_with(Spawn {
+        db,
+        tweak: Box::new(settings(bus, a.state.config.database_url.clone())),
+        ..Default::default()
+    })
+    .await;
+    Some((a, b))
+}
+
+async fn an_expired_session_queues_its_event_once_on_two_instances(db: Db) {
+    let Some((a, b)) = local_pair(db).await else { return };
+    let rx = Receiver::start().await;
+    let (_, user) = a.admin_and_user().await;
+    let hook = add_hook(&a, &user, &rx.url("expiry"), &["collaboration.session_ended"]).await;
+    let hook_id = hook["id"].as_i64().expect("id");
+    let asset = a.upload(&user, "photo.png", fixtures::png(8, 8)).await;
+    let body = json!({"asset_id": asset["id"], "participants": [], "session_config": {"duration_hours": 1}});
+    let session = created(a.post_json("/api/v3/collaboration/sessions/", Some(&user), &body).await).await;
+    let sid = session["session_id"].as_str().expect("session id").to_string();
+    // A second session that stays live: the sweep must leave it alone.
+    let body = json!({"asset_id": asset["id"], "participants": [], "session_config": {"duration_hours": 3}});
+    let live = created(a.post_json("/api/v3/collaboration/sessions/", Some(&user), &body).await).await;
+    let live_id = live["session_id"].as_str().expect("session id").to_string();
+    for app in [&a, &b] {
+        assert_eq!(vitrine::jobs::session_expiry::run_once(&app.state).await.expect("sweep"), 0, "nothing expired yet");
+    }
+
+    // Two hours on, on both instances: the sweeps of both and a socket's check on each (what
+    // every member's socket does when its timer reaches the expiry) all race for the end.
+    a.advance(Duration::from_secs(7200));
+    b.advance(Duration::from_secs(7200));
+    let id = a.state.store.session_by_uuid(&sid).await.expect("read").expect("session").id;
+    let (x, y, sx, sy) = tokio::join!(
+        vitrine::jobs::session_expiry::run_once(&a.state),
+        vitrine::jobs::session_expiry::run_once(&b.state),
+        vitrine::service::collaboration::expire_by_id(&a.state, id),
+        vitrine::service::collaboration::expire_by_id(&b.state, id),
+    );
+    let recorded =
+        x.expect("sweep a") + y.expect("sweep b") + usize::from(sx.expect("a")) + usize::from(sy.expect("b"));
+    assert_eq!(recorded, 1, "exactly one of the four recorded the end");
+    for app in [&a, &b] {
+        assert_eq!(vitrine::jobs::session_expiry::run_once(&app.state).await.expect("sweep"), 0, "recorded already");
+    }
+
+    let got = wait_receipts(&rx, "expiry", 1).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(rx.receipts("expiry").len(), 1, "one delivery, not one per instance");
+    let event = verified(&got[0], hook["secret"].as_str().expect("secret"));
+    assert_eq!(event["type"], "collaboration.session_ended");
+    assert_eq!(event["data"]["session"]["session_id"], sid);
+    assert_eq!(event["data"]["session"]["reason"], "expired");
+    assert_eq!(event["data"]["session"]["ended_at"], session["expires_at"], "it ended when it expired");
+    let page: Value =
+        a.get(&format!("/api/webhooks/{hook_id}/deliveries/"), Some(&user)).await.json().await.expect("json");
+    assert_eq!(page["results"].as_array().map(Vec::len), Some(1), "{page}");
+
+    // The session reads as expired (not ended by its owner) on both instances; the other is live.
+    for app in [&a, &b] {
+        let s: Value =
+            app.get(&format!("/api/v3/collaboration/sessions/{sid}/"), Some(&user)).await.json().await.expect("json");
+        assert_eq!(s["status"], "expired", "{s}");
+        let s: Value = app
+            .get(&format!("/api/v3/collaboration/sessions/{live_id}/"), Some(&user))
+            .await
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(s["status"], "live", "{s}");
+    }
+    // Its room recorded the end once, as an expiry.
+    let rec: Value = b
+        .get(&format!("/api/v3/collaboration/sessions/{sid}/recording/"), Some(&user))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let ends: Vec<&Value> =
+        rec["events"].as_array().expect("events").iter().filter(|e| e["type"] == "session_ended").collect();
+    assert_eq!(ends.len(), 1, "{rec}");
+    assert_eq!(ends[0]["data"]["reason"], "expired");
+    // Ending it now is refused as before: it is over.
+    let r = b.post_json(&format!("/api/v3/collaboration/sessions/{sid}/end/"), Some(&user), &json!({})).await;
+    assert_eq!(r.status(), StatusCode::GONE);
+}
+
+/// The sockets that are open when a session expires record its end themselves (no sweep runs
+/// here): one socket on each instance, both see the expiry, one of them records it.
+async fn open_sockets_on_two_instances_record_an_expiry_once(db: Db) {
+    let Some((a, b)) = local_pair(db).await else { return };
+    let rx = Receiver::start().await;
+    let (_, user) = a.admin_and_user().await;
+    add_hook(&a, &user, &rx.url("sockets"), &["collaboration.session_ended"]).await;
+    let asset = a.upload(&user, "photo.png", fixtures::png(8, 8)).await;
+    let body = json!({"asset_id": asset["id"], "participants": [], "session_config": {"duration_hours": 1}});
+    let session = created(a.post_json("/api/v3/collaboration/sessions/", Some(&user), &body).await).await;
+    let sid = session["session_id"].as_str().expect("session id").to_string();
+    // A second and a half before the expiry, a socket on each instance.
+    let ahead = Duration::from_millis(3_600_000 - 1_500);
+    a.advance(ahead);
+    b.advance(ahead);
+    let path = format!("/ws/collaboration/{sid}/?token={user}");
+    let mut on_a = Ws::connect(&a, &path).await;
+    let mut on_b = Ws::connect(&b, &path).await;
+    for ws in [&mut on_a, &mut on_b] {
+        assert_eq!(ws.next_of("session_ended").await["reason"], "expired");
+    }
+    let got = wait_receipts(&rx, "sockets", 1).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(rx.receipts("sockets").len(), 1, "one event, not one per socket or instance");
+    let event: Value = serde_json::from_str(&got[0].body).expect("json");
+    assert_eq!(event["data"]["session"]["reason"], "expired");
+    assert_eq!(event["data"]["session"]["ended_at"], session["expires_at"]);
+    for app in [&a, &b] {
+        assert_eq!(vitrine::jobs::session_expiry::run_once(&app.state).await.expect("sweep"), 0, "recorded already");
+    }
+    let rec: Value = b
+        .get(&format!("/api/v3/collaboration/sessions/{sid}/recording/"), Some(&user))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let ends = rec["events"].as_array().expect("events").iter().filter(|e| e["type"] == "session_ended").count();
+    assert_eq!(ends, 1, "{rec}");
+}
+
 crate::on_both_databases!(
+    open_sockets_on_two_instances_record_an_expiry_once,
+    an_expired_session_queues_its_event_once_on_two_instances,
     creates_reads_changes_and_deletes_a_webhook,
     refuses_bad_urls_events_and_scopes,
     scope_all_is_for_admins_and_hears_everyone,

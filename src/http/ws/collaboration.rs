@@ -370,6 +370,11 @@ async fn run(state: &AppState, seat: &Seat, sub: &mut Subscription, ws: &mut Web
             () = &mut timer => {
                 let now = tokio::time::Instant::now();
                 if now >= expires {
+                    // Every member's socket gets here at about the same time, on every instance:
+                    // the store lets one of them record the end and queue its webhook event.
+                    if let Err(e) = crate::service::collaboration::expire_by_id(state, seat.session_id).await {
+                        tracing::warn!(session = %seat.session_uuid, error = %e, "could not record the session's expiry; the sweep will");
+                    }
                     let frame = serde_json::json!({"type": "session_ended", "reason": "expired"}).to_string();
                     let _ = send_text(ws, &frame).await;
                     Flow::Close(CLOSE_NORMAL, "session expired")

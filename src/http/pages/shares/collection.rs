@@ -34,6 +34,31 @@ struct ItemRow {
     thumbnail_url: Option<String>,
     preview_url: Option<String>,
     download_url: Option<String>,
+    /// The page showing this file's comments (`?file=ID`); None without `allow_comments`.
+    comments_page: Option<String>,
+}
+
+/// The file whose comments are shown under the grid (`?file=ID`), its comments, and where its
+/// form posts.
+pub(super) struct FileComments {
+    id: i64,
+    name: String,
+    action: String,
+    section: super::comments::CommentSection,
+}
+
+impl FileComments {
+    pub(super) fn new(view: &CollectionView<'_>, file: &Asset, section: super::comments::CommentSection) -> Self {
+        let action = format!("/share/{}/files/{}/comments{}", view.access.share.uuid, file.id, view.token_query);
+        FileComments { id: file.id, name: file.name.clone(), action, section }
+    }
+}
+
+/// What the page says of the file whose comments it shows.
+struct CommentedFile {
+    id: i64,
+    name: String,
+    action: String,
 }
 
 #[derive(Template)]
@@ -57,6 +82,11 @@ struct CollectionPage {
     watermark: Option<String>,
     /// The owner's (or an admin's) tools; None for everyone else.
     owner: Option<super::OwnerPanel>,
+    /// The file whose comments are shown under the grid, and its comments.
+    commented: Option<CommentedFile>,
+    comments: super::comments::CommentSection,
+    /// The signed-in viewer comments under this name; guests give one.
+    viewer_name: Option<String>,
 }
 
 impl CollectionView<'_> {
@@ -75,6 +105,10 @@ impl CollectionView<'_> {
 
     fn download_url(&self, a: &Asset) -> Option<String> {
         self.access.share.allow_download.then(|| self.url(&format!("files/{}/download", a.id)))
+    }
+
+    fn comments_url(&self, a: &Asset) -> Option<String> {
+        self.access.share.allow_comments.then(|| self.url(&format!("files/{}/comments", a.id)))
     }
 
     fn zip_url(&self) -> Option<String> {
@@ -97,6 +131,7 @@ impl CollectionView<'_> {
                 thumbnail_url: self.thumbnail_url(a),
                 preview_url: self.preview_url(a),
                 download_url: self.download_url(a),
+                comments_url: self.comments_url(a),
             })
             .collect();
         private_json(&SharedView {
@@ -128,6 +163,8 @@ impl CollectionView<'_> {
         shell: crate::http::pages::Shell,
         watermark: Option<String>,
         owner: Option<super::OwnerPanel>,
+        file_comments: Option<FileComments>,
+        viewer_name: Option<String>,
     ) -> Response {
         let share = &self.access.share;
         let uuid = &share.uuid;
@@ -178,8 +215,16 @@ impl CollectionView<'_> {
                 thumbnail_url: self.thumbnail_url(a),
                 preview_url: self.preview_url(a),
                 download_url: self.download_url(a),
+                comments_page: share.allow_comments.then(|| {
+                    let token = self.token_query.strip_prefix("?token=");
+                    super::comments::comments_url(uuid, token, Some(a.id), &[])
+                }),
             })
             .collect();
+        let (commented, comments) = match file_comments {
+            Some(f) => (Some(CommentedFile { id: f.id, name: f.name, action: f.action }), f.section),
+            None => (None, Default::default()),
+        };
         let has_pdf = items.iter().any(|i| i.media == "pdf" && i.preview_url.is_some());
         let mut r = crate::http::pages::render(&CollectionPage {
             shell,
@@ -197,6 +242,9 @@ impl CollectionView<'_> {
             has_pdf,
             watermark,
             owner,
+            commented,
+            comments,
+            viewer_name,
         });
         r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
         r.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept, Cookie, Authorization"));

@@ -9,10 +9,11 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::app::AppState;
 use crate::domain::analytics::{Kind, Reading, ReadingIn};
+use crate::domain::assets::Asset;
 use crate::domain::pagination::{Page, PageQuery, PageRequest};
 use crate::domain::shares::{ShareStatus, Shared};
 use crate::error::{AppError, ErrorCode, ErrorResponse};
-use crate::http::extract::ApiQuery;
+use crate::http::extract::{ApiPath, ApiQuery};
 use crate::http::share_access::{Access, Refusal, ShareRequest, capture_reading, capture_with, resolve};
 
 /// What the page's `navigator.sendBeacon` reports.
@@ -133,6 +134,8 @@ const THREAD_ROWS_PER_PAGE: usize = 50;
 pub struct CommentsView {
     page: Option<String>,
     thread: Option<String>,
+    /// A collection link's page: the file whose comments it shows.
+    file: Option<String>,
 }
 
 impl CommentsView {
@@ -143,10 +146,16 @@ impl CommentsView {
             match &*k {
                 "page" => view.page = Some(v.into_owned()),
                 "thread" => view.thread = Some(v.into_owned()),
+                "file" => view.file = Some(v.into_owned()),
                 _ => {}
             }
         }
         view
+    }
+
+    /// The file of a collection link's page whose comments are shown (`?file=ID`).
+    pub(super) fn file(&self) -> Option<i64> {
+        self.file.as_deref().and_then(|f| f.trim().parse().ok())
     }
 }
 
@@ -164,11 +173,15 @@ pub(super) struct CommentSection {
     pub(super) missing_thread: bool,
 }
 
-/// `/share/{uuid}/` with the link token (when it must follow) and `pairs`, anchored at the comments.
-fn comments_url(uuid: &str, token: Option<&str>, pairs: &[(&str, String)]) -> String {
+/// `/share/{uuid}/` with the link token (when it must follow), the file of a collection link
+/// whose comments are shown, and `pairs`, anchored at the comments.
+pub(super) fn comments_url(uuid: &str, token: Option<&str>, file: Option<i64>, pairs: &[(&str, String)]) -> String {
     let mut q = url::form_urlencoded::Serializer::new(String::new());
     if let Some(t) = token {
         q.append_pair("token", t);
+    }
+    if let Some(f) = file {
+        q.append_pair("file", &f.to_string());
     }
     for (k, v) in pairs {
         q.append_pair(k, v);
@@ -177,11 +190,14 @@ fn comments_url(uuid: &str, token: Option<&str>, pairs: &[(&str, String)]) -> St
     if q.is_empty() { format!("/share/{uuid}/#comments") } else { format!("/share/{uuid}/?{q}#comments") }
 }
 
+/// The comments of `asset_id` as the page shows them; `file` is set on a collection link's page
+/// (every navigation link keeps it).
 pub(super) async fn comment_section(
     state: &AppState,
     asset_id: i64,
     uuid: &str,
     token: Option<&str>,
+    file: Option<i64>,
     view: &CommentsView,
 ) -> anyhow::Result<CommentSection> {
     use crate::domain::comments::build_trees;
@@ -193,7 +209,7 @@ pub(super) async fn comment_section(
         .unwrap_or(1);
     let mut out = CommentSection::default();
     if let Some(thread) = &view.thread {
-        out.all_url = Some(comments_url(uuid, token, &[]));
+        out.all_url = Some(comments_url(uuid, token, file, &[]));
         let list = match thread.trim().parse::<i64>() {
             Ok(id) => state.store.comment_thread(asset_id, id).await?,
             Err(_) => Vec::new(),
@@ -206,7 +222,7 @@ pub(super) async fn comment_section(
         comment_rows(&build_trees(&list), 0, &mut rows);
         let start = (page as usize - 1).saturating_mul(THREAD_ROWS_PER_PAGE);
         let thread_page =
-            |p: u32| comments_url(uuid, token, &[("thread", thread.trim().to_string()), ("page", p.to_string())]);
+            |p: u32| comments_url(uuid, token, file, &[("thread", thread.trim().to_string()), ("page", p.to_string())]);
         if start + THREAD_ROWS_PER_PAGE < rows.len() {
             out.older_url = Some(thread_page(page + 1));
         }
@@ -225,7 +241,7 @@ pub(super) async fn comment_section(
         let hidden = rows.len().saturating_sub(1 + REPLIES_SHOWN);
         out.rows.extend(rows.into_iter().take(1 + REPLIES_SHOWN));
         if hidden > 0 {
-            let url = comments_url(uuid, token, &[("thread", tree.id.to_string())]);
+            let url = comments_url(uuid, token, file, &[("thread", tree.id.to_string())]);
             out.rows.push(CommentRow {
                 more: Some((hidden, url)),
                 id: tree.id,
@@ -240,10 +256,10 @@ pub(super) async fn comment_section(
         }
     }
     if (req.offset() + req.limit()) < count {
-        out.older_url = Some(comments_url(uuid, token, &[("page", (page + 1).to_string())]));
+        out.older_url = Some(comments_url(uuid, token, file, &[("page", (page + 1).to_string())]));
     }
     if page > 1 {
-        out.newer_url = Some(comments_url(uuid, token, &[("page", (page - 1).to_string())]));
+        out.newer_url = Some(comments_url(uuid, token, file, &[("page", (page - 1).to_string())]));
     }
     Ok(out)
 }
@@ -272,16 +288,31 @@ impl CommentForm {
     }
 }
 
-/// A link the caller may comment through: open, not exhausted, with `allow_comments`.
-async fn commentable(state: &AppState, req: &ShareRequest) -> Result<Access, AppError> {
+/// A link the caller may comment through (open, with `allow_comments`) and the file the comments
+/// are about: the link's file, or `file` of its collection (404 when it is not in the collection;
+/// a collection link's comments are per file, at `/share/{uuid}/files/{asset_id}/comments`).
+async fn commentable(state: &AppState, req: &ShareRequest, file: Option<&str>) -> Result<(Access, Asset), AppError> {
     let access = resolve(state, req).await.map_err(AppError::from)?;
+    let asset = match (access.shared(), file) {
+        (Shared::Asset(a), None) => a.as_ref().clone(),
+        (Shared::Collection { .. }, Some(id)) => {
+            let id = id.parse::<i64>().map_err(|_| AppError::NotFound("file"))?;
+            access.item(id)?.clone()
+        }
+        (Shared::Asset(_), Some(_)) => return Err(AppError::NotFound("file")),
+        (Shared::Collection { .. }, None) => {
+            if !access.share.allow_comments {
+                return Err(AppError::forbidden("comments are not enabled on this link"));
+            }
+            return Err(AppError::forbidden(
+                "this link shares a collection: comment on one of its files at /share/{uuid}/files/{asset_id}/comments",
+            ));
+        }
+    };
     if !access.share.allow_comments {
         return Err(AppError::forbidden("comments are not enabled on this link"));
     }
-    if access.shared().asset().is_none() {
-        return Err(AppError::forbidden("comments are on links to one file; this link shares a collection"));
-    }
-    Ok(access)
+    Ok((access, asset))
 }
 
 /// Query of the share link's comment list: SPEC §0 paging, and the link token when it came in the URL
@@ -305,11 +336,39 @@ pub async fn comments(
     req: ShareRequest,
     ApiQuery(q): ApiQuery<CommentsQuery>,
 ) -> Result<Response, AppError> {
+    list(&state, &req, None, q).await
+}
+
+/// The comments of one file of a collection link (when the link allows comments): threads newest
+/// first, paginated. The file's comments are its own wherever they were made (as on a link to
+/// the file alone): its owner sees them too.
+#[utoipa::path(get, path = "/share/{uuid}/files/{asset_id}/comments", tag = "share links",
+    params(("uuid" = String, Path, description = "share uuid"), ("asset_id" = i64, Path, description = "a file of the collection"), CommentsQuery),
+    responses((status = 200, body = Page<crate::domain::comments::CommentOut>), (status = 400, body = ErrorResponse), (status = 403, body = ErrorResponse),
+        (status = 404, description = "unknown link, or a file not in its collection", body = ErrorResponse), (status = 410, body = ErrorResponse)))]
+pub async fn file_comments(
+    State(state): State<AppState>,
+    req: ShareRequest,
+    ApiPath(path): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<CommentsQuery>,
+) -> Result<Response, AppError> {
+    list(&state, &req, Some(&path.1), q).await
+}
+
+async fn list(
+    state: &AppState,
+    req: &ShareRequest,
+    file: Option<&str>,
+    q: CommentsQuery,
+) -> Result<Response, AppError> {
     let page = PageRequest::try_from(&PageQuery { page: q.page.clone(), page_size: q.page_size.clone() })?;
-    let access = commentable(&state, &req).await?;
-    let base = format!("{}/share/{}/comments/", state.config.base_url(), access.share.uuid);
+    let (access, asset) = commentable(state, req, file).await?;
+    let base = match file {
+        None => format!("{}/share/{}/comments/", state.config.base_url(), access.share.uuid),
+        Some(_) => format!("{}/share/{}/files/{}/comments/", state.config.base_url(), access.share.uuid, asset.id),
+    };
     let extra: Vec<(&str, String)> = q.token.iter().map(|t| ("token", t.clone())).collect();
-    let out = crate::service::comments::threads_page(&state, access.asset()?.id, page, &base, &extra).await?;
+    let out = crate::service::comments::threads_page(state, asset.id, page, &base, &extra).await?;
     let mut r = axum::Json(out).into_response();
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
     Ok(r)
@@ -328,8 +387,36 @@ pub async fn comment(
     req: ShareRequest,
     request: axum::extract::Request,
 ) -> Result<Response, AppError> {
+    post(&state, &req, None, request).await
+}
+
+/// Comments on one file of a collection link (`allow_comments`), as on a link to that file alone:
+/// as the signed-in account, or as a guest with a display name; JSON (201) or the page's form
+/// (303 back to the file on the page). Rate-limited per client IP.
+#[utoipa::path(post, path = "/share/{uuid}/files/{asset_id}/comments", tag = "share links",
+    params(("uuid" = String, Path, description = "share uuid"), ("asset_id" = i64, Path, description = "a file of the collection")),
+    request_body(content = crate::domain::comments::CommentIn, description = "JSON, or the page's form fields"),
+    responses((status = 201, body = crate::domain::comments::CommentOut), (status = 303, description = "form: back to the page"),
+        (status = 400, body = ErrorResponse), (status = 403, body = ErrorResponse),
+        (status = 404, description = "unknown link, or a file not in its collection", body = ErrorResponse),
+        (status = 410, body = ErrorResponse), (status = 429, body = ErrorResponse)))]
+pub async fn file_comment(
+    State(state): State<AppState>,
+    req: ShareRequest,
+    ApiPath(path): ApiPath<(String, String)>,
+    request: axum::extract::Request,
+) -> Result<Response, AppError> {
+    post(&state, &req, Some(&path.1), request).await
+}
+
+async fn post(
+    state: &AppState,
+    req: &ShareRequest,
+    file: Option<&str>,
+    request: axum::extract::Request,
+) -> Result<Response, AppError> {
     use axum::extract::FromRequest;
-    let access = commentable(&state, &req).await?;
+    let (access, asset) = commentable(state, req, file).await?;
     if access.status == ShareStatus::Exhausted {
         return Err(AppError::from(Refusal::Gone(ShareStatus::Exhausted)));
     }
@@ -339,12 +426,12 @@ pub async fn comment(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     let (input, form_token) = if is_form {
-        let form = crate::http::extract::ApiForm::<CommentForm>::from_request(request, &state).await?.0;
+        let form = crate::http::extract::ApiForm::<CommentForm>::from_request(request, state).await?.0;
         let token = form.csrf_token.clone();
         (form.into_input(), token)
     } else {
         (
-            crate::http::extract::ApiJson::<crate::domain::comments::CommentIn>::from_request(request, &state).await?.0,
+            crate::http::extract::ApiJson::<crate::domain::comments::CommentIn>::from_request(request, state).await?.0,
             None,
         )
     };
@@ -353,7 +440,7 @@ pub async fn comment(
     // cookie-authenticated form. Without cookies it is a guest's comment and nothing is forged.
     if req.cookie_auth {
         let token = form_token.as_deref().or_else(|| crate::http::extract::csrf_header(&req.headers));
-        crate::http::extract::check_cookie_request(&state, &Method::POST, &req.headers, token)?;
+        crate::http::extract::check_cookie_request(state, &Method::POST, &req.headers, token)?;
     }
     state.limits.guest_comment_per_ip.check(req.ip).await?;
     // A signed-in viewer comments as themselves (the cookie is only believed from this site).
@@ -367,15 +454,19 @@ pub async fn comment(
     let origin =
         crate::service::comments::Origin { share_id: access.share.id, ip: req.ip, user_agent: req.user_agent.clone() };
     let c = crate::service::comments::create(
-        &state,
-        crate::service::comments::Target::of(access.asset()?),
+        state,
+        crate::service::comments::Target::of(&asset),
         author,
         &input,
         Some(origin),
     )
     .await?;
     if is_form {
-        let mut r = Redirect::to(&format!("/share/{}/#comment-{}", access.share.uuid, c.id)).into_response();
+        let back = match file {
+            None => format!("/share/{}/#comment-{}", access.share.uuid, c.id),
+            Some(_) => format!("/share/{}/?file={}#comment-{}", access.share.uuid, asset.id, c.id),
+        };
+        let mut r = Redirect::to(&back).into_response();
         *r.status_mut() = StatusCode::SEE_OTHER;
         return Ok(r);
     }

@@ -8,12 +8,13 @@ use axum::response::{IntoResponse, Response};
 
 use crate::app::AppState;
 use crate::blob::{Disposition, content_disposition};
+use crate::domain::analytics::Kind;
 use crate::domain::assets::Asset;
 use crate::domain::shares::{ShareStatus, Shared, watermark_text};
 use crate::error::{AppError, ErrorCode, ErrorResponse};
 use crate::http::extract::ApiPath;
 use crate::http::files::{FileInfo, safe_inline, serve};
-use crate::http::share_access::{Access, Counted, Refusal, ShareRequest, count_download, resolve};
+use crate::http::share_access::{Access, Counted, Refusal, ShareRequest, capture_of, count_download, resolve};
 use crate::media::ImageError;
 
 /// The link lets the file play inline: previews allowed and a type that is safe inline.
@@ -112,7 +113,7 @@ async fn preview_file(
             message: "this link has no preview for this file".into(),
         });
     }
-    if needs_rendition(access, asset) {
+    let resp = if needs_rendition(access, asset) {
         let src = Source {
             key: &asset.blob_key,
             mime: &asset.mime_type,
@@ -120,9 +121,23 @@ async fn preview_file(
             tag: &asset.sha256,
             name: &asset.name,
         };
-        return rendition(state, req, access, src, method).await;
+        rendition(state, req, access, src, method).await?
+    } else {
+        serve(state, &file_info(asset, Disposition::Inline), method, &req.headers).await?
+    };
+    if *method == Method::GET && resp.status().is_success() && starts_playback(&req.headers) {
+        capture_of(state, req, access, Kind::Preview, asset.id);
     }
-    serve(state, &file_info(asset, Disposition::Inline), method, &req.headers).await
+    Ok(resp)
+}
+
+/// Whether a preview request is a player's first (no `Range`, or one from the first byte): the
+/// ranges a player asks for while it seeks and buffers are not more previews.
+fn starts_playback(headers: &axum::http::HeaderMap) -> bool {
+    match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        None => true,
+        Some(r) => r.trim().strip_prefix("bytes=").is_some_and(|r| r.trim_start().starts_with("0-")),
+    }
 }
 
 /// Images of a preview-only link are never sent as stored: the preview is a re-encoded rendition

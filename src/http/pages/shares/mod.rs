@@ -51,6 +51,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(embed::oembed))
         .routes(routes!(comments::beacon))
         .routes(routes!(comments::comments, comments::comment))
+        .routes(routes!(comments::file_comments, comments::file_comment))
 }
 
 fn wants_json(headers: &HeaderMap) -> bool {
@@ -277,6 +278,8 @@ pub struct SharedItem {
     pub preview_url: Option<String>,
     /// Null unless the link allows downloads.
     pub download_url: Option<String>,
+    /// The file's comments (list and post); null unless the link allows comments.
+    pub comments_url: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -334,11 +337,20 @@ pub async fn page(
         Shared::Collection { collection, items } => {
             let c = CollectionView { access: &access, collection, items, base, token_query: &token_query };
             let owner = owner_panel(&state, &access.share, req.viewer.as_ref());
-            return if json {
-                c.json()
-            } else {
-                c.html(&state, shell, files::watermark_for(&state, &req, &access), owner)
-            };
+            if json {
+                return c.json();
+            }
+            // `?file=ID`: the comments of that file of the collection, under the grid.
+            let mut comments = None;
+            if let Some(file) = view.file().and_then(|id| access.shared().item(id)).filter(|_| share.allow_comments) {
+                let token = (!token_query.is_empty()).then_some(req.link_token.as_deref()).flatten();
+                match comment_section(&state, file.id, uuid, token, Some(file.id), &view).await {
+                    Ok(section) => comments = Some(collection::FileComments::new(&c, file, section)),
+                    Err(e) => tracing::warn!(error = %e, "could not read the comments of a shared file"),
+                }
+            }
+            let viewer_name = req.viewer.as_ref().map(|u| u.name.clone());
+            return c.html(&state, shell, files::watermark_for(&state, &req, &access), owner, comments, viewer_name);
         }
     };
     let preview_url = previewable(&access).then(|| format!("{base}/share/{uuid}/preview{token_query}"));
@@ -403,7 +415,7 @@ pub async fn page(
     let mut comments = CommentSection::default();
     if share.allow_comments {
         let token = (!token_query.is_empty()).then_some(req.link_token.as_deref()).flatten();
-        match comment_section(&state, asset.id, uuid, token, &view).await {
+        match comment_section(&state, asset.id, uuid, token, None, &view).await {
             Ok(section) => comments = section,
             Err(e) => tracing::warn!(error = %e, "could not read the comments of a shared file"),
         }
