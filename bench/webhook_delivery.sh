@@ -3,8 +3,9 @@
 # storage), two accounts: the bench admin owns link A and has a webhook for `share.viewed`
 # pointing at a local receiver (bench/issue21_client.py); a second account owns link B, whose
 # page wrk loads (64 connections) for the whole round. In each round 10,000 views of link A are
-# sent while B is under load. Rounds alternate: "off" (no webhook anywhere: the same views, no
-# events) and "on" (every view of A becomes a signed delivery to the receiver).
+# sent while B is under load. Each round measures "off" (no webhook anywhere: the same views, no
+# events) and "on" (every view of A becomes a signed delivery to the receiver), in alternating
+# order, each on a fresh server (empty data dir, the same accounts and links).
 #
 # Reports: events per second (10,000 / first view sent → last delivery received), p50 and p99
 # from a view to its delivery, and B's requests per second with webhooks on against off.
@@ -31,8 +32,6 @@ build_release
 make_tmpdir work
 
 VITRINE_EXTRA_ENV=(VITRINE_WEBHOOK_ALLOWED_HOSTS=127.0.0.1 VITRINE_LOGIN_RATE_PER_IP_PER_MINUTE=100)
-start_with_admin "$work/data" "$work/server.log"
-admin="$BENCH_TOKEN"
 
 # share_of TOKEN TAG: a public link to a new PDF of the token's account; prints its share_url.
 share_of() {
@@ -44,17 +43,24 @@ share_of() {
     public_share "$VITRINE_URL" "$token" "$id" "$tag"
 }
 
-# The second account, owner of the loaded link.
-vitrine_env "$work/data" "${VITRINE_URL##*:}"
-env "${VITRINE_ENV[@]}" "$VITRINE_BIN" user create --email load@example.com --password "$BENCH_PASSWORD" \
-    --name "Load Owner" --role user >/dev/null
-other="$(curl -sS --fail-with-body -H 'Content-Type: application/json' \
-    -d "{\"email\":\"load@example.com\",\"password\":\"$BENCH_PASSWORD\"}" "$VITRINE_URL/api/auth/login/" |
-    json_field access_token)"
-share_a="$(share_of "$admin" watched)"
-share_b="$(share_of "$other" loaded)"
-log "link A (webhook) $share_a; link B (load) $share_b"
-wrk -t2 -c64 -d2s -H 'Accept: application/json' -H "$UA" "$share_b" >/dev/null
+# fresh NAME: a new server on an empty data dir with the two accounts and links; sets admin,
+# share_a, share_b. Every measurement gets its own: a server that has recorded a few million
+# views answers more slowly than a new one, which would count against whichever mode comes later.
+fresh() {
+    local data="$work/$1"
+    start_with_admin "$data" "$data.log"
+    admin="$BENCH_TOKEN"
+    # The second account, owner of the loaded link.
+    vitrine_env "$data" "${VITRINE_URL##*:}"
+    env "${VITRINE_ENV[@]}" "$VITRINE_BIN" user create --email load@example.com --password "$BENCH_PASSWORD" \
+        --name "Load Owner" --role user >/dev/null
+    other="$(curl -sS --fail-with-body -H 'Content-Type: application/json' \
+        -d "{\"email\":\"load@example.com\",\"password\":\"$BENCH_PASSWORD\"}" "$VITRINE_URL/api/auth/login/" |
+        json_field access_token)"
+    share_a="$(share_of "$admin" "watched-$1")"
+    share_b="$(share_of "$other" "loaded-$1")"
+    wrk -t2 -c64 -d2s -H 'Accept: application/json' -H "$UA" "$share_b" >/dev/null
+}
 
 # round MODE: prints "rps views_seconds events_per_second p50 p99 delivered duplicates"
 round() {
@@ -73,17 +79,22 @@ round() {
 declare -a rps_off rps_on rate p50 p99
 dupes_total=0
 for ((r = 1; r <= ROUNDS; r++)); do
-    read -r rps _ _ _ _ _ _ <<<"$(round off)"
-    rps_off+=("$rps")
-    log "round $r off: link B $rps req/s"
-    sleep 2
-    read -r rps views_s ev p5 p9 got dupes <<<"$(round on)"
-    rps_on+=("$rps"); rate+=("$ev"); p50+=("$p5"); p99+=("$p9")
-    dupes_total=$((dupes_total + dupes))
-    log "round $r on:  link B $rps req/s; $got events in ${views_s}s of views, $ev events/s, p50 $p5 ms, p99 $p9 ms"
-    sleep 2
+    # The order alternates: off then on in odd rounds, on then off in even ones.
+    for mode in $( ((r % 2)) && echo "off on" || echo "on off"); do
+        fresh "$mode-$r"
+        if [[ $mode == off ]]; then
+            read -r rps _ _ _ _ _ _ <<<"$(round off)"
+            rps_off+=("$rps")
+            log "round $r off: link B $rps req/s"
+        else
+            read -r rps views_s ev p5 p9 got dupes <<<"$(round on)"
+            rps_on+=("$rps"); rate+=("$ev"); p50+=("$p5"); p99+=("$p9")
+            dupes_total=$((dupes_total + dupes))
+            log "round $r on:  link B $rps req/s; $got events in ${views_s}s of views, $ev events/s, p50 $p5 ms, p99 $p9 ms"
+        fi
+        stop_pid "$VITRINE_PID"
+    done
 done
-stop_pid "$VITRINE_PID"
 
 off="$(median "${rps_off[@]}")"
 on="$(median "${rps_on[@]}")"
