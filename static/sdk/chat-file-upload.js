@@ -737,6 +737,13 @@
     return new Date(t).toLocaleDateString();
   }
 
+  // The page's date helper (static/js/shell.js, on Vitrine's own pages): dates printed as the
+  // server prints them. Elsewhere the SDK formats them itself.
+  function pageDates() {
+    var d = typeof global !== 'undefined' && global ? global.vitrineDates : null;
+    return d && typeof d.time === 'function' ? d : null;
+  }
+
   // "14:05" today, "3 Sep, 14:05" another day.
   function shortTime(iso) {
     var t = timeOf(iso);
@@ -786,10 +793,17 @@
     var iso = item.created_at || item.at;
     if (iso) {
       head.appendChild(document.createTextNode(' '));
-      var time = el('time', 'chat-time', shortTime(iso));
-      time.dateTime = String(iso);
-      var t = timeOf(iso);
-      if (Number.isFinite(t)) time.title = new Date(t).toLocaleString();
+      var dates = pageDates();
+      var time;
+      if (dates) {
+        time = dates.time(String(iso));
+        time.className = 'chat-time';
+      } else {
+        time = el('time', 'chat-time', shortTime(iso));
+        time.dateTime = String(iso);
+        var t = timeOf(iso);
+        if (Number.isFinite(t)) time.title = new Date(t).toLocaleString();
+      }
       head.appendChild(time);
     }
     return head;

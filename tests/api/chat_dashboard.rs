@@ -293,8 +293,20 @@ async fn the_agent_page_shows_the_visitor_label_the_page_and_an_unread_badge() {
     assert!(name.starts_with(&label), "{name} names {label}");
     let from = c.find(Locator::Css(".chat-session-from")).await.expect("from").text().await.expect("text");
     assert_eq!(from, "from shop.example/pricing");
+    // The last activity is printed by the pages' one date helper (static/js/shell.js): a
+    // `<time datetime>` with the server's words (`Shell::time`) and a relative label.
     let when = c.find(Locator::Css(".chat-session-when")).await.expect("when");
-    assert!(when.attr("datetime").await.expect("attr").is_some_and(|t| t.ends_with('Z')), "a machine-readable time");
+    let datetime = when.attr("datetime").await.expect("attr").expect("a machine-readable time");
+    let listed = session(&app, &d, &d.ada).await;
+    assert_eq!(datetime, listed["last_activity_at"].as_str().expect("last activity"), "the session's last activity");
+    let ms = vitrine::domain::time::parse_rfc3339(&datetime).expect("RFC 3339");
+    let words = vitrine::domain::time::human_date(ms);
+    assert_eq!(when.attr("title").await.expect("title").as_deref(), Some(words.as_str()), "the server's words");
+    wait_for(c, "return window.vitrineDates.time('2026-12-04T13:09:23Z').title === '4 Dec 2026, 13:09 UTC';").await;
+    let rel = c.find(Locator::Css(".chat-session-when .rel")).await.expect("relative label");
+    assert_eq!(rel.text().await.expect("text"), "(just now)");
+    let shown = when.text().await.expect("text");
+    assert!(shown.ends_with(" (just now)") && shown.len() > "(just now)".len() + 5, "a date, then the label: {shown}");
     let aria = c.find(Locator::Css(".chat-session button")).await.expect("button").attr("aria-label").await.expect("a");
     assert!(aria.is_some_and(|a| a.contains(&label) && a.contains("2 unread")), "the badge is read out too");
 
@@ -302,7 +314,9 @@ async fn the_agent_page_shows_the_visitor_label_the_page_and_an_unread_badge() {
     c.execute("var real = Date.now; Date.now = function () { return real.call(Date) + 125000; };", vec![])
         .await
         .expect("js");
-    wait_for(c, "return document.querySelector('.chat-session-when').textContent === '2 min ago';").await;
+    wait_for(c, "return document.querySelector('.chat-session-when .rel').textContent === '(2 minutes ago)';").await;
+    let shown_later = c.find(Locator::Css(".chat-session-when")).await.expect("when").text().await.expect("text");
+    assert_eq!(shown_later.replace("(2 minutes ago)", "(just now)"), shown, "the date stays, the label moves");
 
     // The agent opens the session: the badge goes, the title names the visitor and the page.
     c.find(Locator::Css(".chat-session button")).await.expect("button").click().await.expect("click");
