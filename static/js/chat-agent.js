@@ -335,6 +335,7 @@
       companyId: co.id,
       sessionId: sessionId,
       jwt: token || undefined,
+      csrfToken: csrf || undefined,
       autoConnect: false,
       onStatus: function (status, info) { if (c === client) ui.showStatus(statusEl, status, info); },
       onReset: function (h) { if (c === client) conv.merge(h.files, h.messages); },
