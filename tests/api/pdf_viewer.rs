@@ -426,3 +426,68 @@ async fn the_watermark_option_is_validated_on_create_and_update() {
     let v: Value = app.get(&other, Some(&token)).await.json().await.expect("json");
     assert_eq!(v["watermark"], true);
 }
+
+/// Two instances on one database and one bus: page beacons of one link sent to A and to B end
+/// up in one report (`page_breakdown`, `completion_rate`), the same whichever instance answers,
+/// and on the dashboard page of either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_reports_sent_to_two_instances_make_one_report_read_from_either() {
+    let Some(bus) = crate::helpers::redis::redis_url().await else { return };
+    let (a, b) = crate::helpers::redis::pair_with(&bus, |c| c.share_access_rate_per_ip_per_minute = 10_000).await;
+    let (token, _) = a.register("owner@example.com", "Olive").await;
+    let doc = a.upload(&token, "deck.pdf", pdf_pages(3)).await;
+    let link = share(&a, &token, &doc, json!({})).await;
+    let id = doc["id"].as_i64().expect("id");
+    let ok = |d: Value| json!({"documents": [d]}).to_string();
+    // Nothing yet, on either instance.
+    for app in [&a, &b] {
+        let r = report(app, &token, &link).await;
+        assert_eq!(r["page_breakdown"], json!([]), "{r}");
+    }
+    // Reading 1 on A: pages 1 and 2 (it leaves before the end). Reading 2 starts on A and goes on
+    // through B (another request of the same visitor may reach the other instance): it reaches
+    // the last page there. Reading 3, on B only, reads page 1.
+    let sent = [
+        (&a, ok(json!({"page_count": 3, "pages": [[1, 1, 4000], [2, 1, 2000]], "opened": true}))),
+        (&a, ok(json!({"asset_id": id, "page_count": 3, "pages": [[1, 1, 2000]], "opened": true}))),
+        (&b, ok(json!({"asset_id": id, "page_count": 3, "pages": [[2, 1, 1000], [3, 1, 3000]], "completed": true}))),
+        (&b, ok(json!({"page_count": 3, "pages": [[1, 1, 6000]], "opened": true}))),
+    ];
+    for (app, body) in sent {
+        let r = beacon(app, &link, body.clone()).await;
+        assert_eq!(r.status(), StatusCode::NO_CONTENT, "{body}");
+    }
+    // Each instance writes what it received; a report reads everything written by both.
+    a.state.analytics.flush().await.expect("flush A");
+    b.state.analytics.flush().await.expect("flush B");
+    let expected = json!([
+        {"asset_id": id, "page": 1, "views": 3, "avg_time_seconds": 4.0},
+        {"asset_id": id, "page": 2, "views": 2, "avg_time_seconds": 1.5},
+        {"asset_id": id, "page": 3, "views": 1, "avg_time_seconds": 3.0},
+    ]);
+    let on_a = report(&a, &token, &link).await;
+    let on_b = report(&b, &token, &link).await;
+    assert_eq!(on_a["page_breakdown"], expected, "{on_a}");
+    assert_eq!(on_b["page_breakdown"], expected, "{on_b}");
+    let rate = on_a["completion_rate"].as_f64().expect("rate");
+    assert!((rate - 100.0 / 3.0).abs() < 0.1, "one reading of three reached the last page: {on_a}");
+    assert_eq!(on_a["completion_rate"], on_b["completion_rate"]);
+    // A beacon that one instance refuses, the other refuses too, and it changes nothing.
+    for app in [&a, &b] {
+        let r = beacon(app, &link, ok(json!({"page_count": 3, "pages": [[4, 1, 10]]}))).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    }
+    assert_eq!(report(&b, &token, &link).await["page_breakdown"], expected);
+    // The dashboard page of either instance draws the same three bars and rate.
+    let uuid = link["uuid"].as_str().expect("uuid");
+    let mut pages = vec![];
+    for app in [&a, &b] {
+        let olive = app.page_session("owner@example.com").await;
+        let html = olive.get(&format!("/dashboard/analytics/{uuid}/")).await.text().await.expect("html");
+        assert_eq!(html.matches(r#"class="page-bar""#).count(), 3, "{html}");
+        let rate = html.split(r#"id="completion-rate">"#).nth(1).and_then(|s| s.split('<').next()).expect("rate");
+        pages.push(rate.to_string());
+    }
+    assert_eq!(pages[0], pages[1], "the same completion rate on A and B");
+    assert!(pages[0].starts_with("33.3"), "{pages:?}");
+}
