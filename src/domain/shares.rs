@@ -179,6 +179,14 @@ impl Share {
     }
 }
 
+/// Whether previews of a file of type `mime` through `share` are re-encoded renditions rather than
+/// the stored bytes: images of a preview-only link (watermarked when the link has a watermark), so
+/// that the original bytes stay unreachable. The one rule of the share page, its collection files,
+/// its thumbnails and the live review of the link.
+pub fn preview_is_rendition(share: &Share, mime: &str) -> bool {
+    !share.allow_download && mime.starts_with("image/")
+}
+
 /// The text a watermarked link's previews carry: the viewer's e-mail on a private link (who
 /// leaked it), otherwise the link's title and the day (`YYYY-MM-DD`, UTC).
 pub fn watermark_text(share: &Share, viewer_email: Option<&str>, now_ms: i64) -> String {

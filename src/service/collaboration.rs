@@ -9,7 +9,7 @@ use crate::blob::token::{Disposition, Grant};
 use crate::domain::assets::{Asset, preview_kind};
 use crate::domain::audit::{AuditAction, AuditEntry, Who};
 use crate::domain::collaboration::{NewSession, Participant, Session};
-use crate::domain::shares::{ShareSettings, ShareType};
+use crate::domain::shares::{Share, ShareSettings, ShareType, preview_is_rendition, watermark_text};
 use crate::domain::time::rfc3339;
 use crate::domain::users::User;
 use crate::error::{AppError, AppResult, ErrorCode};
@@ -52,9 +52,25 @@ pub fn invite_url(state: &AppState, p: &Participant, share_uuid: &str) -> String
     }
 }
 
-/// What the session's members are looking at: a signed inline URL for media a browser shows
-/// safely, a download URL when the session allows it.
-pub fn asset_summary(state: &AppState, a: &Asset, allow_download: bool) -> serde_json::Value {
+/// Where the members of a session reviewed through `share_uuid` see an image of a preview-only
+/// link: the rendition route of the review (`pages::collaboration::preview`).
+pub fn review_preview_url(state: &AppState, share_uuid: &str) -> String {
+    format!("{}/collaborate/{share_uuid}/preview/", state.config.base_url())
+}
+
+/// What the session's members are looking at, by the rule of the session's link `share` (the
+/// share page's): an image of a preview-only link is never sent as stored, its `content_url` is
+/// the review's rendition route (re-encoded, watermarked when the link has a watermark); other
+/// media a browser shows safely get a signed inline URL; a download URL when both the session and
+/// the link allow it; `watermark`, the text tiled over PDF pages on a watermarked link (the
+/// viewer's e-mail on the private link of a session).
+pub fn asset_summary(
+    state: &AppState,
+    a: &Asset,
+    share: &Share,
+    allow_download: bool,
+    viewer_email: Option<&str>,
+) -> serde_json::Value {
     let grant = |d: Disposition| Grant {
         key: a.blob_key.clone(),
         expires: 0,
@@ -65,12 +81,20 @@ pub fn asset_summary(state: &AppState, a: &Asset, allow_download: bool) -> serde
         owner: Some(crate::blob::Owner::Asset(a.id)),
     };
     let kind = preview_kind(a);
-    let content_url = (kind != "file").then(|| state.blobs.signed_url(grant(Disposition::Inline)));
-    let download_url = allow_download.then(|| state.blobs.signed_url(grant(Disposition::Attachment)));
+    let content_url = (kind != "file").then(|| {
+        if preview_is_rendition(share, &a.mime_type) {
+            review_preview_url(state, &share.uuid)
+        } else {
+            state.blobs.signed_url(grant(Disposition::Inline))
+        }
+    });
+    let download_url =
+        (allow_download && share.allow_download).then(|| state.blobs.signed_url(grant(Disposition::Attachment)));
+    let watermark = share.watermark.then(|| watermark_text(share, viewer_email, state.clock.now_ms()));
     serde_json::json!({
         "id": a.id, "title": a.title, "media_type": kind, "mime_type": a.mime_type, "width": a.width,
         "height": a.height, "duration_seconds": a.duration_seconds, "content_url": content_url,
-        "download_url": download_url,
+        "download_url": download_url, "watermark": watermark,
     })
 }
 

@@ -180,8 +180,10 @@
     var id = String(s.session_id);
     var when = li.querySelector('.chat-session-when');
     var activity = String(s.last_activity_at || s.created_at || '');
-    when.setAttribute('datetime', activity);
-    when.title = Number.isFinite(Date.parse(activity)) ? new Date(activity).toLocaleString() : '';
+    if (when.getAttribute('data-activity') !== activity) {
+      when.setAttribute('data-activity', activity);
+      showWhen(when, activity, now);
+    }
     var files = Number(s.file_count) || 0;
     var messages = Number(s.message_count) || 0;
     li.querySelector('.chat-session-counts').textContent = plural(files, 'file', 'files') + ' \u00b7 ' + plural(messages, 'message', 'messages');
@@ -220,11 +222,33 @@
       li.querySelector('.chat-session-counts').textContent + (from.hidden ? '' : ', ' + from.textContent));
   }
 
+  // The page's one date helper (static/js/shell.js): the server's words and a relative label.
+  function dates() {
+    return window.vitrineDates && typeof window.vitrineDates.time === 'function' ? window.vitrineDates : null;
+  }
+
+  function showWhen(when, activity, now) {
+    var d = dates();
+    if (d) {
+      d.time(activity, when, now);
+    } else {
+      when.setAttribute('datetime', activity);
+      when.textContent = ui.relativeTime(activity, now);
+    }
+  }
+
   // "Last activity" labels move with the clock, between two polls too.
   function tickOne(li, now) {
     var when = li.querySelector('.chat-session-when');
-    var label = ui.relativeTime(when.getAttribute('datetime') || '', now);
-    if (when.textContent !== label) when.textContent = label;
+    var d = dates();
+    var rel = when.querySelector('.rel');
+    if (d && rel) {
+      var ms = Date.parse(when.getAttribute('datetime'));
+      var label = Number.isFinite(ms) ? '(' + d.relative(ms, now) + ')' : '';
+      if (rel.textContent !== label) rel.textContent = label;
+      return;
+    }
+    showWhen(when, when.getAttribute('data-activity') || '', now);
   }
 
   function tick() {
@@ -311,6 +335,7 @@
       companyId: co.id,
       sessionId: sessionId,
       jwt: token || undefined,
+      csrfToken: csrf || undefined,
       autoConnect: false,
       onStatus: function (status, info) { if (c === client) ui.showStatus(statusEl, status, info); },
       onReset: function (h) { if (c === client) conv.merge(h.files, h.messages); },

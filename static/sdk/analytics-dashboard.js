@@ -104,10 +104,13 @@
 
   // "YYYY-MM-DD" -> "Jan 5" in the viewer's locale. Parsed by hand and formatted in UTC so the day
   // never shifts with the viewer's time zone (new Date('2024-01-05') is UTC midnight).
+  // On Vitrine's own pages the page's date helper (static/js/shell.js) names the day: "5 Jan".
   var dateFormatter = null;
   function formatDay(iso) {
     var m = /^(\d{4})-(\d{2})-(\d{2})/.exec(String(iso || ''));
     if (!m) return String(iso || '');
+    var dates = global.vitrineDates;
+    if (dates && typeof dates.day === 'function') return dates.day(iso);
     try {
       if (!dateFormatter) dateFormatter = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric', timeZone: 'UTC' });
       return dateFormatter.format(new Date(Date.UTC(+m[1], +m[2] - 1, +m[3])));

@@ -14,7 +14,11 @@
  *                          this page: wss:// on https pages)
  *   jwt                    visitor chat token or agent access token; leave it out on same-origin
  *                          pages signed in with the session cookie (then no Authorization header
- *                          and no ?token= on the socket)
+ *                          and no ?token= on the socket; uploads and other writes then carry the
+ *                          page's CSRF token in X-CSRF-Token, as the cookie rule of the API wants)
+ *   csrfToken              that CSRF token (default: the page's <meta name="csrf-token">, which
+ *                          every signed-in Vitrine page carries, else a readable vitrine_csrf
+ *                          cookie); only sent without a jwt, and only to this page's origin
  *   autoConnect            false: do not open the socket from the constructor, call connect()
  *   loadHistory            false: do not fetch files and messages after the first connection
  *   urlRefreshMs           file links are signed for an hour: the file list is fetched again this
@@ -114,6 +118,30 @@
 
   // ws(s):// origin: from apiBaseUrl when it is absolute, else from this page (wss:// on https:
   // browsers refuse ws:// from an https page).
+  // Whether `apiBaseUrl` ('' or an origin) is this page's own origin.
+  function sameOrigin(apiBaseUrl) {
+    if (!apiBaseUrl) return true;
+    if (typeof location === 'undefined' || !location.origin) return false;
+    var m = /^(https?:\/\/[^/?#]+)/i.exec(apiBaseUrl);
+    return !!m && m[1].toLowerCase() === location.origin.toLowerCase();
+  }
+
+  // The page's CSRF token (SPEC §0: a request that the session cookie authenticates carries it in
+  // X-CSRF-Token when it changes something). The CSRF cookie itself is HttpOnly: signed-in Vitrine
+  // pages copy its value into <meta name="csrf-token">; a readable vitrine_csrf cookie also works.
+  function pageCsrfToken() {
+    if (typeof document === 'undefined') return '';
+    var meta = document.querySelector && document.querySelector('meta[name="csrf-token"]');
+    if (meta && meta.getAttribute('content')) return meta.getAttribute('content');
+    var m = /(?:^|;\s*)vitrine_csrf=([^;]+)/.exec(document.cookie || '');
+    if (!m) return '';
+    try {
+      return decodeURIComponent(m[1]);
+    } catch (e) {
+      return m[1];
+    }
+  }
+
   function defaultWsBase(apiBaseUrl) {
     var m = /^(https?):\/\/([^/?#]+)/i.exec(apiBaseUrl || '');
     if (m) return (m[1].toLowerCase() === 'https' ? 'wss://' : 'ws://') + m[2];
@@ -177,6 +205,7 @@
       this.apiBaseUrl = trimSlash(o.apiBaseUrl);
       this.wsBaseUrl = trimSlash(o.wsBaseUrl || defaultWsBase(this.apiBaseUrl));
       this.jwt = o.jwt ? String(o.jwt) : null;
+      this.csrfToken = o.csrfToken ? String(o.csrfToken) : null;
       this.urlRefreshMs = o.urlRefreshMs === undefined ? URL_REFRESH_MS : Number(o.urlRefreshMs) || 0;
 
       ['onFileShared', 'onMessage', 'onFileList', 'onReset', 'onError', 'onProgress', 'onStatus', 'onEvent']
@@ -584,7 +613,13 @@
       var xhr = new XMLHttpRequest();
       xhr.open(method, this.apiBaseUrl + path, true);
       xhr.setRequestHeader('Accept', 'application/json');
-      if (this.jwt) xhr.setRequestHeader('Authorization', 'Bearer ' + this.jwt);
+      if (this.jwt) {
+        xhr.setRequestHeader('Authorization', 'Bearer ' + this.jwt);
+      } else if (method !== 'GET' && method !== 'HEAD' && sameOrigin(this.apiBaseUrl)) {
+        // The session cookie authenticates: a write carries the page's CSRF token.
+        var csrf = this.csrfToken || pageCsrfToken();
+        if (csrf) xhr.setRequestHeader('X-CSRF-Token', csrf);
+      }
       var data = body;
       if (body && typeof body === 'object' && !(typeof FormData !== 'undefined' && body instanceof FormData)) {
         xhr.setRequestHeader('Content-Type', 'application/json');
@@ -737,6 +772,13 @@
     return new Date(t).toLocaleDateString();
   }
 
+  // The page's date helper (static/js/shell.js, on Vitrine's own pages): dates printed as the
+  // server prints them. Elsewhere the SDK formats them itself.
+  function pageDates() {
+    var d = typeof global !== 'undefined' && global ? global.vitrineDates : null;
+    return d && typeof d.time === 'function' ? d : null;
+  }
+
   // "14:05" today, "3 Sep, 14:05" another day.
   function shortTime(iso) {
     var t = timeOf(iso);
@@ -786,10 +828,17 @@
     var iso = item.created_at || item.at;
     if (iso) {
       head.appendChild(document.createTextNode(' '));
-      var time = el('time', 'chat-time', shortTime(iso));
-      time.dateTime = String(iso);
-      var t = timeOf(iso);
-      if (Number.isFinite(t)) time.title = new Date(t).toLocaleString();
+      var dates = pageDates();
+      var time;
+      if (dates) {
+        time = dates.time(String(iso));
+        time.className = 'chat-time';
+      } else {
+        time = el('time', 'chat-time', shortTime(iso));
+        time.dateTime = String(iso);
+        var t = timeOf(iso);
+        if (Number.isFinite(t)) time.title = new Date(t).toLocaleString();
+      }
       head.appendChild(time);
     }
     return head;

@@ -179,6 +179,13 @@
     return h > 0 ? h + ':' + pad(m, 2) + ':' + pad(s, 2) : m + ':' + pad(s, 2);
   }
 
+  // The page's date helper (static/js/shell.js, on Vitrine's own pages): dates printed as the
+  // server prints them. Elsewhere the SDK formats them itself.
+  function pageDates() {
+    var d = typeof global !== 'undefined' && global ? global.vitrineDates : null;
+    return d && typeof d.time === 'function' ? d : null;
+  }
+
   function localDateTime(iso) {
     var d = new Date(iso);
     if (!iso || isNaN(d.getTime())) return String(iso || '');
@@ -530,8 +537,15 @@
       head.appendChild(el('strong', 'collab-comment-author', authorName(c)));
       if (c.created_at) {
         head.appendChild(document.createTextNode(' \u00b7 '));
-        var time = el('time', 'collab-comment-time', localDateTime(c.created_at));
-        time.dateTime = String(c.created_at);
+        var dates = pageDates();
+        var time;
+        if (dates) {
+          time = dates.time(String(c.created_at));
+          time.className = 'collab-comment-time';
+        } else {
+          time = el('time', 'collab-comment-time', localDateTime(c.created_at));
+          time.dateTime = String(c.created_at);
+        }
         head.appendChild(time);
       }
       var at = parseMediaTime(c.timestamp);
@@ -1281,6 +1295,11 @@
       this.expiresAt = iso;
       var t = byId('collab-expires');
       if (!t) return;
+      var dates = pageDates();
+      if (dates) {
+        dates.time(String(iso), t);
+        return;
+      }
       t.setAttribute('datetime', String(iso));
       t.textContent = localDateTime(iso);
     }
@@ -1300,8 +1319,15 @@
       var item = el(tag, 'collab-notification');
       if (n.kind) item.setAttribute('data-kind', String(n.kind));
       var now = new Date();
-      var time = el('time', 'muted', localTime(now));
-      time.dateTime = now.toISOString();
+      var dates = pageDates();
+      var time;
+      if (dates) {
+        time = dates.time(now);
+        time.className = 'muted';
+      } else {
+        time = el('time', 'muted', localTime(now));
+        time.dateTime = now.toISOString();
+      }
       item.appendChild(time);
       item.appendChild(document.createTextNode(' ' + String(text)));
       box.appendChild(item);
@@ -2203,7 +2229,11 @@
       var elapsed = byId('replay-elapsed');
       if (elapsed) {
         elapsed.textContent = text;
-        if (this.events.length) elapsed.title = 'Recorded at ' + new Date(this.startedAt + this.position).toLocaleString();
+        if (this.events.length) {
+          var at = this.startedAt + this.position;
+          var dates = pageDates();
+          elapsed.title = 'Recorded at ' + (dates ? dates.words(at) : new Date(at).toLocaleString());
+        }
       }
       var play = byId('replay-play');
       if (play) play.textContent = this.playing ? 'Pause' : 'Play';

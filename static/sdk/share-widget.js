@@ -8,7 +8,10 @@
  *
  * Widget-only options (not sent to the API):
  *   token      access token (default: window.VITRINE_TOKEN, then localStorage "vitrine_token"
- *              or "access_token")
+ *              or "access_token"); with none, a same-origin page's session cookie authenticates
+ *              and the request carries the page's CSRF token (X-CSRF-Token)
+ *   csrfToken  that CSRF token (default: the page's <meta name="csrf-token">, which every
+ *              signed-in Vitrine page carries, else a readable vitrine_csrf cookie)
  *   container  element or element id (default "share-buttons")
  *   apiBase    origin of the Vitrine server (default: this page's origin)
  *   onCreated  callback(shareData) after the link is created
@@ -18,7 +21,7 @@
 (function (global) {
   'use strict';
 
-  var WIDGET_KEYS = ['token', 'container', 'apiBase', 'onCreated', 'onError', 'silent'];
+  var WIDGET_KEYS = ['token', 'csrfToken', 'container', 'apiBase', 'onCreated', 'onError', 'silent'];
 
   class ShareWidget {
     constructor(assetId, options = {}) {
@@ -79,15 +82,30 @@
       return typeof c === 'string' ? document.getElementById(c) : c;
     }
 
+    // The page's CSRF token: the option, the page's <meta name="csrf-token"> (the HttpOnly CSRF
+    // cookie's value, on signed-in Vitrine pages), or a readable vitrine_csrf cookie.
+    getCsrfToken() {
+      if (this.options.csrfToken) return String(this.options.csrfToken);
+      if (typeof document === 'undefined') return '';
+      const meta = document.querySelector('meta[name="csrf-token"]');
+      if (meta && meta.getAttribute('content')) return meta.getAttribute('content');
+      const m = /(?:^|;\s*)vitrine_csrf=([^;]+)/.exec(document.cookie || '');
+      return m ? decodeURIComponent(m[1]) : '';
+    }
+
     async createShareLink() {
-      const response = await fetch(`${this.apiBase()}/api/v3/assets/${encodeURIComponent(this.assetId)}/share/`, {
-        method: 'POST',
-        headers: {
-          'Content-Type': 'application/json',
-          'Authorization': `Bearer ${this.getAuthToken()}`
-        },
-        body: JSON.stringify(this.body())
-      });
+      const token = this.getAuthToken();
+      const headers = { 'Content-Type': 'application/json' };
+      const init = { method: 'POST', headers: headers, body: JSON.stringify(this.body()) };
+      if (token) {
+        headers.Authorization = `Bearer ${token}`;
+      } else {
+        // No token: the same-origin session cookie authenticates, with the page's CSRF token.
+        init.credentials = 'same-origin';
+        const csrf = this.getCsrfToken();
+        if (csrf) headers['X-CSRF-Token'] = csrf;
+      }
+      const response = await fetch(`${this.apiBase()}/api/v3/assets/${encodeURIComponent(this.assetId)}/share/`, init);
       const data = await response.json().catch(() => ({}));
       if (!response.ok) {
         const err = new Error(data.error || `HTTP ${response.status}`);

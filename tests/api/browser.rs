@@ -215,6 +215,21 @@ async fn the_analytics_dashboard_renders_its_charts() {
     }
     let devices = c.execute("return document.getElementById('device-chart').textContent;", vec![]).await.expect("js");
     assert!(devices.as_str().unwrap_or("").contains("mobile"), "{devices}");
+    // The days of the daily chart are named by the pages' date helper (static/js/shell.js), in
+    // the words of the server's dates: "5 Dec" for 2026-12-05.
+    let today = app.state.clock.now_ms();
+    let words = vitrine::domain::time::human_date(today);
+    let day: Vec<&str> = words.split(' ').take(2).collect();
+    let day = day.join(" ");
+    let named = c
+        .execute(
+            "return [window.vitrineDates.day(arguments[0]), document.getElementById('timeline-chart').textContent];",
+            vec![json!(vitrine::domain::time::day_of(today))],
+        )
+        .await
+        .expect("js");
+    assert_eq!(named[0], day.as_str());
+    assert!(named[1].as_str().is_some_and(|t| t.contains(&format!("{day}: 2 views"))), "{named}");
     browser.client.clone().close().await.expect("close");
 }
 

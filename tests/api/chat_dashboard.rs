@@ -185,7 +185,66 @@ async fn unread_counts_rise_with_the_visitor_and_reset_when_the_agent_reads(db: 
 crate::on_both_databases!(
     sessions_have_a_stable_friendly_label_and_the_page_the_visitor_came_from,
     unread_counts_rise_with_the_visitor_and_reset_when_the_agent_reads,
+    two_sessions_drawing_the_same_label_are_listed_under_different_labels,
 );
+
+/// Two session ids that draw the same visitor label (2,304 labels: found by a short search).
+fn colliding_ids() -> (String, String) {
+    let mut seen = std::collections::HashMap::new();
+    for i in 0..100_000u32 {
+        let id = format!("{:08x}-7c1d-4e2f-9a3b-5d6e7f8091a2", i.wrapping_mul(0x9E37_79B1));
+        if let Some(first) = seen.insert(vitrine::domain::chat::visitor_label(&id), id.clone()) {
+            return (first, id);
+        }
+    }
+    unreachable!("labels collide long before 100,000 ids")
+}
+
+/// Two open sessions of one company whose ids draw the same label are listed with two different
+/// labels (a suffix from each id); the other sessions keep their plain label; every agent and
+/// every look sees the same labels.
+async fn two_sessions_drawing_the_same_label_are_listed_under_different_labels(db: Db) {
+    let app = TestApp::on(db).await;
+    let d = desk(&app, None).await;
+    let (a, b) = colliding_ids();
+    let base = vitrine::domain::chat::visitor_label(&a);
+    assert_eq!(vitrine::domain::chat::visitor_label(&b), base, "the ids collide on the base label");
+    let company = app.state.store.company_by_uuid(&d.company_id).await.expect("store").expect("company");
+    let now = app.state.clock.now_ms();
+    for id in [&a, &b] {
+        app.state.store.insert_chat_session(id, &company, None, now).await.expect("insert");
+    }
+    let list = sessions(&app, &d, &d.ada).await;
+    assert_eq!(list.len(), 3);
+    let label = |id: &str| {
+        list.iter().find(|s| s["session_id"] == id).expect("listed")["visitor_label"]
+            .as_str()
+            .expect("label")
+            .to_string()
+    };
+    let (la, lb) = (label(&a), label(&b));
+    assert_ne!(la, lb, "one list never shows one label twice");
+    // A short suffix from each session id (longer only when their first characters agree).
+    assert!(la.starts_with(&format!("{base} · {}", &a[..4])) && la.len() <= base.len() + 3 + 8, "{la}");
+    assert!(lb.starts_with(&format!("{base} · {}", &b[..4])) && lb.len() <= base.len() + 3 + 8, "{lb}");
+    let plain = label(&d.session_id);
+    assert_eq!(plain, vitrine::domain::chat::visitor_label(&d.session_id), "no collision: the plain label");
+    let labels: std::collections::HashSet<String> =
+        list.iter().map(|s| s["visitor_label"].as_str().expect("label").to_string()).collect();
+    assert_eq!(labels.len(), 3, "{labels:?}");
+    // Ben sees the same labels; so does a later look.
+    for s in sessions(&app, &d, &d.ben).await.into_iter().chain(sessions(&app, &d, &d.ada).await) {
+        let id = s["session_id"].as_str().expect("id");
+        assert_eq!(s["visitor_label"].as_str().expect("label"), label(id), "{id}");
+    }
+    // A page of one session shows it under its plain label (nothing to tell apart there).
+    let r = app.get(&format!("/api/chat/sessions/?company_id={}&page_size=1", d.company_id), Some(&d.ada)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.expect("json");
+    let only = &v["results"][0];
+    let id = only["session_id"].as_str().expect("id");
+    assert_eq!(only["visitor_label"], vitrine::domain::chat::visitor_label(id).as_str());
+}
 
 /// Two instances on one database: what one counts and marks, the other answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,8 +293,20 @@ async fn the_agent_page_shows_the_visitor_label_the_page_and_an_unread_badge() {
     assert!(name.starts_with(&label), "{name} names {label}");
     let from = c.find(Locator::Css(".chat-session-from")).await.expect("from").text().await.expect("text");
     assert_eq!(from, "from shop.example/pricing");
+    // The last activity is printed by the pages' one date helper (static/js/shell.js): a
+    // `<time datetime>` with the server's words (`Shell::time`) and a relative label.
     let when = c.find(Locator::Css(".chat-session-when")).await.expect("when");
-    assert!(when.attr("datetime").await.expect("attr").is_some_and(|t| t.ends_with('Z')), "a machine-readable time");
+    let datetime = when.attr("datetime").await.expect("attr").expect("a machine-readable time");
+    let listed = session(&app, &d, &d.ada).await;
+    assert_eq!(datetime, listed["last_activity_at"].as_str().expect("last activity"), "the session's last activity");
+    let ms = vitrine::domain::time::parse_rfc3339(&datetime).expect("RFC 3339");
+    let words = vitrine::domain::time::human_date(ms);
+    assert_eq!(when.attr("title").await.expect("title").as_deref(), Some(words.as_str()), "the server's words");
+    wait_for(c, "return window.vitrineDates.time('2026-12-04T13:09:23Z').title === '4 Dec 2026, 13:09 UTC';").await;
+    let rel = c.find(Locator::Css(".chat-session-when .rel")).await.expect("relative label");
+    assert_eq!(rel.text().await.expect("text"), "(just now)");
+    let shown = when.text().await.expect("text");
+    assert!(shown.ends_with(" (just now)") && shown.len() > "(just now)".len() + 5, "a date, then the label: {shown}");
     let aria = c.find(Locator::Css(".chat-session button")).await.expect("button").attr("aria-label").await.expect("a");
     assert!(aria.is_some_and(|a| a.contains(&label) && a.contains("2 unread")), "the badge is read out too");
 
@@ -243,7 +314,9 @@ async fn the_agent_page_shows_the_visitor_label_the_page_and_an_unread_badge() {
     c.execute("var real = Date.now; Date.now = function () { return real.call(Date) + 125000; };", vec![])
         .await
         .expect("js");
-    wait_for(c, "return document.querySelector('.chat-session-when').textContent === '2 min ago';").await;
+    wait_for(c, "return document.querySelector('.chat-session-when .rel').textContent === '(2 minutes ago)';").await;
+    let shown_later = c.find(Locator::Css(".chat-session-when")).await.expect("when").text().await.expect("text");
+    assert_eq!(shown_later.replace("(2 minutes ago)", "(just now)"), shown, "the date stays, the label moves");
 
     // The agent opens the session: the badge goes, the title names the visitor and the page.
     c.find(Locator::Css(".chat-session button")).await.expect("button").click().await.expect("click");

@@ -327,6 +327,33 @@ async fn dates_read_as_words_with_a_label_that_the_server_and_the_script_keep_cu
         }
     };
     assert_eq!(label(c).await, "(just now)", "the browser's own clock");
+    // The page scripts' one date helper makes the element the server printed, word for word.
+    let same = c
+        .execute(
+            "var s = document.querySelector('time[datetime]');
+             var t = window.vitrineDates.time(s.getAttribute('datetime'));
+             var u = window.vitrineDates.time(Date.parse(s.getAttribute('datetime')), document.createElement('time'));
+             return [t.tagName, t.getAttribute('datetime') === s.getAttribute('datetime'), t.title === s.title,
+                     t.textContent === s.textContent, t.querySelector('.rel').textContent, u.outerHTML === t.outerHTML];",
+            vec![],
+        )
+        .await
+        .expect("js");
+    assert_eq!(same, json!(["TIME", true, true, true, "(just now)", true]));
+    let words = c
+        .execute(
+            "var t = window.vitrineDates.time('2026-12-04T13:09:23.456Z', null, Date.parse('2026-12-04T13:12:30Z'));
+             var bad = window.vitrineDates.time('not a date');
+             return [t.getAttribute('datetime'), t.title, t.querySelector('.rel').textContent,
+                     bad.textContent, bad.hasAttribute('datetime'), window.vitrineDates.day('2026-01-05')];",
+            vec![],
+        )
+        .await
+        .expect("js");
+    assert_eq!(
+        words,
+        json!(["2026-12-04T13:09:23Z", "4 Dec 2026, 13:09 UTC", "(3 minutes ago)", "not a date", false, "5 Jan"])
+    );
     c.execute(
         "var t = Date.parse(document.querySelector('time[datetime]').getAttribute('datetime'));
          window.vitrineDates.refresh(t + 2 * 86400000 + 60000);",

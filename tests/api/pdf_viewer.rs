@@ -426,3 +426,204 @@ async fn the_watermark_option_is_validated_on_create_and_update() {
     let v: Value = app.get(&other, Some(&token)).await.json().await.expect("json");
     assert_eq!(v["watermark"], true);
 }
+
+/// Two instances on one database and one bus: page beacons of one link sent to A and to B end
+/// up in one report (`page_breakdown`, `completion_rate`), the same whichever instance answers,
+/// and on the dashboard page of either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_reports_sent_to_two_instances_make_one_report_read_from_either() {
+    let Some(bus) = crate::helpers::redis::redis_url().await else { return };
+    let (a, b) = crate::helpers::redis::pair_with(&bus, |c| c.share_access_rate_per_ip_per_minute = 10_000).await;
+    let (token, _) = a.register("owner@example.com", "Olive").await;
+    let doc = a.upload(&token, "deck.pdf", pdf_pages(3)).await;
+    let link = share(&a, &token, &doc, json!({})).await;
+    let id = doc["id"].as_i64().expect("id");
+    let ok = |d: Value| json!({"documents": [d]}).to_string();
+    // Nothing yet, on either instance.
+    for app in [&a, &b] {
+        let r = report(app, &token, &link).await;
+        assert_eq!(r["page_breakdown"], json!([]), "{r}");
+    }
+    // Reading 1 on A: pages 1 and 2 (it leaves before the end). Reading 2 starts on A and goes on
+    // through B (another request of the same visitor may reach the other instance): it reaches
+    // the last page there. Reading 3, on B only, reads page 1.
+    let sent = [
+        (&a, ok(json!({"page_count": 3, "pages": [[1, 1, 4000], [2, 1, 2000]], "opened": true}))),
+        (&a, ok(json!({"asset_id": id, "page_count": 3, "pages": [[1, 1, 2000]], "opened": true}))),
+        (&b, ok(json!({"asset_id": id, "page_count": 3, "pages": [[2, 1, 1000], [3, 1, 3000]], "completed": true}))),
+        (&b, ok(json!({"page_count": 3, "pages": [[1, 1, 6000]], "opened": true}))),
+    ];
+    for (app, body) in sent {
+        let r = beacon(app, &link, body.clone()).await;
+        assert_eq!(r.status(), StatusCode::NO_CONTENT, "{body}");
+    }
+    // Each instance writes what it received; a report reads everything written by both.
+    a.state.analytics.flush().await.expect("flush A");
+    b.state.analytics.flush().await.expect("flush B");
+    let expected = json!([
+        {"asset_id": id, "page": 1, "views": 3, "avg_time_seconds": 4.0},
+        {"asset_id": id, "page": 2, "views": 2, "avg_time_seconds": 1.5},
+        {"asset_id": id, "page": 3, "views": 1, "avg_time_seconds": 3.0},
+    ]);
+    let on_a = report(&a, &token, &link).await;
+    let on_b = report(&b, &token, &link).await;
+    assert_eq!(on_a["page_breakdown"], expected, "{on_a}");
+    assert_eq!(on_b["page_breakdown"], expected, "{on_b}");
+    let rate = on_a["completion_rate"].as_f64().expect("rate");
+    assert!((rate - 100.0 / 3.0).abs() < 0.1, "one reading of three reached the last page: {on_a}");
+    assert_eq!(on_a["completion_rate"], on_b["completion_rate"]);
+    // A beacon that one instance refuses, the other refuses too, and it changes nothing.
+    for app in [&a, &b] {
+        let r = beacon(app, &link, ok(json!({"page_count": 3, "pages": [[4, 1, 10]]}))).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    }
+    assert_eq!(report(&b, &token, &link).await["page_breakdown"], expected);
+    // The dashboard page of either instance draws the same three bars and rate.
+    let uuid = link["uuid"].as_str().expect("uuid");
+    let mut pages = vec![];
+    for app in [&a, &b] {
+        let olive = app.page_session("owner@example.com").await;
+        let html = olive.get(&format!("/dashboard/analytics/{uuid}/")).await.text().await.expect("html");
+        assert_eq!(html.matches(r#"class="page-bar""#).count(), 3, "{html}");
+        let rate = html.split(r#"id="completion-rate">"#).nth(1).and_then(|s| s.split('<').next()).expect("rate");
+        pages.push(rate.to_string());
+    }
+    assert_eq!(pages[0], pages[1], "the same completion rate on A and B");
+    assert!(pages[0].starts_with("33.3"), "{pages:?}");
+}
+
+/// Every address a page's HTML points at (`src`, `href`, `data`, `data-pdf-src`), on this server.
+fn addresses(app: &TestApp, html: &str) -> Vec<String> {
+    let mut out = vec![];
+    for attr in [" src=\"", " href=\"", " data=\"", " data-pdf-src=\""] {
+        for part in html.split(attr).skip(1) {
+            let Some(v) = part.split('"').next() else { continue };
+            let v = v.replace("&amp;", "&");
+            if (v.starts_with('/') && !v.starts_with("//")) || v.starts_with(&app.base) {
+                out.push(v);
+            }
+        }
+    }
+    out
+}
+
+/// A live review of a watermarked link (issue 22 part 7 on the collaboration pages): the image is
+/// the watermarked rendition (the member's e-mail tiled over it), from the review's own route,
+/// never the stored bytes, on the page, its socket's state and the replay; a PDF gets the document
+/// viewer with the tiled text. Only members get the rendition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watermarked_links_review_page_never_serves_the_original_bytes() {
+    let app = TestApp::spawn_with(app_opts()).await;
+    let (token, _) = app.register("owner@example.com", "Olive").await;
+    let (rita_token, _) = app.register("rita@example.com", "Rita").await;
+    app.register("sam@example.com", "Sam").await;
+    let original = fixtures::png(320, 240);
+    let img = app.upload(&token, "photo.png", original.clone()).await;
+    let start = |asset: &Value| {
+        let body = json!({"asset_id": asset["id"], "participants": [{"email": "rita@example.com"}],
+            "session_config": {"allow_download": false}});
+        let app = &app;
+        let token = token.clone();
+        async move { created(app.post_json("/api/v3/collaboration/sessions/", Some(&token), &body).await).await }
+    };
+    let s = start(&img).await;
+    let page = s["collaboration_url"].as_str().expect("collaboration_url").to_string();
+    let uuid = page.trim_matches('/').rsplit('/').next().expect("share uuid").to_string();
+    let r = app.patch_json(&format!("/api/v3/shares/{uuid}/"), Some(&token), &json!({"watermark": true})).await;
+    assert_eq!(r.status(), StatusCode::OK, "the session's link gets a watermark");
+
+    let rita = app.page_session("rita@example.com").await;
+    let olive = app.page_session("owner@example.com").await;
+    let sam = app.page_session("sam@example.com").await;
+    let html = rita.get(&page).await.text().await.expect("html");
+    let rendition = format!("/collaborate/{uuid}/preview/");
+    assert!(html.contains("id=\"collab-image\""), "{html}");
+    assert!(html.contains(&rendition), "the image comes from the review's rendition route: {html}");
+    // Nothing the page points at answers the stored bytes (the image, scripts, links, ...).
+    let urls = addresses(&app, &html);
+    assert!(urls.iter().any(|u| u.contains(&rendition)), "{urls:?}");
+    for u in &urls {
+        let body = rita.get(u).await.bytes().await.expect("bytes").to_vec();
+        assert_ne!(body, original, "{u} serves the original bytes");
+    }
+    // The rendition is the picture with the tiled text: same size, different pixels.
+    let r = rita.get(&rendition).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["content-type"].to_str().expect("type").starts_with("image/"));
+    let etag = r.headers()["etag"].to_str().expect("etag").to_string();
+    let marked = r.bytes().await.expect("bytes").to_vec();
+    assert_ne!(marked, original);
+    let (pa, pb) = (
+        image::load_from_memory(&original).expect("img").to_rgba8(),
+        image::load_from_memory(&marked).expect("img").to_rgba8(),
+    );
+    assert_eq!(pb.dimensions(), (320, 240));
+    let changed = pa.pixels().zip(pb.pixels()).filter(|(x, y)| x != y).count();
+    assert!(changed > 320 * 240 / 50, "tiled text over the picture ({changed} pixels changed)");
+    let again = rita.req(reqwest::Method::GET, &rendition).header("if-none-match", &etag).send().await.expect("get");
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    // Each member sees their own e-mail: the owner's rendition is another picture.
+    let owners = olive.get(&rendition).await;
+    assert_eq!(owners.status(), StatusCode::OK);
+    assert_ne!(owners.bytes().await.expect("bytes").to_vec(), marked, "the watermark names the viewer");
+    // Not for strangers or anonymous visitors.
+    assert_eq!(sam.get(&rendition).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.get(&rendition, None).await.status(), StatusCode::UNAUTHORIZED);
+
+    // The socket's state names the same route, no download, and the text.
+    let mut ws = crate::helpers::Ws::connect(
+        &app,
+        &format!("{}?token={rita_token}", s["websocket_url"].as_str().expect("websocket_url")),
+    )
+    .await;
+    let state = ws.next_of("session_state").await;
+    let content = state["asset"]["content_url"].as_str().expect("content_url");
+    assert!(content.ends_with(&rendition), "{state}");
+    assert_eq!(state["asset"]["download_url"], Value::Null);
+    assert_eq!(state["asset"]["watermark"], "rita@example.com");
+    // The replay shows the rendition too.
+    let replay = rita.get(&format!("{page}replay/")).await.text().await.expect("html");
+    assert!(replay.contains(&rendition), "{replay}");
+    for u in addresses(&app, &replay) {
+        assert_ne!(rita.get(&u).await.bytes().await.expect("bytes").to_vec(), original, "{u}");
+    }
+
+    // A PDF under review on a watermarked link: the document viewer with the member's e-mail.
+    let doc = app.upload(&token, "deck.pdf", pdf_pages(2)).await;
+    let s = start(&doc).await;
+    let page = s["collaboration_url"].as_str().expect("collaboration_url").to_string();
+    let uuid = page.trim_matches('/').rsplit('/').next().expect("share uuid").to_string();
+    let before = rita.get(&page).await.text().await.expect("html");
+    assert!(!before.contains("data-watermark") && !before.contains("pdf-viewer.js"), "no watermark yet");
+    let r = app.patch_json(&format!("/api/v3/shares/{uuid}/"), Some(&token), &json!({"watermark": true})).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = rita.get(&page).await.text().await.expect("html");
+    assert!(html.contains("class=\"pdf-viewer\"") && html.contains("data-watermark=\"rita@example.com\""), "{html}");
+    assert!(html.contains("<script type=\"module\" src=\"/static/js/pdf-viewer.js\"></script>"), "{html}");
+    assert_eq!(
+        rita.get(&format!("/collaborate/{uuid}/preview/")).await.status(),
+        StatusCode::NOT_FOUND,
+        "no rendition"
+    );
+    // In Chromium the viewer tiles the text over the page.
+    let Some(browser) = Browser::start().await else { return };
+    let c = &browser.client;
+    crate::helpers::browser::sign_in(c, &app, "rita@example.com").await;
+    c.goto(&app.url(&page)).await.expect("goto");
+    wait_for(c, "return document.getElementById('collab-pdf-viewer').dataset.renderedPage === '1';").await;
+    // The test PDF's pages are blank below their title: only the tiled text marks the lower half.
+    let inked = c
+        .execute(
+            "var c = document.getElementById('collab-pdf-viewer-canvas');
+             var h = Math.floor(c.height / 2);
+             var d = c.getContext('2d').getImageData(0, h, c.width, h).data;
+             var n = 0;
+             for (var i = 0; i < d.length; i += 4) if (d[i] < 240 || d[i + 1] < 240 || d[i + 2] < 240) n++;
+             return n;",
+            vec![],
+        )
+        .await
+        .expect("js");
+    assert!(inked.as_u64().is_some_and(|n| n > 200), "the watermark is drawn over the page: {inked} pixels");
+    browser.client.clone().close().await.expect("close");
+}

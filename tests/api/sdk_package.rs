@@ -15,7 +15,7 @@ use fantoccini::Locator;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::browser::{Browser, wait_for};
+use crate::helpers::browser::{Browser, sign_in, wait_for};
 use crate::helpers::{Spawn, TestApp, Ws, fixtures};
 
 fn package_dir() -> PathBuf {
@@ -380,5 +380,124 @@ async fn the_react_file_upload_shares_a_chosen_file_with_the_agent_and_reports_r
     let err = c.execute("return window.uploadErrors[0];", vec![]).await.expect("js");
     assert_eq!(err["status"], 401, "{err}");
     assert_eq!(err["source"], "connect", "{err}");
+    browser.client.clone().close().await.expect("close");
+}
+
+/// Loads `src` (an SDK script of the app) into the page, then runs `body` (a function of the
+/// script's arguments returning a promise) and answers what it resolves to.
+const WITH_SDK: &str = r#"
+var args = Array.prototype.slice.call(arguments);
+var done = args.pop();
+var src = args.shift();
+var body = new Function('args', args.shift());
+new Promise(function (ok, ko) {
+  if (document.querySelector('script[data-sdk="' + src + '"]')) return ok();
+  var s = document.createElement('script');
+  s.src = src;
+  s.setAttribute('data-sdk', src);
+  s.onload = ok;
+  s.onerror = function () { ko(new Error('cannot load ' + src)); };
+  document.head.appendChild(s);
+}).then(function () { return body(args); }).then(done, function (e) {
+  done({ ok: false, status: e && e.status, code: e && e.code, error: String(e && (e.error || e.message) || e) });
+});
+"#;
+
+/// One upload by `ChatbotFileUpload` without a jwt: the signed-in page's cookie authenticates.
+const COOKIE_UPLOAD: &str = r#"
+var client = new ChatbotFileUpload({ companyId: args[0], sessionId: args[1], autoConnect: false });
+var file = new File(['sent with the page cookie\n'], args[2], { type: 'text/plain' });
+return client.upload(file).then(function (f) { return { ok: true, file: f }; });
+"#;
+
+/// The SDK on a signed-in page of the app with no token at all: the session cookie authenticates,
+/// and writes carry the page's CSRF token (`<meta name="csrf-token">`, the HttpOnly cookie's copy)
+/// in `X-CSRF-Token`. Without that header the server refuses the same upload (403 csrf_failed);
+/// `ShareWidget` creates a link the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdk_on_a_signed_in_page_uploads_with_the_cookie_and_the_csrf_header() {
+    let app = TestApp::spawn().await;
+    let (company_id, agent, session_id, _) = chat_session(&app).await;
+    let asset = app.upload(&agent, "photo.png", fixtures::png(16, 16)).await;
+    let Some(browser) = Browser::start().await else { return };
+    let c = &browser.client;
+    sign_in(c, &app, "agent@acme.test").await;
+    c.goto(&app.url("/")).await.expect("goto");
+    let meta = c
+        .execute("var m = document.querySelector('meta[name=\"csrf-token\"]'); return m && m.content;", vec![])
+        .await
+        .expect("js");
+    assert_eq!(meta.as_str().map(str::len), Some(64), "a signed-in page carries its CSRF token: {meta}");
+    let run = |body: &'static str, extra: Vec<Value>| {
+        let c = c.clone();
+        let mut args = vec![json!("/static/sdk/chat-file-upload.js"), json!(body)];
+        args.extend(extra);
+        async move { c.execute_async(WITH_SDK, args).await.expect("js") }
+    };
+    let ids = |name: &str| vec![json!(company_id), json!(session_id), json!(name)];
+
+    // No jwt: the cookie and the header from the page's meta tag.
+    let v = run(COOKIE_UPLOAD, ids("cookie.txt")).await;
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["file"]["uploader"], "agent", "{v}");
+    assert_eq!(v["file"]["name"], "cookie.txt", "{v}");
+
+    // The same page without its token: the SDK has no header to send, the server refuses.
+    c.execute("document.querySelector('meta[name=\"csrf-token\"]').remove();", vec![]).await.expect("js");
+    let v = run(COOKIE_UPLOAD, ids("refused.txt")).await;
+    assert_eq!(v["ok"], false, "{v}");
+    assert_eq!(v["status"], 403, "{v}");
+    assert_eq!(v["code"], "csrf_failed", "{v}");
+
+    // A wrong token given as an option is refused too; the right one as an option is accepted.
+    const WITH_OPTION: &str = r#"
+var client = new ChatbotFileUpload({ companyId: args[0], sessionId: args[1], autoConnect: false, csrfToken: args[3] });
+return client.upload(new File(['x\n'], args[2], { type: 'text/plain' })).then(function (f) { return { ok: true, file: f }; });
+"#;
+    let mut wrong = ids("wrong.txt");
+    wrong.push(json!("0".repeat(64)));
+    let v = run(WITH_OPTION, wrong).await;
+    assert_eq!((v["status"].clone(), v["code"].clone()), (json!(403), json!("csrf_failed")), "{v}");
+    let mut right = ids("option.txt");
+    right.push(meta.clone());
+    let v = run(WITH_OPTION, right).await;
+    assert_eq!(v["ok"], true, "{v}");
+
+    // Exactly the two accepted uploads are stored.
+    let files: Value = app
+        .get(&format!("/api/chat/files/?session_id={session_id}&company_id={company_id}"), Some(&agent))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let names: Vec<&str> =
+        files["files"].as_array().expect("files").iter().filter_map(|f| f["original_name"].as_str()).collect();
+    assert_eq!(names, ["cookie.txt", "option.txt"], "{files}");
+
+    // ShareWidget without a token: the cookie and the CSRF header create the link; without the
+    // header the same request is refused.
+    c.goto(&app.url("/")).await.expect("goto");
+    const SHARE: &str = r#"
+var box = document.createElement('div');
+document.body.appendChild(box);
+return new Promise(function (ok) {
+  new ShareWidget(args[0], { container: box, token: '', onCreated: function (s) { ok({ ok: true, share: s }); },
+    onError: function (e) { ok({ ok: false, status: e.status, code: e.code }); } });
+});
+"#;
+    let share = |c: fantoccini::Client| {
+        let args = vec![json!("/static/sdk/share-widget.js"), json!(SHARE), asset["id"].clone()];
+        async move { c.execute_async(WITH_SDK, args).await.expect("js") }
+    };
+    let v = share(c.clone()).await;
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(v["share"]["uuid"].is_string(), "{v}");
+    c.execute("document.querySelector('meta[name=\"csrf-token\"]').remove();", vec![]).await.expect("js");
+    let v = share(c.clone()).await;
+    assert_eq!(
+        (v["ok"].clone(), v["status"].clone(), v["code"].clone()),
+        (json!(false), json!(403), json!("csrf_failed")),
+        "{v}"
+    );
     browser.client.clone().close().await.expect("close");
 }

@@ -230,6 +230,8 @@ pub struct SessionSummaryOut {
     pub file_count: i64,
     pub message_count: i64,
     /// A friendly name of the visitor, derived from the session id: the same everywhere, always.
+    /// Unique within one list: when two listed sessions draw the same name, each gets a short
+    /// suffix from its session id ("Visitor Amber Fox · 3f2b").
     pub visitor_label: String,
     /// The page the visitor opened the chat from, when the widget knew it.
     pub page_url: Option<String>,
@@ -251,16 +253,19 @@ pub async fn list_sessions(
     let company_id = company_id.ok_or_else(|| AppError::validation("company_id", "is required"))?;
     let page = PageRequest::try_from(&PageQuery { page: q.page.clone(), page_size: q.page_size.clone() })?;
     let (company, list, count) = sessions::of_company(&state, &user, company_id, page).await?;
+    // Labels unique within the list: two sessions drawing the same name get a suffix each.
+    let labels = crate::domain::chat::visitor_labels(&list.iter().map(|s| s.session.uuid.as_str()).collect::<Vec<_>>());
     let results = list
         .iter()
-        .map(|s| SessionSummaryOut {
+        .zip(labels)
+        .map(|(s, visitor_label)| SessionSummaryOut {
             company_id: s.session.company_uuid.clone(),
             session_id: s.session.uuid.clone(),
             created_at: rfc3339(s.session.created_at),
             last_activity_at: rfc3339(s.session.last_activity_at),
             file_count: s.file_count,
             message_count: s.message_count,
-            visitor_label: s.session.visitor_label(),
+            visitor_label,
             page_url: s.session.page_url.clone(),
             unread_count: s.unread_count,
         })

@@ -3,7 +3,7 @@
 
 use askama::Template;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -14,14 +14,20 @@ use super::auth::{check_csrf, csrf_token, session_cookie, with_cookie};
 use crate::app::AppState;
 use crate::domain::assets::preview_kind;
 use crate::domain::collaboration::{Participant, Session};
+use crate::domain::shares::{Share, preview_is_rendition, watermark_text};
 use crate::domain::time::rfc3339;
 use crate::domain::users::{NewUser, User};
-use crate::error::AppError;
+use crate::error::{AppError, ErrorResponse};
 use crate::http::extract::{ApiForm, ApiPath, CsrfCookie, PageUser};
+use crate::http::pages::shares::files::{Source, image_rendition};
 use crate::service::collaboration::{asset_summary, participant_of_invite};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(page)).routes(routes!(replay)).routes(routes!(invite_form, accept_invite))
+    OpenApiRouter::new()
+        .routes(routes!(page))
+        .routes(routes!(replay))
+        .routes(routes!(preview))
+        .routes(routes!(invite_form, accept_invite))
 }
 
 #[derive(Template)]
@@ -34,6 +40,8 @@ struct CollaborationPage {
     share_uuid: String,
     media: String,
     preview_url: Option<String>,
+    /// The text tiled over PDF pages (a watermarked link).
+    watermark: Option<String>,
     user_name: String,
     expires_at: String,
     cursor_tracking: bool,
@@ -50,6 +58,8 @@ struct ReplayPage {
     session_id: String,
     media: String,
     preview_url: Option<String>,
+    /// The text tiled over PDF pages (a watermarked link).
+    watermark: Option<String>,
     recording_url: String,
 }
 
@@ -67,8 +77,9 @@ struct InvitePage {
     error: Option<String>,
 }
 
-/// The session reviewing through `share_uuid` that `user` belongs to, or the page to show instead.
-async fn member_session(state: &AppState, user: &User, share_uuid: &str) -> Result<Session, Response> {
+/// The session reviewing through `share_uuid` that `user` belongs to (and that link), or the page
+/// to show instead.
+async fn member_session(state: &AppState, user: &User, share_uuid: &str) -> Result<(Session, Share), Response> {
     let not_found =
         || super::error_page(StatusCode::NOT_FOUND, "Session not found", "There is no review session at this address.");
     let fail = |e: AppError| super::error_page(e.status(), "Something went wrong", &e.public_message());
@@ -90,7 +101,7 @@ async fn member_session(state: &AppState, user: &User, share_uuid: &str) -> Resu
             "This review session was not shared with your account.",
         ));
     }
-    Ok(session)
+    Ok((session, share))
 }
 
 /// The live review page (participants and the owner; others are asked to sign in).
@@ -106,7 +117,7 @@ pub async fn page(
     let Some(user) = user else {
         return Redirect::to(&format!("/login?next=/collaborate/{}/", super::url_segment(&uuid))).into_response();
     };
-    let session = match member_session(&state, &user, &uuid).await {
+    let (session, share) = match member_session(&state, &user, &uuid).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -120,7 +131,7 @@ pub async fn page(
     let Ok(Some(asset)) = state.store.asset(session.asset_id).await else {
         return super::error_page(StatusCode::NOT_FOUND, "Session not found", "The file under review was deleted.");
     };
-    let summary = asset_summary(&state, &asset, session.features.allow_download);
+    let summary = asset_summary(&state, &asset, &share, session.features.allow_download, Some(&user.email));
     super::render(&CollaborationPage {
         shell,
         title: asset.title.clone(),
@@ -129,6 +140,7 @@ pub async fn page(
         share_uuid: uuid.clone(),
         media: preview_kind(&asset).to_string(),
         preview_url: summary["content_url"].as_str().map(str::to_string),
+        watermark: summary["watermark"].as_str().map(str::to_string),
         user_name: user.name.clone(),
         expires_at: rfc3339(session.expires_at),
         cursor_tracking: session.features.cursor_tracking,
@@ -152,22 +164,64 @@ pub async fn replay(
         return Redirect::to(&format!("/login?next=/collaborate/{}/replay/", super::url_segment(&uuid)))
             .into_response();
     };
-    let session = match member_session(&state, &user, &uuid).await {
+    let (session, share) = match member_session(&state, &user, &uuid).await {
         Ok(s) => s,
         Err(r) => return r,
     };
     let Ok(Some(asset)) = state.store.asset(session.asset_id).await else {
         return super::error_page(StatusCode::NOT_FOUND, "Session not found", "The reviewed file was deleted.");
     };
-    let summary = asset_summary(&state, &asset, false);
+    let summary = asset_summary(&state, &asset, &share, false, Some(&user.email));
     super::render(&ReplayPage {
         shell,
         title: asset.title.clone(),
         session_id: session.uuid.clone(),
         media: preview_kind(&asset).to_string(),
         preview_url: summary["content_url"].as_str().map(str::to_string),
+        watermark: summary["watermark"].as_str().map(str::to_string),
         recording_url: format!("/api/v3/collaboration/sessions/{}/recording/", session.uuid),
     })
+}
+
+/// The image under review, for the session's members, when the session's link is preview-only:
+/// a re-encoded rendition (watermarked with the member's e-mail when the link has a watermark),
+/// never the stored bytes; the same rule as the link's own share page. Other files and links are
+/// shown from signed URLs, and this route answers 404 for them.
+#[utoipa::path(get, path = "/collaborate/{share_uuid}/preview", tag = "pages", params(("share_uuid" = String, Path, description = "the session's share uuid")),
+    responses((status = 200, description = "the image rendition"), (status = 304, description = "not modified"),
+        (status = 401, description = "not signed in", body = ErrorResponse), (status = 403, description = "not invited", body = ErrorResponse),
+        (status = 404, description = "no such session, or no rendition for this file", body = ErrorResponse)))]
+pub async fn preview(
+    State(state): State<AppState>,
+    PageUser(user): PageUser,
+    ApiPath(uuid): ApiPath<String>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    let Some(user) = user else {
+        return AppError::Unauthenticated("sign in to see this review session".into()).into_response();
+    };
+    let (session, share) = match member_session(&state, &user, &uuid).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let asset = match state.store.asset(session.asset_id).await {
+        Ok(Some(a)) => a,
+        Ok(None) => return AppError::NotFound("file").into_response(),
+        Err(e) => return AppError::from(e).into_response(),
+    };
+    if !preview_is_rendition(&share, &asset.mime_type) {
+        return AppError::NotFound("rendition").into_response();
+    }
+    let text = share.watermark.then(|| watermark_text(&share, Some(&user.email), state.clock.now_ms()));
+    let src = Source {
+        key: &asset.blob_key,
+        mime: &asset.mime_type,
+        size: asset.size,
+        tag: &asset.sha256,
+        name: &asset.name,
+    };
+    image_rendition(&state, &headers, text, src, &method).await.unwrap_or_else(IntoResponse::into_response)
 }
 
 /// Where an accepted invitation leads.

@@ -51,6 +51,8 @@ struct Seat {
     /// The sign-in session the socket was opened with.
     login: String,
     user_name: String,
+    /// The member's e-mail (the watermark of a watermarked link's previews).
+    user_email: String,
     session_id: i64,
     session_uuid: String,
     share_id: i64,
@@ -68,6 +70,7 @@ impl Seat {
             user_id: m.user.id,
             login: m.login.clone(),
             user_name: m.user.name.clone(),
+            user_email: m.user.email.clone(),
             session_id: m.session.id,
             session_uuid: m.session.uuid.clone(),
             share_id: m.session.share_id,
@@ -114,6 +117,22 @@ async fn state_frame(
             Vec::new()
         }
     };
+    // The asset by the rule of the session's link (renditions and watermark of preview-only links).
+    let asset_out = match state.store.share_by_id(seat.share_id).await {
+        Ok(Some(share)) => crate::service::collaboration::asset_summary(
+            state,
+            asset,
+            &share,
+            seat.features.allow_download,
+            Some(&seat.user_email),
+        ),
+        other => {
+            if let Err(e) = other {
+                tracing::warn!(error = %e, "could not read the link of a session for its state");
+            }
+            serde_json::json!({"id": asset.id, "title": asset.title, "content_url": null, "download_url": null})
+        }
+    };
     let mut frame = serde_json::json!({
         "type": "session_state",
         "session_id": seat.session_uuid,
@@ -122,7 +141,7 @@ async fn state_frame(
         "online": online,
         "comments": comments,
         "features": seat.features,
-        "asset": crate::service::collaboration::asset_summary(state, asset, seat.features.allow_download),
+        "asset": asset_out,
         "expires_at": crate::domain::time::rfc3339(seat.expires_at),
     });
     if let Some(r) = recovered {

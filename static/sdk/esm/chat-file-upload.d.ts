@@ -94,6 +94,11 @@ export interface ChatbotFileUploadOptions extends ChatbotFileUploadCallbacks {
   wsBaseUrl?: string;
   /** Visitor chat token or agent access token; left out, the session cookie authenticates. */
   jwt?: string;
+  /**
+   * Without a jwt, uploads and other writes carry this CSRF token in `X-CSRF-Token` (default: the
+   * page's `<meta name="csrf-token">`, else a readable `vitrine_csrf` cookie). Same origin only.
+   */
+  csrfToken?: string;
   /** false: do not open the socket from the constructor; call connect(). */
   autoConnect?: boolean;
   /** false: do not fetch files and messages after the first connection. */
@@ -181,6 +186,8 @@ export declare class ChatbotFileUpload implements ChatbotFileUploadCallbacks {
   apiBaseUrl: string;
   wsBaseUrl: string;
   jwt: string | null;
+  /** The `csrfToken` option (null: read from the page on each write). */
+  csrfToken: string | null;
   urlRefreshMs: number;
   onFileShared: ChatbotFileUploadCallbacks['onFileShared'];
   onMessage: ChatbotFileUploadCallbacks['onMessage'];

@@ -21,8 +21,16 @@ export interface ShareLinkSettings {
 
 /** Widget-only options, never sent to the API, plus the link's settings. */
 export interface ShareWidgetOptions extends ShareLinkSettings {
-  /** Access token (default: window.VITRINE_TOKEN, then localStorage "vitrine_token" or "access_token"). */
+  /**
+   * Access token (default: window.VITRINE_TOKEN, then localStorage "vitrine_token" or "access_token").
+   * With none, a same-origin page's session cookie authenticates and the request carries `csrfToken`.
+   */
   token?: string;
+  /**
+   * The page's CSRF token, sent in `X-CSRF-Token` when there is no access token (default: the
+   * page's `<meta name="csrf-token">`, else a readable `vitrine_csrf` cookie).
+   */
+  csrfToken?: string;
   /** Element, or its id, the buttons are rendered into (default "share-buttons"). */
   container?: string | HTMLElement;
   /** Origin of the Vitrine server (default: this page's origin). */
@@ -78,6 +86,8 @@ export declare class ShareWidget {
   ready: Promise<ShareData | null>;
   init(): Promise<ShareData | null>;
   getAuthToken(): string;
+  /** The CSRF token sent without an access token (see `ShareWidgetOptions.csrfToken`). */
+  getCsrfToken(): string;
   apiBase(): string;
   /** The options minus the widget-only keys: the request body. */
   body(): ShareLinkSettings & Record<string, unknown>;

@@ -10,7 +10,7 @@ use crate::app::AppState;
 use crate::blob::{Disposition, content_disposition};
 use crate::domain::analytics::Kind;
 use crate::domain::assets::Asset;
-use crate::domain::shares::{ShareStatus, Shared, watermark_text};
+use crate::domain::shares::{ShareStatus, Shared, preview_is_rendition, watermark_text};
 use crate::error::{AppError, ErrorCode, ErrorResponse};
 use crate::http::extract::ApiPath;
 use crate::http::files::{FileInfo, safe_inline, serve};
@@ -143,7 +143,7 @@ fn starts_playback(headers: &axum::http::HeaderMap) -> bool {
 /// Images of a preview-only link are never sent as stored: the preview is a re-encoded rendition
 /// (and carries the watermark when the link has one), so the original bytes stay unreachable.
 pub(super) fn needs_rendition(access: &Access, asset: &Asset) -> bool {
-    !access.share.allow_download && asset.mime_type.starts_with("image/")
+    preview_is_rendition(&access.share, &asset.mime_type)
 }
 
 /// The largest stored image a rendition is made from (larger ones get no preview).
@@ -158,13 +158,13 @@ pub(super) fn watermark_for(state: &AppState, req: &ShareRequest, access: &Acces
 }
 
 /// The stored image a rendition is made from.
-struct Source<'a> {
-    key: &'a str,
-    mime: &'a str,
-    size: i64,
+pub struct Source<'a> {
+    pub key: &'a str,
+    pub mime: &'a str,
+    pub size: i64,
     /// Names the stored bytes in the ETag.
-    tag: &'a str,
-    name: &'a str,
+    pub tag: &'a str,
+    pub name: &'a str,
 }
 
 async fn rendition(
@@ -174,7 +174,19 @@ async fn rendition(
     src: Source<'_>,
     method: &Method,
 ) -> Result<Response, AppError> {
-    let text = watermark_for(state, req, access);
+    image_rendition(state, &req.headers, watermark_for(state, req, access), src, method).await
+}
+
+/// The re-encoded rendition of the stored image `src`, carrying `text` tiled when given (ETag and
+/// `If-None-Match` included): what preview-only links show instead of the stored bytes. Used by
+/// the share page's routes and by the live review of a link (`pages::collaboration`).
+pub async fn image_rendition(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    text: Option<String>,
+    src: Source<'_>,
+    method: &Method,
+) -> Result<Response, AppError> {
     let too_large = || AppError::Forbidden {
         code: ErrorCode::PreviewNotAllowed,
         message: "this image is too large for a preview on a preview-only link".into(),
@@ -189,8 +201,7 @@ async fn rendition(
         &hex::encode(crate::domain::digest::keyed_digest(b"preview", &[text.as_deref().unwrap_or("").as_bytes()]))
             [..16]
     );
-    let fresh = req
-        .headers
+    let fresh = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == format!("\"{etag}\"")));
