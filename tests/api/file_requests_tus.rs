@@ -115,6 +115,16 @@ async fn a_png_in_three_patches_lands_with_its_source(db: Db) {
     let (uuid, r) = new_request(&app, &owner, json!({"title": "Photos", "require_uploader_name": true})).await;
     let ws_url = format!("ws://{}/ws/notifications/?token={owner}", app.addr);
     let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url).await.expect("connect");
+    // Subscribed once the socket says hello: only then is a notification sure to reach it.
+    loop {
+        let msg =
+            tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("hello").expect("open").expect("ok");
+        if let Message::Text(t) = msg
+            && serde_json::from_str::<Value>(&t).expect("json")["type"] == "connection_established"
+        {
+            break;
+        }
+    }
     let png = fixtures::png(64, 48);
     let loc = created_upload(&app, &uuid, png.len(), &WHO, None).await;
     // The slot and the whole length are reserved from creation.
