@@ -12,7 +12,7 @@
 # Targets: every event delivered once; page throughput on / off >= 0.9.
 #
 # Usage: bash bench/webhook_delivery.sh
-# Env:   WEBHOOK_BENCH_EVENTS (10000), WEBHOOK_BENCH_SECONDS (15), WEBHOOK_BENCH_ROUNDS (3),
+# Env:   WEBHOOK_BENCH_EVENTS (10000), WEBHOOK_BENCH_SECONDS (15), WEBHOOK_BENCH_ROUNDS (5),
 #        BENCH_SKIP_BUILD=1, VITRINE_BIN, BENCH_TMPDIR, BENCH_RESULTS
 # Installs: wrk with apt-get when missing.
 # Exit:  0 all targets met, 1 a target missed, 2 the benchmark itself failed.
@@ -23,7 +23,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 BENCH=webhook_delivery
 EVENTS="${WEBHOOK_BENCH_EVENTS:-10000}"
 DURATION="${WEBHOOK_BENCH_SECONDS:-15}"
-ROUNDS="${WEBHOOK_BENCH_ROUNDS:-3}"
+ROUNDS="${WEBHOOK_BENCH_ROUNDS:-5}"
 TARGET_RATIO=0.9
 UA='User-Agent: Mozilla/5.0 (X11; Linux x86_64) Firefox/121.0'
 
