@@ -300,12 +300,7 @@ async fn file_breakdown_counts_a_zip_once_per_file_and_single_downloads(db: Db) 
     // The per-file counts are written once the first byte went out: wait for them.
     let mut breakdown = Value::Null;
     for _ in 0..100 {
-        let r: Value = app
-            .get(&format!("/api/v3/shares/{}/analytics/", uuid_of(&s)), Some(&f.owner))
-            .await
-            .json()
-            .await
-            .expect("json");
+        let r: Value = link_report(&app, &f.owner, &s).await;
         breakdown = r["file_breakdown"].clone();
         if breakdown[1]["downloads"] == 3 && breakdown[0]["downloads"] == 1 && breakdown[2]["downloads"] == 1 {
             break;
@@ -373,12 +368,7 @@ async fn file_breakdown_counts_a_zip_once_per_file_and_single_downloads(db: Db) 
     let r: Value =
         app.get(&format!("/api/v3/assets/{png}/analytics/"), Some(&f.owner)).await.json().await.expect("json");
     assert_eq!(r["summary"]["total_downloads"], 2, "{r}");
-    let r: Value = app
-        .get(&format!("/api/v3/shares/{}/analytics/", uuid_of(&s)), Some(&f.owner))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let r: Value = link_report(&app, &f.owner, &s).await;
     assert_eq!(r["summary"]["total_downloads"], 3, "{r}");
 
     // An asset link's report keeps the seed's shape (no file_breakdown).
@@ -722,8 +712,7 @@ async fn a_zip_dropped_after_its_first_bytes_still_counts() {
         count = link(&app, &owner, &s).await["download_count"].clone();
     }
     assert_eq!(count, 1);
-    let r: Value =
-        app.get(&format!("/api/v3/shares/{}/analytics/", uuid_of(&s)), Some(&owner)).await.json().await.expect("json");
+    let r: Value = link_report(&app, &owner, &s).await;
     assert!(r["file_breakdown"].as_array().expect("breakdown").iter().all(|f| f["downloads"] == 1), "{r}");
 }
 
@@ -819,13 +808,13 @@ async fn a_collection_link_counts_views_and_tells_its_owner(db: Db) {
     assert_eq!(zip.status(), StatusCode::OK);
     zip.bytes().await.expect("zip");
     app.state.analytics.flush().await.expect("flush");
-    let r: Value = app
-        .get(&format!("/api/v3/shares/{}/analytics/", uuid_of(&s)), Some(&f.owner))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let r: Value = link_report(&app, &f.owner, &s).await;
     assert_eq!(r["summary"]["total_views"], 1, "the owner's own view is not counted: {r}");
     assert_eq!(r["summary"]["total_downloads"], 1, "{r}");
     assert_eq!(r["summary"]["unique_visitors"], 1, "{r}");
+}
+
+/// The analytics report of link `share` as its owner reads it.
+async fn link_report(app: &TestApp, owner: &str, share: &Value) -> Value {
+    app.get(&format!("/api/v3/shares/{}/analytics/", uuid_of(share)), Some(owner)).await.json().await.expect("json")
 }

@@ -678,32 +678,9 @@ async fn the_outbox_survives_a_restart_between_event_and_delivery() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_on_postgres_deliver_each_event_once() {
-    let Some(Db::Postgres(pg)) = Db::postgres() else { return };
-    let Some(bus) = redis_url().await else { return };
+    let Some(db @ Db::Postgres(_)) = Db::postgres() else { return };
+    let Some((a, b)) = local_pair(db).await else { return };
     let rx = Receiver::start().await;
-    let settings = move |bus: String, db: Option<String>| {
-        move |c: &mut vitrine::config::Config| {
-            local(c);
-            c.bus_url = Some(bus);
-            c.jwt_secret = Some(JWT.into());
-            c.hmac_secret = Some(HMAC.into());
-            if db.is_some() {
-                c.database_url = db;
-            }
-        }
-    };
-    let a = TestApp::spawn_with(Spawn {
-        db: Db::Postgres(pg.clone()),
-        tweak: Box::new(settings(bus.clone(), None)),
-        ..Default::default()
-    })
-    .await;
-    let b = TestApp::spawn_with(Spawn {
-        db: Db::Postgres(pg),
-        tweak: Box::new(settings(bus, a.state.config.database_url.clone())),
-        ..Default::default()
-    })
-    .await;
     let (_, user) = a.admin_and_user().await;
     let hook = add_hook(&a, &user, &rx.url("pair"), &["share.created"]).await;
     let id = hook["id"].as_i64().expect("id");
