@@ -9,12 +9,15 @@
       shares no interpreter lock with the views) on a free loopback port and creates a webhook for
       share.viewed (the caller's own links) pointing at it; waits until every view has been
       delivered (at most 180 s after the last view), then deletes the webhook.
-      Prints "views_seconds events_per_second p50_ms p99_ms delivered duplicates":
+      Prints "views_seconds events_per_second p50_ms p99_ms delivered duplicates client_cpu
+      receiver_cpu":
         views_seconds      time to send the COUNT views;
         events_per_second  COUNT / (last delivery - first view sent);
         p50_ms, p99_ms     per event, delivery received - its view request sent;
-        duplicates         deliveries of an event already received.
-      "off": only the views; prints "views_seconds 0 0 0 0 0".
+        duplicates         deliveries of an event already received;
+        client_cpu         CPU seconds (user + system) of this script's views;
+        receiver_cpu       CPU seconds of the receiver process.
+      "off": only the views; prints "views_seconds 0 0 0 0 0 client_cpu 0".
 
   issue21_client.py receive COUNT
       The receiver: a minimal HTTP/1.1 server on asyncio (the harness should cost the machine
@@ -24,6 +27,7 @@
 """
 import asyncio
 import re
+import resource
 import signal
 import subprocess
 import http.client
@@ -158,14 +162,18 @@ def views(base, token, share_url, count, concurrency, mode):
     views_s = time.perf_counter() - t0
     if failures:
         sys.exit(f"share page answered {failures[:5]}")
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    client_cpu = me.ru_utime + me.ru_stime
     if mode != "on":
-        print(f"{views_s:.3f} 0 0 0 0 0")
+        print(f"{views_s:.3f} 0 0 0 0 0 {client_cpu:.3f} 0")
         return
     try:
         out, _ = receiver.communicate(timeout=180)
     except subprocess.TimeoutExpired:
         receiver.terminate()
         out, _ = receiver.communicate()
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    receiver_cpu = kids.ru_utime + kids.ru_stime
     result = json.loads(out)
     got = {int(k): v for k, v in result["received"].items()}
     dupes = result["duplicates"]
@@ -175,7 +183,8 @@ def views(base, token, share_url, count, concurrency, mode):
     lat = sorted((got[i] - sent[i]) * 1000 for i in range(count))
     p99 = lat[min(len(lat) - 1, int(round(0.99 * len(lat))) - 1)]
     rate = count / (max(got.values()) - min(sent))
-    print(f"{views_s:.3f} {rate:.0f} {statistics.median(lat):.1f} {p99:.1f} {len(got)} {dupes}")
+    print(f"{views_s:.3f} {rate:.0f} {statistics.median(lat):.1f} {p99:.1f} {len(got)} {dupes} "
+          f"{client_cpu:.3f} {receiver_cpu:.3f}")
 
 
 def main():

@@ -560,6 +560,12 @@ print(" ".join(kids))
 PY
 }
 
+# cpu_ticks PID: user + system CPU time of PID, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# busy_ticks: CPU ticks the whole machine has spent busy (all cores, /proc/stat).
+busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+
 # cpu_snapshot FILE NAME=PID[,PID...]...: user+system CPU ticks of every listed process, by
 # name, the machine's busy ticks (/proc/stat, all cores) and the monotonic clock, as JSON in FILE.
 cpu_snapshot() {

@@ -107,8 +107,6 @@ grep -qE 'pdf-viewer\.js|pdfjs' <<<"$img_html" && pdfjs_on_image=1
 
 declare -a r_base r_new u_base u_new
 CLK_TCK="$(getconf CLK_TCK)"
-# cpu_ticks PID: user + system CPU time of PID, in clock ticks.
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 for ((r = 1; r <= ROUNDS; r++)); do
     if ((r > 1)); then
         # Fresh servers every round: a server process keeps for its whole life whatever its start

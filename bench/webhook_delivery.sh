@@ -8,7 +8,8 @@
 # order, each on a fresh server (empty data dir, the same accounts and links).
 #
 # Reports: events per second (10,000 / first view sent → last delivery received), p50 and p99
-# from a view to its delivery, and B's requests per second with webhooks on against off.
+# from a view to its delivery, and B's requests per second with webhooks on against off; and
+# where the CPU went (server, whole machine, the receiver), and the server's CPU per delivery.
 # Targets: every event delivered once; page throughput on / off >= 0.9.
 #
 # Usage: bash bench/webhook_delivery.sh
@@ -62,38 +63,52 @@ fresh() {
     wrk -t2 -c64 -d2s -H 'Accept: application/json' -H "$UA" "$share_b" >/dev/null
 }
 
-# round MODE: prints "rps views_seconds events_per_second p50 p99 delivered duplicates"
+# round MODE: prints "rps server_cpu machine_cpu requests views_seconds events_per_second p50 p99
+# delivered duplicates client_cpu receiver_cpu" (CPU in seconds over wrk's run).
 round() {
-    local mode=$1 out client
+    local mode=$1 out client s0 s1 m0 m1 hz
+    hz="$(getconf CLK_TCK)"
+    s0="$(cpu_ticks "$VITRINE_PID")"; m0="$(busy_ticks)"
     wrk -t2 -c64 -d"${DURATION}s" -H 'Accept: application/json' -H "$UA" "$share_b" >"$work/wrk.$mode" &
     local wrk_pid=$!
     sleep 1
     client="$(python3 "$BENCH_DIR/issue21_client.py" views "$VITRINE_URL" "$admin" "$share_a" "$EVENTS" 8 "$mode")" ||
         die "views ($mode) failed: $client"
     wait "$wrk_pid" || die "wrk failed"
+    s1="$(cpu_ticks "$VITRINE_PID")"; m1="$(busy_ticks)"
     out="$(cat "$work/wrk.$mode")"
     grep -q "Non-2xx" <<<"$out" && die "non-2xx answers on link B: $out"
-    echo "$(awk '/Requests\/sec/ { print $2 }' <<<"$out") $client"
+    echo "$(awk '/Requests\/sec/ { print $2 }' <<<"$out")" \
+        "$(calc "f'{($s1 - $s0) / $hz:.2f}'")" "$(calc "f'{($m1 - $m0) / $hz:.2f}'")" \
+        "$(awk '/requests in/ { print $1 }' <<<"$out")" "$client"
 }
 
-declare -a rps_off rps_on rate p50 p99
+declare -a rps_off rps_on rate p50 p99 srv_off srv_on mach_off mach_on recv_cpu per_delivery
 dupes_total=0
 for ((r = 1; r <= ROUNDS; r++)); do
     # The order alternates: off then on in odd rounds, on then off in even ones.
     for mode in $( ((r % 2)) && echo "off on" || echo "on off"); do
         fresh "$mode-$r"
         if [[ $mode == off ]]; then
-            read -r rps _ _ _ _ _ _ <<<"$(round off)"
-            rps_off+=("$rps")
-            log "round $r off: link B $rps req/s"
+            read -r rps scpu mcpu reqs _ _ _ _ _ _ ccpu _ <<<"$(round off)"
+            rps_off+=("$rps"); srv_off+=("$scpu"); mach_off+=("$mcpu")
+            off_us_per_req="$(calc "f'{$scpu * 1e6 / $reqs:.1f}'")"
+            log "round $r off: link B $rps req/s; CPU s: server $scpu (${off_us_per_req} us/page request), machine $mcpu, views client $ccpu"
         else
-            read -r rps views_s ev p5 p9 got dupes <<<"$(round on)"
+            read -r rps scpu mcpu reqs views_s ev p5 p9 got dupes ccpu rcpu <<<"$(round on)"
             rps_on+=("$rps"); rate+=("$ev"); p50+=("$p5"); p99+=("$p9")
+            srv_on+=("$scpu"); mach_on+=("$mcpu"); recv_cpu+=("$rcpu")
             dupes_total=$((dupes_total + dupes))
             log "round $r on:  link B $rps req/s; $got events in ${views_s}s of views, $ev events/s, p50 $p5 ms, p99 $p9 ms"
+            log "round $r on:  CPU s: server $scpu, machine $mcpu, views client $ccpu, receiver $rcpu"
+            # The server's CPU for the deliveries: its CPU on, less what its page requests cost
+            # (at this round's "off" cost per request, measured just before or after).
+            on_reqs=$reqs; on_scpu=$scpu
         fi
         stop_pid "$VITRINE_PID"
     done
+    per_delivery+=("$(calc "f'{($on_scpu - $off_us_per_req * $on_reqs / 1e6) * 1e6 / $EVENTS:.0f}'")")
+    log "round $r: server CPU per delivery ~${per_delivery[-1]} us (on-round CPU less its page requests at the off-round cost)"
 done
 
 off="$(median "${rps_off[@]}")"
@@ -105,6 +120,10 @@ report "$BENCH" "duplicate deliveries" "$dupes_total" "0" "$(check "$dupes_total
 report "$BENCH" "delivery rate (events/s)" "$(calc "round($(median "${rate[@]}"))")" "-" "info"
 report "$BENCH" "view -> delivery p50 (ms)" "$(median "${p50[@]}")" "-" "info"
 report "$BENCH" "view -> delivery p99 (ms)" "$(median "${p99[@]}")" "-" "info"
+report "$BENCH" "server CPU s per round, off / on" "$(median "${srv_off[@]}") / $(median "${srv_on[@]}")" "-" "info"
+report "$BENCH" "machine CPU s per round, off / on" "$(median "${mach_off[@]}") / $(median "${mach_on[@]}")" "-" "info"
+report "$BENCH" "receiver CPU s per round" "$(median "${recv_cpu[@]}")" "-" "info"
+report "$BENCH" "server CPU per delivery (us)" "$(median "${per_delivery[@]}")" "-" "info"
 report "$BENCH" "page req/s, webhooks off" "$(calc "round($off)")" "reference" "info"
 report "$BENCH" "page req/s, webhooks on" "$(calc "round($on)")" "-" "info"
 report "$BENCH" "ratio on / off" "$(calc "f'{$on / $off:.3f}'")" ">= $TARGET_RATIO" "$(check "$on / $off" ">=" "$TARGET_RATIO")"
