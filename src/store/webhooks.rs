@@ -471,38 +471,65 @@ impl Store {
             .collect())
     }
 
-    /// Records attempts of deliveries still claimed by their tokens, in one transaction (one
-    /// commit; each row found by its key: an `UPDATE … FROM` a JSON array of them had SQLite scan
-    /// the whole outbox): for each, false when the claim was lost (its lease ran out and another
-    /// worker took it).
+    /// Records attempts of deliveries still claimed by their tokens, in one statement (one commit,
+    /// one round trip to the database; each row found by its key, its values picked by `CASE id`:
+    /// an `UPDATE … FROM` a JSON array of them had SQLite scan the whole outbox): for each, false
+    /// when the claim was lost (its lease ran out and another worker took it).
     pub async fn finish_deliveries(&self, done: &[Finished]) -> anyhow::Result<Vec<bool>> {
-        let (_writing, mut tx) = self.begin_write().await?;
-        let mut kept = Vec::with_capacity(done.len());
-        for Finished { id, token, attempt: a, at } in done {
-            let res = sqlx::query(
-                "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, next_attempt_at = $2,
-                    response_status = $3, response_body = $4, last_error = $5,
-                    delivered_at = CASE WHEN $1 = 'delivered' THEN $6 ELSE delivered_at END,
-                    claimed_by = NULL, claimed_until = NULL
-                 WHERE id = $7 AND claimed_by = $8 AND status = 'pending'",
-            )
-            .bind(a.status.as_str())
-            .bind(a.next_attempt_at)
-            .bind(a.response_status)
-            .bind(a.response_body.clone())
-            .bind(a.error.clone())
-            .bind(*at)
-            .bind(*id)
-            .bind(token.as_str())
-            .execute(&mut *tx)
-            .await?;
-            kept.push(res.rows_affected() == 1);
+        if done.is_empty() {
+            return Ok(vec![]);
         }
-        tx.commit().await?;
-        Ok(kept)
+        // Eight parameters a row: $8i+1 id, +2 token, +3 status, +4 next attempt, +5 response
+        // status, +6 response body, +7 error, +8 when.
+        let p = |i: usize, k: usize| format!("${}", 8 * i + k);
+        let case = |k: usize| {
+            let arms: String = (0..done.len()).map(|i| format!(" WHEN {} THEN {}", p(i, 1), p(i, k))).collect();
+            format!("CASE id{arms} END")
+        };
+        let delivered_at: String = (0..done.len())
+            .map(|i| {
+                format!(
+                    " WHEN {} THEN CASE WHEN {} = 'delivered' THEN {} ELSE delivered_at END",
+                    p(i, 1),
+                    p(i, 3),
+                    p(i, 8)
+                )
+            })
+            .collect();
+        let ids: Vec<String> = (0..done.len()).map(|i| p(i, 1)).collect();
+        let sql = format!(
+            "UPDATE webhook_deliveries SET status = {}, attempts = attempts + 1, next_attempt_at = {},
+                response_status = {}, response_body = {}, last_error = {},
+                delivered_at = CASE id{delivered_at} END, claimed_by = NULL, claimed_until = NULL
+             WHERE id IN ({}) AND claimed_by = {} AND status = 'pending'
+             RETURNING id",
+            case(3),
+            case(4),
+            case(5),
+            case(6),
+            case(7),
+            ids.join(", "),
+            case(2),
+        );
+        let mut q = sqlx::query_as::<_, (i64,)>(sqlx::AssertSqlSafe(sql));
+        for Finished { id, token, attempt: a, at } in done {
+            q = q
+                .bind(*id)
+                .bind(token.as_str())
+                .bind(a.status.as_str())
+                .bind(a.next_attempt_at)
+                .bind(a.response_status)
+                .bind(a.response_body.as_deref())
+                .bind(a.error.as_deref())
+                .bind(*at);
+        }
+        let kept: HashSet<i64> = {
+            let _writing = self.writing().await;
+            q.fetch_all(&self.writer).await?.into_iter().map(|(id,)| id).collect()
+        };
+        Ok(done.iter().map(|f| kept.contains(&f.id)).collect())
     }
 
-    /// Wakes this instance's delivery worker (after a commit that queued deliveries).
     pub fn outbox_filled(&self) {
         self.outbox.notify_one();
     }

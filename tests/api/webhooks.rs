@@ -157,6 +157,105 @@ async fn share_of(app: &TestApp, token: &str) -> Value {
         .await
 }
 
+/// The worker's store calls on their own: claims in order with a lease, a lease run out lets
+/// another worker claim, and a batch of finished attempts (one statement) records each row under
+/// its own claim only, with its own values. The deliveries are due in 2100, so the app's own worker
+/// (on the real clock) never takes them.
+async fn attempts_are_recorded_only_under_the_claim_that_made_them(db: Db) {
+    use vitrine::domain::audit::{AuditAction, Who};
+    use vitrine::domain::webhooks::{DeliveryStatus, EventType, Scope, WebhookSettings};
+    use vitrine::store::webhooks::{Attempt, Finished, Inserted};
+    const T: i64 = 4_102_444_800_000;
+    let app = spawn_local(db).await;
+    let (_, user) = app.admin_and_user().await;
+    let me: Value = app.get("/api/auth/me/", Some(&user)).await.json().await.expect("json");
+    let store = &app.state.store;
+    let settings = WebhookSettings {
+        url: url::Url::parse("http://127.0.0.1:9/never").expect("url"),
+        events: vec![EventType::ShareCreated],
+        description: String::new(),
+        scope: Scope::Own,
+        active: true,
+    };
+    let audit = |id| Who::system().entry(AuditAction::WebhookCreated, id, json!({}));
+    let Inserted::Created(hook) = store
+        .insert_webhook(me["id"].as_i64().expect("id"), &settings, "whsec_c2VjcmV0", T, audit)
+        .await
+        .expect("insert")
+    else {
+        panic!("created")
+    };
+    let mut ids = vec![];
+    for _ in 0..3 {
+        ids.push(store.enqueue_test(hook.id, &json!({}), T).await.expect("enqueue").id);
+    }
+    let claimed = |c: Vec<vitrine::store::webhooks::Claimed>| c.iter().map(|c| c.delivery.id).collect::<Vec<_>>();
+    assert_eq!(
+        claimed(store.claim_deliveries("a", T - 1, T + 1_000, 16).await.expect("claim")),
+        Vec::<i64>::new(),
+        "not due yet"
+    );
+    let a = store.claim_deliveries("a", T, T + 1_000, 2).await.expect("claim");
+    assert_eq!(claimed(a.clone()), ids[..2].to_vec(), "oldest first, at most the limit");
+    assert_eq!(a[0].url, "http://127.0.0.1:9/never");
+    assert_eq!(a[0].secret, "whsec_c2VjcmV0");
+    assert_eq!(claimed(store.claim_deliveries("b", T + 500, T + 5_000, 16).await.expect("claim")), vec![ids[2]]);
+    // a's lease runs out at T + 1000: b takes its two.
+    assert_eq!(claimed(store.claim_deliveries("b", T + 2_000, T + 5_000, 16).await.expect("claim")), ids[..2].to_vec());
+    let attempt = |status, next, code: Option<i64>, error: Option<&str>| Attempt {
+        status,
+        next_attempt_at: next,
+        response_status: code,
+        response_body: code.map(|c| format!("answer {c}")),
+        error: error.map(str::to_string),
+    };
+    let done = |id: i64, token: &str, at: i64, a: Attempt| Finished { id, token: token.into(), attempt: a, at };
+    assert!(store.finish_deliveries(&[]).await.expect("nothing").is_empty());
+    let kept = store
+        .finish_deliveries(&[
+            done(ids[0], "a", T + 2_100, attempt(DeliveryStatus::Delivered, T + 2_100, Some(200), None)),
+            done(ids[2], "b", T + 2_200, attempt(DeliveryStatus::Pending, T + 9_000, Some(500), None)),
+        ])
+        .await
+        .expect("finish");
+    assert_eq!(kept, vec![false, true], "a lost its claim of the first");
+    let kept = store
+        .finish_deliveries(&[
+            done(ids[1], "b", T + 2_400, attempt(DeliveryStatus::Failed, T + 2_400, None, Some("no answer in time"))),
+            done(ids[0], "b", T + 2_500, attempt(DeliveryStatus::Delivered, T + 2_500, Some(204), None)),
+        ])
+        .await
+        .expect("finish");
+    assert_eq!(kept, vec![true, true]);
+    let mut read = vec![];
+    for id in &ids {
+        read.push(store.delivery(*id).await.expect("read").expect("delivery"));
+    }
+    let [d0, d1, d2] = <[_; 3]>::try_from(read).expect("three");
+    assert_eq!(
+        (d0.status, d0.attempts, d0.delivered_at, d0.response_status),
+        (DeliveryStatus::Delivered, 1, Some(T + 2_500), Some(204))
+    );
+    assert_eq!(d0.response_body.as_deref(), Some("answer 204"));
+    assert_eq!((d1.status, d1.attempts, d1.delivered_at), (DeliveryStatus::Failed, 1, None));
+    assert_eq!(d1.last_error.as_deref(), Some("no answer in time"));
+    assert_eq!(
+        (d2.status, d2.attempts, d2.next_attempt_at, d2.response_status),
+        (DeliveryStatus::Pending, 1, T + 9_000, Some(500))
+    );
+    // The retry is claimable again when due, by anyone; the others are settled.
+    assert_eq!(
+        claimed(store.claim_deliveries("c", T + 8_999, T + 20_000, 16).await.expect("claim")),
+        Vec::<i64>::new()
+    );
+    assert_eq!(claimed(store.claim_deliveries("c", T + 9_000, T + 20_000, 16).await.expect("claim")), vec![ids[2]]);
+    // Recording twice under the same claim does nothing the second time.
+    let again = done(ids[2], "c", T + 9_100, attempt(DeliveryStatus::Delivered, T + 9_100, Some(200), None));
+    assert_eq!(store.finish_deliveries(std::slice::from_ref(&again)).await.expect("finish"), vec![true]);
+    assert_eq!(store.finish_deliveries(&[again]).await.expect("finish"), vec![false]);
+    assert_eq!(store.delivery(ids[2]).await.expect("read").expect("delivery").attempts, 2);
+}
+
 async fn creates_reads_changes_and_deletes_a_webhook(db: Db) {
     let app = spawn_local(db).await;
     let (admin, user) = app.admin_and_user().await;
@@ -890,6 +989,7 @@ async fn open_sockets_on_two_instances_record_an_expiry_once(db: Db) {
 }
 
 crate::on_both_databases!(
+    attempts_are_recorded_only_under_the_claim_that_made_them,
     open_sockets_on_two_instances_record_an_expiry_once,
     an_expired_session_queues_its_event_once_on_two_instances,
     creates_reads_changes_and_deletes_a_webhook,
