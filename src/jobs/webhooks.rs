@@ -10,11 +10,11 @@
 //! failure), `webhook_timeout_secs` for the whole exchange, at most 1 KiB of the answer kept.
 //! A 2xx is a delivery; anything else is retried after `webhook_retry_delays_secs`, then `failed`.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -27,14 +27,27 @@ use crate::store::webhooks::{Attempt, Claimed, Finished};
 
 /// Deliveries attempted at once by one instance.
 const CONCURRENCY: usize = 16;
-/// Free slots from which the worker claims more deliveries.
-const CLAIM_AT: usize = CONCURRENCY / 2;
+/// Deliveries claimed at most by one claim: they wait here for a free slot. A claim costs about the
+/// same for one row as for sixty (a write transaction), so the worker claims ahead.
+const CLAIM_MAX: usize = 4 * CONCURRENCY;
 /// How often the outbox is looked at without being woken.
 const POLL: Duration = Duration::from_secs(1);
-/// A claim outlives the attempt's timeout by this much before another instance may take it.
+/// A claim outlives the time its deliveries may take before another instance may take them: each
+/// may wait behind `CLAIM_MAX / CONCURRENCY` rounds of attempts, then take its own timeout; plus
+/// this margin.
 const LEASE_MARGIN: Duration = Duration::from_secs(30);
+/// Finished attempts wait this long at most to be recorded together.
+const RECORD_DELAY: Duration = Duration::from_millis(5);
+/// Recorded at once at most (one statement).
+const RECORD_MAX: usize = 64;
 
-/// Sends deliveries: one HTTP client (connection reuse) and the deliveries in flight here.
+/// How long a claim of up to `CLAIM_MAX` deliveries lasts with attempts of at most `timeout`.
+pub fn lease(timeout: Duration) -> Duration {
+    timeout * (CLAIM_MAX / CONCURRENCY + 1) as u32 + LEASE_MARGIN
+}
+
+/// Sends deliveries: one HTTP client (connection reuse), the deliveries claimed and not yet
+/// recorded here, the attempt slots and the recorder.
 pub struct Deliverer {
     client: reqwest::Client,
     inflight: Mutex<HashSet<i64>>,
@@ -42,30 +55,78 @@ pub struct Deliverer {
     recorder: Recorder,
 }
 
-/// Records finished attempts in batches (group commit): an attempt queues its outcome, then takes
-/// the writer's turn; whoever has the turn writes everything queued so far in one transaction.
-/// `record` returns once the outcome is written (by this call or by the one that had the turn).
+/// Records finished attempts in batches: an attempt queues its outcome and frees its slot at once;
+/// the recorder writes what is queued in one statement, `RECORD_DELAY` after the first arrived
+/// (or as soon as `RECORD_MAX` are waiting). A delivery stays claimed (and in `inflight`) until its
+/// attempt is written; if this instance dies first, its lease runs out and it is sent again (at
+/// least once, as with a crash between the answer and any record).
 #[derive(Default)]
 struct Recorder {
     queue: Mutex<Vec<Finished>>,
-    turn: tokio::sync::Mutex<()>,
+    queued: Notify,
 }
 
 impl Recorder {
-    async fn record(&self, state: &AppState, done: Finished) -> anyhow::Result<()> {
-        self.queue.lock().unwrap_or_else(|e| e.into_inner()).push(done);
-        let _turn = self.turn.lock().await;
-        let batch = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()));
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let kept = state.store.finish_deliveries(&batch).await?;
-        for (f, kept) in batch.iter().zip(kept) {
-            if !kept {
-                tracing::debug!(delivery = f.id, "a webhook delivery's claim was lost before its attempt was recorded");
+    fn queue(&self) -> std::sync::MutexGuard<'_, Vec<Finished>> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn push(&self, done: Finished) {
+        self.queue().push(done);
+        self.queued.notify_one();
+    }
+
+    /// Writes everything queued (in statements of at most `RECORD_MAX`).
+    async fn flush(&self, state: &AppState, deliverer: &Deliverer) {
+        loop {
+            let batch: Vec<Finished> = {
+                let mut q = self.queue();
+                let n = q.len().min(RECORD_MAX);
+                q.drain(..n).collect()
+            };
+            if batch.is_empty() {
+                return;
+            }
+            match state.store.finish_deliveries(&batch).await {
+                Ok(kept) => {
+                    for (f, kept) in batch.iter().zip(kept) {
+                        if !kept {
+                            tracing::debug!(
+                                delivery = f.id,
+                                "a webhook delivery's claim was lost before its attempt was recorded"
+                            );
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    deliveries = batch.len(),
+                    "recording webhook attempts failed; they will be sent again when their claims run out"
+                ),
+            }
+            let mut inflight = deliverer.inflight();
+            for f in &batch {
+                inflight.remove(&f.id);
             }
         }
-        Ok(())
+    }
+
+    /// Records until `stop`, then what is left.
+    async fn run(&self, state: &AppState, deliverer: &Deliverer, stop: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = self.queued.notified() => {}
+            }
+            if self.queue().len() < RECORD_MAX {
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = tokio::time::sleep(RECORD_DELAY) => {}
+                }
+            }
+            self.flush(state, deliverer).await;
+        }
+        self.flush(state, deliverer).await;
     }
 }
 
@@ -118,7 +179,11 @@ impl Deliverer {
     }
 }
 
-/// Runs until `shutdown`; attempts still running then get their timeout to finish.
+/// Deliveries claimed by this instance and not started yet, with the token of their claim.
+type Ready = VecDeque<(String, Claimed)>;
+
+/// Runs until `shutdown`; attempts still running then get their timeout to finish, their outcomes
+/// are recorded, and the claims not started are given back.
 pub async fn run(state: AppState, shutdown: CancellationToken) {
     let deliverer = match Deliverer::new(&state) {
         Ok(d) => Arc::new(d),
@@ -127,74 +192,107 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
             return;
         }
     };
+    let stop_recording = CancellationToken::new();
+    let recorder = {
+        let (state, deliverer, stop) = (state.clone(), deliverer.clone(), stop_recording.clone());
+        tokio::spawn(async move { deliverer.recorder.run(&state, &deliverer, stop).await })
+    };
     let mut running = JoinSet::new();
+    let mut ready = Ready::new();
+    // Whether the outbox may hold more than the last claim took: claims again without waiting.
+    let mut more = true;
+    let mut poll = tokio::time::interval(POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        // Claims come in batches: when half the slots are free (or nothing runs), not after
-        // every finished attempt.
-        if (running.is_empty() || deliverer.slots.available_permits() >= CLAIM_AT)
-            && let Err(e) = claim_and_start(&state, &deliverer, &mut running).await
-        {
-            tracing::warn!(error = %e, "claiming webhook deliveries failed; retrying");
+        // Claims ahead, once fewer are waiting than there are slots; after a claim that took
+        // less than it asked for, only when woken or on the next poll.
+        if more && ready.len() < CONCURRENCY {
+            match claim(&state, &deliverer, CLAIM_MAX - ready.len()).await {
+                Ok((token, claimed, full)) => {
+                    more = full;
+                    ready.extend(claimed.into_iter().map(|c| (token.clone(), c)));
+                }
+                Err(e) => {
+                    more = false;
+                    tracing::warn!(error = %e, "claiming webhook deliveries failed; retrying");
+                }
+            }
         }
+        start_ready(&state, &deliverer, &mut ready, &mut running);
         while running.try_join_next().is_some() {}
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = state.store.outbox().notified() => {}
-            _ = tokio::time::sleep(POLL) => {}
+            _ = state.store.outbox().notified() => more = true,
+            _ = poll.tick() => more = true,
             Some(_) = running.join_next(), if !running.is_empty() => {}
         }
     }
     let grace = Duration::from_secs(state.config.webhook_timeout_secs) + Duration::from_secs(1);
     let _ = tokio::time::timeout(grace, running.join_all()).await;
+    stop_recording.cancel();
+    let _ = recorder.await;
+    release(&state, &deliverer, ready).await;
 }
 
-/// Claims what is due and delivers it, waiting for every attempt (tests). Returns how many
-/// deliveries were attempted.
+/// Claims what is due and delivers it, waiting for every attempt and its record (tests). Returns
+/// how many deliveries were attempted.
 pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
     let deliverer = Arc::new(Deliverer::new(state)?);
     let mut running = JoinSet::new();
-    let n = claim_and_start(state, &deliverer, &mut running).await?;
+    let (token, claimed, _) = claim(state, &deliverer, CONCURRENCY).await?;
+    let n = claimed.len();
+    let mut ready: Ready = claimed.into_iter().map(|c| (token.clone(), c)).collect();
+    start_ready(state, &deliverer, &mut ready, &mut running);
     running.join_all().await;
+    deliverer.recorder.flush(state, &deliverer).await;
     Ok(n)
 }
 
-/// Claims as many due deliveries as there are free slots and starts them.
-async fn claim_and_start(
-    state: &AppState,
-    deliverer: &Arc<Deliverer>,
-    running: &mut JoinSet<()>,
-) -> anyhow::Result<usize> {
-    let free = deliverer.slots.available_permits();
-    if free == 0 {
-        return Ok(0);
-    }
+/// Claims up to `limit` due deliveries for this instance, except those it holds already (a clock
+/// moved past their lease: the attempt under way records them). Returns the claim's token, the
+/// deliveries, and whether the claim took all it asked for.
+async fn claim(state: &AppState, deliverer: &Deliverer, limit: usize) -> anyhow::Result<(String, Vec<Claimed>, bool)> {
     let now = state.clock.now_ms();
-    let lease = Duration::from_secs(state.config.webhook_timeout_secs) + LEASE_MARGIN;
+    let until = now + lease(Duration::from_secs(state.config.webhook_timeout_secs)).as_millis() as i64;
     let token = format!("{}:{}", state.rooms.instance, uuid::Uuid::new_v4().simple());
-    let claimed = state.store.claim_deliveries(&token, now, now + lease.as_millis() as i64, free as i64).await?;
-    let mut started = 0;
-    for c in claimed {
-        // Already being sent here (a clock moved past its lease): that attempt records it.
-        if !deliverer.inflight().insert(c.delivery.id) {
-            continue;
-        }
-        let Ok(permit) = deliverer.slots.clone().acquire_owned().await else { break };
-        let (state, deliverer, token) = (state.clone(), deliverer.clone(), token.clone());
-        started += 1;
+    let claimed = state.store.claim_deliveries(&token, now, until, limit as i64).await?;
+    let full = claimed.len() >= limit;
+    let mut inflight = deliverer.inflight();
+    let claimed = claimed.into_iter().filter(|c| inflight.insert(c.delivery.id)).collect();
+    Ok((token, claimed, full))
+}
+
+/// Starts waiting deliveries while slots are free.
+fn start_ready(state: &AppState, deliverer: &Arc<Deliverer>, ready: &mut Ready, running: &mut JoinSet<()>) {
+    while !ready.is_empty() {
+        let Ok(permit) = deliverer.slots.clone().try_acquire_owned() else { return };
+        let Some((token, c)) = ready.pop_front() else { return };
+        let (state, deliverer) = (state.clone(), deliverer.clone());
         running.spawn(async move {
-            let id = c.delivery.id;
-            if let Err(e) = attempt(&state, &deliverer, token, c).await {
-                tracing::warn!(delivery = id, error = %e, "recording a webhook delivery failed");
-            }
-            deliverer.inflight().remove(&id);
+            attempt(&state, &deliverer, token, c).await;
             drop(permit);
         });
     }
-    Ok(started)
 }
 
-/// One attempt of one delivery, recorded.
-async fn attempt(state: &AppState, deliverer: &Deliverer, token: String, c: Claimed) -> anyhow::Result<()> {
+/// Gives back the claims of deliveries never started (shutdown), so that another instance (or
+/// this one, restarted) sends them without waiting for the lease to run out.
+async fn release(state: &AppState, deliverer: &Deliverer, ready: Ready) {
+    if ready.is_empty() {
+        return;
+    }
+    let held: Vec<(i64, String)> = ready.iter().map(|(token, c)| (c.delivery.id, token.clone())).collect();
+    if let Err(e) = state.store.release_deliveries(&held).await {
+        tracing::warn!(error = %e, deliveries = held.len(), "giving back webhook claims failed; they run out by themselves");
+    }
+    let mut inflight = deliverer.inflight();
+    for (id, _) in &held {
+        inflight.remove(id);
+    }
+}
+
+/// One attempt of one delivery, queued to be recorded.
+async fn attempt(state: &AppState, deliverer: &Deliverer, token: String, c: Claimed) {
     let sent = send(state, deliverer, &c).await;
     let now = state.clock.now_ms();
     let attempts = c.delivery.attempts + 1;
@@ -220,7 +318,7 @@ async fn attempt(state: &AppState, deliverer: &Deliverer, token: String, c: Clai
     };
     metrics::counter!("vitrine_webhook_attempts_total", "outcome" => a.status.as_str()).increment(1);
     tracing::debug!(delivery = c.delivery.id, attempts, status = a.status.as_str(), "webhook delivery attempted");
-    deliverer.recorder.record(state, Finished { id: c.delivery.id, token, attempt: a, at: now }).await
+    deliverer.recorder.push(Finished { id: c.delivery.id, token, attempt: a, at: now });
 }
 
 /// POSTs the delivery: the receiver's status and the start of its answer, or why nothing came.

@@ -479,24 +479,16 @@ impl Store {
         if done.is_empty() {
             return Ok(vec![]);
         }
-        // Eight parameters a row: $8i+1 id, +2 token, +3 status, +4 next attempt, +5 response
-        // status, +6 response body, +7 error, +8 when.
-        let p = |i: usize, k: usize| format!("${}", 8 * i + k);
-        let case = |k: usize| {
-            let arms: String = (0..done.len()).map(|i| format!(" WHEN {} THEN {}", p(i, 1), p(i, k))).collect();
-            format!("CASE id{arms} END")
-        };
-        let delivered_at: String = (0..done.len())
+        // Eight parameters a row: id, token, status, next attempt, response status, response
+        // body, error, when.
+        let rows = padded(done);
+        let case = |k: usize| case_id(rows.len(), 8, k);
+        let delivered_at: String = (0..rows.len())
             .map(|i| {
-                format!(
-                    " WHEN {} THEN CASE WHEN {} = 'delivered' THEN {} ELSE delivered_at END",
-                    p(i, 1),
-                    p(i, 3),
-                    p(i, 8)
-                )
+                let p = |k: usize| format!("${}", 8 * i + k);
+                format!(" WHEN {} THEN CASE WHEN {} = 'delivered' THEN {} ELSE delivered_at END", p(1), p(3), p(8))
             })
             .collect();
-        let ids: Vec<String> = (0..done.len()).map(|i| p(i, 1)).collect();
         let sql = format!(
             "UPDATE webhook_deliveries SET status = {}, attempts = attempts + 1, next_attempt_at = {},
                 response_status = {}, response_body = {}, last_error = {},
@@ -508,11 +500,11 @@ impl Store {
             case(5),
             case(6),
             case(7),
-            ids.join(", "),
+            id_list(rows.len(), 8),
             case(2),
         );
         let mut q = sqlx::query_as::<_, (i64,)>(sqlx::AssertSqlSafe(sql));
-        for Finished { id, token, attempt: a, at } in done {
+        for Finished { id, token, attempt: a, at } in rows {
             q = q
                 .bind(*id)
                 .bind(token.as_str())
@@ -530,6 +522,27 @@ impl Store {
         Ok(done.iter().map(|f| kept.contains(&f.id)).collect())
     }
 
+    /// Gives back claims of deliveries that were never attempted (a worker stopping): each
+    /// `(id, token)` only while that token still holds it. Returns how many were given back.
+    pub async fn release_deliveries(&self, held: &[(i64, String)]) -> anyhow::Result<u64> {
+        if held.is_empty() {
+            return Ok(0);
+        }
+        let rows = padded(held);
+        let sql = format!(
+            "UPDATE webhook_deliveries SET claimed_by = NULL, claimed_until = NULL
+             WHERE id IN ({}) AND claimed_by = {} AND status = 'pending'",
+            id_list(rows.len(), 2),
+            case_id(rows.len(), 2, 2),
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (id, token) in rows {
+            q = q.bind(*id).bind(token.as_str());
+        }
+        let _writing = self.writing().await;
+        Ok(q.execute(&self.writer).await?.rows_affected())
+    }
+
     pub fn outbox_filled(&self) {
         self.outbox.notify_one();
     }
@@ -538,6 +551,28 @@ impl Store {
     pub fn outbox(&self) -> &tokio::sync::Notify {
         &self.outbox
     }
+}
+
+/// `rows` padded to a power of two by repeating the last: statements keyed by row count come in
+/// a few sizes, so each engine prepares (and caches) a few of them.
+fn padded<T>(rows: &[T]) -> Vec<&T> {
+    let mut out: Vec<&T> = rows.iter().collect();
+    if let Some(last) = rows.last() {
+        out.resize(rows.len().next_power_of_two(), last);
+    }
+    out
+}
+
+/// `$1, $(1+stride), …`: the first parameter of each of `n` rows of `stride` parameters.
+fn id_list(n: usize, stride: usize) -> String {
+    (0..n).map(|i| format!("${}", stride * i + 1)).collect::<Vec<_>>().join(", ")
+}
+
+/// `CASE id WHEN <row's first parameter> THEN <row's parameter k> … END` over `n` rows of
+/// `stride` parameters (a repeated row matches first where it first appears: the same values).
+fn case_id(n: usize, stride: usize, k: usize) -> String {
+    let arms: String = (0..n).map(|i| format!(" WHEN ${} THEN ${}", stride * i + 1, stride * i + k)).collect();
+    format!("CASE id{arms} END")
 }
 
 async fn insert_delivery(

@@ -254,6 +254,38 @@ async fn attempts_are_recorded_only_under_the_claim_that_made_them(db: Db) {
     assert_eq!(store.finish_deliveries(std::slice::from_ref(&again)).await.expect("finish"), vec![true]);
     assert_eq!(store.finish_deliveries(&[again]).await.expect("finish"), vec![false]);
     assert_eq!(store.delivery(ids[2]).await.expect("read").expect("delivery").attempts, 2);
+    // A stopping worker gives back what it never started: only under its own claim.
+    let mut more = vec![];
+    for _ in 0..3 {
+        more.push(store.enqueue_test(hook.id, &json!({}), T + 10_000).await.expect("enqueue").id);
+    }
+    assert_eq!(claimed(store.claim_deliveries("d", T + 10_000, T + 90_000, 16).await.expect("claim")), more);
+    let given = store.release_deliveries(&[(more[0], "d".into()), (more[1], "e".into())]).await.expect("release");
+    assert_eq!(given, 1, "the second is d's, not e's");
+    assert_eq!(claimed(store.claim_deliveries("e", T + 10_001, T + 90_000, 16).await.expect("claim")), vec![more[0]]);
+    // Three rows in one statement (padded to four), each with its own values.
+    let kept = store
+        .finish_deliveries(&[
+            done(more[1], "d", T + 10_100, attempt(DeliveryStatus::Delivered, T + 10_100, Some(201), None)),
+            done(more[2], "d", T + 10_200, attempt(DeliveryStatus::Failed, T + 10_200, Some(410), None)),
+            done(more[0], "e", T + 10_300, attempt(DeliveryStatus::Delivered, T + 10_300, Some(202), None)),
+        ])
+        .await
+        .expect("finish");
+    assert_eq!(kept, vec![true, true, true]);
+    let mut got = vec![];
+    for id in &more {
+        let d = store.delivery(*id).await.expect("read").expect("delivery");
+        got.push((d.status, d.response_status, d.delivered_at));
+    }
+    assert_eq!(
+        got,
+        vec![
+            (DeliveryStatus::Delivered, Some(202), Some(T + 10_300)),
+            (DeliveryStatus::Delivered, Some(201), Some(T + 10_100)),
+            (DeliveryStatus::Failed, Some(410), None),
+        ]
+    );
 }
 
 async fn creates_reads_changes_and_deletes_a_webhook(db: Db) {
