@@ -94,14 +94,18 @@ pub fn is_access_token(token: &str) -> bool {
 }
 
 /// The account behind an access token: unknown, revoked or expired tokens are a 401, a disabled
-/// account a 403. One indexed lookup (no cache); a use is recorded at most once a minute.
+/// account a 403. Known tokens come from the store's short-lived cache (forgotten on every
+/// instance when the token is revoked or its account's role or active flag changes), else one
+/// indexed lookup; expiry is checked against the clock every time. A use is recorded at most once
+/// a minute.
 pub async fn authenticate(state: &AppState, value: &str) -> AppResult<SignedIn> {
     let unknown = || AppError::Unauthenticated("the access token is not valid (revoked or never issued)".into());
     // 4 + 43 characters are made; anything far from that is not looked up.
     if !is_access_token(value) || value.len() > 200 {
         return Err(unknown());
     }
-    let (token, user) = state.store.token_by_hash(&crate::auth::api_token_hash(value)).await?.ok_or_else(unknown)?;
+    let found = state.store.token_by_hash(&crate::auth::api_token_hash(value)).await?.ok_or_else(unknown)?;
+    let (token, user) = (&found.token, &found.user);
     let now = state.clock.now_ms();
     if token.expired(now) {
         return Err(AppError::Unauthenticated("the access token has expired".into()));
@@ -112,14 +116,15 @@ pub async fn authenticate(state: &AppState, value: &str) -> AppResult<SignedIn> 
             message: "this account is disabled".into(),
         });
     }
-    if token.last_used_at.is_none_or(|at| at <= now - TOUCH_INTERVAL_MS) {
+    // The cached `last_used_at` goes stale; the token remembers this instance's last record.
+    if found.claim_use(now, TOUCH_INTERVAL_MS) {
         // Bookkeeping: a failed write does not refuse the request.
         if let Err(e) = state.store.touch_token(token.id, now, now - TOUCH_INTERVAL_MS).await {
             tracing::warn!(error = %e, token_id = token.id, "could not record the token's use");
         }
     }
     Ok(SignedIn {
-        user,
+        user: user.clone(),
         session_id: session_id_of(token.id),
         expires: token.expires_at.map_or(u64::MAX, |e| (e / 1000).max(0) as u64),
         scopes: token.scopes,

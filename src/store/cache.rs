@@ -1,7 +1,8 @@
 //! Short-lived caches of hot reads: the rows behind a share page (link + asset), the recipient's
-//! page being the hottest read, the public gallery's answers, and who has webhooks. A committed write through this
-//! Store forgets them here and on every other instance through the bus before it returns
-//! (`Caches::changed`);
+//! page being the hottest read, the public gallery's answers, who has webhooks, and the access
+//! tokens that authenticated (with their accounts, keyed by the token's hash; an unknown token is
+//! never cached). A committed write through this Store forgets them here and on every other
+//! instance through the bus before it returns (`Caches::changed`);
 //! while this instance cannot hear the others (the bus is down) they are bypassed, never trusted.
 //! `TTL` is only a safety net for an invalidation lost on its way.
 
@@ -20,6 +21,9 @@ const MAX_ENTRIES: usize = 50_000;
 /// A link and what it shares.
 pub type ShareView = Arc<(Share, Shared)>;
 
+/// An access token and its account, as authentication reads them.
+pub type TokenView = Arc<crate::store::tokens::TokenAccount>;
+
 /// The other instances of the deployment, as the caches see them (the bus, wired in `app`).
 pub trait Peers: Send + Sync {
     /// Tells every other instance to forget its caches. With `wait`, resolves once every instance
@@ -37,6 +41,10 @@ pub struct Caches {
     /// Who has active webhooks (`store::webhooks::WebhookOwners`): asked by every event, on the hot
     /// path of share views.
     webhook_owners: TtlCache<Arc<crate::store::webhooks::WebhookOwners>>,
+    /// Access tokens and their accounts by the token's hash (`Store::token_by_hash`): asked by
+    /// every request that carries one. Revoking a token and changing an account's role or active
+    /// flag forget it.
+    tokens: TtlCache<TokenView>,
     /// Counts the times everything was forgotten: a value read from the database before the last
     /// one may be stale and is not kept.
     epoch: AtomicU64,
@@ -89,12 +97,24 @@ impl Caches {
         }
     }
 
+    /// The token whose hash is `hash` (never its value), with its account.
+    pub fn token(&self, hash: &str) -> Option<TokenView> {
+        self.trusted().then(|| self.tokens.get(hash)).flatten()
+    }
+
+    pub fn put_token(&self, since: u64, hash: &str, view: TokenView) {
+        if self.trusted() {
+            self.tokens.put_unless_forgotten(&self.epoch, since, hash, view);
+        }
+    }
+
     /// Forgets everything on this instance (another instance wrote, or the bus came back).
     pub fn forget(&self) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.shares.clear();
         self.gallery.clear();
         self.webhook_owners.clear();
+        self.tokens.clear();
     }
 
     /// A write was committed here: forget it here and on every other instance (see

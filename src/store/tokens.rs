@@ -1,6 +1,11 @@
 //! Queries on personal access tokens (SPEC §13). Only hashes are stored; a request's token is
-//! found by its hash with its account in one indexed lookup (no cache: revoking, expiry and
-//! disabling the account take effect at the next request on every instance).
+//! found by its hash with its account in one indexed lookup, then kept in the short-lived cache
+//! (`store::cache`, keyed by the hash) like a share row: revoking it and changing its account's
+//! role or active flag forget it on every instance before the write returns, so they take effect
+//! at the next request everywhere; expiry is checked against the clock at every request.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -24,6 +29,32 @@ fn from_row(r: &AnyRow) -> Result<AccessToken, sqlx::Error> {
         expires_at: r.try_get("expires_at")?,
         last_used_at: r.try_get("last_used_at")?,
     })
+}
+
+/// A token and its account as authentication reads them (cached by the token's hash).
+pub struct TokenAccount {
+    pub token: AccessToken,
+    pub user: User,
+    /// When this instance last recorded a use, from the stored `last_used_at` on: a cached
+    /// `token.last_used_at` is not updated, and without this every request would write again
+    /// while the entry lives.
+    used: AtomicI64,
+}
+
+impl TokenAccount {
+    pub fn new(token: AccessToken, user: User) -> TokenAccount {
+        let used = AtomicI64::new(token.last_used_at.unwrap_or(i64::MIN));
+        TokenAccount { token, user, used }
+    }
+
+    /// Whether a use at `now` is to be recorded: none was for `interval` ms. One caller per
+    /// interval gets `true` on this instance; `Store::touch_token`'s conditional update settles
+    /// several instances.
+    pub fn claim_use(&self, now: i64, interval: i64) -> bool {
+        let last = self.used.load(Ordering::SeqCst);
+        last <= now.saturating_sub(interval)
+            && self.used.compare_exchange(last, now, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+    }
 }
 
 /// A token about to be stored.
@@ -82,8 +113,21 @@ impl Store {
         }))
     }
 
-    /// The token whose hash is `hash`, with its account, in one round trip.
-    pub async fn token_by_hash(&self, hash: &str) -> anyhow::Result<Option<(AccessToken, User)>> {
+    /// The token whose hash is `hash`, with its account: from the cache when it can be believed,
+    /// else in one round trip and then cached. An unknown hash is not cached (a new token works
+    /// at once).
+    pub async fn token_by_hash(&self, hash: &str) -> anyhow::Result<Option<Arc<TokenAccount>>> {
+        if let Some(t) = self.caches.token(hash) {
+            return Ok(Some(t));
+        }
+        let since = self.caches.epoch();
+        let Some((token, user)) = self.read_token_by_hash(hash).await? else { return Ok(None) };
+        let found = Arc::new(TokenAccount::new(token, user));
+        self.caches.put_token(since, hash, found.clone());
+        Ok(Some(found))
+    }
+
+    async fn read_token_by_hash(&self, hash: &str) -> anyhow::Result<Option<(AccessToken, User)>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS}, u.email, u.name AS user_name, u.password_hash, u.role, u.is_active,
                     u.created_at AS user_created_at
@@ -125,9 +169,10 @@ impl Store {
         Ok((rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?, count))
     }
 
-    /// Deletes token `id` of `user_id`; true when there was one.
+    /// Deletes token `id` of `user_id`; true when there was one. Every instance has forgotten it
+    /// when this returns.
     pub async fn delete_token(&self, id: i64, user_id: i64, now: i64, audit: &AuditEntry) -> anyhow::Result<bool> {
-        let (_writing, mut tx) = self.begin_write().await?;
+        let (writing, mut tx) = self.begin_write().await?;
         let res = sqlx::query("DELETE FROM access_tokens WHERE id = $1 AND user_id = $2")
             .bind(id)
             .bind(user_id)
@@ -138,11 +183,14 @@ impl Store {
         }
         super::audit::insert(&mut tx, audit, now).await?;
         tx.commit().await?;
+        drop(writing);
+        self.caches.changed(true).await;
         Ok(true)
     }
 
     /// Records a use of token `id` at `now` unless one at or after `since` is recorded already
-    /// (several instances may try at once: one of them writes).
+    /// (several instances may try at once: one of them writes). Cached tokens are not forgotten:
+    /// `last_used_at` is bookkeeping that authentication does not depend on.
     pub async fn touch_token(&self, id: i64, now: i64, since: i64) -> anyhow::Result<()> {
         self.write(
             sqlx::query(

@@ -118,7 +118,8 @@ impl Store {
     }
 
     /// Changes role and/or active flag; returns the updated account. The audit entries (what the
-    /// caller says changed) commit with the change.
+    /// caller says changed) commit with the change. The cached access tokens of the account carry
+    /// both: every instance has forgotten them when this returns.
     pub async fn update_user(
         &self,
         id: i64,
@@ -127,7 +128,7 @@ impl Store {
         now: i64,
         audit: &[AuditEntry],
     ) -> anyhow::Result<Option<User>> {
-        let (_writing, mut tx) = self.begin_write().await?;
+        let (writing, mut tx) = self.begin_write().await?;
         let res = sqlx::query(
             "UPDATE users SET role = COALESCE($1, role), is_active = COALESCE($2, is_active), updated_at = $3
              WHERE id = $4",
@@ -144,6 +145,10 @@ impl Store {
             }
         }
         tx.commit().await?;
+        drop(writing);
+        if res.rows_affected() == 1 {
+            self.caches.changed(true).await;
+        }
         self.user_by_id(id).await
     }
 

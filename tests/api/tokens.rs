@@ -7,14 +7,30 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::redis::{pair, redis_url};
+use crate::helpers::redis::{pair, pair_on, redis_url};
 use crate::helpers::{Db, TestApp, Ws, assert_error, created, fixtures};
 
 crate::on_both_databases!(
     a_token_is_shown_once_stored_hashed_listed_without_its_value_and_revoked,
     a_token_is_used_at_most_once_a_minute_in_the_list,
     concurrent_creations_stop_exactly_at_the_limit,
+    a_known_token_is_served_from_the_cache_and_its_use_still_written_once_a_minute,
+    revoking_a_token_cached_on_the_other_instance_refuses_it_there_at_the_next_request,
+    disabling_an_account_refuses_its_token_cached_on_the_other_instance_at_the_next_request,
+    a_role_change_applies_to_a_token_cached_on_the_other_instance_at_the_next_request,
 );
+
+/// What the store keeps of a token: the hex SHA-256 of its value (the cache's key too).
+fn hash_of(value: &str) -> String {
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(value.as_bytes()))
+}
+
+/// The stored `last_used_at` of the only token of the app.
+async fn stored_last_use(app: &TestApp) -> Option<i64> {
+    let (at,): (Option<i64>,) =
+        sqlx::query_as("SELECT last_used_at FROM access_tokens").fetch_one(app.state.store.pool()).await.expect("row");
+    at
+}
 
 /// The field names of the 400 that creating a token with `body` gets.
 async fn field(app: &TestApp, jwt: &str, body: Value) -> Vec<String> {
@@ -59,7 +75,7 @@ async fn a_token_is_shown_once_stored_hashed_listed_without_its_value_and_revoke
     assert_eq!(list["results"][0]["id"], id);
     assert!(list["results"][0]["last_used_at"].is_string(), "{text}");
     assert!(list["results"][0].get("token").is_none());
-    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(value.as_bytes()));
+    let hash = hash_of(&value);
     assert!(!text.contains(&value) && !text.contains(&hash[..16]), "{text}");
 
     // The database holds the SHA-256 of the token and nothing from which it could be read.
@@ -376,7 +392,8 @@ async fn a_token_opens_sockets_within_its_scopes_and_revoking_it_closes_them() {
     assert_eq!(Ws::try_connect(&app, &format!("/ws/notifications/?token={read}")).await.err(), Some(401));
 }
 
-/// Revoking on one instance is seen by the other at its next request (no cache of tokens).
+/// Revoking on one instance is seen by the other at its next request (its cached tokens are
+/// forgotten through the bus).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoking_or_disabling_on_one_instance_takes_effect_on_the_other_at_once() {
     let Some(bus) = redis_url().await else { return };
@@ -516,4 +533,104 @@ async fn the_command_line_creates_a_token_that_works() {
         assert!(!out.status.success(), "{bad:?} should fail");
         assert!(out.stdout.is_empty(), "nothing printed as a token");
     }
+}
+
+async fn a_known_token_is_served_from_the_cache_and_its_use_still_written_once_a_minute(db: Db) {
+    let app = TestApp::on(db).await;
+    let (jwt, _) = app.register("ada@example.com", "Ada").await;
+    let value = token(&app, &jwt, &["read"]).await;
+    let caches = app.state.store.caches();
+    // An unknown token is refused and not remembered; a new one works at its first request.
+    let unknown = format!("vtr_{}", "A".repeat(43));
+    assert_error(app.get("/api/auth/me/", Some(&unknown)).await, StatusCode::UNAUTHORIZED, "not_authenticated").await;
+    assert!(caches.token(&hash_of(&unknown)).is_none(), "an unknown token is not cached");
+    assert!(caches.token(&hash_of(&value)).is_none());
+    assert_eq!(stored_last_use(&app).await, None);
+
+    assert_eq!(app.get("/api/auth/me/", Some(&value)).await.status(), StatusCode::OK);
+    let cached = caches.token(&hash_of(&value)).expect("cached by its hash after a use");
+    assert!(caches.token(&value).is_none(), "never by its value");
+    let first = stored_last_use(&app).await.expect("the first use is written");
+
+    // Thirty seconds on: served from the same cached entry, and nothing written. The cached row
+    // still says "never used"; with the stored value cleared too, a request that even tried to
+    // record its use would write it.
+    app.advance(Duration::from_secs(30));
+    sqlx::query("UPDATE access_tokens SET last_used_at = NULL").execute(app.state.store.pool()).await.expect("clear");
+    assert_eq!(app.get("/api/auth/me/", Some(&value)).await.status(), StatusCode::OK);
+    let again = caches.token(&hash_of(&value)).expect("still cached");
+    assert!(std::sync::Arc::ptr_eq(&cached, &again), "the second request used the cached entry");
+    assert_eq!(app.get("/api/v3/assets/", Some(&value)).await.status(), StatusCode::OK);
+    assert_eq!(stored_last_use(&app).await, None, "no write within the minute after the first");
+
+    // A minute after the first use: written again (whether or not the entry is still cached).
+    app.advance(Duration::from_secs(31));
+    assert_eq!(app.get("/api/auth/me/", Some(&value)).await.status(), StatusCode::OK);
+    let later = stored_last_use(&app).await.expect("written");
+    assert!(later >= first + 61_000, "{later} after {first}");
+    assert_eq!(app.get("/api/auth/me/", Some(&value)).await.status(), StatusCode::OK);
+    assert_eq!(stored_last_use(&app).await, Some(later), "once per minute");
+    let list: Value = app.get("/api/auth/tokens/", Some(&jwt)).await.json().await.expect("json");
+    assert_eq!(list["results"][0]["last_used_at"], vitrine::domain::time::rfc3339(later));
+}
+
+/// Two instances on `db` and the test's Redis, and a token of an ordinary account used on the
+/// second one, so that it holds the token in its cache: (a, b, the admin's JWT, the user's JWT and
+/// id, the token); None (skipped) without Redis.
+async fn cached_on_b(db: Db, scopes: &[&str]) -> Option<(TestApp, TestApp, String, String, i64, String)> {
+    let bus = redis_url().await?;
+    let (a, b) = pair_on(db, &bus, |_| {}).await;
+    let (admin, _) = a.register("admin@example.com", "Ada Admin").await;
+    let (jwt, id) = a.register("user@example.com", "Uma User").await;
+    let value = token(&a, &jwt, scopes).await;
+    assert_eq!(b.get("/api/auth/me/", Some(&value)).await.status(), StatusCode::OK);
+    assert!(b.state.store.caches().token(&hash_of(&value)).is_some(), "b caches the token");
+    Some((a, b, admin, jwt, id, value))
+}
+
+async fn revoking_a_token_cached_on_the_other_instance_refuses_it_there_at_the_next_request(db: Db) {
+    let Some((a, b, _, jwt, _, value)) = cached_on_b(db, &["read"]).await else { return };
+    let list: Value = a.get("/api/auth/tokens/", Some(&jwt)).await.json().await.expect("json");
+    let token_id = list["results"][0]["id"].as_i64().expect("id");
+    assert_eq!(a.delete(&format!("/api/auth/tokens/{token_id}/"), Some(&jwt)).await.status(), StatusCode::NO_CONTENT);
+    assert!(b.state.store.caches().token(&hash_of(&value)).is_none(), "b forgot it before the revocation answered");
+    assert_error(b.get("/api/auth/me/", Some(&value)).await, StatusCode::UNAUTHORIZED, "not_authenticated").await;
+    assert_error(a.get("/api/auth/me/", Some(&value)).await, StatusCode::UNAUTHORIZED, "not_authenticated").await;
+}
+
+async fn disabling_an_account_refuses_its_token_cached_on_the_other_instance_at_the_next_request(db: Db) {
+    let Some((a, b, admin, _, id, value)) = cached_on_b(db, &["read"]).await else { return };
+    let r = a.patch_json(&format!("/api/admin/users/{id}/"), Some(&admin), &json!({"is_active": false})).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_error(b.get("/api/auth/me/", Some(&value)).await, StatusCode::FORBIDDEN, "account_disabled").await;
+    // Enabled again: the token works again at once (a refusal was not remembered either).
+    let r = a.patch_json(&format!("/api/admin/users/{id}/"), Some(&admin), &json!({"is_active": true})).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(b.get("/api/auth/me/", Some(&value)).await.status(), StatusCode::OK);
+}
+
+async fn a_role_change_applies_to_a_token_cached_on_the_other_instance_at_the_next_request(db: Db) {
+    let Some(bus) = redis_url().await else { return };
+    let (a, b) = pair_on(db, &bus, |_| {}).await;
+    let (admin, _) = a.register("admin@example.com", "Ada Admin").await;
+    let (jwt, id) = a.register("user@example.com", "Uma User").await;
+    let set_role = |role: &'static str| {
+        let (a, admin) = (&a, &admin);
+        async move {
+            let r = a.patch_json(&format!("/api/admin/users/{id}/"), Some(admin), &json!({"role": role})).await;
+            assert_eq!(r.status(), StatusCode::OK, "make {role}");
+        }
+    };
+    set_role("admin").await;
+    let value = token(&a, &jwt, &["read", "admin"]).await;
+    assert_eq!(b.get("/api/admin/users/", Some(&value)).await.status(), StatusCode::OK);
+    assert!(b.state.store.caches().token(&hash_of(&value)).is_some(), "b caches the token");
+
+    set_role("user").await;
+    assert_error(b.get("/api/admin/users/", Some(&value)).await, StatusCode::FORBIDDEN, "forbidden").await;
+    let me: Value = b.get("/api/auth/me/", Some(&value)).await.json().await.expect("json");
+    assert_eq!(me["role"], "user");
+
+    set_role("admin").await;
+    assert_eq!(b.get("/api/admin/users/", Some(&value)).await.status(), StatusCode::OK);
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{Spawn, TestApp, free_port};
+use super::{Db, Spawn, TestApp, free_port};
 
 /// `TEST_REDIS_URL`, checked: set but unreachable fails the test; unset skips it.
 pub async fn redis_url() -> Option<String> {
@@ -31,10 +31,16 @@ pub async fn pair(bus: &str) -> (TestApp, TestApp) {
 
 /// `pair`, with the same extra settings on both instances.
 pub async fn pair_with(bus: &str, tweak: fn(&mut vitrine::config::Config)) -> (TestApp, TestApp) {
+    pair_on(Db::Sqlite, bus, tweak).await
+}
+
+/// `pair_with` on `db` (SQLite: a shared file; PostgreSQL: one fresh database).
+pub async fn pair_on(db: Db, bus: &str, tweak: fn(&mut vitrine::config::Config)) -> (TestApp, TestApp) {
     // The second instance opens the first one's database.
     let spawn = |database_url: Option<String>| {
         let bus = bus.to_string();
         TestApp::spawn_with(Spawn {
+            db: db.clone(),
             tweak: Box::new(move |c| {
                 c.bus_url = Some(bus);
                 c.jwt_secret = Some(JWT.into());
