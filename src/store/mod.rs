@@ -58,6 +58,28 @@ impl Dialect {
         }
     }
 
+    /// `SELECT column1 AS <first>, … FROM (VALUES (…), …)`: `rows` rows of parameters named by
+    /// `columns` (`"a, b"`), bound row after row. Placeholders are anonymous `?` on SQLite, whose
+    /// look-up of a numbered parameter by name scans them all (quadratic in their number), and
+    /// `$k` on PostgreSQL. Both engines name the columns of a `VALUES` list `column1`, `column2`, ….
+    pub fn value_rows(self, columns: &str, rows: usize) -> String {
+        let names: Vec<&str> = columns.split(',').map(str::trim).collect();
+        let width = names.len();
+        let tuples: Vec<String> = (0..rows)
+            .map(|r| {
+                let marks: Vec<String> = (1..=width)
+                    .map(|k| match self {
+                        Dialect::Sqlite => "?".to_string(),
+                        Dialect::Postgres => format!("${}", r * width + k),
+                    })
+                    .collect();
+                format!("({})", marks.join(", "))
+            })
+            .collect();
+        let fields: Vec<String> = names.iter().enumerate().map(|(i, n)| format!("column{} AS {n}", i + 1)).collect();
+        format!("SELECT {} FROM (VALUES {}) AS rows_given", fields.join(", "), tuples.join(", "))
+    }
+
     /// The JSON parameter for `json_rows`: each row's values in the order of `columns`.
     pub fn encode_rows(self, columns: &str, rows: impl Iterator<Item = Vec<serde_json::Value>>) -> String {
         let rows: Vec<serde_json::Value> = match self {

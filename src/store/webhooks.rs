@@ -472,36 +472,27 @@ impl Store {
     }
 
     /// Records attempts of deliveries still claimed by their tokens, in one statement (one commit,
-    /// one round trip to the database; each row found by its key, its values picked by `CASE id`:
-    /// an `UPDATE … FROM` a JSON array of them had SQLite scan the whole outbox): for each, false
-    /// when the claim was lost (its lease ran out and another worker took it).
+    /// one round trip to the database; each row found by its key from a `VALUES` list): for each,
+    /// false when the claim was lost (its lease ran out and another worker took it).
     pub async fn finish_deliveries(&self, done: &[Finished]) -> anyhow::Result<Vec<bool>> {
         if done.is_empty() {
             return Ok(vec![]);
         }
-        // Eight parameters a row: id, token, status, next attempt, response status, response
-        // body, error, when.
         let rows = padded(done);
-        let case = |k: usize| case_id(rows.len(), 8, k);
-        let delivered_at: String = (0..rows.len())
-            .map(|i| {
-                let p = |k: usize| format!("${}", 8 * i + k);
-                format!(" WHEN {} THEN CASE WHEN {} = 'delivered' THEN {} ELSE delivered_at END", p(1), p(3), p(8))
-            })
-            .collect();
         let sql = format!(
-            "UPDATE webhook_deliveries SET status = {}, attempts = attempts + 1, next_attempt_at = {},
-                response_status = {}, response_body = {}, last_error = {},
-                delivered_at = CASE id{delivered_at} END, claimed_by = NULL, claimed_until = NULL
-             WHERE id IN ({}) AND claimed_by = {} AND status = 'pending'
-             RETURNING id",
-            case(3),
-            case(4),
-            case(5),
-            case(6),
-            case(7),
-            id_list(rows.len(), 8),
-            case(2),
+            "UPDATE webhook_deliveries SET status = v.status, attempts = attempts + 1,
+                next_attempt_at = v.next_attempt_at, response_status = v.response_status,
+                response_body = v.response_body, last_error = v.last_error,
+                delivered_at = CASE WHEN v.status = 'delivered' THEN v.at ELSE delivered_at END,
+                claimed_by = NULL, claimed_until = NULL
+             FROM ({}) AS v
+             WHERE webhook_deliveries.id = v.id AND webhook_deliveries.claimed_by = v.token
+               AND webhook_deliveries.status = 'pending'
+             RETURNING webhook_deliveries.id",
+            self.dialect.value_rows(
+                "id, token, status, next_attempt_at, response_status, response_body, last_error, at",
+                rows.len()
+            ),
         );
         let mut q = sqlx::query_as::<_, (i64,)>(sqlx::AssertSqlSafe(sql));
         for Finished { id, token, attempt: a, at } in rows {
@@ -531,9 +522,10 @@ impl Store {
         let rows = padded(held);
         let sql = format!(
             "UPDATE webhook_deliveries SET claimed_by = NULL, claimed_until = NULL
-             WHERE id IN ({}) AND claimed_by = {} AND status = 'pending'",
-            id_list(rows.len(), 2),
-            case_id(rows.len(), 2, 2),
+             FROM ({}) AS v
+             WHERE webhook_deliveries.id = v.id AND webhook_deliveries.claimed_by = v.token
+               AND webhook_deliveries.status = 'pending'",
+            self.dialect.value_rows("id, token", rows.len()),
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (id, token) in rows {
@@ -553,26 +545,15 @@ impl Store {
     }
 }
 
-/// `rows` padded to a power of two by repeating the last: statements keyed by row count come in
-/// a few sizes, so each engine prepares (and caches) a few of them.
+/// `rows` padded to a power of two by repeating the last (a repeated row matches the same row with
+/// the same values): statements shaped by their row count come in a few sizes, so each engine
+/// prepares (and caches) a few of them.
 fn padded<T>(rows: &[T]) -> Vec<&T> {
     let mut out: Vec<&T> = rows.iter().collect();
     if let Some(last) = rows.last() {
         out.resize(rows.len().next_power_of_two(), last);
     }
     out
-}
-
-/// `$1, $(1+stride), …`: the first parameter of each of `n` rows of `stride` parameters.
-fn id_list(n: usize, stride: usize) -> String {
-    (0..n).map(|i| format!("${}", stride * i + 1)).collect::<Vec<_>>().join(", ")
-}
-
-/// `CASE id WHEN <row's first parameter> THEN <row's parameter k> … END` over `n` rows of
-/// `stride` parameters (a repeated row matches first where it first appears: the same values).
-fn case_id(n: usize, stride: usize, k: usize) -> String {
-    let arms: String = (0..n).map(|i| format!(" WHEN ${} THEN ${}", stride * i + 1, stride * i + k)).collect();
-    format!("CASE id{arms} END")
 }
 
 async fn insert_delivery(
