@@ -431,7 +431,15 @@ pub fn signature(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
 
 /// The body of a delivery: `{type, timestamp, data}` (timestamp RFC 3339).
 pub fn payload(kind: EventType, timestamp: &str, data: &serde_json::Value) -> String {
-    serde_json::json!({"type": kind.as_str(), "timestamp": timestamp, "data": data}).to_string()
+    /// The body, borrowed (no copy of `data`); fields in the order `json!` wrote them (sorted).
+    #[derive(Serialize)]
+    struct Body<'a> {
+        data: &'a serde_json::Value,
+        timestamp: &'a str,
+        #[serde(rename = "type")]
+        kind: &'a str,
+    }
+    serde_json::to_string(&Body { data, timestamp, kind: kind.as_str() }).unwrap_or_default()
 }
 
 /// When the next attempt is due after `attempts` failed ones (ms after now), or None when the
@@ -444,6 +452,15 @@ pub fn retry_delay_ms(attempts: i64, delays_secs: &[u64]) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_payload_is_the_json_object_of_type_timestamp_and_data() {
+        let data = serde_json::json!({"share": {"uuid": "u", "title": "T \"q\""}, "asset_id": 3, "visitor": null});
+        let body = payload(EventType::ShareViewed, "2026-12-05T10:00:00.000Z", &data);
+        let expected =
+            serde_json::json!({"type": "share.viewed", "timestamp": "2026-12-05T10:00:00.000Z", "data": data});
+        assert_eq!(body, expected.to_string(), "the same bytes as the object written by serde_json");
+    }
 
     fn refused(s: &str) -> bool {
         forbidden_address(s.parse().expect("an address")).is_some()
