@@ -5,10 +5,13 @@
       COUNT views of SHARE_URL (JSON page, a browser's User-Agent) by CONCURRENCY keep-alive
       clients; view i carries the referrer https://v<i>.bench.invalid/ (analytics keep the
       referrer's host, and the share.viewed event carries it), so each delivery names its view.
-      "on": first starts a receiver (this script's "receive", a process of its own, so that it
-      shares no interpreter lock with the views) on a free loopback port and creates a webhook for
-      share.viewed (the caller's own links) pointing at it; waits until every view has been
-      delivered (at most 180 s after the last view), then deletes the webhook.
+      "on": first starts a receiver (a process of its own) on a free loopback port and creates a
+      webhook for share.viewed (the caller's own links) pointing at it; waits until every view
+      has been delivered (at most 180 s after the last view), then deletes the webhook. The
+      receiver is the executable named by the environment variable WEBHOOK_RECEIVER, run as
+      "$WEBHOOK_RECEIVER --bench COUNT" (bench/webhook_receiver.rs, built by webhook_delivery.sh:
+      Rust on one thread, a fraction of this script's CPU per delivery), else this script's
+      "receive"; both behave the same.
       Prints "views_seconds events_per_second p50_ms p99_ms delivered duplicates client_cpu
       receiver_cpu":
         views_seconds      time to send the COUNT views;
@@ -16,16 +19,18 @@
         p50_ms, p99_ms     per event, delivery received - its view request sent;
         duplicates         deliveries of an event already received;
         client_cpu         CPU seconds (user + system) of this script's views;
-        receiver_cpu       CPU seconds of the receiver process.
+        receiver_cpu       CPU seconds of the receiver process (it is this script's only child).
       "off": only the views; prints "views_seconds 0 0 0 0 0 client_cpu 0".
 
   issue21_client.py receive COUNT
-      The receiver: a minimal HTTP/1.1 server on asyncio (the harness should cost the machine
-      little next to the server it measures). Prints its port, then, once COUNT distinct views
-      have been delivered (or on SIGTERM), one line of JSON: {"received": {view: seconds}, "duplicates": n}
-      with perf_counter() times (the same clock as the views' send times).
+      The fallback receiver when WEBHOOK_RECEIVER is unset: a minimal HTTP/1.1 server on asyncio
+      (~60 us of CPU per delivery; the Rust one costs a fraction). Prints its port, then, once
+      COUNT distinct views have been delivered (or on SIGTERM), one line of JSON:
+      {"received": {view: seconds}, "duplicates": n} with perf_counter() times (CLOCK_MONOTONIC,
+      the same clock as the views' send times).
 """
 import asyncio
+import os
 import re
 import resource
 import signal
@@ -127,7 +132,9 @@ def api(base, token, method, path, body=None):
 def views(base, token, share_url, count, concurrency, mode):
     hook, receiver = None, None
     if mode == "on":
-        receiver = subprocess.Popen([sys.executable, __file__, "receive", str(count)], stdout=subprocess.PIPE, text=True)
+        rust = os.environ.get("WEBHOOK_RECEIVER")
+        argv = [rust, "--bench", str(count)] if rust else [sys.executable, __file__, "receive", str(count)]
+        receiver = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
         port = int(receiver.stdout.readline())
         hook = api(base, token, "POST", "/api/webhooks/",
                    {"url": f"http://127.0.0.1:{port}/hook", "events": ["share.viewed"]})

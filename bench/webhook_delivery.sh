@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # webhook_delivery: what do webhooks cost, and how fast are they? One server (SQLite, local
 # storage), two accounts: the bench admin owns link A and has a webhook for `share.viewed`
-# pointing at a local receiver (bench/issue21_client.py); a second account owns link B, whose
-# page wrk loads (64 connections) for the whole round. In each round 10,000 views of link A are
-# sent while B is under load. Each round measures "off" (no webhook anywhere: the same views, no
-# events) and "on" (every view of A becomes a signed delivery to the receiver), in alternating
-# order, each on a fresh server (empty data dir, the same accounts and links).
+# pointing at a local receiver (bench/webhook_receiver.rs, a small Rust HTTP server on the
+# standard library, built here with rustc and started by bench/issue21_client.py, which sends the views: the
+# harness should cost the machine little next to the server it measures, and the Python receiver
+# took ~60 us of CPU per delivery); a second account owns link B, whose page wrk loads (64
+# connections) for the whole round. In each round 10,000 views of link A are sent while B is
+# under load. Each round measures "off" (no webhook anywhere: the same views, no events) and
+# "on" (every view of A becomes a signed delivery to the receiver), in alternating order, each on
+# a fresh server (empty data dir, the same accounts and links).
 #
 # Reports: events per second (10,000 / first view sent → last delivery received), p50 and p99
 # from a view to its delivery, and B's requests per second with webhooks on against off: the
@@ -17,7 +20,8 @@
 #
 # Usage: bash bench/webhook_delivery.sh
 # Env:   WEBHOOK_BENCH_EVENTS (10000), WEBHOOK_BENCH_SECONDS (15), WEBHOOK_BENCH_ROUNDS (7),
-#        BENCH_SKIP_BUILD=1, VITRINE_BIN, BENCH_TMPDIR, BENCH_RESULTS
+#        BENCH_SKIP_BUILD=1, VITRINE_BIN, BENCH_TMPDIR, BENCH_RESULTS, WEBHOOK_RECEIVER (a built
+#        bench/webhook_receiver.rs: then it is not built here)
 # Installs: wrk with apt-get when missing.
 # Exit:  0 all targets met, 1 a target missed, 2 the benchmark itself failed.
 set -euo pipefail
@@ -34,6 +38,18 @@ UA='User-Agent: Mozilla/5.0 (X11; Linux x86_64) Firefox/121.0'
 ensure_wrk
 build_release
 make_tmpdir work
+
+# The receiver: standard library only, built here with plain rustc in a few seconds (even with
+# BENCH_SKIP_BUILD=1), unless WEBHOOK_RECEIVER names one already.
+if [[ -z "${WEBHOOK_RECEIVER:-}" ]]; then
+    WEBHOOK_RECEIVER="$REPO_ROOT/target/bench-tools/webhook_receiver"
+    mkdir -p "$(dirname "$WEBHOOK_RECEIVER")"
+    log "rustc -O bench/webhook_receiver.rs"
+    rustc -O --edition 2024 "$REPO_ROOT/bench/webhook_receiver.rs" -o "$WEBHOOK_RECEIVER" ||
+        die "building the webhook receiver failed"
+fi
+[[ -x "$WEBHOOK_RECEIVER" ]] || die "no webhook receiver executable (got '$WEBHOOK_RECEIVER')"
+export WEBHOOK_RECEIVER
 
 VITRINE_EXTRA_ENV=(VITRINE_WEBHOOK_ALLOWED_HOSTS=127.0.0.1 VITRINE_LOGIN_RATE_PER_IP_PER_MINUTE=100)
 
