@@ -134,7 +134,8 @@ def views(base, token, share_url, count, concurrency, mode):
     if mode == "on":
         rust = os.environ.get("WEBHOOK_RECEIVER")
         argv = [rust, "--bench", str(count)] if rust else [sys.executable, __file__, "receive", str(count)]
-        receiver = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+        # stdin: closing it ends the Rust receiver early (SIGTERM ends the Python one).
+        receiver = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         port = int(receiver.stdout.readline())
         hook = api(base, token, "POST", "/api/webhooks/",
                    {"url": f"http://127.0.0.1:{port}/hook", "events": ["share.viewed"]})
@@ -174,11 +175,12 @@ def views(base, token, share_url, count, concurrency, mode):
     if mode != "on":
         print(f"{views_s:.3f} 0 0 0 0 0 {client_cpu:.3f} 0")
         return
-    try:
-        out, _ = receiver.communicate(timeout=180)
-    except subprocess.TimeoutExpired:
-        receiver.terminate()
-        out, _ = receiver.communicate()
+    # At most 180 s more: then the receiver is told to stop and print what it has.
+    timer = threading.Timer(180, receiver.stdin.close if rust else receiver.terminate)
+    timer.start()
+    out = receiver.stdout.read()
+    receiver.wait()
+    timer.cancel()
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     receiver_cpu = kids.ru_utime + kids.ru_stime
     result = json.loads(out)

@@ -11,19 +11,20 @@
 //! `v<i>.bench.invalid` counts as the delivery of view `i`, received at the CLOCK_MONOTONIC time
 //! its body was complete (seconds: the clock of Python's `time.perf_counter()`, which the views'
 //! send times use); a second delivery of a view counts as a duplicate. Once COUNT distinct views
-//! have been received, or on SIGTERM, prints one line of JSON,
+//! have been received, or when its stdin is closed (the client's way to end it early), prints one
+//! line of JSON,
 //! `{"received": {"<i>": seconds, …}, "duplicates": n}`, and exits 0: the same behaviour as
 //! `issue21_client.py receive COUNT`.
 //!
 //! Under `cargo test --all-targets` the binary starts without `--bench` and returns at once.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Sender, channel};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::Instant;
 
 const NO_CONTENT: &[u8] = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n";
 const PREFIX: &str = "v";
@@ -40,10 +41,11 @@ impl Received {
     /// Records a body received at `at`; true once `count` views are in.
     fn handle(&mut self, body: &[u8], at: f64) -> bool {
         if let Some(i) = view_of(body) {
-            if self.at.contains_key(&i) {
-                self.duplicates += 1;
-            } else {
-                self.at.insert(i, at);
+            match self.at.entry(i) {
+                Entry::Occupied(_) => self.duplicates += 1,
+                Entry::Vacant(e) => {
+                    e.insert(at);
+                }
             }
         }
         self.at.len() >= self.count
@@ -69,32 +71,31 @@ fn view_of(body: &[u8]) -> Option<i64> {
     host.strip_prefix(PREFIX)?.strip_suffix(SUFFIX)?.parse().ok()
 }
 
-#[repr(C)]
-struct Timespec {
-    tv_sec: i64,
-    tv_nsec: i64,
-}
-
-unsafe extern "C" {
-    fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
-    fn signal(signum: i32, handler: usize) -> usize;
-}
-
-const CLOCK_MONOTONIC: i32 = 1;
-const SIGTERM: i32 = 15;
-
 /// Seconds on CLOCK_MONOTONIC (Python's `time.perf_counter()` on Linux).
-fn now() -> f64 {
-    let mut t = Timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `t` is a valid timespec (64-bit Linux layout) for the call to fill.
-    unsafe { clock_gettime(CLOCK_MONOTONIC, &mut t) };
-    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
+struct Clock {
+    base: Instant,
+    base_seconds: f64,
 }
 
-static TERMINATED: AtomicBool = AtomicBool::new(false);
+impl Clock {
+    /// std's `Instant` is CLOCK_MONOTONIC on Linux, and its Debug form shows the timespec
+    /// (`Instant { tv_sec: 5056, tv_nsec: 525916456 }`): read once here, since the standard library
+    /// offers no other safe way to the raw value (and this crate forbids `unsafe`).
+    fn new() -> Option<Clock> {
+        let base = Instant::now();
+        let shown = format!("{base:?}");
+        let field = |name: &str| -> Option<f64> {
+            let from = shown.find(name)? + name.len();
+            let digits: String =
+                shown[from..].chars().skip_while(|c| !c.is_ascii_digit()).take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        };
+        Some(Clock { base, base_seconds: field("tv_sec")? + field("tv_nsec")? * 1e-9 })
+    }
 
-extern "C" fn on_term(_: i32) {
-    TERMINATED.store(true, Ordering::SeqCst);
+    fn now(&self) -> f64 {
+        self.base_seconds + self.base.elapsed().as_secs_f64()
+    }
 }
 
 /// The first `\r\ncontent-length:` (any case) in `head` followed by optional blanks and digits:
@@ -117,7 +118,7 @@ fn content_length(head: &[u8]) -> usize {
 }
 
 /// Answers the requests of one connection until it closes.
-fn serve(mut stream: TcpStream, received: Arc<Mutex<Received>>, done: Sender<()>) {
+fn serve(mut stream: TcpStream, clock: Arc<Clock>, received: Arc<Mutex<Received>>, done: Sender<()>) {
     let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut chunk = [0u8; 16 * 1024];
     let mut out = Vec::with_capacity(NO_CONTENT.len() * 16);
@@ -136,7 +137,7 @@ fn serve(mut stream: TcpStream, received: Arc<Mutex<Received>>, done: Sender<()>
             if buf.len() < next {
                 break;
             }
-            let at = now();
+            let at = clock.now();
             out.extend_from_slice(NO_CONTENT);
             complete |= received.lock().unwrap_or_else(|e| e.into_inner()).handle(&buf[body_at..next], at);
             start = next;
@@ -165,6 +166,10 @@ fn main() -> std::io::Result<()> {
         eprintln!("usage: webhook_receiver --bench COUNT");
         std::process::exit(2);
     };
+    let Some(clock) = Clock::new().map(Arc::new) else {
+        eprintln!("webhook receiver: cannot read CLOCK_MONOTONIC from std::time::Instant");
+        std::process::exit(2);
+    };
     let listener = TcpListener::bind("127.0.0.1:0")?;
     {
         let mut stdout = std::io::stdout().lock();
@@ -173,14 +178,11 @@ fn main() -> std::io::Result<()> {
     }
     let received = Arc::new(Mutex::new(Received { count, at: HashMap::new(), duplicates: 0 }));
     let (done, finished) = channel::<()>();
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe { signal(SIGTERM, on_term as *const () as usize) };
+    // The end before COUNT: the client closes our stdin (what `receive`'s SIGTERM does there).
     {
         let done = done.clone();
         std::thread::spawn(move || {
-            while !TERMINATED.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
             let _ = done.send(());
         });
     }
@@ -189,8 +191,8 @@ fn main() -> std::io::Result<()> {
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let _ = stream.set_nodelay(true);
-                let (received, done) = (received.clone(), done.clone());
-                std::thread::spawn(move || serve(stream, received, done));
+                let (clock, received, done) = (clock.clone(), received.clone(), done.clone());
+                std::thread::spawn(move || serve(stream, clock, received, done));
             }
         });
     }
