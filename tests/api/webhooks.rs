@@ -807,6 +807,56 @@ async fn the_outbox_survives_a_restart_between_event_and_delivery() {
     assert_eq!(d["event_id"], got[0].id);
 }
 
+/// A worker claims ahead of its 16 slots; when its instance stops, what it claimed and never
+/// started goes back to the outbox at once (not after the 80 s lease), and what it sent is
+/// recorded: the next instance sends only the rest, each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stopping_instance_gives_back_the_deliveries_it_never_started() {
+    let rx = Receiver::start().await;
+    rx.delay_ms.store(3_000, Ordering::SeqCst);
+    // The same secrets on both: the account's token works on the second too.
+    let tweak = |c: &mut vitrine::config::Config| {
+        local(c);
+        c.jwt_secret = Some(JWT.into());
+        c.hmac_secret = Some(HMAC.into());
+    };
+    let first = TestApp::spawn_with(Spawn { tweak: Box::new(tweak), ..Default::default() }).await;
+    let (_, user) = first.admin_and_user().await;
+    let hook = add_hook(&first, &user, &rx.url("stop"), &["share.created"]).await;
+    let id = hook["id"].as_i64().expect("id");
+    for _ in 0..20 {
+        let r = first.post_json(&format!("/api/webhooks/{id}/test/"), Some(&user), &json!({})).await;
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+    }
+    // 16 attempts under way (the receiver answers after 3 s), 4 claimed and waiting for a slot.
+    wait_receipts(&rx, "stop", 16).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.receipts("stop").len(), 16, "16 slots");
+    first.shutdown().await.expect("join").expect("run");
+    assert_eq!(rx.receipts("stop").len(), 16, "nothing new started while stopping");
+
+    let db = first.state.config.database_url.clone();
+    let second = TestApp::spawn_with(Spawn {
+        tweak: Box::new(move |c| {
+            tweak(c);
+            c.database_url = db;
+        }),
+        ..Default::default()
+    })
+    .await;
+    let started = tokio::time::Instant::now();
+    let got = wait_receipts(&rx, "stop", 20).await;
+    assert!(started.elapsed() < Duration::from_secs(15), "given back, not left to their lease");
+    let ids: std::collections::HashSet<&str> = got.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids.len(), 20, "each event once: the 16 sent before the stop were recorded");
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    let page: Value =
+        second.get(&format!("/api/webhooks/{id}/deliveries/"), Some(&user)).await.json().await.expect("json");
+    let results = page["results"].as_array().expect("results");
+    assert_eq!(results.len(), 20);
+    assert!(results.iter().all(|d| d["status"] == "delivered" && d["attempts"] == 1), "{page}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_on_postgres_deliver_each_event_once() {
     let Some(db @ Db::Postgres(_)) = Db::postgres() else { return };
