@@ -127,7 +127,16 @@ impl Store {
                 .with_context(|| format!("cannot create the database {shown}"))?;
         }
         let options = |max: u32| {
-            let opts = AnyPoolOptions::new().max_connections(max).acquire_timeout(Duration::from_secs(10));
+            // No idle timeout and no lifetime: then sqlx runs no maintenance task, whose sweep in
+            // 0.9.0 can spin at 100 % CPU for good once the pool's idle count has wrapped below
+            // zero (a release racing a try_acquire; sqlx #3645, fixed in 0.9.1, which breaks
+            // NULL parameters of cached PostgreSQL statements): seen here as a run that never
+            // stopped. PostgreSQL connections are checked before use instead (the default ping).
+            let opts = AnyPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(Duration::from_secs(10))
+                .idle_timeout(None)
+                .max_lifetime(None);
             if dialect == Dialect::Postgres {
                 return opts;
             }
